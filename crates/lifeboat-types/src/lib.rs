@@ -1,0 +1,14 @@
+//! Types and pure logic of lifeboat, with no I/O: the velero.io/v1 resources, the Velero
+//! object-store and tarball layout, label selectors, durations and backup planning.
+#![warn(missing_docs)]
+
+pub mod document;
+pub mod duration;
+pub mod layout;
+pub mod names;
+pub mod plan;
+pub mod resource_list;
+pub mod selector;
+pub mod velero;
+
+pub use duration::GoDuration;

@@ -1,0 +1,62 @@
+//! Validation of names lifeboat puts into paths and Kubernetes objects.
+
+/// Why a backup (or restore, schedule, location) name was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "invalid {what} name {name:?}: use at most 63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit (e.g. nightly-2026-01-01)"
+)]
+pub struct NameError {
+    /// What kind of object was being named.
+    pub what: &'static str,
+    /// The rejected name.
+    pub name: String,
+}
+
+/// Checks `name` as a Kubernetes DNS-1123 subdomain short enough to be a label value
+/// (Velero labels restores and items with backup names).
+pub fn validate_name(what: &'static str, name: &str) -> Result<(), NameError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError {
+            what,
+            name: name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("nightly", true)]
+    #[case("daily-full-backup-20260118", true)]
+    #[case("a.b", true)]
+    #[case("", false)]
+    #[case("Nightly", false)]
+    #[case("-x", false)]
+    #[case("x-", false)]
+    #[case("a/b", false)]
+    #[case("../etc", false)]
+    #[case("a..b", false)]
+    #[case("a b", false)]
+    fn names(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(validate_name("backup", name).is_ok(), ok, "{name:?}");
+    }
+
+    #[test]
+    fn too_long() {
+        assert!(validate_name("backup", &"a".repeat(64)).is_err());
+        assert!(validate_name("backup", &"a".repeat(63)).is_ok());
+    }
+}
