@@ -1,1 +1,10 @@
+//! lifeboat's engine: storage locations (OpenDAL), the API server (kube), and the
+//! streaming Velero-format backup writer. Binaries use this through `lifeboat`.
+#![warn(missing_docs)]
 
+pub mod archive;
+pub mod backup;
+pub mod catalog;
+pub mod cluster;
+pub mod config;
+pub mod storage;

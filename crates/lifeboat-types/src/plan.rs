@@ -555,11 +555,7 @@ mod tests {
     fn res(group: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]) -> ApiResource {
         ApiResource {
             group: group.into(),
-            version: if group.is_empty() {
-                "v1".into()
-            } else {
-                "v1".into()
-            },
+            version: "v1".into(),
             plural: plural.into(),
             singular: kind.to_ascii_lowercase(),
             kind: kind.into(),

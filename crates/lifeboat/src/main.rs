@@ -1,1 +1,788 @@
-fn main() {}
+//! `lifeboat`: a thin binary over lifeboat-engine. Parses the command line, picks the
+//! cluster and the storage location, runs the command, maps outcomes to exit codes.
+
+mod cli;
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{CommandFactory, Parser};
+use lifeboat_engine::backup::{BackupOptions, Progress, run_backup};
+use lifeboat_engine::catalog;
+use lifeboat_engine::cluster::{
+    Cluster, ClusterOptions, dev_cluster_kubeconfig, kubeconfig_configured,
+};
+use lifeboat_engine::config::{Config, default_path};
+use lifeboat_engine::storage::{Store, location_from_url};
+use lifeboat_types::GoDuration;
+use lifeboat_types::document::{VeleroDocument, parse_documents};
+use lifeboat_types::names::validate_name;
+use lifeboat_types::selector::Selector;
+use lifeboat_types::velero::{
+    Backup, BackupList, BackupPhase, BackupSpec, BackupStorageLocation, BackupStorageLocationSpec,
+    ObjectStorageLocation, SecretKeySelector,
+};
+
+use cli::{
+    BackupCmd, BackupCreate, BackupGet, Cli, Command, CreateCmd, GetCmd, LocationCmd, Output,
+};
+
+/// Exit code of a backup that ended PartiallyFailed.
+const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info,lifeboat=info",
+        _ => "debug,hyper=info,rustls=info,tower=info,h2=info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Backup { cmd } => backup_cmd(&cli, cmd).await,
+        Command::Create {
+            cmd: CreateCmd::Backup(c),
+        } => backup_create(&cli, c).await,
+        Command::Get {
+            cmd: GetCmd::Backups(g),
+        } => backup_get(g).await,
+        Command::Location { cmd } => location_cmd(cmd).await,
+        Command::Apply {
+            file,
+            storage_location,
+        } => apply(&cli, file, storage_location.as_deref()).await,
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "lifeboat",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Version => {
+            println!("lifeboat {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+    }
+}
+
+fn load_config() -> Result<Config> {
+    Ok(Config::load(&default_path())?)
+}
+
+/// Resolves `--storage-location` (a name, or a URL) to a location.
+fn resolve_location(arg: Option<&str>) -> Result<BackupStorageLocation> {
+    match arg {
+        Some(s) if s.contains("://") || s.starts_with('/') => Ok(location_from_url(s)?),
+        other => Ok(load_config()?.resolve(other)?),
+    }
+}
+
+fn open_store(arg: Option<&str>) -> Result<Store> {
+    Ok(Store::open(&resolve_location(arg)?)?)
+}
+
+/// The cluster: --kubeconfig/--kubecontext, else the usual kubeconfig, else the local dev
+/// cluster started by scripts/dev-cluster.sh.
+async fn connect(cli: &Cli) -> Result<Cluster> {
+    let mut opts = ClusterOptions {
+        kubeconfig: cli.kubeconfig.clone(),
+        context: cli.kubecontext.clone(),
+    };
+    if opts.kubeconfig.is_none()
+        && !kubeconfig_configured()
+        && std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
+    {
+        match dev_cluster_kubeconfig() {
+            Some(p) => {
+                tracing::info!(
+                    "no kubeconfig configured; using the local dev cluster at {}",
+                    p.display()
+                );
+                opts.kubeconfig = Some(p);
+            }
+            None => bail!(
+                "no cluster configured: pass --kubeconfig FILE, set KUBECONFIG, or start the local dev cluster with scripts/dev-cluster.sh up"
+            ),
+        }
+    }
+    Ok(Cluster::connect(&opts).await?)
+}
+
+fn parse_kv(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| anyhow!("invalid {what} {s:?}: expected key=value"))
+        })
+        .collect()
+}
+
+fn parse_ordered(s: &str) -> Result<BTreeMap<String, String>> {
+    s.split(';')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| {
+                    anyhow!("invalid --ordered-resources {p:?}: expected resource=ns/name,ns/name;resource2=...")
+                })
+        })
+        .collect()
+}
+
+fn parse_duration(flag: &str, s: &Option<String>) -> Result<Option<GoDuration>> {
+    s.as_deref()
+        .map(|v| v.parse::<GoDuration>().with_context(|| format!("--{flag}")))
+        .transpose()
+}
+
+/// Builds the Backup a `backup create` command line describes.
+fn backup_from_flags(c: &BackupCreate, namespace: &str) -> Result<Backup> {
+    validate_name("backup", &c.name)?;
+    let label_selector = c
+        .selector
+        .as_deref()
+        .map(|s| Selector::parse(s).map(|s| s.to_label_selector()))
+        .transpose()?;
+    let or_label_selectors = match &c.or_selector {
+        Some(s) => s
+            .split(" or ")
+            .map(|p| Selector::parse(p).map(|s| s.to_label_selector()))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![],
+    };
+    let spec = BackupSpec {
+        included_namespaces: c.include_namespaces.clone(),
+        excluded_namespaces: c.exclude_namespaces.clone(),
+        included_resources: c.include_resources.clone(),
+        excluded_resources: c.exclude_resources.clone(),
+        included_cluster_scoped_resources: c.include_cluster_scoped_resources.clone(),
+        excluded_cluster_scoped_resources: c.exclude_cluster_scoped_resources.clone(),
+        included_namespace_scoped_resources: c.include_namespace_scoped_resources.clone(),
+        excluded_namespace_scoped_resources: c.exclude_namespace_scoped_resources.clone(),
+        include_cluster_resources: c.include_cluster_resources,
+        label_selector,
+        or_label_selectors,
+        ordered_resources: c
+            .ordered_resources
+            .as_deref()
+            .map(parse_ordered)
+            .transpose()?
+            .unwrap_or_default(),
+        ttl: Some(c.ttl.parse().context("--ttl")?),
+        snapshot_volumes: c.snapshot_volumes,
+        default_volumes_to_fs_backup: c.default_volumes_to_fs_backup,
+        volume_snapshot_locations: c.volume_snapshot_locations.clone(),
+        csi_snapshot_timeout: parse_duration("csi-snapshot-timeout", &c.csi_snapshot_timeout)?,
+        item_operation_timeout: parse_duration(
+            "item-operation-timeout",
+            &c.item_operation_timeout,
+        )?,
+        storage_location: c.location.storage_location.clone(),
+        ..Default::default()
+    };
+    let mut b = Backup::new(&c.name, spec);
+    b.metadata.namespace = Some(namespace.to_owned());
+    b.metadata.labels = parse_kv(&c.labels, "label")?;
+    b.metadata.annotations = parse_kv(&c.annotations, "annotation")?;
+    Ok(b)
+}
+
+async fn backup_cmd(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
+    match cmd {
+        BackupCmd::Create(c) => backup_create(cli, c).await,
+        BackupCmd::Get(g) => backup_get(g).await,
+        BackupCmd::Describe {
+            names,
+            details,
+            output,
+            location,
+        } => {
+            let store = open_store(location.storage_location.as_deref())?;
+            let backups = if names.is_empty() {
+                catalog::list_backups(&store).await?
+            } else {
+                let mut v = Vec::new();
+                for n in names {
+                    v.push(catalog::get_backup(&store, n).await?);
+                }
+                v
+            };
+            if output != &Output::Table {
+                print_backups(&backups, output, !names.is_empty() && names.len() == 1)?;
+                return Ok(0);
+            }
+            for (i, b) in backups.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                let results = catalog::backup_results(&store, &b.metadata.name).await?;
+                let rl = if *details {
+                    Some(catalog::resource_list(&store, &b.metadata.name).await?)
+                } else {
+                    None
+                };
+                print!(
+                    "{}",
+                    output::describe_backup(b, &results, rl.as_ref(), *details)
+                );
+            }
+            Ok(0)
+        }
+        BackupCmd::Logs { name, location } => {
+            let store = open_store(location.storage_location.as_deref())?;
+            print!("{}", catalog::backup_logs(&store, name).await?);
+            Ok(0)
+        }
+        BackupCmd::Delete {
+            names,
+            all,
+            confirm,
+            location,
+        } => {
+            let store = open_store(location.storage_location.as_deref())?;
+            let targets: Vec<String> = if *all {
+                store.list_backups().await?
+            } else if names.is_empty() {
+                bail!("name the backups to delete, or pass --all");
+            } else {
+                names.clone()
+            };
+            if !confirm {
+                if !std::io::stdin().is_terminal() {
+                    bail!("refusing to delete without confirmation: pass --confirm");
+                }
+                eprint!(
+                    "Are you sure you want to delete {} backup(s) ({})? [y/N] ",
+                    targets.len(),
+                    targets.join(", ")
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    println!("Nothing deleted.");
+                    return Ok(0);
+                }
+            }
+            for n in &targets {
+                // Only names that are stored backups (or their leftovers) are deleted.
+                if !store.list_backups().await?.contains(n) {
+                    bail!(
+                        "backup {n:?} not found in storage location {:?}",
+                        store.name()
+                    );
+                }
+                store.delete_backup(n).await?;
+                println!("Backup \"{n}\" deleted.");
+            }
+            Ok(0)
+        }
+        BackupCmd::Download {
+            name,
+            output,
+            force,
+            location,
+        } => {
+            let store = open_store(location.storage_location.as_deref())?;
+            catalog::get_backup(&store, name).await?;
+            let path = output
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{name}-data.tar.gz")));
+            if path.exists() && !force {
+                bail!(
+                    "file {} already exists; pass --force to overwrite",
+                    path.display()
+                );
+            }
+            let tmp = path.with_extension("part");
+            let reader = store.reader(&store.backup_paths(name).contents()).await?;
+            let mut file = tokio::fs::File::create(&tmp)
+                .await
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let mut compat = tokio_util::compat::FuturesAsyncReadCompatExt::compat(reader);
+            tokio::io::copy(&mut compat, &mut file)
+                .await
+                .context("download failed")?;
+            file.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await?;
+            let abs = std::fs::canonicalize(&path).unwrap_or(path);
+            println!(
+                "Backup {name} has been successfully downloaded to {}",
+                abs.display()
+            );
+            Ok(0)
+        }
+        BackupCmd::Wait { name, location } => {
+            let store = open_store(location.storage_location.as_deref())?;
+            let b = catalog::get_backup(&store, name).await?;
+            println!("Backup {name}: {}", b.phase());
+            Ok(phase_exit(b.phase()))
+        }
+    }
+}
+
+fn phase_exit(p: BackupPhase) -> u8 {
+    match p {
+        BackupPhase::Completed => 0,
+        BackupPhase::PartiallyFailed => EXIT_PARTIAL,
+        _ => 1,
+    }
+}
+
+fn print_backups(backups: &[Backup], output: &Output, single: bool) -> Result<()> {
+    if single && backups.len() == 1 {
+        output::print_structured(&backups[0], output)?;
+    } else {
+        output::print_structured(&BackupList::new(backups.to_vec()), output)?;
+    }
+    Ok(())
+}
+
+async fn backup_get(g: &BackupGet) -> Result<u8> {
+    // Without --storage-location, every configured location (and the default) is read.
+    let locations: Vec<BackupStorageLocation> = match &g.location.storage_location {
+        Some(l) => vec![resolve_location(Some(l))?],
+        None => {
+            let cfg = load_config()?;
+            let mut v = cfg.locations.clone();
+            if !v
+                .iter()
+                .any(|l| l.spec.default || l.metadata.name == "default")
+            {
+                v.push(cfg.default_location());
+            }
+            v
+        }
+    };
+    let mut backups = Vec::new();
+    for l in &locations {
+        let store = Store::open(l)?;
+        let found = match catalog::list_backups(&store).await {
+            Ok(f) => f,
+            Err(e) if g.location.storage_location.is_none() => {
+                eprintln!(
+                    "warning: storage location {:?} skipped: {e}",
+                    l.metadata.name
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        backups.extend(found);
+    }
+    if !g.names.is_empty() {
+        for n in &g.names {
+            if !backups.iter().any(|b| &b.metadata.name == n) {
+                bail!("backup {n:?} not found");
+            }
+        }
+        backups.retain(|b| g.names.contains(&b.metadata.name));
+    }
+    if let Some(sel) = &g.selector {
+        let s = Selector::parse(sel)?;
+        backups.retain(|b| s.matches(&b.metadata.labels));
+    }
+    match g.sort_by.as_deref() {
+        Some(".metadata.name") => backups.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name)),
+        _ => backups.sort_by_key(|b| (b.metadata.creation_timestamp, b.metadata.name.clone())),
+    }
+    if g.output == Output::Table {
+        print!("{}", output::backups_table(&backups));
+    } else {
+        print_backups(&backups, &g.output, g.names.len() == 1)?;
+    }
+    Ok(0)
+}
+
+async fn backup_create(cli: &Cli, c: &BackupCreate) -> Result<u8> {
+    let backup = backup_from_flags(c, &cli.namespace)?;
+    run_one_backup(cli, backup, c.wait, c.output.as_ref()).await
+}
+
+async fn run_one_backup(
+    cli: &Cli,
+    backup: Backup,
+    wait: bool,
+    output: Option<&Output>,
+) -> Result<u8> {
+    let name = backup.metadata.name.clone();
+    let location = resolve_location(backup.spec.storage_location.as_deref())?;
+    let store = Store::open(&location)?;
+    let cluster = connect(cli).await?;
+    let progress = Arc::new(Progress::default());
+    let quiet = output.is_some();
+    if !quiet {
+        println!("Backup request \"{name}\" submitted successfully.");
+    }
+    let bar = (wait && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} items, {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb
+    });
+    if wait && !quiet {
+        println!(
+            "Waiting for backup to complete. You may safely press ctrl-c to stop waiting - your backup will stop too."
+        );
+    }
+    let opts = BackupOptions::default();
+    let job = run_backup(&cluster, &store, backup, &opts, progress.clone());
+    tokio::pin!(job);
+    let result = loop {
+        tokio::select! {
+            r = &mut job => break r,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Some(pb) = &bar {
+                    pb.set_length(progress.total.load(Ordering::Relaxed));
+                    pb.set_position(progress.done.load(Ordering::Relaxed));
+                    pb.set_message(format!("{}/{} resource types",
+                        progress.types_done.load(Ordering::Relaxed), progress.types_total.load(Ordering::Relaxed)));
+                }
+            }
+        }
+    };
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let stored = result?;
+    if let Some(o) = output {
+        output::print_structured(&stored, o)?;
+    } else {
+        let items = stored
+            .status
+            .as_ref()
+            .and_then(|s| s.progress)
+            .map(|p| p.items_backed_up)
+            .unwrap_or(0);
+        println!(
+            "Backup completed with status: {}. {items} items stored in location {:?}. You may check for more information using the commands `lifeboat backup describe {name}` and `lifeboat backup logs {name}`.",
+            stored.phase(),
+            store.name()
+        );
+    }
+    Ok(phase_exit(stored.phase()))
+}
+
+async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>) -> Result<u8> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let docs = parse_documents(&text).with_context(|| format!("{}", file.display()))?;
+    if docs.is_empty() {
+        bail!("{} holds no documents", file.display());
+    }
+    let mut code = 0;
+    for d in docs {
+        match d {
+            VeleroDocument::BackupStorageLocation(l) => {
+                let mut cfg = load_config()?;
+                let name = l.metadata.name.clone();
+                cfg.add(*l)?;
+                cfg.save()?;
+                println!("Backup storage location \"{name}\" configured successfully.");
+            }
+            VeleroDocument::Backup(mut b) => {
+                if let Some(l) = location {
+                    b.spec.storage_location = Some(l.to_owned());
+                }
+                b.status = None;
+                code = code.max(run_one_backup(cli, *b, true, None).await?);
+            }
+        }
+    }
+    Ok(code)
+}
+
+async fn location_cmd(cmd: &LocationCmd) -> Result<u8> {
+    match cmd {
+        LocationCmd::Create {
+            name,
+            provider,
+            bucket,
+            prefix,
+            config,
+            credential,
+            access_mode,
+            default,
+            labels,
+        } => {
+            validate_name("backup storage location", name)?;
+            let mut cfg = load_config()?;
+            let credential = credential.as_ref().map(|c| {
+                let p = PathBuf::from(c);
+                let abs = std::fs::canonicalize(&p).unwrap_or(p);
+                SecretKeySelector {
+                    name: abs.to_string_lossy().into_owned(),
+                    key: "cloud".into(),
+                }
+            });
+            let mut l = BackupStorageLocation::new(
+                name,
+                BackupStorageLocationSpec {
+                    provider: provider.clone(),
+                    config: parse_kv(config, "config")?,
+                    credential,
+                    object_storage: ObjectStorageLocation {
+                        bucket: bucket.clone(),
+                        prefix: prefix.clone(),
+                        ca_cert: None,
+                    },
+                    default: *default,
+                    access_mode: Some((*access_mode).into()),
+                    ..Default::default()
+                },
+            );
+            l.metadata.labels = parse_kv(labels, "label")?;
+            // The location must open (provider, options, credentials file) before it is saved.
+            Store::open(&l)?;
+            cfg.add(l)?;
+            cfg.save()?;
+            println!("Backup storage location \"{name}\" configured successfully.");
+            Ok(0)
+        }
+        LocationCmd::Get { names, output } => {
+            let cfg = load_config()?;
+            let mut locs = cfg.locations.clone();
+            if !locs.iter().any(|l| l.metadata.name == "default")
+                && !locs.iter().any(|l| l.spec.default)
+            {
+                locs.push(cfg.default_location());
+            }
+            if !names.is_empty() {
+                for n in names {
+                    if !locs.iter().any(|l| &l.metadata.name == n) {
+                        bail!("storage location {n:?} not found");
+                    }
+                }
+                locs.retain(|l| names.contains(&l.metadata.name));
+            }
+            if output != &Output::Table {
+                if locs.len() == 1 && names.len() == 1 {
+                    output::print_structured(&locs[0], output)?;
+                } else {
+                    output::print_structured(
+                        &serde_json::json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocationList", "items": locs}),
+                        output,
+                    )?;
+                }
+                return Ok(0);
+            }
+            let mut rows = Vec::new();
+            for l in &locs {
+                let phase = match Store::open(l) {
+                    Ok(s) => match s.check(false).await {
+                        Ok(()) => "Available".to_string(),
+                        Err(_) => "Unavailable".to_string(),
+                    },
+                    Err(_) => "Unavailable".to_string(),
+                };
+                let bucket = if l.spec.object_storage.prefix.is_empty() {
+                    l.spec.object_storage.bucket.clone()
+                } else {
+                    format!(
+                        "{}/{}",
+                        l.spec.object_storage.bucket, l.spec.object_storage.prefix
+                    )
+                };
+                rows.push(vec![
+                    l.metadata.name.clone(),
+                    l.spec.provider.clone(),
+                    bucket,
+                    phase,
+                    format!("{:?}", l.spec.access_mode.unwrap_or_default()),
+                    if l.spec.default {
+                        "true".into()
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
+            print!(
+                "{}",
+                output::table(
+                    &[
+                        "NAME",
+                        "PROVIDER",
+                        "BUCKET/PREFIX",
+                        "PHASE",
+                        "ACCESS MODE",
+                        "DEFAULT"
+                    ],
+                    &rows
+                )
+            );
+            Ok(0)
+        }
+        LocationCmd::Delete { names, confirm } => {
+            if names.is_empty() {
+                bail!("name the storage locations to delete");
+            }
+            if !confirm && !std::io::stdin().is_terminal() {
+                bail!("refusing to delete without confirmation: pass --confirm");
+            }
+            let mut cfg = load_config()?;
+            for n in names {
+                cfg.remove(n)?;
+            }
+            cfg.save()?;
+            for n in names {
+                println!(
+                    "Backup storage location \"{n}\" deleted. Its backups stay in the bucket."
+                );
+            }
+            Ok(0)
+        }
+        LocationCmd::Set {
+            name,
+            access_mode,
+            default,
+        } => {
+            let mut cfg = load_config()?;
+            if cfg.get(name).is_none() {
+                bail!("storage location {name:?} not found");
+            }
+            for l in &mut cfg.locations {
+                if *default {
+                    l.spec.default = &l.metadata.name == name;
+                }
+                if &l.metadata.name == name
+                    && let Some(m) = access_mode
+                {
+                    l.spec.access_mode = Some((*m).into());
+                }
+            }
+            cfg.save()?;
+            println!("Backup storage location \"{name}\" updated.");
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(args: &[&str]) -> BackupCreate {
+        let mut argv = vec!["lifeboat", "backup", "create"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Backup {
+                cmd: BackupCmd::Create(c),
+            } => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_command_lines_parse() {
+        // Lines from the DR guides in shared/seeds.
+        let b = backup_from_flags(
+            &create(&[
+                "b1",
+                "--include-namespaces",
+                "production,staging",
+                "--snapshot-volumes",
+                "--ttl",
+                "720h",
+            ]),
+            "velero",
+        )
+        .unwrap();
+        assert_eq!(b.spec.included_namespaces, ["production", "staging"]);
+        assert_eq!(b.spec.snapshot_volumes, Some(true));
+        assert_eq!(b.spec.ttl.unwrap().to_string(), "720h0m0s");
+        let b = backup_from_flags(
+            &create(&[
+                "b2",
+                "--include-namespaces",
+                "shop",
+                "--selector",
+                "app=web",
+            ]),
+            "velero",
+        )
+        .unwrap();
+        assert_eq!(b.spec.label_selector.unwrap().match_labels["app"], "web");
+    }
+
+    #[test]
+    fn velero_flag_forms() {
+        let c = create(&[
+            "b",
+            "--include-cluster-resources=false",
+            "--or-selector",
+            "app=a or app=b",
+            "--ordered-resources",
+            "pods=ns1/p1,ns1/p2;persistentvolumeclaims=ns1/c",
+            "--labels",
+            "team=x",
+        ]);
+        let b = backup_from_flags(&c, "velero").unwrap();
+        assert_eq!(b.spec.include_cluster_resources, Some(false));
+        assert_eq!(b.spec.or_label_selectors.len(), 2);
+        assert_eq!(b.spec.ordered_resources["pods"], "ns1/p1,ns1/p2");
+        assert_eq!(b.metadata.labels["team"], "x");
+        assert_eq!(
+            create(&["b", "--include-cluster-resources"]).include_cluster_resources,
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        assert!(backup_from_flags(&create(&["Bad_Name"]), "velero").is_err());
+        assert!(backup_from_flags(&create(&["b", "--ttl", "3 days"]), "velero").is_err());
+        assert!(backup_from_flags(&create(&["b", "--selector", "app in web"]), "velero").is_err());
+        assert!(backup_from_flags(&create(&["b", "--labels", "novalue"]), "velero").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

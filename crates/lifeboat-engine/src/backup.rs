@@ -1,0 +1,833 @@
+//! The streaming resource backup.
+//!
+//! Data flow: paginated LISTs (several resource types at once) → pages of raw items →
+//! one writer thread (tar + gzip) → chunks → one uploader task (multipart upload). Each
+//! stage hands the next a bounded channel, so memory stays flat whatever the cluster size.
+//!
+//! Invariants:
+//! - `velero-backup.json` is written last, after the tarball and every other file are
+//!   stored; a crash before that leaves nothing that lists as a backup.
+//! - An item that cannot be read is recorded in the results and the backup ends
+//!   PartiallyFailed; nothing is dropped silently.
+//! - Nothing is written before the spec, the location and the permissions are checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use lifeboat_types::layout::FORMAT_VERSION;
+use lifeboat_types::names::{NameError, validate_name};
+use lifeboat_types::plan::{
+    ApiResource, BackupPlan, ListScope, PlanError, PlannedResource, plan_backup,
+};
+use lifeboat_types::resource_list::ResourceList;
+use lifeboat_types::velero::{
+    Backup, BackupPhase, BackupProgress, BackupResults, BackupStatus, STORAGE_LOCATION_LABEL, Time,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::archive::{ArchiveWriter, ChunkSink, gzip};
+use crate::cluster::{Cluster, ClusterError, check_list_permissions, split_list};
+use crate::storage::{StorageError, Store};
+
+/// Items per LIST page.
+pub const PAGE_SIZE: u32 = 500;
+/// Resource types listed at the same time.
+pub const LIST_CONCURRENCY: usize = 4;
+
+/// Why a backup could not be made. Nothing is left in the location in these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The backup's name is invalid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The spec cannot be planned against this cluster.
+    #[error("backup {backup:?}: {source}")]
+    Plan {
+        /// The backup.
+        backup: String,
+        /// Why.
+        #[source]
+        source: PlanError,
+    },
+    /// The cluster could not be read.
+    #[error("backup {backup:?}: {source}")]
+    Cluster {
+        /// The backup.
+        backup: String,
+        /// Why.
+        #[source]
+        source: ClusterError,
+    },
+    /// The location could not be written.
+    #[error("backup {backup:?}: {source}")]
+    Storage {
+        /// The backup.
+        backup: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
+    /// A backup with this name is already stored.
+    #[error(
+        "backup {backup:?} already exists in storage location {location:?}; choose another name or delete it first (lifeboat backup delete {backup})"
+    )]
+    AlreadyExists {
+        /// The backup.
+        backup: String,
+        /// The location.
+        location: String,
+    },
+    /// The tarball could not be produced.
+    #[error("backup {backup:?}: writing the tarball failed: {source}")]
+    Archive {
+        /// The backup.
+        backup: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Live counters of a running backup, for progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Items found so far.
+    pub total: AtomicU64,
+    /// Items written so far.
+    pub done: AtomicU64,
+    /// Resource types listed completely.
+    pub types_done: AtomicU64,
+    /// Resource types planned.
+    pub types_total: AtomicU64,
+}
+
+/// Log lines of a backup, in logrus' text format as Velero writes them.
+#[derive(Debug, Default, Clone)]
+pub struct BackupLog {
+    backup: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl BackupLog {
+    fn new(backup: &str) -> Self {
+        BackupLog {
+            backup: format!("velero/{backup}"),
+            lines: Default::default(),
+        }
+    }
+
+    /// Adds a line at `level` (info, warning, error).
+    pub fn log(&self, level: &str, msg: &str, fields: &[(&str, &str)]) {
+        let mut line = format!(
+            "time=\"{}\" level={level} msg={:?} backup={}",
+            Time::now(),
+            msg,
+            self.backup
+        );
+        for (k, v) in fields {
+            line.push_str(&format!(" {k}={v:?}"));
+        }
+        tracing::debug!(target: "lifeboat::backup", "{line}");
+        if let Ok(mut l) = self.lines.lock() {
+            l.push(line);
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut s = self.lines.lock().map(|l| l.join("\n")).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// Options of one backup run.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// gzip level of the tarball.
+    pub gzip_level: u32,
+    /// LIST page size.
+    pub page_size: u32,
+    /// Resource types listed concurrently.
+    pub concurrency: usize,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            gzip_level: 6,
+            page_size: PAGE_SIZE,
+            concurrency: LIST_CONCURRENCY,
+        }
+    }
+}
+
+/// One item on its way to the tarball.
+struct Item {
+    namespace: Option<String>,
+    name: String,
+    json: Vec<u8>,
+}
+
+/// What goes from the listers to the writer thread.
+struct Batch {
+    resource: Arc<ApiResource>,
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct ItemHead<'a> {
+    #[serde(rename = "apiVersion", borrow, default)]
+    api_version: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    metadata: MetaHead<'a>,
+    #[serde(default)]
+    spec: Option<SpecHead>,
+}
+
+#[derive(Deserialize)]
+struct MetaHead<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    namespace: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct SpecHead {
+    #[serde(rename = "volumeName", default)]
+    volume_name: Option<String>,
+}
+
+/// The JSON stored for an item: the object as the server sent it, with `apiVersion` and
+/// `kind` filled in (list responses leave them out of each item).
+pub fn item_json(raw: &str, api_version: &str, kind: &str, has_type: bool) -> Vec<u8> {
+    if has_type {
+        return raw.as_bytes().to_vec();
+    }
+    let body = raw
+        .trim_start()
+        .strip_prefix('{')
+        .unwrap_or(raw)
+        .trim_start();
+    let mut out = Vec::with_capacity(raw.len() + api_version.len() + kind.len() + 32);
+    out.extend_from_slice(b"{\"apiVersion\":");
+    out.extend_from_slice(
+        serde_json::to_string(api_version)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    out.extend_from_slice(b",\"kind\":");
+    out.extend_from_slice(serde_json::to_string(kind).unwrap_or_default().as_bytes());
+    if !body.starts_with('}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// Shared state of the listers.
+struct Run<'a> {
+    cluster: &'a Cluster,
+    plan: &'a BackupPlan,
+    opts: &'a BackupOptions,
+    log: BackupLog,
+    progress: Arc<Progress>,
+    results: Mutex<BackupResults>,
+    tx: mpsc::Sender<Batch>,
+    /// PVs bound to backed-up claims.
+    bound_pvs: Mutex<BTreeSet<String>>,
+    /// Custom resource types (group-resource) that had items.
+    seen_types: Mutex<BTreeSet<String>>,
+}
+
+impl Run<'_> {
+    fn error(&self, ns: Option<&str>, msg: String) {
+        self.log.log("error", &msg, &[]);
+        if let Ok(mut r) = self.results.lock() {
+            r.errors.add(ns, msg);
+        }
+    }
+
+    fn warn(&self, ns: Option<&str>, msg: String) {
+        self.log.log("warning", &msg, &[]);
+        if let Ok(mut r) = self.results.lock() {
+            r.warnings.add(ns, msg);
+        }
+    }
+
+    /// Turns raw items into tarball items, applying the namespace and label filters.
+    fn convert(
+        &self,
+        pr: &PlannedResource,
+        raws: &[&serde_json::value::RawValue],
+        skip: &BTreeSet<String>,
+    ) -> Vec<Item> {
+        let r = &pr.resource;
+        let api_version = r.api_version();
+        let is_pvc = r.group.is_empty() && r.plural == "persistentvolumeclaims";
+        let mut out = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let head: ItemHead<'_> = match serde_json::from_str(raw.get()) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.error(
+                        None,
+                        format!("{}: an item could not be read: {e}", r.group_resource()),
+                    );
+                    continue;
+                }
+            };
+            let ns = head.metadata.namespace.as_deref().filter(|n| !n.is_empty());
+            if r.namespaced {
+                match ns {
+                    Some(n) if self.plan.namespaces.includes(n) => {}
+                    _ => continue,
+                }
+            } else if pr.filter_names_as_namespaces
+                && !self.plan.namespaces.includes(&head.metadata.name)
+            {
+                continue;
+            }
+            let is_namespace = r.group.is_empty() && r.plural == "namespaces";
+            let empty = BTreeMap::new();
+            if !is_namespace
+                && !self
+                    .plan
+                    .selects(head.metadata.labels.as_ref().unwrap_or(&empty))
+            {
+                continue;
+            }
+            let key = match ns {
+                Some(n) => format!("{n}/{}", head.metadata.name),
+                None => head.metadata.name.to_string(),
+            };
+            if skip.contains(&key) {
+                continue;
+            }
+            if is_pvc
+                && let Some(v) = head
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.volume_name.clone())
+                    .filter(|v| !v.is_empty())
+                && let Ok(mut pvs) = self.bound_pvs.lock()
+            {
+                pvs.insert(v);
+            }
+            let has_type = head.api_version.is_some() && head.kind.is_some();
+            out.push(Item {
+                namespace: ns.map(str::to_owned),
+                name: head.metadata.name.into_owned(),
+                json: item_json(raw.get(), &api_version, &r.kind, has_type),
+            });
+        }
+        out
+    }
+
+    async fn send(&self, resource: &Arc<ApiResource>, items: Vec<Item>) -> bool {
+        if items.is_empty() {
+            return true;
+        }
+        if let Ok(mut s) = self.seen_types.lock() {
+            s.insert(resource.group_resource());
+        }
+        self.progress
+            .total
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.tx
+            .send(Batch {
+                resource: resource.clone(),
+                items,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Lists one resource type completely (all its namespaces), streaming pages out.
+    async fn list_resource(&self, pr: &PlannedResource) {
+        let r = Arc::new(pr.resource.clone());
+        let gr = r.group_resource();
+        self.log.log("info", "Listing items", &[("resource", &gr)]);
+        // Objects named in orderedResources go first, in their order.
+        let mut skip = BTreeSet::new();
+        if !pr.ordered.is_empty() {
+            let mut first = Vec::new();
+            for key in &pr.ordered {
+                let (ns, name) = match key.split_once('/') {
+                    Some((n, m)) => (Some(n), m),
+                    None => (None, key.as_str()),
+                };
+                match self.cluster.get_raw(&r, ns, name).await {
+                    Ok(Some(text)) => {
+                        let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(&text)
+                        else {
+                            continue;
+                        };
+                        let items = self.convert(pr, &[raw], &BTreeSet::new());
+                        if !items.is_empty() {
+                            skip.insert(key.clone());
+                        }
+                        first.extend(items);
+                    }
+                    Ok(None) => self.warn(ns, format!("orderedResources: {gr} {key} not found")),
+                    Err(e) => self.error(ns, format!("orderedResources: {gr} {key}: {e}")),
+                }
+            }
+            if !self.send(&r, first).await {
+                return;
+            }
+        }
+        let scopes: Vec<Option<String>> = match &pr.scope {
+            ListScope::Cluster | ListScope::AllNamespaces => vec![None],
+            ListScope::Namespaces(ns) => ns.iter().cloned().map(Some).collect(),
+        };
+        let mut count = 0usize;
+        for ns in scopes {
+            let mut cont: Option<String> = None;
+            loop {
+                let body = match self
+                    .cluster
+                    .list_page(
+                        &r,
+                        ns.as_deref(),
+                        self.plan.server_selector.as_deref(),
+                        cont.as_deref(),
+                        self.opts.page_size,
+                    )
+                    .await
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.error(ns.as_deref(), format!("listing {gr} failed: {e}"));
+                        break;
+                    }
+                };
+                let (raws, next) = match split_list(&body) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        self.error(
+                            ns.as_deref(),
+                            format!("listing {gr}: unreadable answer: {e}"),
+                        );
+                        break;
+                    }
+                };
+                let items = self.convert(pr, &raws, &skip);
+                drop(raws);
+                count += items.len();
+                if !self.send(&r, items).await {
+                    return;
+                }
+                match next {
+                    Some(n) => cont = Some(n),
+                    None => break,
+                }
+            }
+        }
+        self.progress.types_done.fetch_add(1, Ordering::Relaxed);
+        self.log.log(
+            "info",
+            "Listed items",
+            &[("resource", &gr), ("count", &count.to_string())],
+        );
+    }
+
+    /// Items that go in because of others: PVs of claims, CRDs of custom resources.
+    async fn dependents(&self, served: &[ApiResource]) {
+        let planned: BTreeSet<String> = self
+            .plan
+            .resources
+            .iter()
+            .map(|p| p.resource.group_resource())
+            .collect();
+        let find = |group: &str, plural: &str| {
+            served
+                .iter()
+                .find(|r| r.group == group && r.plural == plural)
+                .cloned()
+        };
+        let mut wanted: Vec<(ApiResource, String)> = Vec::new();
+        if self.plan.dependents.pvs_of_claims
+            && let Some(pv) =
+                find("", "persistentvolumes").filter(|r| !planned.contains(&r.group_resource()))
+        {
+            for name in self.bound_pvs.lock().map(|s| s.clone()).unwrap_or_default() {
+                wanted.push((pv.clone(), name));
+            }
+        }
+        if self.plan.dependents.crds_of_custom_resources
+            && let Some(crd) = find("apiextensions.k8s.io", "customresourcedefinitions")
+                .filter(|r| !planned.contains(&r.group_resource()))
+        {
+            let seen = self
+                .seen_types
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            for gr in seen {
+                // A custom resource's CRD is named <plural>.<group>; built-in groups have none.
+                if gr.contains('.') {
+                    wanted.push((crd.clone(), gr));
+                }
+            }
+        }
+        for (r, name) in wanted {
+            let r = Arc::new(r);
+            match self.cluster.get_raw(&r, None, &name).await {
+                Ok(Some(text)) => {
+                    let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(&text)
+                    else {
+                        continue;
+                    };
+                    let pr = PlannedResource {
+                        resource: (*r).clone(),
+                        scope: ListScope::Cluster,
+                        filter_names_as_namespaces: false,
+                        ordered: vec![],
+                    };
+                    let items = self.convert(&pr, &[raw], &BTreeSet::new());
+                    // Dependents are not subject to the label selector.
+                    let items = if items.is_empty() {
+                        vec![Item {
+                            namespace: None,
+                            name: name.clone(),
+                            json: text.into_bytes(),
+                        }]
+                    } else {
+                        items
+                    };
+                    self.send(&r, items).await;
+                }
+                Ok(None) => {} // a built-in group without a CRD, or a PV gone meanwhile
+                Err(e) => self.error(None, format!("{} {name}: {e}", r.group_resource())),
+            }
+        }
+    }
+}
+
+/// What the writer thread reports when the tarball is finished.
+struct WriterReport {
+    resource_list: ResourceList,
+    items: u64,
+}
+
+fn writer_thread(
+    mut rx: mpsc::Receiver<Batch>,
+    sink: ChunkSink,
+    level: u32,
+    progress: Arc<Progress>,
+) -> std::io::Result<WriterReport> {
+    let mut w = ArchiveWriter::new(sink, level)?;
+    let mut list = ResourceList::default();
+    let mut items = 0u64;
+    while let Some(batch) = rx.blocking_recv() {
+        let gr = batch.resource.group_resource();
+        let gvk = batch.resource.gvk_key();
+        for it in batch.items {
+            w.add_item(
+                &gr,
+                &batch.resource.version,
+                it.namespace.as_deref(),
+                &it.name,
+                &it.json,
+            )?;
+            list.add(&gvk, it.namespace.as_deref(), &it.name);
+            items += 1;
+            progress.done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mut sink = w.finish()?;
+    std::io::Write::flush(&mut sink)?;
+    Ok(WriterReport {
+        resource_list: list,
+        items,
+    })
+}
+
+/// Runs a backup of `backup.spec` from `cluster` into `store`, returning the stored
+/// Backup (phase Completed or PartiallyFailed).
+pub async fn run_backup(
+    cluster: &Cluster,
+    store: &Store,
+    mut backup: Backup,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<Backup, BackupError> {
+    let name = backup.metadata.name.clone();
+    validate_name("backup", &name)?;
+    let storage_err = |source| BackupError::Storage {
+        backup: name.clone(),
+        source,
+    };
+    let cluster_err = |source| BackupError::Cluster {
+        backup: name.clone(),
+        source,
+    };
+
+    // Checks first; nothing is written until they pass.
+    store.check(true).await.map_err(storage_err)?;
+    let paths = store.backup_paths(&name);
+    if store.exists(&paths.metadata()).await.map_err(storage_err)?
+        || store.exists(&paths.contents()).await.map_err(storage_err)?
+    {
+        return Err(BackupError::AlreadyExists {
+            backup: name.clone(),
+            location: store.name().to_owned(),
+        });
+    }
+    let (served, discovery_warnings) = cluster.discover().await.map_err(cluster_err)?;
+    let namespaces = cluster.namespaces().await.map_err(cluster_err)?;
+    let plan =
+        plan_backup(&backup.spec, &served, &namespaces).map_err(|source| BackupError::Plan {
+            backup: name.clone(),
+            source,
+        })?;
+    preflight(cluster, &plan).await.map_err(cluster_err)?;
+
+    let start = Time::now();
+    let log = BackupLog::new(&name);
+    log.log(
+        "info",
+        "Starting backup",
+        &[("storageLocation", store.name())],
+    );
+    progress
+        .types_total
+        .store(plan.resources.len() as u64, Ordering::Relaxed);
+
+    let (tx, rx) = mpsc::channel::<Batch>(4);
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Bytes>(2);
+    let sink = ChunkSink::new(store.chunk_size, chunk_tx);
+    let level = opts.gzip_level;
+    let wprogress = progress.clone();
+    let writer = tokio::task::spawn_blocking(move || writer_thread(rx, sink, level, wprogress));
+
+    let contents_path = paths.contents();
+    let upload_store = store.clone();
+    let uploader = tokio::spawn(async move {
+        let mut w = upload_store.writer(&contents_path).await?;
+        let mut size = 0u64;
+        let mut failed = None;
+        while let Some(chunk) = chunk_rx.recv().await {
+            size += chunk.len() as u64;
+            if let Err(e) = w.write(chunk).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            let _ = w.abort().await;
+            return Err(StorageError::Io {
+                location: upload_store.name().to_owned(),
+                op: "upload",
+                path: contents_path,
+                source: Box::new(e),
+            });
+        }
+        w.close().await.map_err(|e| StorageError::Io {
+            location: upload_store.name().to_owned(),
+            op: "upload",
+            path: contents_path.clone(),
+            source: Box::new(e),
+        })?;
+        Ok::<u64, StorageError>(size)
+    });
+
+    let run = Run {
+        cluster,
+        plan: &plan,
+        opts,
+        log: log.clone(),
+        progress: progress.clone(),
+        results: Mutex::new(BackupResults::default()),
+        tx,
+        bound_pvs: Default::default(),
+        seen_types: Default::default(),
+    };
+    for w in &discovery_warnings {
+        run.warn(None, w.clone());
+    }
+    for ns in &plan.missing_namespaces {
+        run.warn(
+            None,
+            format!("namespace {ns:?} does not exist; nothing backed up from it"),
+        );
+    }
+    stream::iter(plan.resources.iter())
+        .for_each_concurrent(opts.concurrency.max(1), |pr| run.list_resource(pr))
+        .await;
+    run.dependents(&served).await;
+    let Run { tx, results, .. } = run;
+    drop(tx);
+
+    let report = writer.await.map_err(|e| BackupError::Archive {
+        backup: name.clone(),
+        source: std::io::Error::other(e),
+    });
+    let upload = uploader.await;
+    let report = match (report, upload) {
+        (Ok(Ok(r)), Ok(Ok(_size))) => r,
+        (_, Ok(Err(e))) => {
+            cleanup(store, &name).await;
+            return Err(storage_err(e));
+        }
+        (Ok(Err(e)), _) | (Err(BackupError::Archive { source: e, .. }), _) => {
+            cleanup(store, &name).await;
+            return Err(BackupError::Archive {
+                backup: name.clone(),
+                source: e,
+            });
+        }
+        (Err(e), _) => {
+            cleanup(store, &name).await;
+            return Err(e);
+        }
+        (_, Err(join)) => {
+            cleanup(store, &name).await;
+            return Err(BackupError::Archive {
+                backup: name.clone(),
+                source: std::io::Error::other(join),
+            });
+        }
+    };
+    let results = results.into_inner().unwrap_or_default();
+    let errors = results.errors.len() as u64;
+    let warnings = results.warnings.len() as u64;
+    let phase = if errors > 0 {
+        BackupPhase::PartiallyFailed
+    } else {
+        BackupPhase::Completed
+    };
+    log.log(
+        "info",
+        "Backup completed",
+        &[
+            ("phase", &phase.to_string()),
+            ("items", &report.items.to_string()),
+        ],
+    );
+
+    // The other files, then velero-backup.json last.
+    let json_gz = |v: &serde_json::Value| {
+        Bytes::from(gzip(serde_json::to_vec(v).unwrap_or_default().as_slice()))
+    };
+    let finish = async {
+        store
+            .write(&paths.logs(), Bytes::from(gzip(log.text().as_bytes())))
+            .await?;
+        let rl = serde_json::to_value(report.resource_list.finish()).unwrap_or_default();
+        store.write(&paths.resource_list(), json_gz(&rl)).await?;
+        store
+            .write(
+                &paths.results(),
+                json_gz(&serde_json::to_value(&results).unwrap_or_default()),
+            )
+            .await?;
+        let empty = serde_json::Value::Array(vec![]);
+        store
+            .write(&paths.pod_volume_backups(), json_gz(&empty))
+            .await?;
+        store
+            .write(&paths.volume_snapshots(), json_gz(&empty))
+            .await?;
+        store
+            .write(&paths.item_operations(), json_gz(&empty))
+            .await?;
+        store.write(&paths.volume_info(), json_gz(&empty)).await?;
+        Ok::<(), StorageError>(())
+    };
+    if let Err(e) = finish.await {
+        cleanup(store, &name).await;
+        return Err(storage_err(e));
+    }
+
+    backup
+        .metadata
+        .labels
+        .insert(STORAGE_LOCATION_LABEL.into(), store.name().to_owned());
+    backup.spec.storage_location = Some(store.name().to_owned());
+    backup.spec.ttl = Some(backup.ttl());
+    if backup.metadata.creation_timestamp.is_none() {
+        backup.metadata.creation_timestamp = Some(start);
+    }
+    let done = Time::now();
+    let ttl =
+        chrono::Duration::from_std(backup.ttl().0).unwrap_or_else(|_| chrono::Duration::days(30));
+    backup.status = Some(BackupStatus {
+        version: Some(1),
+        format_version: Some(FORMAT_VERSION.into()),
+        expiration: Some(Time(start.0 + ttl)),
+        phase,
+        start_timestamp: Some(start),
+        completion_timestamp: Some(done),
+        warnings,
+        errors,
+        progress: Some(BackupProgress {
+            total_items: report.items,
+            items_backed_up: report.items,
+        }),
+        ..Default::default()
+    });
+    let meta = serde_json::to_vec_pretty(&backup).unwrap_or_default();
+    if let Err(e) = store.write(&paths.metadata(), Bytes::from(meta)).await {
+        cleanup(store, &name).await;
+        return Err(storage_err(e));
+    }
+    Ok(backup)
+}
+
+/// Checks LIST permission on every planned resource before anything is written.
+async fn preflight(cluster: &Cluster, plan: &BackupPlan) -> Result<(), ClusterError> {
+    let mut checks = Vec::new();
+    for pr in &plan.resources {
+        match &pr.scope {
+            ListScope::Cluster | ListScope::AllNamespaces => {
+                checks.push((pr.resource.clone(), None))
+            }
+            ListScope::Namespaces(list) => {
+                for ns in list {
+                    checks.push((pr.resource.clone(), Some(ns.clone())));
+                }
+            }
+        }
+    }
+    check_list_permissions(cluster, checks).await
+}
+
+/// Removes what a failed backup wrote (best effort).
+async fn cleanup(store: &Store, name: &str) {
+    if let Err(e) = store.delete_backup(name).await {
+        tracing::warn!("cleaning up failed backup {name}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_json_adds_type() {
+        let out = item_json(r#"{"metadata":{"name":"a"}}"#, "v1", "ConfigMap", false);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["apiVersion"], "v1");
+        assert_eq!(v["kind"], "ConfigMap");
+        assert_eq!(v["metadata"]["name"], "a");
+        assert_eq!(
+            item_json("{}", "v1", "X", false),
+            br#"{"apiVersion":"v1","kind":"X"}"#
+        );
+        let typed = r#"{"apiVersion":"example.com/v1","kind":"W","metadata":{"name":"a"}}"#;
+        assert_eq!(
+            item_json(typed, "example.com/v1", "W", true),
+            typed.as_bytes()
+        );
+    }
+}

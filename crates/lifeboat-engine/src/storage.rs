@@ -1,0 +1,768 @@
+//! Storage locations on OpenDAL: a local directory, S3, GCS, Azure Blob and Alibaba OSS,
+//! configured with Velero's provider names and config keys. Retries with backoff, timeouts
+//! and a concurrency cap come from OpenDAL's layers.
+//!
+//! Invariant: a ReadOnly location refuses every write and delete here, before any request
+//! leaves the process.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lifeboat_types::layout::{BackupPaths, backups_dir, join_prefix};
+use lifeboat_types::velero::{
+    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation,
+    SecretKeySelector,
+};
+use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator, services};
+
+/// Errors of storage locations. Each message names the location and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The location's configuration is incomplete or contradictory.
+    #[error("storage location {location:?}: {reason}")]
+    Config {
+        /// The location.
+        location: String,
+        /// What to change.
+        reason: String,
+    },
+    /// The credentials file could not be read.
+    #[error("storage location {location:?}: cannot read credentials file {}: {source}", path.display())]
+    Credentials {
+        /// The location.
+        location: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A write or delete on a ReadOnly location.
+    #[error(
+        "storage location {location:?} is ReadOnly; writes are refused (set --access-mode ReadWrite to allow them)"
+    )]
+    ReadOnly {
+        /// The location.
+        location: String,
+    },
+    /// The bucket or directory does not exist.
+    #[error(
+        "storage location {location:?}: bucket or directory {bucket:?} does not exist ({source}); create it or fix --bucket"
+    )]
+    MissingBucket {
+        /// The location.
+        location: String,
+        /// The bucket.
+        bucket: String,
+        /// The store's error.
+        #[source]
+        source: Box<opendal::Error>,
+    },
+    /// The store refused the credentials or the operation.
+    #[error(
+        "storage location {location:?}: access denied on {path:?} ({source}); check the credentials and the bucket policy"
+    )]
+    Denied {
+        /// The location.
+        location: String,
+        /// The path.
+        path: String,
+        /// The store's error.
+        #[source]
+        source: Box<opendal::Error>,
+    },
+    /// An object that must not exist already does.
+    #[error(
+        "storage location {location:?}: {what} already exists; choose another name or delete it first"
+    )]
+    AlreadyExists {
+        /// The location.
+        location: String,
+        /// What exists.
+        what: String,
+    },
+    /// An object was not found.
+    #[error("storage location {location:?}: {what} not found")]
+    NotFound {
+        /// The location.
+        location: String,
+        /// What is missing.
+        what: String,
+    },
+    /// Any other error of the store.
+    #[error("storage location {location:?}: {op} {path:?} failed: {source}")]
+    Io {
+        /// The location.
+        location: String,
+        /// The operation.
+        op: &'static str,
+        /// The path.
+        path: String,
+        /// The store's error.
+        #[source]
+        source: Box<opendal::Error>,
+    },
+}
+
+/// The provider names lifeboat accepts, normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// A local directory (`bucket` is the path).
+    File,
+    /// Amazon S3 and compatible stores.
+    Aws,
+    /// Google Cloud Storage.
+    Gcp,
+    /// Azure Blob Storage.
+    Azure,
+    /// Alibaba Cloud OSS.
+    AlibabaCloud,
+}
+
+impl Provider {
+    /// Parses Velero's provider names (`aws`, `velero.io/aws`, `gcp`, `azure`,
+    /// `alibabacloud`) and `file`.
+    pub fn parse(name: &str) -> Option<Provider> {
+        let n = name.trim().to_ascii_lowercase();
+        let n = n.strip_prefix("velero.io/").unwrap_or(&n);
+        Some(match n {
+            "file" | "local" | "filesystem" => Provider::File,
+            "aws" | "s3" => Provider::Aws,
+            "gcp" | "gcs" | "google" => Provider::Gcp,
+            "azure" | "azblob" => Provider::Azure,
+            "alibabacloud" | "alibaba" | "oss" | "aliyun" => Provider::AlibabaCloud,
+            _ => return None,
+        })
+    }
+}
+
+/// Reads an INI-style credentials file (`[profile]` then `key = value`) or an env-style
+/// file (`KEY=value`), returning the keys of `profile` (or of the unsectioned part).
+pub fn parse_credentials(text: &str, profile: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut section: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = Some(s.trim().trim_start_matches("profile ").to_owned());
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let in_scope = match &section {
+                None => true,
+                Some(s) => s == profile,
+            };
+            if in_scope {
+                out.insert(
+                    k.trim().to_owned(),
+                    v.trim().trim_matches('"').trim_matches('\'').to_owned(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// An opened storage location.
+#[derive(Clone, Debug)]
+pub struct Store {
+    name: String,
+    op: Operator,
+    prefix: String,
+    bucket: String,
+    read_only: bool,
+    provider: Provider,
+    /// Part size for streaming uploads.
+    pub chunk_size: usize,
+}
+
+static INSTALL: Once = Once::new();
+
+impl Store {
+    /// Opens the location described by a BackupStorageLocation. `credentials_file`, when
+    /// given, overrides `spec.credential` (for lifeboat's local config the credential is a
+    /// file path).
+    pub fn open(bsl: &BackupStorageLocation) -> Result<Store, StorageError> {
+        INSTALL.call_once(opendal::install_default);
+        let name = bsl.metadata.name.clone();
+        let spec = &bsl.spec;
+        let cfg_err = |reason: String| StorageError::Config {
+            location: name.clone(),
+            reason,
+        };
+        let provider = Provider::parse(&spec.provider).ok_or_else(|| {
+            cfg_err(format!(
+                "unknown provider {:?}; use aws, gcp, azure, alibabacloud or file",
+                spec.provider
+            ))
+        })?;
+        let bucket = spec.object_storage.bucket.clone();
+        if bucket.is_empty() {
+            return Err(cfg_err("no bucket given (--bucket)".into()));
+        }
+        let creds = match &spec.credential {
+            Some(SecretKeySelector { name: path, key }) if !path.is_empty() => {
+                let p = PathBuf::from(path);
+                let text =
+                    std::fs::read_to_string(&p).map_err(|source| StorageError::Credentials {
+                        location: name.clone(),
+                        path: p.clone(),
+                        source,
+                    })?;
+                let profile = spec.config.get("profile").map(String::as_str).unwrap_or(
+                    if key.is_empty() || key == "cloud" {
+                        "default"
+                    } else {
+                        key
+                    },
+                );
+                Some((p, text, profile.to_owned()))
+            }
+            _ => None,
+        };
+        let cfg = |k: &str| {
+            spec.config
+                .get(k)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let op = match provider {
+            Provider::File => {
+                let root = Path::new(&bucket);
+                if !root.is_absolute() {
+                    return Err(cfg_err(format!(
+                        "the file provider needs an absolute directory, got {bucket:?}"
+                    )));
+                }
+                Operator::new(services::Fs::default().root(&bucket))
+            }
+            Provider::Aws => {
+                let mut b = services::S3::default().bucket(&bucket);
+                let endpoint = cfg("s3Url");
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                match cfg("region") {
+                    Some(r) => b = b.region(r),
+                    None if endpoint.is_some() => b = b.region("us-east-1"),
+                    None => match std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")) {
+                        Ok(r) => b = b.region(&r),
+                        Err(_) => return Err(cfg_err("no region; add --config region=<region>".into())),
+                    },
+                }
+                if cfg("s3ForcePathStyle") != Some("true") {
+                    b = b.enable_virtual_host_style();
+                }
+                if let Some(c) = cfg("checksumAlgorithm") {
+                    b = b.checksum_algorithm(c);
+                }
+                if let Some((p, text, profile)) = &creds {
+                    let kv = parse_credentials(text, profile);
+                    let (Some(id), Some(secret)) = (kv.get("aws_access_key_id"), kv.get("aws_secret_access_key")) else {
+                        return Err(cfg_err(format!(
+                            "credentials file {} has no aws_access_key_id/aws_secret_access_key in profile [{profile}]",
+                            p.display()
+                        )));
+                    };
+                    b = b.access_key_id(id).secret_access_key(secret).disable_config_load();
+                    if let Some(t) = kv.get("aws_session_token") {
+                        b = b.session_token(t);
+                    }
+                } else if let Some(profile) = cfg("profile") {
+                    b = b.profile(profile);
+                }
+                b = b.disable_ec2_metadata();
+                Operator::new(b)
+            }
+            Provider::Gcp => {
+                let mut b = services::Gcs::default().bucket(&bucket);
+                if let Some((p, _, _)) = &creds {
+                    b = b.credential_path(&p.to_string_lossy());
+                }
+                Operator::new(b)
+            }
+            Provider::Azure => {
+                let account = cfg("storageAccount")
+                    .ok_or_else(|| cfg_err("azure needs --config storageAccount=<account>".into()))?;
+                let endpoint = cfg("storageAccountURI")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                let mut b = services::Azblob::default()
+                    .container(&bucket)
+                    .account_name(account)
+                    .endpoint(&endpoint);
+                if let Some((_, text, profile)) = &creds {
+                    let kv = parse_credentials(text, profile);
+                    let key_var = cfg("storageAccountKeyEnvVar").unwrap_or("AZURE_STORAGE_ACCOUNT_ACCESS_KEY");
+                    if let Some(k) = kv.get(key_var) {
+                        b = b.account_key(k);
+                    }
+                }
+                Operator::new(b)
+            }
+            Provider::AlibabaCloud => {
+                let region = cfg("region").ok_or_else(|| cfg_err("alibabacloud needs --config region=<region>".into()))?;
+                let endpoint = cfg("endpoint")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("https://oss-{region}.aliyuncs.com"));
+                let mut b = services::Oss::default().bucket(&bucket).endpoint(&endpoint);
+                if let Some((_, text, profile)) = &creds {
+                    let kv = parse_credentials(text, profile);
+                    if let (Some(id), Some(secret)) =
+                        (kv.get("ALIBABA_CLOUD_ACCESS_KEY_ID"), kv.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
+                    {
+                        b = b.access_key_id(id).access_key_secret(secret);
+                    }
+                }
+                Operator::new(b)
+            }
+        }
+        .map_err(|e| cfg_err(e.to_string()))?;
+        let op = op
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(60))
+                    .with_io_timeout(Duration::from_secs(30)),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_jitter()
+                    .with_max_times(5)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(10)),
+            )
+            .layer(ConcurrentLimitLayer::new(16));
+        Ok(Store {
+            name,
+            op,
+            prefix: spec.object_storage.prefix.trim_matches('/').to_owned(),
+            bucket,
+            read_only: spec.access_mode == Some(AccessMode::ReadOnly),
+            provider,
+            chunk_size: if provider == Provider::File {
+                1 << 20
+            } else {
+                8 << 20
+            },
+        })
+    }
+
+    /// The location's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The prefix inside the bucket.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Paths of backup `name` in this location.
+    pub fn backup_paths(&self, name: &str) -> BackupPaths {
+        BackupPaths::new(&self.prefix, name)
+    }
+
+    fn map(&self, op: &'static str, path: &str, e: opendal::Error) -> StorageError {
+        match e.kind() {
+            ErrorKind::PermissionDenied => StorageError::Denied {
+                location: self.name.clone(),
+                path: path.into(),
+                source: Box::new(e),
+            },
+            ErrorKind::NotFound if op == "check" => StorageError::MissingBucket {
+                location: self.name.clone(),
+                bucket: self.bucket.clone(),
+                source: Box::new(e),
+            },
+            ErrorKind::NotFound => StorageError::NotFound {
+                location: self.name.clone(),
+                what: path.into(),
+            },
+            ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists => {
+                StorageError::AlreadyExists {
+                    location: self.name.clone(),
+                    what: path.into(),
+                }
+            }
+            _ => StorageError::Io {
+                location: self.name.clone(),
+                op,
+                path: path.into(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    fn ensure_writable(&self) -> Result<(), StorageError> {
+        if self.read_only {
+            Err(StorageError::ReadOnly {
+                location: self.name.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Checks that the bucket exists and can be listed (and, for a writable local
+    /// directory, written to). Writes nothing that stays.
+    pub async fn check(&self, for_write: bool) -> Result<(), StorageError> {
+        if for_write {
+            self.ensure_writable()?;
+        }
+        if self.provider == Provider::File {
+            let root = Path::new(&self.bucket);
+            if !root.is_dir() {
+                if for_write {
+                    std::fs::create_dir_all(root).map_err(|e| StorageError::Config {
+                        location: self.name.clone(),
+                        reason: format!(
+                            "cannot create directory {}: {e}; choose a writable directory",
+                            root.display()
+                        ),
+                    })?;
+                } else {
+                    return Err(StorageError::Config {
+                        location: self.name.clone(),
+                        reason: format!("directory {} does not exist", root.display()),
+                    });
+                }
+            }
+            if for_write {
+                let probe = root.join(format!(".lifeboat-write-probe-{}", std::process::id()));
+                std::fs::write(&probe, b"").map_err(|e| StorageError::Config {
+                    location: self.name.clone(),
+                    reason: format!("directory {} is not writable: {e}; choose a writable directory or fix its permissions", root.display()),
+                })?;
+                let _ = std::fs::remove_file(&probe);
+            }
+            return Ok(());
+        }
+        let dir = backups_dir(&self.prefix);
+        self.op
+            .list_with(&dir)
+            .limit(1)
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if e.kind() == ErrorKind::NotFound && self.provider == Provider::File {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| self.map("check", &dir, e))
+    }
+
+    /// Whether `path` exists.
+    pub async fn exists(&self, path: &str) -> Result<bool, StorageError> {
+        self.op
+            .exists(path)
+            .await
+            .map_err(|e| self.map("stat", path, e))
+    }
+
+    /// Reads a whole (small) object.
+    pub async fn read(&self, path: &str) -> Result<Bytes, StorageError> {
+        self.op
+            .read(path)
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| self.map("read", path, e))
+    }
+
+    /// A streaming reader of a (large) object, as a futures `AsyncRead`.
+    pub async fn reader(&self, path: &str) -> Result<opendal::FuturesAsyncReader, StorageError> {
+        let r = self
+            .op
+            .reader(path)
+            .await
+            .map_err(|e| self.map("read", path, e))?;
+        r.into_futures_async_read(..)
+            .await
+            .map_err(|e| self.map("read", path, e))
+    }
+
+    /// Writes a whole (small) object.
+    pub async fn write(&self, path: &str, data: impl Into<Bytes>) -> Result<(), StorageError> {
+        self.ensure_writable()?;
+        self.op
+            .write(path, data.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map("write", path, e))
+    }
+
+    /// Opens a streaming (multipart) writer.
+    pub async fn writer(&self, path: &str) -> Result<opendal::Writer, StorageError> {
+        self.ensure_writable()?;
+        self.op
+            .writer_with(path)
+            .chunk(self.chunk_size)
+            .concurrent(2)
+            .await
+            .map_err(|e| self.map("write", path, e))
+    }
+
+    /// Names of the backups stored here (directories under `backups/`).
+    pub async fn list_backups(&self) -> Result<Vec<String>, StorageError> {
+        let dir = backups_dir(&self.prefix);
+        let entries = match self.op.list(&dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(self.map("list", &dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .filter(|e| e.metadata().is_dir())
+            .filter_map(|e| {
+                let p = e.path().trim_end_matches('/');
+                let n = p.rsplit('/').next()?.to_owned();
+                (!n.is_empty() && format!("{}/", p) != dir).then_some(n)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Deletes everything under backup `name`'s directory, its metadata file first so
+    /// that a half-deleted backup never lists as whole.
+    pub async fn delete_backup(&self, name: &str) -> Result<(), StorageError> {
+        self.ensure_writable()?;
+        let paths = self.backup_paths(name);
+        match self.op.delete(&paths.metadata()).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(self.map("delete", &paths.metadata(), e)),
+        }
+        self.op
+            .delete_with(paths.dir())
+            .recursive(true)
+            .await
+            .map_err(|e| self.map("delete", paths.dir(), e))
+    }
+
+    /// Deletes one object (ignoring one that is already gone).
+    pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
+        self.ensure_writable()?;
+        match self.op.delete(path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.map("delete", path, e)),
+        }
+    }
+
+    /// A path relative to the location's prefix.
+    pub fn path(&self, rel: &str) -> String {
+        join_prefix(&self.prefix, rel)
+    }
+}
+
+/// Parses an ad-hoc location URL: `file:///dir`, `/dir`,
+/// `s3://bucket/prefix?region=..&s3Url=..&s3ForcePathStyle=true&credential=FILE`,
+/// `gs://bucket/prefix`, `azure://container/prefix?storageAccount=..`,
+/// `oss://bucket/prefix?region=..`.
+pub fn location_from_url(url: &str) -> Result<BackupStorageLocation, StorageError> {
+    let err = |reason: String| StorageError::Config {
+        location: url.to_owned(),
+        reason,
+    };
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None if url.starts_with('/') => ("file".to_owned(), url),
+        None => {
+            return Err(err(
+                "expected file:///dir, s3://bucket/prefix, gs://, azure:// or oss:// URL".into(),
+            ));
+        }
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut config = BTreeMap::new();
+    let mut credential = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        if k == "credential" {
+            credential = Some(SecretKeySelector {
+                name: v,
+                key: "cloud".into(),
+            });
+        } else {
+            config.insert(k.to_owned(), v);
+        }
+    }
+    let (provider, bucket, prefix) = if scheme == "file" {
+        if !path.starts_with('/') {
+            return Err(err(
+                "file URLs need an absolute path: file:///var/backups".into()
+            ));
+        }
+        ("file", path.trim_end_matches('/').to_owned(), String::new())
+    } else {
+        let provider = match scheme.as_str() {
+            "s3" => "aws",
+            "gs" | "gcs" => "gcp",
+            "azure" | "azblob" => "azure",
+            "oss" => "alibabacloud",
+            other => return Err(err(format!("unknown scheme {other:?}"))),
+        };
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        if bucket.is_empty() {
+            return Err(err("no bucket in URL".into()));
+        }
+        (
+            provider,
+            bucket.to_owned(),
+            prefix.trim_matches('/').to_owned(),
+        )
+    };
+    let name = if scheme == "file" {
+        "local".to_string()
+    } else {
+        format!("{scheme}-{bucket}")
+    };
+    Ok(BackupStorageLocation::new(
+        name,
+        BackupStorageLocationSpec {
+            provider: provider.into(),
+            config,
+            credential,
+            object_storage: ObjectStorageLocation {
+                bucket,
+                prefix,
+                ca_cert: None,
+            },
+            default: false,
+            access_mode: None,
+            backup_sync_period: None,
+            validation_frequency: None,
+        },
+    ))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[test]
+    fn credentials_files() {
+        let ini = "[default]\naws_access_key_id = AKIA\naws_secret_access_key=s3cr3t\n[other]\naws_access_key_id=B\n";
+        let d = parse_credentials(ini, "default");
+        assert_eq!(d["aws_access_key_id"], "AKIA");
+        assert_eq!(d["aws_secret_access_key"], "s3cr3t");
+        assert_eq!(parse_credentials(ini, "other")["aws_access_key_id"], "B");
+        let env = "ALIBABA_CLOUD_ACCESS_KEY_ID=id\nALIBABA_CLOUD_ACCESS_KEY_SECRET=\"sec\"\n";
+        assert_eq!(
+            parse_credentials(env, "default")["ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
+            "sec"
+        );
+    }
+
+    #[rstest]
+    #[case("file:///var/backups", "file", "/var/backups", "")]
+    #[case("/var/backups/", "file", "/var/backups", "")]
+    #[case("s3://velero/cluster-a?region=eu-west-1", "aws", "velero", "cluster-a")]
+    #[case("gs://b", "gcp", "b", "")]
+    #[case("azure://c/p/q?storageAccount=acct", "azure", "c", "p/q")]
+    #[case("oss://b/p?region=cn-hangzhou", "alibabacloud", "b", "p")]
+    fn location_urls(
+        #[case] url: &str,
+        #[case] provider: &str,
+        #[case] bucket: &str,
+        #[case] prefix: &str,
+    ) {
+        let l = location_from_url(url).unwrap();
+        assert_eq!(l.spec.provider, provider);
+        assert_eq!(l.spec.object_storage.bucket, bucket);
+        assert_eq!(l.spec.object_storage.prefix, prefix);
+    }
+
+    #[test]
+    fn s3_url_options() {
+        let l = location_from_url(
+            "s3://b/p?s3Url=http%3A%2F%2F127.0.0.1%3A9000&s3ForcePathStyle=true&credential=/tmp/c",
+        )
+        .unwrap();
+        assert_eq!(l.spec.config["s3Url"], "http://127.0.0.1:9000");
+        assert_eq!(l.spec.config["s3ForcePathStyle"], "true");
+        assert_eq!(l.spec.credential.unwrap().name, "/tmp/c");
+    }
+
+    #[rstest]
+    #[case("ftp://x")]
+    #[case("relative/dir")]
+    #[case("s3:///p")]
+    fn bad_urls(#[case] url: &str) {
+        assert!(location_from_url(url).is_err());
+    }
+
+    #[test]
+    fn unknown_provider_and_missing_region() {
+        let mut l = location_from_url("s3://b").unwrap();
+        l.spec.provider = "ibm".into();
+        assert!(
+            Store::open(&l)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown provider")
+        );
+        let mut rel = location_from_url("/x").unwrap();
+        rel.spec.object_storage.bucket = "x".into();
+        assert!(
+            Store::open(&rel)
+                .unwrap_err()
+                .to_string()
+                .contains("absolute")
+        );
+    }
+
+    #[tokio::test]
+    async fn read_only_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = location_from_url(&format!("file://{}", dir.path().display())).unwrap();
+        l.spec.access_mode = Some(AccessMode::ReadOnly);
+        let s = Store::open(&l).unwrap();
+        let e = s
+            .write("backups/x/velero-backup.json", Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StorageError::ReadOnly { .. }), "{e}");
+        assert!(matches!(
+            s.check(true).await.unwrap_err(),
+            StorageError::ReadOnly { .. }
+        ));
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+}

@@ -1,0 +1,398 @@
+//! Command-line definitions: Velero's verbs and flags, so that scripts work with the
+//! binary name swapped.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kubernetes backup, restore and disaster recovery, Velero-compatible.
+#[derive(Parser, Debug)]
+#[command(
+    name = "lifeboat",
+    version,
+    propagate_version = true,
+    after_help = "\
+Examples:
+  lifeboat backup create nightly --include-namespaces shop --wait
+  lifeboat backup get
+  lifeboat backup describe nightly --details
+  lifeboat location create s3 --provider aws --bucket velero \\
+      --config region=us-east-1,s3Url=http://127.0.0.1:9000,s3ForcePathStyle=true --credential ./credentials-velero
+  lifeboat apply -f backup.yaml
+
+Exit codes: 0 success, 1 error, 2 usage error, 3 backup ended PartiallyFailed."
+)]
+pub struct Cli {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the local dev cluster).
+    #[arg(long, global = true, env = "LIFEBOAT_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub kubecontext: Option<String>,
+    /// Velero namespace (accepted for compatibility; lifeboat writes it into stored metadata).
+    #[arg(short = 'n', long, global = true, default_value = "velero")]
+    pub namespace: String,
+    /// More logs on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Work with backups.
+    Backup {
+        /// The backup command.
+        #[command(subcommand)]
+        cmd: BackupCmd,
+    },
+    /// Create things, Velero style (`lifeboat create backup NAME`).
+    Create {
+        /// What to create.
+        #[command(subcommand)]
+        cmd: CreateCmd,
+    },
+    /// Get things, Velero style (`lifeboat get backups`).
+    Get {
+        /// What to get.
+        #[command(subcommand)]
+        cmd: GetCmd,
+    },
+    /// Work with storage locations.
+    #[command(visible_alias = "backup-location")]
+    Location {
+        /// The location command.
+        #[command(subcommand)]
+        cmd: LocationCmd,
+    },
+    /// Run velero.io/v1 documents: a Backup is run, a BackupStorageLocation saved.
+    Apply {
+        /// File with one or more YAML documents (`-` for standard input).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Override the storage location of every Backup in the file.
+        #[arg(long)]
+        storage_location: Option<String>,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// `lifeboat create ...`.
+#[derive(Subcommand, Debug)]
+pub enum CreateCmd {
+    /// Same as `lifeboat backup create`.
+    Backup(Box<BackupCreate>),
+}
+
+/// `lifeboat get ...`.
+#[derive(Subcommand, Debug)]
+pub enum GetCmd {
+    /// Same as `lifeboat backup get`.
+    #[command(alias = "backup")]
+    Backups(BackupGet),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A table.
+    Table,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// `jsonpath=TEMPLATE`.
+    JsonPath(String),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "table" | "" => Ok(Output::Table),
+            "json" => Ok(Output::Json),
+            "yaml" => Ok(Output::Yaml),
+            _ => match s.strip_prefix("jsonpath=") {
+                Some(t) => Ok(Output::JsonPath(t.to_owned())),
+                None => Err(format!(
+                    "unknown output format {s:?}; use table, json, yaml or jsonpath=TEMPLATE"
+                )),
+            },
+        }
+    }
+}
+
+/// Where backups are read from or written to.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LocationArg {
+    /// Storage location: a name from `lifeboat location get`, or a URL (file:///dir,
+    /// s3://bucket/prefix?region=..&s3Url=..&s3ForcePathStyle=true&credential=FILE).
+    #[arg(long)]
+    pub storage_location: Option<String>,
+}
+
+/// `backup ...` commands.
+#[derive(Subcommand, Debug)]
+pub enum BackupCmd {
+    /// Back up cluster resources into a storage location.
+    #[command(after_help = "\
+Examples:
+  lifeboat backup create shop --include-namespaces shop --wait
+  lifeboat backup create all --exclude-namespaces kube-system --ttl 168h
+  lifeboat backup create web --selector app=web --include-resources deployments,services
+  lifeboat backup create b1 --storage-location file:///var/backups/lifeboat")]
+    Create(Box<BackupCreate>),
+    /// List backups.
+    Get(BackupGet),
+    /// Describe backups.
+    Describe {
+        /// Backup names (all when none).
+        names: Vec<String>,
+        /// Show the resource list and every error and warning.
+        #[arg(long)]
+        details: bool,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table")]
+        output: Output,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Print a backup's logs.
+    Logs {
+        /// The backup.
+        name: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Delete backups from the storage location.
+    Delete {
+        /// Backup names.
+        names: Vec<String>,
+        /// Delete every backup.
+        #[arg(long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        confirm: bool,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Download a backup's tarball.
+    Download {
+        /// The backup.
+        name: String,
+        /// File to write (default: ./<name>-data.tar.gz).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Wait until a backup is stored (lifeboat runs backups in the foreground, so this
+    /// returns at once with the backup's phase as exit code).
+    Wait {
+        /// The backup.
+        name: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+}
+
+/// `backup get`.
+#[derive(Args, Debug)]
+pub struct BackupGet {
+    /// Backup names (all when none).
+    pub names: Vec<String>,
+    /// Only backups whose labels match.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Output format: table, json, yaml, jsonpath=TEMPLATE.
+    #[arg(short = 'o', long, default_value = "table")]
+    pub output: Output,
+    /// Sort by a field (accepted: .metadata.creationTimestamp, .metadata.name).
+    #[arg(long)]
+    pub sort_by: Option<String>,
+    #[command(flatten)]
+    pub location: LocationArg,
+}
+
+fn parse_opt_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "True" | "1" => Ok(true),
+        "false" | "False" | "0" => Ok(false),
+        _ => Err(format!("expected true or false, got {s:?}")),
+    }
+}
+
+/// `backup create`.
+#[derive(Args, Debug, Default)]
+pub struct BackupCreate {
+    /// The backup's name.
+    pub name: String,
+    /// Namespaces to include (globs; `*` for all).
+    #[arg(long, value_delimiter = ',')]
+    pub include_namespaces: Vec<String>,
+    /// Namespaces to exclude (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_namespaces: Vec<String>,
+    /// Resources to include (`deployments`, `deployments.apps`, `*`).
+    #[arg(long, value_delimiter = ',')]
+    pub include_resources: Vec<String>,
+    /// Resources to exclude.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_resources: Vec<String>,
+    /// Include cluster-scoped resources (unset: only for a whole-cluster backup).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub include_cluster_resources: Option<bool>,
+    /// Cluster-scoped resources to include (scoped filter).
+    #[arg(long, value_delimiter = ',')]
+    pub include_cluster_scoped_resources: Vec<String>,
+    /// Cluster-scoped resources to exclude (scoped filter).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_cluster_scoped_resources: Vec<String>,
+    /// Namespaced resources to include (scoped filter).
+    #[arg(long, value_delimiter = ',')]
+    pub include_namespace_scoped_resources: Vec<String>,
+    /// Namespaced resources to exclude (scoped filter).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_namespace_scoped_resources: Vec<String>,
+    /// Only back up objects matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Objects matching any of these selectors: "app=a or app=b".
+    #[arg(long)]
+    pub or_selector: Option<String>,
+    /// Objects to back up first: "pods=ns1/pod1,ns1/pod2;persistentvolumeclaims=ns1/pvc4".
+    #[arg(long)]
+    pub ordered_resources: Option<String>,
+    /// How long to keep the backup.
+    #[arg(long, default_value = "720h0m0s")]
+    pub ttl: String,
+    /// Labels for the backup: k=v,k2=v2.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Annotations for the backup: k=v,k2=v2.
+    #[arg(long, value_delimiter = ',')]
+    pub annotations: Vec<String>,
+    /// Take volume snapshots (recorded in the spec; volume data is not backed up by this
+    /// command yet).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub snapshot_volumes: Option<bool>,
+    /// Back up pod volumes with the file-system uploader (recorded in the spec).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub default_volumes_to_fs_backup: Option<bool>,
+    /// Volume snapshot locations (recorded in the spec).
+    #[arg(long, value_delimiter = ',')]
+    pub volume_snapshot_locations: Vec<String>,
+    /// CSI snapshot timeout (recorded in the spec).
+    #[arg(long)]
+    pub csi_snapshot_timeout: Option<String>,
+    /// Item operation timeout (recorded in the spec).
+    #[arg(long)]
+    pub item_operation_timeout: Option<String>,
+    /// Show progress and wait for the backup (lifeboat always runs it to the end).
+    #[arg(short = 'w', long)]
+    pub wait: bool,
+    /// Output format of the stored Backup (json, yaml) instead of messages.
+    #[arg(short = 'o', long)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub location: LocationArg,
+}
+
+/// `location ...` commands.
+#[derive(Subcommand, Debug)]
+pub enum LocationCmd {
+    /// Save a storage location.
+    #[command(after_help = "\
+Examples:
+  lifeboat location create local --provider file --bucket /var/backups/lifeboat --default
+  lifeboat location create aws --provider aws --bucket velero --prefix cluster-a \\
+      --config region=eu-west-1 --credential ~/.aws/credentials")]
+    Create {
+        /// The location's name.
+        name: String,
+        /// aws, gcp, azure, alibabacloud or file.
+        #[arg(long)]
+        provider: String,
+        /// Bucket (a directory for file).
+        #[arg(long)]
+        bucket: String,
+        /// Prefix inside the bucket.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Provider options: k=v,k2=v2 (region, s3Url, s3ForcePathStyle, profile, ...).
+        #[arg(long, value_delimiter = ',')]
+        config: Vec<String>,
+        /// Credentials file (Velero style: `[default]` / `aws_access_key_id=...`).
+        #[arg(long)]
+        credential: Option<String>,
+        /// ReadWrite or ReadOnly.
+        #[arg(long, value_enum, default_value = "ReadWrite")]
+        access_mode: AccessModeArg,
+        /// Make it the default location.
+        #[arg(long)]
+        default: bool,
+        /// Labels: k=v,...
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+    },
+    /// List storage locations (and check that each is reachable).
+    Get {
+        /// Names (all when none).
+        names: Vec<String>,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table")]
+        output: Output,
+    },
+    /// Delete storage locations from the config (their backups stay).
+    Delete {
+        /// Names.
+        names: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Change a location's access mode or default flag.
+    Set {
+        /// The location.
+        name: String,
+        /// ReadWrite or ReadOnly.
+        #[arg(long, value_enum)]
+        access_mode: Option<AccessModeArg>,
+        /// Make it the default.
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+/// Access modes on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AccessModeArg {
+    /// Writes allowed.
+    #[value(name = "ReadWrite")]
+    ReadWrite,
+    /// Writes refused.
+    #[value(name = "ReadOnly")]
+    ReadOnly,
+}
+
+impl From<AccessModeArg> for lifeboat_types::velero::AccessMode {
+    fn from(m: AccessModeArg) -> Self {
+        match m {
+            AccessModeArg::ReadWrite => Self::ReadWrite,
+            AccessModeArg::ReadOnly => Self::ReadOnly,
+        }
+    }
+}
