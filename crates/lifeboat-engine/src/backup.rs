@@ -655,6 +655,15 @@ pub async fn run_backup(
     for w in &discovery_warnings {
         run.warn(None, w.clone());
     }
+    if !backup.spec.hooks.resources.is_empty() {
+        run.warn(
+            None,
+            format!(
+                "{} backup hook set(s) were not run: this version of lifeboat does not execute hooks",
+                backup.spec.hooks.resources.len()
+            ),
+        );
+    }
     for ns in &plan.missing_namespaces {
         run.warn(
             None,
@@ -665,6 +674,16 @@ pub async fn run_backup(
         .for_each_concurrent(opts.concurrency.max(1), |pr| run.list_resource(pr))
         .await;
     run.dependents(&served).await;
+    let claims = run.bound_pvs.lock().map(|s| s.len()).unwrap_or(0);
+    if claims > 0
+        && (backup.spec.snapshot_volumes != Some(false)
+            || backup.spec.default_volumes_to_fs_backup == Some(true))
+    {
+        run.warn(
+            None,
+            format!("{claims} bound volume(s) were backed up as objects only: this version of lifeboat does not copy volume data"),
+        );
+    }
     let Run { tx, results, .. } = run;
     drop(tx);
 

@@ -241,6 +241,14 @@ impl Store {
                         "the file provider needs an absolute directory, got {bucket:?}"
                     )));
                 }
+                // OpenDAL's fs service opens (and creates) its root right away.
+                if !root.is_dir() {
+                    std::fs::create_dir_all(root).map_err(|e| {
+                        cfg_err(format!(
+                            "cannot create directory {bucket}: {e}; choose a writable directory"
+                        ))
+                    })?;
+                }
                 Operator::new(services::Fs::default().root(&bucket))
             }
             Provider::Aws => {
@@ -375,6 +383,12 @@ impl Store {
     }
 
     fn map(&self, op: &'static str, path: &str, e: opendal::Error) -> StorageError {
+        if e.to_string().contains("failed to load signing credential") {
+            return StorageError::Config {
+                location: self.name.clone(),
+                reason: "no credentials found: pass --credential FILE (a Velero credentials file with [default] aws_access_key_id=... aws_secret_access_key=...) or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+            };
+        }
         match e.kind() {
             ErrorKind::PermissionDenied => StorageError::Denied {
                 location: self.name.clone(),

@@ -1,0 +1,231 @@
+//! Bad input gets a clear error that names the object and the fix, and writes nothing.
+
+use crate::support::*;
+
+fn assert_nothing_written(env: &Env) {
+    let files = files_below(&env.storage());
+    assert!(files.is_empty(), "files were written: {files:?}");
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn bad_specs_are_refused_before_anything_is_written() {
+    let env = Env::new();
+    for (args, needle) in [
+        (
+            vec![
+                "backup",
+                "create",
+                "e1",
+                "--include-resources",
+                "deploymentz",
+            ],
+            "unknown resource \"deploymentz\"",
+        ),
+        (
+            vec!["backup", "create", "e2", "--include-namespaces", "[a"],
+            "invalid namespace pattern \"[a\"",
+        ),
+        (
+            vec!["backup", "create", "e3", "--selector", "app in web"],
+            "invalid label selector",
+        ),
+        (
+            vec!["backup", "create", "Bad_Name"],
+            "invalid backup name \"Bad_Name\"",
+        ),
+        (
+            vec!["backup", "create", "e4", "--ttl", "30 days"],
+            "invalid duration",
+        ),
+        (
+            vec![
+                "backup",
+                "create",
+                "e5",
+                "--include-resources",
+                "pods",
+                "--include-cluster-scoped-resources",
+                "nodes",
+            ],
+            "cannot be combined",
+        ),
+    ] {
+        let err = env.fails(&args);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_nothing_written(&env);
+    }
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn unreachable_api_server() {
+    let env = Env::new();
+    let kc = env.dir.path().join("dead-kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let err = env.fails(&[
+        "backup",
+        "create",
+        "u1",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("cannot reach the API server at https://127.0.0.1:1"),
+        "{err}"
+    );
+    assert_nothing_written(&env);
+    let err = env.fails(&[
+        "backup",
+        "create",
+        "u2",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ]);
+    assert!(
+        err.contains("cannot load a kubeconfig from /nonexistent/kubeconfig"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn forbidden_list_is_named() {
+    let env = Env::new();
+    let nobody = std::env::var("LIFEBOAT_IT_KUBECONFIG_NOBODY").expect(NEEDS);
+    // No rights (beyond what another test grants below): a LIST is refused, and named.
+    let err = env.fails(&["backup", "create", "r1", "--kubeconfig", &nobody]);
+    assert!(err.contains("forbidden: cannot list "), "{err}");
+    assert_nothing_written(&env);
+
+    // Rights on configmaps only: the preflight names the first resource it cannot list.
+    env.apply(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: it-rbac}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: it-nobody-namespaces}
+rules: [{apiGroups: [""], resources: [namespaces], verbs: [list, get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: it-nobody-namespaces}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: it-nobody-namespaces}
+subjects: [{kind: User, name: nobody, apiGroup: rbac.authorization.k8s.io}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: cm-reader, namespace: it-rbac}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [list, get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: cm-reader, namespace: it-rbac}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-reader}
+subjects: [{kind: User, name: nobody, apiGroup: rbac.authorization.k8s.io}]
+"#,
+    );
+    let err = env.fails(&[
+        "backup",
+        "create",
+        "r2",
+        "--kubeconfig",
+        &nobody,
+        "--include-namespaces",
+        "it-rbac",
+    ]);
+    assert!(
+        err.contains("forbidden: cannot list") && err.contains("in namespace it-rbac"),
+        "{err}"
+    );
+    assert_nothing_written(&env);
+    // Restricted to what it may list, it works.
+    env.ok(&[
+        "backup",
+        "create",
+        "r3",
+        "--kubeconfig",
+        &nobody,
+        "--include-namespaces",
+        "it-rbac",
+        "--include-resources",
+        "configmaps",
+    ]);
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn unwritable_and_read_only_locations() {
+    let env = Env::new();
+    // A directory that cannot be created (its parent is a file).
+    let file = env.dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let url = format!("file://{}/sub", file.display());
+    let err = env.fails(&["backup", "create", "w1", "--storage-location", &url]);
+    assert!(err.contains("cannot create directory"), "{err}");
+
+    let ro = env.dir.path().join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    env.ok(&[
+        "location",
+        "create",
+        "ro",
+        "--provider",
+        "file",
+        "--bucket",
+        ro.to_str().unwrap(),
+        "--access-mode",
+        "ReadOnly",
+    ]);
+    let err = env.fails(&["backup", "create", "w2", "--storage-location", "ro"]);
+    assert!(err.contains("ReadOnly"), "{err}");
+    assert!(files_below(&ro).is_empty());
+    // A ReadOnly location still lists and refuses deletes.
+    env.ok(&["backup", "get", "--storage-location", "ro"]);
+    let err = env.fails(&[
+        "backup",
+        "delete",
+        "x",
+        "--confirm",
+        "--storage-location",
+        "ro",
+    ]);
+    assert!(
+        err.contains("not found") || err.contains("ReadOnly"),
+        "{err}"
+    );
+
+    let err = env.fails(&["backup", "create", "w3", "--storage-location", "nosuch"]);
+    assert!(
+        err.contains("storage location \"nosuch\" not found"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn malformed_documents() {
+    let env = Env::new();
+    let f = env.dir.path().join("bad.yaml");
+    std::fs::write(&f, "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: y1}\nspec:\n  includedNamespace: [a]\n").unwrap();
+    let err = env.fails(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(
+        err.contains("Backup \"y1\"") && err.contains("includedNamespace"),
+        "{err}"
+    );
+    std::fs::write(
+        &f,
+        "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: y2\n",
+    )
+    .unwrap();
+    let err = env.fails(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(err.contains("not valid YAML"), "{err}");
+    assert_nothing_written(&env);
+}

@@ -1,0 +1,10 @@
+//! lifeboat's integration tests: one binary, run by scripts/test.sh against a real
+//! control plane (etcd + kube-apiserver + kube-controller-manager) and a real S3 HTTP
+//! server (moto). They are `#[ignore]`d for a plain `cargo test`, which runs only the
+//! unit tests.
+
+mod backup;
+mod errors;
+mod s3;
+mod seeds;
+mod support;

@@ -1,0 +1,179 @@
+//! Helpers of the integration tests: a private lifeboat config and storage per test, the
+//! real `lifeboat` binary, kubectl against the test control plane, and an independent
+//! tarball reader (Python's tarfile).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const NEEDS: &str = "needs the dev cluster and moto: run scripts/test.sh";
+
+/// One test's private world.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+fn required(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: {NEEDS}"))
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            kubeconfig: PathBuf::from(required("LIFEBOAT_IT_KUBECONFIG")),
+        }
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        c.env("LIFEBOAT_CONFIG", self.dir.path().join("locations.yaml"))
+            .env("LIFEBOAT_STORAGE_DIR", self.storage())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("LIFEBOAT_KUBECONFIG")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs lifeboat; returns the output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs lifeboat and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "lifeboat {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs lifeboat, asserts failure, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "lifeboat {args:?} succeeded but should fail:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut c = Command::new("kubectl");
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn apply(&self, yaml: &str) {
+        self.kubectl(&["apply", "-f", "-"], Some(yaml));
+    }
+
+    /// Waits until `kubectl get ARGS -o name` lists at least `n` objects.
+    pub fn wait_for(&self, args: &[&str], n: usize) {
+        for _ in 0..200 {
+            let mut a = vec!["get"];
+            a.extend_from_slice(args);
+            a.extend_from_slice(&["-o", "name"]);
+            let out = self.kubectl(&a, None);
+            if out.lines().filter(|l| !l.is_empty()).count() >= n {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {n} of {args:?}");
+    }
+}
+
+/// Reads a .tar.gz with Python's tarfile: entry names in order, and the content of every
+/// `.json` entry parsed as JSON.
+pub struct Tarball {
+    pub names: Vec<String>,
+    pub json: serde_json::Map<String, serde_json::Value>,
+    pub modes: Vec<u32>,
+    pub version: String,
+}
+
+pub fn read_tarball(path: &Path) -> Tarball {
+    let script = r#"
+import json, sys, tarfile
+names, modes, docs, version = [], [], {}, None
+with tarfile.open(sys.argv[1], "r:gz") as t:
+    for m in t:
+        names.append(m.name); modes.append(m.mode)
+        data = t.extractfile(m).read().decode()
+        if m.name == "metadata/version": version = data
+        elif m.name.endswith(".json"): docs[m.name] = json.loads(data)
+print(json.dumps({"names": names, "modes": modes, "json": docs, "version": version}))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python tarfile: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Tarball {
+        names: serde_json::from_value(v["names"].clone()).unwrap(),
+        modes: serde_json::from_value(v["modes"].clone()).unwrap(),
+        json: v["json"].as_object().unwrap().clone(),
+        version: v["version"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Reads a gzip'd JSON file.
+pub fn read_json_gz(path: &Path) -> serde_json::Value {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_reader(flate2::read::GzDecoder::new(f)).unwrap()
+}
+
+/// Every file below `dir`, relative.
+pub fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything lifeboat's demo and tests need on a fresh Debian machine with a Rust
+# toolchain: the dev cluster's control plane (built once from Debian's source and cached),
+# moto (a real S3 HTTP server), restic and promtool for comparisons. Idempotent: a warm
+# machine passes through in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if ((${#missing[@]})); then
+    log "apt-get install ${missing[*]}"
+    if [[ ! -f /var/lib/apt/lists/.lifeboat-updated ]]; then
+      apt-get update -qq && touch /var/lib/apt/lists/.lifeboat-updated
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+apt_install curl openssl python3 jq
+if ! python3 -c 'import moto.server' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then
+  log "pip install moto[server]"
+  python3 -m pip install -q 'moto[server]'
+fi
+bash scripts/dev-cluster.sh build
+log "ready"
