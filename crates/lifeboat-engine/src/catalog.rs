@@ -2,7 +2,8 @@
 
 use std::io::Read;
 
-use lifeboat_types::velero::{Backup, BackupResults};
+use lifeboat_types::layout::RestorePaths;
+use lifeboat_types::velero::{Backup, BackupResults, Restore};
 
 use crate::storage::{StorageError, Store};
 
@@ -126,5 +127,71 @@ pub async fn resource_list(
         reason,
     };
     let text = gunzip(&data, 1 << 32).map_err(|e| damaged(e.to_string()))?;
+    serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))
+}
+
+/// Reads the stored Restore `name`.
+pub async fn get_restore(store: &Store, name: &str) -> Result<Restore, CatalogError> {
+    let path = RestorePaths::new(store.prefix(), name).metadata();
+    let data = match store.read(&path).await {
+        Ok(d) => d,
+        Err(StorageError::NotFound { .. }) => {
+            return Err(CatalogError::NotFound {
+                backup: format!("restore {name}"),
+                location: store.name().into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    serde_json::from_slice(&data).map_err(|e| CatalogError::Damaged {
+        backup: name.into(),
+        file: path,
+        reason: e.to_string(),
+    })
+}
+
+/// Every stored Restore.
+pub async fn list_restores(store: &Store) -> Result<Vec<Restore>, CatalogError> {
+    let mut out = Vec::new();
+    for name in store.list_restores().await? {
+        match get_restore(store, &name).await {
+            Ok(r) => out.push(r),
+            Err(CatalogError::NotFound { .. }) => {}
+            Err(CatalogError::Damaged { backup, reason, .. }) => {
+                tracing::warn!("skipping restore {backup}: {reason}")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// A restore's log text.
+pub async fn restore_logs(store: &Store, name: &str) -> Result<String, CatalogError> {
+    get_restore(store, name).await?;
+    let path = RestorePaths::new(store.prefix(), name).logs();
+    let data = store.read(&path).await?;
+    let text = gunzip(&data, 1 << 30).map_err(|e| CatalogError::Damaged {
+        backup: name.into(),
+        file: path,
+        reason: e.to_string(),
+    })?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// A restore's errors and warnings.
+pub async fn restore_results(store: &Store, name: &str) -> Result<BackupResults, CatalogError> {
+    let path = RestorePaths::new(store.prefix(), name).results();
+    let data = match store.read(&path).await {
+        Ok(d) => d,
+        Err(StorageError::NotFound { .. }) => return Ok(BackupResults::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let damaged = |reason: String| CatalogError::Damaged {
+        backup: name.into(),
+        file: path.clone(),
+        reason,
+    };
+    let text = gunzip(&data, 1 << 30).map_err(|e| damaged(e.to_string()))?;
     serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))
 }

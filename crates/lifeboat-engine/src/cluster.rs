@@ -418,6 +418,79 @@ impl Cluster {
         }
     }
 
+    async fn send_body(
+        &self,
+        req: (http::Method, &str, &str, Vec<u8>),
+        verb: &str,
+        r: &ApiResource,
+        ns: Option<&str>,
+    ) -> Result<String, ClusterError> {
+        let (method, path, content_type, body) = req;
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(body)
+            .map_err(|e| ClusterError::Api {
+                what: path.into(),
+                source: kube::Error::HttpError(e),
+            })?;
+        self.client
+            .request_text(req)
+            .await
+            .map_err(|e| self.map_err(path, verb, &r.group_resource(), ns, e))
+    }
+
+    /// Creates an object (POST); `Ok(false)` when it already exists.
+    pub async fn create_raw(
+        &self,
+        r: &ApiResource,
+        namespace: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<bool, ClusterError> {
+        let path = collection_path(r, namespace);
+        match self
+            .send_body(
+                (http::Method::POST, &path, "application/json", body),
+                "create",
+                r,
+                namespace,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ClusterError::Api {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 409 && s.reason == "AlreadyExists" => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies a JSON merge patch to an object.
+    pub async fn merge_patch(
+        &self,
+        r: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        body: Vec<u8>,
+    ) -> Result<(), ClusterError> {
+        let path = format!("{}/{}", collection_path(r, namespace), encode(name));
+        self.send_body(
+            (
+                http::Method::PATCH,
+                &path,
+                "application/merge-patch+json",
+                body,
+            ),
+            "patch",
+            r,
+            namespace,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Asks the API server whether the current user may `verb` the resource `r`
     /// (in `namespace`, or cluster-wide).
     pub async fn can_i(

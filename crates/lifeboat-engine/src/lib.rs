@@ -7,4 +7,7 @@ pub mod backup;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
+pub mod extract;
+pub mod modifiers;
+pub mod restore;
 pub mod storage;

@@ -531,7 +531,29 @@ impl Store {
 
     /// Names of the backups stored here (directories under `backups/`).
     pub async fn list_backups(&self) -> Result<Vec<String>, StorageError> {
-        let dir = backups_dir(&self.prefix);
+        self.list_dirs(&backups_dir(&self.prefix)).await
+    }
+
+    /// Names of the restores whose results are stored here (directories under `restores/`).
+    pub async fn list_restores(&self) -> Result<Vec<String>, StorageError> {
+        self.list_dirs(&lifeboat_types::layout::restores_dir(&self.prefix))
+            .await
+    }
+
+    /// Deletes a restore's stored results (its metadata first).
+    pub async fn delete_restore(&self, name: &str) -> Result<(), StorageError> {
+        self.ensure_writable()?;
+        let paths = lifeboat_types::layout::RestorePaths::new(&self.prefix, name);
+        self.delete(&paths.metadata()).await?;
+        self.op
+            .delete_with(paths.dir())
+            .recursive(true)
+            .await
+            .map_err(|e| self.map("delete", paths.dir(), e))
+    }
+
+    async fn list_dirs(&self, dir: &str) -> Result<Vec<String>, StorageError> {
+        let dir = dir.to_owned();
         let entries = match self.op.list(&dir).await {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::names::{NameError, validate_name};
-use crate::velero::{API_VERSION, Backup, BackupStorageLocation};
+use crate::velero::{API_VERSION, Backup, BackupStorageLocation, Restore};
 
 /// One velero.io/v1 document.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +12,8 @@ pub enum VeleroDocument {
     Backup(Box<Backup>),
     /// A storage location: save it.
     BackupStorageLocation(Box<BackupStorageLocation>),
+    /// A Restore: run it.
+    Restore(Box<Restore>),
 }
 
 /// Why a document was rejected. Each message says which document and what to change.
@@ -28,7 +30,7 @@ pub enum DocumentError {
     },
     /// The document is not a velero.io/v1 object lifeboat knows.
     #[error(
-        "document {index} ({kind} {name:?}): apiVersion {api_version:?} is not supported; lifeboat reads velero.io/v1 Backup and BackupStorageLocation"
+        "document {index} ({kind} {name:?}): apiVersion {api_version:?} is not supported; lifeboat reads velero.io/v1 Backup, Restore and BackupStorageLocation"
     )]
     Unsupported {
         /// 1-based position.
@@ -96,6 +98,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<VeleroDocument>, DocumentError>
             (API_VERSION, "BackupStorageLocation") => VeleroDocument::BackupStorageLocation(
                 Box::new(serde_yaml_ng::from_value(value.clone()).map_err(typed_err)?),
             ),
+            (API_VERSION, "Restore") => VeleroDocument::Restore(Box::new(
+                serde_yaml_ng::from_value(value.clone()).map_err(typed_err)?,
+            )),
             _ => {
                 return Err(DocumentError::Unsupported {
                     index,
@@ -112,6 +117,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<VeleroDocument>, DocumentError>
         let what = match &doc {
             VeleroDocument::Backup(_) => "backup",
             VeleroDocument::BackupStorageLocation(_) => "backup storage location",
+            VeleroDocument::Restore(_) => "restore",
         };
         validate_name(what, &name).map_err(|source| DocumentError::Name { index, source })?;
         out.push(doc);

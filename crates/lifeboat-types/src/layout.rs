@@ -102,6 +102,57 @@ impl BackupPaths {
     }
 }
 
+/// The object-store paths of one restore's results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePaths {
+    dir: String,
+    name: String,
+}
+
+impl RestorePaths {
+    /// Paths of restore `name` under `prefix`.
+    pub fn new(prefix: &str, name: &str) -> Self {
+        RestorePaths {
+            dir: join_prefix(prefix, &format!("restores/{name}/")),
+            name: name.to_owned(),
+        }
+    }
+    /// `restores/<r>/`.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+    /// `restore-<r>-logs.gz`.
+    pub fn logs(&self) -> String {
+        format!("{}restore-{}-logs.gz", self.dir, self.name)
+    }
+    /// `restore-<r>-results.gz`.
+    pub fn results(&self) -> String {
+        format!("{}restore-{}-results.gz", self.dir, self.name)
+    }
+    /// `restore-<r>-resource-list.json.gz`.
+    pub fn resource_list(&self) -> String {
+        format!("{}restore-{}-resource-list.json.gz", self.dir, self.name)
+    }
+    /// `restore-<r>-itemoperations.json.gz`.
+    pub fn item_operations(&self) -> String {
+        format!("{}restore-{}-itemoperations.json.gz", self.dir, self.name)
+    }
+    /// `<r>-volumeinfo.json.gz`.
+    pub fn volume_info(&self) -> String {
+        format!("{}{}-volumeinfo.json.gz", self.dir, self.name)
+    }
+    /// `velero-restore.json`: the Restore resource itself. Velero keeps it in the
+    /// cluster; lifeboat's CLI mode stores it here, last, as `velero-backup.json` is.
+    pub fn metadata(&self) -> String {
+        format!("{}velero-restore.json", self.dir)
+    }
+}
+
+/// `restores/` under `prefix`.
+pub fn restores_dir(prefix: &str) -> String {
+    join_prefix(prefix, "restores/")
+}
+
 /// `backups/` under `prefix`: the directory listed to find backups.
 pub fn backups_dir(prefix: &str) -> String {
     join_prefix(prefix, "backups/")

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod names;
 pub mod plan;
 pub mod resource_list;
+pub mod restore;
 pub mod selector;
 pub mod velero;
 

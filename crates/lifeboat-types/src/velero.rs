@@ -655,3 +655,196 @@ impl BackupStorageLocation {
         self.spec.access_mode == Some(AccessMode::ReadOnly)
     }
 }
+
+/// `spec.restoreStatus`: which resources keep their status on restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreStatusSpec {
+    /// Resources whose status is restored (`*` for all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_resources: Vec<String>,
+    /// Resources whose status is not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_resources: Vec<String>,
+}
+
+/// `spec` of a velero.io/v1 Restore.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreSpec {
+    /// The backup to restore.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub backup_name: String,
+    /// Restore the newest backup of this schedule instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_name: Option<String>,
+    /// Namespace globs to include.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_namespaces: Vec<String>,
+    /// Namespace globs to exclude.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_namespaces: Vec<String>,
+    /// Resources to include.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_resources: Vec<String>,
+    /// Resources to exclude.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_resources: Vec<String>,
+    /// Source namespace → target namespace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespace_mapping: BTreeMap<String, String>,
+    /// Only objects whose labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+    /// Objects matching any one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub or_label_selectors: Vec<LabelSelector>,
+    /// Restore persistent volumes from snapshots.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "restorePVs"
+    )]
+    pub restore_pvs: Option<bool>,
+    /// Which resources keep their status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_status: Option<RestoreStatusSpec>,
+    /// Keep Services' node ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_node_ports: Option<bool>,
+    /// Include cluster-scoped resources (unset: Velero's automatic choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_cluster_resources: Option<bool>,
+    /// Restore hooks (kept; not executed by this version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<serde_json::Value>,
+    /// `none` (default) or `update`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_resource_policy: Option<String>,
+    /// Timeout of asynchronous item operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_operation_timeout: Option<GoDuration>,
+    /// A resource-modifier ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_modifier: Option<TypedLocalObjectReference>,
+    /// Uploader options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploader_config: Option<serde_json::Value>,
+}
+
+/// The phase of a restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum RestorePhase {
+    /// Just created.
+    #[default]
+    New,
+    /// The spec was rejected.
+    FailedValidation,
+    /// Running.
+    InProgress,
+    /// Waiting for asynchronous operations.
+    WaitingForPluginOperations,
+    /// Waiting, with errors so far.
+    WaitingForPluginOperationsPartiallyFailed,
+    /// Finishing.
+    Finalizing,
+    /// Finishing, with errors so far.
+    FinalizingPartiallyFailed,
+    /// Every object restored or deliberately skipped.
+    Completed,
+    /// Some objects failed.
+    PartiallyFailed,
+    /// Nothing restored.
+    Failed,
+}
+
+impl fmt::Display for RestorePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Item counts of a restore.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreProgress {
+    /// Items to restore.
+    #[serde(default)]
+    pub total_items: u64,
+    /// Items restored so far.
+    #[serde(default)]
+    pub items_restored: u64,
+}
+
+/// `status` of a velero.io/v1 Restore.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// The phase.
+    #[serde(default)]
+    pub phase: RestorePhase,
+    /// Why validation failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_errors: Vec<String>,
+    /// Warnings counted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warnings: u64,
+    /// Errors counted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timestamp: Option<Time>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_timestamp: Option<Time>,
+    /// Item counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RestoreProgress>,
+    /// Every other status field, kept verbatim.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// A velero.io/v1 Restore.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restore {
+    /// Always `Restore`.
+    pub kind: String,
+    /// Always `velero.io/v1`.
+    pub api_version: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// What to restore.
+    #[serde(default)]
+    pub spec: RestoreSpec,
+    /// What happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RestoreStatus>,
+}
+
+impl Restore {
+    /// A new Restore named `name`.
+    pub fn new(name: impl Into<String>, spec: RestoreSpec) -> Self {
+        Restore {
+            kind: "Restore".into(),
+            api_version: API_VERSION.into(),
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some(DEFAULT_NAMESPACE.into()),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    /// The phase, `New` when there is no status.
+    pub fn phase(&self) -> RestorePhase {
+        self.status.as_ref().map(|s| s.phase).unwrap_or_default()
+    }
+}

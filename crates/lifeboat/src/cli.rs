@@ -61,6 +61,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: GetCmd,
     },
+    /// Restore backups into a cluster.
+    Restore {
+        /// The restore command.
+        #[command(subcommand)]
+        cmd: RestoreCmd,
+    },
     /// Work with storage locations.
     #[command(visible_alias = "backup-location")]
     Location {
@@ -91,6 +97,8 @@ pub enum Command {
 pub enum CreateCmd {
     /// Same as `lifeboat backup create`.
     Backup(Box<BackupCreate>),
+    /// Same as `lifeboat restore create`.
+    Restore(Box<RestoreCreate>),
 }
 
 /// `lifeboat get ...`.
@@ -99,6 +107,141 @@ pub enum GetCmd {
     /// Same as `lifeboat backup get`.
     #[command(alias = "backup")]
     Backups(BackupGet),
+    /// Same as `lifeboat restore get`.
+    #[command(alias = "restore")]
+    Restores(RestoreGet),
+}
+
+/// `restore ...` commands.
+#[derive(Subcommand, Debug)]
+pub enum RestoreCmd {
+    /// Restore a backup into the cluster.
+    #[command(after_help = "\
+Examples:
+  lifeboat restore create --from-backup nightly --wait
+  lifeboat restore create r1 --from-backup nightly --include-namespaces shop --namespace-mappings shop:shop-restored
+  lifeboat restore create --from-backup nightly --dry-run          # what would change, with diffs
+  lifeboat restore create --from-backup nightly --existing-resource-policy update")]
+    Create(Box<RestoreCreate>),
+    /// List restores.
+    Get(RestoreGet),
+    /// Describe restores.
+    Describe {
+        /// Restore names (all when none).
+        names: Vec<String>,
+        /// Show every error and warning and the restored resource list.
+        #[arg(long)]
+        details: bool,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table")]
+        output: Output,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Print a restore's logs.
+    Logs {
+        /// The restore.
+        name: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Delete restores' records (restored objects stay in the cluster).
+    Delete {
+        /// Restore names.
+        names: Vec<String>,
+        /// Delete every restore record.
+        #[arg(long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        confirm: bool,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+}
+
+/// `restore get`.
+#[derive(Args, Debug)]
+pub struct RestoreGet {
+    /// Restore names (all when none).
+    pub names: Vec<String>,
+    /// Output format: table, json, yaml, jsonpath=TEMPLATE.
+    #[arg(short = 'o', long, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub location: LocationArg,
+}
+
+/// `restore create`.
+#[derive(Args, Debug, Default)]
+pub struct RestoreCreate {
+    /// The restore's name (default: <backup>-<timestamp>).
+    pub name: Option<String>,
+    /// The backup to restore.
+    #[arg(long)]
+    pub from_backup: Option<String>,
+    /// Restore the newest completed backup of this schedule.
+    #[arg(long)]
+    pub from_schedule: Option<String>,
+    /// Namespaces to include (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub include_namespaces: Vec<String>,
+    /// Namespaces to exclude (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_namespaces: Vec<String>,
+    /// Resources to include.
+    #[arg(long, value_delimiter = ',')]
+    pub include_resources: Vec<String>,
+    /// Resources to exclude.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_resources: Vec<String>,
+    /// Namespace mappings: src1:dst1,src2:dst2.
+    #[arg(long, value_delimiter = ',')]
+    pub namespace_mappings: Vec<String>,
+    /// Only restore objects matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Objects matching any of these selectors: "app=a or app=b".
+    #[arg(long)]
+    pub or_selector: Option<String>,
+    /// Include cluster-scoped resources (unset: only for a whole-cluster restore).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub include_cluster_resources: Option<bool>,
+    /// Restore volumes from snapshots (recorded; volume data is not restored by this version).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub restore_volumes: Option<bool>,
+    /// Keep Services' node ports.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub preserve_nodeports: Option<bool>,
+    /// Resources whose status is restored too.
+    #[arg(long, value_delimiter = ',')]
+    pub status_include_resources: Vec<String>,
+    /// Resources whose status is not restored.
+    #[arg(long, value_delimiter = ',')]
+    pub status_exclude_resources: Vec<String>,
+    /// What to do with objects that exist: none (default) or update.
+    #[arg(long)]
+    pub existing_resource_policy: Option<String>,
+    /// A ConfigMap (in --namespace) holding resource modifier rules.
+    #[arg(long)]
+    pub resource_modifier_configmap: Option<String>,
+    /// A local file holding resource modifier rules.
+    #[arg(long)]
+    pub resource_modifier_file: Option<PathBuf>,
+    /// Objects created at once.
+    #[arg(long, default_value_t = 32)]
+    pub parallelism: usize,
+    /// Show what would be created, updated or skipped, with diffs; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Show progress and wait (lifeboat always runs the restore to the end).
+    #[arg(short = 'w', long)]
+    pub wait: bool,
+    /// Output format (json, yaml) instead of messages.
+    #[arg(short = 'o', long)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub location: LocationArg,
 }
 
 /// Output formats.

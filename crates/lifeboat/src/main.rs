@@ -3,6 +3,7 @@
 
 mod cli;
 mod output;
+mod restore_cmd;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -96,6 +97,13 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Get {
             cmd: GetCmd::Backups(g),
         } => backup_get(g).await,
+        Command::Get {
+            cmd: GetCmd::Restores(g),
+        } => restore_cmd::restore_get(g).await,
+        Command::Create {
+            cmd: CreateCmd::Restore(c),
+        } => restore_cmd::restore_create(&cli, c).await,
+        Command::Restore { cmd } => restore_cmd::restore_cmd(&cli, cmd).await,
         Command::Location { cmd } => location_cmd(cmd).await,
         Command::Apply {
             file,
@@ -129,13 +137,13 @@ fn resolve_location(arg: Option<&str>) -> Result<BackupStorageLocation> {
     }
 }
 
-fn open_store(arg: Option<&str>) -> Result<Store> {
+pub(crate) fn open_store(arg: Option<&str>) -> Result<Store> {
     Ok(Store::open(&resolve_location(arg)?)?)
 }
 
 /// The cluster: --kubeconfig/--kubecontext, else the usual kubeconfig, else the local dev
 /// cluster started by scripts/dev-cluster.sh.
-async fn connect(cli: &Cli) -> Result<Cluster> {
+pub(crate) async fn connect(cli: &Cli) -> Result<Cluster> {
     let mut opts = ClusterOptions {
         kubeconfig: cli.kubeconfig.clone(),
         context: cli.kubecontext.clone(),
@@ -542,6 +550,16 @@ async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>) -> Result<u8> 
                 cfg.add(*l)?;
                 cfg.save()?;
                 println!("Backup storage location \"{name}\" configured successfully.");
+            }
+            VeleroDocument::Restore(mut r) => {
+                let store = open_store(location)?;
+                r.status = None;
+                let c = cli::RestoreCreate {
+                    parallelism: lifeboat_engine::restore::DEFAULT_PARALLELISM,
+                    wait: true,
+                    ..Default::default()
+                };
+                code = code.max(restore_cmd::run_one_restore(cli, &store, *r, &c).await?);
             }
             VeleroDocument::Backup(mut b) => {
                 if let Some(l) = location {

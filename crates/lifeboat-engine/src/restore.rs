@@ -1,0 +1,1071 @@
+//! Restoring a Velero-layout backup into a cluster, in parallel.
+//!
+//! Flow: the backup's tarball is streamed from the location and extracted into a private
+//! temporary directory, validated entry by entry (nothing touches the cluster until the
+//! whole archive has passed); items are indexed and planned (pure decisions from
+//! `lifeboat_types::restore`); then phases run in Velero's priority order, each phase's
+//! objects created concurrently with bounded parallelism. CRDs are waited for until
+//! Established, namespaces until Active, before what depends on them.
+//!
+//! Invariants:
+//! - A damaged or hostile archive is refused before the first object is created.
+//! - Every planned object gets an outcome, recorded in the results; a failure never
+//!   aborts the other objects silently.
+//! - `--dry-run` creates and changes nothing in the cluster and writes nothing to the
+//!   location.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use lifeboat_types::layout::{PREFERRED_VERSION_SUFFIX, RestorePaths};
+use lifeboat_types::names::{NameError, validate_name};
+use lifeboat_types::plan::{ApiResource, PlanError};
+use lifeboat_types::resource_list::ResourceList;
+use lifeboat_types::restore::{
+    BACKUP_NAME_LABEL, Decision, RESTORE_NAME_LABEL, RestoreFilter, SanitizeOptions, SkipReason,
+    controller_uid, is_service_account_token, phase_of, sanitize,
+};
+use lifeboat_types::velero::{
+    BackupPhase, BackupResults, Restore, RestorePhase, RestoreProgress, RestoreStatus, Time,
+};
+use serde_json::Value;
+
+use crate::archive::gzip;
+use crate::catalog::{self, CatalogError};
+use crate::cluster::{Cluster, ClusterError};
+use crate::extract::{ArchiveError, Limits, extract_validated};
+use crate::modifiers::Modifiers;
+use crate::storage::{StorageError, Store};
+
+/// Default number of objects created at once.
+pub const DEFAULT_PARALLELISM: usize = 32;
+
+/// Why a restore could not run. Nothing was created in the cluster in these cases, except
+/// for [`RestoreError::Cluster`] raised mid-way (reported with what was done).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The restore's name is invalid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The backup cannot be read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The backup is not in a restorable phase.
+    #[error(
+        "backup {backup:?} is {phase}; only Completed or PartiallyFailed backups can be restored"
+    )]
+    NotRestorable {
+        /// The backup.
+        backup: String,
+        /// Its phase.
+        phase: BackupPhase,
+    },
+    /// No backup was named.
+    #[error("no backup to restore: pass --from-backup NAME")]
+    NoBackup,
+    /// The filters are invalid.
+    #[error("restore {restore:?}: {source}")]
+    Plan {
+        /// The restore.
+        restore: String,
+        /// Why.
+        #[source]
+        source: PlanError,
+    },
+    /// A namespace mapping names an invalid namespace.
+    #[error("restore {restore:?}: invalid namespace mapping {from}:{to}: {reason}")]
+    BadMapping {
+        /// The restore.
+        restore: String,
+        /// Source namespace.
+        from: String,
+        /// Target namespace.
+        to: String,
+        /// Why.
+        reason: String,
+    },
+    /// The archive is damaged or hostile.
+    #[error("backup {backup:?}: {source}")]
+    Archive {
+        /// The backup.
+        backup: String,
+        /// Why.
+        #[source]
+        source: ArchiveError,
+    },
+    /// The cluster could not be read.
+    #[error("restore {restore:?}: {source}")]
+    Cluster {
+        /// The restore.
+        restore: String,
+        /// Why.
+        #[source]
+        source: ClusterError,
+    },
+    /// The location could not be written.
+    #[error("restore {restore:?}: {source}")]
+    Storage {
+        /// The restore.
+        restore: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
+    /// A restore with this name exists.
+    #[error("restore {0:?} already exists in the storage location; choose another name")]
+    AlreadyExists(String),
+    /// Local I/O (the temporary directory).
+    #[error("restore {restore:?}: {source}")]
+    Io {
+        /// The restore.
+        restore: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `existingResourcePolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingPolicy {
+    /// Leave existing objects alone (warn when they differ).
+    #[default]
+    None,
+    /// Patch existing objects to the backed-up state.
+    Update,
+}
+
+impl ExistingPolicy {
+    /// Parses `none` / `update`.
+    pub fn parse(s: Option<&str>) -> Result<Self, String> {
+        match s.unwrap_or("none") {
+            "" | "none" => Ok(ExistingPolicy::None),
+            "update" => Ok(ExistingPolicy::Update),
+            other => Err(format!(
+                "invalid existing resource policy {other:?}: use none or update"
+            )),
+        }
+    }
+}
+
+/// Options of one restore run.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Objects created at once.
+    pub parallelism: usize,
+    /// Only report what would happen.
+    pub dry_run: bool,
+    /// Resource modifiers to apply.
+    pub modifiers: Option<Modifiers>,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            parallelism: DEFAULT_PARALLELISM,
+            dry_run: false,
+            modifiers: None,
+        }
+    }
+}
+
+/// What happened (or, in a dry run, would happen) to one object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Created.
+    Created,
+    /// Would be created (dry run).
+    WouldCreate,
+    /// Patched to the backed-up state (existing policy update).
+    Updated,
+    /// Would be patched (dry run).
+    WouldUpdate {
+        /// Unified diff, live → backed-up.
+        diff: String,
+    },
+    /// Exists and matches the backup.
+    SkipIdentical,
+    /// Exists and differs; left alone.
+    SkipDiffers {
+        /// Unified diff, live → backed-up.
+        diff: String,
+    },
+    /// Failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// One object's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemReport {
+    /// `deployments.apps`.
+    pub resource: String,
+    /// Target namespace.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The result of a restore run.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// The Restore, with its status.
+    pub restore: Restore,
+    /// Every planned object's outcome, in execution order.
+    pub items: Vec<ItemReport>,
+    /// Errors and warnings.
+    pub results: BackupResults,
+}
+
+/// Live counters for progress bars.
+#[derive(Debug, Default)]
+pub struct RestoreProgressCounters {
+    /// Objects planned.
+    pub total: AtomicU64,
+    /// Objects done (any outcome).
+    pub done: AtomicU64,
+}
+
+/// One item file of the extracted backup.
+#[derive(Debug, Clone)]
+struct ItemFile {
+    gr: String,
+    namespace: Option<String>,
+    name: String,
+    path: PathBuf,
+}
+
+/// Lists the items of an extracted backup, choosing per resource the
+/// `<version>-preferredversion` directory when there is one (format 1.1.0), else the
+/// unversioned one (format 1.0).
+fn index_items(root: &Path) -> std::io::Result<Vec<ItemFile>> {
+    let mut out = Vec::new();
+    let res = root.join("resources");
+    if !res.is_dir() {
+        return Ok(out);
+    }
+    let mut grs: Vec<_> = std::fs::read_dir(&res)?.flatten().collect();
+    grs.sort_by_key(|e| e.file_name());
+    for gr_entry in grs {
+        let gr = gr_entry.file_name().to_string_lossy().into_owned();
+        let gr_dir = gr_entry.path();
+        let preferred = std::fs::read_dir(&gr_dir)?
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(PREFERRED_VERSION_SUFFIX)
+            })
+            .map(|e| e.path());
+        let base = preferred.unwrap_or(gr_dir);
+        let cluster = base.join("cluster");
+        if cluster.is_dir() {
+            for f in sorted_files(&cluster)? {
+                if let Some(name) = f
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".json"))
+                {
+                    out.push(ItemFile {
+                        gr: gr.clone(),
+                        namespace: None,
+                        name: name.to_owned(),
+                        path: f.clone(),
+                    });
+                }
+            }
+        }
+        let nss = base.join("namespaces");
+        if nss.is_dir() {
+            let mut dirs: Vec<_> = std::fs::read_dir(&nss)?.flatten().collect();
+            dirs.sort_by_key(|e| e.file_name());
+            for ns in dirs {
+                let ns_name = ns.file_name().to_string_lossy().into_owned();
+                for f in sorted_files(&ns.path())? {
+                    if let Some(name) = f
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.strip_suffix(".json"))
+                    {
+                        out.push(ItemFile {
+                            gr: gr.clone(),
+                            namespace: Some(ns_name.clone()),
+                            name: name.to_owned(),
+                            path: f.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn sorted_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn labels_of(obj: &Value) -> BTreeMap<String, String> {
+    obj.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The resource to address for an object of `api_version` and group-resource `gr`.
+fn target_resource(gr: &str, api_version: &str, kind: &str, namespaced: bool) -> ApiResource {
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (String::new(), api_version.to_owned()),
+    };
+    let plural = gr.split('.').next().unwrap_or(gr).to_owned();
+    ApiResource {
+        group,
+        version,
+        plural,
+        singular: String::new(),
+        kind: kind.to_owned(),
+        namespaced,
+        short_names: vec![],
+        verbs: vec![],
+    }
+}
+
+/// A live object reduced to what a backup would hold, for comparison and diffs.
+fn normalize_live(gr: &str, live: &mut Value, o: &SanitizeOptions) {
+    sanitize(gr, live, o);
+    strip_restore_labels(live);
+}
+
+fn strip_restore_labels(v: &mut Value) {
+    if let Some(l) = v
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        l.remove(BACKUP_NAME_LABEL);
+        l.remove(RESTORE_NAME_LABEL);
+        if l.is_empty()
+            && let Some(m) = v.pointer_mut("/metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("labels");
+        }
+    }
+}
+
+/// Whether every field of `want` is present and equal in `have` (the API server adds
+/// defaults, so a live object is a superset of what was created).
+pub fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
+        }
+        _ => want == have,
+    }
+}
+
+/// A unified diff of two objects as YAML.
+pub fn yaml_diff(live: &Value, wanted: &Value, title: &str) -> String {
+    let a = serde_yaml_ng::to_string(live).unwrap_or_default();
+    let b = serde_yaml_ng::to_string(wanted).unwrap_or_default();
+    similar::TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("live/{title}"), &format!("backup/{title}"))
+        .to_string()
+}
+
+/// One planned object.
+#[derive(Debug, Clone)]
+struct Planned {
+    file: ItemFile,
+    target_ns: Option<String>,
+    phase: usize,
+}
+
+struct Exec<'a> {
+    cluster: &'a Cluster,
+    sanitize: SanitizeOptions,
+    policy: ExistingPolicy,
+    opts: &'a RestoreOptions,
+    results: Mutex<BackupResults>,
+    restored: Mutex<ResourceList>,
+    log: Mutex<Vec<String>>,
+    restore_name: String,
+    progress: Arc<RestoreProgressCounters>,
+}
+
+impl Exec<'_> {
+    fn log(&self, level: &str, msg: &str) {
+        let line = format!(
+            "time=\"{}\" level={level} msg={msg:?} restore=velero/{}",
+            Time::now(),
+            self.restore_name
+        );
+        tracing::debug!(target: "lifeboat::restore", "{line}");
+        if let Ok(mut l) = self.log.lock() {
+            l.push(line);
+        }
+    }
+
+    fn error(&self, ns: Option<&str>, msg: String) {
+        self.log("error", &msg);
+        if let Ok(mut r) = self.results.lock() {
+            r.errors.add(ns, msg);
+        }
+    }
+
+    fn warn(&self, ns: Option<&str>, msg: String) {
+        self.log("warning", &msg);
+        if let Ok(mut r) = self.results.lock() {
+            r.warnings.add(ns, msg);
+        }
+    }
+
+    /// Restores one object and reports its outcome.
+    async fn restore_one(&self, p: &Planned) -> ItemReport {
+        let gr = p.file.gr.clone();
+        let ns = p.target_ns.clone();
+        let mut report = ItemReport {
+            resource: gr.clone(),
+            namespace: ns.clone(),
+            name: p.file.name.clone(),
+            outcome: Outcome::Failed {
+                error: String::new(),
+            },
+        };
+        let outcome = self.restore_inner(p).await;
+        self.progress.done.fetch_add(1, Ordering::Relaxed);
+        let what = format!(
+            "{gr} {}",
+            crate::restore::display_key(ns.as_deref(), &p.file.name)
+        );
+        match &outcome {
+            Ok(o) => {
+                match o {
+                    Outcome::SkipDiffers { .. } => self.warn(
+                        ns.as_deref(),
+                        format!("could not restore, {what} already exists. Warning: the in-cluster version is different than the backed-up version"),
+                    ),
+                    Outcome::SkipIdentical => self.log("info", &format!("{what} already exists and matches the backup")),
+                    Outcome::Updated => self.log("info", &format!("{what} existed and was updated")),
+                    _ => {}
+                }
+            }
+            Err(e) => self.error(ns.as_deref(), format!("error restoring {what}: {e}")),
+        }
+        report.outcome = outcome.unwrap_or_else(|e| Outcome::Failed { error: e });
+        report
+    }
+
+    async fn restore_inner(&self, p: &Planned) -> Result<Outcome, String> {
+        let gr = &p.file.gr;
+        let text = std::fs::read(&p.file.path).map_err(|e| e.to_string())?;
+        let mut obj: Value = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if api_version.is_empty() || kind.is_empty() {
+            return Err("the backed-up object has no apiVersion or kind".into());
+        }
+        sanitize(gr, &mut obj, &self.sanitize);
+        if let Some(m) = &self.opts.modifiers {
+            m.apply(gr, p.target_ns.as_deref(), &p.file.name, &mut obj)
+                .map_err(|e| format!("resource modifier: {e}"))?;
+        }
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or(&p.file.name)
+            .to_owned();
+        let r = target_resource(gr, &api_version, &kind, p.target_ns.is_some());
+        let ns = p.target_ns.as_deref();
+        if self.opts.dry_run {
+            return match self
+                .cluster
+                .get_raw(&r, ns, &name)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                None => Ok(Outcome::WouldCreate),
+                Some(live) => self.compare(gr, &obj, &live, true),
+            };
+        }
+        let body = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
+        let created = self
+            .cluster
+            .create_raw(&r, ns, body)
+            .await
+            .map_err(|e| e.to_string())?;
+        if created {
+            if let Ok(mut l) = self.restored.lock() {
+                l.add(&format!("{api_version}/{kind}"), ns, &name);
+            }
+            return Ok(Outcome::Created);
+        }
+        let live = self
+            .cluster
+            .get_raw(&r, ns, &name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("it exists but cannot be read")?;
+        let outcome = self.compare(gr, &obj, &live, false)?;
+        if let Outcome::SkipDiffers { .. } = &outcome
+            && self.policy == ExistingPolicy::Update
+        {
+            let mut patch = obj.clone();
+            if let Some(m) = patch.as_object_mut() {
+                m.remove("apiVersion");
+                m.remove("kind");
+            }
+            self.cluster
+                .merge_patch(
+                    &r,
+                    ns,
+                    &name,
+                    serde_json::to_vec(&patch).map_err(|e| e.to_string())?,
+                )
+                .await
+                .map_err(|e| format!("update of the existing object failed: {e}"))?;
+            if let Ok(mut l) = self.restored.lock() {
+                l.add(&format!("{api_version}/{kind}"), ns, &name);
+            }
+            return Ok(Outcome::Updated);
+        }
+        Ok(outcome)
+    }
+
+    fn compare(
+        &self,
+        gr: &str,
+        wanted: &Value,
+        live: &str,
+        dry_run: bool,
+    ) -> Result<Outcome, String> {
+        let mut live: Value = serde_json::from_str(live).map_err(|e| e.to_string())?;
+        normalize_live(gr, &mut live, &self.sanitize);
+        let mut want = wanted.clone();
+        strip_restore_labels(&mut want);
+        if is_subset(&want, &live) {
+            return Ok(Outcome::SkipIdentical);
+        }
+        let title = format!(
+            "{gr}/{}",
+            want.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        );
+        let diff = yaml_diff(&live, &want, &title);
+        Ok(match (dry_run, self.policy) {
+            (true, ExistingPolicy::Update) => Outcome::WouldUpdate { diff },
+            _ => Outcome::SkipDiffers { diff },
+        })
+    }
+}
+
+/// `ns/name` or `name`.
+pub fn display_key(ns: Option<&str>, name: &str) -> String {
+    match ns {
+        Some(n) => format!("{n}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+fn valid_namespace(ns: &str) -> Result<(), String> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && ns.as_bytes()[0].is_ascii_alphanumeric()
+        && ns.as_bytes()[ns.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err("a namespace is at most 63 lower-case letters, digits or '-', starting and ending with a letter or digit".into())
+    }
+}
+
+/// Runs `restore` from `store` into `cluster`.
+pub async fn run_restore(
+    cluster: &Cluster,
+    store: &Store,
+    mut restore: Restore,
+    opts: &RestoreOptions,
+    progress: Arc<RestoreProgressCounters>,
+) -> Result<RestoreReport, RestoreError> {
+    let name = restore.metadata.name.clone();
+    validate_name("restore", &name)?;
+    let spec = restore.spec.clone();
+    if spec.backup_name.is_empty() {
+        return Err(RestoreError::NoBackup);
+    }
+    for (from, to) in &spec.namespace_mapping {
+        valid_namespace(to).map_err(|reason| RestoreError::BadMapping {
+            restore: name.clone(),
+            from: from.clone(),
+            to: to.clone(),
+            reason,
+        })?;
+    }
+    let policy =
+        ExistingPolicy::parse(spec.existing_resource_policy.as_deref()).map_err(|reason| {
+            RestoreError::Plan {
+                restore: name.clone(),
+                source: PlanError::BadOrder {
+                    resource: "existingResourcePolicy".into(),
+                    reason,
+                },
+            }
+        })?;
+    let filter = RestoreFilter::new(&spec).map_err(|source| RestoreError::Plan {
+        restore: name.clone(),
+        source,
+    })?;
+    let backup = catalog::get_backup(store, &spec.backup_name).await?;
+    if !matches!(
+        backup.phase(),
+        BackupPhase::Completed | BackupPhase::PartiallyFailed
+    ) {
+        return Err(RestoreError::NotRestorable {
+            backup: spec.backup_name.clone(),
+            phase: backup.phase(),
+        });
+    }
+    let storage_err = |source| RestoreError::Storage {
+        restore: name.clone(),
+        source,
+    };
+    let cluster_err = |source| RestoreError::Cluster {
+        restore: name.clone(),
+        source,
+    };
+    let paths = RestorePaths::new(store.prefix(), &name);
+    if !opts.dry_run {
+        store.check(true).await.map_err(storage_err)?;
+        if store.exists(&paths.metadata()).await.map_err(storage_err)? {
+            return Err(RestoreError::AlreadyExists(name));
+        }
+    }
+    // The cluster must answer before the archive is fetched.
+    let (served, _) = cluster.discover().await.map_err(cluster_err)?;
+
+    // Extract and validate the whole archive first.
+    let tmp = tempfile::Builder::new()
+        .prefix("lifeboat-restore-")
+        .tempdir()
+        .map_err(|source| RestoreError::Io {
+            restore: name.clone(),
+            source,
+        })?;
+    let reader = store
+        .reader(&store.backup_paths(&spec.backup_name).contents())
+        .await
+        .map_err(storage_err)?;
+    let dest = tmp.path().to_path_buf();
+    let extracted = tokio::task::spawn_blocking(move || {
+        let sync = tokio_util::io::SyncIoBridge::new(
+            tokio_util::compat::FuturesAsyncReadCompatExt::compat(reader),
+        );
+        extract_validated(sync, &dest, Limits::default())
+    })
+    .await
+    .map_err(|e| RestoreError::Io {
+        restore: name.clone(),
+        source: std::io::Error::other(e),
+    })?
+    .map_err(|source| RestoreError::Archive {
+        backup: spec.backup_name.clone(),
+        source,
+    })?;
+    let files = index_items(tmp.path()).map_err(|source| RestoreError::Io {
+        restore: name.clone(),
+        source,
+    })?;
+
+    // Plan: decide every item; controllers restored take their children with them.
+    let start = Time::now();
+    let mut planned = Vec::new();
+    let mut uids = BTreeSet::new();
+    let mut owners: Vec<Option<String>> = Vec::new();
+    let mut skipped: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for f in files {
+        let text = std::fs::read(&f.path).map_err(|source| RestoreError::Io {
+            restore: name.clone(),
+            source,
+        })?;
+        let obj: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
+        if is_service_account_token(&f.gr, &obj) {
+            *skipped.entry("service account tokens").or_default() += 1;
+            continue;
+        }
+        match filter.decide(&f.gr, f.namespace.as_deref(), &f.name, &labels_of(&obj)) {
+            Decision::Restore { namespace } => {
+                if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) {
+                    uids.insert(uid.to_owned());
+                }
+                owners.push(controller_uid(&obj).map(str::to_owned));
+                planned.push(Planned {
+                    phase: phase_of(&f.gr),
+                    target_ns: namespace,
+                    file: f,
+                });
+            }
+            Decision::Skip(SkipReason::NeverRestored) => {
+                *skipped.entry("never restored").or_default() += 1
+            }
+            Decision::Skip(_) => *skipped.entry("filtered out").or_default() += 1,
+        }
+    }
+    let mut keep = Vec::with_capacity(planned.len());
+    for (p, owner) in planned.into_iter().zip(owners) {
+        if owner.is_some_and(|o| uids.contains(&o)) {
+            *skipped.entry("owned by a restored controller").or_default() += 1;
+        } else {
+            keep.push(p);
+        }
+    }
+    let planned = keep;
+    progress
+        .total
+        .store(planned.len() as u64, Ordering::Relaxed);
+
+    let exec = Exec {
+        cluster,
+        sanitize: SanitizeOptions {
+            backup_name: spec.backup_name.clone(),
+            restore_name: name.clone(),
+            namespace_mapping: spec.namespace_mapping.clone(),
+            preserve_node_ports: spec.preserve_node_ports == Some(true),
+            status_included: spec
+                .restore_status
+                .as_ref()
+                .map(|s| s.included_resources.clone())
+                .unwrap_or_default(),
+            status_excluded: spec
+                .restore_status
+                .as_ref()
+                .map(|s| s.excluded_resources.clone())
+                .unwrap_or_default(),
+        },
+        policy,
+        opts,
+        results: Mutex::new(BackupResults::default()),
+        restored: Mutex::new(ResourceList::default()),
+        log: Mutex::new(Vec::new()),
+        restore_name: name.clone(),
+        progress: progress.clone(),
+    };
+    exec.log(
+        "info",
+        &format!(
+            "Restoring backup {} (format {}): {} objects planned, skipped: {:?}",
+            spec.backup_name,
+            extracted.version,
+            planned.len(),
+            skipped
+        ),
+    );
+    let _ = &served;
+
+    // Namespaces that objects land in but that the backup does not restore.
+    let ns_restored: BTreeSet<String> = planned
+        .iter()
+        .filter(|p| p.file.gr == "namespaces")
+        .map(|p| {
+            spec.namespace_mapping
+                .get(&p.file.name)
+                .cloned()
+                .unwrap_or_else(|| p.file.name.clone())
+        })
+        .collect();
+    let needed: BTreeSet<String> = planned
+        .iter()
+        .filter_map(|p| p.target_ns.clone())
+        .filter(|n| !ns_restored.contains(n))
+        .collect();
+
+    let mut by_phase: BTreeMap<usize, Vec<Planned>> = BTreeMap::new();
+    for p in planned {
+        by_phase.entry(p.phase).or_default().push(p);
+    }
+    let ns_phase = phase_of("namespaces");
+    let mut items = Vec::new();
+    let mut ns_done = false;
+    for (phase, group) in by_phase {
+        if phase >= ns_phase && !ns_done {
+            ns_done = true;
+            if !opts.dry_run {
+                ensure_namespaces(&exec, &needed).await;
+            }
+        }
+        let reports: Vec<ItemReport> = stream::iter(group.iter())
+            .map(|p| exec.restore_one(p))
+            .buffered(opts.parallelism.max(1))
+            .collect()
+            .await;
+        if !opts.dry_run {
+            if phase == phase_of("customresourcedefinitions") {
+                wait_crds(&exec, &reports).await;
+            }
+            if phase == ns_phase {
+                let names: BTreeSet<String> = reports
+                    .iter()
+                    .filter(|r| matches!(r.outcome, Outcome::Created))
+                    .map(|r| r.name.clone())
+                    .collect();
+                wait_namespaces_active(&exec, &names).await;
+            }
+        }
+        items.extend(reports);
+    }
+    if !ns_done && !opts.dry_run {
+        ensure_namespaces(&exec, &needed).await;
+    }
+
+    let Exec {
+        results,
+        restored,
+        log,
+        ..
+    } = exec;
+    let results = results.into_inner().unwrap_or_default();
+    let restored = restored.into_inner().unwrap_or_default();
+    let done = items
+        .iter()
+        .filter(|i| !matches!(i.outcome, Outcome::Failed { .. }))
+        .count() as u64;
+    let phase = if results.errors.is_empty() {
+        RestorePhase::Completed
+    } else {
+        RestorePhase::PartiallyFailed
+    };
+    restore.status = Some(RestoreStatus {
+        phase,
+        warnings: results.warnings.len() as u64,
+        errors: results.errors.len() as u64,
+        start_timestamp: Some(start),
+        completion_timestamp: Some(Time::now()),
+        progress: Some(RestoreProgress {
+            total_items: items.len() as u64,
+            items_restored: done,
+        }),
+        ..Default::default()
+    });
+    if !opts.dry_run {
+        let mut text = log.into_inner().unwrap_or_default().join("\n");
+        text.push('\n');
+        let json_gz = |v: &Value| Bytes::from(gzip(&serde_json::to_vec(v).unwrap_or_default()));
+        let write = async {
+            store
+                .write(&paths.logs(), Bytes::from(gzip(text.as_bytes())))
+                .await?;
+            store
+                .write(
+                    &paths.results(),
+                    json_gz(&serde_json::to_value(&results).unwrap_or_default()),
+                )
+                .await?;
+            store
+                .write(
+                    &paths.resource_list(),
+                    json_gz(&serde_json::to_value(restored.finish()).unwrap_or_default()),
+                )
+                .await?;
+            store
+                .write(&paths.item_operations(), json_gz(&Value::Array(vec![])))
+                .await?;
+            store
+                .write(&paths.volume_info(), json_gz(&Value::Array(vec![])))
+                .await?;
+            store
+                .write(
+                    &paths.metadata(),
+                    Bytes::from(serde_json::to_vec_pretty(&restore).unwrap_or_default()),
+                )
+                .await
+        };
+        write.await.map_err(storage_err)?;
+    }
+    Ok(RestoreReport {
+        restore,
+        items,
+        results,
+    })
+}
+
+async fn ensure_namespaces(exec: &Exec<'_>, needed: &BTreeSet<String>) {
+    let ns_res = target_resource("namespaces", "v1", "Namespace", false);
+    for ns in needed {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
+            BACKUP_NAME_LABEL: exec.sanitize.backup_name, RESTORE_NAME_LABEL: exec.sanitize.restore_name}}});
+        match exec
+            .cluster
+            .create_raw(&ns_res, None, serde_json::to_vec(&body).unwrap_or_default())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => exec.error(Some(ns), format!("cannot create namespace {ns}: {e}")),
+        }
+    }
+    wait_namespaces_active(exec, needed).await;
+}
+
+async fn wait_namespaces_active(exec: &Exec<'_>, names: &BTreeSet<String>) {
+    let ns_res = target_resource("namespaces", "v1", "Namespace", false);
+    for ns in names {
+        let mut ok = false;
+        for _ in 0..100 {
+            if let Ok(Some(text)) = exec.cluster.get_raw(&ns_res, None, ns).await {
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                match v.pointer("/status/phase").and_then(Value::as_str) {
+                    Some("Active") => {
+                        ok = true;
+                        break;
+                    }
+                    Some("Terminating") => {}
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if !ok {
+            exec.error(
+                Some(ns),
+                format!(
+                    "namespace {ns} did not become Active within 20s (is it still terminating?)"
+                ),
+            );
+        }
+    }
+}
+
+async fn wait_crds(exec: &Exec<'_>, reports: &[ItemReport]) {
+    let r = target_resource(
+        "customresourcedefinitions.apiextensions.k8s.io",
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        false,
+    );
+    for rep in reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Created | Outcome::Updated))
+    {
+        let mut established = false;
+        for _ in 0..300 {
+            if let Ok(Some(text)) = exec.cluster.get_raw(&r, None, &rep.name).await {
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                established = v
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Established" && c["status"] == "True")
+                    });
+                if established {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if !established {
+            exec.error(
+                None,
+                format!("CRD {} was not Established within 1 minute", rep.name),
+            );
+        }
+    }
+    // Give discovery a moment to serve the new groups.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_server_defaults() {
+        let want =
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c"}]}}}});
+        let live = json!({"spec": {"replicas": 2, "revisionHistoryLimit": 10,
+            "template": {"spec": {"containers": [{"name": "c", "imagePullPolicy": "IfNotPresent"}]}}}});
+        assert!(is_subset(&want, &live));
+        let changed = json!({"spec": {"replicas": 3}});
+        assert!(!is_subset(&changed, &live));
+    }
+
+    #[test]
+    fn diff_shows_the_change() {
+        let d = yaml_diff(
+            &json!({"data": {"a": "1"}}),
+            &json!({"data": {"a": "2"}}),
+            "configmaps/x",
+        );
+        assert!(d.contains("-  a: '1'") && d.contains("+  a: '2'"), "{d}");
+        assert!(d.contains("live/configmaps/x"));
+    }
+
+    #[test]
+    fn index_prefers_the_preferred_version_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |p: &str| {
+            let p = dir.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "{}").unwrap();
+        };
+        write("resources/configmaps/namespaces/a/c.json");
+        write("resources/configmaps/v1-preferredversion/namespaces/a/c.json");
+        write("resources/namespaces/cluster/a.json");
+        let items = index_items(dir.path()).unwrap();
+        assert_eq!(items.len(), 2);
+        assert!(
+            items[0]
+                .path
+                .to_string_lossy()
+                .contains("v1-preferredversion")
+        );
+        assert_eq!(items[1].gr, "namespaces");
+    }
+
+    #[test]
+    fn policies_and_mappings_are_checked() {
+        assert_eq!(
+            ExistingPolicy::parse(Some("update")),
+            Ok(ExistingPolicy::Update)
+        );
+        assert!(ExistingPolicy::parse(Some("replace")).is_err());
+        assert!(valid_namespace("prod-restored").is_ok());
+        assert!(valid_namespace("Prod_Restored").is_err());
+    }
+}

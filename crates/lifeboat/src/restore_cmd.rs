@@ -1,0 +1,552 @@
+//! `lifeboat restore ...`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use lifeboat_engine::catalog;
+use lifeboat_engine::modifiers::Modifiers;
+use lifeboat_engine::restore::{
+    ItemReport, Outcome, RestoreOptions, RestoreProgressCounters, RestoreReport, run_restore,
+};
+use lifeboat_engine::storage::Store;
+use lifeboat_types::names::validate_name;
+use lifeboat_types::selector::Selector;
+use lifeboat_types::velero::{
+    BackupResults, Restore, RestorePhase, RestoreSpec, RestoreStatusSpec,
+};
+
+use crate::cli::{Cli, Output, RestoreCmd, RestoreCreate, RestoreGet};
+use crate::output;
+
+/// Exit code of a restore that ended PartiallyFailed.
+const EXIT_PARTIAL: u8 = 3;
+
+fn phase_exit(p: RestorePhase) -> u8 {
+    match p {
+        RestorePhase::Completed => 0,
+        RestorePhase::PartiallyFailed => EXIT_PARTIAL,
+        _ => 1,
+    }
+}
+
+/// Builds the Restore a `restore create` command line describes.
+pub fn restore_from_flags(c: &RestoreCreate, namespace: &str, backup: &str) -> Result<Restore> {
+    let name = c
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{backup}-{}", chrono::Utc::now().format("%Y%m%d%H%M%S")));
+    validate_name("restore", &name)?;
+    let mut mapping = BTreeMap::new();
+    for m in &c.namespace_mappings {
+        let (a, b) = m
+            .split_once(':')
+            .ok_or_else(|| anyhow!("invalid --namespace-mappings {m:?}: expected src:dst"))?;
+        mapping.insert(a.trim().to_owned(), b.trim().to_owned());
+    }
+    let label_selector = c
+        .selector
+        .as_deref()
+        .map(|s| Selector::parse(s).map(|s| s.to_label_selector()))
+        .transpose()?;
+    let or_label_selectors = match &c.or_selector {
+        Some(s) => s
+            .split(" or ")
+            .map(|p| Selector::parse(p).map(|s| s.to_label_selector()))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![],
+    };
+    let restore_status = (!c.status_include_resources.is_empty()
+        || !c.status_exclude_resources.is_empty())
+    .then(|| RestoreStatusSpec {
+        included_resources: c.status_include_resources.clone(),
+        excluded_resources: c.status_exclude_resources.clone(),
+    });
+    let spec = RestoreSpec {
+        backup_name: backup.to_owned(),
+        schedule_name: c.from_schedule.clone(),
+        included_namespaces: c.include_namespaces.clone(),
+        excluded_namespaces: c.exclude_namespaces.clone(),
+        included_resources: c.include_resources.clone(),
+        excluded_resources: c.exclude_resources.clone(),
+        namespace_mapping: mapping,
+        label_selector,
+        or_label_selectors,
+        restore_pvs: c.restore_volumes,
+        restore_status,
+        preserve_node_ports: c.preserve_nodeports,
+        include_cluster_resources: c.include_cluster_resources,
+        existing_resource_policy: c.existing_resource_policy.clone(),
+        resource_modifier: c.resource_modifier_configmap.as_ref().map(|n| {
+            lifeboat_types::velero::TypedLocalObjectReference {
+                api_group: None,
+                kind: "ConfigMap".into(),
+                name: n.clone(),
+            }
+        }),
+        ..Default::default()
+    };
+    let mut r = Restore::new(name, spec);
+    r.metadata.namespace = Some(namespace.to_owned());
+    Ok(r)
+}
+
+/// Picks the backup: --from-backup, or the newest completed backup of --from-schedule.
+async fn resolve_backup(store: &Store, c: &RestoreCreate) -> Result<String> {
+    match (&c.from_backup, &c.from_schedule) {
+        (Some(b), None) => Ok(b.clone()),
+        (None, Some(s)) => {
+            let mut backups = catalog::list_backups(store).await?;
+            backups.retain(|b| {
+                b.metadata.labels.get("velero.io/schedule-name") == Some(s)
+                    && b.phase() == lifeboat_types::velero::BackupPhase::Completed
+            });
+            backups.sort_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp));
+            backups
+                .last()
+                .map(|b| b.metadata.name.clone())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "schedule {s:?} has no Completed backup in storage location {:?}",
+                        store.name()
+                    )
+                })
+        }
+        (Some(_), Some(_)) => bail!("use either --from-backup or --from-schedule, not both"),
+        (None, None) => {
+            bail!("name the backup to restore: --from-backup NAME (or --from-schedule NAME)")
+        }
+    }
+}
+
+async fn load_modifiers(
+    cli: &Cli,
+    c: &RestoreCreate,
+    cluster: &lifeboat_engine::cluster::Cluster,
+) -> Result<Option<Modifiers>> {
+    if let Some(f) = &c.resource_modifier_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        return Ok(Some(
+            Modifiers::parse(&text).with_context(|| f.display().to_string())?,
+        ));
+    }
+    if let Some(name) = &c.resource_modifier_configmap {
+        let r = lifeboat_types::plan::ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            plural: "configmaps".into(),
+            singular: "configmap".into(),
+            kind: "ConfigMap".into(),
+            namespaced: true,
+            short_names: vec![],
+            verbs: vec![],
+        };
+        let text = cluster
+            .get_raw(&r, Some(&cli.namespace), name)
+            .await?
+            .ok_or_else(|| {
+                anyhow!(
+                    "resource modifier ConfigMap {}/{name} not found",
+                    cli.namespace
+                )
+            })?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        let data: BTreeMap<String, String> =
+            serde_json::from_value(v["data"].clone()).unwrap_or_default();
+        return Ok(Some(
+            Modifiers::from_configmap_data(&data)
+                .with_context(|| format!("ConfigMap {}/{name}", cli.namespace))?,
+        ));
+    }
+    Ok(None)
+}
+
+/// `restore create`.
+pub async fn restore_create(cli: &Cli, c: &RestoreCreate) -> Result<u8> {
+    let store = crate::open_store(c.location.storage_location.as_deref())?;
+    let backup = resolve_backup(&store, c).await?;
+    let restore = restore_from_flags(c, &cli.namespace, &backup)?;
+    run_one_restore(cli, &store, restore, c).await
+}
+
+/// Runs a Restore (from flags or a document) and prints the outcome.
+pub async fn run_one_restore(
+    cli: &Cli,
+    store: &Store,
+    restore: Restore,
+    c: &RestoreCreate,
+) -> Result<u8> {
+    let cluster = crate::connect(cli).await?;
+    let modifiers = load_modifiers(cli, c, &cluster).await?;
+    let opts = RestoreOptions {
+        parallelism: c.parallelism.max(1),
+        dry_run: c.dry_run,
+        modifiers,
+    };
+    let name = restore.metadata.name.clone();
+    let quiet = c.output.is_some();
+    if !quiet && !c.dry_run {
+        println!("Restore request \"{name}\" submitted successfully.");
+    }
+    let progress = Arc::new(RestoreProgressCounters::default());
+    let bar = (c.wait && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} objects",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb
+    });
+    let job = run_restore(&cluster, store, restore, &opts, progress.clone());
+    tokio::pin!(job);
+    let result = loop {
+        tokio::select! {
+            r = &mut job => break r,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Some(pb) = &bar {
+                    pb.set_length(progress.total.load(Ordering::Relaxed));
+                    pb.set_position(progress.done.load(Ordering::Relaxed));
+                }
+            }
+        }
+    };
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let report = result?;
+    if c.dry_run {
+        print_dry_run(&report, c.output.as_ref())?;
+        return Ok(if report.results.errors.is_empty() {
+            0
+        } else {
+            1
+        });
+    }
+    if let Some(o) = &c.output {
+        output::print_structured(&report.restore, o)?;
+    } else {
+        let st = report.restore.status.clone().unwrap_or_default();
+        let p = st.progress.unwrap_or_default();
+        println!(
+            "Restore completed with status: {}. {} of {} objects restored ({} errors, {} warnings). You may check for more information using the commands `lifeboat restore describe {name}` and `lifeboat restore logs {name}`.",
+            report.restore.phase(),
+            p.items_restored,
+            p.total_items,
+            st.errors,
+            st.warnings
+        );
+    }
+    Ok(phase_exit(report.restore.phase()))
+}
+
+fn action_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Created | Outcome::WouldCreate => "create",
+        Outcome::Updated | Outcome::WouldUpdate { .. } => "update",
+        Outcome::SkipIdentical => "skip (exists, identical)",
+        Outcome::SkipDiffers { .. } => "skip (exists, differs)",
+        Outcome::Failed { .. } => "error",
+    }
+}
+
+fn print_dry_run(report: &RestoreReport, output: Option<&Output>) -> Result<()> {
+    let mut summary: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in &report.items {
+        *summary.entry(action_name(&i.outcome)).or_default() += 1;
+    }
+    if let Some(o) = output {
+        let v = serde_json::json!({"dryRun": true, "items": report.items, "summary": summary,
+            "errors": report.results.errors, "warnings": report.results.warnings});
+        output::print_structured(&v, o)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = report
+        .items
+        .iter()
+        .map(|i: &ItemReport| {
+            vec![
+                action_name(&i.outcome).to_string(),
+                i.resource.clone(),
+                i.namespace.clone().unwrap_or_default(),
+                i.name.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["ACTION", "RESOURCE", "NAMESPACE", "NAME"], &rows)
+    );
+    for i in &report.items {
+        match &i.outcome {
+            Outcome::SkipDiffers { diff } | Outcome::WouldUpdate { diff } => {
+                println!();
+                print!("{diff}");
+            }
+            Outcome::Failed { error } => println!("\nerror: {} {}: {error}", i.resource, i.name),
+            _ => {}
+        }
+    }
+    let parts: Vec<String> = summary.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!(
+        "\nDry run of restore from backup {:?}: {}. Nothing was changed.",
+        report.restore.spec.backup_name,
+        parts.join(", ")
+    );
+    Ok(())
+}
+
+fn restores_table(restores: &[Restore]) -> String {
+    let rows: Vec<Vec<String>> = restores
+        .iter()
+        .map(|r| {
+            let st = r.status.clone().unwrap_or_default();
+            vec![
+                r.metadata.name.clone(),
+                r.spec.backup_name.clone(),
+                r.phase().to_string(),
+                st.start_timestamp
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "<nil>".into()),
+                st.completion_timestamp
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "<nil>".into()),
+                st.errors.to_string(),
+                st.warnings.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "NAME",
+            "BACKUP",
+            "STATUS",
+            "STARTED",
+            "COMPLETED",
+            "ERRORS",
+            "WARNINGS",
+        ],
+        &rows,
+    )
+}
+
+fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
+    let s = &r.spec;
+    let st = r.status.clone().unwrap_or_default();
+    let mut o = String::new();
+    let list = |v: &[String], empty: &str| {
+        if v.is_empty() {
+            empty.to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let _ = writeln!(o, "Name:         {}", r.metadata.name);
+    let _ = writeln!(
+        o,
+        "Namespace:    {}",
+        r.metadata.namespace.as_deref().unwrap_or("velero")
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Phase:                       {}", r.phase());
+    let p = st.progress.unwrap_or_default();
+    let _ = writeln!(o, "Total items to be restored:  {}", p.total_items);
+    let _ = writeln!(o, "Items restored:              {}", p.items_restored);
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "Started:    {}",
+        st.start_timestamp
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "<n/a>".into())
+    );
+    let _ = writeln!(
+        o,
+        "Completed:  {}",
+        st.completion_timestamp
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "<n/a>".into())
+    );
+    for (title, msgs) in [("Warnings", &results.warnings), ("Errors", &results.errors)] {
+        if msgs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o);
+        if !details && msgs.len() > 10 {
+            let _ = writeln!(o, "{title}:  {} (use --details to see them)", msgs.len());
+            continue;
+        }
+        let _ = writeln!(o, "{title}:");
+        for m in &msgs.velero {
+            let _ = writeln!(o, "  Velero:     {m}");
+        }
+        for m in &msgs.cluster {
+            let _ = writeln!(o, "  Cluster:    {m}");
+        }
+        if !msgs.namespaces.is_empty() {
+            let _ = writeln!(o, "  Namespaces:");
+            for (ns, ms) in &msgs.namespaces {
+                for m in ms {
+                    let _ = writeln!(o, "    {ns}:  {m}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Backup:  {}", s.backup_name);
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Namespaces:");
+    let _ = writeln!(
+        o,
+        "  Included:  {}",
+        list(&s.included_namespaces, "all namespaces found in the backup")
+    );
+    let _ = writeln!(o, "  Excluded:  {}", list(&s.excluded_namespaces, "<none>"));
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Resources:");
+    let _ = writeln!(o, "  Included:        {}", list(&s.included_resources, "*"));
+    let mut excluded: Vec<String> = lifeboat_types::restore::NEVER_RESTORED
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    excluded.extend(s.excluded_resources.iter().cloned());
+    let _ = writeln!(o, "  Excluded:        {}", excluded.join(", "));
+    let cs = match s.include_cluster_resources {
+        None => "auto",
+        Some(true) => "included",
+        Some(false) => "excluded",
+    };
+    let _ = writeln!(o, "  Cluster-scoped:  {cs}");
+    let _ = writeln!(o);
+    let maps: Vec<String> = s
+        .namespace_mapping
+        .iter()
+        .map(|(a, b)| format!("{a}={b}"))
+        .collect();
+    let _ = writeln!(o, "Namespace mappings:  {}", list(&maps, "<none>"));
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "Existing Resource Policy:    {}",
+        s.existing_resource_policy.as_deref().unwrap_or("<none>")
+    );
+    let np = match s.preserve_node_ports {
+        None => "auto",
+        Some(true) => "true",
+        Some(false) => "false",
+    };
+    let _ = writeln!(o, "Preserve Service NodePorts:  {np}");
+    o
+}
+
+/// `restore get|describe|logs|delete`.
+pub async fn restore_cmd(cli: &Cli, cmd: &RestoreCmd) -> Result<u8> {
+    match cmd {
+        RestoreCmd::Create(c) => restore_create(cli, c).await,
+        RestoreCmd::Get(g) => restore_get(g).await,
+        RestoreCmd::Describe {
+            names,
+            details,
+            output: out,
+            location,
+        } => {
+            let store = crate::open_store(location.storage_location.as_deref())?;
+            let restores = if names.is_empty() {
+                catalog::list_restores(&store).await?
+            } else {
+                let mut v = Vec::new();
+                for n in names {
+                    v.push(catalog::get_restore(&store, n).await?);
+                }
+                v
+            };
+            if out != &Output::Table {
+                if restores.len() == 1 && names.len() == 1 {
+                    output::print_structured(&restores[0], out)?;
+                } else {
+                    output::print_structured(
+                        &serde_json::json!({"apiVersion": "velero.io/v1", "kind": "RestoreList", "items": restores}),
+                        out,
+                    )?;
+                }
+                return Ok(0);
+            }
+            for (i, r) in restores.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                let results = catalog::restore_results(&store, &r.metadata.name).await?;
+                print!("{}", describe(r, &results, *details));
+            }
+            Ok(0)
+        }
+        RestoreCmd::Logs { name, location } => {
+            let store = crate::open_store(location.storage_location.as_deref())?;
+            print!("{}", catalog::restore_logs(&store, name).await?);
+            Ok(0)
+        }
+        RestoreCmd::Delete {
+            names,
+            all,
+            confirm,
+            location,
+        } => {
+            let store = crate::open_store(location.storage_location.as_deref())?;
+            let targets = if *all {
+                store.list_restores().await?
+            } else {
+                names.clone()
+            };
+            if targets.is_empty() {
+                bail!("name the restores to delete, or pass --all");
+            }
+            if !confirm {
+                bail!("refusing to delete without confirmation: pass --confirm");
+            }
+            for n in &targets {
+                catalog::get_restore(&store, n).await?;
+                store.delete_restore(n).await?;
+                println!("Restore \"{n}\" deleted.");
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `restore get`.
+pub async fn restore_get(g: &RestoreGet) -> Result<u8> {
+    let store = crate::open_store(g.location.storage_location.as_deref())?;
+    let mut restores = catalog::list_restores(&store).await?;
+    if !g.names.is_empty() {
+        for n in &g.names {
+            if !restores.iter().any(|r| &r.metadata.name == n) {
+                bail!("restore {n:?} not found");
+            }
+        }
+        restores.retain(|r| g.names.contains(&r.metadata.name));
+    }
+    restores.sort_by_key(|r| {
+        (
+            r.status.as_ref().and_then(|s| s.start_timestamp),
+            r.metadata.name.clone(),
+        )
+    });
+    if g.output == Output::Table {
+        print!("{}", restores_table(&restores));
+    } else if restores.len() == 1 && g.names.len() == 1 {
+        output::print_structured(&restores[0], &g.output)?;
+    } else {
+        output::print_structured(
+            &serde_json::json!({"apiVersion": "velero.io/v1", "kind": "RestoreList", "items": restores}),
+            &g.output,
+        )?;
+    }
+    Ok(0)
+}
