@@ -5,6 +5,7 @@
 #          physical limit of a resource backup
 #   kubectl `kubectl get configmaps -n NS -o json` (kubectl also pages by 500)
 #   lifeboat `lifeboat backup create --include-namespaces NS` into a local directory
+#            (default gzip level 1; lifeboat-z6: --compression-level 6, Velero's level)
 # Prints wall time, the ratio to the raw LIST and peak RSS for each, per N.
 #
 #   scripts/bench.sh [N ...]     default: 10000 100000
@@ -37,16 +38,20 @@ for n in "${COUNTS[@]}"; do
   read -r raw_s raw_kb < <(measure "$BIN/examples/raw_list" "$KC" "$NS")
   read -r kc_s kc_kb < <(measure env KUBECONFIG="$KC" kubectl get configmaps -n "$NS" -o json)
   rm -rf "$WORK/storage"
+  rm -rf "$WORK/storage6"
+  read -r z6_s z6_kb < <(measure env LIFEBOAT_CONFIG="$WORK/locations.yaml" LIFEBOAT_STORAGE_DIR="$WORK/storage6" \
+    "$BIN/lifeboat" --kubeconfig "$KC" backup create "bench-$n" --include-namespaces "$NS" --compression-level 6)
+  size6=$(du -m "$WORK/storage6/backups/bench-$n/bench-$n.tar.gz" | cut -f1)
   read -r lb_s lb_kb < <(measure env LIFEBOAT_CONFIG="$WORK/locations.yaml" LIFEBOAT_STORAGE_DIR="$WORK/storage" \
     "$BIN/lifeboat" --kubeconfig "$KC" backup create "bench-$n" --include-namespaces "$NS")
   items=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['status']['progress']['itemsBackedUp'])" "$WORK/storage/backups/bench-$n/velero-backup.json")
   size=$(du -m "$WORK/storage/backups/bench-$n/bench-$n.tar.gz" | cut -f1)
-  for row in "raw $raw_s $raw_kb" "kubectl $kc_s $kc_kb" "lifeboat $lb_s $lb_kb"; do
+  for row in "raw $raw_s $raw_kb" "kubectl $kc_s $kc_kb" "lifeboat $lb_s $lb_kb" "lifeboat-z6 $z6_s $z6_kb"; do
     set -- $row
     awk -v n="$n" -v t="$1" -v s="$2" -v kb="$3" -v raw="$raw_s" \
       'BEGIN { printf "%-8s %-9s %9.2f %7.2fx %12.1f\n", n, t, s, s / raw, kb / 1024 }' | tee -a "$WORK/table"
   done
-  echo "   (lifeboat stored $items items, tarball ${size} MiB)" | tee -a "$WORK/table"
+  echo "   (lifeboat stored $items items; tarball ${size} MiB at gzip level 1, ${size6} MiB at level 6)" | tee -a "$WORK/table"
 done
 cp "$WORK/table" "${LIFEBOAT_BENCH_OUT:-.bench/last-table.txt}" 2>/dev/null || { mkdir -p .bench; cp "$WORK/table" .bench/last-table.txt; }
 rm -rf "$WORK"

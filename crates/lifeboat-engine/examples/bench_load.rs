@@ -2,7 +2,7 @@
 //! named cm-000000..., created with bounded concurrency. Existing ones are kept, so the
 //! load can grow step by step (10k, then 100k).
 //!
-//! Usage: bench_load KUBECONFIG NAMESPACE COUNT [SIZE]
+//! Usage: bench_load KUBECONFIG NAMESPACE COUNT [SIZE] [configmaps|secrets]
 
 use futures::{StreamExt, stream};
 use lifeboat_engine::cluster::{Cluster, ClusterOptions};
@@ -16,6 +16,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ns = args.get(2).ok_or("missing NAMESPACE")?.clone();
     let count: usize = args.get(3).ok_or("missing COUNT")?.parse()?;
     let size: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(3072);
+    let kind = args
+        .get(5)
+        .map(String::as_str)
+        .unwrap_or("configmaps")
+        .to_owned();
+    if kind != "configmaps" && kind != "secrets" {
+        return Err(format!("unknown kind {kind:?}: configmaps or secrets").into());
+    }
     let cluster = Cluster::connect(&ClusterOptions {
         kubeconfig: Some(kubeconfig.into()),
         context: None,
@@ -58,12 +66,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let errors = stream::iter(0..count)
         .map(|i| {
+            let (k, prefix, field) = if kind == "secrets" {
+                ("Secret", "secret", "stringData")
+            } else {
+                ("ConfigMap", "cm", "data")
+            };
             let body = serde_json::json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": format!("cm-{i:06}"), "labels": {"bench": "lifeboat", "shard": (i % 10).to_string()}},
-                "data": {"payload": payload(i)}
+                "apiVersion": "v1", "kind": k,
+                "metadata": {"name": format!("{prefix}-{i:06}"), "labels": {"bench": "lifeboat", "shard": (i % 10).to_string()}},
+                field: {"payload": payload(i)}
             });
-            post(format!("/api/v1/namespaces/{ns}/configmaps"), body)
+            post(format!("/api/v1/namespaces/{ns}/{kind}"), body)
         })
         .buffer_unordered(48)
         .filter(|r| std::future::ready(r.is_err()))

@@ -255,10 +255,13 @@ impl Cluster {
             .map_err(|e| self.map_err(path, verb, resource, ns, e))
     }
 
-    /// Every served resource type, at its group's preferred version. Groups whose
+    /// Every served resource type, at its group's preferred version — or, for a resource
+    /// only served in other versions of its group (batch/v1beta1 CronJobs on 1.20), at the
+    /// first version that serves it, as client-go's ServerPreferredResources. Groups whose
     /// discovery fails (an unavailable aggregated API) are returned as warnings.
     pub async fn discover(&self) -> Result<(Vec<ApiResource>, Vec<String>), ClusterError> {
-        let mut gvs: Vec<(String, String)> = vec![("".into(), "v1".into())];
+        // (group, versions in order of preference)
+        let mut groups_v: Vec<(String, Vec<String>)> = vec![("".into(), vec!["v1".into()])];
         let groups: APIGroupList = {
             let text = self.get_text("/apis", "get", "discovery", None).await?;
             serde_json::from_str(&text).map_err(|source| ClusterError::Decode {
@@ -267,30 +270,44 @@ impl Cluster {
             })?
         };
         for g in groups.groups {
-            let v = g
-                .preferred_version
-                .map(|p| p.version)
-                .or_else(|| g.versions.first().map(|v| v.version.clone()));
-            if let Some(v) = v {
-                gvs.push((g.name, v));
+            let mut versions = Vec::new();
+            if let Some(p) = g.preferred_version {
+                versions.push(p.version);
             }
+            for v in g.versions {
+                if !versions.contains(&v.version) {
+                    versions.push(v.version);
+                }
+            }
+            groups_v.push((g.name, versions));
         }
-        let results: Vec<_> = stream::iter(gvs)
-            .map(|(group, version)| async move {
+        let gvs: Vec<(usize, usize, String, String)> = groups_v
+            .iter()
+            .enumerate()
+            .flat_map(|(gi, (g, vs))| {
+                vs.iter()
+                    .enumerate()
+                    .map(move |(vi, v)| (gi, vi, g.clone(), v.clone()))
+            })
+            .collect();
+        let mut results: Vec<_> = stream::iter(gvs)
+            .map(|(gi, vi, group, version)| async move {
                 let path = if group.is_empty() {
                     format!("/api/{version}")
                 } else {
                     format!("/apis/{group}/{version}")
                 };
                 let res = self.get_text(&path, "get", "discovery", None).await;
-                (group, version, path, res)
+                (gi, vi, group, version, path, res)
             })
             .buffer_unordered(8)
             .collect()
             .await;
-        let mut out = Vec::new();
+        results.sort_by_key(|r| (r.0, r.1));
+        let mut out: Vec<ApiResource> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         let mut warnings = Vec::new();
-        for (group, version, path, res) in results {
+        for (_, _, group, version, path, res) in results {
             let text = match res {
                 Ok(t) => t,
                 Err(e @ (ClusterError::Unreachable { .. } | ClusterError::Unauthorized { .. })) => {
@@ -309,8 +326,8 @@ impl Cluster {
                     source,
                 })?;
             for r in list.resources {
-                if r.name.contains('/') {
-                    continue; // subresource
+                if r.name.contains('/') || !seen.insert((group.clone(), r.name.clone())) {
+                    continue; // a subresource, or served at a preferred version already
                 }
                 out.push(ApiResource {
                     group: group.clone(),

@@ -522,11 +522,18 @@ impl Exec<'_> {
             };
         }
         let body = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
-        let created = self
-            .cluster
-            .create_raw(&r, ns, body)
-            .await
-            .map_err(|e| e.to_string())?;
+        let created = match self.cluster.create_raw(&r, ns, body).await {
+            Ok(c) => c,
+            Err(ClusterError::Api {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 404 && !s.message.contains("namespaces \"") => {
+                return Err(format!(
+                    "the target cluster does not serve {api_version} {kind}; install its CRD or API first (or include the CRD in the restore)"
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         if created {
             if let Ok(mut l) = self.restored.lock() {
                 l.add(&format!("{api_version}/{kind}"), ns, &name);

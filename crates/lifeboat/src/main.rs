@@ -459,7 +459,11 @@ async fn backup_get(g: &BackupGet) -> Result<u8> {
 
 async fn backup_create(cli: &Cli, c: &BackupCreate) -> Result<u8> {
     let backup = backup_from_flags(c, &cli.namespace)?;
-    run_one_backup(cli, backup, c.wait, c.output.as_ref()).await
+    let opts = BackupOptions {
+        gzip_level: c.compression_level,
+        ..Default::default()
+    };
+    run_one_backup(cli, backup, c.wait, c.output.as_ref(), &opts).await
 }
 
 async fn run_one_backup(
@@ -467,6 +471,7 @@ async fn run_one_backup(
     backup: Backup,
     wait: bool,
     output: Option<&Output>,
+    opts: &BackupOptions,
 ) -> Result<u8> {
     let name = backup.metadata.name.clone();
     let location = resolve_location(backup.spec.storage_location.as_deref())?;
@@ -493,8 +498,7 @@ async fn run_one_backup(
             "Waiting for backup to complete. You may safely press ctrl-c to stop waiting - your backup will stop too."
         );
     }
-    let opts = BackupOptions::default();
-    let job = run_backup(&cluster, &store, backup, &opts, progress.clone());
+    let job = run_backup(&cluster, &store, backup, opts, progress.clone());
     tokio::pin!(job);
     let result = loop {
         tokio::select! {
@@ -566,7 +570,8 @@ async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>) -> Result<u8> 
                     b.spec.storage_location = Some(l.to_owned());
                 }
                 b.status = None;
-                code = code.max(run_one_backup(cli, *b, true, None).await?);
+                code =
+                    code.max(run_one_backup(cli, *b, true, None, &BackupOptions::default()).await?);
             }
         }
     }

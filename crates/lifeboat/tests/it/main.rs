@@ -5,6 +5,7 @@
 
 mod backup;
 mod errors;
+mod restore;
 mod s3;
 mod seeds;
 mod support;

@@ -75,20 +75,21 @@ fn seed_backups_and_locations_parse() {
             .find_map(|l| l.strip_prefix("kind: "))
             .unwrap_or("")
             .trim();
-        // Schedule, Restore and VolumeSnapshotLocation belong to later issues.
-        if kind != "Backup" && kind != "BackupStorageLocation" {
+        // Schedule and VolumeSnapshotLocation belong to later issues.
+        if kind != "Backup" && kind != "BackupStorageLocation" && kind != "Restore" {
             continue;
         }
         let parsed = parse_documents(doc).unwrap_or_else(|e| panic!("{at}: {e}\n{doc}"));
         assert_eq!(parsed.len(), 1, "{at}");
         match (&parsed[0], kind) {
             (VeleroDocument::Backup(_), "Backup")
-            | (VeleroDocument::BackupStorageLocation(_), "BackupStorageLocation") => {}
+            | (VeleroDocument::BackupStorageLocation(_), "BackupStorageLocation")
+            | (VeleroDocument::Restore(_), "Restore") => {}
             other => panic!("{at}: parsed as {other:?}"),
         }
         checked += 1;
     }
-    assert!(checked >= 7, "checked {checked}");
+    assert!(checked >= 10, "checked {checked}");
 }
 
 #[test]
@@ -151,4 +152,56 @@ fn seed_command_lines_run() {
     assert!(env.ok(&["backup-location", "get"]).contains("default"));
     env.ok(&["backup", "describe", "seed-cli", "--details"]);
     env.ok(&["backup", "delete", "seed-cli", "--confirm"]);
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn seed_restore_document_runs() {
+    // 004's "Single Resource Restore": one Deployment by label from hourly-critical-20260209150000.
+    let env = Env::new();
+    let (at, doc) = seed_documents()
+        .into_iter()
+        .find(|(_, d)| d.contains("name: restore-single-deployment"))
+        .expect("the seeds hold restore-single-deployment");
+    env.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: production}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api-gateway, namespace: production, labels: {app: api-gateway}}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: api-gateway}}\n  template:\n    metadata: {labels: {app: api-gateway}}\n    spec: {containers: [{name: gw, image: \"envoy:v1\"}]}\n",
+    );
+    env.ok(&[
+        "backup",
+        "create",
+        "hourly-critical-20260209150000",
+        "--include-namespaces",
+        "production",
+    ]);
+    env.kubectl(
+        &["delete", "deployment", "-n", "production", "api-gateway"],
+        None,
+    );
+    let f = env.dir.path().join("restore.yaml");
+    std::fs::write(&f, &doc).unwrap();
+    let out = env.ok(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(out.contains("Completed"), "{at}: {out}");
+    let img = env.kubectl(
+        &[
+            "get",
+            "deploy",
+            "-n",
+            "production",
+            "api-gateway",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+        None,
+    );
+    assert_eq!(img, "envoy:v1");
+    assert_eq!(
+        env.ok(&[
+            "restore",
+            "get",
+            "restore-single-deployment",
+            "-o",
+            "jsonpath={.status.phase}"
+        ]),
+        "Completed"
+    );
 }

@@ -1,0 +1,754 @@
+//! Restores on the real control plane: backup → delete → restore → objects equal after
+//! normalisation; mapping, existing-resource policy, dry run, modifiers, hostile archives.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const WORKLOADS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: NS, labels: {team: dr}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: NS, labels: {app: shop}}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db, namespace: NS}
+stringData: {password: hunter2}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: shop, namespace: NS}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader, namespace: NS}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader, namespace: NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
+subjects: [{kind: ServiceAccount, name: shop, namespace: NS}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop, namespace: NS, labels: {app: shop}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec: {serviceAccountName: shop, containers: [{name: web, image: "nginx:1.25"}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: NS}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: "postgres:16"}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: NS}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: a, image: "busybox:1.36"}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop, namespace: NS}
+spec: {selector: {app: shop}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop-np, namespace: NS}
+spec: {type: NodePort, selector: {app: shop}, ports: [{port: 80, nodePort: NODEPORT}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: NS}
+spec: {clusterIP: None, selector: {app: db}, ports: [{port: 5432}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: NS}
+spec:
+  rules:
+  - host: shop.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}]}
+---
+apiVersion: batch/v1beta1
+kind: CronJob
+metadata: {name: report, namespace: NS}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec: {template: {spec: {restartPolicy: Never, containers: [{name: r, image: "busybox:1.36"}]}}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate, namespace: NS}
+spec:
+  template: {spec: {restartPolicy: Never, containers: [{name: m, image: "busybox:1.36"}]}}
+---
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {name: shop, namespace: NS}
+spec: {minAvailable: 1, selector: {matchLabels: {app: shop}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: NS}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, storageClassName: manual}
+"#;
+
+fn workloads(ns: &str, node_port: u16) -> String {
+    WORKLOADS
+        .replace("NS", ns)
+        .replace("NODEPORT", &node_port.to_string())
+}
+
+/// An object as `kubectl get -o json` shows it, without what the cluster assigns.
+fn normalized(env: &Env, kind: &str, ns: &str, name: &str) -> Value {
+    let text = env.kubectl(&["get", kind, "-n", ns, name, "-o", "json"], None);
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    let m = v["metadata"].as_object_mut().unwrap();
+    for k in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+        "generation",
+        "selfLink",
+        "ownerReferences",
+    ] {
+        m.remove(k);
+    }
+    if let Some(l) = m.get_mut("labels").and_then(Value::as_object_mut) {
+        l.remove("velero.io/backup-name");
+        l.remove("velero.io/restore-name");
+        if l.is_empty() {
+            m.remove("labels");
+        }
+    }
+    if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        a.remove("deployment.kubernetes.io/revision");
+        a.remove("pv.kubernetes.io/bind-completed");
+        if a.is_empty() {
+            m.remove("annotations");
+        }
+    }
+    let o = v.as_object_mut().unwrap();
+    o.remove("status");
+    // A ServiceAccount's token Secret is made anew by the cluster, under a new name.
+    if kind == "serviceaccounts" {
+        o.remove("secrets");
+    }
+    if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    v
+}
+
+fn wait_gone(env: &Env, ns: &str) {
+    for _ in 0..600 {
+        let out = env.kubectl(&["get", "namespaces", "-o", "name"], None);
+        if !out.lines().any(|l| l == format!("namespace/{ns}")) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("namespace {ns} was not deleted");
+}
+
+const KINDS: &[(&str, &str)] = &[
+    ("configmaps", "settings"),
+    ("secrets", "db"),
+    ("serviceaccounts", "shop"),
+    ("roles.rbac.authorization.k8s.io", "reader"),
+    ("deployments.apps", "shop"),
+    ("statefulsets.apps", "db"),
+    ("daemonsets.apps", "agent"),
+    ("services", "db"),
+    ("ingresses.networking.k8s.io", "shop"),
+    ("cronjobs.batch", "report"),
+    ("poddisruptionbudgets.policy", "shop"),
+    ("persistentvolumeclaims", "data"),
+];
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn backup_delete_restore_round_trip() {
+    let env = Env::new();
+    let ns = "it-rt";
+    env.apply(&workloads(ns, 30081));
+    env.wait_for(&["replicasets.apps", "-n", ns], 1);
+    env.wait_for(&["pods", "-n", ns, "-l", "app=shop"], 2);
+    let before: Vec<Value> = KINDS
+        .iter()
+        .map(|(k, n)| normalized(&env, k, ns, n))
+        .collect();
+    let np_before = normalized(&env, "services", ns, "shop-np");
+    let rb_before = normalized(&env, "rolebindings.rbac.authorization.k8s.io", ns, "reader");
+
+    env.ok(&["backup", "create", "rt", "--include-namespaces", ns]);
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    wait_gone(&env, ns);
+
+    let out = env.ok(&[
+        "restore",
+        "create",
+        "rt-1",
+        "--from-backup",
+        "rt",
+        "--preserve-nodeports",
+        "--wait",
+    ]);
+    assert!(out.contains("Completed"), "{out}");
+    for ((k, n), b) in KINDS.iter().zip(&before) {
+        assert_eq!(
+            &normalized(&env, k, ns, n),
+            b,
+            "{k} {n} differs after restore"
+        );
+    }
+    assert_eq!(
+        normalized(&env, "services", ns, "shop-np"),
+        np_before,
+        "NodePort kept with --preserve-nodeports"
+    );
+    assert_eq!(
+        normalized(&env, "rolebindings.rbac.authorization.k8s.io", ns, "reader"),
+        rb_before
+    );
+    // The Job is restored without its old controller-uid; the API server gives it a new one.
+    let job: Value = serde_json::from_str(
+        &env.kubectl(&["get", "job", "-n", ns, "migrate", "-o", "json"], None),
+    )
+    .unwrap();
+    assert_eq!(job["metadata"]["labels"]["velero.io/restore-name"], "rt-1");
+    // One Deployment → one ReplicaSet: its children were not created twice.
+    env.wait_for(&["replicasets.apps", "-n", ns], 1);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let rs = env.kubectl(&["get", "replicasets.apps", "-n", ns, "-o", "name"], None);
+    assert_eq!(rs.lines().count(), 1, "{rs}");
+    let secret: Value =
+        serde_json::from_str(&env.kubectl(&["get", "secret", "-n", ns, "db", "-o", "json"], None))
+            .unwrap();
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+
+    // The results are stored in Velero's layout and readable.
+    let dir = env.storage().join("restores/rt-1");
+    for f in [
+        "restore-rt-1-logs.gz",
+        "restore-rt-1-results.gz",
+        "restore-rt-1-resource-list.json.gz",
+    ] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    let rl = read_json_gz(&dir.join("restore-rt-1-resource-list.json.gz"));
+    assert!(
+        rl["apps/v1/Deployment"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::String(format!("{ns}/shop"))),
+        "{rl}"
+    );
+    let phase = env.ok(&["restore", "get", "rt-1", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "Completed");
+    let describe = env.ok(&["restore", "describe", "rt-1"]);
+    assert!(describe.contains("Backup:  rt"), "{describe}");
+    assert!(!env.ok(&["restore", "logs", "rt-1"]).contains("hunter2"));
+
+    // Without --preserve-nodeports the node port is given anew (restore into another namespace).
+    env.ok(&[
+        "restore",
+        "create",
+        "rt-2",
+        "--from-backup",
+        "rt",
+        "--namespace-mappings",
+        &format!("{ns}:it-rt-copy"),
+    ]);
+    let np: Value = serde_json::from_str(&env.kubectl(
+        &["get", "svc", "-n", "it-rt-copy", "shop-np", "-o", "json"],
+        None,
+    ))
+    .unwrap();
+    assert_ne!(np["spec"]["ports"][0]["nodePort"], 30081);
+    let rb: Value = serde_json::from_str(&env.kubectl(
+        &[
+            "get",
+            "rolebinding",
+            "-n",
+            "it-rt-copy",
+            "reader",
+            "-o",
+            "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(rb["subjects"][0]["namespace"], "it-rt-copy");
+    let headless: Value = serde_json::from_str(&env.kubectl(
+        &["get", "svc", "-n", "it-rt-copy", "db", "-o", "json"],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn crds_and_cluster_scoped_objects() {
+    let env = Env::new();
+    env.apply(
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.org}
+spec:
+  group: example.org
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: it-gadget-reader, labels: {it: crd}}
+rules: [{apiGroups: [example.org], resources: [gadgets], verbs: [get]}]
+"#,
+    );
+    env.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/gadgets.example.org",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    env.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: it-crd}\n");
+    for _ in 0..100 {
+        if env
+            .kubectl(
+                &["api-resources", "--api-group=example.org", "-o", "name"],
+                None,
+            )
+            .contains("gadgets")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    env.apply("apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1, namespace: it-crd}\nspec: {size: 7}\n");
+    env.ok(&["backup", "create", "crd", "--include-namespaces", "it-crd"]);
+    env.ok(&[
+        "backup",
+        "create",
+        "cr",
+        "--include-resources",
+        "clusterroles",
+        "--selector",
+        "it=crd",
+    ]);
+    env.kubectl(&["delete", "namespace", "it-crd"], None);
+    env.kubectl(&["delete", "crd", "gadgets.example.org"], None);
+    env.kubectl(&["delete", "clusterrole", "it-gadget-reader"], None);
+    wait_gone(&env, "it-crd");
+
+    // Without its CRD, a custom resource cannot be created: named, and the restore ends
+    // PartiallyFailed (exit code 3) without stopping the other objects.
+    let out = env.run(&[
+        "restore",
+        "create",
+        "crd-0",
+        "--from-backup",
+        "crd",
+        "--exclude-resources",
+        "customresourcedefinitions",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let describe = env.ok(&["restore", "describe", "crd-0"]);
+    assert!(
+        describe.contains("does not serve example.org/v1 Gadget"),
+        "{describe}"
+    );
+    env.kubectl(&["get", "namespace", "it-crd"], None);
+    // The CRD comes back first and is Established before its custom resources.
+    env.ok(&["restore", "create", "crd-1", "--from-backup", "crd"]);
+    let g: Value = serde_json::from_str(&env.kubectl(
+        &[
+            "get",
+            "gadgets.example.org",
+            "-n",
+            "it-crd",
+            "g1",
+            "-o",
+            "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(g["spec"]["size"], 7);
+    env.ok(&["restore", "create", "cr-1", "--from-backup", "cr"]);
+    env.kubectl(&["get", "clusterrole", "it-gadget-reader"], None);
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn existing_objects_policy_and_dry_run() {
+    let env = Env::new();
+    let ns = "it-policy";
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {ns}}}\ndata: {{v: original}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: same, namespace: {ns}}}\ndata: {{v: same}}\n"
+    ));
+    env.ok(&[
+        "backup",
+        "create",
+        "pol",
+        "--include-namespaces",
+        ns,
+        "--include-resources",
+        "configmaps,namespaces",
+    ]);
+    env.kubectl(
+        &[
+            "patch",
+            "configmap",
+            "-n",
+            ns,
+            "c",
+            "-p",
+            r#"{"data":{"v":"changed"}}"#,
+        ],
+        None,
+    );
+    env.kubectl(&["delete", "configmap", "-n", ns, "same"], None);
+    let rv_before = env.kubectl(
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.items[*].metadata.resourceVersion}",
+        ],
+        None,
+    );
+
+    // Dry run: per-object actions with a diff, and nothing changes.
+    let out = env.ok(&["restore", "create", "--from-backup", "pol", "--dry-run"]);
+    assert!(
+        out.contains("skip (exists, differs)") && out.contains("skip (exists, identical)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-  v: changed") && out.contains("+  v: original"),
+        "{out}"
+    );
+    assert!(out.contains("Nothing was changed"), "{out}");
+    let json: Value = serde_json::from_str(&env.ok(&[
+        "restore",
+        "create",
+        "--from-backup",
+        "pol",
+        "--dry-run",
+        "--existing-resource-policy",
+        "update",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let actions: Vec<&str> = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"would-update") && actions.contains(&"would-create"),
+        "{json}"
+    );
+    let rv_after = env.kubectl(
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.items[*].metadata.resourceVersion}",
+        ],
+        None,
+    );
+    assert_eq!(rv_before, rv_after, "a dry run changed the cluster");
+    assert!(
+        !env.storage().join("restores").exists(),
+        "a dry run wrote results"
+    );
+
+    // Policy none: the changed object stays, with a warning.
+    env.ok(&["restore", "create", "pol-none", "--from-backup", "pol"]);
+    assert_eq!(
+        env.kubectl(
+            &["get", "cm", "-n", ns, "c", "-o", "jsonpath={.data.v}"],
+            None
+        ),
+        "changed"
+    );
+    let results = read_json_gz(
+        &env.storage()
+            .join("restores/pol-none/restore-pol-none-results.gz"),
+    );
+    assert!(
+        results["warnings"]["namespaces"][ns][0]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{results}"
+    );
+    // Policy update: it goes back to the backed-up state.
+    env.ok(&[
+        "restore",
+        "create",
+        "pol-up",
+        "--from-backup",
+        "pol",
+        "--existing-resource-policy",
+        "update",
+    ]);
+    assert_eq!(
+        env.kubectl(
+            &["get", "cm", "-n", ns, "c", "-o", "jsonpath={.data.v}"],
+            None
+        ),
+        "original"
+    );
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn resource_modifiers_from_file_and_configmap() {
+    let env = Env::new();
+    let ns = "it-mod";
+    env.apply(&workloads(ns, 30082));
+    env.ok(&[
+        "backup",
+        "create",
+        "mod",
+        "--include-namespaces",
+        ns,
+        "--include-resources",
+        "deployments,configmaps,namespaces",
+    ]);
+    let rules = "version: v1\nresourceModifierRules:\n- conditions:\n    groupResource: deployments.apps\n    resourceNameRegex: ^shop$\n  patches:\n  - operation: replace\n    path: /spec/replicas\n    value: \"5\"\n";
+    let f = env.dir.path().join("mods.yaml");
+    std::fs::write(&f, rules).unwrap();
+    env.ok(&[
+        "restore",
+        "create",
+        "mod-1",
+        "--from-backup",
+        "mod",
+        "--namespace-mappings",
+        &format!("{ns}:it-mod-a"),
+        "--resource-modifier-file",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        env.kubectl(
+            &[
+                "get",
+                "deploy",
+                "-n",
+                "it-mod-a",
+                "shop",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ],
+            None
+        ),
+        "5"
+    );
+    // The same rules from a ConfigMap in the lifeboat namespace, as Velero reads them.
+    env.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: velero}\n");
+    env.kubectl(
+        &[
+            "create",
+            "configmap",
+            "-n",
+            "velero",
+            "it-mods",
+            &format!("--from-file=rules.yaml={}", f.display()),
+        ],
+        None,
+    );
+    env.ok(&[
+        "restore",
+        "create",
+        "mod-2",
+        "--from-backup",
+        "mod",
+        "--namespace-mappings",
+        &format!("{ns}:it-mod-b"),
+        "--resource-modifier-configmap",
+        "it-mods",
+    ]);
+    assert_eq!(
+        env.kubectl(
+            &[
+                "get",
+                "deploy",
+                "-n",
+                "it-mod-b",
+                "shop",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ],
+            None
+        ),
+        "5"
+    );
+    // An invalid document is refused with its line and field, before anything is created.
+    std::fs::write(
+        &f,
+        "version: v1\nresourceModifierRules:\n- conditions:\n    groupResourc: deployments.apps\n",
+    )
+    .unwrap();
+    let err = env.fails(&[
+        "restore",
+        "create",
+        "mod-3",
+        "--from-backup",
+        "mod",
+        "--namespace-mappings",
+        &format!("{ns}:it-mod-c"),
+        "--resource-modifier-file",
+        f.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("groupResourc") && err.contains("line 4"),
+        "{err}"
+    );
+    let nss = env.kubectl(&["get", "namespaces", "-o", "name"], None);
+    assert!(!nss.contains("it-mod-c"));
+}
+
+fn fake_backup(env: &Env, name: &str, phase: &str, tarball: &[u8]) {
+    let dir = env.storage().join(format!("backups/{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.tar.gz")), tarball).unwrap();
+    std::fs::write(
+        dir.join("velero-backup.json"),
+        format!(r#"{{"kind":"Backup","apiVersion":"velero.io/v1","metadata":{{"name":"{name}","namespace":"velero"}},"spec":{{}},"status":{{"phase":"{phase}"}}}}"#),
+    )
+    .unwrap();
+}
+
+fn gz_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        let name = path.as_bytes();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn hostile_and_unrestorable_backups_create_nothing() {
+    let env = Env::new();
+    let ns_doc = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"it-hostile"}}"#;
+    let good_ns = ("resources/namespaces/cluster/it-hostile.json", &ns_doc[..]);
+    let version = ("metadata/version", &b"1.1.0\n"[..]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "trav",
+            gz_tar(&[
+                version,
+                good_ns,
+                (
+                    "resources/configmaps/namespaces/it-hostile/../../../../x.json",
+                    b"{}",
+                ),
+            ]),
+            "hostile",
+        ),
+        (
+            "badjson",
+            gz_tar(&[
+                version,
+                good_ns,
+                (
+                    "resources/configmaps/namespaces/it-hostile/c.json",
+                    b"{nope",
+                ),
+            ]),
+            "invalid JSON",
+        ),
+        ("nover", gz_tar(&[good_ns]), "metadata/version"),
+        (
+            "trunc",
+            gz_tar(&[version, good_ns])[..40].to_vec(),
+            "corrupt or truncated",
+        ),
+    ];
+    for (name, tarball, needle) in cases {
+        fake_backup(&env, name, "Completed", &tarball);
+        let err = env.fails(&["restore", "create", "--from-backup", name]);
+        assert!(err.contains(needle), "{name}: {err}");
+        let nss = env.kubectl(&["get", "namespaces", "-o", "name"], None);
+        assert!(
+            !nss.contains("it-hostile"),
+            "{name}: a namespace was created from a refused archive"
+        );
+    }
+    fake_backup(&env, "running", "InProgress", &gz_tar(&[version]));
+    let err = env.fails(&["restore", "create", "--from-backup", "running"]);
+    assert!(
+        err.contains("InProgress") && err.contains("Completed"),
+        "{err}"
+    );
+    let err = env.fails(&["restore", "create", "--from-backup", "no-such-backup"]);
+    assert!(
+        err.contains("no-such-backup") && err.contains("not found"),
+        "{err}"
+    );
+    fake_backup(&env, "fine", "Completed", &gz_tar(&[version, good_ns]));
+    let err = env.fails(&[
+        "restore",
+        "create",
+        "--from-backup",
+        "fine",
+        "--namespace-mappings",
+        "it-hostile:Bad_NS",
+    ]);
+    assert!(err.contains("Bad_NS"), "{err}");
+}
