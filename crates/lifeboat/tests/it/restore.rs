@@ -593,6 +593,17 @@ fn resource_modifiers_from_file_and_configmap() {
     env.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: velero}\n");
     env.kubectl(
         &[
+            "delete",
+            "configmap",
+            "-n",
+            "velero",
+            "it-mods",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    env.kubectl(
+        &[
             "create",
             "configmap",
             "-n",
