@@ -300,7 +300,7 @@ impl Cluster {
                 let res = self.get_text(&path, "get", "discovery", None).await;
                 (gi, vi, group, version, path, res)
             })
-            .buffer_unordered(8)
+            .buffer_unordered(16)
             .collect()
             .await;
         results.sort_by_key(|r| (r.0, r.1));

@@ -444,7 +444,7 @@ pub struct BackupCreate {
     /// Item operation timeout (recorded in the spec).
     #[arg(long)]
     pub item_operation_timeout: Option<String>,
-    /// gzip level of the tarball, 0-9 (1: fastest that compresses well; Velero reads any).
+    /// gzip level of the tarball, 0-9 (1: fastest; 6: Velero's, smaller and slower; Velero reads any).
     #[arg(long, default_value_t = lifeboat_engine::backup::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
     /// Show progress and wait for the backup (lifeboat always runs it to the end).

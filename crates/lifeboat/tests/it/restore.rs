@@ -110,7 +110,17 @@ spec: {minAvailable: 1, selector: {matchLabels: {app: shop}}}
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: data, namespace: NS}
-spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, storageClassName: manual}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, storageClassName: manual, volumeName: pv-NS}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-NS}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: manual
+  hostPath: {path: /tmp/pv-NS}
+  claimRef: {namespace: NS, name: data}
 "#;
 
 fn workloads(ns: &str, node_port: u16) -> String {
@@ -121,7 +131,11 @@ fn workloads(ns: &str, node_port: u16) -> String {
 
 /// An object as `kubectl get -o json` shows it, without what the cluster assigns.
 fn normalized(env: &Env, kind: &str, ns: &str, name: &str) -> Value {
-    let text = env.kubectl(&["get", kind, "-n", ns, name, "-o", "json"], None);
+    let text = if ns.is_empty() {
+        env.kubectl(&["get", kind, name, "-o", "json"], None)
+    } else {
+        env.kubectl(&["get", kind, "-n", ns, name, "-o", "json"], None)
+    };
     let mut v: Value = serde_json::from_str(&text).unwrap();
     let m = v["metadata"].as_object_mut().unwrap();
     for k in [
@@ -194,6 +208,29 @@ const KINDS: &[(&str, &str)] = &[
 fn backup_delete_restore_round_trip() {
     let env = Env::new();
     let ns = "it-rt";
+    // Start clean, also when re-run on a cluster that kept a previous run's objects.
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            ns,
+            "it-rt-copy",
+            "--ignore-not-found",
+            "--wait=false",
+        ],
+        None,
+    );
+    env.kubectl(
+        &[
+            "delete",
+            "persistentvolume",
+            "pv-it-rt",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    wait_gone(&env, ns);
+    wait_gone(&env, "it-rt-copy");
     env.apply(&workloads(ns, 30081));
     env.wait_for(&["replicasets.apps", "-n", ns], 1);
     env.wait_for(&["pods", "-n", ns, "-l", "app=shop"], 2);
@@ -202,10 +239,12 @@ fn backup_delete_restore_round_trip() {
         .map(|(k, n)| normalized(&env, k, ns, n))
         .collect();
     let np_before = normalized(&env, "services", ns, "shop-np");
+    let pv_before = normalized(&env, "persistentvolumes", "", "pv-it-rt");
     let rb_before = normalized(&env, "rolebindings.rbac.authorization.k8s.io", ns, "reader");
 
     env.ok(&["backup", "create", "rt", "--include-namespaces", ns]);
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    env.kubectl(&["delete", "persistentvolume", "pv-it-rt"], None);
     wait_gone(&env, ns);
 
     let out = env.ok(&[
