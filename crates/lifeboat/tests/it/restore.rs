@@ -273,6 +273,16 @@ fn backup_delete_restore_round_trip() {
         normalized(&env, "rolebindings.rbac.authorization.k8s.io", ns, "reader"),
         rb_before
     );
+    // The PV bound to the claim came along (auto cluster resources) and is back.
+    let mut pv_after = normalized(&env, "persistentvolumes", "", "pv-it-rt");
+    let mut pv_b = pv_before.clone();
+    for v in [&mut pv_after, &mut pv_b] {
+        v["spec"]["claimRef"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| k == "namespace" || k == "name");
+    }
+    assert_eq!(pv_after, pv_b);
     // The Job is restored without its old controller-uid; the API server gives it a new one.
     let job: Value = serde_json::from_str(
         &env.kubectl(&["get", "job", "-n", ns, "migrate", "-o", "json"], None),
