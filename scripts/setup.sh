@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything lifeboat's demo and tests need on a fresh Debian machine with a Rust
 # toolchain: the dev cluster's control plane (built once from Debian's source and cached),
-# moto (a real S3 HTTP server), restic and promtool for comparisons. Idempotent: a warm
-# machine passes through in seconds.
+# moto (a real S3 HTTP server) and s3s-fs (a strict one). Idempotent: a warm machine passes
+# through in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,12 @@ apt_install curl openssl python3 jq
 if ! python3 -c 'import moto.server' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then
   log "pip install moto[server]"
   python3 -m pip install -q 'moto[server]'
+fi
+# A strict S3 server (checks SigV4 signatures and checksums, unlike moto) for the tests of
+# wrong credentials and upload integrity. Built once, kept in ~/.cargo/bin.
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  log "cargo install s3s-fs (about two minutes, once)"
+  cargo install -q s3s-fs --version 0.14.1 --locked --features binary
 fi
 bash scripts/dev-cluster.sh build
 log "ready"

@@ -12,8 +12,10 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 WORK=$(mktemp -d /tmp/lifeboat-test.XXXXXX)
 MOTO_PID=""
+S3S_PID=""
 cleanup() {
   [[ -n $MOTO_PID ]] && kill "$MOTO_PID" 2>/dev/null || true
+  [[ -n $S3S_PID ]] && kill "$S3S_PID" 2>/dev/null || true
   LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -32,6 +34,15 @@ moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$MOTO_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
 export LIFEBOAT_IT_S3="http://127.0.0.1:$MOTO_PORT"
+
+# The strict S3 server: buckets are directories under its root.
+S3S_PORT=$(free_port)
+mkdir -p "$WORK/s3s/lifeboat-strict"
+s3s-fs --host 127.0.0.1 --port "$S3S_PORT" --access-key lifeboat-it --secret-key lifeboat-it-secret \
+  "$WORK/s3s" >"$WORK/s3s.log" 2>&1 &
+S3S_PID=$!
+for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$S3S_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+export LIFEBOAT_IT_S3_STRICT="http://127.0.0.1:$S3S_PORT" LIFEBOAT_IT_S3_STRICT_ROOT="$WORK/s3s"
 export LIFEBOAT_SHARED_DIR=${LIFEBOAT_SHARED_DIR:-$(cd .. && pwd)/shared}
 
 cargo test --workspace -- --include-ignored

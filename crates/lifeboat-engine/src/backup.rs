@@ -24,13 +24,14 @@ use lifeboat_types::plan::{
 };
 use lifeboat_types::resource_list::ResourceList;
 use lifeboat_types::velero::{
-    Backup, BackupPhase, BackupProgress, BackupResults, BackupStatus, STORAGE_LOCATION_LABEL, Time,
+    Backup, BackupPhase, BackupProgress, BackupStatus, STORAGE_LOCATION_LABEL, Time,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::archive::{ArchiveWriter, ChunkSink, gzip};
 use crate::cluster::{Cluster, ClusterError, check_list_permissions, split_list};
+use crate::runlog::RunLog;
 use crate::storage::{StorageError, Store};
 
 /// Items per LIST page.
@@ -108,45 +109,6 @@ pub struct Progress {
     pub types_done: AtomicU64,
     /// Resource types planned.
     pub types_total: AtomicU64,
-}
-
-/// Log lines of a backup, in logrus' text format as Velero writes them.
-#[derive(Debug, Default, Clone)]
-pub struct BackupLog {
-    backup: String,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl BackupLog {
-    fn new(backup: &str) -> Self {
-        BackupLog {
-            backup: format!("velero/{backup}"),
-            lines: Default::default(),
-        }
-    }
-
-    /// Adds a line at `level` (info, warning, error).
-    pub fn log(&self, level: &str, msg: &str, fields: &[(&str, &str)]) {
-        let mut line = format!(
-            "time=\"{}\" level={level} msg={:?} backup={}",
-            Time::now(),
-            msg,
-            self.backup
-        );
-        for (k, v) in fields {
-            line.push_str(&format!(" {k}={v:?}"));
-        }
-        tracing::debug!(target: "lifeboat::backup", "{line}");
-        if let Ok(mut l) = self.lines.lock() {
-            l.push(line);
-        }
-    }
-
-    fn text(&self) -> String {
-        let mut s = self.lines.lock().map(|l| l.join("\n")).unwrap_or_default();
-        s.push('\n');
-        s
-    }
 }
 
 /// Options of one backup run.
@@ -243,9 +205,8 @@ struct Run<'a> {
     cluster: &'a Cluster,
     plan: &'a BackupPlan,
     opts: &'a BackupOptions,
-    log: BackupLog,
+    log: &'a RunLog,
     progress: Arc<Progress>,
-    results: Mutex<BackupResults>,
     tx: mpsc::Sender<Batch>,
     /// PVs bound to backed-up claims.
     bound_pvs: Mutex<BTreeSet<String>>,
@@ -255,17 +216,11 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn error(&self, ns: Option<&str>, msg: String) {
-        self.log.log("error", &msg, &[]);
-        if let Ok(mut r) = self.results.lock() {
-            r.errors.add(ns, msg);
-        }
+        self.log.error(ns, msg);
     }
 
     fn warn(&self, ns: Option<&str>, msg: String) {
-        self.log.log("warning", &msg, &[]);
-        if let Ok(mut r) = self.results.lock() {
-            r.warnings.add(ns, msg);
-        }
+        self.log.warn(ns, msg);
     }
 
     /// Turns raw items into tarball items, applying the namespace and label filters.
@@ -360,7 +315,7 @@ impl Run<'_> {
     async fn list_resource(&self, pr: &PlannedResource) {
         let r = Arc::new(pr.resource.clone());
         let gr = r.group_resource();
-        self.log.log("info", "Listing items", &[("resource", &gr)]);
+        self.log.info("Listing items", &[("resource", &gr)]);
         // Objects named in orderedResources go first, in their order.
         let mut skip = BTreeSet::new();
         if !pr.ordered.is_empty() {
@@ -438,8 +393,7 @@ impl Run<'_> {
             }
         }
         self.progress.types_done.fetch_add(1, Ordering::Relaxed);
-        self.log.log(
-            "info",
+        self.log.info(
             "Listed items",
             &[("resource", &gr), ("count", &count.to_string())],
         );
@@ -599,12 +553,8 @@ pub async fn run_backup(
     preflight(cluster, &plan).await.map_err(cluster_err)?;
 
     let start = Time::now();
-    let log = BackupLog::new(&name);
-    log.log(
-        "info",
-        "Starting backup",
-        &[("storageLocation", store.name())],
-    );
+    let log = RunLog::new("backup", &name);
+    log.info("Starting backup", &[("storageLocation", store.name())]);
     progress
         .types_total
         .store(plan.resources.len() as u64, Ordering::Relaxed);
@@ -651,9 +601,8 @@ pub async fn run_backup(
         cluster,
         plan: &plan,
         opts,
-        log: log.clone(),
+        log: &log,
         progress: progress.clone(),
-        results: Mutex::new(BackupResults::default()),
         tx,
         bound_pvs: Default::default(),
         seen_types: Default::default(),
@@ -690,7 +639,7 @@ pub async fn run_backup(
             format!("{claims} bound volume(s) were backed up as objects only: this version of lifeboat does not copy volume data"),
         );
     }
-    let Run { tx, results, .. } = run;
+    let Run { tx, .. } = run;
     drop(tx);
 
     let report = writer.await.map_err(|e| BackupError::Archive {
@@ -723,7 +672,7 @@ pub async fn run_backup(
             });
         }
     };
-    let results = results.into_inner().unwrap_or_default();
+    let results = log.results();
     let errors = results.errors.len() as u64;
     let warnings = results.warnings.len() as u64;
     let phase = if errors > 0 {
@@ -731,8 +680,7 @@ pub async fn run_backup(
     } else {
         BackupPhase::Completed
     };
-    log.log(
-        "info",
+    log.info(
         "Backup completed",
         &[
             ("phase", &phase.to_string()),

@@ -10,4 +10,5 @@ pub mod config;
 pub mod extract;
 pub mod modifiers;
 pub mod restore;
+pub mod runlog;
 pub mod storage;

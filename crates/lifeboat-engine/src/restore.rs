@@ -40,6 +40,7 @@ use crate::catalog::{self, CatalogError};
 use crate::cluster::{Cluster, ClusterError};
 use crate::extract::{ArchiveError, Limits, extract_validated};
 use crate::modifiers::Modifiers;
+use crate::runlog::RunLog;
 use crate::storage::{StorageError, Store};
 
 /// Default number of objects created at once.
@@ -411,38 +412,18 @@ struct Exec<'a> {
     sanitize: SanitizeOptions,
     policy: ExistingPolicy,
     opts: &'a RestoreOptions,
-    results: Mutex<BackupResults>,
     restored: Mutex<ResourceList>,
-    log: Mutex<Vec<String>>,
-    restore_name: String,
+    log: RunLog,
     progress: Arc<RestoreProgressCounters>,
 }
 
 impl Exec<'_> {
-    fn log(&self, level: &str, msg: &str) {
-        let line = format!(
-            "time=\"{}\" level={level} msg={msg:?} restore=velero/{}",
-            Time::now(),
-            self.restore_name
-        );
-        tracing::debug!(target: "lifeboat::restore", "{line}");
-        if let Ok(mut l) = self.log.lock() {
-            l.push(line);
-        }
-    }
-
     fn error(&self, ns: Option<&str>, msg: String) {
-        self.log("error", &msg);
-        if let Ok(mut r) = self.results.lock() {
-            r.errors.add(ns, msg);
-        }
+        self.log.error(ns, msg);
     }
 
     fn warn(&self, ns: Option<&str>, msg: String) {
-        self.log("warning", &msg);
-        if let Ok(mut r) = self.results.lock() {
-            r.warnings.add(ns, msg);
-        }
+        self.log.warn(ns, msg);
     }
 
     /// Restores one object and reports its outcome.
@@ -470,8 +451,8 @@ impl Exec<'_> {
                         ns.as_deref(),
                         format!("could not restore, {what} already exists. Warning: the in-cluster version is different than the backed-up version"),
                     ),
-                    Outcome::SkipIdentical => self.log("info", &format!("{what} already exists and matches the backup")),
-                    Outcome::Updated => self.log("info", &format!("{what} existed and was updated")),
+                    Outcome::SkipIdentical => self.log.info(&format!("{what} already exists and matches the backup"), &[]),
+                    Outcome::Updated => self.log.info(&format!("{what} existed and was updated"), &[]),
                     _ => {}
                 }
             }
@@ -685,7 +666,7 @@ pub async fn run_restore(
         }
     }
     // The cluster must answer before the archive is fetched.
-    let (served, _) = cluster.discover().await.map_err(cluster_err)?;
+    cluster.discover().await.map_err(cluster_err)?;
 
     // Extract and validate the whole archive first.
     let tmp = tempfile::Builder::new()
@@ -787,14 +768,11 @@ pub async fn run_restore(
         },
         policy,
         opts,
-        results: Mutex::new(BackupResults::default()),
         restored: Mutex::new(ResourceList::default()),
-        log: Mutex::new(Vec::new()),
-        restore_name: name.clone(),
+        log: RunLog::new("restore", &name),
         progress: progress.clone(),
     };
-    exec.log(
-        "info",
+    exec.log.info(
         &format!(
             "Restoring backup {} (format {}): {} objects planned, skipped: {:?}",
             spec.backup_name,
@@ -802,8 +780,8 @@ pub async fn run_restore(
             planned.len(),
             skipped
         ),
+        &[],
     );
-    let _ = &served;
 
     // Namespaces that objects land in but that the backup does not restore.
     let ns_restored: BTreeSet<String> = planned
@@ -860,13 +838,8 @@ pub async fn run_restore(
         ensure_namespaces(&exec, &needed).await;
     }
 
-    let Exec {
-        results,
-        restored,
-        log,
-        ..
-    } = exec;
-    let results = results.into_inner().unwrap_or_default();
+    let Exec { restored, log, .. } = exec;
+    let results = log.results();
     let restored = restored.into_inner().unwrap_or_default();
     let done = items
         .iter()
@@ -890,8 +863,7 @@ pub async fn run_restore(
         ..Default::default()
     });
     if !opts.dry_run {
-        let mut text = log.into_inner().unwrap_or_default().join("\n");
-        text.push('\n');
+        let text = log.text();
         let json_gz = |v: &Value| Bytes::from(gzip(&serde_json::to_vec(v).unwrap_or_default()));
         let write = async {
             store

@@ -28,7 +28,7 @@ use lifeboat_types::names::validate_name;
 use lifeboat_types::selector::Selector;
 use lifeboat_types::velero::{
     Backup, BackupList, BackupPhase, BackupSpec, BackupStorageLocation, BackupStorageLocationSpec,
-    ObjectStorageLocation, SecretKeySelector,
+    LabelSelector, ObjectStorageLocation, SecretKeySelector,
 };
 
 use cli::{
@@ -199,21 +199,29 @@ fn parse_duration(flag: &str, s: &Option<String>) -> Result<Option<GoDuration>> 
         .transpose()
 }
 
-/// Builds the Backup a `backup create` command line describes.
-fn backup_from_flags(c: &BackupCreate, namespace: &str) -> Result<Backup> {
-    validate_name("backup", &c.name)?;
-    let label_selector = c
-        .selector
-        .as_deref()
+/// `--selector` and `--or-selector "a=b or c=d"`, as label selectors.
+pub(crate) fn parse_selectors(
+    selector: Option<&str>,
+    or_selector: Option<&str>,
+) -> Result<(Option<LabelSelector>, Vec<LabelSelector>)> {
+    let one = selector
         .map(|s| Selector::parse(s).map(|s| s.to_label_selector()))
         .transpose()?;
-    let or_label_selectors = match &c.or_selector {
+    let any = match or_selector {
         Some(s) => s
             .split(" or ")
             .map(|p| Selector::parse(p).map(|s| s.to_label_selector()))
             .collect::<Result<Vec<_>, _>>()?,
         None => vec![],
     };
+    Ok((one, any))
+}
+
+/// Builds the Backup a `backup create` command line describes.
+fn backup_from_flags(c: &BackupCreate, namespace: &str) -> Result<Backup> {
+    validate_name("backup", &c.name)?;
+    let (label_selector, or_label_selectors) =
+        parse_selectors(c.selector.as_deref(), c.or_selector.as_deref())?;
     let spec = BackupSpec {
         included_namespaces: c.include_namespaces.clone(),
         excluded_namespaces: c.exclude_namespaces.clone(),

@@ -281,27 +281,39 @@ pub fn describe_backup(
     let _ = writeln!(o);
     let _ = writeln!(o, "Backup Volumes:  <none included>");
     if details || st.errors > 0 || st.warnings > 0 {
-        for (title, msgs) in [("Errors", &results.errors), ("Warnings", &results.warnings)] {
-            if msgs.is_empty() {
-                continue;
-            }
-            let _ = writeln!(o);
-            let _ = writeln!(o, "{title}:");
-            for m in &msgs.velero {
-                let _ = writeln!(o, "  Velero:   {m}");
-            }
-            for m in &msgs.cluster {
-                let _ = writeln!(o, "  Cluster:  {m}");
-            }
+        write_results(&mut o, results, true);
+    }
+    o
+}
+
+/// Appends the errors and warnings of a run, Velero style. Without `details`, a long list
+/// is summarised by its count.
+pub fn write_results(o: &mut String, results: &BackupResults, details: bool) {
+    for (title, msgs) in [("Errors", &results.errors), ("Warnings", &results.warnings)] {
+        if msgs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o);
+        if !details && msgs.len() > 10 {
+            let _ = writeln!(o, "{title}:  {} (use --details to see them)", msgs.len());
+            continue;
+        }
+        let _ = writeln!(o, "{title}:");
+        for m in &msgs.velero {
+            let _ = writeln!(o, "  Velero:   {m}");
+        }
+        for m in &msgs.cluster {
+            let _ = writeln!(o, "  Cluster:  {m}");
+        }
+        if !msgs.namespaces.is_empty() {
+            let _ = writeln!(o, "  Namespaces:");
             for (ns, ms) in &msgs.namespaces {
-                let _ = writeln!(o, "  Namespaces:");
                 for m in ms {
                     let _ = writeln!(o, "    {ns}:  {m}");
                 }
             }
         }
     }
-    o
 }
 
 #[cfg(test)]

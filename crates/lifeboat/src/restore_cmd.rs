@@ -15,7 +15,6 @@ use lifeboat_engine::restore::{
 };
 use lifeboat_engine::storage::Store;
 use lifeboat_types::names::validate_name;
-use lifeboat_types::selector::Selector;
 use lifeboat_types::velero::{
     BackupResults, Restore, RestorePhase, RestoreSpec, RestoreStatusSpec,
 };
@@ -48,18 +47,8 @@ pub fn restore_from_flags(c: &RestoreCreate, namespace: &str, backup: &str) -> R
             .ok_or_else(|| anyhow!("invalid --namespace-mappings {m:?}: expected src:dst"))?;
         mapping.insert(a.trim().to_owned(), b.trim().to_owned());
     }
-    let label_selector = c
-        .selector
-        .as_deref()
-        .map(|s| Selector::parse(s).map(|s| s.to_label_selector()))
-        .transpose()?;
-    let or_label_selectors = match &c.or_selector {
-        Some(s) => s
-            .split(" or ")
-            .map(|p| Selector::parse(p).map(|s| s.to_label_selector()))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => vec![],
-    };
+    let (label_selector, or_label_selectors) =
+        crate::parse_selectors(c.selector.as_deref(), c.or_selector.as_deref())?;
     let restore_status = (!c.status_include_resources.is_empty()
         || !c.status_exclude_resources.is_empty())
     .then(|| RestoreStatusSpec {
@@ -374,31 +363,7 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
             .map(|t| t.to_string())
             .unwrap_or_else(|| "<n/a>".into())
     );
-    for (title, msgs) in [("Warnings", &results.warnings), ("Errors", &results.errors)] {
-        if msgs.is_empty() {
-            continue;
-        }
-        let _ = writeln!(o);
-        if !details && msgs.len() > 10 {
-            let _ = writeln!(o, "{title}:  {} (use --details to see them)", msgs.len());
-            continue;
-        }
-        let _ = writeln!(o, "{title}:");
-        for m in &msgs.velero {
-            let _ = writeln!(o, "  Velero:     {m}");
-        }
-        for m in &msgs.cluster {
-            let _ = writeln!(o, "  Cluster:    {m}");
-        }
-        if !msgs.namespaces.is_empty() {
-            let _ = writeln!(o, "  Namespaces:");
-            for (ns, ms) in &msgs.namespaces {
-                for m in ms {
-                    let _ = writeln!(o, "    {ns}:  {m}");
-                }
-            }
-        }
-    }
+    output::write_results(&mut o, results, details);
     let _ = writeln!(o);
     let _ = writeln!(o, "Backup:  {}", s.backup_name);
     let _ = writeln!(o);

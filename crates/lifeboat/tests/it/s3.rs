@@ -205,3 +205,79 @@ fn missing_credentials_are_named() {
         "{err}"
     );
 }
+
+/// The strict S3 server (s3s-fs): checks signatures and checksums.
+fn strict() -> (String, std::path::PathBuf) {
+    (
+        std::env::var("LIFEBOAT_IT_S3_STRICT").expect(NEEDS),
+        std::path::PathBuf::from(std::env::var("LIFEBOAT_IT_S3_STRICT_ROOT").expect(NEEDS)),
+    )
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn wrong_credentials_are_refused_and_right_ones_work() {
+    let env = Env::new();
+    let (endpoint, root) = strict();
+    let prefix = "wrong-creds";
+    env.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: it-strict}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: it-strict}\ndata: {k: v}\n");
+    let creds = env.dir.path().join("bad");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = lifeboat-it\naws_secret_access_key = not-the-secret\n",
+    )
+    .unwrap();
+    let url = format!(
+        "s3://lifeboat-strict/{prefix}?region=us-east-1&s3ForcePathStyle=true&s3Url={endpoint}&credential={}",
+        creds.display()
+    );
+    let err = env.fails(&[
+        "backup",
+        "create",
+        "w1",
+        "--include-namespaces",
+        "it-strict",
+        "--storage-location",
+        &url,
+    ]);
+    assert!(
+        err.contains("access denied") && err.contains("credentials"),
+        "{err}"
+    );
+    assert!(files_below(&root.join("lifeboat-strict").join(prefix)).is_empty());
+
+    // With the right secret the same backup is stored, signatures and checksums verified.
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = lifeboat-it\naws_secret_access_key = lifeboat-it-secret\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "backup",
+        "create",
+        "w1",
+        "--include-namespaces",
+        "it-strict",
+        "--storage-location",
+        &url,
+    ]);
+    let tar = root
+        .join("lifeboat-strict")
+        .join(prefix)
+        .join("backups/w1/w1.tar.gz");
+    let t = read_tarball(&tar);
+    assert!(
+        t.json
+            .contains_key("resources/configmaps/namespaces/it-strict/c.json")
+    );
+    let phase = env.ok(&[
+        "backup",
+        "get",
+        "w1",
+        "--storage-location",
+        &url,
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
+    assert_eq!(phase, "Completed");
+}
