@@ -814,11 +814,18 @@ pub async fn run_restore(
                 ensure_namespaces(&exec, &needed).await;
             }
         }
-        let reports: Vec<ItemReport> = stream::iter(group.iter())
-            .map(|p| exec.restore_one(p))
-            .buffered(opts.parallelism.max(1))
+        // Unordered, so that one slow create does not hold back the window; reports are put
+        // back in plan order afterwards.
+        let mut indexed: Vec<(usize, ItemReport)> = stream::iter(group.iter().enumerate())
+            .map(|(i, p)| {
+                let exec = &exec;
+                async move { (i, exec.restore_one(p).await) }
+            })
+            .buffer_unordered(opts.parallelism.max(1))
             .collect()
             .await;
+        indexed.sort_by_key(|(i, _)| *i);
+        let reports: Vec<ItemReport> = indexed.into_iter().map(|(_, r)| r).collect();
         if !opts.dry_run {
             if phase == phase_of("customresourcedefinitions") {
                 wait_crds(&exec, &reports).await;
