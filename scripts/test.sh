@@ -28,6 +28,7 @@ API_PORT=${LIFEBOAT_IT_API_PORT:-26443}
 export LIFEBOAT_IT_KUBECONFIG
 LIFEBOAT_IT_KUBECONFIG=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it "$API_PORT" | tail -1)
 export LIFEBOAT_IT_KUBECONFIG_NOBODY="${LIFEBOAT_IT_KUBECONFIG%/*}/kubeconfig-nobody"
+export LIFEBOAT_IT_ETCD="http://127.0.0.1:$((API_PORT + 1))"
 
 MOTO_PORT=$(free_port)
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &

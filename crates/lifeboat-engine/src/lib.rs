@@ -7,6 +7,7 @@ pub mod backup;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
+pub mod etcd;
 pub mod extract;
 pub mod modifiers;
 pub mod restore;

@@ -67,6 +67,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: RestoreCmd,
     },
+    /// etcd snapshots (files): status and verify.
+    Etcd {
+        /// The etcd command.
+        #[command(subcommand)]
+        cmd: EtcdCmd,
+    },
     /// Work with storage locations.
     #[command(visible_alias = "backup-location")]
     Location {
@@ -541,4 +547,40 @@ impl From<AccessModeArg> for lifeboat_types::velero::AccessMode {
             AccessModeArg::ReadOnly => Self::ReadOnly,
         }
     }
+}
+
+/// `etcd ...`.
+#[derive(Subcommand, Debug)]
+pub enum EtcdCmd {
+    /// etcd snapshot files.
+    Snapshot {
+        /// The snapshot command.
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
+    },
+}
+
+/// `etcd snapshot ...`.
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCmd {
+    /// Hash, revision, total keys and size, as `etcdctl snapshot status` reports them.
+    #[command(
+        after_help = "Example:\n  lifeboat etcd snapshot status /var/backups/etcd/snapshot.db -o json"
+    )]
+    Status {
+        /// The snapshot file.
+        file: PathBuf,
+        /// Output format: table or json.
+        #[arg(short = 'o', long, default_value = "table")]
+        output: Output,
+    },
+    /// Check the sha256 trailer and walk the whole bbolt tree; exit 1 with the reason when
+    /// the file is truncated, damaged or not an etcd snapshot.
+    Verify {
+        /// The snapshot file.
+        file: PathBuf,
+        /// Accept a file without (or with a wrong) sha256 trailer, e.g. a copied member db.
+        #[arg(long)]
+        skip_hash_check: bool,
+    },
 }

@@ -105,6 +105,9 @@ async fn run(cli: Cli) -> Result<u8> {
         } => restore_cmd::restore_create(&cli, c).await,
         Command::Restore { cmd } => restore_cmd::restore_cmd(&cli, cmd).await,
         Command::Location { cmd } => location_cmd(cmd).await,
+        Command::Etcd {
+            cmd: cli::EtcdCmd::Snapshot { cmd },
+        } => etcd_snapshot(cmd),
         Command::Apply {
             file,
             storage_location,
@@ -388,6 +391,67 @@ async fn backup_cmd(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
             let b = catalog::get_backup(&store, name).await?;
             println!("Backup {name}: {}", b.phase());
             Ok(phase_exit(b.phase()))
+        }
+    }
+}
+
+/// SI units, as etcdctl prints sizes ("2.1 MB").
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else if v < 10.0 {
+        format!("{v:.1} {}", UNITS[u])
+    } else {
+        format!("{v:.0} {}", UNITS[u])
+    }
+}
+
+fn etcd_snapshot(cmd: &cli::SnapshotCmd) -> Result<u8> {
+    use lifeboat_engine::etcd::snapshot;
+    match cmd {
+        cli::SnapshotCmd::Status { file, output } => {
+            let st = snapshot::status(file)?;
+            if !output::print_structured(&st, output)? {
+                print!(
+                    "{}",
+                    output::table(
+                        &["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"],
+                        &[vec![
+                            format!("{:x}", st.hash),
+                            st.revision.to_string(),
+                            st.total_key.to_string(),
+                            human_bytes(st.total_size)
+                        ]],
+                    )
+                );
+            }
+            Ok(0)
+        }
+        cli::SnapshotCmd::Verify {
+            file,
+            skip_hash_check,
+        } => {
+            let st = snapshot::verify(file, *skip_hash_check)?;
+            println!(
+                "Snapshot {} is intact: {} keys up to revision {}, {}{}.",
+                file.display(),
+                st.total_key,
+                st.revision,
+                human_bytes(st.total_size),
+                if *skip_hash_check {
+                    " (sha256 trailer not checked)"
+                } else {
+                    ", sha256 trailer matches"
+                }
+            );
+            Ok(0)
         }
     }
 }

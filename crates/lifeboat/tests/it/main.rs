@@ -5,6 +5,7 @@
 
 mod backup;
 mod errors;
+mod etcd;
 mod restore;
 mod s3;
 mod seeds;
