@@ -27,7 +27,7 @@ use lifeboat_types::document::{VeleroDocument, parse_documents};
 use lifeboat_types::names::validate_name;
 use lifeboat_types::selector::Selector;
 use lifeboat_types::velero::{
-    Backup, BackupList, BackupPhase, BackupSpec, BackupStorageLocation, BackupStorageLocationSpec,
+    Backup, BackupPhase, BackupSpec, BackupStorageLocation, BackupStorageLocationSpec,
     LabelSelector, ObjectStorageLocation, SecretKeySelector,
 };
 
@@ -465,12 +465,7 @@ fn phase_exit(p: BackupPhase) -> u8 {
 }
 
 fn print_backups(backups: &[Backup], output: &Output, single: bool) -> Result<()> {
-    if single && backups.len() == 1 {
-        output::print_structured(&backups[0], output)?;
-    } else {
-        output::print_structured(&BackupList::new(backups.to_vec()), output)?;
-    }
-    Ok(())
+    output::print_one_or_list(backups, "BackupList", single, output)
 }
 
 async fn backup_get(g: &BackupGet) -> Result<u8> {
@@ -714,14 +709,12 @@ async fn location_cmd(cmd: &LocationCmd) -> Result<u8> {
                 locs.retain(|l| names.contains(&l.metadata.name));
             }
             if output != &Output::Table {
-                if locs.len() == 1 && names.len() == 1 {
-                    output::print_structured(&locs[0], output)?;
-                } else {
-                    output::print_structured(
-                        &serde_json::json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocationList", "items": locs}),
-                        output,
-                    )?;
-                }
+                output::print_one_or_list(
+                    &locs,
+                    "BackupStorageLocationList",
+                    names.len() == 1,
+                    output,
+                )?;
                 return Ok(0);
             }
             let mut rows = Vec::new();

@@ -30,6 +30,26 @@ pub fn print_structured<T: Serialize>(value: &T, output: &Output) -> Result<bool
     }
 }
 
+/// Prints one object when one was asked for by name, else a velero.io/v1 `list_kind` of
+/// them, as Velero's CLI does (`backup get b1 -o json` is a Backup; `backup get -o json`
+/// a BackupList).
+pub fn print_one_or_list<T: Serialize>(
+    items: &[T],
+    list_kind: &str,
+    single: bool,
+    output: &Output,
+) -> Result<()> {
+    if single && items.len() == 1 {
+        print_structured(&items[0], output)?;
+    } else {
+        print_structured(
+            &serde_json::json!({"apiVersion": "velero.io/v1", "kind": list_kind, "metadata": {}, "items": items}),
+            output,
+        )?;
+    }
+    Ok(())
+}
+
 /// Aligns rows into columns, kubectl style.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

@@ -433,14 +433,7 @@ pub async fn restore_cmd(cli: &Cli, cmd: &RestoreCmd) -> Result<u8> {
                 v
             };
             if out != &Output::Table {
-                if restores.len() == 1 && names.len() == 1 {
-                    output::print_structured(&restores[0], out)?;
-                } else {
-                    output::print_structured(
-                        &serde_json::json!({"apiVersion": "velero.io/v1", "kind": "RestoreList", "items": restores}),
-                        out,
-                    )?;
-                }
+                output::print_one_or_list(&restores, "RestoreList", names.len() == 1, out)?;
                 return Ok(0);
             }
             for (i, r) in restores.iter().enumerate() {
@@ -505,13 +498,8 @@ pub async fn restore_get(g: &RestoreGet) -> Result<u8> {
     });
     if g.output == Output::Table {
         print!("{}", restores_table(&restores));
-    } else if restores.len() == 1 && g.names.len() == 1 {
-        output::print_structured(&restores[0], &g.output)?;
     } else {
-        output::print_structured(
-            &serde_json::json!({"apiVersion": "velero.io/v1", "kind": "RestoreList", "items": restores}),
-            &g.output,
-        )?;
+        output::print_one_or_list(&restores, "RestoreList", g.names.len() == 1, &g.output)?;
     }
     Ok(0)
 }

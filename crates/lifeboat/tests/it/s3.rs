@@ -219,7 +219,14 @@ fn strict() -> (String, std::path::PathBuf) {
 fn wrong_credentials_are_refused_and_right_ones_work() {
     let env = Env::new();
     let (endpoint, root) = strict();
-    let prefix = "wrong-creds";
+    // A prefix of its own, so that a re-run against the same server starts empty.
+    let prefix = &format!(
+        "wrong-creds-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
     env.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: it-strict}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: it-strict}\ndata: {k: v}\n");
     let creds = env.dir.path().join("bad");
     std::fs::write(
