@@ -563,6 +563,34 @@ pub enum EtcdCmd {
 /// `etcd snapshot ...`.
 #[derive(Subcommand, Debug)]
 pub enum SnapshotCmd {
+    /// Stream a snapshot from a live etcd into a file or a storage location; published
+    /// only after etcd's sha256 checksum matched.
+    #[command(
+        after_help = "Examples:\n  lifeboat etcd snapshot save --endpoints https://127.0.0.1:2379 \\\n      --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \\\n      --key /etc/kubernetes/pki/etcd/server.key --to /var/backups/etcd/snapshot.db\n  lifeboat etcd snapshot save --endpoints http://127.0.0.1:2379 --storage-location default"
+    )]
+    Save {
+        /// etcd client URLs, tried in order.
+        #[arg(long, value_delimiter = ',', required = true)]
+        endpoints: Vec<String>,
+        /// CA bundle that signed etcd's serving certificate.
+        #[arg(long)]
+        cacert: Option<PathBuf>,
+        /// Client certificate for mTLS.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Client key for mTLS.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The file to write.
+        #[arg(long, required_unless_present = "storage_location")]
+        to: Option<PathBuf>,
+        /// Upload to this storage location (under metadata/etcd/) instead of (or as well as) --to.
+        #[arg(long)]
+        storage_location: Option<String>,
+        /// Object name in the location (default: etcd-snapshot-<UTC timestamp>.db).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Hash, revision, total keys and size, as `etcdctl snapshot status` reports them.
     #[command(
         after_help = "Example:\n  lifeboat etcd snapshot status /var/backups/etcd/snapshot.db -o json"

@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Location { cmd } => location_cmd(cmd).await,
         Command::Etcd {
             cmd: cli::EtcdCmd::Snapshot { cmd },
-        } => etcd_snapshot(cmd),
+        } => etcd_snapshot(cmd).await,
         Command::Apply {
             file,
             storage_location,
@@ -413,9 +413,95 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn etcd_snapshot(cmd: &cli::SnapshotCmd) -> Result<u8> {
-    use lifeboat_engine::etcd::snapshot;
+async fn etcd_snapshot(cmd: &cli::SnapshotCmd) -> Result<u8> {
+    use lifeboat_engine::etcd::{save, snapshot};
     match cmd {
+        cli::SnapshotCmd::Save {
+            endpoints,
+            cacert,
+            cert,
+            key,
+            to,
+            storage_location,
+            name,
+        } => {
+            let ep = save::EtcdEndpoint {
+                endpoints: endpoints.clone(),
+                cacert: cacert.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let store = storage_location
+                .as_deref()
+                .map(|l| open_store(Some(l)))
+                .transpose()?;
+            let tmp = tempfile::tempdir()?;
+            let file = to.clone().unwrap_or_else(|| tmp.path().join("snapshot.db"));
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let pb = indicatif::ProgressBar::new(0);
+                pb.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                pb
+            });
+            let size = save::save(&ep, &file, &|done, total| {
+                if let Some(pb) = &bar {
+                    pb.set_length(total);
+                    pb.set_position(done);
+                }
+            })
+            .await?;
+            if let Some(pb) = &bar {
+                pb.finish_and_clear();
+            }
+            let st = snapshot::verify(&file, false)?;
+            match to {
+                Some(t) => println!(
+                    "Snapshot saved: {} ({size} bytes, revision {}, {} keys; sha256 checked).",
+                    t.display(),
+                    st.revision,
+                    st.total_key
+                ),
+                None => println!(
+                    "Snapshot taken ({size} bytes, revision {}, {} keys; sha256 checked).",
+                    st.revision, st.total_key
+                ),
+            }
+            if let Some(store) = store {
+                let object = name.clone().unwrap_or_else(|| {
+                    format!(
+                        "etcd-snapshot-{}.db",
+                        chrono::Utc::now().format("%Y%m%d%H%M%S")
+                    )
+                });
+                let path = store.path(&format!("metadata/etcd/{object}"));
+                if store.exists(&path).await? {
+                    bail!(
+                        "{path} already exists in storage location {:?}; choose another --name",
+                        store.name()
+                    );
+                }
+                // Streamed in parts: a snapshot can be gigabytes.
+                let mut w = store.writer(&path).await?;
+                let mut f = std::fs::File::open(&file)?;
+                loop {
+                    let mut chunk = vec![0u8; 8 << 20];
+                    let n = std::io::Read::read(&mut f, &mut chunk)?;
+                    if n == 0 {
+                        break;
+                    }
+                    chunk.truncate(n);
+                    w.write(chunk).await?;
+                }
+                w.close().await?;
+                println!("Uploaded to storage location {:?} as {path}.", store.name());
+            }
+            Ok(0)
+        }
         cli::SnapshotCmd::Status { file, output } => {
             let st = snapshot::status(file)?;
             if !output::print_structured(&st, output)? {

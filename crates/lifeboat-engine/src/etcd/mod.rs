@@ -1,4 +1,5 @@
-//! etcd snapshots. This session's slice: reading snapshot files (`status`, `verify`);
-//! saving, restoring and retention are still to come (issue 4).
+//! etcd snapshots: saving from a live etcd (`save`), and reading snapshot files
+//! (`snapshot`: status, verify). Restore and retention are still to come (issue 4).
 
+pub mod save;
 pub mod snapshot;

@@ -99,3 +99,335 @@ fn status_matches_etcdctl_and_verify_catches_damage() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn save_is_what_etcdctl_reads_and_restores() {
+    let env = Env::new();
+    let snap = env.dir.path().join("saved.db");
+    let out = env.ok(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd_endpoint(),
+        "--to",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(out.contains("sha256 checked"), "{out}");
+    let ours: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "etcd",
+        "snapshot",
+        "status",
+        snap.to_str().unwrap(),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let theirs: serde_json::Value = serde_json::from_str(&etcdctl(&[
+        "snapshot",
+        "status",
+        snap.to_str().unwrap(),
+        "-w",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(ours, theirs);
+    // etcdctl's restore checks the sha256 trailer: it accepts the file.
+    let data_dir = env.dir.path().join("restored");
+    etcdctl(&[
+        "snapshot",
+        "restore",
+        snap.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert!(data_dir.join("member/snap/db").exists());
+    // Into a storage location, under metadata/etcd/.
+    env.ok(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd_endpoint(),
+        "--storage-location",
+        "default",
+        "--name",
+        "e1.db",
+    ]);
+    assert!(env.storage().join("metadata/etcd/e1.db").exists());
+    let err = env.fails(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd_endpoint(),
+        "--storage-location",
+        "default",
+        "--name",
+        "e1.db",
+    ]);
+    assert!(err.contains("already exists"), "{err}");
+    // An unreachable endpoint is named; nothing is left under the name.
+    let gone = env.dir.path().join("gone.db");
+    let err = env.fails(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        "http://127.0.0.1:1",
+        "--to",
+        gone.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("cannot reach etcd at http://127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(!gone.exists() && !gone.with_extension("part").exists());
+}
+
+/// An etcd with TLS and client-certificate auth, on free ports, stopped when dropped.
+struct TlsEtcd {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for TlsEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_certs(dir: &std::path::Path) {
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+            ],
+        );
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (who, ext) in [("server", "server.ext"), ("client", "client.ext")] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={who}"),
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &format!("{who}.crt"),
+            ],
+        );
+    }
+}
+
+fn start_tls_etcd(dir: &std::path::Path) -> TlsEtcd {
+    make_certs(dir);
+    let (client, peer) = (free_port(), free_port());
+    let url = format!("https://127.0.0.1:{client}");
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    let child = Command::new("etcd")
+        .args([
+            "--name",
+            "tls",
+            "--data-dir",
+            &p("data"),
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args(["--initial-cluster", &format!("tls=http://127.0.0.1:{peer}")])
+        .args([
+            "--cert-file",
+            &p("server.crt"),
+            "--key-file",
+            &p("server.key"),
+            "--trusted-ca-file",
+            &p("ca.crt"),
+            "--client-cert-auth",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let etcd = TlsEtcd { child, url };
+    for _ in 0..100 {
+        let ok = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &etcd.url,
+                "--cacert",
+                &p("ca.crt"),
+                "--cert",
+                &p("client.crt"),
+                "--key",
+                &p("client.key"),
+                "put",
+                "k",
+                "v",
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if ok {
+            return etcd;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("TLS etcd did not start");
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn save_over_mutual_tls() {
+    let env = Env::new();
+    let certs = env.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let etcd = start_tls_etcd(&certs);
+    let p = |f: &str| certs.join(f).to_str().unwrap().to_owned();
+    let snap = env.dir.path().join("tls.db");
+    env.ok(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd.url,
+        "--cacert",
+        &p("ca.crt"),
+        "--cert",
+        &p("client.crt"),
+        "--key",
+        &p("client.key"),
+        "--to",
+        snap.to_str().unwrap(),
+    ]);
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "etcd",
+        "snapshot",
+        "status",
+        snap.to_str().unwrap(),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert!(st["totalKey"].as_u64().unwrap() >= 1);
+    // The wrong CA is named as such.
+    let err = env.fails(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd.url,
+        "--cacert",
+        &p("other-ca.crt"),
+        "--cert",
+        &p("client.crt"),
+        "--key",
+        &p("client.key"),
+        "--to",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not signed by --cacert"), "{err}");
+    // Without a client certificate etcd refuses the connection.
+    let err = env.fails(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd.url,
+        "--cacert",
+        &p("ca.crt"),
+        "--to",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(err.contains("cannot reach etcd"), "{err}");
+    let err = env.fails(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd.url,
+        "--cacert",
+        &p("ca.crt"),
+        "--cert",
+        &p("client.crt"),
+        "--to",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(err.contains("both --cert and --key"), "{err}");
+    drop(etcd);
+}
