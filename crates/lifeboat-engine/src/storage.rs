@@ -552,6 +552,38 @@ impl Store {
             .map_err(|e| self.map("delete", paths.dir(), e))
     }
 
+    /// The files directly under `dir` (relative to the location's root, prefix included):
+    /// name, size and last modification.
+    pub async fn list_files(
+        &self,
+        dir: &str,
+    ) -> Result<Vec<(String, u64, Option<std::time::SystemTime>)>, StorageError> {
+        let entries = match self.op.list(dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(self.map("list", dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            if e.metadata().is_dir() {
+                continue;
+            }
+            let meta = self
+                .op
+                .stat(e.path())
+                .await
+                .map_err(|err| self.map("stat", e.path(), err))?;
+            let name = e.path().rsplit('/').next().unwrap_or_default().to_owned();
+            out.push((
+                name,
+                meta.content_length(),
+                meta.last_modified().map(Into::into),
+            ));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     async fn list_dirs(&self, dir: &str) -> Result<Vec<String>, StorageError> {
         let dir = dir.to_owned();
         let entries = match self.op.list(&dir).await {

@@ -10,6 +10,7 @@ pub mod names;
 pub mod plan;
 pub mod resource_list;
 pub mod restore;
+pub mod retention;
 pub mod selector;
 pub mod velero;
 

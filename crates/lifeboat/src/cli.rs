@@ -591,6 +591,34 @@ pub enum SnapshotCmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// List the snapshots stored in a location (metadata/etcd/).
+    List {
+        /// The storage location.
+        #[arg(long)]
+        storage_location: Option<String>,
+        /// Output format: table, json, yaml.
+        #[arg(short = 'o', long, default_value = "table")]
+        output: Output,
+    },
+    /// Delete stored snapshots beyond the newest N and/or older than an age; the newest is
+    /// always kept.
+    #[command(
+        after_help = "Example:\n  lifeboat etcd snapshot prune --storage-location default --keep 14 --max-age 336h"
+    )]
+    Prune {
+        /// The storage location.
+        #[arg(long)]
+        storage_location: Option<String>,
+        /// Keep this many newest snapshots.
+        #[arg(long)]
+        keep: Option<usize>,
+        /// Delete snapshots older than this (e.g. 168h).
+        #[arg(long)]
+        max_age: Option<String>,
+        /// Show what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Hash, revision, total keys and size, as `etcdctl snapshot status` reports them.
     #[command(
         after_help = "Example:\n  lifeboat etcd snapshot status /var/backups/etcd/snapshot.db -o json"

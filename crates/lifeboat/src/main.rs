@@ -395,6 +395,26 @@ async fn backup_cmd(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
     }
 }
 
+/// The etcd snapshots stored in a location, under metadata/etcd/.
+async fn stored_snapshots(
+    location: Option<&str>,
+) -> Result<Vec<lifeboat_types::retention::StoredSnapshot>> {
+    let store = open_store(location)?;
+    let files = store.list_files(&store.path("metadata/etcd/")).await?;
+    Ok(files
+        .into_iter()
+        .map(
+            |(name, size, modified)| lifeboat_types::retention::StoredSnapshot {
+                name,
+                size,
+                taken: modified
+                    .map(chrono::DateTime::<chrono::Utc>::from)
+                    .unwrap_or_default(),
+            },
+        )
+        .collect())
+}
+
 /// SI units, as etcdctl prints sizes ("2.1 MB").
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
@@ -500,6 +520,69 @@ async fn etcd_snapshot(cmd: &cli::SnapshotCmd) -> Result<u8> {
                 w.close().await?;
                 println!("Uploaded to storage location {:?} as {path}.", store.name());
             }
+            Ok(0)
+        }
+        cli::SnapshotCmd::List {
+            storage_location,
+            output,
+        } => {
+            let snaps = stored_snapshots(storage_location.as_deref()).await?;
+            if !output::print_structured(&snaps, output)? {
+                let rows: Vec<Vec<String>> = snaps
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.taken.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                            human_bytes(s.size),
+                        ]
+                    })
+                    .collect();
+                print!("{}", output::table(&["NAME", "TAKEN", "SIZE"], &rows));
+            }
+            Ok(0)
+        }
+        cli::SnapshotCmd::Prune {
+            storage_location,
+            keep,
+            max_age,
+            dry_run,
+        } => {
+            if keep.is_none() && max_age.is_none() {
+                bail!("say what to keep: --keep N and/or --max-age DURATION (e.g. 168h)");
+            }
+            let max_age = max_age
+                .as_deref()
+                .map(|a| a.parse::<GoDuration>().context("--max-age"))
+                .transpose()?;
+            let store = open_store(storage_location.as_deref())?;
+            let snaps = stored_snapshots(storage_location.as_deref()).await?;
+            let doomed = lifeboat_types::retention::prunable(
+                &snaps,
+                *keep,
+                max_age.map(|d| d.0),
+                chrono::Utc::now(),
+            );
+            for n in &doomed {
+                if *dry_run {
+                    println!("Would delete {n}");
+                } else {
+                    store
+                        .delete(&store.path(&format!("metadata/etcd/{n}")))
+                        .await?;
+                    println!("Deleted {n}");
+                }
+            }
+            println!(
+                "{} of {} snapshots {}.",
+                doomed.len(),
+                snaps.len(),
+                if *dry_run {
+                    "would be deleted"
+                } else {
+                    "deleted"
+                }
+            );
             Ok(0)
         }
         cli::SnapshotCmd::Status { file, output } => {

@@ -431,3 +431,48 @@ fn save_over_mutual_tls() {
     assert!(err.contains("both --cert and --key"), "{err}");
     drop(etcd);
 }
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn stored_snapshots_list_and_prune() {
+    let env = Env::new();
+    for n in ["e-1.db", "e-2.db", "e-3.db"] {
+        env.ok(&[
+            "etcd",
+            "snapshot",
+            "save",
+            "--endpoints",
+            &etcd_endpoint(),
+            "--storage-location",
+            "default",
+            "--name",
+            n,
+        ]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ok(&["etcd", "snapshot", "list", "-o", "json"])).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["e-1.db", "e-2.db", "e-3.db"]);
+    let err = env.fails(&["etcd", "snapshot", "prune"]);
+    assert!(err.contains("--keep"), "{err}");
+    let dry = env.ok(&["etcd", "snapshot", "prune", "--keep", "2", "--dry-run"]);
+    assert!(
+        dry.contains("Would delete e-1.db") && !dry.contains("e-2.db"),
+        "{dry}"
+    );
+    assert!(env.storage().join("metadata/etcd/e-1.db").exists());
+    env.ok(&["etcd", "snapshot", "prune", "--keep", "2"]);
+    assert!(!env.storage().join("metadata/etcd/e-1.db").exists());
+    // --max-age 0 deletes all but the newest, which is always kept.
+    env.ok(&["etcd", "snapshot", "prune", "--max-age", "0s"]);
+    assert_eq!(
+        files_below(&env.storage().join("metadata/etcd")),
+        ["e-3.db"]
+    );
+}
