@@ -4,6 +4,7 @@
 
 pub mod document;
 pub mod duration;
+pub mod etcd_schedule;
 pub mod jsonpath;
 pub mod layout;
 pub mod names;

@@ -619,6 +619,51 @@ pub enum SnapshotCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print a CronJob that saves snapshots on a control-plane node and prunes old ones.
+    #[command(
+        after_help = "Example:\n  lifeboat etcd snapshot schedule --storage-location default --keep 10 | kubectl apply -f -"
+    )]
+    Schedule {
+        /// Cron expression.
+        #[arg(long, default_value = "0 */6 * * *")]
+        schedule: String,
+        /// etcd client URL as seen from the node.
+        #[arg(long, default_value = "https://127.0.0.1:2379")]
+        endpoints: String,
+        /// CA path on the node.
+        #[arg(long, default_value = "/etc/kubernetes/pki/etcd/ca.crt")]
+        cacert: String,
+        /// Client certificate path on the node.
+        #[arg(
+            long,
+            default_value = "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
+        )]
+        cert: String,
+        /// Client key path on the node.
+        #[arg(
+            long,
+            default_value = "/etc/kubernetes/pki/etcd/healthcheck-client.key"
+        )]
+        key: String,
+        /// Storage location (name from `lifeboat location get`, or URL).
+        #[arg(long, default_value = "default")]
+        storage_location: String,
+        /// Snapshots to keep.
+        #[arg(long, default_value_t = 10)]
+        keep: usize,
+        /// lifeboat's container image.
+        #[arg(long, default_value = "lifeboat:latest")]
+        image: String,
+        /// Namespace of the CronJob.
+        #[arg(long, default_value = "kube-system")]
+        job_namespace: String,
+        /// CronJob API version (default: batch/v1 when the cluster serves it, else batch/v1beta1).
+        #[arg(long)]
+        api_version: Option<String>,
+        /// Output format: yaml or json.
+        #[arg(short = 'o', long, default_value = "yaml")]
+        output: Output,
+    },
     /// Hash, revision, total keys and size, as `etcdctl snapshot status` reports them.
     #[command(
         after_help = "Example:\n  lifeboat etcd snapshot status /var/backups/etcd/snapshot.db -o json"

@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Location { cmd } => location_cmd(cmd).await,
         Command::Etcd {
             cmd: cli::EtcdCmd::Snapshot { cmd },
-        } => etcd_snapshot(cmd).await,
+        } => etcd_snapshot(&cli, cmd).await,
         Command::Apply {
             file,
             storage_location,
@@ -433,9 +433,95 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-async fn etcd_snapshot(cmd: &cli::SnapshotCmd) -> Result<u8> {
+/// `batch/v1` when the cluster serves CronJobs there, else `batch/v1beta1` (Kubernetes < 1.21).
+async fn cronjob_api_version(cli: &Cli) -> Result<String> {
+    let cluster = connect(cli).await?;
+    let (served, _) = cluster.discover().await?;
+    let v1 = served
+        .iter()
+        .any(|r| r.group == "batch" && r.plural == "cronjobs" && r.version == "v1");
+    Ok(if v1 { "batch/v1" } else { "batch/v1beta1" }.to_owned())
+}
+
+async fn etcd_schedule(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
+    let cli::SnapshotCmd::Schedule {
+        schedule,
+        endpoints,
+        cacert,
+        cert,
+        key,
+        storage_location,
+        keep,
+        image,
+        job_namespace,
+        api_version,
+        output: out,
+    } = cmd
+    else {
+        unreachable!("called for schedule only")
+    };
+    let api_version = match api_version {
+        Some(v) => v.clone(),
+        None => cronjob_api_version(cli).await.context(
+            "cannot ask the cluster which CronJob version it serves; pass --api-version",
+        )?,
+    };
+    let is_url = storage_location.contains("://");
+    let mut items = Vec::new();
+    let config_map = if is_url {
+        None
+    } else {
+        let loc = resolve_location(Some(storage_location))?;
+        if loc.spec.provider == "file" {
+            eprintln!(
+                "warning: location {storage_location:?} is a local directory; inside the pod it is the container's own disk"
+            );
+        }
+        if let Some(c) = &loc.spec.credential {
+            eprintln!(
+                "warning: location {storage_location:?} reads credentials from {}: mount that file into the pod (e.g. from a Secret) at the same path",
+                c.name
+            );
+        }
+        let cm_name = "lifeboat-locations".to_string();
+        items.push(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": cm_name, "namespace": job_namespace},
+            "data": {"locations.yaml": format!("---\n{}", serde_yaml_ng::to_string(&loc)?)}
+        }));
+        Some(cm_name)
+    };
+    items.push(lifeboat_types::etcd_schedule::cronjob(
+        &lifeboat_types::etcd_schedule::EtcdSchedule {
+            name: "lifeboat-etcd-snapshot".into(),
+            namespace: job_namespace.clone(),
+            schedule: schedule.clone(),
+            api_version,
+            image: image.clone(),
+            endpoints: endpoints.clone(),
+            cacert: cacert.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            storage_location: storage_location.clone(),
+            keep: *keep,
+            config_map,
+        },
+    ));
+    let doc = if items.len() == 1 {
+        items.remove(0)
+    } else {
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+    };
+    if !output::print_structured(&doc, out)? {
+        print!("{}", serde_yaml_ng::to_string(&doc)?);
+    }
+    Ok(0)
+}
+
+async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
     use lifeboat_engine::etcd::{save, snapshot};
     match cmd {
+        cli::SnapshotCmd::Schedule { .. } => etcd_schedule(cli, cmd).await,
         cli::SnapshotCmd::Save {
             endpoints,
             cacert,

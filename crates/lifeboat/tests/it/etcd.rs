@@ -476,3 +476,48 @@ fn stored_snapshots_list_and_prune() {
         ["e-3.db"]
     );
 }
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn schedule_prints_a_cronjob_the_cluster_accepts() {
+    let env = Env::new();
+    // On 1.20 CronJobs are batch/v1beta1; the version is asked of the cluster.
+    let yaml = env.ok(&[
+        "etcd",
+        "snapshot",
+        "schedule",
+        "--storage-location",
+        "default",
+        "--keep",
+        "7",
+    ]);
+    assert!(
+        yaml.contains("apiVersion: batch/v1beta1") && yaml.contains("kind: ConfigMap"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("--keep 7")
+            && yaml.contains("/etc/kubernetes/pki/etcd/healthcheck-client.crt"),
+        "{yaml}"
+    );
+    let out = env.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml));
+    assert!(
+        out.contains("cronjob.batch/lifeboat-etcd-snapshot created (server dry run)"),
+        "{out}"
+    );
+    // With a URL location there is no config to mount; batch/v1 when asked for.
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "etcd",
+        "snapshot",
+        "schedule",
+        "--storage-location",
+        "s3://b/etcd?region=us-east-1",
+        "--api-version",
+        "batch/v1",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["kind"], "CronJob");
+    assert_eq!(json["apiVersion"], "batch/v1");
+}
