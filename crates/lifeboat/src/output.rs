@@ -110,6 +110,15 @@ fn selector_text(s: &Option<LabelSelector>) -> String {
     }
 }
 
+/// A Velero tri-state flag as `describe` prints it: `auto` when unset.
+pub fn tri_state(v: Option<bool>, yes: &'static str, no: &'static str) -> &'static str {
+    match v {
+        None => "auto",
+        Some(true) => yes,
+        Some(false) => no,
+    }
+}
+
 /// The `backup get` table, with Velero's columns.
 pub fn backups_table(backups: &[Backup]) -> String {
     let rows: Vec<Vec<String>> = backups
@@ -143,7 +152,8 @@ pub fn backups_table(backups: &[Backup]) -> String {
     )
 }
 
-fn list_or(v: &[String], empty: &str) -> String {
+/// The items joined by commas, or `empty` when there are none.
+pub fn list_or(v: &[String], empty: &str) -> String {
     if v.is_empty() {
         empty.into()
     } else {
@@ -233,11 +243,7 @@ pub fn describe_backup(
             "  Excluded:        {}",
             list_or(&s.excluded_resources, "<none>")
         );
-        let cs = match s.include_cluster_resources {
-            None => "auto",
-            Some(true) => "included",
-            Some(false) => "excluded",
-        };
+        let cs = tri_state(s.include_cluster_resources, "included", "excluded");
         let _ = writeln!(o, "  Cluster-scoped:  {cs}");
     }
     let _ = writeln!(o);
@@ -258,11 +264,7 @@ pub fn describe_backup(
         s.storage_location.as_deref().unwrap_or("default")
     );
     let _ = writeln!(o);
-    let snap = match s.snapshot_volumes {
-        None => "auto",
-        Some(true) => "true",
-        Some(false) => "false",
-    };
+    let snap = tri_state(s.snapshot_volumes, "true", "false");
     let _ = writeln!(o, "Velero-Native Snapshot PVs:  {snap}");
     let _ = writeln!(o);
     let _ = writeln!(o, "TTL:  {}", b.ttl());

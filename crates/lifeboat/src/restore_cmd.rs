@@ -330,13 +330,7 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
     let s = &r.spec;
     let st = r.status.clone().unwrap_or_default();
     let mut o = String::new();
-    let list = |v: &[String], empty: &str| {
-        if v.is_empty() {
-            empty.to_string()
-        } else {
-            v.join(", ")
-        }
-    };
+    let list = output::list_or;
     let _ = writeln!(o, "Name:         {}", r.metadata.name);
     let _ = writeln!(
         o,
@@ -383,11 +377,7 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
         .collect();
     excluded.extend(s.excluded_resources.iter().cloned());
     let _ = writeln!(o, "  Excluded:        {}", excluded.join(", "));
-    let cs = match s.include_cluster_resources {
-        None => "auto",
-        Some(true) => "included",
-        Some(false) => "excluded",
-    };
+    let cs = output::tri_state(s.include_cluster_resources, "included", "excluded");
     let _ = writeln!(o, "  Cluster-scoped:  {cs}");
     let _ = writeln!(o);
     let maps: Vec<String> = s
@@ -402,11 +392,7 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
         "Existing Resource Policy:    {}",
         s.existing_resource_policy.as_deref().unwrap_or("<none>")
     );
-    let np = match s.preserve_node_ports {
-        None => "auto",
-        Some(true) => "true",
-        Some(false) => "false",
-    };
+    let np = output::tri_state(s.preserve_node_ports, "true", "false");
     let _ = writeln!(o, "Preserve Service NodePorts:  {np}");
     o
 }
