@@ -243,12 +243,33 @@ impl Cluster {
         resource: &str,
         ns: Option<&str>,
     ) -> Result<String, ClusterError> {
-        let req = http::Request::get(path)
-            .body(Vec::new())
-            .map_err(|e| ClusterError::Api {
-                what: path.into(),
-                source: kube::Error::HttpError(e),
-            })?;
+        self.send(http::Method::GET, path, None, verb, resource, ns)
+            .await
+    }
+
+    /// Sends one request and returns the body; errors are mapped to name the verb,
+    /// resource and namespace.
+    async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        verb: &str,
+        resource: &str,
+        ns: Option<&str>,
+    ) -> Result<String, ClusterError> {
+        let mut req = http::Request::builder().method(method).uri(path);
+        let body = match body {
+            Some((content_type, bytes)) => {
+                req = req.header("content-type", content_type);
+                bytes
+            }
+            None => Vec::new(),
+        };
+        let req = req.body(body).map_err(|e| ClusterError::Api {
+            what: path.into(),
+            source: kube::Error::HttpError(e),
+        })?;
         self.client
             .request_text(req)
             .await
@@ -435,29 +456,6 @@ impl Cluster {
         }
     }
 
-    async fn send_body(
-        &self,
-        req: (http::Method, &str, &str, Vec<u8>),
-        verb: &str,
-        r: &ApiResource,
-        ns: Option<&str>,
-    ) -> Result<String, ClusterError> {
-        let (method, path, content_type, body) = req;
-        let req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", content_type)
-            .body(body)
-            .map_err(|e| ClusterError::Api {
-                what: path.into(),
-                source: kube::Error::HttpError(e),
-            })?;
-        self.client
-            .request_text(req)
-            .await
-            .map_err(|e| self.map_err(path, verb, &r.group_resource(), ns, e))
-    }
-
     /// Creates an object (POST); `Ok(false)` when it already exists.
     pub async fn create_raw(
         &self,
@@ -467,10 +465,12 @@ impl Cluster {
     ) -> Result<bool, ClusterError> {
         let path = collection_path(r, namespace);
         match self
-            .send_body(
-                (http::Method::POST, &path, "application/json", body),
+            .send(
+                http::Method::POST,
+                &path,
+                Some(("application/json", body)),
                 "create",
-                r,
+                &r.group_resource(),
                 namespace,
             )
             .await
@@ -493,15 +493,12 @@ impl Cluster {
         body: Vec<u8>,
     ) -> Result<(), ClusterError> {
         let path = format!("{}/{}", collection_path(r, namespace), encode(name));
-        self.send_body(
-            (
-                http::Method::PATCH,
-                &path,
-                "application/merge-patch+json",
-                body,
-            ),
+        self.send(
+            http::Method::PATCH,
+            &path,
+            Some(("application/merge-patch+json", body)),
             "patch",
-            r,
+            &r.group_resource(),
             namespace,
         )
         .await
@@ -527,18 +524,19 @@ impl Cluster {
             }}
         });
         let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
-        let req = http::Request::post(path)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap_or_default())
-            .map_err(|e| ClusterError::Api {
-                what: path.into(),
-                source: kube::Error::HttpError(e),
-            })?;
         let text = self
-            .client
-            .request_text(req)
-            .await
-            .map_err(|e| self.map_err(path, "create", "selfsubjectaccessreviews", None, e))?;
+            .send(
+                http::Method::POST,
+                path,
+                Some((
+                    "application/json",
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                )),
+                "create",
+                "selfsubjectaccessreviews",
+                None,
+            )
+            .await?;
         #[derive(Deserialize)]
         struct Status {
             #[serde(default)]
