@@ -11,6 +11,7 @@
 #   scripts/dev-cluster.sh down [NAME]           stop instance NAME (only its own PIDs)
 #   scripts/dev-cluster.sh kubeconfig [NAME]     print the path of NAME's admin kubeconfig
 #   scripts/dev-cluster.sh status [NAME]         exit 0 when NAME is up and ready
+#   scripts/dev-cluster.sh bindir                print the directory of the cached binaries
 #
 # Environment: LIFEBOAT_CACHE (default ~/.cache/lifeboat) holds the built binaries;
 # LIFEBOAT_DEV_HOME (default ~/.local/share/lifeboat/dev-clusters) holds each instance's
@@ -248,5 +249,6 @@ case ${1:-} in
   down) shift; cmd_down "$@" ;;
   status) shift; cmd_status "$@" ;;
   kubeconfig) echo "$(inst_dir "${2:-dev}")/kubeconfig" ;;
+  bindir) echo "$BIN" ;;
   *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

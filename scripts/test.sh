@@ -29,6 +29,9 @@ export LIFEBOAT_IT_KUBECONFIG
 LIFEBOAT_IT_KUBECONFIG=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it "$API_PORT" | tail -1)
 export LIFEBOAT_IT_KUBECONFIG_NOBODY="${LIFEBOAT_IT_KUBECONFIG%/*}/kubeconfig-nobody"
 export LIFEBOAT_IT_ETCD="http://127.0.0.1:$((API_PORT + 1))"
+# kube-apiserver of the cache, for the test that starts one on a restored etcd.
+export LIFEBOAT_IT_CP_BIN
+LIFEBOAT_IT_CP_BIN=$(bash scripts/dev-cluster.sh bindir)
 
 MOTO_PORT=$(free_port)
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &

@@ -518,8 +518,23 @@ async fn etcd_schedule(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
     Ok(0)
 }
 
+/// A progress bar in bytes on a terminal's stderr (none when stderr is not a terminal).
+fn byte_bar() -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb
+    })
+}
+
 async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
-    use lifeboat_engine::etcd::{save, snapshot};
+    use lifeboat_engine::etcd::{restore, save, snapshot};
     match cmd {
         cli::SnapshotCmd::Schedule { .. } => etcd_schedule(cli, cmd).await,
         cli::SnapshotCmd::Save {
@@ -543,17 +558,7 @@ async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
                 .transpose()?;
             let tmp = tempfile::tempdir()?;
             let file = to.clone().unwrap_or_else(|| tmp.path().join("snapshot.db"));
-            let bar = std::io::stderr().is_terminal().then(|| {
-                let pb = indicatif::ProgressBar::new(0);
-                pb.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                pb
-            });
+            let bar = byte_bar();
             let size = save::save(&ep, &file, &|done, total| {
                 if let Some(pb) = &bar {
                     pb.set_length(total);
@@ -685,6 +690,78 @@ async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
                             human_bytes(st.total_size)
                         ]],
                     )
+                );
+            }
+            Ok(0)
+        }
+        cli::SnapshotCmd::Restore {
+            file,
+            data_dir,
+            wal_dir,
+            name,
+            initial_cluster,
+            initial_cluster_token,
+            initial_advertise_peer_urls,
+            skip_hash_check,
+            output,
+        } => {
+            let cfg = restore::RestoreConfig {
+                snapshot: file.clone(),
+                data_dir: data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(format!("{name}.etcd"))),
+                wal_dir: wal_dir.clone(),
+                name: name.clone(),
+                initial_cluster: initial_cluster.clone(),
+                initial_cluster_token: initial_cluster_token.clone(),
+                initial_advertise_peer_urls: initial_advertise_peer_urls.clone(),
+                skip_hash_check: *skip_hash_check,
+            };
+            let bar = byte_bar();
+            let done = restore::restore(&cfg, &|done, total| {
+                if let Some(pb) = &bar {
+                    pb.set_length(total);
+                    pb.set_position(done);
+                }
+            });
+            if let Some(pb) = &bar {
+                pb.finish_and_clear();
+            }
+            let r = done?;
+            if !output::print_structured(&r, output)? {
+                let m = &r.membership;
+                println!(
+                    "Restored {} (revision {}, {} keys) into {}.",
+                    file.display(),
+                    r.snapshot.revision,
+                    r.snapshot.total_key,
+                    r.data_dir.display()
+                );
+                println!("Cluster ID: {:x}", m.cluster_id);
+                let rows: Vec<Vec<String>> = m
+                    .members
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            format!("{:x}", x.id),
+                            x.name.clone(),
+                            x.peer_urls.join(","),
+                            if x.id == m.local_id { "yes" } else { "" }.to_string(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(&["MEMBER ID", "NAME", "PEER URLS", "THIS DIRECTORY"], &rows)
+                );
+                println!(
+                    "Start etcd with --name {} --data-dir {}{} (the membership comes from the data directory; --initial-cluster is not read again).",
+                    cfg.name,
+                    r.data_dir.display(),
+                    cfg.wal_dir
+                        .as_ref()
+                        .map(|w| format!(" --wal-dir {}", w.display()))
+                        .unwrap_or_default()
                 );
             }
             Ok(0)

@@ -16,15 +16,15 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-const MAGIC: u32 = 0xED0C_DAED;
-const VERSION: u32 = 2;
-const PAGE_HEADER: usize = 16;
-const BRANCH: u16 = 0x01;
-const LEAF: u16 = 0x02;
-const META: u16 = 0x04;
-const FREELIST: u16 = 0x10;
-const BUCKET_LEAF: u32 = 0x01;
-const ELEMENT: usize = 16;
+pub(crate) const MAGIC: u32 = 0xED0C_DAED;
+pub(crate) const VERSION: u32 = 2;
+pub(crate) const PAGE_HEADER: usize = 16;
+pub(crate) const BRANCH: u16 = 0x01;
+pub(crate) const LEAF: u16 = 0x02;
+pub(crate) const META: u16 = 0x04;
+pub(crate) const FREELIST: u16 = 0x10;
+pub(crate) const BUCKET_LEAF: u32 = 0x01;
+pub(crate) const ELEMENT: usize = 16;
 const SHA_LEN: usize = 32;
 /// The meta page's freelist id when the freelist is not persisted.
 const NO_FREELIST: u64 = u64::MAX;
@@ -78,12 +78,13 @@ pub struct Status {
 }
 
 /// A read-only view of a bbolt file in memory.
-struct Db<'a> {
+pub(crate) struct Db<'a> {
     data: &'a [u8],
-    page_size: usize,
-    root: u64,
+    pub(crate) page_size: usize,
+    pub(crate) root: u64,
+    pub(crate) root_sequence: u64,
     freelist: u64,
-    high_water: u64,
+    pub(crate) high_water: u64,
 }
 
 fn u16_at(b: &[u8], off: usize) -> Option<u16> {
@@ -92,11 +93,11 @@ fn u16_at(b: &[u8], off: usize) -> Option<u16> {
 fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
 }
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 
-fn fnv64a(data: &[u8]) -> u64 {
+pub(crate) fn fnv64a(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in data {
         h ^= u64::from(*b);
@@ -110,6 +111,7 @@ fn fnv64a(data: &[u8]) -> u64 {
 struct Meta {
     page_size: u32,
     root: u64,
+    root_sequence: u64,
     freelist: u64,
     pgid: u64,
     txid: u64,
@@ -137,6 +139,7 @@ fn read_meta(data: &[u8], off: usize) -> Result<Meta, String> {
     let meta = Meta {
         page_size: u32_at(data, m + 8).ok_or_else(bad)?,
         root: u64_at(data, m + 16).ok_or_else(bad)?,
+        root_sequence: u64_at(data, m + 24).ok_or_else(bad)?,
         freelist: u64_at(data, m + 32).ok_or_else(bad)?,
         pgid: u64_at(data, m + 40).ok_or_else(bad)?,
         txid: u64_at(data, m + 48).ok_or_else(bad)?,
@@ -149,7 +152,7 @@ fn read_meta(data: &[u8], off: usize) -> Result<Meta, String> {
 }
 
 /// Splits off the SHA-256 trailer, checking it; returns the database bytes.
-fn check_trailer(data: &[u8], skip: bool) -> Result<&[u8], SnapshotError> {
+pub(crate) fn check_trailer(data: &[u8], skip: bool) -> Result<&[u8], SnapshotError> {
     if data.len() % 512 == SHA_LEN {
         let (db, trailer) = data.split_at(data.len() - SHA_LEN);
         if !skip {
@@ -174,7 +177,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 impl<'a> Db<'a> {
-    fn open(data: &'a [u8]) -> Result<Db<'a>, SnapshotError> {
+    pub(crate) fn open(data: &'a [u8]) -> Result<Db<'a>, SnapshotError> {
         if data.len() < 2 * PAGE_HEADER + 64 {
             return Err(SnapshotError::NotEtcd(format!("only {} bytes", data.len())));
         }
@@ -201,6 +204,7 @@ impl<'a> Db<'a> {
             data,
             page_size: ps,
             root: meta.root,
+            root_sequence: meta.root_sequence,
             freelist: meta.freelist,
             high_water: meta.pgid,
         })
@@ -271,7 +275,7 @@ impl<'a> Db<'a> {
 
 /// Walks one bucket (its root page, or its inline page), calling `each(key, value,
 /// is_bucket, nested_bucket_root)` for every element in key order and marking pages seen.
-fn walk_bucket<'a>(
+pub(crate) fn walk_bucket<'a>(
     db: &Db<'a>,
     root: u64,
     inline: Option<&'a [u8]>,
@@ -342,10 +346,10 @@ fn walk_page<'a>(
 }
 
 /// A bucket: its root page id, or (root 0) its inline page.
-type BucketRef<'a> = (u64, Option<&'a [u8]>);
+pub(crate) type BucketRef<'a> = (u64, Option<&'a [u8]>);
 
 /// A sub-bucket's root page id and inline page, from its value in the parent.
-fn bucket_header(value: &[u8]) -> Result<BucketRef<'_>, String> {
+pub(crate) fn bucket_header(value: &[u8]) -> Result<BucketRef<'_>, String> {
     let root = u64_at(value, 0).ok_or("bucket header too short")?;
     if root == 0 {
         Ok((0, Some(value.get(16..).ok_or("inline bucket too short")?)))
@@ -354,16 +358,36 @@ fn bucket_header(value: &[u8]) -> Result<BucketRef<'_>, String> {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, SnapshotError> {
-    std::fs::read(path).map_err(|e| SnapshotError::Io {
+/// Maps a snapshot file read-only: a 1 GiB snapshot is paged in by the kernel as it is
+/// walked, never copied onto the heap.
+pub(crate) fn read_file(path: &Path) -> Result<Mapped, SnapshotError> {
+    let io = |e: std::io::Error| SnapshotError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
-    })
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Ok(Mapped(None));
+    }
+    // SAFETY: the map is read-only and private to this process; a file truncated while it
+    // is mapped would fault, as with bbolt and etcdctl, which map snapshot files the same way.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    Ok(Mapped(Some(map)))
+}
+
+/// A mapped file (an empty file cannot be mapped and reads as no bytes).
+pub(crate) struct Mapped(Option<memmap2::Mmap>);
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
 }
 
 /// Walks every page of `db`: reachable pages (each once) plus free pages plus the meta
 /// and freelist pages must be exactly the pages below the high water mark.
-fn check_tree(db: &Db<'_>) -> Result<(), SnapshotError> {
+pub(crate) fn check_tree(db: &Db<'_>) -> Result<(), SnapshotError> {
     let corrupt = SnapshotError::Corrupt;
     let mut seen = BTreeSet::new();
     seen.insert(0);
@@ -427,7 +451,38 @@ pub fn status(path: &Path) -> Result<Status, SnapshotError> {
     compute_status(&db)
 }
 
-fn compute_status(db: &Db<'_>) -> Result<Status, SnapshotError> {
+/// Called with (bucket, key, value).
+pub type KeyVisitor<'a> = dyn FnMut(&[u8], &[u8], &[u8]) + 'a;
+
+/// Calls `each(bucket, key, value)` for every plain key of every top-level bucket, in
+/// order, streaming from the mapped file (no copy of the data is kept). A file with a
+/// sha256 trailer is read without it; a raw database file (`member/snap/db`) as it is.
+pub fn for_each_key(path: &Path, each: &mut KeyVisitor<'_>) -> Result<(), SnapshotError> {
+    let data = read_file(path)?;
+    let bytes = check_trailer(&data, true)?;
+    let db = Db::open(bytes)?;
+    let corrupt = SnapshotError::Corrupt;
+    let mut buckets: Vec<(&[u8], BucketRef<'_>)> = Vec::new();
+    walk_bucket(&db, db.root, None, &mut None, &mut |k, v, is_bucket| {
+        if is_bucket {
+            buckets.push((k, bucket_header(v)?));
+        }
+        Ok(())
+    })
+    .map_err(corrupt)?;
+    for (name, (root, inline)) in buckets {
+        walk_bucket(&db, root, inline, &mut None, &mut |k, v, is_bucket| {
+            if !is_bucket {
+                each(name, k, v);
+            }
+            Ok(())
+        })
+        .map_err(corrupt)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn compute_status(db: &Db<'_>) -> Result<Status, SnapshotError> {
     let corrupt = SnapshotError::Corrupt;
     let mut crc = 0u32;
     let mut total_key = 0u64;

@@ -6,6 +6,7 @@
 mod backup;
 mod errors;
 mod etcd;
+mod etcd_restore;
 mod restore;
 mod s3;
 mod seeds;
