@@ -622,8 +622,9 @@ pub fn restore(cfg: &RestoreConfig, progress: &dyn Fn(u64, u64)) -> Result<Resto
     };
     // Read and check the snapshot before touching any directory.
     let data = snapshot::read_file(&cfg.snapshot).map_err(snap_err)?;
-    let db_bytes = snapshot::check_trailer(&data, cfg.skip_hash_check).map_err(snap_err)?;
-    let db = Db::open(db_bytes).map_err(snap_err)?;
+    let db_bytes = snapshot::check_trailer(&data, cfg.skip_hash_check, &|| data.release())
+        .map_err(snap_err)?;
+    let db = Db::open_mapped(db_bytes, &data).map_err(snap_err)?;
     snapshot::check_tree(&db).map_err(snap_err)?;
     let status = snapshot::compute_status(&db).map_err(snap_err)?;
 

@@ -1,14 +1,18 @@
-//! `etcd snapshot save`: streams etcd's Maintenance/Snapshot RPC (through etcd's own
-//! gRPC gateway, `POST /v3/maintenance/snapshot`, one JSON message per line) into a
-//! temporary file, checks the SHA-256 etcd sends as its last message, and only then
-//! publishes the file under its name (rename) — a half-written or damaged snapshot never
-//! carries the final name.
+//! `etcd snapshot save`: streams etcd's Maintenance/Snapshot RPC into a temporary file,
+//! checks the SHA-256 etcd sends as its last message, and only then publishes the file
+//! under its name (rename) — a half-written or damaged snapshot never carries the final
+//! name.
+//!
+//! The RPC is spoken natively: gRPC is HTTP/2 with length-prefixed protobuf messages, and
+//! this call has an empty request and one three-field response message, so a plain
+//! HTTP/2 client and a few lines of protobuf decoding do (no code generation). etcd's JSON
+//! gateway (`/v3/maintenance/snapshot`) would also serve it, at 1.6x the time (base64 and
+//! JSON on both sides).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use futures::StreamExt;
+use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
 /// Where and how to reach etcd.
@@ -85,7 +89,9 @@ fn read_tls(what: &'static str, p: &Path) -> Result<Vec<u8>, SaveError> {
 
 fn client(ep: &EtcdEndpoint) -> Result<reqwest::Client, SaveError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .http2_prior_knowledge();
     if let Some(ca) = &ep.cacert {
         let pem = read_tls("--cacert", ca)?;
         let certs =
@@ -137,24 +143,88 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     if s.contains("UnknownIssuer") {
         s.push_str(" (the server certificate is not signed by --cacert)");
-    } else if s.contains("Expired") {
+    } else if s.contains("invalid peer certificate") && s.to_lowercase().contains("expired") {
+        s.push_str(" (etcd's server certificate has expired; renew it)");
+    } else if s.to_lowercase().contains("expired") {
         s.push_str(" (a certificate has expired; renew it)");
     }
     s
 }
 
-#[derive(serde::Deserialize)]
-struct Line {
-    result: Option<Chunk>,
-    error: Option<serde_json::Value>,
+/// The fields of etcdserverpb.SnapshotResponse that matter: remaining_bytes (2) and
+/// blob (3); the header (1) is skipped.
+fn decode_snapshot_response(msg: &[u8]) -> Result<(u64, &[u8]), String> {
+    let mut at = 0;
+    let varint = |at: &mut usize| -> Result<u64, String> {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let b = *msg.get(*at).ok_or("message ends inside a number")?;
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err("number too long".into());
+            }
+        }
+    };
+    let (mut remaining, mut blob): (u64, &[u8]) = (0, &[]);
+    while at < msg.len() {
+        let key = varint(&mut at)?;
+        match key & 7 {
+            0 => {
+                let v = varint(&mut at)?;
+                if key >> 3 == 2 {
+                    remaining = v;
+                }
+            }
+            2 => {
+                let len = varint(&mut at)? as usize;
+                let field = msg
+                    .get(at..at.saturating_add(len))
+                    .ok_or("field runs past the message")?;
+                at += len;
+                if key >> 3 == 3 {
+                    blob = field;
+                }
+            }
+            w => return Err(format!("unexpected wire type {w}")),
+        }
+    }
+    Ok((remaining, blob))
 }
 
-#[derive(serde::Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    remaining_bytes: Option<String>,
-    #[serde(default)]
-    blob: Option<String>,
+/// gRPC's status from headers or trailers: Some((code, message)) when present.
+fn grpc_status(h: &http::HeaderMap) -> Option<(u32, String)> {
+    let code = h.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    let message = h
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(percent_decode)
+        .unwrap_or_default();
+    Some((code, message))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Saves a snapshot to `to`; returns its size. `progress(bytes_so_far, total_estimate)`
@@ -185,26 +255,34 @@ async fn save_from(
     to: &Path,
     progress: &dyn Fn(u64, u64),
 ) -> Result<u64, SaveError> {
-    let url = format!("{}/v3/maintenance/snapshot", endpoint.trim_end_matches('/'));
+    let url = format!(
+        "{}/etcdserverpb.Maintenance/Snapshot",
+        endpoint.trim_end_matches('/')
+    );
     let unreachable = |e: &dyn std::error::Error| SaveError::Unreachable {
         endpoint: endpoint.to_owned(),
         reason: chain(e),
     };
+    // One empty request message: not compressed, length 0.
     let resp = client
         .post(&url)
-        .body("{}")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(vec![0u8; 5])
         .send()
         .await
         .map_err(|e| unreachable(&e))?;
+    let refused = |message: String| SaveError::Refused {
+        endpoint: endpoint.into(),
+        message,
+    };
     if !resp.status().is_success() {
-        return Err(SaveError::Refused {
-            endpoint: endpoint.into(),
-            message: format!(
-                "HTTP {}: {}",
-                resp.status(),
-                resp.text().await.unwrap_or_default()
-            ),
-        });
+        return Err(refused(format!("HTTP {}", resp.status())));
+    }
+    if let Some((code, message)) = grpc_status(resp.headers())
+        && code != 0
+    {
+        return Err(refused(format!("gRPC status {code}: {message}")));
     }
     let damaged = |reason: String| SaveError::Damaged {
         endpoint: endpoint.to_owned(),
@@ -215,59 +293,65 @@ async fn save_from(
         path: part.clone(),
         source,
     };
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&part).map_err(io)?);
+    let mut file =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&part).map_err(io)?);
     let result = async {
         let mut hasher = Sha256::new();
         let mut written = 0u64;
         let mut checksum: Option<Vec<u8>> = None;
-        let mut buf: Vec<u8> = Vec::new();
-        let mut stream = resp.bytes_stream();
-        let mut handle_line = |line: &[u8]| -> Result<(), SaveError> {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                return Ok(());
-            }
-            let l: Line = serde_json::from_slice(line)
+        let mut buf = bytes::BytesMut::new();
+        let mut status = None;
+        let mut body = http::Response::from(resp).into_body();
+        let mut handle = |msg: &[u8]| -> Result<(), SaveError> {
+            let (remaining, blob) = decode_snapshot_response(msg)
                 .map_err(|e| damaged(format!("unreadable message: {e}")))?;
-            if let Some(err) = l.error {
-                return Err(SaveError::Refused {
-                    endpoint: endpoint.into(),
-                    message: err.to_string(),
-                });
-            }
-            let Some(chunk) = l.result else { return Ok(()) };
-            let blob = base64::engine::general_purpose::STANDARD
-                .decode(chunk.blob.unwrap_or_default())
-                .map_err(|e| damaged(format!("bad chunk: {e}")))?;
             if checksum.is_some() {
                 return Err(damaged("data after the checksum".into()));
             }
-            let remaining: u64 = chunk
-                .remaining_bytes
-                .as_deref()
-                .unwrap_or("0")
-                .parse()
-                .unwrap_or(0);
             if remaining == 0 && blob.len() == 32 && written > 0 {
                 // etcd ends the stream with the SHA-256 of everything sent before it.
-                checksum = Some(blob);
+                checksum = Some(blob.to_vec());
                 return Ok(());
             }
-            hasher.update(&blob);
-            file.write_all(&blob).map_err(io)?;
+            hasher.update(blob);
+            file.write_all(blob).map_err(io)?;
             written += blob.len() as u64;
             progress(written, written + remaining);
             Ok(())
         };
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| damaged(format!("stream broke: {}", chain(&e))))?;
-            buf.extend_from_slice(&chunk);
-            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=nl).collect();
-                handle_line(&line)?;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| damaged(format!("stream broke: {}", chain(&e))))?;
+            match frame.into_data() {
+                Ok(data) => {
+                    buf.extend_from_slice(&data);
+                    // gRPC framing: 1 byte compressed flag, 4 bytes big-endian length.
+                    while buf.len() >= 5 {
+                        if buf[0] != 0 {
+                            return Err(damaged("etcd sent a compressed message".into()));
+                        }
+                        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+                        if buf.len() < 5 + len {
+                            break;
+                        }
+                        let msg = buf.split_to(5 + len);
+                        handle(&msg[5..])?;
+                    }
+                }
+                Err(frame) => {
+                    if let Some(t) = frame.trailers_ref() {
+                        status = grpc_status(t);
+                    }
+                }
             }
         }
-        let rest = std::mem::take(&mut buf);
-        handle_line(&rest)?;
+        if let Some((code, message)) = status
+            && code != 0
+        {
+            return Err(refused(format!("gRPC status {code}: {message}")));
+        }
+        if !buf.is_empty() {
+            return Err(damaged("the stream ended inside a message".into()));
+        }
         let Some(sum) = checksum else {
             return Err(damaged("the stream ended without etcd's checksum".into()));
         };

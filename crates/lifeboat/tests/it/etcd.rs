@@ -286,8 +286,49 @@ fn make_certs(dir: &std::path::Path) {
     }
 }
 
+/// A server certificate signed by `ca` that expired in 2020 (`openssl ca` sets explicit
+/// dates, which `openssl x509` cannot).
+fn make_expired_server_cert(dir: &std::path::Path) {
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+         default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.crt",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "server.csr",
+            "-out",
+            "expired.crt",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
 fn start_tls_etcd(dir: &std::path::Path) -> TlsEtcd {
     make_certs(dir);
+    start_tls_etcd_with(dir, "server.crt")
+}
+
+fn start_tls_etcd_with(dir: &std::path::Path, server_cert: &str) -> TlsEtcd {
     let (client, peer) = (free_port(), free_port());
     let url = format!("https://127.0.0.1:{client}");
     let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
@@ -311,7 +352,7 @@ fn start_tls_etcd(dir: &std::path::Path) -> TlsEtcd {
         .args(["--initial-cluster", &format!("tls=http://127.0.0.1:{peer}")])
         .args([
             "--cert-file",
-            &p("server.crt"),
+            &p(server_cert),
             "--key-file",
             &p("server.key"),
             "--trusted-ca-file",
@@ -329,6 +370,8 @@ fn start_tls_etcd(dir: &std::path::Path) -> TlsEtcd {
             .args([
                 "--endpoints",
                 &etcd.url,
+                // Readiness only: the expired-certificate test serves a bad certificate.
+                "--insecure-skip-tls-verify",
                 "--cacert",
                 &p("ca.crt"),
                 "--cert",
@@ -430,6 +473,36 @@ fn save_over_mutual_tls() {
     ]);
     assert!(err.contains("both --cert and --key"), "{err}");
     drop(etcd);
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn save_names_an_expired_certificate() {
+    let env = Env::new();
+    let certs = env.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certs(&certs);
+    make_expired_server_cert(&certs);
+    let etcd = start_tls_etcd_with(&certs, "expired.crt");
+    let p = |f: &str| certs.join(f).to_str().unwrap().to_owned();
+    let snap = env.dir.path().join("never.db");
+    let err = env.fails(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd.url,
+        "--cacert",
+        &p("ca.crt"),
+        "--cert",
+        &p("client.crt"),
+        "--key",
+        &p("client.key"),
+        "--to",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(err.contains("has expired; renew it"), "{err}");
+    assert!(!snap.exists() && !snap.with_extension("part").exists());
 }
 
 #[test]
