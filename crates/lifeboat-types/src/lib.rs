@@ -2,6 +2,7 @@
 //! object-store and tarball layout, label selectors, durations and backup planning.
 #![warn(missing_docs)]
 
+pub mod crd;
 pub mod document;
 pub mod duration;
 pub mod etcd_schedule;

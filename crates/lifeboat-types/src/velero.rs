@@ -2,10 +2,15 @@
 //! serialises them. Specs reject unknown fields so that a typo in a user's YAML is an
 //! error, not a silently ignored filter.
 
+// kube's printcolumn(...) attributes repeat keys by design; clippy reads them as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::duration::GoDuration;
@@ -43,6 +48,15 @@ impl Serialize for Time {
     }
 }
 
+impl JsonSchema for Time {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Time".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}
+
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -54,7 +68,7 @@ impl<'de> Deserialize<'de> for Time {
 
 /// The parts of Kubernetes object metadata that Velero resources use. Other fields are
 /// kept as they are so that nothing is lost on a round trip.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// The object's name.
@@ -83,11 +97,12 @@ pub struct ObjectMeta {
     pub creation_timestamp: Option<Time>,
     /// Every other metadata field, kept verbatim.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// A Kubernetes label selector (`matchLabels` and `matchExpressions`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     /// Labels that must all be equal.
@@ -99,7 +114,7 @@ pub struct LabelSelector {
 }
 
 /// One set-based label requirement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelectorRequirement {
     /// The label key.
@@ -112,7 +127,7 @@ pub struct LabelSelectorRequirement {
 }
 
 /// Labels to put on the stored backup (`spec.metadata`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupMetadata {
     /// Labels.
@@ -121,7 +136,7 @@ pub struct BackupMetadata {
 }
 
 /// A reference to an object in the same namespace, such as a resource policy ConfigMap.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TypedLocalObjectReference {
     /// The API group of the referent.
@@ -134,7 +149,7 @@ pub struct TypedLocalObjectReference {
 }
 
 /// What a failing hook does to the backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum HookErrorMode {
     /// Log and go on.
     Continue,
@@ -143,7 +158,7 @@ pub enum HookErrorMode {
 }
 
 /// A command run in a container of a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecHook {
     /// The container; the pod's first when empty.
@@ -160,7 +175,7 @@ pub struct ExecHook {
 }
 
 /// A hook: only `exec` hooks exist for backups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupResourceHook {
     /// The command to run.
@@ -168,7 +183,7 @@ pub struct BackupResourceHook {
 }
 
 /// Which pods a set of hooks runs in, and the hooks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupResourceHookSpec {
     /// The name of this hook set (for logs).
@@ -197,7 +212,7 @@ pub struct BackupResourceHookSpec {
 }
 
 /// `spec.hooks` of a Backup.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupHooks {
     /// The hook sets.
@@ -206,7 +221,7 @@ pub struct BackupHooks {
 }
 
 /// Options of the file-system uploader.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UploaderConfig {
     /// Files uploaded in parallel.
@@ -214,8 +229,24 @@ pub struct UploaderConfig {
     pub parallel_files_upload: Option<u32>,
 }
 
-/// `spec` of a velero.io/v1 Backup.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `spec` of a velero.io/v1 Backup (and of lifeboat.dev/v1alpha1 Backup, the server's CRD).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "lifeboat.dev",
+    version = "v1alpha1",
+    kind = "Backup",
+    root = "BackupResource",
+    namespaced,
+    status = "BackupStatus",
+    category = "lifeboat",
+    doc = "A backup of Kubernetes resources, run by `lifeboat server` (fields as velero.io/v1 Backup).",
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Errors", type_ = "integer", json_path = ".status.errors"),
+    printcolumn(name = "Warnings", type_ = "integer", json_path = ".status.warnings"),
+    printcolumn(name = "Created", type_ = "date", json_path = ".status.startTimestamp"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiration"),
+    printcolumn(name = "Storage Location", type_ = "string", json_path = ".spec.storageLocation")
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupSpec {
     /// Labels for the stored backup.
@@ -306,7 +337,7 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 /// The phase of a backup, as Velero names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
 pub enum BackupPhase {
     /// Just created.
     #[default]
@@ -357,7 +388,7 @@ impl fmt::Display for BackupPhase {
 }
 
 /// Item counts of a backup in progress or done.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupProgress {
     /// Items found to back up.
@@ -373,7 +404,7 @@ fn is_zero(v: &u64) -> bool {
 }
 
 /// Hook counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HookStatus {
     /// Hooks run.
@@ -386,7 +417,7 @@ pub struct HookStatus {
 
 /// `status` of a velero.io/v1 Backup. Unknown fields are kept so that a backup written by
 /// a newer Velero reads back unchanged.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupStatus {
     /// Deprecated version field; Velero writes 1.
@@ -433,11 +464,12 @@ pub struct BackupStatus {
     pub hook_status: Option<HookStatus>,
     /// Every other status field, kept verbatim.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// A velero.io/v1 Backup.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backup {
     /// Always `Backup`.
@@ -482,7 +514,7 @@ impl Backup {
 }
 
 /// A list of Backups, as `backup get -o json` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupList {
     /// Always `BackupList`.
@@ -508,7 +540,7 @@ impl BackupList {
 }
 
 /// A list of messages per scope, as stored in `<backup>-results.gz`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResultMessages {
     /// Messages about Velero/lifeboat itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -548,7 +580,7 @@ impl ResultMessages {
 }
 
 /// The content of `<backup>-results.gz`: errors and warnings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BackupResults {
     /// Errors.
     #[serde(default)]
@@ -559,7 +591,7 @@ pub struct BackupResults {
 }
 
 /// `accessMode` of a storage location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
 pub enum AccessMode {
     /// Backups may be written and deleted.
     #[default]
@@ -569,7 +601,7 @@ pub enum AccessMode {
 }
 
 /// `spec.objectStorage` of a BackupStorageLocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectStorageLocation {
     /// The bucket (a directory for the `file` provider).
@@ -583,7 +615,7 @@ pub struct ObjectStorageLocation {
 }
 
 /// A reference to one key of a Secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeySelector {
     /// The Secret's name (for lifeboat's local config: a file path).
@@ -592,8 +624,23 @@ pub struct SecretKeySelector {
     pub key: String,
 }
 
-/// `spec` of a velero.io/v1 BackupStorageLocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `spec` of a velero.io/v1 BackupStorageLocation (and of lifeboat.dev/v1alpha1's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "lifeboat.dev",
+    version = "v1alpha1",
+    kind = "BackupStorageLocation",
+    root = "BackupStorageLocationResource",
+    namespaced,
+    status = "BackupStorageLocationStatus",
+    category = "lifeboat",
+    shortname = "bsl",
+    doc = "Where backups are stored (fields as velero.io/v1 BackupStorageLocation).",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Last Validated", type_ = "date", json_path = ".status.lastValidationTime"),
+    printcolumn(name = "Access Mode", type_ = "string", json_path = ".spec.accessMode"),
+    printcolumn(name = "Default", type_ = "boolean", json_path = ".spec.default")
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupStorageLocationSpec {
     /// `aws`, `gcp`, `azure`, `alibabacloud` or `file` (Velero's names, also with a
@@ -622,7 +669,7 @@ pub struct BackupStorageLocationSpec {
 }
 
 /// A velero.io/v1 BackupStorageLocation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupStorageLocation {
     /// Always `BackupStorageLocation`.
@@ -657,7 +704,7 @@ impl BackupStorageLocation {
 }
 
 /// `spec.restoreStatus`: which resources keep their status on restore.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreStatusSpec {
     /// Resources whose status is restored (`*` for all).
@@ -668,8 +715,24 @@ pub struct RestoreStatusSpec {
     pub excluded_resources: Vec<String>,
 }
 
-/// `spec` of a velero.io/v1 Restore.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `spec` of a velero.io/v1 Restore (and of lifeboat.dev/v1alpha1's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "lifeboat.dev",
+    version = "v1alpha1",
+    kind = "Restore",
+    root = "RestoreResource",
+    namespaced,
+    status = "RestoreStatus",
+    category = "lifeboat",
+    doc = "A restore from a backup, run by `lifeboat server` (fields as velero.io/v1 Restore).",
+    printcolumn(name = "Backup", type_ = "string", json_path = ".spec.backupName"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Started", type_ = "date", json_path = ".status.startTimestamp"),
+    printcolumn(name = "Completed", type_ = "date", json_path = ".status.completionTimestamp"),
+    printcolumn(name = "Errors", type_ = "integer", json_path = ".status.errors"),
+    printcolumn(name = "Warnings", type_ = "integer", json_path = ".status.warnings")
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreSpec {
     /// The backup to restore.
@@ -717,6 +780,7 @@ pub struct RestoreSpec {
     pub include_cluster_resources: Option<bool>,
     /// Restore hooks (kept; not executed by this version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::free_form")]
     pub hooks: Option<serde_json::Value>,
     /// `none` (default) or `update`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -729,11 +793,12 @@ pub struct RestoreSpec {
     pub resource_modifier: Option<TypedLocalObjectReference>,
     /// Uploader options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::free_form")]
     pub uploader_config: Option<serde_json::Value>,
 }
 
 /// The phase of a restore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
 pub enum RestorePhase {
     /// Just created.
     #[default]
@@ -765,7 +830,7 @@ impl fmt::Display for RestorePhase {
 }
 
 /// Item counts of a restore.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreProgress {
     /// Items to restore.
@@ -777,7 +842,7 @@ pub struct RestoreProgress {
 }
 
 /// `status` of a velero.io/v1 Restore.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreStatus {
     /// The phase.
@@ -806,11 +871,12 @@ pub struct RestoreStatus {
     pub progress: Option<RestoreProgress>,
     /// Every other status field, kept verbatim.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// A velero.io/v1 Restore.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Restore {
     /// Always `Restore`.
@@ -847,4 +913,133 @@ impl Restore {
     pub fn phase(&self) -> RestorePhase {
         self.status.as_ref().map(|s| s.phase).unwrap_or_default()
     }
+}
+
+/// The phase of a storage location, as Velero's validation loop sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum BackupStorageLocationPhase {
+    /// The store answered and the prefix holds only Velero's directories.
+    Available,
+    /// It did not; `message` says why.
+    Unavailable,
+}
+
+/// `status` of a BackupStorageLocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocationStatus {
+    /// Available or Unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupStorageLocationPhase>,
+    /// When it was last validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_validation_time: Option<Time>,
+    /// When backups were last synced from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_synced_time: Option<Time>,
+    /// Why it is Unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `spec` of a velero.io/v1 Schedule (and of lifeboat.dev/v1alpha1's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "lifeboat.dev",
+    version = "v1alpha1",
+    kind = "Schedule",
+    root = "ScheduleResource",
+    namespaced,
+    status = "ScheduleStatus",
+    category = "lifeboat",
+    doc = "Backups made on a cron schedule (fields as velero.io/v1 Schedule).",
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(name = "Last Backup", type_ = "date", json_path = ".status.lastBackup"),
+    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused")
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// The Backup spec of every backup made.
+    #[serde(default)]
+    pub template: BackupSpec,
+    /// A 5-field cron expression (UTC), or `@every <duration>`, `@daily`, `@hourly`...
+    pub schedule: String,
+    /// Make the schedule the owner of its backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_owner_references_in_backup: Option<bool>,
+    /// Make no backups while true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Do not back up at once when the schedule is created or unpaused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_immediately: Option<bool>,
+}
+
+/// The phase of a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
+pub enum SchedulePhase {
+    /// Not yet validated.
+    #[default]
+    New,
+    /// Valid and running.
+    Enabled,
+    /// The cron expression or template was rejected.
+    FailedValidation,
+}
+
+impl fmt::Display for SchedulePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// `status` of a Schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleStatus {
+    /// The phase.
+    #[serde(default)]
+    pub phase: SchedulePhase,
+    /// When the last backup was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<Time>,
+    /// When a due backup was last skipped (skipImmediately).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_skipped: Option<Time>,
+    /// Why validation failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_errors: Vec<String>,
+}
+
+/// `spec` of a DeleteBackupRequest: the server deletes the stored backup, then the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "lifeboat.dev",
+    version = "v1alpha1",
+    kind = "DeleteBackupRequest",
+    root = "DeleteBackupRequestResource",
+    namespaced,
+    status = "DeleteBackupRequestStatus",
+    category = "lifeboat",
+    doc = "A request to delete one backup's stored data and its object (as velero.io/v1's).",
+    printcolumn(name = "Backup", type_ = "string", json_path = ".spec.backupName"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.phase")
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteBackupRequestSpec {
+    /// The backup to delete.
+    pub backup_name: String,
+}
+
+/// `status` of a DeleteBackupRequest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteBackupRequestStatus {
+    /// New, InProgress or Processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
