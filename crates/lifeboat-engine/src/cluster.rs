@@ -154,6 +154,11 @@ fn encode(s: &str) -> String {
 impl Cluster {
     /// Connects using a kubeconfig (or the environment's usual places).
     pub async fn connect(opts: &ClusterOptions) -> Result<Self, ClusterError> {
+        Self::from_config(Self::load_config(opts).await?)
+    }
+
+    /// The kube config a kubeconfig (or the environment's usual places) describes.
+    pub async fn load_config(opts: &ClusterOptions) -> Result<kube::Config, ClusterError> {
         let kc_opts = KubeConfigOptions {
             context: opts.context.clone(),
             ..Default::default()
@@ -184,7 +189,7 @@ impl Cluster {
                     source: Box::new(e),
                 })?,
         };
-        Self::from_config(config)
+        Ok(config)
     }
 
     /// Connects with a ready kube config.
@@ -503,6 +508,66 @@ impl Cluster {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Server-side apply of `body` (JSON) as `name` in the collection at `collection`
+    /// (a REST path), owned by field manager `lifeboat`, taking over conflicting fields.
+    pub async fn apply_raw(
+        &self,
+        collection: &str,
+        name: &str,
+        body: Vec<u8>,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Result<String, ClusterError> {
+        let path = format!(
+            "{collection}/{}?fieldManager=lifeboat&force=true",
+            encode(name)
+        );
+        self.send(
+            http::Method::PATCH,
+            &path,
+            Some(("application/apply-patch+yaml", body)),
+            "patch",
+            resource,
+            namespace,
+        )
+        .await
+    }
+
+    /// Deletes the object at `collection`/`name`; `Ok(false)` when it did not exist.
+    pub async fn delete_raw(
+        &self,
+        collection: &str,
+        name: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Result<bool, ClusterError> {
+        let path = format!("{collection}/{}", encode(name));
+        match self
+            .send(
+                http::Method::DELETE,
+                &path,
+                None,
+                "delete",
+                resource,
+                namespace,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ClusterError::Api {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET of a REST path, as text.
+    pub async fn get_path(&self, path: &str, resource: &str) -> Result<String, ClusterError> {
+        self.send(http::Method::GET, path, None, "get", resource, None)
+            .await
     }
 
     /// Asks the API server whether the current user may `verb` the resource `r`

@@ -816,11 +816,17 @@ pub async fn run_restore(
         }
         // Unordered, so that one slow create does not hold back the window; reports are put
         // back in plan order afterwards.
-        let mut indexed: Vec<(usize, ItemReport)> = stream::iter(group.iter().enumerate())
+        // Boxed futures in a Vec: without the closure in the stream's type, the whole
+        // restore future is provably Send (the server spawns it in a reconcile).
+        let exec_ref = &exec;
+        let futures: Vec<futures::future::BoxFuture<'_, (usize, ItemReport)>> = group
+            .iter()
+            .enumerate()
             .map(|(i, p)| {
-                let exec = &exec;
-                async move { (i, exec.restore_one(p).await) }
+                futures::FutureExt::boxed(async move { (i, exec_ref.restore_one(p).await) })
             })
+            .collect();
+        let mut indexed: Vec<(usize, ItemReport)> = stream::iter(futures)
             .buffer_unordered(opts.parallelism.max(1))
             .collect()
             .await;

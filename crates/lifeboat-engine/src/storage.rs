@@ -487,6 +487,15 @@ impl Store {
             .map_err(|e| self.map("stat", path, e))
     }
 
+    /// The size of an object in bytes.
+    pub async fn size(&self, path: &str) -> Result<u64, StorageError> {
+        self.op
+            .stat(path)
+            .await
+            .map(|m| m.content_length())
+            .map_err(|e| self.map("stat", path, e))
+    }
+
     /// Reads a whole (small) object.
     pub async fn read(&self, path: &str) -> Result<Bytes, StorageError> {
         self.op

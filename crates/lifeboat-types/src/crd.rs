@@ -50,7 +50,11 @@ mod tests {
             assert!(name.ends_with(".lifeboat.dev"), "{name}");
             let version = &v["spec"]["versions"][0];
             assert_eq!(version["name"], "v1alpha1");
-            assert_eq!(version["subresources"]["status"], serde_json::json!({}), "{name}");
+            assert_eq!(
+                version["subresources"]["status"],
+                serde_json::json!({}),
+                "{name}"
+            );
             // A structural schema has no $ref anywhere.
             let text = serde_json::to_string(&v).unwrap();
             assert!(!text.contains("$ref"), "{name} has a $ref");

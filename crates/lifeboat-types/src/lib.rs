@@ -6,6 +6,7 @@ pub mod crd;
 pub mod document;
 pub mod duration;
 pub mod etcd_schedule;
+pub mod install;
 pub mod jsonpath;
 pub mod layout;
 pub mod names;
@@ -13,6 +14,7 @@ pub mod plan;
 pub mod resource_list;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod selector;
 pub mod velero;
 

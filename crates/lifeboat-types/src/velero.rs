@@ -245,7 +245,11 @@ pub struct UploaderConfig {
     printcolumn(name = "Warnings", type_ = "integer", json_path = ".status.warnings"),
     printcolumn(name = "Created", type_ = "date", json_path = ".status.startTimestamp"),
     printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiration"),
-    printcolumn(name = "Storage Location", type_ = "string", json_path = ".spec.storageLocation")
+    printcolumn(
+        name = "Storage Location",
+        type_ = "string",
+        json_path = ".spec.storageLocation"
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupSpec {
@@ -625,7 +629,9 @@ pub struct SecretKeySelector {
 }
 
 /// `spec` of a velero.io/v1 BackupStorageLocation (and of lifeboat.dev/v1alpha1's).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource,
+)]
 #[kube(
     group = "lifeboat.dev",
     version = "v1alpha1",
@@ -637,7 +643,11 @@ pub struct SecretKeySelector {
     shortname = "bsl",
     doc = "Where backups are stored (fields as velero.io/v1 BackupStorageLocation).",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Last Validated", type_ = "date", json_path = ".status.lastValidationTime"),
+    printcolumn(
+        name = "Last Validated",
+        type_ = "date",
+        json_path = ".status.lastValidationTime"
+    ),
     printcolumn(name = "Access Mode", type_ = "string", json_path = ".spec.accessMode"),
     printcolumn(name = "Default", type_ = "boolean", json_path = ".spec.default")
 )]
@@ -729,7 +739,11 @@ pub struct RestoreStatusSpec {
     printcolumn(name = "Backup", type_ = "string", json_path = ".spec.backupName"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Started", type_ = "date", json_path = ".status.startTimestamp"),
-    printcolumn(name = "Completed", type_ = "date", json_path = ".status.completionTimestamp"),
+    printcolumn(
+        name = "Completed",
+        type_ = "date",
+        json_path = ".status.completionTimestamp"
+    ),
     printcolumn(name = "Errors", type_ = "integer", json_path = ".status.errors"),
     printcolumn(name = "Warnings", type_ = "integer", json_path = ".status.warnings")
 )]
@@ -1013,7 +1027,9 @@ pub struct ScheduleStatus {
 }
 
 /// `spec` of a DeleteBackupRequest: the server deletes the stored backup, then the object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource,
+)]
 #[kube(
     group = "lifeboat.dev",
     version = "v1alpha1",

@@ -89,6 +89,30 @@ pub enum Command {
         #[arg(long)]
         storage_location: Option<String>,
     },
+    /// Install the server into the cluster: CRDs, RBAC, Deployment, metrics Service and
+    /// (with --provider/--bucket) a default storage location.
+    #[command(after_help = "\
+Examples:
+  lifeboat install --dry-run -o yaml                    # review everything first
+  lifeboat install --image registry.example/lifeboat:0.1 --provider aws --bucket backups \\
+      --backup-location-config region=eu-west-1 --secret-file ./credentials-velero
+  lifeboat install --backup-only                        # no cluster-wide write role")]
+    Install(InstallArgs),
+    /// Remove what install created (stored backups are not touched).
+    Uninstall {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the in-cluster server: Backup, Schedule, DeleteBackupRequest and
+    /// BackupStorageLocation controllers, metrics and health endpoints.
+    Server(ServerArgs),
+    /// Scheduled backups (needs `lifeboat server` running for the cluster).
+    Schedule {
+        /// The schedule command.
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
+    },
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -720,4 +744,137 @@ pub enum SnapshotCmd {
         #[arg(long)]
         skip_hash_check: bool,
     },
+}
+
+/// `install` flags (Velero's names).
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// lifeboat's container image.
+    #[arg(long, default_value = "lifeboat:latest")]
+    pub image: String,
+    /// Server replicas (one is active at a time; the others wait on a Lease).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: u32,
+    /// Bind only the read role: the server can back up but not restore.
+    #[arg(long)]
+    pub backup_only: bool,
+    /// Provider of a default storage location to create (aws, gcp, azure, alibabacloud, file).
+    #[arg(long, requires = "bucket")]
+    pub provider: Option<String>,
+    /// Its bucket.
+    #[arg(long, requires = "provider")]
+    pub bucket: Option<String>,
+    /// Its prefix.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Its provider config: key=value,...
+    #[arg(long, value_delimiter = ',')]
+    pub backup_location_config: Vec<String>,
+    /// A credentials file, stored as Secret cloud-credentials (key cloud).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Port of /metrics, /healthz and /readyz.
+    #[arg(long, default_value_t = 8085)]
+    pub metrics_port: u16,
+    /// Print the objects instead of applying them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format with --dry-run: yaml or json.
+    #[arg(short = 'o', long, default_value = "yaml")]
+    pub output: Output,
+}
+
+/// `server` flags.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Where /metrics, /healthz and /readyz listen.
+    #[arg(long, default_value = "127.0.0.1:8085")]
+    pub metrics_address: String,
+    /// Backups run at the same time.
+    #[arg(long, default_value_t = 1)]
+    pub concurrent_backups: usize,
+    /// This replica's identity in the leader Lease (default: POD_NAME, else host-pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How often storage locations are validated and synced when they do not say.
+    #[arg(long, default_value = "1m")]
+    pub default_validation_frequency: String,
+    /// How often expired backups are looked for.
+    #[arg(long, default_value = "1m")]
+    pub garbage_collection_frequency: String,
+}
+
+/// `schedule ...`.
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCmd {
+    /// Create a schedule.
+    #[command(after_help = "\
+Examples:
+  lifeboat schedule create daily --schedule=\"0 2 * * *\" --ttl 720h --include-namespaces shop
+  lifeboat schedule create often --schedule=\"@every 6h\" --skip-immediately")]
+    Create(Box<ScheduleCreate>),
+    /// List schedules, or show some.
+    Get {
+        /// Names (all when none).
+        names: Vec<String>,
+        /// Output format: table, json, yaml.
+        #[arg(short = 'o', long, default_value = "table")]
+        output: Output,
+    },
+    /// Describe schedules.
+    Describe {
+        /// Names (all when none).
+        names: Vec<String>,
+    },
+    /// Stop making backups.
+    Pause {
+        /// Names.
+        #[arg(required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every schedule.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Resume making backups.
+    Unpause {
+        /// Names.
+        #[arg(required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every schedule.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete schedules (their backups stay).
+    Delete {
+        /// Names.
+        #[arg(required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every schedule.
+        #[arg(long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        confirm: bool,
+    },
+}
+
+/// `schedule create`: the schedule, then Velero's backup flags for its template (the
+/// positional name is the schedule's).
+#[derive(Args, Debug)]
+pub struct ScheduleCreate {
+    /// Cron expression (5 fields, UTC) or @every DURATION / @daily / @hourly.
+    #[arg(long)]
+    pub schedule: String,
+    /// Create it paused.
+    #[arg(long)]
+    pub paused: bool,
+    /// Do not back up at once on creation or unpause.
+    #[arg(long)]
+    pub skip_immediately: bool,
+    /// Make the schedule the owner of its backups.
+    #[arg(long)]
+    pub use_owner_references_in_backup: bool,
+    /// The schedule's name and its backup template.
+    #[command(flatten)]
+    pub template: BackupCreate,
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod output;
 mod restore_cmd;
+mod server_cmd;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -40,7 +41,10 @@ const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server logs its work by default; CLI commands only their warnings.
+    let server = matches!(cli.command, Command::Server(_));
     let filter = match cli.verbose {
+        0 if server => "info,kube_runtime=warn",
         0 => "warn",
         1 => "info,lifeboat=info",
         _ => "debug,hyper=info,rustls=info,tower=info,h2=info",
@@ -121,6 +125,10 @@ async fn run(cli: Cli) -> Result<u8> {
             );
             Ok(0)
         }
+        Command::Install(a) => server_cmd::install(&cli, a).await,
+        Command::Uninstall { force } => server_cmd::uninstall(&cli, *force).await,
+        Command::Server(a) => server_cmd::server(&cli, a).await,
+        Command::Schedule { cmd } => server_cmd::schedule(&cli, cmd).await,
         Command::Version => {
             println!("lifeboat {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
@@ -147,6 +155,15 @@ pub(crate) fn open_store(arg: Option<&str>) -> Result<Store> {
 /// The cluster: --kubeconfig/--kubecontext, else the usual kubeconfig, else the local dev
 /// cluster started by scripts/dev-cluster.sh.
 pub(crate) async fn connect(cli: &Cli) -> Result<Cluster> {
+    Ok(Cluster::connect(&cluster_options(cli)?).await?)
+}
+
+/// The kube config of `connect`, for the server's own clients.
+pub(crate) async fn kube_config(cli: &Cli) -> Result<kube::Config> {
+    Ok(Cluster::load_config(&cluster_options(cli)?).await?)
+}
+
+fn cluster_options(cli: &Cli) -> Result<ClusterOptions> {
     let mut opts = ClusterOptions {
         kubeconfig: cli.kubeconfig.clone(),
         context: cli.kubecontext.clone(),
@@ -168,10 +185,10 @@ pub(crate) async fn connect(cli: &Cli) -> Result<Cluster> {
             ),
         }
     }
-    Ok(Cluster::connect(&opts).await?)
+    Ok(opts)
 }
 
-fn parse_kv(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+pub(crate) fn parse_kv(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
     items
         .iter()
         .filter(|s| !s.is_empty())
@@ -221,7 +238,7 @@ pub(crate) fn parse_selectors(
 }
 
 /// Builds the Backup a `backup create` command line describes.
-fn backup_from_flags(c: &BackupCreate, namespace: &str) -> Result<Backup> {
+pub(crate) fn backup_from_flags(c: &BackupCreate, namespace: &str) -> Result<Backup> {
     validate_name("backup", &c.name)?;
     let (label_selector, or_label_selectors) =
         parse_selectors(c.selector.as_deref(), c.or_selector.as_deref())?;

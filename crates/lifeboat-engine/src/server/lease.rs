@@ -1,0 +1,114 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, as client-go's leaderelection:
+//! the holder renews every [`RENEW`]; a Lease not renewed for [`DURATION`] may be taken.
+//! Writes use the object's resourceVersion, so two replicas never both win.
+
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use serde_json::json;
+
+/// The Lease's name.
+pub const LEASE_NAME: &str = "lifeboat-server";
+/// How long a Lease holds without renewal.
+pub const DURATION: Duration = Duration::from_secs(15);
+/// How often the leader renews.
+pub const RENEW: Duration = Duration::from_secs(5);
+/// How often a follower tries.
+pub const RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub(crate) struct Elector {
+    api: Api<DynamicObject>,
+    identity: String,
+}
+
+fn now_micro() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Elector {
+    pub(crate) fn new(client: kube::Client, ns: &str, identity: &str) -> Self {
+        let gvk = GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "leases");
+        Elector {
+            api: Api::namespaced_with(client, ns, &ar),
+            identity: identity.to_string(),
+        }
+    }
+
+    /// Takes or renews the Lease; `Ok(true)` when this replica holds it.
+    pub(crate) async fn try_acquire(&self) -> Result<bool, kube::Error> {
+        let now = now_micro();
+        let Some(mut lease) = self.api.get_opt(LEASE_NAME).await? else {
+            let mut obj = DynamicObject::new(LEASE_NAME, &self.ar());
+            obj.data = json!({ "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": DURATION.as_secs(),
+                "acquireTime": now, "renewTime": now, "leaseTransitions": 0
+            }});
+            return match self.api.create(&PostParams::default(), &obj).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Err(e) => Err(e),
+            };
+        };
+        let spec = lease.data["spec"].clone();
+        let holder = spec["holderIdentity"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let duration = spec["leaseDurationSeconds"]
+            .as_i64()
+            .unwrap_or(DURATION.as_secs() as i64);
+        let renewed = spec["renewTime"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let expired =
+            renewed.is_none_or(|t| chrono::Utc::now() > t + chrono::Duration::seconds(duration));
+        if holder != self.identity && !holder.is_empty() && !expired {
+            return Ok(false);
+        }
+        let transitions = spec["leaseTransitions"].as_i64().unwrap_or(0);
+        let mut new_spec = spec.clone();
+        new_spec["holderIdentity"] = json!(self.identity);
+        new_spec["leaseDurationSeconds"] = json!(DURATION.as_secs());
+        new_spec["renewTime"] = json!(now);
+        if holder != self.identity {
+            new_spec["acquireTime"] = json!(now);
+            new_spec["leaseTransitions"] = json!(transitions + 1);
+        }
+        lease.data["spec"] = new_spec;
+        match self
+            .api
+            .replace(LEASE_NAME, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the Lease up (on shutdown) so that a standby takes over at once.
+    pub(crate) async fn release(&self) -> Result<(), kube::Error> {
+        if let Some(mut lease) = self.api.get_opt(LEASE_NAME).await?
+            && lease.data["spec"]["holderIdentity"].as_str() == Some(self.identity.as_str())
+        {
+            lease.data["spec"]["holderIdentity"] = json!("");
+            lease.data["spec"]["leaseDurationSeconds"] = json!(1);
+            self.api
+                .replace(LEASE_NAME, &PostParams::default(), &lease)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn ar(&self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"),
+            "leases",
+        )
+    }
+}

@@ -1,0 +1,292 @@
+//! The server's Prometheus metrics, with Velero's names and labels (so Velero's
+//! dashboards and alert rules work unchanged), plus lifeboat's own.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `schedule` label ("" for backups made by hand).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabel {
+    /// The schedule's name.
+    pub schedule: String,
+}
+
+/// The `backup_location_name` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocationLabel {
+    /// The location's name.
+    pub backup_location_name: String,
+}
+
+type ByScheduleC = Family<ScheduleLabel, Counter>;
+type ByScheduleG = Family<ScheduleLabel, Gauge>;
+type ByScheduleF = Family<ScheduleLabel, Gauge<f64, AtomicU64>>;
+
+fn duration_buckets() -> impl Iterator<Item = f64> {
+    [
+        1.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+        14400.0,
+    ]
+    .into_iter()
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    /// The registry they are encoded from.
+    pub registry: Registry,
+    /// velero_backup_total: Backup objects known.
+    pub backup_total: Gauge,
+    /// velero_backup_attempt_total.
+    pub backup_attempt: ByScheduleC,
+    /// velero_backup_success_total.
+    pub backup_success: ByScheduleC,
+    /// velero_backup_partial_failure_total.
+    pub backup_partial_failure: ByScheduleC,
+    /// velero_backup_failure_total.
+    pub backup_failure: ByScheduleC,
+    /// velero_backup_validation_failure_total.
+    pub backup_validation_failure: ByScheduleC,
+    /// velero_backup_duration_seconds.
+    pub backup_duration: Family<ScheduleLabel, Histogram>,
+    /// velero_backup_last_successful_timestamp (Unix seconds).
+    pub backup_last_successful: ByScheduleG,
+    /// velero_backup_last_status: 1 after a success, 0 after a failure.
+    pub backup_last_status: ByScheduleG,
+    /// velero_backup_items_total of the last backup.
+    pub backup_items: ByScheduleG,
+    /// velero_backup_items_errors of the last backup.
+    pub backup_items_errors: ByScheduleG,
+    /// velero_backup_warning_total.
+    pub backup_warning: ByScheduleC,
+    /// velero_backup_tarball_size_bytes of the last backup.
+    pub backup_tarball_size: ByScheduleG,
+    /// velero_backup_deletion_success_total.
+    pub backup_deletion_success: ByScheduleC,
+    /// velero_backup_deletion_failure_total.
+    pub backup_deletion_failure: ByScheduleC,
+    /// velero_backup_location_status_gauge: 1 Available, 0 Unavailable.
+    pub location_status: Family<LocationLabel, Gauge>,
+    /// velero_restore_total: Restore objects known.
+    pub restore_total: Gauge,
+    /// velero_restore_attempt_total.
+    pub restore_attempt: ByScheduleC,
+    /// velero_restore_success_total.
+    pub restore_success: ByScheduleC,
+    /// velero_restore_partial_failure_total.
+    pub restore_partial_failure: ByScheduleC,
+    /// velero_restore_failed_total.
+    pub restore_failed: ByScheduleC,
+    /// velero_restore_validation_failed_total.
+    pub restore_validation_failed: ByScheduleC,
+    /// lifeboat_restore_duration_seconds.
+    pub restore_duration: Family<ScheduleLabel, Histogram>,
+    /// lifeboat_restore_items_per_second of the last restore.
+    pub restore_items_per_second: ByScheduleF,
+    /// lifeboat_backup_items_per_second of the last backup.
+    pub backup_items_per_second: ByScheduleF,
+    /// lifeboat_leader: 1 on the replica that runs the controllers.
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let hist = || {
+            Family::<ScheduleLabel, Histogram>::new_with_constructor(|| {
+                Histogram::new(duration_buckets())
+            })
+        };
+        let m = Metrics {
+            registry: Registry::default(),
+            backup_total: Gauge::default(),
+            backup_attempt: Family::default(),
+            backup_success: Family::default(),
+            backup_partial_failure: Family::default(),
+            backup_failure: Family::default(),
+            backup_validation_failure: Family::default(),
+            backup_duration: hist(),
+            backup_last_successful: Family::default(),
+            backup_last_status: Family::default(),
+            backup_items: Family::default(),
+            backup_items_errors: Family::default(),
+            backup_warning: Family::default(),
+            backup_tarball_size: Family::default(),
+            backup_deletion_success: Family::default(),
+            backup_deletion_failure: Family::default(),
+            location_status: Family::default(),
+            restore_total: Gauge::default(),
+            restore_attempt: Family::default(),
+            restore_success: Family::default(),
+            restore_partial_failure: Family::default(),
+            restore_failed: Family::default(),
+            restore_validation_failed: Family::default(),
+            restore_duration: hist(),
+            restore_items_per_second: Family::default(),
+            backup_items_per_second: Family::default(),
+            leader: Gauge::default(),
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        // Counters get their `_total` suffix from the encoder.
+        r.register(
+            "velero_backup_total",
+            "Current number of existent backups",
+            m.backup_total.clone(),
+        );
+        r.register(
+            "velero_backup_attempt",
+            "Total number of attempted backups",
+            m.backup_attempt.clone(),
+        );
+        r.register(
+            "velero_backup_success",
+            "Total number of successful backups",
+            m.backup_success.clone(),
+        );
+        r.register(
+            "velero_backup_partial_failure",
+            "Total number of partially failed backups",
+            m.backup_partial_failure.clone(),
+        );
+        r.register(
+            "velero_backup_failure",
+            "Total number of failed backups",
+            m.backup_failure.clone(),
+        );
+        r.register(
+            "velero_backup_validation_failure",
+            "Total number of validation failed backups",
+            m.backup_validation_failure.clone(),
+        );
+        r.register(
+            "velero_backup_duration_seconds",
+            "Time taken to complete backup, in seconds",
+            m.backup_duration.clone(),
+        );
+        r.register(
+            "velero_backup_last_successful_timestamp",
+            "Last time a backup ran successfully, Unix timestamp in seconds",
+            m.backup_last_successful.clone(),
+        );
+        r.register(
+            "velero_backup_last_status",
+            "Last status of the backup. A value of 1 is success, 0 is failure",
+            m.backup_last_status.clone(),
+        );
+        r.register(
+            "velero_backup_items_total",
+            "Total number of items backed up",
+            m.backup_items.clone(),
+        );
+        r.register(
+            "velero_backup_items_errors",
+            "Total number of errors encountered during backup",
+            m.backup_items_errors.clone(),
+        );
+        r.register(
+            "velero_backup_warning",
+            "Total number of warned backups",
+            m.backup_warning.clone(),
+        );
+        r.register(
+            "velero_backup_tarball_size_bytes",
+            "Size, in bytes, of a backup",
+            m.backup_tarball_size.clone(),
+        );
+        r.register(
+            "velero_backup_deletion_success",
+            "Total number of successful backup deletions",
+            m.backup_deletion_success.clone(),
+        );
+        r.register(
+            "velero_backup_deletion_failure",
+            "Total number of failed backup deletions",
+            m.backup_deletion_failure.clone(),
+        );
+        r.register(
+            "velero_backup_location_status_gauge",
+            "The status of backup storage locations. 1 is Available, 0 is Unavailable",
+            m.location_status.clone(),
+        );
+        r.register(
+            "velero_restore_total",
+            "Current number of existent restores",
+            m.restore_total.clone(),
+        );
+        r.register(
+            "velero_restore_attempt",
+            "Total number of attempted restores",
+            m.restore_attempt.clone(),
+        );
+        r.register(
+            "velero_restore_success",
+            "Total number of successful restores",
+            m.restore_success.clone(),
+        );
+        r.register(
+            "velero_restore_partial_failure",
+            "Total number of partially failed restores",
+            m.restore_partial_failure.clone(),
+        );
+        r.register(
+            "velero_restore_failed",
+            "Total number of failed restores",
+            m.restore_failed.clone(),
+        );
+        r.register(
+            "velero_restore_validation_failed",
+            "Total number of failed restores failing validations",
+            m.restore_validation_failed.clone(),
+        );
+        r.register(
+            "lifeboat_restore_duration_seconds",
+            "Time taken to complete a restore, in seconds",
+            m.restore_duration.clone(),
+        );
+        r.register(
+            "lifeboat_restore_items_per_second",
+            "Items restored per second by the last restore",
+            m.restore_items_per_second.clone(),
+        );
+        r.register(
+            "lifeboat_backup_items_per_second",
+            "Items backed up per second by the last backup",
+            m.backup_items_per_second.clone(),
+        );
+        r.register(
+            "lifeboat_leader",
+            "1 when this replica holds the leader lease and runs the controllers",
+            m.leader.clone(),
+        );
+        m
+    }
+
+    /// The exposition text (OpenMetrics, which Prometheus scrapes).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The label value of a backup's schedule.
+pub fn schedule_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> ScheduleLabel {
+    ScheduleLabel {
+        schedule: labels
+            .and_then(|l| l.get(lifeboat_types::schedule::SCHEDULE_LABEL))
+            .cloned()
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,388 @@
+//! `lifeboat server`: the in-cluster controllers.
+//!
+//! One replica at a time runs the controllers (a `coordination.k8s.io/v1` Lease decides
+//! which; the others wait, ready to take over). The leader runs:
+//! - the **Backup** controller (`backups.rs`): a new Backup is validated, marked
+//!   InProgress, run by the same engine as `lifeboat backup create`, and its status kept;
+//!   a finalizer deletes the stored data before the object goes (TTL expiry and
+//!   `DeleteBackupRequest` both delete the object and let the finalizer work);
+//! - the **Restore** controller (`restores.rs`): a new Restore is run by the engine of
+//!   `lifeboat restore create`, from its backup's location;
+//! - the **Schedule** controller (`schedules.rs`): creates `<schedule>-YYYYMMDDhhmmss`
+//!   Backups when due (pure rules in `lifeboat_types::schedule`);
+//! - the **location** loop (`locations.rs`): validates each BackupStorageLocation
+//!   (Available/Unavailable with a reason) and syncs backups found in it into Backup
+//!   objects, so a cluster that did not make them can restore them;
+//! - garbage collection of expired backups.
+//!
+//! Every replica serves `/metrics` (Velero's metric names), `/healthz` and `/readyz`.
+//!
+//! Invariants: a Backup is Completed only after the engine wrote `velero-backup.json`;
+//! a Backup seen InProgress when a reconcile starts was orphaned by a previous process
+//! and becomes Failed with a reason; on SIGTERM no new work starts, running backups get a
+//! grace period and are otherwise marked Failed, and the Lease is released.
+
+mod backups;
+mod lease;
+mod locations;
+pub mod metrics;
+mod restores;
+mod schedules;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kube::Api;
+use lifeboat_types::crd::BackupStorageLocationResource;
+use lifeboat_types::velero::{self, SecretKeySelector};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Cluster;
+use crate::storage::Store;
+
+pub use metrics::Metrics;
+
+/// The finalizer that makes deleting a Backup delete its stored data first.
+pub const BACKUP_FINALIZER: &str = "lifeboat.dev/stored-data";
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The namespace of the lifeboat.dev resources.
+    pub namespace: String,
+    /// Where /metrics, /healthz and /readyz listen.
+    pub metrics_address: SocketAddr,
+    /// Backups run at once.
+    pub concurrent_backups: usize,
+    /// This replica's identity in the Lease.
+    pub identity: String,
+    /// How often locations are validated and synced (unless they say).
+    pub validation_every: Duration,
+    /// How often expired backups are looked for.
+    pub gc_every: Duration,
+    /// How long a running backup may finish after SIGTERM before it is marked Failed.
+    pub shutdown_grace: Duration,
+}
+
+/// Why the server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The API server could not be used.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The metrics address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another replica took the Lease while this one led.
+    #[error("lost the leader lease {0}; exiting so that the new leader runs alone")]
+    LostLease(String),
+    /// A resource did not convert (should not happen: same fields).
+    #[error("cannot convert {what}: {source}")]
+    Convert {
+        /// The object.
+        what: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A storage location cannot be used.
+    #[error("{0}")]
+    Location(String),
+    /// The engine failed (message already names the object).
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// State shared by the controllers.
+pub(crate) struct Ctx {
+    pub client: kube::Client,
+    pub cluster: Cluster,
+    pub ns: String,
+    pub metrics: Arc<Metrics>,
+    pub backup_slots: tokio::sync::Semaphore,
+    pub shutdown: CancellationToken,
+    pub grace: Duration,
+    /// Credentials of locations, written from their Secrets (0600, removed on exit).
+    pub secrets_dir: tempfile::TempDir,
+}
+
+/// A lifeboat.dev object as its velero.io/v1 twin (same fields; managedFields dropped).
+pub(crate) fn to_velero<T: DeserializeOwned>(
+    obj: &impl Serialize,
+    what: &str,
+) -> Result<T, ServerError> {
+    let conv = |source| ServerError::Convert {
+        what: what.to_string(),
+        source,
+    };
+    let mut v = serde_json::to_value(obj).map_err(conv)?;
+    v["apiVersion"] = serde_json::Value::String(velero::API_VERSION.into());
+    if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("managedFields");
+    }
+    serde_json::from_value(v).map_err(conv)
+}
+
+impl Ctx {
+    /// Opens the storage location `name` (the default one when `None`): its
+    /// BackupStorageLocation object, with credentials from the Secret it names.
+    pub(crate) async fn store(
+        &self,
+        name: Option<&str>,
+    ) -> Result<(Store, velero::BackupStorageLocation), ServerError> {
+        let api: Api<BackupStorageLocationResource> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let bsl = match name.filter(|n| !n.is_empty()) {
+            Some(n) => api.get_opt(n).await?.ok_or_else(|| {
+                ServerError::Location(format!(
+                    "storage location {n:?} does not exist in namespace {}; create it (kubectl apply) or name another with --storage-location",
+                    self.ns
+                ))
+            })?,
+            None => {
+                let all = api.list(&Default::default()).await?;
+                let mut items = all.items;
+                let pick = items
+                    .iter()
+                    .position(|l| l.spec.default)
+                    .or_else(|| items.iter().position(|l| l.metadata.name.as_deref() == Some("default")))
+                    .ok_or_else(|| {
+                        ServerError::Location(format!(
+                            "no default storage location in namespace {}: create a BackupStorageLocation with spec.default: true",
+                            self.ns
+                        ))
+                    })?;
+                items.swap_remove(pick)
+            }
+        };
+        let lname = bsl.metadata.name.clone().unwrap_or_default();
+        let mut v: velero::BackupStorageLocation =
+            to_velero(&bsl, &format!("BackupStorageLocation {lname}"))?;
+        if let Some(SecretKeySelector { name, key }) = v.spec.credential.clone() {
+            let path = self.secret_file(&name, &key).await?;
+            v.spec.credential = Some(SecretKeySelector {
+                name: path.to_string_lossy().into_owned(),
+                key,
+            });
+        }
+        let store = Store::open(&v).map_err(|e| ServerError::Location(e.to_string()))?;
+        Ok((store, v))
+    }
+
+    /// Writes key `key` of Secret `name` to a private file; returns its path.
+    async fn secret_file(&self, name: &str, key: &str) -> Result<PathBuf, ServerError> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let secret = api.get_opt(name).await?.ok_or_else(|| {
+            ServerError::Location(format!(
+                "credentials Secret {name:?} does not exist in namespace {}",
+                self.ns
+            ))
+        })?;
+        let data = secret
+            .data
+            .and_then(|d| d.get(key).map(|b| b.0.clone()))
+            .ok_or_else(|| ServerError::Location(format!("Secret {name:?} has no key {key:?}")))?;
+        let path = self.secrets_dir.path().join(format!("{name}-{key}"));
+        let mut o = std::fs::File::options();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        use std::io::Write;
+        o.open(&path)
+            .and_then(|mut f| f.write_all(&data))
+            .map_err(|e| {
+                ServerError::Location(format!("cannot write credentials of Secret {name:?}: {e}"))
+            })?;
+        Ok(path)
+    }
+}
+
+/// Serves /metrics, /healthz and /readyz until `stop`.
+async fn serve_http(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stop: CancellationToken,
+) -> Result<(), ServerError> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Listen { addr, source })?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let r = ready.clone();
+                async move {
+                    if r.load(Ordering::Relaxed) {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(|source| ServerError::Listen { addr, source })
+}
+
+/// Runs the server until `shutdown` resolves (SIGTERM/ctrl-c in the binary).
+pub async fn run(
+    config: kube::Config,
+    opts: ServerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let cluster =
+        Cluster::from_config(config.clone()).map_err(|e| ServerError::Engine(e.to_string()))?;
+    // Watches are long requests: no read timeout for the controllers' client.
+    let mut watch_config = config;
+    watch_config.read_timeout = None;
+    let client = kube::Client::try_from(watch_config)?;
+    let token = CancellationToken::new();
+    {
+        let t = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new work; running backups get their grace period");
+            t.cancel();
+        });
+    }
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = tokio::spawn(serve_http(
+        opts.metrics_address,
+        metrics.clone(),
+        ready.clone(),
+        token.clone(),
+    ));
+    // The listener must be up before anything else counts as started.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    if http.is_finished() {
+        return match http.await {
+            Ok(Err(e)) => Err(e),
+            _ => Ok(()),
+        };
+    }
+    // Reach the API server once before saying ready.
+    kube::Api::<BackupStorageLocationResource>::namespaced(client.clone(), &opts.namespace)
+        .list(&kube::api::ListParams::default().limit(1))
+        .await?;
+    ready.store(true, Ordering::Relaxed);
+
+    let elector = lease::Elector::new(client.clone(), &opts.namespace, &opts.identity);
+    tracing::info!(identity = %opts.identity, "waiting for the leader lease {}/{}", opts.namespace, lease::LEASE_NAME);
+    loop {
+        if token.is_cancelled() {
+            let _ = http.await;
+            return Ok(());
+        }
+        match elector.try_acquire().await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("leader lease: {e}"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = tokio::time::sleep(lease::RETRY) => {}
+        }
+    }
+    tracing::info!("leading: running the controllers");
+    metrics.leader.set(1);
+
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        cluster,
+        ns: opts.namespace.clone(),
+        metrics: metrics.clone(),
+        backup_slots: tokio::sync::Semaphore::new(opts.concurrent_backups.max(1)),
+        shutdown: token.clone(),
+        grace: opts.shutdown_grace,
+        secrets_dir: tempfile::tempdir().map_err(|e| {
+            ServerError::Engine(format!(
+                "cannot create a private directory for credentials: {e}"
+            ))
+        })?,
+    });
+
+    let lost = Arc::new(AtomicBool::new(false));
+    let renew = {
+        let (t, lost, elector) = (token.clone(), lost.clone(), elector.clone());
+        tokio::spawn(async move {
+            let mut failing_since: Option<tokio::time::Instant> = None;
+            loop {
+                tokio::select! {
+                    _ = t.cancelled() => return,
+                    _ = tokio::time::sleep(lease::RENEW) => {}
+                }
+                match elector.try_acquire().await {
+                    Ok(true) => failing_since = None,
+                    Ok(false) => {
+                        lost.store(true, Ordering::Relaxed);
+                        t.cancel();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("renewing the leader lease: {e}");
+                        let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() > lease::DURATION {
+                            lost.store(true, Ordering::Relaxed);
+                            t.cancel();
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    tokio::join!(
+        backups::run_backups(ctx.clone()),
+        backups::run_delete_requests(ctx.clone()),
+        restores::run(ctx.clone()),
+        schedules::run(ctx.clone()),
+        locations::run(ctx.clone(), opts.validation_every),
+        backups::run_gc(ctx.clone(), opts.gc_every),
+    );
+    renew.abort();
+    metrics.leader.set(0);
+    if lost.load(Ordering::Relaxed) {
+        let _ = http.await;
+        return Err(ServerError::LostLease(lease::LEASE_NAME.into()));
+    }
+    if let Err(e) = elector.release().await {
+        tracing::warn!("releasing the leader lease: {e}");
+    }
+    let _ = http.await;
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! The Restore controller: a new Restore is run by the same engine as `lifeboat restore
+//! create`, from the location its backup is stored in; `scheduleName` picks the newest
+//! Completed backup of that schedule.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use lifeboat_types::crd::{BackupResource, RestoreResource};
+use lifeboat_types::schedule::SCHEDULE_LABEL;
+use lifeboat_types::velero::{self, BackupPhase, RestorePhase, Time};
+use serde_json::json;
+
+use super::metrics::ScheduleLabel;
+use super::{Ctx, ServerError, to_velero};
+use crate::modifiers::Modifiers;
+use crate::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
+
+fn restores(ctx: &Ctx) -> Api<RestoreResource> {
+    Api::namespaced(ctx.client.clone(), &ctx.ns)
+}
+
+async fn set_status(ctx: &Ctx, name: &str, status: serde_json::Value) -> Result<(), ServerError> {
+    restores(ctx)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn run(ctx: Arc<Ctx>) {
+    let stop = ctx.shutdown.clone();
+    Controller::new(restores(&ctx), watcher::Config::default())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("restore reconcile: {e}");
+                Action::requeue(Duration::from_secs(15))
+            },
+            ctx,
+        )
+        .for_each(|_| async {})
+        .await;
+}
+
+async fn fail_validation(
+    ctx: &Ctx,
+    name: &str,
+    sched: &ScheduleLabel,
+    why: String,
+) -> Result<Action, ServerError> {
+    set_status(
+        ctx,
+        name,
+        json!({ "phase": "FailedValidation", "validationErrors": [why] }),
+    )
+    .await?;
+    ctx.metrics
+        .restore_validation_failed
+        .get_or_create(sched)
+        .inc();
+    Ok(Action::await_change())
+}
+
+async fn reconcile(r: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action, ServerError> {
+    let name = r.name_any();
+    let phase = r.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let sched = ScheduleLabel {
+        schedule: r.spec.schedule_name.clone().unwrap_or_default(),
+    };
+    match phase {
+        RestorePhase::New => {}
+        RestorePhase::InProgress => {
+            set_status(&ctx, &name, json!({
+                "phase": "Failed",
+                "failureReason": "the lifeboat server stopped while this restore ran; check the target namespaces and create the restore again",
+                "completionTimestamp": Time::now(),
+            }))
+            .await?;
+            ctx.metrics.restore_failed.get_or_create(&sched).inc();
+            return Ok(Action::await_change());
+        }
+        _ => return Ok(Action::await_change()),
+    }
+    let backups: Api<BackupResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let mut restore: velero::Restore = match to_velero(&*r, &format!("Restore {name}")) {
+        Ok(v) => v,
+        Err(e) => return fail_validation(&ctx, &name, &sched, e.to_string()).await,
+    };
+    if restore.spec.backup_name.is_empty() {
+        let Some(schedule) = restore.spec.schedule_name.clone() else {
+            return fail_validation(
+                &ctx,
+                &name,
+                &sched,
+                "either backupName or scheduleName must be set".into(),
+            )
+            .await;
+        };
+        let newest = backups
+            .list(&ListParams::default().labels(&format!("{SCHEDULE_LABEL}={schedule}")))
+            .await?
+            .items
+            .into_iter()
+            .filter(|b| {
+                b.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == BackupPhase::Completed)
+            })
+            .max_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp));
+        let Some(b) = newest else {
+            return fail_validation(
+                &ctx,
+                &name,
+                &sched,
+                format!("schedule {schedule:?} has no Completed backup"),
+            )
+            .await;
+        };
+        restore.spec.backup_name = b.name_any();
+        restores(&ctx)
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "backupName": restore.spec.backup_name } })),
+            )
+            .await?;
+    }
+    let backup_name = restore.spec.backup_name.clone();
+    let location = backups.get_opt(&backup_name).await?.and_then(|b| {
+        b.spec
+            .storage_location
+            .clone()
+            .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned())
+    });
+    let (store, _) = match ctx.store(location.as_deref()).await {
+        Ok(s) => s,
+        Err(e) => return fail_validation(&ctx, &name, &sched, e.to_string()).await,
+    };
+    let modifiers = match &restore.spec.resource_modifier {
+        Some(m) => {
+            let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+                Api::namespaced(ctx.client.clone(), &ctx.ns);
+            let Some(cm) = cms.get_opt(&m.name).await? else {
+                return fail_validation(
+                    &ctx,
+                    &name,
+                    &sched,
+                    format!(
+                        "resource modifier ConfigMap {}/{} not found",
+                        ctx.ns, m.name
+                    ),
+                )
+                .await;
+            };
+            match Modifiers::from_configmap_data(&cm.data.unwrap_or_default()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    return fail_validation(
+                        &ctx,
+                        &name,
+                        &sched,
+                        format!("ConfigMap {}/{}: {e}", ctx.ns, m.name),
+                    )
+                    .await;
+                }
+            }
+        }
+        None => None,
+    };
+    set_status(
+        &ctx,
+        &name,
+        json!({ "phase": "InProgress", "startTimestamp": Time::now() }),
+    )
+    .await?;
+    ctx.metrics.restore_attempt.get_or_create(&sched).inc();
+    tracing::info!(restore = %name, backup = %backup_name, "restore started");
+    let clock = Instant::now();
+    let opts = RestoreOptions {
+        modifiers,
+        ..Default::default()
+    };
+    let progress = Arc::new(RestoreProgressCounters::default());
+    let run = run_restore(&ctx.cluster, &store, restore, &opts, progress);
+    tokio::pin!(run);
+    let outcome = tokio::select! {
+        r = &mut run => Some(r),
+        _ = ctx.shutdown.cancelled() => tokio::select! {
+            r = &mut run => Some(r),
+            _ = tokio::time::sleep(ctx.grace) => None,
+        },
+    };
+    let secs = clock.elapsed().as_secs_f64();
+    ctx.metrics
+        .restore_duration
+        .get_or_create(&sched)
+        .observe(secs);
+    match outcome {
+        None => {
+            set_status(&ctx, &name, json!({
+                "phase": "Failed",
+                "failureReason": format!("the lifeboat server was stopped; the restore did not finish within the {}s grace period", ctx.grace.as_secs()),
+                "completionTimestamp": Time::now(),
+            }))
+            .await?;
+            ctx.metrics.restore_failed.get_or_create(&sched).inc();
+        }
+        Some(Err(e)) => {
+            set_status(&ctx, &name, json!({
+                "phase": "Failed", "failureReason": e.to_string(), "completionTimestamp": Time::now(),
+            }))
+            .await?;
+            ctx.metrics.restore_failed.get_or_create(&sched).inc();
+        }
+        Some(Ok(report)) => {
+            let status = report.restore.status.clone().unwrap_or_default();
+            set_status(
+                &ctx,
+                &name,
+                serde_json::to_value(&status).unwrap_or_default(),
+            )
+            .await?;
+            let m = &ctx.metrics;
+            match status.phase {
+                RestorePhase::Completed => m.restore_success.get_or_create(&sched).inc(),
+                _ => m.restore_partial_failure.get_or_create(&sched).inc(),
+            };
+            let items = status.progress.map(|p| p.items_restored).unwrap_or(0);
+            if secs > 0.0 {
+                m.restore_items_per_second
+                    .get_or_create(&sched)
+                    .set(items as f64 / secs);
+            }
+            tracing::info!(restore = %name, phase = %status.phase, items, "restore done");
+        }
+    }
+    Ok(Action::await_change())
+}
