@@ -21,6 +21,8 @@ apt_install() {
 }
 
 apt_install curl openssl python3 jq
+# promtool (Debian's prometheus package) checks the server's /metrics in the tests.
+apt_install prometheus
 if ! python3 -c 'import moto.server' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then
   log "pip install moto[server]"
   python3 -m pip install -q 'moto[server]'

@@ -107,10 +107,14 @@ pub(crate) async fn uninstall(cli: &Cli, force: bool) -> Result<u8> {
     // Custom resources hold finalizers that only the server removes: drop the server's
     // finalizers first so that deleting the CRDs does not hang (stored data stays).
     let client = cluster.client().clone();
-    let backups: Api<lifeboat_types::crd::BackupResource> = Api::namespaced(client, &cli.namespace);
-    if let Ok(list) = backups.list(&ListParams::default()).await {
+    // The CRDs are cluster-wide: their objects in every namespace go with them.
+    let all: Api<lifeboat_types::crd::BackupResource> = Api::all(client.clone());
+    if let Ok(list) = all.list(&ListParams::default()).await {
         for b in list.items {
-            let _ = backups
+            let ns = b.namespace().unwrap_or_default();
+            let api: Api<lifeboat_types::crd::BackupResource> =
+                Api::namespaced(client.clone(), &ns);
+            let _ = api
                 .patch(
                     &b.name_any(),
                     &PatchParams::default(),

@@ -273,11 +273,73 @@ impl Metrics {
         m
     }
 
-    /// The exposition text (OpenMetrics, which Prometheus scrapes).
+    /// The exposition in Prometheus' classic text format (0.0.4), which every scraper and
+    /// `promtool check metrics` read: see [`openmetrics_to_classic`].
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        let mut om = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut om, &self.registry);
+        openmetrics_to_classic(&om)
+    }
+}
+
+/// Rewrites OpenMetrics text (what prometheus-client encodes) as the classic format:
+/// a counter family `x` is announced as `x_total` (its samples' name), and the
+/// OpenMetrics-only `# UNIT` and `# EOF` lines are dropped.
+pub fn openmetrics_to_classic(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        if let Some((kind, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) && !name.ends_with("_total") {
+                out.push_str(&format!("{kind}{name}_total {tail}\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_as_their_samples() {
+        let m = Metrics::new();
+        let sched = ScheduleLabel {
+            schedule: "daily".into(),
+        };
+        m.backup_attempt.get_or_create(&sched).inc();
+        m.backup_last_successful
+            .get_or_create(&sched)
+            .set(1_700_000_000);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE velero_backup_attempt_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP velero_backup_attempt_total Total number of attempted backups")
+        );
+        assert!(text.contains("velero_backup_attempt_total{schedule=\"daily\"} 1"));
+        assert!(
+            text.contains("velero_backup_last_successful_timestamp{schedule=\"daily\"} 1700000000")
+        );
+        assert!(!text.contains("# EOF"));
     }
 }
 

@@ -10,4 +10,5 @@ mod etcd_restore;
 mod restore;
 mod s3;
 mod seeds;
+mod server;
 mod support;

@@ -1,0 +1,454 @@
+//! The in-cluster mode (issue 5): `lifeboat install` applied to the real control plane,
+//! then `lifeboat server` run out-of-cluster with the installed ServiceAccount's token
+//! (so the least-privilege RBAC is what is exercised), driving a per-minute Schedule end
+//! to end: the immediate backup, its TTL expiry (stored data deleted first, then the
+//! object), the next minute's backup; a Restore and a DeleteBackupRequest as objects; an
+//! orphaned InProgress backup failed on start; /metrics checked by promtool; SIGTERM
+//! releases the Lease; uninstall removes it all.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn json(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&env.kubectl(&a, None)).unwrap()
+}
+
+/// Polls `f` every 500 ms until it returns Some, or panics after `secs` with `what`.
+fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn backups_of(env: &Env, ns: &str, schedule: &str) -> Vec<serde_json::Value> {
+    let v = json(
+        env,
+        &[
+            "-n",
+            ns,
+            "get",
+            "backups.lifeboat.dev",
+            "-l",
+            &format!("velero.io/schedule-name={schedule}"),
+        ],
+    );
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn phase(b: &serde_json::Value) -> &str {
+    b["status"]["phase"].as_str().unwrap_or("")
+}
+
+/// A kubeconfig for the ServiceAccount `lifeboat` in `ns`, from its token Secret.
+fn service_account_kubeconfig(env: &Env, ns: &str, out: &Path) {
+    use base64::Engine as _;
+    let token = eventually(60, "the ServiceAccount's token Secret", || {
+        let v = json(
+            env,
+            &[
+                "-n",
+                ns,
+                "get",
+                "secrets",
+                "--field-selector",
+                "type=kubernetes.io/service-account-token",
+            ],
+        );
+        v["items"].as_array()?.iter().find_map(|s| {
+            (s["metadata"]["annotations"]["kubernetes.io/service-account.name"] == "lifeboat")
+                .then(|| s["data"]["token"].as_str().map(str::to_string))
+                .flatten()
+        })
+    });
+    let token = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .unwrap(),
+    )
+    .unwrap();
+    let admin = std::fs::read_to_string(&env.kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap();
+    let ca = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+        .unwrap();
+    std::fs::write(
+        out,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: sa\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
+    let env = Env::new();
+    let ns = "lifeboat-srv-it";
+    let app = "srv-it-app";
+    // A previous run's leftovers (it stops at the first failed assertion): uninstall
+    // drops the server's finalizers, which no server is left to remove.
+    let _ = env.run(&["-n", ns, "uninstall", "--force"]);
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            ns,
+            app,
+            &format!("{app}-restored"),
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+        None,
+    );
+    let store = env.dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+
+    // install --dry-run prints every object; install applies them.
+    let dry = env.ok(&[
+        "-n",
+        ns,
+        "install",
+        "--dry-run",
+        "-o",
+        "yaml",
+        "--provider",
+        "file",
+        "--bucket",
+        store.to_str().unwrap(),
+    ]);
+    for kind in [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "Deployment",
+        "Service",
+        "BackupStorageLocation",
+    ] {
+        assert!(
+            dry.contains(&format!("kind: {kind}")),
+            "{kind} missing from the dry run"
+        );
+    }
+    let out = env.ok(&[
+        "-n",
+        ns,
+        "install",
+        "--provider",
+        "file",
+        "--bucket",
+        store.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("CustomResourceDefinition/schedules.lifeboat.dev: applied"),
+        "{out}"
+    );
+    let crd = json(&env, &["get", "crd", "backups.lifeboat.dev"]);
+    let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        columns.contains(&"Status") && columns.contains(&"Expires"),
+        "{columns:?}"
+    );
+
+    env.kubectl(&["create", "namespace", app], None);
+    env.kubectl(
+        &[
+            "-n",
+            app,
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=mode=prod",
+        ],
+        None,
+    );
+
+    // An InProgress backup with no server behind it (as left by a crashed server).
+    env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata:\n  name: orphan\n  namespace: {ns}\nspec:\n  includedNamespaces: [{app}]\n"
+    ));
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "patch",
+            "backups.lifeboat.dev",
+            "orphan",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"InProgress"}}"#,
+        ],
+        None,
+    );
+
+    let sa_config = env.dir.path().join("sa.kubeconfig");
+    service_account_kubeconfig(&env, ns, &sa_config);
+    let metrics_port = free_port();
+    let log = std::fs::File::create(env.dir.path().join("server.log")).unwrap();
+    let mut server = Server(
+        env.cmd()
+            .args(["-n", ns, "server", "--kubeconfig"])
+            .arg(&sa_config)
+            .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}")])
+            .args([
+                "--garbage-collection-frequency",
+                "2s",
+                "--default-validation-frequency",
+                "2s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let server_log =
+        || std::fs::read_to_string(env.dir.path().join("server.log")).unwrap_or_default();
+
+    // The orphan is failed with a reason.
+    let orphan = eventually(30, "the orphaned backup to fail", || {
+        let b = json(&env, &["-n", ns, "get", "backups.lifeboat.dev", "orphan"]);
+        (phase(&b) == "Failed").then_some(b)
+    });
+    assert!(
+        orphan["status"]["failureReason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped while this backup ran")
+    );
+
+    // A per-minute schedule: one backup at once, then one each minute.
+    let out = env.ok(&[
+        "-n",
+        ns,
+        "schedule",
+        "create",
+        "minutely",
+        "--schedule=* * * * *",
+        "--include-namespaces",
+        app,
+        "--ttl",
+        "30s",
+    ]);
+    assert!(out.contains("created successfully"), "{out}");
+    let first = eventually(40, "the schedule's first backup to complete", || {
+        backups_of(&env, ns, "minutely")
+            .into_iter()
+            .find(|b| phase(b) == "Completed")
+    });
+    let first_name = first["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(
+        first_name.starts_with("minutely-") && first_name.len() == "minutely-".len() + 14,
+        "{first_name}"
+    );
+    assert_eq!(first["spec"]["storageLocation"], "default");
+    let stored = store.join("backups").join(&first_name);
+    assert!(
+        stored.join("velero-backup.json").exists(),
+        "{}",
+        server_log()
+    );
+    let listed = env.ok(&["-n", ns, "schedule", "get", "minutely", "-o", "json"]);
+    let sched: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(sched["status"]["phase"], "Enabled");
+    assert!(sched["status"]["lastBackup"].is_string());
+
+    // A Restore object, run by the server, into a mapped namespace.
+    env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Restore\nmetadata:\n  name: r1\n  namespace: {ns}\nspec:\n  backupName: {first_name}\n  namespaceMapping:\n    {app}: {app}-restored\n"
+    ));
+    let r = eventually(60, "the restore to complete", || {
+        let r = json(&env, &["-n", ns, "get", "restores.lifeboat.dev", "r1"]);
+        matches!(
+            r["status"]["phase"].as_str(),
+            Some("Completed" | "PartiallyFailed" | "Failed")
+        )
+        .then_some(r)
+    });
+    assert_eq!(r["status"]["phase"], "Completed", "{r}\n{}", server_log());
+    let cm = json(
+        &env,
+        &[
+            "-n",
+            &format!("{app}-restored"),
+            "get",
+            "configmap",
+            "settings",
+        ],
+    );
+    assert_eq!(cm["data"]["mode"], "prod");
+
+    // TTL expiry: the stored backup goes, then the object.
+    eventually(45, "the first backup to expire", || {
+        let names: Vec<String> = backups_of(&env, ns, "minutely")
+            .iter()
+            .map(|b| b["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        (!names.contains(&first_name)).then_some(())
+    });
+    assert!(!stored.exists(), "expired backup's data still stored");
+
+    // The next minute's backup.
+    let second = eventually(75, "the next minute's backup", || {
+        backups_of(&env, ns, "minutely")
+            .into_iter()
+            .find(|b| phase(b) == "Completed" && b["metadata"]["name"] != first_name.as_str())
+    });
+    let second_name = second["metadata"]["name"].as_str().unwrap().to_string();
+
+    // A DeleteBackupRequest deletes it (data first).
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "patch",
+            "schedules.lifeboat.dev",
+            "minutely",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":true}}"#,
+        ],
+        None,
+    );
+    env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: DeleteBackupRequest\nmetadata:\n  name: del-{second_name}\n  namespace: {ns}\nspec:\n  backupName: {second_name}\n"
+    ));
+    eventually(40, "the delete request to be processed", || {
+        let d = json(
+            &env,
+            &[
+                "-n",
+                ns,
+                "get",
+                "deletebackuprequests.lifeboat.dev",
+                &format!("del-{second_name}"),
+            ],
+        );
+        (d["status"]["phase"] == "Processed").then_some(())
+    });
+    assert!(!store.join("backups").join(&second_name).exists());
+
+    // Metrics with Velero's names; promtool finds nothing but the lint of Velero's own
+    // names (kept for dashboard compatibility).
+    let metrics = eventually(10, "/metrics", || {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap())
+    });
+    for want in [
+        "velero_backup_success_total{schedule=\"minutely\"}",
+        "velero_backup_failure_total{schedule=\"\"} 1",
+        "velero_backup_deletion_success_total{schedule=\"minutely\"}",
+        "velero_backup_location_status_gauge{backup_location_name=\"default\"} 1",
+        "velero_restore_success_total{schedule=\"\"} 1",
+        "lifeboat_leader 1",
+    ] {
+        assert!(metrics.contains(want), "{want} missing from:\n{metrics}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/setup.sh installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let findings =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let velero_names = [
+        "velero_backup_total ",
+        "velero_restore_total ",
+        "velero_backup_items_total ",
+        "velero_backup_location_status_gauge ",
+    ];
+    for line in findings.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            velero_names.iter().any(|n| line.starts_with(n)),
+            "promtool: {line}"
+        );
+    }
+    assert_ne!(
+        out.status.code(),
+        Some(1),
+        "promtool could not parse /metrics: {findings}"
+    );
+
+    // SIGTERM: exits cleanly and releases the Lease.
+    let pid = server.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = eventually(30, "the server to exit after SIGTERM", || {
+        server.0.try_wait().unwrap()
+    });
+    assert!(status.success(), "{}", server_log());
+    let lease = json(&env, &["-n", ns, "get", "lease", "lifeboat-server"]);
+    assert_eq!(lease["spec"]["holderIdentity"], "", "lease not released");
+
+    let out = env.ok(&["-n", ns, "uninstall", "--force"]);
+    assert!(out.contains("uninstalled"), "{out}");
+    let left = Command::new("kubectl")
+        .env("KUBECONFIG", &env.kubeconfig)
+        .args(["get", "crd", "backups.lifeboat.dev"])
+        .output()
+        .unwrap();
+    assert!(!left.status.success(), "CRD left after uninstall");
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            app,
+            &format!("{app}-restored"),
+            "--wait=false",
+        ],
+        None,
+    );
+}
