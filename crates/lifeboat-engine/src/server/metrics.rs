@@ -313,6 +313,16 @@ pub fn openmetrics_to_classic(om: &str) -> String {
     out
 }
 
+/// The label value of a backup's schedule.
+pub fn schedule_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> ScheduleLabel {
+    ScheduleLabel {
+        schedule: labels
+            .and_then(|l| l.get(lifeboat_types::schedule::SCHEDULE_LABEL))
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,15 +350,5 @@ mod tests {
             text.contains("velero_backup_last_successful_timestamp{schedule=\"daily\"} 1700000000")
         );
         assert!(!text.contains("# EOF"));
-    }
-}
-
-/// The label value of a backup's schedule.
-pub fn schedule_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> ScheduleLabel {
-    ScheduleLabel {
-        schedule: labels
-            .and_then(|l| l.get(lifeboat_types::schedule::SCHEDULE_LABEL))
-            .cloned()
-            .unwrap_or_default(),
     }
 }
