@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use lifeboat_types::layout::{VERSION_ENTRY, parse_item_path};
+use lifeboat_types::layout::{ItemPath, VERSION_ENTRY, parse_item_path};
 
 /// Limits that keep a hostile archive from exhausting disk or memory.
 #[derive(Debug, Clone, Copy)]
@@ -108,8 +108,27 @@ pub fn extract_validated<R: Read>(
     dest: &Path,
     limits: Limits,
 ) -> Result<Extracted, ArchiveError> {
+    walk(reader, Some(dest), limits, &mut |_| {})
+}
+
+/// Validates `reader` (gzip'd tar) as [`extract_validated`] does, writing nothing;
+/// `on_item` sees every item's parsed path.
+pub fn scan_validated<R: Read>(
+    reader: R,
+    limits: Limits,
+    on_item: &mut dyn FnMut(&ItemPath<'_>),
+) -> Result<Extracted, ArchiveError> {
+    walk(reader, None, limits, on_item)
+}
+
+fn walk<R: Read>(
+    reader: R,
+    dest: Option<&Path>,
+    limits: Limits,
+    on_item: &mut dyn FnMut(&ItemPath<'_>),
+) -> Result<Extracted, ArchiveError> {
     let io = |source| ArchiveError::Io {
-        dir: dest.to_path_buf(),
+        dir: dest.map(Path::to_path_buf).unwrap_or_default(),
         source,
     };
     let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
@@ -183,20 +202,23 @@ pub fn extract_validated<R: Read>(
         if shown == VERSION_ENTRY {
             continue;
         }
-        if parse_item_path(&shown).is_none() {
+        let Some(item) = parse_item_path(&shown) else {
             return Err(ArchiveError::BadPath(shown));
-        }
+        };
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&data) {
             return Err(ArchiveError::BadJson {
                 path: shown,
                 reason: e.to_string(),
             });
         }
-        let target = dest.join(&path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+        on_item(&item);
+        if let Some(dest) = dest {
+            let target = dest.join(&path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&target, &data).map_err(io)?;
         }
-        std::fs::write(&target, &data).map_err(io)?;
         out.items += 1;
     }
     if first {

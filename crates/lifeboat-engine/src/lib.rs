@@ -15,3 +15,4 @@ pub mod restore;
 pub mod runlog;
 pub mod server;
 pub mod storage;
+pub mod verify;

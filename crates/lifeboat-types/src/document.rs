@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::names::{NameError, validate_name};
-use crate::velero::{API_VERSION, Backup, BackupStorageLocation, Restore};
+use crate::velero::{API_VERSION, Backup, BackupStorageLocation, Restore, Schedule};
 
 /// One velero.io/v1 document.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +14,8 @@ pub enum VeleroDocument {
     BackupStorageLocation(Box<BackupStorageLocation>),
     /// A Restore: run it.
     Restore(Box<Restore>),
+    /// A Schedule (run by `lifeboat server`).
+    Schedule(Box<Schedule>),
 }
 
 /// Why a document was rejected. Each message says which document and what to change.
@@ -30,7 +32,7 @@ pub enum DocumentError {
     },
     /// The document is not a velero.io/v1 object lifeboat knows.
     #[error(
-        "document {index} ({kind} {name:?}): apiVersion {api_version:?} is not supported; lifeboat reads velero.io/v1 Backup, Restore and BackupStorageLocation"
+        "document {index} ({kind} {name:?}): apiVersion {api_version:?} is not supported; lifeboat reads velero.io/v1 Backup, Restore, Schedule and BackupStorageLocation"
     )]
     Unsupported {
         /// 1-based position.
@@ -101,6 +103,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<VeleroDocument>, DocumentError>
             (API_VERSION, "Restore") => VeleroDocument::Restore(Box::new(
                 serde_yaml_ng::from_value(value.clone()).map_err(typed_err)?,
             )),
+            (API_VERSION, "Schedule") => VeleroDocument::Schedule(Box::new(
+                serde_yaml_ng::from_value(value.clone()).map_err(typed_err)?,
+            )),
             _ => {
                 return Err(DocumentError::Unsupported {
                     index,
@@ -118,6 +123,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<VeleroDocument>, DocumentError>
             VeleroDocument::Backup(_) => "backup",
             VeleroDocument::BackupStorageLocation(_) => "backup storage location",
             VeleroDocument::Restore(_) => "restore",
+            VeleroDocument::Schedule(_) => "schedule",
         };
         validate_name(what, &name).map_err(|source| DocumentError::Name { index, source })?;
         out.push(doc);

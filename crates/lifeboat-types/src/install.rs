@@ -227,6 +227,45 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
     out
 }
 
+/// The CronJob that runs `lifeboat backup verify` on a schedule (as the DR guides'
+/// verification CronJobs), with the server's ServiceAccount. `args` follow `lifeboat`.
+pub fn verify_cronjob(
+    namespace: &str,
+    api_version: &str,
+    cron: &str,
+    image: &str,
+    args: &[String],
+) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": "CronJob",
+        "metadata": {
+            "name": "lifeboat-backup-verify",
+            "namespace": namespace,
+            "labels": { COMPONENT_LABEL.0: COMPONENT_LABEL.1, "app.kubernetes.io/component": "backup-verify" }
+        },
+        "spec": {
+            "schedule": cron,
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": { "spec": { "backoffLimit": 0, "template": { "spec": {
+                "serviceAccountName": "lifeboat",
+                "restartPolicy": "Never",
+                "securityContext": { "runAsNonRoot": true, "runAsUser": 65532 },
+                "containers": [{
+                    "name": "verify",
+                    "image": image,
+                    "args": args,
+                    "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } },
+                    "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }]
+                }],
+                "volumes": [{ "name": "tmp", "emptyDir": {} }]
+            }}}}
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

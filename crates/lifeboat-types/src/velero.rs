@@ -1026,6 +1026,24 @@ pub struct ScheduleStatus {
     pub validation_errors: Vec<String>,
 }
 
+/// A velero.io/v1 Schedule (as `lifeboat apply -f` reads it; the server keeps it as a
+/// lifeboat.dev/v1alpha1 Schedule with the same spec).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// Always `Schedule`.
+    pub kind: String,
+    /// Always `velero.io/v1`.
+    pub api_version: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// When and what.
+    pub spec: ScheduleSpec,
+    /// What happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ScheduleStatus>,
+}
+
 /// `spec` of a DeleteBackupRequest: the server deletes the stored backup, then the object.
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource,

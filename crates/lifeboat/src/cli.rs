@@ -359,6 +359,15 @@ Examples:
         #[command(flatten)]
         location: LocationArg,
     },
+    /// Check that a backup is usable: phase, age, location, archive integrity, contents
+    /// against its resource list, and (--test-restore) a restore into mapped namespaces
+    /// that is checked and removed. Exit 0 when every check passes, 1 otherwise.
+    #[command(after_help = "\
+Examples:
+  lifeboat backup verify nightly-20260101020000
+  lifeboat backup verify --latest --schedule nightly --max-age 26h --test-restore -o json
+  lifeboat backup verify --latest --max-age 26h --print-cronjob | kubectl apply -f -")]
+    Verify(Box<BackupVerify>),
     /// Download a backup's tarball.
     Download {
         /// The backup.
@@ -877,4 +886,38 @@ pub struct ScheduleCreate {
     /// The schedule's name and its backup template.
     #[command(flatten)]
     pub template: BackupCreate,
+}
+
+/// `backup verify` flags.
+#[derive(Args, Debug)]
+pub struct BackupVerify {
+    /// The backup (or --latest).
+    #[arg(required_unless_present = "latest")]
+    pub name: Option<String>,
+    /// The newest backup (of --schedule when given).
+    #[arg(long, conflicts_with = "name")]
+    pub latest: bool,
+    /// With --latest: only backups of this schedule.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Fail when the backup completed longer ago (e.g. 26h).
+    #[arg(long)]
+    pub max_age: Option<String>,
+    /// Also restore it into <ns>-verify-<id> namespaces, check, and delete them.
+    #[arg(long)]
+    pub test_restore: bool,
+    /// Output format: table or json.
+    #[arg(short = 'o', long, default_value = "table")]
+    pub output: Output,
+    /// Print a CronJob that runs this verification instead of running it.
+    #[arg(long)]
+    pub print_cronjob: bool,
+    /// CronJob schedule (with --print-cronjob).
+    #[arg(long, default_value = "0 6 * * *")]
+    pub cron: String,
+    /// lifeboat's container image (with --print-cronjob).
+    #[arg(long, default_value = "lifeboat:latest")]
+    pub image: String,
+    #[command(flatten)]
+    pub location: LocationArg,
 }

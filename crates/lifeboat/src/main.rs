@@ -5,6 +5,7 @@ mod cli;
 mod output;
 mod restore_cmd;
 mod server_cmd;
+mod verify_cmd;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -368,6 +369,7 @@ async fn backup_cmd(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
             }
             Ok(0)
         }
+        BackupCmd::Verify(v) => verify_cmd::backup_verify(cli, v).await,
         BackupCmd::Download {
             name,
             output,
@@ -451,7 +453,7 @@ fn human_bytes(n: u64) -> String {
 }
 
 /// `batch/v1` when the cluster serves CronJobs there, else `batch/v1beta1` (Kubernetes < 1.21).
-async fn cronjob_api_version(cli: &Cli) -> Result<String> {
+pub(crate) async fn cronjob_api_version(cli: &Cli) -> Result<String> {
     let cluster = connect(cli).await?;
     let (served, _) = cluster.discover().await?;
     let v1 = served
@@ -980,6 +982,9 @@ async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>) -> Result<u8> 
                     ..Default::default()
                 };
                 code = code.max(restore_cmd::run_one_restore(cli, &store, *r, &c).await?);
+            }
+            VeleroDocument::Schedule(sch) => {
+                server_cmd::apply_schedule(cli, *sch).await?;
             }
             VeleroDocument::Backup(mut b) => {
                 if let Some(l) = location {

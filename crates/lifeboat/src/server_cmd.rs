@@ -446,3 +446,33 @@ fn textwrap(yaml: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// `apply -f` of a velero.io/v1 Schedule: created as a lifeboat.dev Schedule in the
+/// cluster (its namespace, else `-n`), for the server to run. The spec is the same type,
+/// so nothing is translated away; unknown fields were refused when the document was read.
+pub(crate) async fn apply_schedule(cli: &Cli, s: lifeboat_types::velero::Schedule) -> Result<()> {
+    Cron::parse(&s.spec.schedule)
+        .map_err(|e| anyhow::anyhow!("Schedule {:?}: {e}", s.metadata.name))?;
+    let ns = s
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cli.namespace.clone());
+    let cluster = connect(cli).await?;
+    let api = schedules(cluster.client().clone(), &ns);
+    let mut obj = ScheduleResource::new(&s.metadata.name, s.spec);
+    obj.metadata.namespace = Some(ns.clone());
+    obj.metadata.labels = (!s.metadata.labels.is_empty()).then_some(s.metadata.labels);
+    obj.metadata.annotations =
+        (!s.metadata.annotations.is_empty()).then_some(s.metadata.annotations);
+    api.create(&PostParams::default(), &obj).await.map_err(|e| match &e {
+        kube::Error::Api(st) if st.code == 409 => anyhow::anyhow!("schedule {:?} already exists in namespace {ns}", s.metadata.name),
+        kube::Error::Api(st) if st.code == 404 => anyhow::anyhow!("the cluster has no lifeboat.dev Schedule resource: run `lifeboat install` first ({e})"),
+        _ => e.into(),
+    })?;
+    println!(
+        "Schedule {:?} created in namespace {ns}; the lifeboat server makes its backups.",
+        s.metadata.name
+    );
+    Ok(())
+}

@@ -12,3 +12,4 @@ mod s3;
 mod seeds;
 mod server;
 mod support;
+mod verify;

@@ -69,14 +69,15 @@ fn seed_backups_and_locations_parse() {
     let docs = seed_documents();
     assert!(docs.len() >= 20, "found only {} documents", docs.len());
     let mut checked = 0;
+    let mut schedules = 0;
     for (at, doc) in &docs {
         let kind = doc
             .lines()
             .find_map(|l| l.strip_prefix("kind: "))
             .unwrap_or("")
             .trim();
-        // Schedule and VolumeSnapshotLocation belong to later issues.
-        if kind != "Backup" && kind != "BackupStorageLocation" && kind != "Restore" {
+        // VolumeSnapshotLocation belongs to a later issue.
+        if !["Backup", "BackupStorageLocation", "Restore", "Schedule"].contains(&kind) {
             continue;
         }
         let parsed = parse_documents(doc).unwrap_or_else(|e| panic!("{at}: {e}\n{doc}"));
@@ -85,11 +86,21 @@ fn seed_backups_and_locations_parse() {
             (VeleroDocument::Backup(_), "Backup")
             | (VeleroDocument::BackupStorageLocation(_), "BackupStorageLocation")
             | (VeleroDocument::Restore(_), "Restore") => {}
+            (VeleroDocument::Schedule(s), "Schedule") => {
+                // Every seed schedule's cron line is one the server accepts.
+                lifeboat_types::schedule::Cron::parse(&s.spec.schedule)
+                    .unwrap_or_else(|e| panic!("{at}: {e}"));
+                schedules += 1;
+            }
             other => panic!("{at}: parsed as {other:?}"),
         }
         checked += 1;
     }
     assert!(checked >= 10, "checked {checked}");
+    assert!(
+        schedules >= 5,
+        "only {schedules} Schedule documents checked"
+    );
 }
 
 #[test]

@@ -189,6 +189,24 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
         "{columns:?}"
     );
 
+    // A velero.io/v1 Schedule document becomes a lifeboat.dev Schedule; a typo is refused.
+    let doc = env.dir.path().join("schedule.yaml");
+    std::fs::write(
+        &doc,
+        "apiVersion: velero.io/v1\nkind: Schedule\nmetadata:\n  name: from-velero\nspec:\n  schedule: \"0 3 * * *\"\n  paused: true\n  template:\n    includedNamespaces: [\"*\"]\n    ttl: 168h0m0s\n",
+    )
+    .unwrap();
+    let out = env.ok(&["-n", ns, "apply", "-f", doc.to_str().unwrap()]);
+    assert!(out.contains("Schedule \"from-velero\" created"), "{out}");
+    let got: serde_json::Value =
+        serde_json::from_str(&env.ok(&["-n", ns, "schedule", "get", "from-velero", "-o", "json"]))
+            .unwrap();
+    assert_eq!(got["spec"]["template"]["ttl"], "168h0m0s");
+    assert_eq!(got["spec"]["paused"], true);
+    std::fs::write(&doc, "apiVersion: velero.io/v1\nkind: Schedule\nmetadata:\n  name: typo\nspec:\n  schedule: \"0 3 * * *\"\n  pasued: true\n").unwrap();
+    let err = env.fails(&["-n", ns, "apply", "-f", doc.to_str().unwrap()]);
+    assert!(err.contains("pasued"), "{err}");
+
     env.kubectl(&["create", "namespace", app], None);
     env.kubectl(
         &[
