@@ -132,6 +132,46 @@ impl Default for BackupOptions {
     }
 }
 
+/// The pods the backup includes (namespace and label filters of the plan), as the hook
+/// planner needs them; listed in pages.
+async fn hook_pods(
+    cluster: &Cluster,
+    plan: &BackupPlan,
+) -> Result<Vec<lifeboat_types::hooks::PodInfo>, kube::Error> {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: kube::Api<Pod> = kube::Api::all(cluster.client().clone());
+    let mut out = Vec::new();
+    let mut lp = kube::api::ListParams::default().limit(500);
+    if let Some(sel) = &plan.server_selector {
+        lp = lp.labels(sel);
+    }
+    loop {
+        let page = api.list(&lp).await?;
+        for p in page.items {
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            if !plan.namespaces.includes(&ns) || !plan.selects(&labels) {
+                continue;
+            }
+            out.push(lifeboat_types::hooks::PodInfo {
+                namespace: ns,
+                name: p.metadata.name.clone().unwrap_or_default(),
+                labels,
+                annotations: p.metadata.annotations.clone().unwrap_or_default(),
+                containers: p
+                    .spec
+                    .map(|s| s.containers.into_iter().map(|c| c.name).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 /// One item on its way to the tarball.
 struct Item {
     namespace: Option<String>,
@@ -610,14 +650,48 @@ pub async fn run_backup(
     for w in &discovery_warnings {
         run.warn(None, w.clone());
     }
-    if !backup.spec.hooks.resources.is_empty() {
-        run.warn(
-            None,
-            format!(
-                "{} backup hook set(s) were not run: this version of lifeboat does not execute hooks",
-                backup.spec.hooks.resources.len()
-            ),
-        );
+    // Exec hooks of the pods in the backup (spec hooks and pod annotations), all pre
+    // hooks before the first LIST and all post hooks after the last item: the pods stay
+    // quiesced for the whole resource backup.
+    let pod_hooks = if plan
+        .resources
+        .iter()
+        .any(|r| r.resource.group.is_empty() && r.resource.plural == "pods")
+    {
+        match hook_pods(cluster, &plan).await {
+            Ok(pods) => {
+                let (planned, problems) =
+                    lifeboat_types::hooks::plan_backup_hooks(&backup.spec.hooks, &pods);
+                for (ns, p) in problems {
+                    run.error(Some(&ns), p);
+                }
+                planned
+            }
+            Err(e) => {
+                run.error(None, format!("cannot list pods for their hooks: {e}"));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let executor = crate::hooks::KubeExec::shared(cluster.client().clone());
+    let mut hook_status = lifeboat_types::velero::HookStatus::default();
+    let mut record_hooks = |r: crate::hooks::HookRun, run: &Run<'_>| {
+        hook_status.hooks_attempted += r.attempted;
+        hook_status.hooks_failed += r.failed;
+        for (ns, m) in r.errors {
+            run.error(Some(&ns), m);
+        }
+        for (ns, m) in r.warnings {
+            run.warn(Some(&ns), m);
+        }
+    };
+    if !pod_hooks.is_empty() {
+        let pre =
+            crate::hooks::run_hooks(&*executor, &pod_hooks, lifeboat_types::hooks::Phase::Pre)
+                .await;
+        record_hooks(pre, &run);
     }
     for ns in &plan.missing_namespaces {
         run.warn(
@@ -629,6 +703,12 @@ pub async fn run_backup(
         .for_each_concurrent(opts.concurrency.max(1), |pr| run.list_resource(pr))
         .await;
     run.dependents(&served).await;
+    if !pod_hooks.is_empty() {
+        let post =
+            crate::hooks::run_hooks(&*executor, &pod_hooks, lifeboat_types::hooks::Phase::Post)
+                .await;
+        record_hooks(post, &run);
+    }
     let claims = run.bound_pvs.lock().map(|s| s.len()).unwrap_or(0);
     if claims > 0
         && (backup.spec.snapshot_volumes != Some(false)
@@ -749,6 +829,7 @@ pub async fn run_backup(
             total_items: report.items,
             items_backed_up: report.items,
         }),
+        hook_status: (hook_status.hooks_attempted > 0).then_some(hook_status),
         ..Default::default()
     });
     let meta = serde_json::to_vec_pretty(&backup).unwrap_or_default();

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod etcd;
 pub mod extract;
+pub mod hooks;
 pub mod install;
 pub mod modifiers;
 pub mod restore;

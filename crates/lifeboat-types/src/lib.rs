@@ -6,6 +6,7 @@ pub mod crd;
 pub mod document;
 pub mod duration;
 pub mod etcd_schedule;
+pub mod hooks;
 pub mod install;
 pub mod jsonpath;
 pub mod layout;

@@ -275,6 +275,10 @@ pub fn describe_backup(
         s.hooks.resources.len().to_string()
     };
     let _ = writeln!(o, "Hooks:  {hooks}");
+    if let Some(h) = st.hook_status {
+        let _ = writeln!(o, "HooksAttempted:  {}", h.hooks_attempted);
+        let _ = writeln!(o, "HooksFailed:     {}", h.hooks_failed);
+    }
     let _ = writeln!(o);
     let _ = writeln!(
         o,

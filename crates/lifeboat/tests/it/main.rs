@@ -7,6 +7,7 @@ mod backup;
 mod errors;
 mod etcd;
 mod etcd_restore;
+mod hooks;
 mod restore;
 mod s3;
 mod seeds;

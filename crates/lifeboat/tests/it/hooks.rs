@@ -1,0 +1,94 @@
+//! Backup exec hooks on the real API server (issue 5). This control plane has no
+//! kubelet, so no command ever runs in a container: what is covered here is that the
+//! right pods get the right hooks (annotations and spec), that the exec request really
+//! goes to the API server's pods/exec subresource, and that its refusal is reported per
+//! onError (Fail: error, PartiallyFailed; Continue: warning). Ordering, timeouts and
+//! success paths are covered with a scripted executor (lifeboat-engine's hooks.rs tests)
+//! and the selection rules as tables (lifeboat-types' hooks.rs tests).
+
+use crate::support::*;
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn backup_hooks_reach_the_api_server_and_failures_follow_on_error() {
+    let env = Env::new();
+    let ns = "hooks-it";
+    env.apply(&format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db
+  namespace: {ns}
+  labels: {{app: db}}
+  annotations:
+    pre.hook.backup.velero.io/command: '["/bin/sh","-c","mysql -e \"FLUSH TABLES WITH READ LOCK\""]'
+    pre.hook.backup.velero.io/container: main
+spec:
+  containers: [{{name: main, image: mysql}}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: {ns}
+  labels: {{app: web}}
+spec:
+  containers: [{{name: main, image: nginx}}]
+"#
+    ));
+    let spec = format!(
+        "apiVersion: velero.io/v1\nkind: Backup\nmetadata:\n  name: hk1\nspec:\n  includedNamespaces: [{ns}]\n  hooks:\n    resources:\n    - name: web-sync\n      labelSelector: {{matchLabels: {{app: web}}}}\n      post:\n      - exec:\n          command: [\"/bin/sync\"]\n          onError: Continue\n          timeout: 10s\n"
+    );
+    let file = env.dir.path().join("backup.yaml");
+    std::fs::write(&file, spec).unwrap();
+    let out = env.run(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.storage().join("backups/hk1/velero-backup.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["status"]["phase"], "PartiallyFailed");
+    assert_eq!(meta["status"]["hookStatus"]["hooksAttempted"], 2);
+    assert_eq!(meta["status"]["hookStatus"]["hooksFailed"], 2);
+    let results = read_json_gz(&env.storage().join("backups/hk1/hk1-results.gz"));
+    let errors = results["errors"]["namespaces"][ns].as_array().unwrap();
+    let warnings = results["warnings"]["namespaces"][ns].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{results}");
+    let e = errors[0].as_str().unwrap();
+    assert!(
+        e.contains("pre hook <annotations>")
+            && e.contains(&format!("pod {ns}/db"))
+            && e.contains("in container main"),
+        "{e}"
+    );
+    // The API server's own answer for a pod no kubelet runs.
+    assert!(
+        e.contains("the API server refused the exec")
+            && e.contains("does not have a host assigned"),
+        "{e}"
+    );
+    let w = warnings
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .find(|w| w.contains("web-sync"))
+        .expect("web-sync warning");
+    assert!(
+        w.contains("post hook web-sync") && w.contains(&format!("pod {ns}/web")),
+        "{w}"
+    );
+    let described = env.ok(&["backup", "describe", "hk1"]);
+    assert!(
+        described.contains("HooksAttempted:  2") && described.contains("HooksFailed:     2"),
+        "{described}"
+    );
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
