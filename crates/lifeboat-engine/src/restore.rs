@@ -50,6 +50,14 @@ pub const DEFAULT_PARALLELISM: usize = 32;
 /// for [`RestoreError::Cluster`] raised mid-way (reported with what was done).
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    /// `spec.hooks` is malformed.
+    #[error("restore {restore:?}: {reason}")]
+    Hooks {
+        /// The restore.
+        restore: String,
+        /// What is wrong (names the field).
+        reason: String,
+    },
     /// The restore's name is invalid.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -415,6 +423,9 @@ struct Exec<'a> {
     restored: Mutex<ResourceList>,
     log: RunLog,
     progress: Arc<RestoreProgressCounters>,
+    hooks: lifeboat_types::restore_hooks::RestoreHooks,
+    /// Exec hooks that matched restored pods (not run by this version).
+    exec_hooks: std::sync::atomic::AtomicUsize,
 }
 
 impl Exec<'_> {
@@ -483,6 +494,22 @@ impl Exec<'_> {
         if let Some(m) = &self.opts.modifiers {
             m.apply(gr, p.target_ns.as_deref(), &p.file.name, &mut obj)
                 .map_err(|e| format!("resource modifier: {e}"))?;
+        }
+        if gr == "pods"
+            && let Some(ns) = p.target_ns.as_deref()
+        {
+            let (applied, execs) =
+                lifeboat_types::restore_hooks::apply_init_hooks(&self.hooks, &mut obj, ns);
+            if !applied.is_empty() {
+                self.log.info(
+                    &format!(
+                        "pod {ns}/{}: init-container hooks {applied:?} added",
+                        p.file.name
+                    ),
+                    &[],
+                );
+            }
+            self.exec_hooks.fetch_add(execs, Ordering::Relaxed);
         }
         let name = obj
             .pointer("/metadata/name")
@@ -748,6 +775,12 @@ pub async fn run_restore(
         .total
         .store(planned.len() as u64, Ordering::Relaxed);
 
+    let hooks = lifeboat_types::restore_hooks::parse(spec.hooks.as_ref()).map_err(|reason| {
+        RestoreError::Hooks {
+            restore: name.clone(),
+            reason,
+        }
+    })?;
     let exec = Exec {
         cluster,
         sanitize: SanitizeOptions {
@@ -771,6 +804,8 @@ pub async fn run_restore(
         restored: Mutex::new(ResourceList::default()),
         log: RunLog::new("restore", &name),
         progress: progress.clone(),
+        hooks,
+        exec_hooks: Default::default(),
     };
     exec.log.info(
         &format!(
@@ -851,6 +886,13 @@ pub async fn run_restore(
         ensure_namespaces(&exec, &needed).await;
     }
 
+    let execs = exec.exec_hooks.load(Ordering::Relaxed);
+    if execs > 0 {
+        exec.warn(
+            None,
+            format!("{execs} restore exec hook(s) matched restored pods but were not run: this version runs init-container restore hooks only"),
+        );
+    }
     let Exec { restored, log, .. } = exec;
     let results = log.results();
     let restored = restored.into_inner().unwrap_or_default();

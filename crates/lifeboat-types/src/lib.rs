@@ -14,6 +14,7 @@ pub mod names;
 pub mod plan;
 pub mod resource_list;
 pub mod restore;
+pub mod restore_hooks;
 pub mod retention;
 pub mod schedule;
 pub mod selector;

@@ -92,3 +92,85 @@ spec:
     );
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
 }
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn restore_init_container_hooks_are_added_and_exec_hooks_reported() {
+    let env = Env::new();
+    let ns = "rhooks-it";
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: db\n  namespace: {ns}\n  labels: {{app: db}}\nspec:\n  initContainers: [{{name: own, image: busybox}}]\n  containers: [{{name: main, image: mysql}}]\n"
+    ));
+    env.ok(&["backup", "create", "rh1", "--include-namespaces", ns]);
+    let doc = format!(
+        r#"apiVersion: velero.io/v1
+kind: Restore
+metadata:
+  name: rh1-r
+spec:
+  backupName: rh1
+  namespaceMapping: {{{ns}: {ns}-restored}}
+  hooks:
+    resources:
+    - name: fetch-data
+      includedNamespaces: ["{ns}-*"]
+      labelSelector: {{matchLabels: {{app: db}}}}
+      postHooks:
+      - init:
+          initContainers:
+          - name: fetch
+            image: alpine:3
+            command: ["/bin/sh", "-c", "echo restoring"]
+      - exec:
+          command: ["/bin/check"]
+"#
+    );
+    let file = env.dir.path().join("restore.yaml");
+    std::fs::write(&file, doc).unwrap();
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let pod: serde_json::Value = serde_json::from_str(&env.kubectl(
+        &[
+            "-n",
+            &format!("{ns}-restored"),
+            "get",
+            "pod",
+            "db",
+            "-o",
+            "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let names: Vec<&str> = pod["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fetch", "own"]);
+    let results = read_json_gz(
+        &env.storage()
+            .join("restores/rh1-r/restore-rh1-r-results.gz"),
+    );
+    assert!(
+        results
+            .to_string()
+            .contains("1 restore exec hook(s) matched restored pods but were not run"),
+        "{results}"
+    );
+    // A typo in the hooks is refused before anything is created.
+    let bad = env.dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: velero.io/v1\nkind: Restore\nmetadata:\n  name: rh1-bad\nspec:\n  backupName: rh1\n  hooks:\n    resources:\n    - name: x\n      postHook: []\n").unwrap();
+    let err = env.fails(&["apply", "-f", bad.to_str().unwrap()]);
+    assert!(err.contains("postHook"), "{err}");
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            ns,
+            &format!("{ns}-restored"),
+            "--wait=false",
+        ],
+        None,
+    );
+}
