@@ -230,7 +230,7 @@ async fn serve_http(
                     (
                         [(
                             "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            "text/plain; version=0.0.4; charset=utf-8",
                         )],
                         m.encode(),
                     )

@@ -3,8 +3,9 @@
 //! (so the least-privilege RBAC is what is exercised), driving a per-minute Schedule end
 //! to end: the immediate backup, its TTL expiry (stored data deleted first, then the
 //! object), the next minute's backup; a Restore and a DeleteBackupRequest as objects; an
-//! orphaned InProgress backup failed on start; /metrics checked by promtool; SIGTERM
-//! releases the Lease; uninstall removes it all.
+//! orphaned InProgress backup failed on start; /metrics checked by promtool and scraped
+//! by a real Prometheus; a standby replica that takes over when the leader gets SIGTERM;
+//! uninstall removes it all.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -441,13 +442,114 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
         "promtool could not parse /metrics: {findings}"
     );
 
-    // SIGTERM: exits cleanly and releases the Lease.
+    // A real Prometheus scrapes it.
+    let prom_dir = env.dir.path().join("prometheus");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom_port = free_port();
+    std::fs::write(
+        prom_dir.join("prometheus.yml"),
+        format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: lifeboat\n  static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"),
+    )
+    .unwrap();
+    let _prometheus = Server(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                prom_dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (scripts/setup.sh installs it)"),
+    );
+    let scraped = eventually(
+        60,
+        "Prometheus to have scraped velero_backup_success_total",
+        || {
+            let out = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{prom_port}/api/v1/query?query=velero_backup_success_total")])
+            .output()
+            .ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let result = v["data"]["result"].as_array()?.clone();
+            result
+                .into_iter()
+                .find(|r| r["metric"]["schedule"] == "minutely")
+        },
+    );
+    assert!(
+        scraped["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            >= 1.0,
+        "{scraped}"
+    );
+
+    // A standby replica waits; when the leader stops (SIGTERM: exit 0, Lease released),
+    // the standby takes over.
+    let standby_port = free_port();
+    let standby_log = std::fs::File::create(env.dir.path().join("standby.log")).unwrap();
+    let mut standby = Server(
+        env.cmd()
+            .args(["-n", ns, "server", "--kubeconfig"])
+            .arg(&sa_config)
+            .args([
+                "--metrics-address",
+                &format!("127.0.0.1:{standby_port}"),
+                "--identity",
+                "standby",
+            ])
+            .stdout(Stdio::null())
+            .stderr(standby_log)
+            .spawn()
+            .unwrap(),
+    );
+    let leader_of = |port: u16| -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .ok()?;
+        String::from_utf8(out.stdout)
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("lifeboat_leader "))
+            .map(|l| l[16..].to_string())
+    };
+    eventually(20, "the standby to serve its metrics", || {
+        leader_of(standby_port)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        leader_of(standby_port).as_deref(),
+        Some("0"),
+        "the standby leads while the leader runs"
+    );
     let pid = server.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = eventually(30, "the server to exit after SIGTERM", || {
         server.0.try_wait().unwrap()
     });
     assert!(status.success(), "{}", server_log());
+    eventually(20, "the standby to take over", || {
+        (leader_of(standby_port).as_deref() == Some("1")).then_some(())
+    });
+    let lease = json(&env, &["-n", ns, "get", "lease", "lifeboat-server"]);
+    assert_eq!(lease["spec"]["holderIdentity"], "standby");
+    Command::new("kill")
+        .args(["-TERM", &standby.0.id().to_string()])
+        .status()
+        .unwrap();
+    let status = eventually(30, "the standby to exit after SIGTERM", || {
+        standby.0.try_wait().unwrap()
+    });
+    assert!(status.success());
     let lease = json(&env, &["-n", ns, "get", "lease", "lifeboat-server"]);
     assert_eq!(lease["spec"]["holderIdentity"], "", "lease not released");
 
