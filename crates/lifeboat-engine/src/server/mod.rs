@@ -228,10 +228,7 @@ async fn serve_http(
                 let m = metrics.clone();
                 async move {
                     (
-                        [(
-                            "content-type",
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
                         m.encode(),
                     )
                 }
