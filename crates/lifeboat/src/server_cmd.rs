@@ -127,6 +127,29 @@ pub(crate) async fn uninstall(cli: &Cli, force: bool) -> Result<u8> {
     for d in &done {
         println!("{d}: deleted");
     }
+    // A CRD goes once the API server has removed its objects: wait for that, so that
+    // "uninstalled" means gone (and a new install does not meet a terminating CRD).
+    let crds: Vec<String> = lifeboat_types::crd::all()
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    for _ in 0..120 {
+        let mut left = Vec::new();
+        for n in &crds {
+            let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}");
+            if cluster
+                .get_path(&path, "customresourcedefinitions")
+                .await
+                .is_ok()
+            {
+                left.push(n.clone());
+            }
+        }
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     println!(
         "lifeboat is uninstalled from namespace {:?}; stored backups were not touched.",
         cli.namespace

@@ -85,6 +85,20 @@ async fn apply(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
         }
         _ => return Ok(Action::await_change()),
     }
+    if let Some(loc) = b.annotations().get(super::SYNCED_ANNOTATION) {
+        // A record of a backup already stored: take its status from the store, never run it.
+        let (store, _) = ctx.store(Some(loc)).await?;
+        let stored = crate::catalog::get_backup(&store, &name)
+            .await
+            .map_err(|e| ServerError::Location(e.to_string()))?;
+        set_status(
+            ctx,
+            &name,
+            serde_json::to_value(stored.status.unwrap_or_default()).unwrap_or_default(),
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
     let _slot = tokio::select! {
         s = ctx.backup_slots.acquire() => s.map_err(|e| ServerError::Engine(e.to_string()))?,
         _ = ctx.shutdown.cancelled() => return Ok(Action::await_change()),

@@ -112,6 +112,15 @@ async fn sync(
         let mut obj = BackupResource::new(&name, spec);
         obj.metadata.namespace = Some(ctx.ns.clone());
         obj.metadata.labels = Some(labels);
+        // Marks the object as a record of a stored backup: the Backup controller adopts
+        // its stored status instead of running it.
+        obj.metadata.annotations = Some(
+            [(
+                super::SYNCED_ANNOTATION.to_string(),
+                loc.metadata.name.clone(),
+            )]
+            .into(),
+        );
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 409 => continue,

@@ -50,6 +50,9 @@ pub use metrics::Metrics;
 /// The finalizer that makes deleting a Backup delete its stored data first.
 pub const BACKUP_FINALIZER: &str = "lifeboat.dev/stored-data";
 
+/// On a Backup object made by location sync: the location it was found in.
+pub const SYNCED_ANNOTATION: &str = "lifeboat.dev/synced-from";
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {

@@ -240,6 +240,19 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
         None,
     );
 
+    // A backup made by the CLI straight into the location: no object exists for it
+    // here, as in a cluster that did not make it. The server's sync must bring it in.
+    let url = format!("file://{}", store.display());
+    env.ok(&[
+        "backup",
+        "create",
+        "made-elsewhere",
+        "--include-namespaces",
+        app,
+        "--storage-location",
+        &url,
+    ]);
+
     let sa_config = env.dir.path().join("sa.kubeconfig");
     service_account_kubeconfig(&env, ns, &sa_config);
     let metrics_port = free_port();
@@ -274,6 +287,34 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
             .unwrap()
             .contains("stopped while this backup ran")
     );
+
+    // Sync: the stored backup appears as a Backup object with its stored status, and
+    // the location is Available.
+    let synced = eventually(30, "the stored backup to be synced", || {
+        let v = json(&env, &["-n", ns, "get", "backups.lifeboat.dev"]);
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|b| b["metadata"]["name"] == "made-elsewhere")
+            .cloned()
+    });
+    assert_eq!(phase(&synced), "Completed", "{synced}");
+    assert_eq!(
+        synced["metadata"]["labels"]["velero.io/storage-location"],
+        "default"
+    );
+    let bsl = json(
+        &env,
+        &[
+            "-n",
+            ns,
+            "get",
+            "backupstoragelocations.lifeboat.dev",
+            "default",
+        ],
+    );
+    assert_eq!(bsl["status"]["phase"], "Available", "{bsl}");
+    assert!(bsl["status"]["lastSyncedTime"].is_string());
 
     // A per-minute schedule: one backup at once, then one each minute.
     let out = env.ok(&[
