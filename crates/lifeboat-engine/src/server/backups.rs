@@ -13,7 +13,7 @@ use lifeboat_types::crd::{BackupResource, DeleteBackupRequestResource};
 use lifeboat_types::velero::{self, BackupPhase, Time};
 use serde_json::json;
 
-use super::metrics::schedule_of;
+use super::metrics::{ScheduleLabel, schedule_of};
 use super::{BACKUP_FINALIZER, Ctx, ServerError, to_velero};
 use crate::backup::{BackupOptions, Progress, run_backup};
 
@@ -22,14 +22,27 @@ fn backups(ctx: &Ctx) -> Api<BackupResource> {
 }
 
 async fn set_status(ctx: &Ctx, name: &str, status: serde_json::Value) -> Result<(), ServerError> {
-    backups(ctx)
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await?;
-    Ok(())
+    super::patch_status(&backups(ctx), name, status).await
+}
+
+/// The spec cannot be run (it does not convert, or its location cannot be opened).
+async fn fail_validation(
+    ctx: &Ctx,
+    name: &str,
+    sched: &ScheduleLabel,
+    why: String,
+) -> Result<Action, ServerError> {
+    set_status(
+        ctx,
+        name,
+        json!({ "phase": "FailedValidation", "validationErrors": [why] }),
+    )
+    .await?;
+    ctx.metrics
+        .backup_validation_failure
+        .get_or_create(sched)
+        .inc();
+    Ok(Action::await_change())
 }
 
 /// Runs the Backup controller until shutdown.
@@ -106,33 +119,13 @@ async fn apply(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
     let mut backup: velero::Backup = match to_velero(b, &format!("Backup {name}")) {
         Ok(v) => v,
         Err(e) => {
-            set_status(
-                ctx,
-                &name,
-                json!({ "phase": "FailedValidation", "validationErrors": [e.to_string()] }),
-            )
-            .await?;
-            ctx.metrics
-                .backup_validation_failure
-                .get_or_create(&sched)
-                .inc();
-            return Ok(Action::await_change());
+            return fail_validation(ctx, &name, &sched, e.to_string()).await;
         }
     };
     let (store, location) = match ctx.store(backup.spec.storage_location.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
-            set_status(
-                ctx,
-                &name,
-                json!({ "phase": "FailedValidation", "validationErrors": [e.to_string()] }),
-            )
-            .await?;
-            ctx.metrics
-                .backup_validation_failure
-                .get_or_create(&sched)
-                .inc();
-            return Ok(Action::await_change());
+            return fail_validation(ctx, &name, &sched, e.to_string()).await;
         }
     };
     if b.spec.storage_location.is_none() {

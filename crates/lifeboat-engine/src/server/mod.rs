@@ -212,6 +212,24 @@ impl Ctx {
     }
 }
 
+/// Merge-patches the status subresource of `name` (every controller's status writes).
+pub(crate) async fn patch_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), ServerError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Serves /metrics, /healthz and /readyz until `stop`.
 async fn serve_http(
     addr: SocketAddr,

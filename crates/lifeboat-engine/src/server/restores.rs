@@ -25,14 +25,7 @@ fn restores(ctx: &Ctx) -> Api<RestoreResource> {
 }
 
 async fn set_status(ctx: &Ctx, name: &str, status: serde_json::Value) -> Result<(), ServerError> {
-    restores(ctx)
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await?;
-    Ok(())
+    super::patch_status(&restores(ctx), name, status).await
 }
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {

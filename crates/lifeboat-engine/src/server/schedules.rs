@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -14,7 +14,7 @@ use lifeboat_types::schedule::{Decision, SCHEDULE_LABEL, backup_name, decide};
 use lifeboat_types::velero::Time;
 use serde_json::json;
 
-use super::{Ctx, ServerError};
+use super::{Ctx, ServerError, patch_status};
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let api: Api<ScheduleResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
@@ -31,20 +31,6 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         )
         .for_each(|_| async {})
         .await;
-}
-
-async fn patch_status(
-    api: &Api<ScheduleResource>,
-    name: &str,
-    status: serde_json::Value,
-) -> Result<(), ServerError> {
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
 }
 
 async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, ServerError> {
