@@ -229,6 +229,28 @@ async fn names_or_all(
     }
 }
 
+/// A missing Schedule resource type means lifeboat is not installed: say so.
+fn crd_hint(e: kube::Error) -> anyhow::Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 && s.message.contains("the server could not find") => {
+            anyhow::anyhow!(
+                "the cluster has no lifeboat.dev Schedule resource: run `lifeboat install` first ({e})"
+            )
+        }
+        _ => e.into(),
+    }
+}
+
+/// The error of a request about schedule `n`: a 404 names the schedule.
+fn named(ns: &str, n: &str, e: kube::Error) -> anyhow::Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 => {
+            anyhow::anyhow!("schedule {n:?} not found in namespace {ns}")
+        }
+        _ => crd_hint(e),
+    }
+}
+
 pub(crate) async fn schedule(cli: &Cli, cmd: &ScheduleCmd) -> Result<u8> {
     if let ScheduleCmd::Create(c) = cmd {
         // Checked before anything is sent.
@@ -236,18 +258,6 @@ pub(crate) async fn schedule(cli: &Cli, cmd: &ScheduleCmd) -> Result<u8> {
     }
     let cluster = connect(cli).await?;
     let api = schedules(cluster.client().clone(), &cli.namespace);
-    let crd_hint = |e: kube::Error| -> anyhow::Error {
-        match &e {
-            kube::Error::Api(s)
-                if s.code == 404 && s.message.contains("the server could not find") =>
-            {
-                anyhow::anyhow!(
-                    "the cluster has no lifeboat.dev Schedule resource: run `lifeboat install` first ({e})"
-                )
-            }
-            _ => e.into(),
-        }
-    };
     match cmd {
         ScheduleCmd::Create(c) => {
             let backup = backup_from_flags(&c.template, &cli.namespace)?;
@@ -293,13 +303,7 @@ pub(crate) async fn schedule(cli: &Cli, cmd: &ScheduleCmd) -> Result<u8> {
             } else {
                 let mut v = Vec::new();
                 for n in names {
-                    v.push(api.get(n).await.map_err(|e| match &e {
-                        kube::Error::Api(s) if s.code == 404 => anyhow::anyhow!(
-                            "schedule {n:?} not found in namespace {}",
-                            cli.namespace
-                        ),
-                        _ => crd_hint(e),
-                    })?);
+                    v.push(api.get(n).await.map_err(|e| named(&cli.namespace, n, e))?);
                 }
                 v
             };
@@ -406,13 +410,7 @@ pub(crate) async fn schedule(cli: &Cli, cmd: &ScheduleCmd) -> Result<u8> {
                         &Patch::Merge(json!({"spec": {"paused": pause}})),
                     )
                     .await
-                    .map_err(|e| match &e {
-                        kube::Error::Api(s) if s.code == 404 => anyhow::anyhow!(
-                            "schedule {n:?} not found in namespace {}",
-                            cli.namespace
-                        ),
-                        _ => crd_hint(e),
-                    })?;
+                    .map_err(|e| named(&cli.namespace, &n, e))?;
                 if !pause && s.spec.skip_immediately == Some(true) {
                     api.patch_status(
                         &n,
@@ -449,13 +447,7 @@ pub(crate) async fn schedule(cli: &Cli, cmd: &ScheduleCmd) -> Result<u8> {
             for n in targets {
                 api.delete(&n, &DeleteParams::default())
                     .await
-                    .map_err(|e| match &e {
-                        kube::Error::Api(s) if s.code == 404 => anyhow::anyhow!(
-                            "schedule {n:?} not found in namespace {}",
-                            cli.namespace
-                        ),
-                        _ => crd_hint(e),
-                    })?;
+                    .map_err(|e| named(&cli.namespace, &n, e))?;
                 println!("Schedule {n:?} deleted.");
             }
             Ok(0)
