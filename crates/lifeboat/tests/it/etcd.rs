@@ -199,14 +199,6 @@ impl Drop for TlsEtcd {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn openssl(dir: &std::path::Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)

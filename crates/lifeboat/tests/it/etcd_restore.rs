@@ -24,14 +24,6 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A child process (etcd, kube-apiserver) stopped when dropped.
 struct Proc(Child);
 

@@ -22,14 +22,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn json(env: &Env, args: &[&str]) -> serde_json::Value {
     let mut a = args.to_vec();
     a.extend(["-o", "json"]);
