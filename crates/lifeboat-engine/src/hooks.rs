@@ -1,5 +1,6 @@
-//! Running exec hooks (planned by `lifeboat_types::hooks`) in pods, through the API
-//! server's `pods/exec` subresource.
+//! Running exec hooks in pods through the API server's `pods/exec` subresource: backup
+//! pre/post hooks (planned by `lifeboat_types::hooks`) and restore exec hooks (planned by
+//! `lifeboat_types::restore_hooks`), which first wait for their container to run.
 //!
 //! The executor is a trait so that selection, ordering, timeouts and error handling are
 //! tested with a scripted executor (unit tests below). The real one ([`KubeExec`]) opens
@@ -7,16 +8,43 @@
 //! always ends in the API server's error, which the integration tests check is reported.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use lifeboat_types::hooks::{Phase, PlannedHook, PodHooks};
+use lifeboat_types::restore_hooks::PlannedRestoreExec;
 use lifeboat_types::velero::HookErrorMode;
 use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
 
-/// Runs a command in a container.
+/// Where a container of a pod is, as far as a hook cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Not started yet (or no status reported: no kubelet has it).
+    Waiting,
+    /// Running; `ready` is its readiness.
+    Running {
+        /// The container's readiness.
+        ready: bool,
+    },
+    /// Ended: it will never run the hook.
+    Terminated,
+}
+
+/// Runs commands in containers, and tells how a container is.
 pub trait PodExec: Send + Sync {
+    /// The state of `container` in `ns/pod`; `Err` when the pod or the container is
+    /// gone or cannot be read.
+    fn container_state<'a>(
+        &'a self,
+        ns: &'a str,
+        pod: &'a str,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerState, String>>;
+
     /// Runs `command` in `container` of `ns/pod`; `Err` with the reason when it cannot
     /// run or exits non-zero.
     fn exec<'a>(
@@ -41,6 +69,41 @@ impl KubeExec {
 }
 
 impl PodExec for KubeExec {
+    fn container_state<'a>(
+        &'a self,
+        ns: &'a str,
+        pod: &'a str,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerState, String>> {
+        Box::pin(async move {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            let p = api.get_opt(pod).await.map_err(|e| match e {
+                kube::Error::Api(s) => s.message,
+                e => e.to_string(),
+            })?;
+            let p = p.ok_or_else(|| format!("pod {ns}/{pod} is gone"))?;
+            let declared = p
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.containers.iter().any(|c| c.name == container));
+            if !declared {
+                return Err(format!("pod {ns}/{pod} has no container {container}"));
+            }
+            let status = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == container));
+            Ok(match status.and_then(|c| c.state.as_ref()) {
+                Some(st) if st.running.is_some() => ContainerState::Running {
+                    ready: status.is_some_and(|c| c.ready),
+                },
+                Some(st) if st.terminated.is_some() => ContainerState::Terminated,
+                _ => ContainerState::Waiting,
+            })
+        })
+    }
+
     fn exec<'a>(
         &'a self,
         ns: &'a str,
@@ -152,19 +215,168 @@ pub async fn run_hooks(exec: &dyn PodExec, pods: &[PodHooks], phase: Phase) -> H
     run
 }
 
+/// The exec hooks of one restored pod.
+#[derive(Debug, Clone)]
+pub struct RestorePodHooks {
+    /// Namespace (the restore's target).
+    pub namespace: String,
+    /// Pod.
+    pub pod: String,
+    /// When the pod was created: the wait timeouts count from here.
+    pub restored_at: Instant,
+    /// The hooks, in order.
+    pub hooks: Vec<PlannedRestoreExec>,
+}
+
+/// How often a container's state is read while a hook waits for it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Waits until `container` runs (and is ready, when asked) or `deadline` passes.
+async fn wait_for_container(
+    exec: &dyn PodExec,
+    ns: &str,
+    pod: &str,
+    h: &PlannedRestoreExec,
+    deadline: Instant,
+) -> Result<(), String> {
+    loop {
+        let state = exec.container_state(ns, pod, &h.container).await?;
+        match state {
+            ContainerState::Running { ready } if ready || !h.wait_for_ready => return Ok(()),
+            ContainerState::Terminated => {
+                return Err(format!(
+                    "container {} terminated before the hook ran",
+                    h.container
+                ));
+            }
+            _ => {}
+        }
+        if Instant::now() + POLL > deadline {
+            let what = match state {
+                ContainerState::Running { .. } => "ready",
+                _ => "running",
+            };
+            return Err(format!(
+                "container {} was not {what} within the wait timeout {}",
+                h.container,
+                lifeboat_types::GoDuration(h.wait_timeout)
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn run_restore_pod(exec: &dyn PodExec, p: &RestorePodHooks) -> HookRun {
+    let mut run = HookRun::default();
+    for h in &p.hooks {
+        run.attempted += 1;
+        let deadline = p.restored_at + h.wait_timeout;
+        let result = match wait_for_container(exec, &p.namespace, &p.pod, h, deadline).await {
+            Ok(()) => {
+                match tokio::time::timeout(
+                    h.exec_timeout,
+                    exec.exec(&p.namespace, &p.pod, &h.container, &h.command),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(format!(
+                        "timed out after {}",
+                        lifeboat_types::GoDuration(h.exec_timeout)
+                    )),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            run.failed += 1;
+            let msg = format!(
+                "restore exec hook {} ({:?} in container {}) of pod {}/{} failed: {e}",
+                h.source,
+                h.command.join(" "),
+                h.container,
+                p.namespace,
+                p.pod
+            );
+            match h.on_error {
+                HookErrorMode::Fail => {
+                    run.errors.push((p.namespace.clone(), msg));
+                    break;
+                }
+                HookErrorMode::Continue => run.warnings.push((p.namespace.clone(), msg)),
+            }
+        }
+    }
+    run
+}
+
+/// Runs the exec hooks of restored pods: up to `concurrency` pods at once, each pod's
+/// hooks in order, each after its container runs (Velero's semantics). A failure with
+/// onError Fail stops that pod's remaining hooks and is an error of the restore; with
+/// Continue it is a warning.
+pub async fn run_restore_hooks(
+    exec: &dyn PodExec,
+    pods: &[RestorePodHooks],
+    concurrency: usize,
+) -> HookRun {
+    // Boxed futures in a Vec, not a closure in the stream's type: that keeps the caller's
+    // future provably Send (the server runs restores in a reconcile).
+    let futures: Vec<BoxFuture<'_, HookRun>> = pods
+        .iter()
+        .map(|p| -> BoxFuture<'_, HookRun> { Box::pin(run_restore_pod(exec, p)) })
+        .collect();
+    let runs: Vec<HookRun> = stream::iter(futures)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut total = HookRun::default();
+    for r in runs {
+        total.attempted += r.attempted;
+        total.failed += r.failed;
+        total.errors.extend(r.errors);
+        total.warnings.extend(r.warnings);
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use std::sync::Mutex;
-    use std::time::Duration;
 
-    /// Records calls; fails commands that start with "fail", sleeps on "sleep".
+    /// Records calls; fails commands that start with "fail", sleeps on "sleep". Containers
+    /// run (ready) unless `states` says otherwise: a list of states per
+    /// `ns/pod/container`, one taken per read, the last one kept.
     #[derive(Default)]
     struct Scripted {
         calls: Mutex<Vec<String>>,
+        states: Mutex<HashMap<String, Vec<ContainerState>>>,
+        reads: Mutex<Vec<(String, Instant)>>,
     }
 
     impl PodExec for Scripted {
+        fn container_state<'a>(
+            &'a self,
+            ns: &'a str,
+            pod: &'a str,
+            container: &'a str,
+        ) -> BoxFuture<'a, Result<ContainerState, String>> {
+            Box::pin(async move {
+                let key = format!("{ns}/{pod}/{container}");
+                self.reads
+                    .lock()
+                    .unwrap()
+                    .push((key.clone(), Instant::now()));
+                let mut states = self.states.lock().unwrap();
+                Ok(match states.get_mut(&key) {
+                    Some(list) if list.len() > 1 => list.remove(0),
+                    Some(list) => list[0],
+                    None => ContainerState::Running { ready: true },
+                })
+            })
+        }
+
         fn exec<'a>(
             &'a self,
             ns: &'a str,
@@ -307,5 +519,176 @@ mod tests {
             "{:?}",
             run.errors
         );
+    }
+
+    fn rhook(
+        cmd: &str,
+        container: &str,
+        on_error: HookErrorMode,
+        wait_s: u64,
+        ready: bool,
+    ) -> PlannedRestoreExec {
+        PlannedRestoreExec {
+            source: "h".into(),
+            container: container.into(),
+            command: cmd.split(' ').map(String::from).collect(),
+            on_error,
+            exec_timeout: Duration::from_secs(30),
+            wait_timeout: Duration::from_secs(wait_s),
+            wait_for_ready: ready,
+        }
+    }
+
+    fn rpod(pod: &str, hooks: Vec<PlannedRestoreExec>) -> RestorePodHooks {
+        RestorePodHooks {
+            namespace: "a".into(),
+            pod: pod.into(),
+            restored_at: Instant::now(),
+            hooks,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restore_hooks_wait_for_their_container_then_run_in_order() {
+        use ContainerState::*;
+        let x = Scripted::default();
+        x.states.lock().unwrap().insert(
+            "a/p1/db".into(),
+            vec![
+                Waiting,
+                Waiting,
+                Running { ready: false },
+                Running { ready: true },
+            ],
+        );
+        let start = Instant::now();
+        let run = run_restore_hooks(
+            &x,
+            &[rpod(
+                "p1",
+                vec![
+                    rhook("first", "db", HookErrorMode::Fail, 60, true),
+                    rhook("second", "db", HookErrorMode::Fail, 60, true),
+                ],
+            )],
+            4,
+        )
+        .await;
+        assert_eq!(
+            run,
+            HookRun {
+                attempted: 2,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            *x.calls.lock().unwrap(),
+            ["a/p1/db: first", "a/p1/db: second"]
+        );
+        // Three polls a second apart before it was ready, then one read for the second hook.
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+        assert_eq!(x.reads.lock().unwrap().len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn running_is_enough_unless_wait_for_ready() {
+        use ContainerState::*;
+        let x = Scripted::default();
+        x.states
+            .lock()
+            .unwrap()
+            .insert("a/p1/db".into(), vec![Running { ready: false }]);
+        let run = run_restore_hooks(
+            &x,
+            &[rpod(
+                "p1",
+                vec![rhook("go", "db", HookErrorMode::Fail, 5, false)],
+            )],
+            1,
+        )
+        .await;
+        assert_eq!(run.failed, 0);
+        let run = run_restore_hooks(
+            &x,
+            &[rpod(
+                "p1",
+                vec![rhook("go", "db", HookErrorMode::Fail, 5, true)],
+            )],
+            1,
+        )
+        .await;
+        assert_eq!(run.failed, 1);
+        assert!(
+            run.errors[0]
+                .1
+                .ends_with("failed: container db was not ready within the wait timeout 5s"),
+            "{:?}",
+            run.errors
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_that_never_runs_fails_its_hooks_per_on_error() {
+        use ContainerState::*;
+        let x = Scripted::default();
+        x.states
+            .lock()
+            .unwrap()
+            .insert("a/p1/db".into(), vec![Waiting]);
+        x.states
+            .lock()
+            .unwrap()
+            .insert("a/p2/db".into(), vec![Terminated]);
+        let start = Instant::now();
+        let run = run_restore_hooks(
+            &x,
+            &[
+                rpod(
+                    "p1",
+                    vec![
+                        rhook("one", "db", HookErrorMode::Continue, 10, false),
+                        rhook("two", "db", HookErrorMode::Fail, 10, false),
+                        rhook("three", "db", HookErrorMode::Fail, 10, false),
+                    ],
+                ),
+                rpod("p2", vec![rhook("x", "db", HookErrorMode::Fail, 10, false)]),
+            ],
+            2,
+        )
+        .await;
+        // The wait counts from the pod's restore, not from each hook's turn.
+        assert!(Instant::now() - start <= Duration::from_secs(10));
+        assert!(x.calls.lock().unwrap().is_empty());
+        assert_eq!((run.attempted, run.failed), (3, 3));
+        assert_eq!(run.warnings.len(), 1);
+        assert!(run.warnings[0].1.contains("restore exec hook h (\"one\" in container db) of pod a/p1 failed: container db was not running within the wait timeout 10s"), "{:?}", run.warnings);
+        assert_eq!(run.errors.len(), 2, "{:?}", run.errors);
+        assert!(run.errors.iter().any(|e| {
+            e.1.contains("pod a/p2 failed: container db terminated before the hook ran")
+        }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restore_hook_that_hangs_times_out_and_continue_goes_on() {
+        let x = Scripted::default();
+        let run = run_restore_hooks(
+            &x,
+            &[rpod(
+                "p1",
+                vec![
+                    rhook("sleep", "db", HookErrorMode::Continue, 5, false),
+                    rhook("after", "db", HookErrorMode::Fail, 5, false),
+                ],
+            )],
+            1,
+        )
+        .await;
+        assert_eq!((run.attempted, run.failed), (2, 1));
+        assert!(
+            run.warnings[0].1.ends_with("timed out after 30s"),
+            "{:?}",
+            run.warnings
+        );
+        assert_eq!(x.calls.lock().unwrap().last().unwrap(), "a/p1/db: after");
     }
 }

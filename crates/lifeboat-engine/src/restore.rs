@@ -424,8 +424,8 @@ struct Exec<'a> {
     log: RunLog,
     progress: Arc<RestoreProgressCounters>,
     hooks: lifeboat_types::restore_hooks::RestoreHooks,
-    /// Exec hooks that matched restored pods (not run by this version).
-    exec_hooks: std::sync::atomic::AtomicUsize,
+    /// Exec hooks of the pods this restore created, run after the last phase.
+    pod_hooks: Mutex<Vec<crate::hooks::RestorePodHooks>>,
 }
 
 impl Exec<'_> {
@@ -498,7 +498,7 @@ impl Exec<'_> {
         if gr == "pods"
             && let Some(ns) = p.target_ns.as_deref()
         {
-            let (applied, execs) =
+            let applied =
                 lifeboat_types::restore_hooks::apply_init_hooks(&self.hooks, &mut obj, ns);
             if !applied.is_empty() {
                 self.log.info(
@@ -509,8 +509,24 @@ impl Exec<'_> {
                     &[],
                 );
             }
-            self.exec_hooks.fetch_add(execs, Ordering::Relaxed);
         }
+        // Exec hooks are planned on the pod as it will be created; a bad annotation is
+        // an error of this pod's hooks, not of its restore.
+        let exec_hooks = match (gr.as_str(), p.target_ns.as_deref()) {
+            ("pods", Some(ns)) => {
+                match lifeboat_types::restore_hooks::plan_exec_hooks(&self.hooks, &obj, ns) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        self.error(
+                            Some(ns),
+                            format!("pod {ns}/{}: restore exec hooks: {e}", p.file.name),
+                        );
+                        vec![]
+                    }
+                }
+            }
+            _ => vec![],
+        };
         let name = obj
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -529,6 +545,9 @@ impl Exec<'_> {
                 Some(live) => self.compare(gr, &obj, &live, true),
             };
         }
+        if gr == "namespaces" {
+            wait_not_terminating(self, &name).await?;
+        }
         let body = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
         let created = match self.cluster.create_raw(&r, ns, body).await {
             Ok(c) => c,
@@ -545,6 +564,16 @@ impl Exec<'_> {
         if created {
             if let Ok(mut l) = self.restored.lock() {
                 l.add(&format!("{api_version}/{kind}"), ns, &name);
+            }
+            if !exec_hooks.is_empty()
+                && let (Some(ns), Ok(mut l)) = (ns, self.pod_hooks.lock())
+            {
+                l.push(crate::hooks::RestorePodHooks {
+                    namespace: ns.to_string(),
+                    pod: name.clone(),
+                    restored_at: tokio::time::Instant::now(),
+                    hooks: exec_hooks,
+                });
             }
             return Ok(Outcome::Created);
         }
@@ -805,7 +834,7 @@ pub async fn run_restore(
         log: RunLog::new("restore", &name),
         progress: progress.clone(),
         hooks,
-        exec_hooks: Default::default(),
+        pod_hooks: Default::default(),
     };
     exec.log.info(
         &format!(
@@ -886,12 +915,30 @@ pub async fn run_restore(
         ensure_namespaces(&exec, &needed).await;
     }
 
-    let execs = exec.exec_hooks.load(Ordering::Relaxed);
-    if execs > 0 {
-        exec.warn(
-            None,
-            format!("{execs} restore exec hook(s) matched restored pods but were not run: this version runs init-container restore hooks only"),
+    // Exec hooks of the created pods, once everything is restored (Velero runs them as
+    // their containers start; the restore ends when they are done).
+    let pod_hooks = std::mem::take(&mut *exec.pod_hooks.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut hook_status = None;
+    if !pod_hooks.is_empty() {
+        let executor = crate::hooks::KubeExec::shared(cluster.client().clone());
+        exec.log.info(
+            &format!(
+                "running the exec hooks of {} restored pod(s) as their containers start",
+                pod_hooks.len()
+            ),
+            &[],
         );
+        let run = crate::hooks::run_restore_hooks(&*executor, &pod_hooks, opts.parallelism).await;
+        for (ns, e) in run.errors {
+            exec.error(Some(&ns), e);
+        }
+        for (ns, w) in run.warnings {
+            exec.warn(Some(&ns), w);
+        }
+        hook_status = Some(lifeboat_types::velero::HookStatus {
+            hooks_attempted: run.attempted,
+            hooks_failed: run.failed,
+        });
     }
     let Exec { restored, log, .. } = exec;
     let results = log.results();
@@ -915,6 +962,7 @@ pub async fn run_restore(
             total_items: items.len() as u64,
             items_restored: done,
         }),
+        hook_status,
         ..Default::default()
     });
     if !opts.dry_run {
@@ -961,6 +1009,10 @@ pub async fn run_restore(
 async fn ensure_namespaces(exec: &Exec<'_>, needed: &BTreeSet<String>) {
     let ns_res = target_resource("namespaces", "v1", "Namespace", false);
     for ns in needed {
+        if let Err(e) = wait_not_terminating(exec, ns).await {
+            exec.error(Some(ns), e);
+            continue;
+        }
         let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
             BACKUP_NAME_LABEL: exec.sanitize.backup_name, RESTORE_NAME_LABEL: exec.sanitize.restore_name}}});
         match exec
@@ -973,6 +1025,47 @@ async fn ensure_namespaces(exec: &Exec<'_>, needed: &BTreeSet<String>) {
         }
     }
     wait_namespaces_active(exec, needed).await;
+}
+
+/// How long a restore waits for a terminating target namespace to go (Velero's
+/// `--terminating-resource-timeout` default).
+const NAMESPACE_TERMINATING_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Waits while namespace `name` exists and is terminating (the usual case of a restore
+/// started right after `kubectl delete namespace`), so that it is created afresh instead of
+/// every object in it being refused.
+async fn wait_not_terminating(exec: &Exec<'_>, name: &str) -> Result<(), String> {
+    let ns_res = target_resource("namespaces", "v1", "Namespace", false);
+    let deadline = tokio::time::Instant::now() + NAMESPACE_TERMINATING_TIMEOUT;
+    let mut logged = false;
+    loop {
+        let live = exec
+            .cluster
+            .get_raw(&ns_res, None, name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let terminating = live.is_some_and(|text| {
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        });
+        if !terminating {
+            return Ok(());
+        }
+        if !logged {
+            exec.log.info(
+                &format!("namespace {name} is terminating; waiting for it to be deleted"),
+                &[],
+            );
+            logged = true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "namespace {name} is still terminating after {}; wait until it is gone or restore into another namespace (--namespace-mappings)",
+                lifeboat_types::GoDuration(NAMESPACE_TERMINATING_TIMEOUT)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn wait_namespaces_active(exec: &Exec<'_>, names: &BTreeSet<String>) {

@@ -26,6 +26,9 @@ pub struct InstallOptions {
     pub replicas: u32,
     /// Bind only the backup (read) role, not the restore (write) role.
     pub backup_only: bool,
+    /// Do not bind the exec-hooks role (`pods/exec`): backup and restore exec hooks then
+    /// fail as forbidden.
+    pub no_exec_hooks: bool,
     /// Port of /metrics, /healthz and /readyz.
     pub metrics_port: u16,
     /// A default storage location to create (provider, bucket, prefix, config).
@@ -54,6 +57,7 @@ impl Default for InstallOptions {
             image: "lifeboat:latest".into(),
             replicas: 1,
             backup_only: false,
+            no_exec_hooks: false,
             metrics_port: 8085,
             location: None,
         }
@@ -128,9 +132,21 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
             { "apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "patch", "update"] }
         ]
     }));
+    // Exec hooks run commands in workload pods: their own role, so that it can be left
+    // unbound (`--no-exec-hooks`) and audited apart from the read and write roles.
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": { "name": "lifeboat-exec-hooks", "labels": labels() },
+        "rules": [
+            { "apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"] }
+        ]
+    }));
     let mut bound = vec!["lifeboat-backup"];
     if !o.backup_only {
         bound.push("lifeboat-restore");
+    }
+    if !o.no_exec_hooks {
+        bound.push("lifeboat-exec-hooks");
     }
     for role in bound {
         out.push(json!({
@@ -348,6 +364,25 @@ mod tests {
         );
         let full = kinds(&manifests(&InstallOptions::default()));
         assert!(full.contains(&"ClusterRoleBinding/lifeboat-restore-lifeboat".to_string()));
+        // Exec hooks: only pods/exec, bound unless --no-exec-hooks.
+        let hooks = objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == "lifeboat-exec-hooks")
+            .unwrap();
+        assert_eq!(
+            hooks["rules"],
+            json!([{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]}])
+        );
+        assert!(full.contains(&"ClusterRoleBinding/lifeboat-exec-hooks-lifeboat".to_string()));
+        let no_hooks = kinds(&manifests(&InstallOptions {
+            no_exec_hooks: true,
+            ..Default::default()
+        }));
+        assert!(
+            !no_hooks
+                .iter()
+                .any(|x| x.starts_with("ClusterRoleBinding/lifeboat-exec-hooks"))
+        );
         // Secrets are readable only in the install namespace (a Role, not a ClusterRole
         // with secret access beyond the backup's read).
         let role = objs.iter().find(|o| o["kind"] == "Role").unwrap();

@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod install;
 pub mod jsonpath;
 pub mod layout;
+pub mod location;
 pub mod names;
 pub mod plan;
 pub mod resource_list;

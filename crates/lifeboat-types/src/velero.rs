@@ -883,6 +883,9 @@ pub struct RestoreStatus {
     /// Item counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<RestoreProgress>,
+    /// Exec hooks run in restored pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_status: Option<HookStatus>,
     /// Every other status field, kept verbatim.
     #[serde(flatten)]
     #[schemars(skip)]

@@ -767,6 +767,10 @@ pub struct InstallArgs {
     /// Bind only the read role: the server can back up but not restore.
     #[arg(long)]
     pub backup_only: bool,
+    /// Do not bind the exec-hooks role (pods/exec): backup and restore exec hooks are then
+    /// refused by the API server.
+    #[arg(long)]
+    pub no_exec_hooks: bool,
     /// Provider of a default storage location to create (aws, gcp, azure, alibabacloud, file).
     #[arg(long, requires = "bucket")]
     pub provider: Option<String>,
@@ -805,9 +809,18 @@ pub struct ServerArgs {
     /// This replica's identity in the leader Lease (default: POD_NAME, else host-pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// How often storage locations are validated and synced when they do not say.
-    #[arg(long, default_value = "1m")]
+    /// How often a storage location is validated when its validationFrequency is unset
+    /// (0s: never).
+    #[arg(
+        long = "store-validation-frequency",
+        visible_alias = "default-validation-frequency",
+        default_value = "1m"
+    )]
     pub default_validation_frequency: String,
+    /// How often backups found in a storage location are synced into Backup objects when
+    /// its backupSyncPeriod is unset (0s: never).
+    #[arg(long, default_value = "1m")]
+    pub backup_sync_period: String,
     /// How often expired backups are looked for.
     #[arg(long, default_value = "1m")]
     pub garbage_collection_frequency: String,

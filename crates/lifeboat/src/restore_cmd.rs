@@ -394,6 +394,11 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
     );
     let np = output::tri_state(s.preserve_node_ports, "true", "false");
     let _ = writeln!(o, "Preserve Service NodePorts:  {np}");
+    if let Some(h) = st.hook_status {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "HooksAttempted:  {}", h.hooks_attempted);
+        let _ = writeln!(o, "HooksFailed:     {}", h.hooks_failed);
+    }
     o
 }
 

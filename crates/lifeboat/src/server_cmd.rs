@@ -40,6 +40,7 @@ pub(crate) async fn install(cli: &Cli, a: &InstallArgs) -> Result<u8> {
         image: a.image.clone(),
         replicas: a.replicas,
         backup_only: a.backup_only,
+        no_exec_hooks: a.no_exec_hooks,
         metrics_port: a.metrics_port,
         location,
     };
@@ -180,9 +181,10 @@ pub(crate) async fn server(cli: &Cli, a: &ServerArgs) -> Result<u8> {
         concurrent_backups: a.concurrent_backups,
         identity,
         validation_every: dur(
-            "default-validation-frequency",
+            "store-validation-frequency",
             &a.default_validation_frequency,
         )?,
+        sync_every: dur("backup-sync-period", &a.backup_sync_period)?,
         gc_every: dur(
             "garbage-collection-frequency",
             &a.garbage_collection_frequency,

@@ -1,6 +1,8 @@
 //! Storage locations: validation (Available/Unavailable with the reason) and sync —
 //! backups found in a location that have no Backup object here get one, with the stored
-//! status, so that a cluster that did not make them can restore them.
+//! status, so that a cluster that did not make them can restore them. Each location is
+//! validated every `validationFrequency` and synced every `backupSyncPeriod` (the server's
+//! defaults when unset, never when `0s`), timed from its own status clocks.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,65 +11,145 @@ use std::time::Duration;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use lifeboat_types::crd::{BackupResource, BackupStorageLocationResource};
+use lifeboat_types::location;
 use lifeboat_types::velero::{self, Time};
 use serde_json::json;
 
 use super::{Ctx, ServerError};
 use crate::catalog;
 
-pub(crate) async fn run(ctx: Arc<Ctx>, every: Duration) {
+/// The longest the loop sleeps: new and changed locations are seen within this.
+const MAX_SLEEP: Duration = Duration::from_secs(10);
+
+pub(crate) async fn run(ctx: Arc<Ctx>, validation_every: Duration, sync_every: Duration) {
     loop {
-        if let Err(e) = once(&ctx).await {
-            tracing::warn!("storage locations: {e}");
-        }
+        let sleep = match once(&ctx, validation_every, sync_every).await {
+            Ok(next) => next
+                .unwrap_or(MAX_SLEEP)
+                .clamp(Duration::from_secs(1), MAX_SLEEP),
+            Err(e) => {
+                tracing::warn!("storage locations: {e}");
+                MAX_SLEEP
+            }
+        };
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(sleep) => {}
         }
     }
 }
 
-async fn once(ctx: &Ctx) -> Result<(), ServerError> {
+/// One pass over the locations: each is validated and synced when its own clocks say so
+/// (`lifeboat_types::location`). Returns how long until the next is due.
+async fn once(
+    ctx: &Ctx,
+    validation_every: Duration,
+    sync_every: Duration,
+) -> Result<Option<Duration>, ServerError> {
     let api: Api<BackupStorageLocationResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let mut next: Option<Duration> = None;
     for bsl in api.list(&ListParams::default()).await?.items {
         let name = bsl.name_any();
-        let checked = async {
-            let (store, loc) = ctx.store(Some(&name)).await?;
+        let now = chrono::Utc::now();
+        let due = location::due(
+            &bsl.spec,
+            bsl.status.as_ref(),
+            now,
+            validation_every,
+            sync_every,
+        );
+        let mut status = bsl.status.clone().unwrap_or_default();
+        if due.validate || due.sync {
+            work(ctx, &api, &name, due, &mut status).await?;
+        }
+        let after = location::next_due_in(
+            &bsl.spec,
+            Some(&status),
+            chrono::Utc::now(),
+            validation_every,
+            sync_every,
+        );
+        next = match (next, after) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(next)
+}
+
+/// Validates and/or syncs one location; records the outcome in its status (and in
+/// `status`, this pass's copy).
+async fn work(
+    ctx: &Ctx,
+    api: &Api<BackupStorageLocationResource>,
+    name: &str,
+    due: location::Due,
+    status: &mut velero::BackupStorageLocationStatus,
+) -> Result<(), ServerError> {
+    let opened = async {
+        let (store, loc) = ctx.store(Some(name)).await?;
+        if due.validate {
             store
                 .check(false)
                 .await
                 .map_err(|e| ServerError::Location(e.to_string()))?;
-            Ok::<_, ServerError>((store, loc))
         }
-        .await;
-        let label = super::metrics::LocationLabel {
-            backup_location_name: name.clone(),
-        };
-        match checked {
-            Ok((store, loc)) => {
+        Ok::<_, ServerError>((store, loc))
+    }
+    .await;
+    let label = super::metrics::LocationLabel {
+        backup_location_name: name.to_string(),
+    };
+    let mut patch = serde_json::Map::new();
+    match opened {
+        Ok((store, loc)) => {
+            if due.validate {
                 ctx.metrics.location_status.get_or_create(&label).set(1);
-                let synced = sync(ctx, &store, &loc).await;
-                let mut status = json!({ "phase": "Available", "lastValidationTime": Time::now(), "message": null });
-                match synced {
-                    Ok(_) => status["lastSyncedTime"] = json!(Time::now()),
+                status.last_validation_time = Some(Time::now());
+                patch.insert("phase".into(), json!("Available"));
+                patch.insert(
+                    "lastValidationTime".into(),
+                    json!(status.last_validation_time),
+                );
+                patch.insert("message".into(), json!(null));
+            }
+            if due.sync {
+                // A failed sync is retried at the next period, as Velero does; the
+                // location's validity is the validation's to say.
+                match sync(ctx, &store, &loc).await {
+                    Ok(_) => {}
                     Err(e) => tracing::warn!(location = %name, "sync: {e}"),
                 }
-                api.patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "status": status })),
-                )
-                .await?;
-            }
-            Err(e) => {
-                ctx.metrics.location_status.get_or_create(&label).set(0);
-                tracing::warn!(location = %name, "unavailable: {e}");
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": {
-                    "phase": "Unavailable", "lastValidationTime": Time::now(), "message": e.to_string()
-                }})))
-                .await?;
+                status.last_synced_time = Some(Time::now());
+                patch.insert("lastSyncedTime".into(), json!(status.last_synced_time));
             }
         }
+        Err(e) => {
+            tracing::warn!(location = %name, "unavailable: {e}");
+            // Only a validation says Unavailable; a sync that cannot open the location
+            // waits for the next period.
+            if due.validate {
+                ctx.metrics.location_status.get_or_create(&label).set(0);
+                status.last_validation_time = Some(Time::now());
+                patch.insert("phase".into(), json!("Unavailable"));
+                patch.insert(
+                    "lastValidationTime".into(),
+                    json!(status.last_validation_time),
+                );
+                patch.insert("message".into(), json!(e.to_string()));
+            }
+            if due.sync {
+                status.last_synced_time = Some(Time::now());
+            }
+        }
+    }
+    if !patch.is_empty() {
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": patch })),
+        )
+        .await?;
     }
     Ok(())
 }

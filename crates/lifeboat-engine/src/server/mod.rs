@@ -64,8 +64,10 @@ pub struct ServerOptions {
     pub concurrent_backups: usize,
     /// This replica's identity in the Lease.
     pub identity: String,
-    /// How often locations are validated and synced (unless they say).
+    /// How often locations are validated, unless they say (`0`: never).
     pub validation_every: Duration,
+    /// How often backups are synced from locations, unless they say (`0`: never).
+    pub sync_every: Duration,
     /// How often expired backups are looked for.
     pub gc_every: Duration,
     /// How long a running backup may finish after SIGTERM before it is marked Failed.
@@ -389,7 +391,7 @@ pub async fn run(
         backups::run_delete_requests(ctx.clone()),
         restores::run(ctx.clone()),
         schedules::run(ctx.clone()),
-        locations::run(ctx.clone(), opts.validation_every),
+        locations::run(ctx.clone(), opts.validation_every, opts.sync_every),
         backups::run_gc(ctx.clone(), opts.gc_every),
     );
     renew.abort();

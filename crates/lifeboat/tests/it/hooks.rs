@@ -2,9 +2,10 @@
 //! kubelet, so no command ever runs in a container: what is covered here is that the
 //! right pods get the right hooks (annotations and spec), that the exec request really
 //! goes to the API server's pods/exec subresource, and that its refusal is reported per
-//! onError (Fail: error, PartiallyFailed; Continue: warning). Ordering, timeouts and
-//! success paths are covered with a scripted executor (lifeboat-engine's hooks.rs tests)
-//! and the selection rules as tables (lifeboat-types' hooks.rs tests).
+//! onError (Fail: error, PartiallyFailed; Continue: warning). Ordering, timeouts, waits
+//! and success paths are covered with a scripted executor (lifeboat-engine's hooks.rs
+//! tests) and the selection rules as tables (lifeboat-types' hooks.rs and
+//! restore_hooks.rs tests).
 
 use crate::support::*;
 
@@ -93,13 +94,47 @@ spec:
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
 }
 
+/// Restore hooks: init containers are added to the restored pod; exec hooks wait for
+/// their container and then go to the API server. No kubelet runs pods here, so the test
+/// plays the kubelet's part for one pod (it writes a Running container status through the
+/// status subresource): that pod's hook passes the wait and its exec reaches the API
+/// server, whose refusal is reported per onError (Fail: an error); the other pod's
+/// container never runs, so its hook fails its wait timeout (Continue: a warning).
 #[test]
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
-fn restore_init_container_hooks_are_added_and_exec_hooks_reported() {
+fn restore_hooks_init_containers_and_exec_after_the_container_runs() {
     let env = Env::new();
     let ns = "rhooks-it";
+    let target = format!("{ns}-restored");
     env.apply(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: db\n  namespace: {ns}\n  labels: {{app: db}}\nspec:\n  initContainers: [{{name: own, image: busybox}}]\n  containers: [{{name: main, image: mysql}}]\n"
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db
+  namespace: {ns}
+  labels: {{app: db}}
+spec:
+  initContainers: [{{name: own, image: busybox}}]
+  containers: [{{name: main, image: mysql}}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: cache
+  namespace: {ns}
+  labels: {{app: cache}}
+  annotations:
+    post.hook.restore.velero.io/command: '["/bin/sh","-c","redis-cli ping"]'
+    post.hook.restore.velero.io/container: redis
+    post.hook.restore.velero.io/on-error: Fail
+    post.hook.restore.velero.io/wait-timeout: 60s
+spec:
+  containers: [{{name: redis, image: redis}}]
+"#
     ));
     env.ok(&["backup", "create", "rh1", "--include-namespaces", ns]);
     let doc = format!(
@@ -109,7 +144,7 @@ metadata:
   name: rh1-r
 spec:
   backupName: rh1
-  namespaceMapping: {{{ns}: {ns}-restored}}
+  namespaceMapping: {{{ns}: {target}}}
   hooks:
     resources:
     - name: fetch-data
@@ -123,23 +158,41 @@ spec:
             command: ["/bin/sh", "-c", "echo restoring"]
       - exec:
           command: ["/bin/check"]
+          waitTimeout: 3s
 "#
     );
     let file = env.dir.path().join("restore.yaml");
     std::fs::write(&file, doc).unwrap();
-    env.ok(&["apply", "-f", file.to_str().unwrap()]);
-    let pod: serde_json::Value = serde_json::from_str(&env.kubectl(
+    let child = env
+        .cmd()
+        .args(["apply", "-f", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The kubelet's part: once the pod is restored, its container runs.
+    env.wait_for(&["-n", &target, "pod", "cache"], 1);
+    env.kubectl(
         &[
             "-n",
-            &format!("{ns}-restored"),
-            "get",
+            &target,
+            "patch",
             "pod",
-            "db",
-            "-o",
-            "json",
+            "cache",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Running","containerStatuses":[{"name":"redis","image":"redis","imageID":"","ready":true,"restartCount":0,"state":{"running":{"startedAt":"2026-01-01T00:00:00Z"}}}]}}"#,
         ],
         None,
-    ))
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+
+    let pod: serde_json::Value = serde_json::from_str(
+        &env.kubectl(&["-n", &target, "get", "pod", "db", "-o", "json"], None),
+    )
     .unwrap();
     let names: Vec<&str> = pod["spec"]["initContainers"]
         .as_array()
@@ -148,29 +201,50 @@ spec:
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["fetch", "own"]);
+
     let results = read_json_gz(
         &env.storage()
             .join("restores/rh1-r/restore-rh1-r-results.gz"),
     );
+    let errors = results["errors"]["namespaces"][&target].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{results}");
+    let e = errors[0].as_str().unwrap();
     assert!(
-        results
-            .to_string()
-            .contains("1 restore exec hook(s) matched restored pods but were not run"),
-        "{results}"
+        e.contains(&format!("restore exec hook <annotations> (\"/bin/sh -c redis-cli ping\" in container redis) of pod {target}/cache failed"))
+            && e.contains("the API server refused the exec")
+            && e.contains("does not have a host assigned"),
+        "{e}"
     );
+    let warnings = results["warnings"]["namespaces"][&target]
+        .as_array()
+        .unwrap();
+    let w = warnings
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .find(|w| w.contains("fetch-data"))
+        .unwrap_or_else(|| panic!("{results}"));
+    assert!(
+        w.contains(&format!("restore exec hook fetch-data (\"/bin/check\" in container main) of pod {target}/db failed: container main was not running within the wait timeout 3s")),
+        "{w}"
+    );
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.storage().join("restores/rh1-r/velero-restore.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["status"]["phase"], "PartiallyFailed");
+    assert_eq!(meta["status"]["hookStatus"]["hooksAttempted"], 2);
+    assert_eq!(meta["status"]["hookStatus"]["hooksFailed"], 2);
+    let described = env.ok(&["restore", "describe", "rh1-r"]);
+    assert!(
+        described.contains("HooksAttempted:  2") && described.contains("HooksFailed:     2"),
+        "{described}"
+    );
+
     // A typo in the hooks is refused before anything is created.
     let bad = env.dir.path().join("bad.yaml");
-    std::fs::write(&bad, "apiVersion: velero.io/v1\nkind: Restore\nmetadata:\n  name: rh1-bad\nspec:\n  backupName: rh1\n  hooks:\n    resources:\n    - name: x\n      postHook: []\n").unwrap();
+    std::fs::write(&bad, "apiVersion: velero.io/v1\nkind: Restore\nmetadata:\n  name: rh1-bad\nspec:\n  backupName: rh1\n  hooks:\n    resources:\n    - name: x\n      postHooks:\n      - exec: {command: [a], timeout: 1m}\n").unwrap();
     let err = env.fails(&["apply", "-f", bad.to_str().unwrap()]);
-    assert!(err.contains("postHook"), "{err}");
-    env.kubectl(
-        &[
-            "delete",
-            "namespace",
-            ns,
-            &format!("{ns}-restored"),
-            "--wait=false",
-        ],
-        None,
-    );
+    assert!(err.contains("timeout"), "{err}");
+    assert!(!env.storage().join("restores/rh1-bad").exists());
+    env.kubectl(&["delete", "namespace", ns, &target, "--wait=false"], None);
 }

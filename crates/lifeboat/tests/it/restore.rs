@@ -812,3 +812,98 @@ fn hostile_and_unrestorable_backups_create_nothing() {
     ]);
     assert!(err.contains("Bad_NS"), "{err}");
 }
+
+/// The common worst-day sequence: `kubectl delete namespace` and an immediate restore,
+/// while the namespace is still Terminating. The restore waits for it to go and creates
+/// it afresh instead of failing every object with "being terminated". A finalizer on a
+/// ConfigMap holds the namespace in Terminating until the test lets it go.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn restore_waits_for_a_terminating_namespace() {
+    let env = Env::new();
+    let ns = "it-term";
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {ns}}}\ndata: {{k: v}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: held, namespace: {ns}, finalizers: [example.com/hold]}}\n"
+    ));
+    env.ok(&["backup", "create", "term1", "--include-namespaces", ns]);
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    let phase = || {
+        env.kubectl(
+            &["get", "namespace", ns, "-o", "jsonpath={.status.phase}"],
+            None,
+        )
+    };
+    for _ in 0..50 {
+        if phase() == "Terminating" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(phase(), "Terminating");
+    let child = env
+        .cmd()
+        .args(["restore", "create", "term1-r", "--from-backup", "term1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The restore is waiting now; let the namespace go.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "patch",
+            "configmap",
+            "held",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(phase(), "Active");
+    assert_eq!(
+        env.kubectl(
+            &[
+                "-n",
+                ns,
+                "get",
+                "configmap",
+                "settings",
+                "-o",
+                "jsonpath={.data.k}"
+            ],
+            None
+        ),
+        "v"
+    );
+    let logs = env.ok(&["restore", "logs", "term1-r"]);
+    assert!(
+        logs.contains(&format!(
+            "namespace {ns} is terminating; waiting for it to be deleted"
+        )),
+        "{logs}"
+    );
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "patch",
+            "configmap",
+            "held",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    );
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}

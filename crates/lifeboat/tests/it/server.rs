@@ -245,6 +245,13 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
         &url,
     ]);
 
+    // Locations with their own rhythm: `quiet` is never validated nor synced (0s);
+    // `hourly` is validated once now and then not for an hour, and never synced.
+    env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: quiet, namespace: {ns}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {store}}}\n  validationFrequency: 0s\n  backupSyncPeriod: 0s\n---\napiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: hourly, namespace: {ns}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {store}}}\n  validationFrequency: 1h\n  backupSyncPeriod: 0s\n",
+        store = store.display()
+    ));
+
     let sa_config = env.dir.path().join("sa.kubeconfig");
     service_account_kubeconfig(&env, ns, &sa_config);
     let metrics_port = free_port();
@@ -257,7 +264,9 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
             .args([
                 "--garbage-collection-frequency",
                 "2s",
-                "--default-validation-frequency",
+                "--store-validation-frequency",
+                "2s",
+                "--backup-sync-period",
                 "2s",
             ])
             .stdout(Stdio::null())
@@ -307,6 +316,39 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     );
     assert_eq!(bsl["status"]["phase"], "Available", "{bsl}");
     assert!(bsl["status"]["lastSyncedTime"].is_string());
+    // Each location keeps its own rhythm: after several of the default's 2 s periods, the
+    // default has been validated again, `hourly` not since its first validation, `quiet`
+    // never; only the default syncs.
+    let bsl_status = |name: &str| {
+        json(
+            &env,
+            &["-n", ns, "get", "backupstoragelocations.lifeboat.dev", name],
+        )["status"]
+            .clone()
+    };
+    let hourly_first = eventually(20, "hourly to be validated once", || {
+        let st = bsl_status("hourly");
+        st["lastValidationTime"].is_string().then_some(st)
+    });
+    assert_eq!(hourly_first["phase"], "Available", "{hourly_first}");
+    let default_first = bsl_status("default")["lastValidationTime"].clone();
+    eventually(20, "the default location to be validated again", || {
+        (bsl_status("default")["lastValidationTime"] != default_first).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let hourly = bsl_status("hourly");
+    assert_eq!(
+        hourly["lastValidationTime"], hourly_first["lastValidationTime"],
+        "{hourly}"
+    );
+    assert!(hourly["lastSyncedTime"].is_null(), "{hourly}");
+    let quiet = bsl_status("quiet");
+    assert!(
+        quiet["phase"].is_null()
+            && quiet["lastValidationTime"].is_null()
+            && quiet["lastSyncedTime"].is_null(),
+        "{quiet}"
+    );
 
     // A per-minute schedule: one backup at once, then one each minute.
     let out = env.ok(&[

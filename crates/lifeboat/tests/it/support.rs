@@ -96,14 +96,20 @@ impl Env {
         self.kubectl(&["apply", "-f", "-"], Some(yaml));
     }
 
-    /// Waits until `kubectl get ARGS -o name` lists at least `n` objects.
+    /// Waits until `kubectl get ARGS -o name` lists at least `n` objects (a NotFound, as
+    /// of a namespace not made yet, counts as none).
     pub fn wait_for(&self, args: &[&str], n: usize) {
         for _ in 0..200 {
-            let mut a = vec!["get"];
-            a.extend_from_slice(args);
-            a.extend_from_slice(&["-o", "name"]);
-            let out = self.kubectl(&a, None);
-            if out.lines().filter(|l| !l.is_empty()).count() >= n {
+            let out = Command::new("kubectl")
+                .env("KUBECONFIG", &self.kubeconfig)
+                .arg("get")
+                .args(args)
+                .args(["-o", "name"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let listed = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && listed.lines().filter(|l| !l.is_empty()).count() >= n {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
