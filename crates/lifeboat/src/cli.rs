@@ -80,7 +80,15 @@ pub enum Command {
         #[command(subcommand)]
         cmd: LocationCmd,
     },
-    /// Run velero.io/v1 documents: a Backup is run, a BackupStorageLocation saved.
+    /// Run velero.io/v1 documents: here, a Backup or Restore is run and a
+    /// BackupStorageLocation saved locally; with --server they become lifeboat.dev objects
+    /// the in-cluster server runs. A Schedule always goes to the server.
+    #[command(after_help = "\
+Examples:
+  lifeboat apply -f backup.yaml                 # run the Backup now, from here
+  lifeboat apply -f restore.yaml                # run the Restore now, from here
+  lifeboat apply -f schedule.yaml               # a Schedule for the server
+  lifeboat -n lifeboat apply -f dr.yaml --server  # every document to the server")]
     Apply {
         /// File with one or more YAML documents (`-` for standard input).
         #[arg(short = 'f', long = "filename")]
@@ -88,6 +96,12 @@ pub enum Command {
         /// Override the storage location of every Backup in the file.
         #[arg(long)]
         storage_location: Option<String>,
+        /// Hand Backups, Restores and BackupStorageLocations to the lifeboat server in the
+        /// cluster (created as lifeboat.dev objects in their namespace, else -n) instead of
+        /// running them here / saving the location locally. Schedules always go to the
+        /// server.
+        #[arg(long)]
+        server: bool,
     },
     /// Install the server into the cluster: CRDs, RBAC, Deployment, metrics Service and
     /// (with --provider/--bucket) a default storage location.

@@ -116,7 +116,8 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Apply {
             file,
             storage_location,
-        } => apply(&cli, file, storage_location.as_deref()).await,
+            server,
+        } => apply(&cli, file, storage_location.as_deref(), *server).await,
         Command::Completion { shell } => {
             clap_complete::generate(
                 *shell,
@@ -953,7 +954,7 @@ async fn run_one_backup(
     Ok(phase_exit(stored.phase()))
 }
 
-async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>) -> Result<u8> {
+async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>, to_server: bool) -> Result<u8> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
@@ -965,7 +966,23 @@ async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>) -> Result<u8> 
     }
     let mut code = 0;
     for d in docs {
+        use server_cmd::{ServerDocument, apply_to_server};
         match d {
+            VeleroDocument::Schedule(sch) => {
+                apply_to_server(cli, ServerDocument::Schedule(*sch)).await?;
+            }
+            VeleroDocument::Backup(mut b) if to_server => {
+                if let Some(l) = location {
+                    b.spec.storage_location = Some(l.to_owned());
+                }
+                apply_to_server(cli, ServerDocument::Backup(*b)).await?;
+            }
+            VeleroDocument::Restore(r) if to_server => {
+                apply_to_server(cli, ServerDocument::Restore(*r)).await?;
+            }
+            VeleroDocument::BackupStorageLocation(l) if to_server => {
+                apply_to_server(cli, ServerDocument::Location(*l)).await?;
+            }
             VeleroDocument::BackupStorageLocation(l) => {
                 let mut cfg = load_config()?;
                 let name = l.metadata.name.clone();
@@ -982,9 +999,6 @@ async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>) -> Result<u8> 
                     ..Default::default()
                 };
                 code = code.max(restore_cmd::run_one_restore(cli, &store, *r, &c).await?);
-            }
-            VeleroDocument::Schedule(sch) => {
-                server_cmd::apply_schedule(cli, *sch).await?;
             }
             VeleroDocument::Backup(mut b) => {
                 if let Some(l) = location {

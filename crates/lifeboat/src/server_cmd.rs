@@ -6,12 +6,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
+use lifeboat_engine::cluster::Cluster;
 use lifeboat_engine::server::{self, ServerOptions};
 use lifeboat_types::GoDuration;
 use lifeboat_types::crd::ScheduleResource;
 use lifeboat_types::install::{InstallOptions, LocationOptions, manifests};
 use lifeboat_types::schedule::Cron;
-use lifeboat_types::velero::{ScheduleSpec, Time};
+use lifeboat_types::velero::{ObjectMeta, ScheduleSpec, Time};
 use serde_json::json;
 
 use crate::cli::{Cli, InstallArgs, Output, ScheduleCmd, ServerArgs};
@@ -464,32 +465,129 @@ fn textwrap(yaml: &str) -> String {
         .join("\n")
 }
 
-/// `apply -f` of a velero.io/v1 Schedule: created as a lifeboat.dev Schedule in the
-/// cluster (its namespace, else `-n`), for the server to run. The spec is the same type,
-/// so nothing is translated away; unknown fields were refused when the document was read.
-pub(crate) async fn apply_schedule(cli: &Cli, s: lifeboat_types::velero::Schedule) -> Result<()> {
-    Cron::parse(&s.spec.schedule)
-        .map_err(|e| anyhow::anyhow!("Schedule {:?}: {e}", s.metadata.name))?;
-    let ns = s
-        .metadata
+/// A velero.io/v1 document handed to the server: created as the lifeboat.dev object of the
+/// same kind in the cluster (its namespace, else `-n`). The spec is the same Rust type, so
+/// nothing is translated away; unknown fields were refused when the document was read.
+pub(crate) enum ServerDocument {
+    /// A Backup, run by the server.
+    Backup(lifeboat_types::velero::Backup),
+    /// A Restore, run by the server.
+    Restore(lifeboat_types::velero::Restore),
+    /// A Schedule.
+    Schedule(lifeboat_types::velero::Schedule),
+    /// A storage location (its credential names a Secret in the namespace).
+    Location(lifeboat_types::velero::BackupStorageLocation),
+}
+
+async fn create_object<K>(cluster: &Cluster, ns: &str, mut obj: K, meta: &ObjectMeta) -> Result<()>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    obj.meta_mut().namespace = Some(ns.to_string());
+    obj.meta_mut().labels = (!meta.labels.is_empty()).then(|| meta.labels.clone());
+    obj.meta_mut().annotations = (!meta.annotations.is_empty()).then(|| meta.annotations.clone());
+    let api: Api<K> = Api::namespaced(cluster.client().clone(), ns);
+    api.create(&PostParams::default(), &obj)
+        .await
+        .map_err(|e| match &e {
+            kube::Error::Api(st) if st.code == 409 => {
+                anyhow::anyhow!("{kind} {:?} already exists in namespace {ns}", meta.name)
+            }
+            kube::Error::Api(st) if st.code == 404 => anyhow::anyhow!(
+                "the cluster has no lifeboat.dev {kind} resource: run `lifeboat install` first ({e})"
+            ),
+            kube::Error::Api(st) if st.code == 422 => {
+                anyhow::anyhow!("{kind} {:?} was refused by the API server: {}", meta.name, st.message)
+            }
+            _ => e.into(),
+        })?;
+    Ok(())
+}
+
+/// `apply -f` of a document the server runs (a Schedule always; Backup, Restore and
+/// BackupStorageLocation with `--server`).
+pub(crate) async fn apply_to_server(cli: &Cli, doc: ServerDocument) -> Result<()> {
+    use lifeboat_types::crd::{BackupResource, BackupStorageLocationResource, RestoreResource};
+    let meta = match &doc {
+        ServerDocument::Backup(b) => &b.metadata,
+        ServerDocument::Restore(r) => &r.metadata,
+        ServerDocument::Schedule(s) => &s.metadata,
+        ServerDocument::Location(l) => &l.metadata,
+    }
+    .clone();
+    lifeboat_types::names::validate_name("object", &meta.name)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ns = meta
         .namespace
         .clone()
         .unwrap_or_else(|| cli.namespace.clone());
+    // Checked here so that a bad document is named before anything is created.
+    let (what, runs) = match &doc {
+        ServerDocument::Schedule(s) => {
+            Cron::parse(&s.spec.schedule)
+                .map_err(|e| anyhow::anyhow!("Schedule {:?}: {e}", meta.name))?;
+            ("Schedule", "the lifeboat server makes its backups")
+        }
+        ServerDocument::Restore(r) => {
+            if r.spec.backup_name.is_empty()
+                && r.spec.schedule_name.as_deref().unwrap_or("").is_empty()
+            {
+                bail!(
+                    "Restore {:?}: spec.backupName or spec.scheduleName is required",
+                    meta.name
+                );
+            }
+            ("Restore", "the lifeboat server runs it")
+        }
+        ServerDocument::Backup(_) => ("Backup", "the lifeboat server runs it"),
+        ServerDocument::Location(_) => {
+            ("BackupStorageLocation", "the lifeboat server validates it")
+        }
+    };
     let cluster = connect(cli).await?;
-    let api = schedules(cluster.client().clone(), &ns);
-    let mut obj = ScheduleResource::new(&s.metadata.name, s.spec);
-    obj.metadata.namespace = Some(ns.clone());
-    obj.metadata.labels = (!s.metadata.labels.is_empty()).then_some(s.metadata.labels);
-    obj.metadata.annotations =
-        (!s.metadata.annotations.is_empty()).then_some(s.metadata.annotations);
-    api.create(&PostParams::default(), &obj).await.map_err(|e| match &e {
-        kube::Error::Api(st) if st.code == 409 => anyhow::anyhow!("schedule {:?} already exists in namespace {ns}", s.metadata.name),
-        kube::Error::Api(st) if st.code == 404 => anyhow::anyhow!("the cluster has no lifeboat.dev Schedule resource: run `lifeboat install` first ({e})"),
-        _ => e.into(),
-    })?;
-    println!(
-        "Schedule {:?} created in namespace {ns}; the lifeboat server makes its backups.",
-        s.metadata.name
-    );
+    match doc {
+        ServerDocument::Schedule(s) => {
+            create_object(
+                &cluster,
+                &ns,
+                ScheduleResource::new(&meta.name, s.spec),
+                &meta,
+            )
+            .await?
+        }
+        ServerDocument::Backup(b) => {
+            create_object(
+                &cluster,
+                &ns,
+                BackupResource::new(&meta.name, b.spec),
+                &meta,
+            )
+            .await?
+        }
+        ServerDocument::Restore(r) => {
+            create_object(
+                &cluster,
+                &ns,
+                RestoreResource::new(&meta.name, r.spec),
+                &meta,
+            )
+            .await?
+        }
+        ServerDocument::Location(l) => {
+            create_object(
+                &cluster,
+                &ns,
+                BackupStorageLocationResource::new(&meta.name, l.spec),
+                &meta,
+            )
+            .await?
+        }
+    }
+    println!("{what} {:?} created in namespace {ns}; {runs}.", meta.name);
     Ok(())
 }
