@@ -838,6 +838,22 @@ pub struct ServerArgs {
     /// How often expired backups are looked for.
     #[arg(long, default_value = "1m")]
     pub garbage_collection_frequency: String,
+    /// Metric names: `velero` keeps Velero's exact names (its dashboards and alerts work);
+    /// `promlint` renames the four Velero names that fail `promtool check metrics`
+    /// (velero_backup_total, velero_restore_total, velero_backup_items_total,
+    /// velero_backup_location_status_gauge → velero_backups, velero_restores,
+    /// velero_backup_items, velero_backup_location_status).
+    #[arg(long, value_enum, default_value = "velero")]
+    pub metric_names: MetricNamesArg,
+}
+
+/// `--metric-names`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricNamesArg {
+    /// Velero's names.
+    Velero,
+    /// Names that pass promtool's lint.
+    Promlint,
 }
 
 /// `schedule ...`.

@@ -191,6 +191,10 @@ pub(crate) async fn server(cli: &Cli, a: &ServerArgs) -> Result<u8> {
             &a.garbage_collection_frequency,
         )?,
         shutdown_grace: Duration::from_secs(20),
+        metric_names: match a.metric_names {
+            crate::cli::MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
+            crate::cli::MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,
+        },
     };
     let shutdown = async {
         #[cfg(unix)]

@@ -1,5 +1,13 @@
 //! The server's Prometheus metrics, with Velero's names and labels (so Velero's
 //! dashboards and alert rules work unchanged), plus lifeboat's own.
+//!
+//! Four of Velero's names break Prometheus' naming rules (`promtool check metrics`): the
+//! gauges `velero_backup_total`, `velero_restore_total` and `velero_backup_items_total` end
+//! in `_total`, which is for counters, and `velero_backup_location_status_gauge` names its
+//! type. [`MetricNames::Velero`] (the default) keeps them for compatibility;
+//! [`MetricNames::Promlint`] exports those four as `velero_backups`, `velero_restores`,
+//! `velero_backup_items` and `velero_backup_location_status`, and everything else the same,
+//! for sites whose metrics must pass promtool's lint.
 
 use std::sync::atomic::AtomicU64;
 
@@ -9,6 +17,25 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+/// Which names the four metrics Velero misnames get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricNames {
+    /// Velero's own names (dashboards and alert rules written for Velero work).
+    #[default]
+    Velero,
+    /// Names that pass `promtool check metrics`.
+    Promlint,
+}
+
+impl MetricNames {
+    fn pick(self, velero: &'static str, promlint: &'static str) -> &'static str {
+        match self {
+            MetricNames::Velero => velero,
+            MetricNames::Promlint => promlint,
+        }
+    }
+}
 
 /// The `schedule` label ("" for backups made by hand).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,13 +123,13 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(MetricNames::default())
     }
 }
 
 impl Metrics {
     /// Creates and registers every metric.
-    pub fn new() -> Self {
+    pub fn new(names: MetricNames) -> Self {
         let hist = || {
             Family::<ScheduleLabel, Histogram>::new_with_constructor(|| {
                 Histogram::new(duration_buckets())
@@ -141,7 +168,7 @@ impl Metrics {
         let r = &mut m.registry;
         // Counters get their `_total` suffix from the encoder.
         r.register(
-            "velero_backup_total",
+            names.pick("velero_backup_total", "velero_backups"),
             "Current number of existent backups",
             m.backup_total.clone(),
         );
@@ -186,7 +213,7 @@ impl Metrics {
             m.backup_last_status.clone(),
         );
         r.register(
-            "velero_backup_items_total",
+            names.pick("velero_backup_items_total", "velero_backup_items"),
             "Total number of items backed up",
             m.backup_items.clone(),
         );
@@ -216,12 +243,15 @@ impl Metrics {
             m.backup_deletion_failure.clone(),
         );
         r.register(
-            "velero_backup_location_status_gauge",
+            names.pick(
+                "velero_backup_location_status_gauge",
+                "velero_backup_location_status",
+            ),
             "The status of backup storage locations. 1 is Available, 0 is Unavailable",
             m.location_status.clone(),
         );
         r.register(
-            "velero_restore_total",
+            names.pick("velero_restore_total", "velero_restores"),
             "Current number of existent restores",
             m.restore_total.clone(),
         );
@@ -329,7 +359,7 @@ mod tests {
 
     #[test]
     fn classic_text_names_counters_as_their_samples() {
-        let m = Metrics::new();
+        let m = Metrics::default();
         let sched = ScheduleLabel {
             schedule: "daily".into(),
         };
@@ -350,5 +380,50 @@ mod tests {
             text.contains("velero_backup_last_successful_timestamp{schedule=\"daily\"} 1700000000")
         );
         assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn promlint_names_replace_only_velero_misnamed_four() {
+        let family_names = |names| -> Vec<String> {
+            let m = Metrics::new(names);
+            // Families with no sample are not exported: give every one a sample.
+            let sched = ScheduleLabel {
+                schedule: String::new(),
+            };
+            m.backup_items.get_or_create(&sched).set(1);
+            m.location_status
+                .get_or_create(&LocationLabel {
+                    backup_location_name: "default".into(),
+                })
+                .set(1);
+            m.encode()
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .map(|l| l.split(' ').next().unwrap().to_string())
+                .collect()
+        };
+        let velero = family_names(MetricNames::Velero);
+        let promlint = family_names(MetricNames::Promlint);
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter().filter(|n| !b.contains(n)).cloned().collect()
+        };
+        assert_eq!(
+            only(&velero, &promlint),
+            [
+                "velero_backup_total",
+                "velero_backup_items_total",
+                "velero_backup_location_status_gauge",
+                "velero_restore_total"
+            ]
+        );
+        assert_eq!(
+            only(&promlint, &velero),
+            [
+                "velero_backups",
+                "velero_backup_items",
+                "velero_backup_location_status",
+                "velero_restores"
+            ]
+        );
     }
 }

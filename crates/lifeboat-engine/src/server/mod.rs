@@ -72,6 +72,8 @@ pub struct ServerOptions {
     pub gc_every: Duration,
     /// How long a running backup may finish after SIGTERM before it is marked Failed.
     pub shutdown_grace: Duration,
+    /// Velero's metric names, or promtool-clean ones.
+    pub metric_names: metrics::MetricNames,
 }
 
 /// Why the server stopped.
@@ -298,7 +300,7 @@ pub async fn run(
             t.cancel();
         });
     }
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(opts.metric_names));
     let ready = Arc::new(AtomicBool::new(false));
     let http = tokio::spawn(serve_http(
         opts.metrics_address,
