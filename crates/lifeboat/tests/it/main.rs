@@ -8,6 +8,7 @@ mod errors;
 mod etcd;
 mod etcd_restore;
 mod hooks;
+mod image;
 mod restore;
 mod s3;
 mod seeds;
