@@ -1,6 +1,7 @@
 //! The Backup controller, DeleteBackupRequests and TTL garbage collection.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -164,17 +165,29 @@ async fn apply(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
     let clock = Instant::now();
     let progress = Arc::new(Progress::default());
     let opts = BackupOptions::default();
-    let run = run_backup(&ctx.cluster, &store, backup, &opts, progress);
-    tokio::pin!(run);
-    let outcome = tokio::select! {
-        r = &mut run => Some(r),
-        _ = ctx.shutdown.cancelled() => {
-            tokio::select! {
-                r = &mut run => Some(r),
-                _ = tokio::time::sleep(ctx.grace) => None,
+    let run = run_backup(&ctx.cluster, &store, backup, &opts, progress.clone());
+    let mut reported = (0, 0);
+    let outcome = super::drive(&ctx.shutdown, ctx.grace, run, || {
+        let now = (
+            progress.total.load(Ordering::Relaxed),
+            progress.done.load(Ordering::Relaxed),
+        );
+        let changed = std::mem::replace(&mut reported, now) != now;
+        let (ctx, name) = (&ctx, &name);
+        async move {
+            if changed
+                && let Err(e) = set_status(
+                    ctx,
+                    name,
+                    json!({ "progress": { "totalItems": now.0, "itemsBackedUp": now.1 } }),
+                )
+                .await
+            {
+                tracing::warn!(backup = %name, "progress not recorded: {e}");
             }
         }
-    };
+    })
+    .await;
     let secs = clock.elapsed().as_secs_f64();
     ctx.metrics
         .backup_duration

@@ -29,6 +29,7 @@ pub mod metrics;
 mod restores;
 mod schedules;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -213,6 +214,38 @@ impl Ctx {
                 ServerError::Location(format!("cannot write credentials of Secret {name:?}: {e}"))
             })?;
         Ok(path)
+    }
+}
+
+/// How often a running backup's or restore's `status.progress` is written.
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Drives a backup or restore `run` to its end, calling `report` every
+/// [`PROGRESS_EVERY`] while it runs. Once `shutdown` fires it gets `grace` more; `None`
+/// when it did not end by then (the caller marks it Failed).
+pub(crate) async fn drive<T, R>(
+    shutdown: &CancellationToken,
+    grace: Duration,
+    run: impl Future<Output = T>,
+    mut report: impl FnMut() -> R,
+) -> Option<T>
+where
+    R: Future<Output = ()>,
+{
+    tokio::pin!(run);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut run => return Some(r),
+            _ = tick.tick() => report().await,
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    tokio::select! {
+        r = &mut run => Some(r),
+        _ = tokio::time::sleep(grace) => None,
     }
 }
 
@@ -407,4 +440,65 @@ pub async fn run(
     }
     let _ = http.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[tokio::test(start_paused = true)]
+    async fn drive_reports_progress_while_the_run_goes_on() {
+        let reports = AtomicU64::new(0);
+        let stop = CancellationToken::new();
+        let out = drive(
+            &stop,
+            Duration::from_secs(20),
+            async {
+                tokio::time::sleep(Duration::from_secs(7)).await;
+                42
+            },
+            || async {
+                reports.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .await;
+        assert_eq!(out, Some(42));
+        // At 2, 4 and 6 seconds.
+        assert_eq!(reports.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drive_gives_up_after_the_grace_period_on_shutdown() {
+        let stop = CancellationToken::new();
+        let cancel = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cancel.cancel();
+        });
+        let start = tokio::time::Instant::now();
+        let never = drive(
+            &stop,
+            Duration::from_secs(20),
+            std::future::pending::<()>(),
+            || async {},
+        )
+        .await;
+        assert_eq!(never, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(21));
+        // A run that ends within the grace period is kept.
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let done = drive(
+            &stop,
+            Duration::from_secs(20),
+            async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "done"
+            },
+            || async {},
+        )
+        .await;
+        assert_eq!(done, Some("done"));
+    }
 }

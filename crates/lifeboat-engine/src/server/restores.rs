@@ -3,6 +3,7 @@
 //! Completed backup of that schedule.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -183,15 +184,29 @@ async fn reconcile(r: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action, Ser
         ..Default::default()
     };
     let progress = Arc::new(RestoreProgressCounters::default());
-    let run = run_restore(&ctx.cluster, &store, restore, &opts, progress);
-    tokio::pin!(run);
-    let outcome = tokio::select! {
-        r = &mut run => Some(r),
-        _ = ctx.shutdown.cancelled() => tokio::select! {
-            r = &mut run => Some(r),
-            _ = tokio::time::sleep(ctx.grace) => None,
-        },
-    };
+    let run = run_restore(&ctx.cluster, &store, restore, &opts, progress.clone());
+    let mut reported = (0, 0);
+    let outcome = super::drive(&ctx.shutdown, ctx.grace, run, || {
+        let now = (
+            progress.total.load(Ordering::Relaxed),
+            progress.done.load(Ordering::Relaxed),
+        );
+        let changed = std::mem::replace(&mut reported, now) != now;
+        let (ctx, name) = (&ctx, &name);
+        async move {
+            if changed
+                && let Err(e) = set_status(
+                    ctx,
+                    name,
+                    json!({ "progress": { "totalItems": now.0, "itemsRestored": now.1 } }),
+                )
+                .await
+            {
+                tracing::warn!(restore = %name, "progress not recorded: {e}");
+            }
+        }
+    })
+    .await;
     let secs = clock.elapsed().as_secs_f64();
     ctx.metrics
         .restore_duration
