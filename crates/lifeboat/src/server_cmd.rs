@@ -251,7 +251,9 @@ fn crd_hint(e: kube::Error) -> anyhow::Error {
 /// The error of a request about schedule `n`: a 404 names the schedule.
 fn named(ns: &str, n: &str, e: kube::Error) -> anyhow::Error {
     match &e {
-        kube::Error::Api(s) if s.code == 404 => {
+        kube::Error::Api(s)
+            if s.code == 404 && !s.message.contains("the server could not find") =>
+        {
             anyhow::anyhow!("schedule {n:?} not found in namespace {ns}")
         }
         _ => crd_hint(e),
@@ -369,7 +371,7 @@ pub(crate) async fn schedule(cli: &Cli, cmd: &ScheduleCmd) -> Result<u8> {
             } else {
                 let mut v = Vec::new();
                 for n in names {
-                    v.push(api.get(n).await.map_err(crd_hint)?);
+                    v.push(api.get(n).await.map_err(|e| named(&cli.namespace, n, e))?);
                 }
                 v
             };

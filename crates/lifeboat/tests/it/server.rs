@@ -225,6 +225,18 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     std::fs::write(&doc, "apiVersion: velero.io/v1\nkind: Schedule\nmetadata:\n  name: typo\nspec:\n  schedule: \"0 3 * * *\"\n  pasued: true\n").unwrap();
     let err = env.fails(&["-n", ns, "apply", "-f", doc.to_str().unwrap()]);
     assert!(err.contains("pasued"), "{err}");
+    // A schedule that does not exist is named, by every verb.
+    for verb in ["get", "describe", "pause", "delete"] {
+        let mut args = vec!["-n", ns, "schedule", verb, "nosuch"];
+        if verb == "delete" {
+            args.push("--confirm");
+        }
+        let err = env.fails(&args);
+        assert!(
+            err.contains(&format!("schedule \"nosuch\" not found in namespace {ns}")),
+            "{verb}: {err}"
+        );
+    }
 
     env.kubectl(&["create", "namespace", app], None);
     env.kubectl(
