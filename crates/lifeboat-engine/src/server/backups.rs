@@ -4,11 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use lifeboat_types::crd::{BackupResource, DeleteBackupRequestResource};
 use lifeboat_types::velero::{self, BackupPhase, Time};
@@ -48,19 +46,8 @@ async fn fail_validation(
 
 /// Runs the Backup controller until shutdown.
 pub(crate) async fn run_backups(ctx: Arc<Ctx>) {
-    let stop = ctx.shutdown.clone();
-    Controller::new(backups(&ctx), watcher::Config::default())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            reconcile,
-            |_, e, _| {
-                tracing::warn!("backup reconcile: {e}");
-                Action::requeue(Duration::from_secs(15))
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    let api = backups(&ctx);
+    super::run_controller(ctx, api, "backup reconcile", reconcile).await;
 }
 
 /// Errors of one reconcile (the finalizer helper's, wrapping ours).
@@ -340,19 +327,7 @@ async fn gc_once(ctx: &Ctx) -> Result<(), ServerError> {
 /// DeleteBackupRequests: delete the named Backup (its finalizer deletes the data).
 pub(crate) async fn run_delete_requests(ctx: Arc<Ctx>) {
     let api: Api<DeleteBackupRequestResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let stop = ctx.shutdown.clone();
-    Controller::new(api, watcher::Config::default())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            reconcile_delete,
-            |_, e, _| {
-                tracing::warn!("delete request: {e}");
-                Action::requeue(Duration::from_secs(15))
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    super::run_controller(ctx, api, "delete request", reconcile_delete).await;
 }
 
 async fn reconcile_delete(

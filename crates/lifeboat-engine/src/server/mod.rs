@@ -217,6 +217,41 @@ impl Ctx {
     }
 }
 
+/// Runs one kube-runtime controller over `api` until shutdown: a failed reconcile is
+/// logged (as `what`) and retried after 15 s.
+pub(crate) async fn run_controller<K, F>(
+    ctx: Arc<Ctx>,
+    api: Api<K>,
+    what: &'static str,
+    reconcile: impl FnMut(Arc<K>, Arc<Ctx>) -> F,
+) where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default + std::fmt::Debug + Unpin,
+    F: futures::TryFuture<Ok = kube::runtime::controller::Action> + Send + 'static,
+    F::Error: std::error::Error + Send + 'static,
+{
+    use futures::StreamExt;
+    let stop = ctx.shutdown.clone();
+    kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(
+            reconcile,
+            move |_, e, _| {
+                tracing::warn!("{what}: {e}");
+                kube::runtime::controller::Action::requeue(Duration::from_secs(15))
+            },
+            ctx,
+        )
+        .for_each(|_| async {})
+        .await;
+}
+
 /// How often a running backup's or restore's `status.progress` is written.
 pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 

@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use lifeboat_types::crd::{BackupResource, RestoreResource};
 use lifeboat_types::schedule::SCHEDULE_LABEL;
@@ -30,19 +28,8 @@ async fn set_status(ctx: &Ctx, name: &str, status: serde_json::Value) -> Result<
 }
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
-    let stop = ctx.shutdown.clone();
-    Controller::new(restores(&ctx), watcher::Config::default())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            reconcile,
-            |_, e, _| {
-                tracing::warn!("restore reconcile: {e}");
-                Action::requeue(Duration::from_secs(15))
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    let api = restores(&ctx);
+    super::run_controller(ctx, api, "restore reconcile", reconcile).await;
 }
 
 async fn fail_validation(

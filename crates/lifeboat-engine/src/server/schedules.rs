@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::PostParams;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use lifeboat_types::crd::{BackupResource, ScheduleResource};
 use lifeboat_types::schedule::{Decision, SCHEDULE_LABEL, backup_name, decide};
@@ -18,19 +16,7 @@ use super::{Ctx, ServerError, patch_status};
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let api: Api<ScheduleResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let stop = ctx.shutdown.clone();
-    Controller::new(api, watcher::Config::default())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            reconcile,
-            |_, e, _| {
-                tracing::warn!("schedule reconcile: {e}");
-                Action::requeue(Duration::from_secs(15))
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    super::run_controller(ctx, api, "schedule reconcile", reconcile).await;
 }
 
 async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, ServerError> {
