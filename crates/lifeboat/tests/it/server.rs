@@ -15,12 +15,24 @@ use lifeboat_types::document::VeleroDocument;
 
 use crate::support::*;
 
-struct Server(Child);
+/// A process the test started, killed when dropped; when the test is failing, the end
+/// of its log is printed first (the temporary directory goes with the test).
+struct Server(Child, Option<std::path::PathBuf>);
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if std::thread::panicking()
+            && let Some(log) = &self.1
+        {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            eprintln!("--- last lines of {} ---", log.display());
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
@@ -296,6 +308,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     let log = std::fs::File::create(env.dir.path().join("server.log")).unwrap();
     let mut server = Server(
         env.cmd()
+            .env("LIFEBOAT_LOG", "warn,lifeboat=info,lifeboat_engine=info")
             .args(["-n", ns, "server", "--kubeconfig"])
             .arg(&sa_config)
             .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}")])
@@ -311,6 +324,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
             .stderr(log)
             .spawn()
             .unwrap(),
+        Some(env.dir.path().join("server.log")),
     );
     let server_log =
         || std::fs::read_to_string(env.dir.path().join("server.log")).unwrap_or_default();
@@ -666,6 +680,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus (scripts/setup.sh installs it)"),
+        None,
     );
     let scraped = eventually(
         60,
@@ -698,6 +713,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     let standby_log = std::fs::File::create(env.dir.path().join("standby.log")).unwrap();
     let mut standby = Server(
         env.cmd()
+            .env("LIFEBOAT_LOG", "warn,lifeboat=info,lifeboat_engine=info")
             .args(["-n", ns, "server", "--kubeconfig"])
             .arg(&sa_config)
             .args([
@@ -714,6 +730,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
             .stderr(standby_log)
             .spawn()
             .unwrap(),
+        Some(env.dir.path().join("standby.log")),
     );
     let leader_of = |port: u16| -> Option<String> {
         let out = Command::new("curl")
