@@ -817,9 +817,12 @@ pub struct ServerArgs {
     /// Where /metrics, /healthz and /readyz listen.
     #[arg(long, default_value = "127.0.0.1:8085")]
     pub metrics_address: String,
-    /// Backups run at the same time.
+    /// Backups run at the same time (the others wait, phase New).
     #[arg(long, default_value_t = 1)]
     pub concurrent_backups: usize,
+    /// Restores run at the same time (each creates its objects in parallel already).
+    #[arg(long, default_value_t = 1)]
+    pub concurrent_restores: usize,
     /// This replica's identity in the leader Lease (default: POD_NAME, else host-pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

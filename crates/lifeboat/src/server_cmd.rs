@@ -180,6 +180,7 @@ pub(crate) async fn server(cli: &Cli, a: &ServerArgs) -> Result<u8> {
             format!("--metrics-address {:?} is not HOST:PORT", a.metrics_address)
         })?,
         concurrent_backups: a.concurrent_backups,
+        concurrent_restores: a.concurrent_restores,
         identity,
         validation_every: dur(
             "store-validation-frequency",

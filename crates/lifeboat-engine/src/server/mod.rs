@@ -63,6 +63,8 @@ pub struct ServerOptions {
     pub metrics_address: SocketAddr,
     /// Backups run at once.
     pub concurrent_backups: usize,
+    /// Restores run at once (each restores its objects in parallel already).
+    pub concurrent_restores: usize,
     /// This replica's identity in the Lease.
     pub identity: String,
     /// How often locations are validated, unless they say (`0`: never).
@@ -119,6 +121,7 @@ pub(crate) struct Ctx {
     pub ns: String,
     pub metrics: Arc<Metrics>,
     pub backup_slots: tokio::sync::Semaphore,
+    pub restore_slots: tokio::sync::Semaphore,
     pub shutdown: CancellationToken,
     pub grace: Duration,
     /// Credentials of locations, written from their Secrets (0600, removed on exit).
@@ -416,6 +419,7 @@ pub async fn run(
         ns: opts.namespace.clone(),
         metrics: metrics.clone(),
         backup_slots: tokio::sync::Semaphore::new(opts.concurrent_backups.max(1)),
+        restore_slots: tokio::sync::Semaphore::new(opts.concurrent_restores.max(1)),
         shutdown: token.clone(),
         grace: opts.shutdown_grace,
         secrets_dir: tempfile::tempdir().map_err(|e| {

@@ -157,6 +157,11 @@ async fn reconcile(r: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action, Ser
         }
         None => None,
     };
+    // Queued restores stay New until a slot is free.
+    let _slot = tokio::select! {
+        s = ctx.restore_slots.acquire() => s.map_err(|e| ServerError::Engine(e.to_string()))?,
+        _ = ctx.shutdown.cancelled() => return Ok(Action::await_change()),
+    };
     set_status(
         &ctx,
         &name,
