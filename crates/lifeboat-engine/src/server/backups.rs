@@ -116,6 +116,18 @@ async fn apply(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
             return fail_validation(ctx, &name, &sched, e.to_string()).await;
         }
     };
+    if location.is_read_only() {
+        return fail_validation(
+            ctx,
+            &name,
+            &sched,
+            format!(
+                "backup storage location {:?} is ReadOnly: no backup can be written to it; choose another location or set its accessMode to ReadWrite",
+                location.metadata.name
+            ),
+        )
+        .await;
+    }
     if b.spec.storage_location.is_none() {
         // As Velero: the object names the location it was stored in.
         backups(ctx)

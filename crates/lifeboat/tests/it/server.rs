@@ -298,7 +298,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     // Locations with their own rhythm: `quiet` is never validated nor synced (0s);
     // `hourly` is validated once now and then not for an hour, and never synced.
     env.apply(&format!(
-        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: quiet, namespace: {ns}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {store}}}\n  validationFrequency: 0s\n  backupSyncPeriod: 0s\n---\napiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: hourly, namespace: {ns}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {store}}}\n  validationFrequency: 1h\n  backupSyncPeriod: 0s\n",
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: quiet, namespace: {ns}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {store}}}\n  validationFrequency: 0s\n  backupSyncPeriod: 0s\n---\napiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: hourly, namespace: {ns}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {store}}}\n  accessMode: ReadOnly\n  validationFrequency: 1h\n  backupSyncPeriod: 0s\n",
         store = store.display()
     ));
 
@@ -473,6 +473,30 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     }
     assert!(sent >= 10, "only {sent} seed documents sent");
     env.kubectl(&["delete", "namespace", seeds_ns, "--wait=false"], None);
+
+    // A backup into a ReadOnly location fails validation, naming it; nothing is written.
+    env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: into-readonly, namespace: {ns}}}\nspec:\n  includedNamespaces: [{app}]\n  storageLocation: hourly\n"
+    ));
+    let refused = eventually(
+        30,
+        "the backup into a ReadOnly location to be refused",
+        || {
+            let b = json(
+                &env,
+                &["-n", ns, "get", "backups.lifeboat.dev", "into-readonly"],
+            );
+            (phase(&b) == "FailedValidation").then_some(b)
+        },
+    );
+    assert!(
+        refused["status"]["validationErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("backup storage location \"hourly\" is ReadOnly"),
+        "{refused}"
+    );
+    assert!(!store.join("backups/into-readonly").exists());
 
     // Each location keeps its own rhythm: after several of the default's 2 s periods, the
     // default has been validated again, `hourly` not since its first validation, `quiet`
