@@ -9,7 +9,8 @@ Entrypoint /usr/local/bin/lifeboat; `lifeboat install` passes `server ...` as ar
 The output is one tar that is both an OCI image layout (index.json, oci-layout,
 blobs/sha256/...) and a `docker save` archive (manifest.json), so it loads with
 `docker load -i`, `podman load -i`, `ctr images import`, or pushes with
-`skopeo copy oci-archive:lifeboat.tar docker://registry/lifeboat:TAG`.
+`skopeo copy oci-archive:lifeboat.tar:latest docker://registry/lifeboat:TAG` (the archive
+holds one entry per tag, so skopeo needs the tag after the file name).
 
 The layer is reproducible: sorted entries, mtime 0, numeric owners, gzip without a
 timestamp.
@@ -133,6 +134,38 @@ def build_layer(binary, work, strip):
     return layer_gz, diff_id
 
 
+def architecture_of(binary):
+    """The OCI architecture of an ELF binary, from its e_machine field."""
+    with open(binary, "rb") as f:
+        head = f.read(20)
+    if head[:4] != b"\x7fELF":
+        sys.exit(f"{binary} is not an ELF executable")
+    machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    arch = {0x3E: "amd64", 0xB7: "arm64", 0x28: "arm", 0xF3: "riscv64", 0x15: "ppc64le", 0x16: "s390x"}.get(machine)
+    if arch is None:
+        sys.exit(f"{binary}: unknown ELF machine {machine:#x}")
+    return arch
+
+
+def split_tag(tag):
+    """repo[:tag] -> (repo, tag); a ':' before the last '/' is a registry port."""
+    slash = tag.rfind("/")
+    colon = tag.rfind(":")
+    if colon > slash:
+        return tag[:colon], tag[colon + 1:]
+    return tag, "latest"
+
+
+def containerd_name(tag):
+    repo, version = split_tag(tag)
+    first = repo.split("/")[0]
+    if "/" not in repo:
+        repo = f"docker.io/library/{repo}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        repo = f"docker.io/{repo}"
+    return f"{repo}:{version}"
+
+
 def version_of(binary):
     out = subprocess.run([binary, "--version"], capture_output=True, text=True)
     words = out.stdout.split()
@@ -149,13 +182,13 @@ def main():
     if not os.access(a.binary, os.X_OK):
         sys.exit(f"{a.binary} is not an executable: build it first (cargo build --release)")
     version = version_of(a.binary)
-    tags = a.tag or [f"lifeboat:{version}", "lifeboat:latest"]
+    tags = [":".join(split_tag(t)) for t in (a.tag or [f"lifeboat:{version}", "lifeboat:latest"])]
 
     with tempfile.TemporaryDirectory() as work:
         layer_gz, diff_id = build_layer(a.binary, work, not a.no_strip)
         layer_digest = sha256_file(layer_gz)
         config = {
-            "architecture": "amd64",
+            "architecture": architecture_of(a.binary),
             "os": "linux",
             "config": {
                 "User": f"{USER}:{USER}",
@@ -204,8 +237,8 @@ def main():
                     "digest": f"sha256:{manifest_digest}",
                     "size": len(manifest_bytes),
                     "annotations": {
-                        "io.containerd.image.name": f"docker.io/library/{t}" if "/" not in t.split(":")[0] else t,
-                        "org.opencontainers.image.ref.name": t.rsplit(":", 1)[-1],
+                        "io.containerd.image.name": containerd_name(t),
+                        "org.opencontainers.image.ref.name": split_tag(t)[1],
                     },
                 }
                 for t in tags

@@ -8,6 +8,7 @@
 //! always ends in the API server's error, which the integration tests check is reported.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -21,7 +22,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 /// Where a container of a pod is, as far as a hook cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerState {
     /// Not started yet (or no status reported: no kubelet has it).
     Waiting,
@@ -30,14 +31,18 @@ pub enum ContainerState {
         /// The container's readiness.
         ready: bool,
     },
-    /// Ended: it will never run the hook.
+    /// The pod ended (Succeeded or Failed): the container will never run the hook. (A
+    /// container that terminated in a pod that restarts it is `Waiting`.)
     Terminated,
+    /// The pod is gone, or has no such container: the hook is skipped with a warning, as
+    /// Velero does.
+    Missing(String),
 }
 
 /// Runs commands in containers, and tells how a container is.
 pub trait PodExec: Send + Sync {
-    /// The state of `container` in `ns/pod`; `Err` when the pod or the container is
-    /// gone or cannot be read.
+    /// The state of `container` in `ns/pod`; `Err` when it cannot be read now (retried
+    /// until the hook's wait ends).
     fn container_state<'a>(
         &'a self,
         ns: &'a str,
@@ -81,24 +86,33 @@ impl PodExec for KubeExec {
                 kube::Error::Api(s) => s.message,
                 e => e.to_string(),
             })?;
-            let p = p.ok_or_else(|| format!("pod {ns}/{pod} is gone"))?;
+            let Some(p) = p else {
+                return Ok(ContainerState::Missing(format!("pod {ns}/{pod} is gone")));
+            };
             let declared = p
                 .spec
                 .as_ref()
                 .is_some_and(|s| s.containers.iter().any(|c| c.name == container));
             if !declared {
-                return Err(format!("pod {ns}/{pod} has no container {container}"));
+                return Ok(ContainerState::Missing(format!(
+                    "pod {ns}/{pod} has no container {container}"
+                )));
             }
-            let status = p
-                .status
-                .as_ref()
+            let pod_status = p.status.as_ref();
+            if matches!(
+                pod_status.and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            ) {
+                return Ok(ContainerState::Terminated);
+            }
+            let status = pod_status
                 .and_then(|s| s.container_statuses.as_ref())
                 .and_then(|cs| cs.iter().find(|c| c.name == container));
             Ok(match status.and_then(|c| c.state.as_ref()) {
                 Some(st) if st.running.is_some() => ContainerState::Running {
                     ready: status.is_some_and(|c| c.ready),
                 },
-                Some(st) if st.terminated.is_some() => ContainerState::Terminated,
+                // Terminated in a running pod: the kubelet restarts it.
                 _ => ContainerState::Waiting,
             })
         })
@@ -231,63 +245,106 @@ pub struct RestorePodHooks {
 /// How often a container's state is read while a hook waits for it.
 const POLL: Duration = Duration::from_secs(1);
 
-/// Waits until `container` runs (and is ready, when asked) or `deadline` passes.
+/// Why a hook did not get to run.
+enum NotRun {
+    /// It failed (per its onError).
+    Failed(String),
+    /// Skipped with a warning (its container is missing), not counted as attempted.
+    Skipped(String),
+    /// Another hook failed with onError Fail: no more hooks run.
+    Cancelled,
+}
+
+/// Waits until `container` runs (and is ready, when asked) or `deadline` passes. A read
+/// that fails is retried until the deadline; its error is in the final message.
 async fn wait_for_container(
     exec: &dyn PodExec,
     ns: &str,
     pod: &str,
     h: &PlannedRestoreExec,
     deadline: Instant,
-) -> Result<(), String> {
+    cancelled: &AtomicBool,
+) -> Result<(), NotRun> {
+    let mut last_error = None;
     loop {
-        let state = exec.container_state(ns, pod, &h.container).await?;
-        match state {
-            ContainerState::Running { ready } if ready || !h.wait_for_ready => return Ok(()),
-            ContainerState::Terminated => {
-                return Err(format!(
-                    "container {} terminated before the hook ran",
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(NotRun::Cancelled);
+        }
+        let mut what = "running";
+        match exec.container_state(ns, pod, &h.container).await {
+            Ok(ContainerState::Running { ready }) if ready || !h.wait_for_ready => return Ok(()),
+            Ok(ContainerState::Running { .. }) => what = "ready",
+            Ok(ContainerState::Waiting) => {}
+            Ok(ContainerState::Terminated) => {
+                return Err(NotRun::Failed(format!(
+                    "pod {ns}/{pod} ended before container {} ran the hook",
                     h.container
-                ));
+                )));
             }
-            _ => {}
+            Ok(ContainerState::Missing(why)) => return Err(NotRun::Skipped(why)),
+            Err(e) => last_error = Some(e),
         }
         if Instant::now() + POLL > deadline {
-            let what = match state {
-                ContainerState::Running { .. } => "ready",
-                _ => "running",
-            };
-            return Err(format!(
+            let mut msg = format!(
                 "container {} was not {what} within the wait timeout {}",
                 h.container,
                 lifeboat_types::GoDuration(h.wait_timeout)
-            ));
+            );
+            if let Some(e) = last_error {
+                msg.push_str(&format!(" (last error reading the pod: {e})"));
+            }
+            return Err(NotRun::Failed(msg));
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-async fn run_restore_pod(exec: &dyn PodExec, p: &RestorePodHooks) -> HookRun {
+/// Runs one pod's hooks in order. `queued` is how long the pod waited for its turn: its
+/// wait timeouts are extended by it, so that a pod is not failed for the time other pods'
+/// hooks took.
+async fn run_restore_pod(
+    exec: &dyn PodExec,
+    p: &RestorePodHooks,
+    queued: Duration,
+    cancelled: &AtomicBool,
+) -> HookRun {
     let mut run = HookRun::default();
     for h in &p.hooks {
-        run.attempted += 1;
-        let deadline = p.restored_at + h.wait_timeout;
-        let result = match wait_for_container(exec, &p.namespace, &p.pod, h, deadline).await {
-            Ok(()) => {
-                match tokio::time::timeout(
-                    h.exec_timeout,
-                    exec.exec(&p.namespace, &p.pod, &h.container, &h.command),
-                )
-                .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(format!(
-                        "timed out after {}",
-                        lifeboat_types::GoDuration(h.exec_timeout)
-                    )),
+        if cancelled.load(Ordering::Relaxed) {
+            break;
+        }
+        let deadline = p.restored_at + queued + h.wait_timeout;
+        let result =
+            match wait_for_container(exec, &p.namespace, &p.pod, h, deadline, cancelled).await {
+                Ok(()) => {
+                    match tokio::time::timeout(
+                        h.exec_timeout,
+                        exec.exec(&p.namespace, &p.pod, &h.container, &h.command),
+                    )
+                    .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(format!(
+                            "timed out after {}",
+                            lifeboat_types::GoDuration(h.exec_timeout)
+                        )),
+                    }
                 }
-            }
-            Err(e) => Err(e),
-        };
+                Err(NotRun::Cancelled) => break,
+                Err(NotRun::Skipped(why)) => {
+                    run.warnings.push((
+                        p.namespace.clone(),
+                        format!(
+                            "restore exec hook {} ({:?}) skipped: {why}",
+                            h.source,
+                            h.command.join(" ")
+                        ),
+                    ));
+                    continue;
+                }
+                Err(NotRun::Failed(e)) => Err(e),
+            };
+        run.attempted += 1;
         if let Err(e) = result {
             run.failed += 1;
             let msg = format!(
@@ -301,6 +358,8 @@ async fn run_restore_pod(exec: &dyn PodExec, p: &RestorePodHooks) -> HookRun {
             match h.on_error {
                 HookErrorMode::Fail => {
                     run.errors.push((p.namespace.clone(), msg));
+                    // As Velero: a Fail stops every hook not yet started, in every pod.
+                    cancelled.store(true, Ordering::Relaxed);
                     break;
                 }
                 HookErrorMode::Continue => run.warnings.push((p.namespace.clone(), msg)),
@@ -312,18 +371,23 @@ async fn run_restore_pod(exec: &dyn PodExec, p: &RestorePodHooks) -> HookRun {
 
 /// Runs the exec hooks of restored pods: up to `concurrency` pods at once, each pod's
 /// hooks in order, each after its container runs (Velero's semantics). A failure with
-/// onError Fail stops that pod's remaining hooks and is an error of the restore; with
+/// onError Fail is an error of the restore and no further hook starts (in any pod); with
 /// Continue it is a warning.
 pub async fn run_restore_hooks(
     exec: &dyn PodExec,
     pods: &[RestorePodHooks],
     concurrency: usize,
 ) -> HookRun {
+    let began = Instant::now();
+    let cancelled = AtomicBool::new(false);
+    let cancelled = &cancelled;
     // Boxed futures in a Vec, not a closure in the stream's type: that keeps the caller's
     // future provably Send (the server runs restores in a reconcile).
     let futures: Vec<BoxFuture<'_, HookRun>> = pods
         .iter()
-        .map(|p| -> BoxFuture<'_, HookRun> { Box::pin(run_restore_pod(exec, p)) })
+        .map(|p| -> BoxFuture<'_, HookRun> {
+            Box::pin(async move { run_restore_pod(exec, p, began.elapsed(), cancelled).await })
+        })
         .collect();
     let runs: Vec<HookRun> = stream::iter(futures)
         .buffered(concurrency.max(1))
@@ -351,7 +415,7 @@ mod tests {
     #[derive(Default)]
     struct Scripted {
         calls: Mutex<Vec<String>>,
-        states: Mutex<HashMap<String, Vec<ContainerState>>>,
+        states: Mutex<HashMap<String, Vec<Result<ContainerState, String>>>>,
         reads: Mutex<Vec<(String, Instant)>>,
     }
 
@@ -369,11 +433,11 @@ mod tests {
                     .unwrap()
                     .push((key.clone(), Instant::now()));
                 let mut states = self.states.lock().unwrap();
-                Ok(match states.get_mut(&key) {
+                match states.get_mut(&key) {
                     Some(list) if list.len() > 1 => list.remove(0),
-                    Some(list) => list[0],
-                    None => ContainerState::Running { ready: true },
-                })
+                    Some(list) => list[0].clone(),
+                    None => Ok(ContainerState::Running { ready: true }),
+                }
             })
         }
 
@@ -555,10 +619,10 @@ mod tests {
         x.states.lock().unwrap().insert(
             "a/p1/db".into(),
             vec![
-                Waiting,
-                Waiting,
-                Running { ready: false },
-                Running { ready: true },
+                Ok(Waiting),
+                Ok(Waiting),
+                Ok(Running { ready: false }),
+                Ok(Running { ready: true }),
             ],
         );
         let start = Instant::now();
@@ -597,7 +661,7 @@ mod tests {
         x.states
             .lock()
             .unwrap()
-            .insert("a/p1/db".into(), vec![Running { ready: false }]);
+            .insert("a/p1/db".into(), vec![Ok(Running { ready: false })]);
         let run = run_restore_hooks(
             &x,
             &[rpod(
@@ -634,11 +698,11 @@ mod tests {
         x.states
             .lock()
             .unwrap()
-            .insert("a/p1/db".into(), vec![Waiting]);
+            .insert("a/p1/db".into(), vec![Ok(Waiting)]);
         x.states
             .lock()
             .unwrap()
-            .insert("a/p2/db".into(), vec![Terminated]);
+            .insert("a/p2/db".into(), vec![Ok(Terminated)]);
         let start = Instant::now();
         let run = run_restore_hooks(
             &x,
@@ -647,11 +711,13 @@ mod tests {
                     "p1",
                     vec![
                         rhook("one", "db", HookErrorMode::Continue, 10, false),
-                        rhook("two", "db", HookErrorMode::Fail, 10, false),
-                        rhook("three", "db", HookErrorMode::Fail, 10, false),
+                        rhook("two", "db", HookErrorMode::Continue, 10, false),
                     ],
                 ),
-                rpod("p2", vec![rhook("x", "db", HookErrorMode::Fail, 10, false)]),
+                rpod(
+                    "p2",
+                    vec![rhook("x", "db", HookErrorMode::Continue, 10, false)],
+                ),
             ],
             2,
         )
@@ -660,12 +726,150 @@ mod tests {
         assert!(Instant::now() - start <= Duration::from_secs(10));
         assert!(x.calls.lock().unwrap().is_empty());
         assert_eq!((run.attempted, run.failed), (3, 3));
+        assert!(run.errors.is_empty());
+        let w: Vec<&str> = run.warnings.iter().map(|w| w.1.as_str()).collect();
+        assert!(w[0].contains("restore exec hook h (\"one\" in container db) of pod a/p1 failed: container db was not running within the wait timeout 10s"), "{w:?}");
+        assert!(
+            w.iter().any(|w| w
+                .ends_with("of pod a/p2 failed: pod a/p2 ended before container db ran the hook")),
+            "{w:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fail_stops_every_hook_not_yet_started_in_every_pod() {
+        use ContainerState::*;
+        let x = Scripted::default();
+        x.states
+            .lock()
+            .unwrap()
+            .insert("a/p1/db".into(), vec![Ok(Terminated)]);
+        x.states
+            .lock()
+            .unwrap()
+            .insert("a/p2/db".into(), vec![Ok(Waiting)]);
+        let start = Instant::now();
+        let run = run_restore_hooks(
+            &x,
+            &[
+                rpod("p1", vec![rhook("x", "db", HookErrorMode::Fail, 60, false)]),
+                rpod(
+                    "p2",
+                    vec![
+                        rhook("y", "db", HookErrorMode::Continue, 60, false),
+                        rhook("z", "db", HookErrorMode::Continue, 60, false),
+                    ],
+                ),
+            ],
+            4,
+        )
+        .await;
+        assert!(
+            Instant::now() - start <= Duration::from_secs(2),
+            "it waited"
+        );
+        assert_eq!((run.attempted, run.failed, run.errors.len()), (1, 1, 1));
+        assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_container_skips_its_hook_and_read_errors_are_retried() {
+        use ContainerState::*;
+        let x = Scripted::default();
+        x.states.lock().unwrap().insert(
+            "a/p1/gone".into(),
+            vec![Ok(Missing("pod a/p1 has no container gone".into()))],
+        );
+        x.states.lock().unwrap().insert(
+            "a/p2/db".into(),
+            vec![
+                Err("the server is currently unable to handle the request".into()),
+                Err("etcdserver: request timed out".into()),
+                Ok(Running { ready: true }),
+            ],
+        );
+        let run = run_restore_hooks(
+            &x,
+            &[
+                rpod(
+                    "p1",
+                    vec![rhook("x", "gone", HookErrorMode::Fail, 60, false)],
+                ),
+                rpod("p2", vec![rhook("y", "db", HookErrorMode::Fail, 60, false)]),
+            ],
+            4,
+        )
+        .await;
+        assert_eq!((run.attempted, run.failed), (1, 0), "{run:?}");
         assert_eq!(run.warnings.len(), 1);
-        assert!(run.warnings[0].1.contains("restore exec hook h (\"one\" in container db) of pod a/p1 failed: container db was not running within the wait timeout 10s"), "{:?}", run.warnings);
-        assert_eq!(run.errors.len(), 2, "{:?}", run.errors);
-        assert!(run.errors.iter().any(|e| {
-            e.1.contains("pod a/p2 failed: container db terminated before the hook ran")
-        }));
+        assert!(
+            run.warnings[0]
+                .1
+                .ends_with("skipped: pod a/p1 has no container gone"),
+            "{:?}",
+            run.warnings
+        );
+        assert_eq!(*x.calls.lock().unwrap(), ["a/p2/db: y"]);
+
+        // Errors until the deadline are named in the failure.
+        let x = Scripted::default();
+        x.states
+            .lock()
+            .unwrap()
+            .insert("a/p1/db".into(), vec![Err("connection refused".into())]);
+        let run = run_restore_hooks(
+            &x,
+            &[rpod(
+                "p1",
+                vec![rhook("x", "db", HookErrorMode::Fail, 3, false)],
+            )],
+            1,
+        )
+        .await;
+        assert!(
+            run.errors[0].1.ends_with(
+                "was not running within the wait timeout 3s (last error reading the pod: connection refused)"
+            ),
+            "{:?}",
+            run.errors
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_queued_behind_other_pods_does_not_count_against_the_wait() {
+        use ContainerState::*;
+        let x = Scripted::default();
+        // p1's container runs after 4 s; p2's after 3 more s of its own wait, at 7 s:
+        // beyond its 5 s wait timeout from its restore, but it queued 4 s behind p1.
+        x.states.lock().unwrap().insert(
+            "a/p1/db".into(),
+            vec![
+                Ok(Waiting),
+                Ok(Waiting),
+                Ok(Waiting),
+                Ok(Waiting),
+                Ok(Running { ready: true }),
+            ],
+        );
+        x.states.lock().unwrap().insert(
+            "a/p2/db".into(),
+            vec![
+                Ok(Waiting),
+                Ok(Waiting),
+                Ok(Waiting),
+                Ok(Running { ready: true }),
+            ],
+        );
+        let run = run_restore_hooks(
+            &x,
+            &[
+                rpod("p1", vec![rhook("x", "db", HookErrorMode::Fail, 60, false)]),
+                rpod("p2", vec![rhook("y", "db", HookErrorMode::Fail, 5, false)]),
+            ],
+            1,
+        )
+        .await;
+        assert_eq!((run.attempted, run.failed), (2, 0), "{run:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -510,22 +510,13 @@ impl Exec<'_> {
                 );
             }
         }
-        // Exec hooks are planned on the pod as it will be created; a bad annotation is
-        // an error of this pod's hooks, not of its restore.
-        let exec_hooks = match (gr.as_str(), p.target_ns.as_deref()) {
-            ("pods", Some(ns)) => {
-                match lifeboat_types::restore_hooks::plan_exec_hooks(&self.hooks, &obj, ns) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        self.error(
-                            Some(ns),
-                            format!("pod {ns}/{}: restore exec hooks: {e}", p.file.name),
-                        );
-                        vec![]
-                    }
-                }
+        // Exec hooks are planned on the pod as it will be created, and kept only if this
+        // restore creates it (not for a pod that exists, nor in a dry run).
+        let exec_plan = match (gr.as_str(), p.target_ns.as_deref()) {
+            ("pods", Some(ns)) if !self.opts.dry_run => {
+                lifeboat_types::restore_hooks::plan_exec_hooks(&self.hooks, &obj, ns)
             }
-            _ => vec![],
+            _ => Default::default(),
         };
         let name = obj
             .pointer("/metadata/name")
@@ -565,15 +556,23 @@ impl Exec<'_> {
             if let Ok(mut l) = self.restored.lock() {
                 l.add(&format!("{api_version}/{kind}"), ns, &name);
             }
-            if !exec_hooks.is_empty()
-                && let (Some(ns), Ok(mut l)) = (ns, self.pod_hooks.lock())
-            {
-                l.push(crate::hooks::RestorePodHooks {
-                    namespace: ns.to_string(),
-                    pod: name.clone(),
-                    restored_at: tokio::time::Instant::now(),
-                    hooks: exec_hooks,
-                });
+            if let Some(ns) = ns {
+                for w in &exec_plan.warnings {
+                    self.warn(
+                        Some(ns),
+                        format!("pod {ns}/{name}: restore exec hooks: {w}"),
+                    );
+                }
+                if !exec_plan.hooks.is_empty()
+                    && let Ok(mut l) = self.pod_hooks.lock()
+                {
+                    l.push(crate::hooks::RestorePodHooks {
+                        namespace: ns.to_string(),
+                        pod: name.clone(),
+                        restored_at: tokio::time::Instant::now(),
+                        hooks: exec_plan.hooks,
+                    });
+                }
             }
             return Ok(Outcome::Created);
         }
@@ -1008,11 +1007,13 @@ pub async fn run_restore(
 
 async fn ensure_namespaces(exec: &Exec<'_>, needed: &BTreeSet<String>) {
     let ns_res = target_resource("namespaces", "v1", "Namespace", false);
+    let mut ready = BTreeSet::new();
     for ns in needed {
         if let Err(e) = wait_not_terminating(exec, ns).await {
             exec.error(Some(ns), e);
             continue;
         }
+        ready.insert(ns.clone());
         let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
             BACKUP_NAME_LABEL: exec.sanitize.backup_name, RESTORE_NAME_LABEL: exec.sanitize.restore_name}}});
         match exec
@@ -1024,7 +1025,7 @@ async fn ensure_namespaces(exec: &Exec<'_>, needed: &BTreeSet<String>) {
             Err(e) => exec.error(Some(ns), format!("cannot create namespace {ns}: {e}")),
         }
     }
-    wait_namespaces_active(exec, needed).await;
+    wait_namespaces_active(exec, &ready).await;
 }
 
 /// How long a restore waits for a terminating target namespace to go (Velero's

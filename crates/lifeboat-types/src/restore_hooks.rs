@@ -220,114 +220,162 @@ pub fn apply_init_hooks(hooks: &RestoreHooks, pod: &mut Value, ns: &str) -> Vec<
     applied
 }
 
-fn first_container(pod: &Value) -> Result<String, String> {
+fn first_container(pod: &Value) -> Option<String> {
     pod.pointer("/spec/containers/0/name")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| "the pod has no containers".to_string())
 }
 
-fn exec_from_annotations(pod: &Value) -> Option<Result<PlannedRestoreExec, String>> {
+/// A duration field: unset and zero both mean the default (a Restore read back from a
+/// Velero cluster carries `execTimeout: 0s` and `waitTimeout: 0s`, which Velero treats as
+/// unset).
+fn or_default(d: Option<Duration>, default: Duration) -> Duration {
+    d.filter(|d| !d.is_zero()).unwrap_or(default)
+}
+
+/// Go's `strconv.ParseBool`, which Velero uses for `wait-for-ready`.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The exec hooks planned for one pod, and what was wrong with how they were asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodExecPlan {
+    /// The hooks to run, in order.
+    pub hooks: Vec<PlannedRestoreExec>,
+    /// Problems found (a bad annotation value, a hook with no command): warnings of the
+    /// restore, each naming the annotation or hook and what was used instead.
+    pub warnings: Vec<String>,
+}
+
+fn exec_from_annotations(pod: &Value, warnings: &mut Vec<String>) -> Option<PlannedRestoreExec> {
     let key = |k: &str| format!("post.hook.restore.velero.io/{k}");
     let ann = |k: &str| {
         pod.pointer("/metadata/annotations")
             .and_then(|a| a.get(key(k)))
             .and_then(Value::as_str)
     };
-    let raw = ann("command")?;
-    let duration = |k: &str, default: Duration| -> Result<Duration, String> {
-        match ann(k) {
-            None => Ok(default),
-            Some(t) => t
-                .parse::<GoDuration>()
-                .map(|d| d.0)
-                .map_err(|e| format!("annotation {}: {e}", key(k))),
+    // An empty command is no command: the spec's hooks apply (as Velero).
+    let raw = ann("command").filter(|c| !c.trim().is_empty())?;
+    let mut duration = |k: &str, default: Duration| match ann(k) {
+        None => default,
+        Some(t) => match t.parse::<GoDuration>() {
+            Ok(d) => or_default(Some(d.0), default),
+            Err(e) => {
+                warnings.push(format!(
+                    "annotation {}: {e}; using {}",
+                    key(k),
+                    GoDuration(default)
+                ));
+                default
+            }
+        },
+    };
+    let exec_timeout = duration("exec-timeout", DEFAULT_EXEC_TIMEOUT);
+    let wait_timeout = duration("wait-timeout", DEFAULT_WAIT_TIMEOUT);
+    let command: Vec<String> = if raw.trim_start().starts_with('[') {
+        match serde_json::from_str::<Vec<String>>(raw) {
+            Ok(c) if !c.is_empty() => c,
+            _ => {
+                warnings.push(format!(
+                    "annotation {}: not a JSON list of strings; run as one word",
+                    key("command")
+                ));
+                vec![raw.to_string()]
+            }
+        }
+    } else {
+        vec![raw.to_string()]
+    };
+    let container = match ann("container") {
+        Some(c) if !c.is_empty() => c.to_string(),
+        _ => match first_container(pod) {
+            Some(c) => c,
+            None => {
+                warnings.push("the pod has no containers; its exec hook is skipped".into());
+                return None;
+            }
+        },
+    };
+    let on_error = match ann("on-error") {
+        Some("Fail") => HookErrorMode::Fail,
+        None | Some("Continue") => HookErrorMode::Continue,
+        Some(other) => {
+            warnings.push(format!(
+                "annotation {}: {other:?} is not Continue or Fail; using Continue",
+                key("on-error")
+            ));
+            HookErrorMode::Continue
         }
     };
-    Some((|| {
-        let command: Vec<String> = if raw.trim_start().starts_with('[') {
-            serde_json::from_str(raw).map_err(|e| {
-                format!(
-                    "annotation {}: not a JSON list of strings: {e}",
-                    key("command")
-                )
-            })?
-        } else {
-            vec![raw.to_string()]
-        };
-        if command.is_empty() {
-            return Err(format!("annotation {} is an empty command", key("command")));
-        }
-        let container = match ann("container") {
-            Some(c) => c.to_string(),
-            None => first_container(pod)?,
-        };
-        let on_error = match ann("on-error") {
-            None | Some("Continue") => HookErrorMode::Continue,
-            Some("Fail") => HookErrorMode::Fail,
-            Some(other) => {
-                return Err(format!(
-                    "annotation {}: {other:?} is not Continue or Fail",
-                    key("on-error")
-                ));
-            }
-        };
-        let wait_for_ready = match ann("wait-for-ready") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(format!(
-                    "annotation {}: {other:?} is not true or false",
-                    key("wait-for-ready")
-                ));
-            }
-        };
-        Ok(PlannedRestoreExec {
-            source: "<annotations>".into(),
-            container,
-            command,
-            on_error,
-            exec_timeout: duration("exec-timeout", DEFAULT_EXEC_TIMEOUT)?,
-            wait_timeout: duration("wait-timeout", DEFAULT_WAIT_TIMEOUT)?,
-            wait_for_ready,
-        })
-    })())
+    let wait_for_ready = match ann("wait-for-ready") {
+        None => false,
+        Some(v) => parse_bool(v).unwrap_or_else(|| {
+            warnings.push(format!(
+                "annotation {}: {v:?} is not a boolean; using false",
+                key("wait-for-ready")
+            ));
+            false
+        }),
+    };
+    Some(PlannedRestoreExec {
+        source: "<annotations>".into(),
+        container,
+        command,
+        on_error,
+        exec_timeout,
+        wait_timeout,
+        wait_for_ready,
+    })
 }
 
 /// The exec hooks to run in `pod` (as it is created, restored into `ns`), in order: the
-/// pod's `post.hook.restore.velero.io/*` annotations when it has a command annotation,
-/// otherwise every matching hook set's exec hooks. A problem (a bad annotation, a pod
-/// without containers, an empty command) is an error naming it.
-pub fn plan_exec_hooks(
-    hooks: &RestoreHooks,
-    pod: &Value,
-    ns: &str,
-) -> Result<Vec<PlannedRestoreExec>, String> {
-    if let Some(h) = exec_from_annotations(pod) {
-        return h.map(|h| vec![h]);
+/// pod's `post.hook.restore.velero.io/*` annotations when it has a (non-empty) command
+/// annotation, otherwise every matching hook set's exec hooks. As Velero, a bad value is
+/// not fatal: it is reported and the default used (or the hook skipped, when it has no
+/// command or the pod no container).
+pub fn plan_exec_hooks(hooks: &RestoreHooks, pod: &Value, ns: &str) -> PodExecPlan {
+    let mut plan = PodExecPlan::default();
+    if let Some(h) = exec_from_annotations(pod, &mut plan.warnings) {
+        plan.hooks.push(h);
+        return plan;
+    }
+    if !plan.warnings.is_empty() {
+        return plan;
     }
     let labels = labels(pod);
-    let mut out = Vec::new();
     for spec in hooks.resources.iter().filter(|s| selects(s, ns, &labels)) {
         for e in spec.post_hooks.iter().filter_map(|h| h.exec.as_ref()) {
             if e.command.is_empty() {
-                return Err(format!("hook {:?} has an empty command", spec.name));
+                plan.warnings.push(format!(
+                    "restore hook {:?} has an exec hook with an empty command; skipped",
+                    spec.name
+                ));
+                continue;
             }
-            out.push(PlannedRestoreExec {
+            let Some(container) = e.container.clone().or_else(|| first_container(pod)) else {
+                plan.warnings.push(format!(
+                    "restore hook {:?}: the pod has no containers; skipped",
+                    spec.name
+                ));
+                continue;
+            };
+            plan.hooks.push(PlannedRestoreExec {
                 source: spec.name.clone(),
-                container: match &e.container {
-                    Some(c) => c.clone(),
-                    None => first_container(pod)?,
-                },
+                container,
                 command: e.command.clone(),
                 on_error: e.on_error.unwrap_or(HookErrorMode::Continue),
-                exec_timeout: e.exec_timeout.map_or(DEFAULT_EXEC_TIMEOUT, |d| d.0),
-                wait_timeout: e.wait_timeout.map_or(DEFAULT_WAIT_TIMEOUT, |d| d.0),
+                exec_timeout: or_default(e.exec_timeout.map(|d| d.0), DEFAULT_EXEC_TIMEOUT),
+                wait_timeout: or_default(e.wait_timeout.map(|d| d.0), DEFAULT_WAIT_TIMEOUT),
                 wait_for_ready: e.wait_for_ready.unwrap_or(false),
             });
         }
     }
-    Ok(out)
+    plan
 }
 
 #[cfg(test)]
@@ -379,7 +427,7 @@ mod tests {
             let applied = apply_init_hooks(&hooks(), &mut p, ns);
             assert!(applied.is_empty());
             assert_eq!(p, before);
-            assert_eq!(plan_exec_hooks(&hooks(), &p, ns), Ok(vec![]));
+            assert_eq!(plan_exec_hooks(&hooks(), &p, ns), PodExecPlan::default());
         }
     }
 
@@ -436,7 +484,7 @@ mod tests {
     fn spec_exec_hooks_are_planned_in_order_with_defaults() {
         let p = pod(json!({"app": "db"}), json!({}));
         assert_eq!(
-            plan_exec_hooks(&hooks(), &p, "shop-eu").unwrap(),
+            plan_exec_hooks(&hooks(), &p, "shop-eu").hooks,
             [
                 planned(
                     "restore-db",
@@ -468,33 +516,79 @@ mod tests {
                "post.hook.restore.velero.io/exec-timeout": "2m",
                "post.hook.restore.velero.io/wait-timeout": "10s",
                "post.hook.restore.velero.io/wait-for-ready": "true"}),
-        Ok(vec![planned("<annotations>", "db", &["/bin/sh", "-c", "ready"], HookErrorMode::Fail, 120, 10, true)])
+        vec![planned("<annotations>", "db", &["/bin/sh", "-c", "ready"], HookErrorMode::Fail, 120, 10, true)],
+        &[]
     )]
     #[case::one_word_and_defaults(
         json!({"post.hook.restore.velero.io/command": "/warm"}),
-        Ok(vec![planned("<annotations>", "c", &["/warm"], HookErrorMode::Continue, 30, 600, false)])
+        vec![planned("<annotations>", "c", &["/warm"], HookErrorMode::Continue, 30, 600, false)],
+        &[]
     )]
-    #[case::bad_on_error(
-        json!({"post.hook.restore.velero.io/command": "/warm", "post.hook.restore.velero.io/on-error": "Stop"}),
-        Err("annotation post.hook.restore.velero.io/on-error: \"Stop\" is not Continue or Fail".to_string())
+    #[case::go_bool_spellings_and_zero_durations(
+        json!({"post.hook.restore.velero.io/command": "/warm",
+               "post.hook.restore.velero.io/wait-for-ready": "T",
+               "post.hook.restore.velero.io/exec-timeout": "0s",
+               "post.hook.restore.velero.io/wait-timeout": "0s"}),
+        vec![planned("<annotations>", "c", &["/warm"], HookErrorMode::Continue, 30, 600, true)],
+        &[]
     )]
-    #[case::bad_timeout(
-        json!({"post.hook.restore.velero.io/command": "/warm", "post.hook.restore.velero.io/wait-timeout": "soon"}),
-        Err("annotation post.hook.restore.velero.io/wait-timeout".to_string())
+    #[case::bad_values_warn_and_use_defaults(
+        json!({"post.hook.restore.velero.io/command": "[not json",
+               "post.hook.restore.velero.io/on-error": "Stop",
+               "post.hook.restore.velero.io/wait-timeout": "soon",
+               "post.hook.restore.velero.io/wait-for-ready": "yes"}),
+        vec![planned("<annotations>", "c", &["[not json"], HookErrorMode::Continue, 30, 600, false)],
+        &[
+            "annotation post.hook.restore.velero.io/wait-timeout",
+            "annotation post.hook.restore.velero.io/command: not a JSON list of strings; run as one word",
+            "annotation post.hook.restore.velero.io/on-error: \"Stop\" is not Continue or Fail; using Continue",
+            "annotation post.hook.restore.velero.io/wait-for-ready: \"yes\" is not a boolean; using false",
+        ]
     )]
-    #[case::bad_bool(
-        json!({"post.hook.restore.velero.io/command": "/warm", "post.hook.restore.velero.io/wait-for-ready": "yes"}),
-        Err("annotation post.hook.restore.velero.io/wait-for-ready: \"yes\" is not true or false".to_string())
+    #[case::empty_command_means_the_spec_applies(
+        json!({"post.hook.restore.velero.io/command": " "}),
+        vec![
+            planned("restore-db", "c", &["/bin/check"], HookErrorMode::Fail, 60, 300, true),
+            planned("restore-db", "sidecar", &["/bin/warm"], HookErrorMode::Continue, 30, 600, false),
+        ],
+        &[]
     )]
     fn annotations_replace_the_spec_exec_hooks(
         #[case] annotations: Value,
-        #[case] want: Result<Vec<PlannedRestoreExec>, String>,
+        #[case] want: Vec<PlannedRestoreExec>,
+        #[case] warnings: &[&str],
     ) {
         let p = pod(json!({"app": "db"}), annotations);
-        match (plan_exec_hooks(&hooks(), &p, "shop-eu"), want) {
-            (Ok(got), Ok(want)) => assert_eq!(got, want),
-            (Err(got), Err(want)) => assert!(got.starts_with(&want), "{got}"),
-            (got, want) => panic!("got {got:?}, want {want:?}"),
+        let plan = plan_exec_hooks(&hooks(), &p, "shop-eu");
+        assert_eq!(plan.hooks, want);
+        assert_eq!(plan.warnings.len(), warnings.len(), "{:?}", plan.warnings);
+        for (got, want) in plan.warnings.iter().zip(warnings) {
+            assert!(got.starts_with(want), "{got}");
         }
+    }
+
+    #[test]
+    fn spec_zero_durations_are_defaults_and_empty_commands_are_skipped() {
+        let h = parse(Some(
+            &json!({"resources": [{"name": "velero-readback", "postHooks": [
+                {"exec": {"command": ["/a"], "execTimeout": "0s", "waitTimeout": "0s"}},
+                {"exec": {"command": []}}
+            ]}]}),
+        ))
+        .unwrap();
+        let plan = plan_exec_hooks(&h, &pod(json!({}), json!({})), "x");
+        assert_eq!(
+            plan.hooks,
+            [planned(
+                "velero-readback",
+                "c",
+                &["/a"],
+                HookErrorMode::Continue,
+                30,
+                600,
+                false
+            )]
+        );
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
     }
 }

@@ -516,6 +516,15 @@ where
     Ok(())
 }
 
+fn doc_kind(doc: &ServerDocument) -> &'static str {
+    match doc {
+        ServerDocument::Backup(_) => "Backup",
+        ServerDocument::Restore(_) => "Restore",
+        ServerDocument::Schedule(_) => "Schedule",
+        ServerDocument::Location(_) => "BackupStorageLocation",
+    }
+}
+
 /// `apply -f` of a document the server runs (a Schedule always; Backup, Restore and
 /// BackupStorageLocation with `--server`).
 pub(crate) async fn apply_to_server(cli: &Cli, doc: ServerDocument) -> Result<()> {
@@ -529,10 +538,17 @@ pub(crate) async fn apply_to_server(cli: &Cli, doc: ServerDocument) -> Result<()
     .clone();
     lifeboat_types::names::validate_name("object", &meta.name)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ns = meta
-        .namespace
-        .clone()
-        .unwrap_or_else(|| cli.namespace.clone());
+    // As kubectl: a document's namespace must agree with -n (whose default is velero, the
+    // namespace the guides' documents name).
+    let ns = match &meta.namespace {
+        Some(doc_ns) if *doc_ns != cli.namespace => bail!(
+            "{} {:?} names namespace {doc_ns:?} but -n is {:?}: pass -n {doc_ns}, or change (or drop) metadata.namespace in the document",
+            doc_kind(&doc),
+            meta.name,
+            cli.namespace
+        ),
+        _ => cli.namespace.clone(),
+    };
     // Checked here so that a bad document is named before anything is created.
     let (what, runs) = match &doc {
         ServerDocument::Schedule(s) => {

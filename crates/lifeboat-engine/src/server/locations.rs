@@ -59,8 +59,23 @@ async fn once(
             sync_every,
         );
         let mut status = bsl.status.clone().unwrap_or_default();
-        if due.validate || due.sync {
-            work(ctx, &api, &name, due, &mut status).await?;
+        // The gauge follows the stored phase, so a new leader exports it at once.
+        if let Some(phase) = &status.phase {
+            ctx.metrics
+                .location_status
+                .get_or_create(&super::metrics::LocationLabel {
+                    backup_location_name: name.clone(),
+                })
+                .set(i64::from(
+                    *phase == velero::BackupStorageLocationPhase::Available,
+                ));
+        }
+        if (due.validate || due.sync)
+            && let Err(e) = work(ctx, &api, &name, due, &mut status).await
+        {
+            // One location's trouble (deleted meanwhile, a refused patch) does not stop
+            // the others.
+            tracing::warn!(location = %name, "{e}");
         }
         let after = location::next_due_in(
             &bsl.spec,
@@ -139,7 +154,9 @@ async fn work(
                 patch.insert("message".into(), json!(e.to_string()));
             }
             if due.sync {
+                // Tried: the next try is a period away, not the next pass.
                 status.last_synced_time = Some(Time::now());
+                patch.insert("lastSyncedTime".into(), json!(status.last_synced_time));
             }
         }
     }

@@ -274,10 +274,16 @@ where
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // A report in flight is polled beside the run, never instead of it: a slow API server
+    // delays the progress, not the backup. One report at a time.
+    let mut pending: Option<std::pin::Pin<Box<R>>> = None;
     loop {
         tokio::select! {
             r = &mut run => return Some(r),
-            _ = tick.tick() => report().await,
+            _ = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                pending = None;
+            }
+            _ = tick.tick(), if pending.is_none() => pending = Some(Box::pin(report())),
             _ = shutdown.cancelled() => break,
         }
     }
@@ -505,6 +511,24 @@ mod tests {
         assert_eq!(out, Some(42));
         // At 2, 4 and 6 seconds.
         assert_eq!(reports.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_report_does_not_hold_the_run_back() {
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let out = drive(
+            &stop,
+            Duration::from_secs(20),
+            async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "done"
+            },
+            || async { tokio::time::sleep(Duration::from_secs(300)).await },
+        )
+        .await;
+        assert_eq!(out, Some("done"));
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
