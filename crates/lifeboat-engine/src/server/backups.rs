@@ -64,16 +64,27 @@ async fn reconcile(b: Arc<BackupResource>, ctx: Arc<Ctx>) -> Result<Action, Reco
     .await
 }
 
-async fn apply(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
-    let name = b.name_any();
+async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
+    let name = cached.name_any();
+    let cached_phase = cached.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if !matches!(cached_phase, BackupPhase::New | BackupPhase::InProgress) {
+        return Ok(Action::await_change());
+    }
+    // The controller's cache can lag behind this server's own status writes: a reconcile
+    // queued while the backup ran may see it New or InProgress after it Completed (and
+    // would run it again, or fail it as orphaned). Decide on the object as it is now.
+    let Some(fresh) = backups(ctx).get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    let b = &fresh;
     let phase = b.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let sched = schedule_of(b.metadata.labels.as_ref());
     match phase {
         BackupPhase::New => {}
         BackupPhase::InProgress => {
-            // No reconcile of this object runs concurrently with another, and ours patch a
-            // terminal phase before returning: InProgress here was left by a process that
-            // stopped while the backup ran.
+            // No reconcile of this object runs concurrently with another, ours write a
+            // terminal phase before returning, and the phase was just read from the API
+            // server: InProgress here was left by a process that stopped while it ran.
             tracing::warn!(backup = %name, "found InProgress with no server running it; marking it Failed");
             set_status(ctx, &name, json!({
                 "phase": "Failed",

@@ -18,8 +18,10 @@
 //! Every replica serves `/metrics` (Velero's metric names), `/healthz` and `/readyz`.
 //!
 //! Invariants: a Backup is Completed only after the engine wrote `velero-backup.json`;
-//! a Backup seen InProgress when a reconcile starts was orphaned by a previous process
-//! and becomes Failed with a reason; on SIGTERM no new work starts, running backups get a
+//! a Backup or Restore is InProgress only while this process runs it — one seen
+//! InProgress *in the API server* (never in the controller's cache, which lags behind the
+//! server's own writes) when a reconcile starts was orphaned by a previous process and
+//! becomes Failed with a reason; on SIGTERM no new work starts, running backups get a
 //! grace period and are otherwise marked Failed, and the Lease is released.
 
 mod backups;

@@ -51,8 +51,17 @@ async fn fail_validation(
     Ok(Action::await_change())
 }
 
-async fn reconcile(r: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action, ServerError> {
-    let name = r.name_any();
+async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action, ServerError> {
+    let name = cached.name_any();
+    let cached_phase = cached.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if !matches!(cached_phase, RestorePhase::New | RestorePhase::InProgress) {
+        return Ok(Action::await_change());
+    }
+    // The cache can lag behind this server's own status writes (see the Backup
+    // controller): decide on the object as the API server has it now.
+    let Some(r) = restores(&ctx).get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
     let phase = r.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let sched = ScheduleLabel {
         schedule: r.spec.schedule_name.clone().unwrap_or_default(),
@@ -72,7 +81,7 @@ async fn reconcile(r: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action, Ser
         _ => return Ok(Action::await_change()),
     }
     let backups: Api<BackupResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let mut restore: velero::Restore = match to_velero(&*r, &format!("Restore {name}")) {
+    let mut restore: velero::Restore = match to_velero(&r, &format!("Restore {name}")) {
         Ok(v) => v,
         Err(e) => return fail_validation(&ctx, &name, &sched, e.to_string()).await,
     };
