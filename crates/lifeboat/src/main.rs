@@ -964,6 +964,18 @@ async fn apply(cli: &Cli, file: &PathBuf, location: Option<&str>, to_server: boo
     if docs.is_empty() {
         bail!("{} holds no documents", file.display());
     }
+    // Checked before anything is sent.
+    if to_server
+        && location.is_some()
+        && let Some(VeleroDocument::Restore(r)) = docs
+            .iter()
+            .find(|d| matches!(d, VeleroDocument::Restore(_)))
+    {
+        bail!(
+            "Restore {:?}: --storage-location does not apply to a Restore run by the server (it reads its backup's location); drop the flag or send the Restore separately",
+            r.metadata.name
+        );
+    }
     let mut code = 0;
     for d in docs {
         use server_cmd::{ServerDocument, apply_to_server};

@@ -227,5 +227,24 @@ fn malformed_documents() {
     .unwrap();
     let err = env.fails(&["apply", "-f", f.to_str().unwrap()]);
     assert!(err.contains("not valid YAML"), "{err}");
+    // For the server, --storage-location cannot steer a Restore: refused before the
+    // Backup in the same file is sent.
+    std::fs::write(
+        &f,
+        "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: y3}\nspec: {}\n---\napiVersion: velero.io/v1\nkind: Restore\nmetadata: {name: y3-r}\nspec: {backupName: y3}\n",
+    )
+    .unwrap();
+    let err = env.fails(&[
+        "apply",
+        "-f",
+        f.to_str().unwrap(),
+        "--server",
+        "--storage-location",
+        "elsewhere",
+    ]);
+    assert!(
+        err.contains("Restore \"y3-r\": --storage-location does not apply"),
+        "{err}"
+    );
     assert_nothing_written(&env);
 }
