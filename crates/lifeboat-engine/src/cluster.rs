@@ -79,6 +79,10 @@ pub enum ClusterError {
     },
 }
 
+/// How many times a create the API server asks to retry is tried (backing off 0.25 s, 0.5 s,
+/// ...: about 11 s in all).
+pub const CREATE_ATTEMPTS: u32 = 10;
+
 /// A connection to one cluster.
 #[derive(Clone)]
 pub struct Cluster {
@@ -462,6 +466,8 @@ impl Cluster {
     }
 
     /// Creates an object (POST); `Ok(false)` when it already exists.
+    /// Creates an object; `false` when it already exists. A create the API server asks to
+    /// retry (ServerTimeout) is tried again, up to [`CREATE_ATTEMPTS`] times.
     pub async fn create_raw(
         &self,
         r: &ApiResource,
@@ -469,23 +475,37 @@ impl Cluster {
         body: Vec<u8>,
     ) -> Result<bool, ClusterError> {
         let path = collection_path(r, namespace);
-        match self
-            .send(
-                http::Method::POST,
-                &path,
-                Some(("application/json", body)),
-                "create",
-                &r.group_resource(),
-                namespace,
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(ClusterError::Api {
-                source: kube::Error::Api(s),
-                ..
-            }) if s.code == 409 && s.reason == "AlreadyExists" => Ok(false),
-            Err(e) => Err(e),
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .send(
+                    http::Method::POST,
+                    &path,
+                    Some(("application/json", body.clone())),
+                    "create",
+                    &r.group_resource(),
+                    namespace,
+                )
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(ClusterError::Api {
+                    source: kube::Error::Api(s),
+                    ..
+                }) if s.code == 409 && s.reason == "AlreadyExists" => return Ok(false),
+                // "Try again shortly": e.g. a pod in a namespace made a moment ago, before the
+                // token controller made its ServiceAccount's token (the API server answers
+                // 500 ServerTimeout "retry after the token is automatically created").
+                Err(ClusterError::Api {
+                    source: kube::Error::Api(s),
+                    ..
+                }) if s.reason == "ServerTimeout" && attempt < CREATE_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -175,13 +175,41 @@ spec:
     );
     let file = env.dir.path().join("restore.yaml");
     std::fs::write(&file, doc).unwrap();
-    let child = env
+    let log = env.dir.path().join("restore.log");
+    let mut child = env
         .cmd()
         .args(["apply", "-f", file.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(env.dir.path().join("restore.out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    // If the restore ends before its pods appear, say why.
+    for _ in 0..300 {
+        let listed = std::process::Command::new("kubectl")
+            .env("KUBECONFIG", &env.kubeconfig)
+            .args(["-n", &target, "get", "pod", "cache", "-o", "name"])
+            .output()
+            .unwrap();
+        if listed.status.success() {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            let results = env
+                .storage()
+                .join("restores/rh1-r/restore-rh1-r-results.gz");
+            panic!(
+                "the restore ended ({st}) before pod cache appeared:\n{}\n{}\n{}",
+                std::fs::read_to_string(env.dir.path().join("restore.out")).unwrap_or_default(),
+                std::fs::read_to_string(&log).unwrap_or_default(),
+                if results.exists() {
+                    read_json_gz(&results).to_string()
+                } else {
+                    String::new()
+                }
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     // The kubelet's part: once the pod is restored, its container runs — a few seconds
     // later, after db's hook has given up waiting (a Fail stops every hook not yet done,
     // so db's must end first for both outcomes to show).
@@ -201,9 +229,9 @@ spec:
         ],
         None,
     );
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(3), "{stderr}");
 
     let pod: serde_json::Value = serde_json::from_str(
         &env.kubectl(&["-n", &target, "get", "pod", "db", "-o", "json"], None),
