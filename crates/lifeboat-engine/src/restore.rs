@@ -714,11 +714,16 @@ pub async fn run_restore(
         source,
     };
     let paths = RestorePaths::new(store.prefix(), &name);
-    if !opts.dry_run {
+    // A ReadOnly location (the usual DR-cluster setup) is restored from; the restore's
+    // results are then not stored (the run's report and exit code still say everything).
+    let record = !opts.dry_run && !store.is_read_only();
+    if record {
         store.check(true).await.map_err(storage_err)?;
         if store.exists(&paths.metadata()).await.map_err(storage_err)? {
             return Err(RestoreError::AlreadyExists(name));
         }
+    } else if !opts.dry_run {
+        store.check(false).await.map_err(storage_err)?;
     }
     // The cluster must answer before the archive is fetched.
     cluster.discover().await.map_err(cluster_err)?;
@@ -964,7 +969,10 @@ pub async fn run_restore(
         hook_status,
         ..Default::default()
     });
-    if !opts.dry_run {
+    if !opts.dry_run && !record {
+        tracing::warn!(restore = %name, location = %store.name(), "the location is ReadOnly: this restore's logs and results are not stored");
+    }
+    if record {
         let text = log.text();
         let json_gz = |v: &Value| Bytes::from(gzip(&serde_json::to_vec(v).unwrap_or_default()));
         let write = async {
@@ -996,7 +1004,11 @@ pub async fn run_restore(
                 )
                 .await
         };
-        write.await.map_err(storage_err)?;
+        // Every object is restored by now: a failure to store the report is reported,
+        // not turned into a failed restore (which would invite running it again).
+        if let Err(e) = write.await {
+            tracing::warn!(restore = %name, "the restore's logs and results could not be stored: {e}");
+        }
     }
     Ok(RestoreReport {
         restore,

@@ -419,6 +419,11 @@ impl Store {
         }
     }
 
+    /// Whether the location is ReadOnly (reads only).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     fn ensure_writable(&self) -> Result<(), StorageError> {
         if self.read_only {
             Err(StorageError::ReadOnly {

@@ -129,7 +129,11 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": { "name": "lifeboat-restore", "labels": labels() },
         "rules": [
-            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "patch", "update"] }
+            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "patch", "update"] },
+            // Restoring a Role, ClusterRole or binding that grants more than this role has
+            // (an `edit` RoleBinding, a Role with delete) needs bind and escalate: the API
+            // server's escalation check refuses it otherwise.
+            { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "clusterroles"], "verbs": ["bind", "escalate"] }
         ]
     }));
     // Exec hooks run commands in workload pods: their own role, so that it can be left
@@ -362,7 +366,20 @@ mod tests {
             !k.iter()
                 .any(|x| x.starts_with("ClusterRoleBinding/lifeboat-restore"))
         );
-        let full = kinds(&manifests(&InstallOptions::default()));
+        let full_objs = manifests(&InstallOptions::default());
+        let restore = full_objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == "lifeboat-restore")
+            .unwrap();
+        assert!(
+            restore["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["verbs"] == json!(["bind", "escalate"])),
+            "{restore}"
+        );
+        let full = kinds(&full_objs);
         assert!(full.contains(&"ClusterRoleBinding/lifeboat-restore-lifeboat".to_string()));
         // Exec hooks: only pods/exec, bound unless --no-exec-hooks.
         let hooks = objs

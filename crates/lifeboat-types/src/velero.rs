@@ -511,9 +511,13 @@ impl Backup {
         self.status.as_ref().map(|s| s.phase).unwrap_or_default()
     }
 
-    /// The TTL, Velero's default when unset.
+    /// The TTL, Velero's default when unset or zero (Go writes an unset `metav1.Duration`
+    /// as `0s`, and Velero reads zero as "the default": never as "expire at once").
     pub fn ttl(&self) -> GoDuration {
-        self.spec.ttl.unwrap_or(DEFAULT_TTL)
+        self.spec
+            .ttl
+            .filter(|t| !t.0.is_zero())
+            .unwrap_or(DEFAULT_TTL)
     }
 }
 
@@ -1079,4 +1083,19 @@ pub struct DeleteBackupRequestStatus {
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_ttl_is_the_default_not_expire_at_once() {
+        let mut b = Backup::new("b", BackupSpec::default());
+        assert_eq!(b.ttl(), DEFAULT_TTL);
+        b.spec.ttl = Some("0s".parse().unwrap());
+        assert_eq!(b.ttl(), DEFAULT_TTL);
+        b.spec.ttl = Some("1h".parse().unwrap());
+        assert_eq!(b.ttl().0.as_secs(), 3600);
+    }
 }

@@ -454,8 +454,14 @@ pub(crate) async fn schedule(cli: &Cli, cmd: &ScheduleCmd) -> Result<u8> {
                     return Ok(0);
                 }
             }
+            // Orphan: backups a schedule owns (useOwnerReferencesInBackup) must not be
+            // garbage-collected with it — their finalizer would delete their data.
+            let orphan = DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+                ..Default::default()
+            };
             for n in targets {
-                api.delete(&n, &DeleteParams::default())
+                api.delete(&n, &orphan)
                     .await
                     .map_err(|e| named(&cli.namespace, &n, e))?;
                 println!("Schedule {n:?} deleted.");

@@ -8,7 +8,9 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
-use lifeboat_types::crd::{BackupResource, DeleteBackupRequestResource};
+use lifeboat_types::crd::{
+    BackupResource, BackupStorageLocationResource, DeleteBackupRequestResource,
+};
 use lifeboat_types::velero::{self, BackupPhase, Time};
 use serde_json::json;
 
@@ -85,6 +87,13 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
             // No reconcile of this object runs concurrently with another, ours write a
             // terminal phase before returning, and the phase was just read from the API
             // server: InProgress here was left by a process that stopped while it ran.
+            // If that run got as far as storing the backup (its status write was what
+            // failed), the stored status is the truth.
+            if let Some(stored) = stored_status_of_this_object(ctx, b).await {
+                tracing::warn!(backup = %name, "found InProgress but stored complete by an earlier run; taking the stored status");
+                set_status(ctx, &name, serde_json::to_value(stored).unwrap_or_default()).await?;
+                return Ok(Action::await_change());
+            }
             tracing::warn!(backup = %name, "found InProgress with no server running it; marking it Failed");
             set_status(ctx, &name, json!({
                 "phase": "Failed",
@@ -123,9 +132,12 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
     };
     let (store, location) = match ctx.store(backup.spec.storage_location.as_deref()).await {
         Ok(s) => s,
-        Err(e) => {
-            return fail_validation(ctx, &name, &sched, e.to_string()).await;
+        // The location is wrong (missing, bad Secret, bad config): the spec cannot run.
+        Err(ServerError::Location(e)) => {
+            return fail_validation(ctx, &name, &sched, e).await;
         }
+        // The API server did not answer: try again later (the backup stays New).
+        Err(e) => return Err(e),
     };
     if location.is_read_only() {
         return fail_validation(
@@ -214,6 +226,11 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
             ctx.metrics.backup_failure.get_or_create(&sched).inc();
             ctx.metrics.backup_last_status.get_or_create(&sched).set(0);
         }
+        Some(Err(e @ crate::backup::BackupError::AlreadyExists { .. })) => {
+            // Another backup's files hold the name: nothing was written, nothing of ours
+            // is stored (and deleting this object must not touch them).
+            return fail_validation(ctx, &name, &sched, e.to_string()).await;
+        }
         Some(Err(e)) => {
             tracing::warn!(backup = %name, "backup failed: {e}");
             set_status(
@@ -275,31 +292,108 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
 
 /// The object is being deleted: delete its stored data first (the finalizer holds the
 /// object until this succeeds).
-async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
-    let name = b.name_any();
-    let sched = schedule_of(b.metadata.labels.as_ref());
+/// The stored status of `b`, when its location holds a `velero-backup.json` written for
+/// this very object (same uid) with a terminal phase.
+async fn stored_status_of_this_object(
+    ctx: &Ctx,
+    b: &BackupResource,
+) -> Option<velero::BackupStatus> {
     let location = b
         .spec
         .storage_location
         .clone()
         .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned());
+    let (store, _) = ctx.store(location.as_deref()).await.ok()?;
+    let stored = crate::catalog::get_backup(&store, &b.name_any())
+        .await
+        .ok()?;
+    (b.uid().is_some() && stored.metadata.uid == b.uid() && stored.phase().is_terminal())
+        .then(|| stored.status.unwrap_or_default())
+}
+
+/// What deleting a Backup object does to the stored files of its name.
+enum StoredData {
+    /// Ours (the stored `velero-backup.json` carries this object's uid, or the object was
+    /// synced from that stored backup), or a partial upload of ours: delete it.
+    Delete,
+    /// Nothing to delete (never ran, or nothing stored under the name).
+    Nothing,
+    /// Another backup's files (its uid differs): keep them.
+    NotOurs(String),
+}
+
+async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
+    let name = b.name_any();
+    let sched = schedule_of(b.metadata.labels.as_ref());
+    let phase = b.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    // A backup refused before it ran wrote nothing.
+    if matches!(phase, BackupPhase::New | BackupPhase::FailedValidation) {
+        return Ok(Action::await_change());
+    }
+    let location = b
+        .spec
+        .storage_location
+        .clone()
+        .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned());
+    let synced = b.annotations().contains_key(super::SYNCED_ANNOTATION);
+    let uid = b.uid();
     let result = async {
-        let (store, loc) = ctx.store(location.as_deref()).await?;
-        if loc.is_read_only() {
-            return Err(ServerError::Location(format!(
-                "storage location {:?} is ReadOnly: backup {name}'s data cannot be deleted; set it ReadWrite, or remove the finalizer {BACKUP_FINALIZER} to forget the backup",
-                loc.metadata.name
-            )));
+        let (store, loc) = match ctx.store(location.as_deref()).await {
+            Ok(s) => s,
+            // The location object is gone: its data cannot be reached from here; keeping
+            // the Backup object forever would not bring it back.
+            Err(ServerError::Location(e)) if e.contains("does not exist") => {
+                tracing::warn!(backup = %name, "{e}; the object goes, its stored data (if any) is left");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let verdict = match crate::catalog::get_backup(&store, &name).await {
+            Ok(stored) if synced || (uid.is_some() && stored.metadata.uid == uid) => {
+                StoredData::Delete
+            }
+            Ok(stored) => StoredData::NotOurs(format!(
+                "the backup stored as {name:?} in location {:?} was written by another Backup object (uid {}), not this one: its data is kept",
+                loc.metadata.name,
+                stored.metadata.uid.as_deref().unwrap_or("<none>")
+            )),
+            // No velero-backup.json: at most a partial upload of this object's run.
+            Err(crate::catalog::CatalogError::NotFound { .. }) => {
+                if phase == BackupPhase::Completed || phase == BackupPhase::PartiallyFailed {
+                    StoredData::Nothing
+                } else {
+                    StoredData::Delete
+                }
+            }
+            Err(e) => return Err(ServerError::Location(e.to_string())),
+        };
+        match verdict {
+            StoredData::Nothing => Ok(false),
+            StoredData::NotOurs(why) => {
+                tracing::warn!(backup = %name, "{why}");
+                Ok(false)
+            }
+            StoredData::Delete => {
+                if loc.is_read_only() {
+                    return Err(ServerError::Location(format!(
+                        "storage location {:?} is ReadOnly: backup {name}'s data cannot be deleted; set it ReadWrite, or remove the finalizer {BACKUP_FINALIZER} to forget the backup",
+                        loc.metadata.name
+                    )));
+                }
+                store
+                    .delete_backup(&name)
+                    .await
+                    .map_err(|e| ServerError::Location(e.to_string()))?;
+                Ok(true)
+            }
         }
-        store
-            .delete_backup(&name)
-            .await
-            .map_err(|e| ServerError::Location(e.to_string()))
     }
     .await;
     match result {
-        Ok(()) => {
-            tracing::info!(backup = %name, "stored data deleted");
+        Ok(deleted) => {
+            if deleted {
+                tracing::info!(backup = %name, "stored data deleted");
+            }
             ctx.metrics
                 .backup_deletion_success
                 .get_or_create(&sched)
@@ -334,14 +428,36 @@ async fn gc_once(ctx: &Ctx) -> Result<(), ServerError> {
     let all = api.list(&ListParams::default()).await?;
     ctx.metrics.backup_total.set(all.items.len() as i64);
     let now = chrono::Utc::now();
+    // As Velero: backups in ReadOnly locations are not expired (their data cannot be
+    // deleted; the object would hang on its finalizer).
+    let locations: Api<BackupStorageLocationResource> =
+        Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let read_only: std::collections::BTreeSet<String> = locations
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|l| l.spec.access_mode == Some(velero::AccessMode::ReadOnly))
+        .map(|l| l.name_any())
+        .collect();
     for b in all.items {
         let Some(st) = &b.status else { continue };
         if b.metadata.deletion_timestamp.is_some() || !st.phase.is_terminal() {
             continue;
         }
+        let location = b
+            .spec
+            .storage_location
+            .clone()
+            .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned());
+        if location.is_some_and(|l| read_only.contains(&l)) {
+            continue;
+        }
         if st.expiration.is_some_and(|e| e.0 <= now) {
             tracing::info!(backup = %b.name_any(), "expired; deleting it and its stored data");
-            api.delete(&b.name_any(), &DeleteParams::default()).await?;
+            if let Err(e) = api.delete(&b.name_any(), &DeleteParams::default()).await {
+                tracing::warn!(backup = %b.name_any(), "expiry: {e}");
+            }
         }
     }
     Ok(())

@@ -1,6 +1,10 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, as client-go's leaderelection:
-//! the holder renews every [`RENEW`]; a Lease not renewed for [`DURATION`] may be taken.
-//! Writes use the object's resourceVersion, so two replicas never both win.
+//! the holder renews every [`RENEW`] and gives up leading when it could not renew for
+//! [`RENEW_DEADLINE`]; a Lease whose record has not changed for [`DURATION`] — timed on
+//! the follower's own monotonic clock, as client-go does, so clock skew between nodes
+//! does not matter — may be taken. Writes use the object's resourceVersion, so two
+//! replicas never both win. `RENEW_DEADLINE < DURATION`: a leader stops before anyone may
+//! take over.
 
 use std::time::Duration;
 
@@ -16,11 +20,17 @@ pub const DURATION: Duration = Duration::from_secs(15);
 pub const RENEW: Duration = Duration::from_secs(5);
 /// How often a follower tries.
 pub const RETRY: Duration = Duration::from_secs(2);
+/// How long a leader keeps leading without a successful renewal.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// How long one Lease request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 
 #[derive(Clone)]
 pub(crate) struct Elector {
     api: Api<DynamicObject>,
     identity: String,
+    /// The Lease record last seen (holder, renewTime) and when, on this process's clock.
+    observed: std::sync::Arc<std::sync::Mutex<Option<(String, tokio::time::Instant)>>>,
 }
 
 fn now_micro() -> String {
@@ -34,6 +44,7 @@ impl Elector {
         Elector {
             api: Api::namespaced_with(client, ns, &ar),
             identity: identity.to_string(),
+            observed: Default::default(),
         }
     }
 
@@ -61,12 +72,23 @@ impl Elector {
         let duration = spec["leaseDurationSeconds"]
             .as_i64()
             .unwrap_or(DURATION.as_secs() as i64);
-        let renewed = spec["renewTime"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
-        let expired =
-            renewed.is_none_or(|t| chrono::Utc::now() > t + chrono::Duration::seconds(duration));
+        // Expired when the record has not changed for its duration, on our clock.
+        let record = format!(
+            "{holder}@{}",
+            spec["renewTime"].as_str().unwrap_or_default()
+        );
+        let seen_since = {
+            let mut o = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+            match &*o {
+                Some((r, at)) if *r == record => *at,
+                _ => {
+                    let now = tokio::time::Instant::now();
+                    *o = Some((record, now));
+                    now
+                }
+            }
+        };
+        let expired = seen_since.elapsed() > Duration::from_secs(duration.max(0) as u64);
         if holder != self.identity && !holder.is_empty() && !expired {
             return Ok(false);
         }

@@ -207,20 +207,31 @@ impl Ctx {
             .data
             .and_then(|d| d.get(key).map(|b| b.0.clone()))
             .ok_or_else(|| ServerError::Location(format!("Secret {name:?} has no key {key:?}")))?;
+        // Many runs open locations at once: each reader must see a whole file, so it is
+        // written under a unique name and renamed into place (atomic on one filesystem).
         let path = self.secrets_dir.path().join(format!("{name}-{key}"));
+        let staged = self.secrets_dir.path().join(format!(
+            ".{name}-{key}.{}",
+            SECRET_WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut o = std::fs::File::options();
-        o.write(true).create(true).truncate(true);
+        o.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
         use std::io::Write;
-        o.open(&path)
+        o.open(&staged)
             .and_then(|mut f| f.write_all(&data))
+            .and_then(|()| std::fs::rename(&staged, &path))
             .map_err(|e| {
+                let _ = std::fs::remove_file(&staged);
                 ServerError::Location(format!("cannot write credentials of Secret {name:?}: {e}"))
             })?;
         Ok(path)
     }
 }
+
+/// Distinct names for staged credential files.
+static SECRET_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs one kube-runtime controller over `api` until shutdown: a failed reconcile is
 /// logged (as `what`) and retried after 15 s.
@@ -304,13 +315,27 @@ pub(crate) async fn patch_status<K>(
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    api.patch_status(
-        name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    // A status write that fails for a moment (an API server restart, a timeout) is tried
+    // again: a lost terminal status would make a stored backup look orphaned.
+    let patch = kube::api::Patch::Merge(serde_json::json!({ "status": status }));
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match api
+            .patch_status(name, &kube::api::PatchParams::default(), &patch)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
+                return Err(kube::Error::Api(e).into());
+            }
+            Err(e) if attempt >= 5 => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(object = %name, "status write failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            }
+        }
+    }
 }
 
 /// Serves /metrics, /healthz and /readyz until `stop`.
@@ -437,48 +462,60 @@ pub async fn run(
         })?,
     });
 
-    let lost = Arc::new(AtomicBool::new(false));
+    // Renewal goes on through the shutdown grace period (running work still leads) and
+    // stops only once the controllers are done. Losing the Lease — refused, or not renewed
+    // within RENEW_DEADLINE — ends all work at once, without a status write: the next
+    // leader finds it InProgress and fails it with a reason.
+    let lost = CancellationToken::new();
     let renew = {
-        let (t, lost, elector) = (token.clone(), lost.clone(), elector.clone());
+        let (lost, elector) = (lost.clone(), elector.clone());
         tokio::spawn(async move {
-            let mut failing_since: Option<tokio::time::Instant> = None;
+            let mut last_ok = tokio::time::Instant::now();
             loop {
-                tokio::select! {
-                    _ = t.cancelled() => return,
-                    _ = tokio::time::sleep(lease::RENEW) => {}
-                }
-                match elector.try_acquire().await {
-                    Ok(true) => failing_since = None,
-                    Ok(false) => {
-                        lost.store(true, Ordering::Relaxed);
-                        t.cancel();
+                tokio::time::sleep(lease::RENEW).await;
+                match tokio::time::timeout(lease::REQUEST_TIMEOUT, elector.try_acquire()).await {
+                    Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
+                    Ok(Ok(false)) => {
+                        tracing::error!("the leader lease was taken by another replica");
+                        lost.cancel();
                         return;
                     }
-                    Err(e) => {
-                        tracing::warn!("renewing the leader lease: {e}");
-                        let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                        if since.elapsed() > lease::DURATION {
-                            lost.store(true, Ordering::Relaxed);
-                            t.cancel();
-                            return;
-                        }
-                    }
+                    Ok(Err(e)) => tracing::warn!("renewing the leader lease: {e}"),
+                    Err(_) => tracing::warn!(
+                        "renewing the leader lease: no answer within {:?}",
+                        lease::REQUEST_TIMEOUT
+                    ),
+                }
+                if last_ok.elapsed() > lease::RENEW_DEADLINE {
+                    tracing::error!(
+                        "the leader lease could not be renewed for {:?}: stepping down",
+                        lease::RENEW_DEADLINE
+                    );
+                    lost.cancel();
+                    return;
                 }
             }
         })
     };
 
-    tokio::join!(
-        backups::run_backups(ctx.clone()),
-        backups::run_delete_requests(ctx.clone()),
-        restores::run(ctx.clone()),
-        schedules::run(ctx.clone()),
-        locations::run(ctx.clone(), opts.validation_every, opts.sync_every),
-        backups::run_gc(ctx.clone(), opts.gc_every),
-    );
+    let work = async {
+        tokio::join!(
+            backups::run_backups(ctx.clone()),
+            backups::run_delete_requests(ctx.clone()),
+            restores::run(ctx.clone()),
+            schedules::run(ctx.clone()),
+            locations::run(ctx.clone(), opts.validation_every, opts.sync_every),
+            backups::run_gc(ctx.clone(), opts.gc_every),
+        )
+    };
+    tokio::select! {
+        _ = work => {}
+        // Dropping the controllers' futures cancels every reconcile in flight.
+        _ = lost.cancelled() => token.cancel(),
+    }
     renew.abort();
     metrics.leader.set(0);
-    if lost.load(Ordering::Relaxed) {
+    if lost.is_cancelled() {
         let _ = http.await;
         return Err(ServerError::LostLease(lease::LEASE_NAME.into()));
     }

@@ -133,7 +133,8 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
     });
     let (store, _) = match ctx.store(location.as_deref()).await {
         Ok(s) => s,
-        Err(e) => return fail_validation(&ctx, &name, &sched, e.to_string()).await,
+        Err(ServerError::Location(e)) => return fail_validation(&ctx, &name, &sched, e).await,
+        Err(e) => return Err(e),
     };
     let modifiers = match &restore.spec.resource_modifier {
         Some(m) => {

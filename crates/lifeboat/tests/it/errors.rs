@@ -202,6 +202,65 @@ fn unwritable_and_read_only_locations() {
         "{err}"
     );
 
+    // Restoring from a ReadOnly location (the DR cluster's view of the primary's bucket)
+    // works; nothing is written to it.
+    let ns = "it-ro-restore";
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {ns}}}\ndata: {{k: v}}\n"
+    ));
+    let url = format!("file://{}", ro.display());
+    env.ok(&[
+        "backup",
+        "create",
+        "ro1",
+        "--include-namespaces",
+        ns,
+        "--storage-location",
+        &url,
+    ]);
+    let before = files_below(&ro);
+    env.ok(&[
+        "restore",
+        "create",
+        "ro1-r",
+        "--from-backup",
+        "ro1",
+        "--storage-location",
+        "ro",
+        "--namespace-mappings",
+        &format!("{ns}:{ns}-copy"),
+    ]);
+    assert_eq!(
+        env.kubectl(
+            &[
+                "-n",
+                &format!("{ns}-copy"),
+                "get",
+                "configmap",
+                "c",
+                "-o",
+                "jsonpath={.data.k}"
+            ],
+            None
+        ),
+        "v"
+    );
+    assert_eq!(
+        files_below(&ro),
+        before,
+        "a ReadOnly location was written to"
+    );
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            ns,
+            &format!("{ns}-copy"),
+            "--wait=false",
+        ],
+        None,
+    );
+
     let err = env.fails(&["backup", "create", "w3", "--storage-location", "nosuch"]);
     assert!(
         err.contains("storage location \"nosuch\" not found"),

@@ -514,6 +514,50 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     );
     assert!(!store.join("backups/into-readonly").exists());
 
+    // Regression (review): a Backup object whose name is taken in its location by another
+    // backup's files is refused, and deleting the object leaves those files alone.
+    let other = env.dir.path().join("other-store");
+    std::fs::create_dir_all(&other).unwrap();
+    env.ok(&[
+        "backup",
+        "create",
+        "clash",
+        "--include-namespaces",
+        app,
+        "--storage-location",
+        &format!("file://{}", other.display()),
+    ]);
+    env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: other, namespace: {ns}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {}}}\n  backupSyncPeriod: 0s\n---\napiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: clash, namespace: {ns}}}\nspec:\n  includedNamespaces: [{app}]\n  storageLocation: other\n",
+        other.display()
+    ));
+    let clash = eventually(30, "the clashing backup to be refused", || {
+        let b = json(&env, &["-n", ns, "get", "backups.lifeboat.dev", "clash"]);
+        (phase(&b) == "FailedValidation").then_some(b)
+    });
+    assert!(
+        clash["status"]["validationErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{clash}"
+    );
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "delete",
+            "backups.lifeboat.dev",
+            "clash",
+            "--wait=true",
+        ],
+        None,
+    );
+    assert!(
+        other.join("backups/clash/velero-backup.json").exists(),
+        "deleting the refused object deleted another backup's data"
+    );
+
     // Each location keeps its own rhythm: after several of the default's 2 s periods, the
     // default has been validated again, `hourly` not since its first validation, `quiet`
     // never; only the default syncs.
