@@ -187,10 +187,15 @@ pub(crate) async fn server(cli: &Cli, a: &ServerArgs) -> Result<u8> {
             &a.default_validation_frequency,
         )?,
         sync_every: dur("backup-sync-period", &a.backup_sync_period)?,
-        gc_every: dur(
+        gc_every: match dur(
             "garbage-collection-frequency",
             &a.garbage_collection_frequency,
-        )?,
+        )? {
+            d if d.is_zero() => bail!(
+                "--garbage-collection-frequency must be more than 0s (expired backups are looked for that often)"
+            ),
+            d => d,
+        },
         shutdown_grace: Duration::from_secs(20),
         metric_names: match a.metric_names {
             crate::cli::MetricNamesArg::Velero => server::metrics::MetricNames::Velero,

@@ -469,10 +469,19 @@ pub(crate) async fn run_delete_requests(ctx: Arc<Ctx>) {
     super::run_controller(ctx, api, "delete request", reconcile_delete).await;
 }
 
+/// How long a DeleteBackupRequest waits for its Backup (and the data) to go.
+const DELETE_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
 async fn reconcile_delete(
     r: Arc<DeleteBackupRequestResource>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, ServerError> {
+    let api: Api<DeleteBackupRequestResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let name = r.name_any();
+    // Decide on the request as the API server has it (the cache lags our writes).
+    let Some(r) = api.get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
     let phase = r
         .status
         .as_ref()
@@ -481,47 +490,56 @@ async fn reconcile_delete(
     if phase == "Processed" {
         return Ok(Action::await_change());
     }
-    let api: Api<DeleteBackupRequestResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let name = r.name_any();
     let target = r.spec.backup_name.clone();
-    let mut errors = Vec::new();
-    match backups(&ctx).get_opt(&target).await? {
-        Some(_) => {
-            backups(&ctx)
-                .delete(&target, &DeleteParams::default())
-                .await?;
-            // Wait for the finalizer: the object goes only after its data.
-            for _ in 0..600 {
-                if backups(&ctx).get_opt(&target).await?.is_none() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            if backups(&ctx).get_opt(&target).await?.is_some() {
-                errors.push(format!(
-                    "backup {target} is still being deleted; see the server log"
-                ));
-            }
+    let done = |errors: Vec<String>| {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            super::patch_status(
+                &api,
+                &name,
+                json!({ "phase": "Processed", "errors": errors }),
+            )
+            .await?;
+            Ok::<_, ServerError>(Action::await_change())
         }
-        None => {
-            // No object: delete the data from the default location if it is there.
-            match ctx.store(None).await {
-                Ok((store, _)) => {
-                    if let Err(e) = store.delete_backup(&target).await {
-                        errors.push(e.to_string());
-                    }
-                }
-                Err(e) => errors.push(e.to_string()),
+    };
+    if let Err(e) = lifeboat_types::names::validate_name("backup", &target) {
+        return done(vec![format!("spec.backupName: {e}")]).await;
+    }
+    let backup = backups(&ctx).get_opt(&target).await?;
+    match (backup, phase.as_str()) {
+        // Gone, after this request deleted it: its finalizer deleted the data first.
+        (None, "InProgress") => done(vec![]).await,
+        // Never there: as Velero, only Backup objects are deleted through requests (a
+        // stored backup with no object here is synced first, or deleted with the CLI).
+        (None, _) => done(vec![format!("backup {target:?} not found")]).await,
+        (Some(b), _) => {
+            let started_secs = r
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+                .unwrap_or_else(|| chrono::Utc::now().timestamp());
+            let waited =
+                Duration::from_secs((chrono::Utc::now().timestamp() - started_secs).max(0) as u64);
+            if waited > DELETE_REQUEST_TIMEOUT {
+                return done(vec![format!(
+                    "backup {target:?} is still being deleted after {}: its stored data could not be deleted (see the Backup's location: ReadOnly? unreachable?) — the server log names the cause",
+                    lifeboat_types::GoDuration(DELETE_REQUEST_TIMEOUT)
+                )])
+                .await;
             }
+            if b.metadata.deletion_timestamp.is_none() {
+                backups(&ctx)
+                    .delete(&target, &DeleteParams::default())
+                    .await?;
+            }
+            if phase != "InProgress" {
+                super::patch_status(&api, &name, json!({ "phase": "InProgress" })).await?;
+            }
+            // Look again shortly: the finalizer removes the object once the data is gone.
+            Ok(Action::requeue(Duration::from_secs(2)))
         }
     }
-    api.patch_status(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({
-            "status": { "phase": "Processed", "errors": errors }
-        })),
-    )
-    .await?;
-    Ok(Action::await_change())
 }

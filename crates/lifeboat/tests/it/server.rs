@@ -688,7 +688,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     env.apply(&format!(
         "apiVersion: lifeboat.dev/v1alpha1\nkind: DeleteBackupRequest\nmetadata:\n  name: del-{second_name}\n  namespace: {ns}\nspec:\n  backupName: {second_name}\n"
     ));
-    eventually(40, "the delete request to be processed", || {
+    let processed = eventually(40, "the delete request to be processed", || {
         let d = json(
             &env,
             &[
@@ -699,9 +699,41 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
                 &format!("del-{second_name}"),
             ],
         );
-        (d["status"]["phase"] == "Processed").then_some(())
+        (d["status"]["phase"] == "Processed").then_some(d)
     });
+    assert!(
+        processed["status"]["errors"]
+            .as_array()
+            .is_none_or(|e| e.is_empty()),
+        "{processed}"
+    );
     assert!(!store.join("backups").join(&second_name).exists());
+    // A request for a backup with no object here is answered "not found"; nothing is
+    // deleted by name.
+    env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: DeleteBackupRequest\nmetadata:\n  name: del-nosuch\n  namespace: {ns}\nspec:\n  backupName: nosuch\n"
+    ));
+    let nosuch = eventually(
+        20,
+        "the request for a missing backup to be processed",
+        || {
+            let d = json(
+                &env,
+                &[
+                    "-n",
+                    ns,
+                    "get",
+                    "deletebackuprequests.lifeboat.dev",
+                    "del-nosuch",
+                ],
+            );
+            (d["status"]["phase"] == "Processed").then_some(d)
+        },
+    );
+    assert_eq!(
+        nosuch["status"]["errors"][0], "backup \"nosuch\" not found",
+        "{nosuch}"
+    );
 
     // Metrics with Velero's names (the default); promtool finds nothing but the lint of
     // four of Velero's own names, kept for dashboard compatibility (the standby below runs
