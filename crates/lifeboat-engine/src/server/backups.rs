@@ -29,14 +29,24 @@ async fn set_status(ctx: &Ctx, name: &str, status: serde_json::Value) -> Result<
 /// The spec cannot be run (it does not convert, or its location cannot be opened).
 async fn fail_validation(
     ctx: &Ctx,
-    name: &str,
+    b: &BackupResource,
     sched: &ScheduleLabel,
     why: String,
 ) -> Result<Action, ServerError> {
+    // As Velero, a refused backup expires too (its TTL from now), so refusals of a
+    // misconfigured schedule do not pile up forever.
+    let ttl = b
+        .spec
+        .ttl
+        .filter(|t| !t.0.is_zero())
+        .unwrap_or(velero::DEFAULT_TTL);
+    let expiration = chrono::Duration::from_std(ttl.0)
+        .ok()
+        .map(|d| Time(Time::now().0 + d));
     set_status(
         ctx,
-        name,
-        json!({ "phase": "FailedValidation", "validationErrors": [why] }),
+        &b.name_any(),
+        json!({ "phase": "FailedValidation", "validationErrors": [why], "expiration": expiration }),
     )
     .await?;
     ctx.metrics
@@ -127,22 +137,20 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
     let mut backup: velero::Backup = match to_velero(b, &format!("Backup {name}")) {
         Ok(v) => v,
         Err(e) => {
-            return fail_validation(ctx, &name, &sched, e.to_string()).await;
+            return fail_validation(ctx, b, &sched, e.to_string()).await;
         }
     };
     let (store, location) = match ctx.store(backup.spec.storage_location.as_deref()).await {
         Ok(s) => s,
         // The location is wrong (missing, bad Secret, bad config): the spec cannot run.
         Err(ServerError::Location(e)) => {
-            return fail_validation(ctx, &name, &sched, e).await;
+            return fail_validation(ctx, b, &sched, e).await;
         }
         // The API server did not answer: try again later (the backup stays New).
         Err(e) => return Err(e),
     };
     if location.is_read_only() {
-        return fail_validation(
-            ctx,
-            &name,
+        return fail_validation(ctx, b,
             &sched,
             format!(
                 "backup storage location {:?} is ReadOnly: no backup can be written to it; choose another location or set its accessMode to ReadWrite",
@@ -229,7 +237,7 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
         Some(Err(e @ crate::backup::BackupError::AlreadyExists { .. })) => {
             // Another backup's files hold the name: nothing was written, nothing of ours
             // is stored (and deleting this object must not touch them).
-            return fail_validation(ctx, &name, &sched, e.to_string()).await;
+            return fail_validation(ctx, b, &sched, e.to_string()).await;
         }
         Some(Err(e)) => {
             tracing::warn!(backup = %name, "backup failed: {e}");

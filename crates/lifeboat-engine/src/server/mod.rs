@@ -233,8 +233,17 @@ impl Ctx {
 /// Distinct names for staged credential files.
 static SECRET_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The longest wait before a failed reconcile is retried.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The wait before retrying a reconcile that failed `n` times in a row: 5 s, doubling, at
+/// most [`RETRY_MAX`] — a broken object does not hammer the API server.
+fn retry_delay(n: u32) -> Duration {
+    Duration::from_secs(5u64.saturating_mul(1u64 << n.saturating_sub(1).min(10))).min(RETRY_MAX)
+}
+
 /// Runs one kube-runtime controller over `api` until shutdown: a failed reconcile is
-/// logged (as `what`) and retried after 15 s.
+/// logged (as `what`) and retried with backoff ([`retry_delay`]).
 pub(crate) async fn run_controller<K, F>(
     ctx: Arc<Ctx>,
     api: Api<K>,
@@ -253,14 +262,32 @@ pub(crate) async fn run_controller<K, F>(
     F::Error: std::error::Error + Send + 'static,
 {
     use futures::StreamExt;
+    use kube::ResourceExt;
     let stop = ctx.shutdown.clone();
+    // Per object: failures in a row and when the last one was. A failure more than
+    // RETRY_MAX after the previous one starts the count again.
+    let failures: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>> =
+        Default::default();
     kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default())
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(
             reconcile,
-            move |_, e, _| {
-                tracing::warn!("{what}: {e}");
-                kube::runtime::controller::Action::requeue(Duration::from_secs(15))
+            move |obj, e, _| {
+                let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+                let now = tokio::time::Instant::now();
+                let entry = f.entry(obj.name_any()).or_insert((0, now));
+                if now.duration_since(entry.1) > RETRY_MAX * 2 {
+                    entry.0 = 0;
+                }
+                entry.0 += 1;
+                entry.1 = now;
+                let delay = retry_delay(entry.0);
+                tracing::warn!(
+                    "{what} {}: {e} (retry in {}s)",
+                    obj.name_any(),
+                    delay.as_secs()
+                );
+                kube::runtime::controller::Action::requeue(delay)
             },
             ctx,
         )
@@ -530,6 +557,13 @@ pub async fn run(
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn retries_back_off_to_five_minutes() {
+        let secs: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(retry_delay(1000), RETRY_MAX);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn drive_reports_progress_while_the_run_goes_on() {

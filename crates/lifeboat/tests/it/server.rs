@@ -513,6 +513,8 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
         "{refused}"
     );
     assert!(!store.join("backups/into-readonly").exists());
+    // A refused backup expires too (as Velero), so refusals do not pile up.
+    assert!(refused["status"]["expiration"].is_string(), "{refused}");
 
     // Regression (review): a Backup object whose name is taken in its location by another
     // backup's files is refused, and deleting the object leaves those files alone.
