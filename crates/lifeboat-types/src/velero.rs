@@ -490,6 +490,14 @@ pub struct Backup {
     pub status: Option<BackupStatus>,
 }
 
+impl BackupSpec {
+    /// The TTL, Velero's default when unset or zero (Go writes an unset `metav1.Duration`
+    /// as `0s`, and Velero reads zero as "the default": never as "expire at once").
+    pub fn ttl_or_default(&self) -> GoDuration {
+        self.ttl.filter(|t| !t.0.is_zero()).unwrap_or(DEFAULT_TTL)
+    }
+}
+
 impl Backup {
     /// A new Backup named `name` with `spec`, in Velero's namespace.
     pub fn new(name: impl Into<String>, spec: BackupSpec) -> Self {
@@ -511,13 +519,9 @@ impl Backup {
         self.status.as_ref().map(|s| s.phase).unwrap_or_default()
     }
 
-    /// The TTL, Velero's default when unset or zero (Go writes an unset `metav1.Duration`
-    /// as `0s`, and Velero reads zero as "the default": never as "expire at once").
+    /// The TTL ([`BackupSpec::ttl_or_default`]).
     pub fn ttl(&self) -> GoDuration {
-        self.spec
-            .ttl
-            .filter(|t| !t.0.is_zero())
-            .unwrap_or(DEFAULT_TTL)
+        self.spec.ttl_or_default()
     }
 }
 

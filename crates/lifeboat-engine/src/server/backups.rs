@@ -35,12 +35,7 @@ async fn fail_validation(
 ) -> Result<Action, ServerError> {
     // As Velero, a refused backup expires too (its TTL from now), so refusals of a
     // misconfigured schedule do not pile up forever.
-    let ttl = b
-        .spec
-        .ttl
-        .filter(|t| !t.0.is_zero())
-        .unwrap_or(velero::DEFAULT_TTL);
-    let expiration = chrono::Duration::from_std(ttl.0)
+    let expiration = chrono::Duration::from_std(b.spec.ttl_or_default().0)
         .ok()
         .map(|d| Time(Time::now().0 + d));
     set_status(
@@ -196,27 +191,19 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
     let progress = Arc::new(Progress::default());
     let opts = BackupOptions::default();
     let run = run_backup(&ctx.cluster, &store, backup, &opts, progress.clone());
-    let mut reported = (0, 0);
-    let outcome = super::drive(&ctx.shutdown, ctx.grace, run, || {
-        let now = (
-            progress.total.load(Ordering::Relaxed),
-            progress.done.load(Ordering::Relaxed),
-        );
-        let changed = std::mem::replace(&mut reported, now) != now;
-        let (ctx, name) = (&ctx, &name);
-        async move {
-            if changed
-                && let Err(e) = set_status(
-                    ctx,
-                    name,
-                    json!({ "progress": { "totalItems": now.0, "itemsBackedUp": now.1 } }),
-                )
-                .await
-            {
-                tracing::warn!(backup = %name, "progress not recorded: {e}");
-            }
-        }
-    })
+    let outcome = super::drive_with_progress(
+        ctx,
+        &backups(ctx),
+        &name,
+        "itemsBackedUp",
+        || {
+            (
+                progress.total.load(Ordering::Relaxed),
+                progress.done.load(Ordering::Relaxed),
+            )
+        },
+        run,
+    )
     .await;
     let secs = clock.elapsed().as_secs_f64();
     ctx.metrics
@@ -306,17 +293,21 @@ async fn stored_status_of_this_object(
     ctx: &Ctx,
     b: &BackupResource,
 ) -> Option<velero::BackupStatus> {
-    let location = b
-        .spec
-        .storage_location
-        .clone()
-        .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned());
+    let location = location_of(b);
     let (store, _) = ctx.store(location.as_deref()).await.ok()?;
     let stored = crate::catalog::get_backup(&store, &b.name_any())
         .await
         .ok()?;
     (b.uid().is_some() && stored.metadata.uid == b.uid() && stored.phase().is_terminal())
         .then(|| stored.status.unwrap_or_default())
+}
+
+/// The location a Backup object's data is in: its spec, else its location label.
+pub(crate) fn location_of(b: &BackupResource) -> Option<String> {
+    b.spec
+        .storage_location
+        .clone()
+        .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned())
 }
 
 /// What deleting a Backup object does to the stored files of its name.
@@ -338,11 +329,7 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
     if matches!(phase, BackupPhase::New | BackupPhase::FailedValidation) {
         return Ok(Action::await_change());
     }
-    let location = b
-        .spec
-        .storage_location
-        .clone()
-        .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned());
+    let location = location_of(b);
     let synced = b.annotations().contains_key(super::SYNCED_ANNOTATION);
     let uid = b.uid();
     let result = async {
@@ -453,11 +440,7 @@ async fn gc_once(ctx: &Ctx) -> Result<(), ServerError> {
         if b.metadata.deletion_timestamp.is_some() || !st.phase.is_terminal() {
             continue;
         }
-        let location = b
-            .spec
-            .storage_location
-            .clone()
-            .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned());
+        let location = location_of(&b);
         if location.is_some_and(|l| read_only.contains(&l)) {
             continue;
         }

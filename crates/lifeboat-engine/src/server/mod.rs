@@ -333,6 +333,40 @@ where
     }
 }
 
+/// Drives a backup or restore `run` ([`drive`]) while writing `status.progress` of the
+/// object `name` — `totalItems` and `done_field`, as `sample` counts them — each time they
+/// changed since the last write.
+pub(crate) async fn drive_with_progress<T, K>(
+    ctx: &Ctx,
+    api: &Api<K>,
+    name: &str,
+    done_field: &'static str,
+    sample: impl Fn() -> (u64, u64),
+    run: impl Future<Output = T>,
+) -> Option<T>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut reported = (0, 0);
+    drive(&ctx.shutdown, ctx.grace, run, || {
+        let now = sample();
+        let changed = std::mem::replace(&mut reported, now) != now;
+        async move {
+            if changed
+                && let Err(e) = patch_status(
+                    api,
+                    name,
+                    serde_json::json!({ "progress": { "totalItems": now.0, done_field: now.1 } }),
+                )
+                .await
+            {
+                tracing::warn!("{} {name}: progress not recorded: {e}", K::kind(&()));
+            }
+        }
+    })
+    .await
+}
+
 /// Merge-patches the status subresource of `name` (every controller's status writes).
 pub(crate) async fn patch_status<K>(
     api: &Api<K>,

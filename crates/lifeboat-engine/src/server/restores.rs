@@ -125,12 +125,10 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
             .await?;
     }
     let backup_name = restore.spec.backup_name.clone();
-    let location = backups.get_opt(&backup_name).await?.and_then(|b| {
-        b.spec
-            .storage_location
-            .clone()
-            .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned())
-    });
+    let location = backups
+        .get_opt(&backup_name)
+        .await?
+        .and_then(|b| super::backups::location_of(&b));
     let (store, _) = match ctx.store(location.as_deref()).await {
         Ok(s) => s,
         Err(ServerError::Location(e)) => return fail_validation(&ctx, &name, &sched, e).await,
@@ -187,27 +185,19 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
     };
     let progress = Arc::new(RestoreProgressCounters::default());
     let run = run_restore(&ctx.cluster, &store, restore, &opts, progress.clone());
-    let mut reported = (0, 0);
-    let outcome = super::drive(&ctx.shutdown, ctx.grace, run, || {
-        let now = (
-            progress.total.load(Ordering::Relaxed),
-            progress.done.load(Ordering::Relaxed),
-        );
-        let changed = std::mem::replace(&mut reported, now) != now;
-        let (ctx, name) = (&ctx, &name);
-        async move {
-            if changed
-                && let Err(e) = set_status(
-                    ctx,
-                    name,
-                    json!({ "progress": { "totalItems": now.0, "itemsRestored": now.1 } }),
-                )
-                .await
-            {
-                tracing::warn!(restore = %name, "progress not recorded: {e}");
-            }
-        }
-    })
+    let outcome = super::drive_with_progress(
+        &ctx,
+        &restores(&ctx),
+        &name,
+        "itemsRestored",
+        || {
+            (
+                progress.total.load(Ordering::Relaxed),
+                progress.done.load(Ordering::Relaxed),
+            )
+        },
+        run,
+    )
     .await;
     let secs = clock.elapsed().as_secs_f64();
     ctx.metrics
