@@ -81,7 +81,8 @@ pub struct PodHooks {
 /// The default hook timeout (Velero's).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn matches_ns(patterns: &[String], ns: &str) -> bool {
+/// Whether any namespace glob of `patterns` matches `ns` (backup and restore hooks).
+pub(crate) fn matches_ns(patterns: &[String], ns: &str) -> bool {
     patterns.iter().any(|p| {
         Glob::new(p)
             .map(|g| g.compile_matcher().is_match(ns))
@@ -89,7 +90,8 @@ fn matches_ns(patterns: &[String], ns: &str) -> bool {
     })
 }
 
-fn names_pods(resources: &[String]) -> bool {
+/// Whether a hook's resource list names pods (backup and restore hooks).
+pub(crate) fn names_pods(resources: &[String]) -> bool {
     resources
         .iter()
         .any(|r| matches!(r.as_str(), "*" | "pods" | "pod" | "po"))

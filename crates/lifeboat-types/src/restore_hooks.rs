@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::duration::GoDuration;
+use crate::hooks::{matches_ns, names_pods};
 use crate::selector::Selector;
 use crate::velero::{HookErrorMode, LabelSelector};
 
@@ -143,25 +144,12 @@ pub fn parse(v: Option<&Value>) -> Result<RestoreHooks, String> {
     }
 }
 
-fn glob(patterns: &[String], ns: &str) -> bool {
-    patterns.iter().any(|p| {
-        globset::Glob::new(p)
-            .map(|g| g.compile_matcher().is_match(ns))
-            .unwrap_or(false)
-    })
-}
-
-fn pods(list: &[String]) -> bool {
-    list.iter()
-        .any(|r| matches!(r.as_str(), "*" | "pods" | "pod" | "po"))
-}
-
 /// Whether `spec` selects a pod restored into `ns` with `labels`.
 fn selects(spec: &RestoreResourceHookSpec, ns: &str, labels: &BTreeMap<String, String>) -> bool {
-    (spec.included_namespaces.is_empty() || glob(&spec.included_namespaces, ns))
-        && !glob(&spec.excluded_namespaces, ns)
-        && (spec.included_resources.is_empty() || pods(&spec.included_resources))
-        && !pods(&spec.excluded_resources)
+    (spec.included_namespaces.is_empty() || matches_ns(&spec.included_namespaces, ns))
+        && !matches_ns(&spec.excluded_namespaces, ns)
+        && (spec.included_resources.is_empty() || names_pods(&spec.included_resources))
+        && !names_pods(&spec.excluded_resources)
         && spec
             .label_selector
             .as_ref()
