@@ -419,6 +419,13 @@ mod tests {
         reads: Mutex<Vec<(String, Instant)>>,
     }
 
+    impl Scripted {
+        /// What reads of `ns/pod/container` answer, in turn (the last one repeats).
+        fn script(&self, key: &str, states: Vec<Result<ContainerState, String>>) {
+            self.states.lock().unwrap().insert(key.into(), states);
+        }
+    }
+
     impl PodExec for Scripted {
         fn container_state<'a>(
             &'a self,
@@ -616,8 +623,8 @@ mod tests {
     async fn restore_hooks_wait_for_their_container_then_run_in_order() {
         use ContainerState::*;
         let x = Scripted::default();
-        x.states.lock().unwrap().insert(
-            "a/p1/db".into(),
+        x.script(
+            "a/p1/db",
             vec![
                 Ok(Waiting),
                 Ok(Waiting),
@@ -658,10 +665,7 @@ mod tests {
     async fn running_is_enough_unless_wait_for_ready() {
         use ContainerState::*;
         let x = Scripted::default();
-        x.states
-            .lock()
-            .unwrap()
-            .insert("a/p1/db".into(), vec![Ok(Running { ready: false })]);
+        x.script("a/p1/db", vec![Ok(Running { ready: false })]);
         let run = run_restore_hooks(
             &x,
             &[rpod(
@@ -695,14 +699,8 @@ mod tests {
     async fn a_container_that_never_runs_fails_its_hooks_per_on_error() {
         use ContainerState::*;
         let x = Scripted::default();
-        x.states
-            .lock()
-            .unwrap()
-            .insert("a/p1/db".into(), vec![Ok(Waiting)]);
-        x.states
-            .lock()
-            .unwrap()
-            .insert("a/p2/db".into(), vec![Ok(Terminated)]);
+        x.script("a/p1/db", vec![Ok(Waiting)]);
+        x.script("a/p2/db", vec![Ok(Terminated)]);
         let start = Instant::now();
         let run = run_restore_hooks(
             &x,
@@ -740,14 +738,8 @@ mod tests {
     async fn a_fail_stops_every_hook_not_yet_started_in_every_pod() {
         use ContainerState::*;
         let x = Scripted::default();
-        x.states
-            .lock()
-            .unwrap()
-            .insert("a/p1/db".into(), vec![Ok(Terminated)]);
-        x.states
-            .lock()
-            .unwrap()
-            .insert("a/p2/db".into(), vec![Ok(Waiting)]);
+        x.script("a/p1/db", vec![Ok(Terminated)]);
+        x.script("a/p2/db", vec![Ok(Waiting)]);
         let start = Instant::now();
         let run = run_restore_hooks(
             &x,
@@ -776,12 +768,12 @@ mod tests {
     async fn a_missing_container_skips_its_hook_and_read_errors_are_retried() {
         use ContainerState::*;
         let x = Scripted::default();
-        x.states.lock().unwrap().insert(
-            "a/p1/gone".into(),
+        x.script(
+            "a/p1/gone",
             vec![Ok(Missing("pod a/p1 has no container gone".into()))],
         );
-        x.states.lock().unwrap().insert(
-            "a/p2/db".into(),
+        x.script(
+            "a/p2/db",
             vec![
                 Err("the server is currently unable to handle the request".into()),
                 Err("etcdserver: request timed out".into()),
@@ -813,10 +805,7 @@ mod tests {
 
         // Errors until the deadline are named in the failure.
         let x = Scripted::default();
-        x.states
-            .lock()
-            .unwrap()
-            .insert("a/p1/db".into(), vec![Err("connection refused".into())]);
+        x.script("a/p1/db", vec![Err("connection refused".into())]);
         let run = run_restore_hooks(
             &x,
             &[rpod(
@@ -841,8 +830,8 @@ mod tests {
         let x = Scripted::default();
         // p1's container runs after 4 s; p2's after 3 more s of its own wait, at 7 s:
         // beyond its 5 s wait timeout from its restore, but it queued 4 s behind p1.
-        x.states.lock().unwrap().insert(
-            "a/p1/db".into(),
+        x.script(
+            "a/p1/db",
             vec![
                 Ok(Waiting),
                 Ok(Waiting),
@@ -851,8 +840,8 @@ mod tests {
                 Ok(Running { ready: true }),
             ],
         );
-        x.states.lock().unwrap().insert(
-            "a/p2/db".into(),
+        x.script(
+            "a/p2/db",
             vec![
                 Ok(Waiting),
                 Ok(Waiting),

@@ -840,6 +840,21 @@ fn restore_waits_for_a_terminating_namespace() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(phase(), "Terminating");
+    let release = || {
+        env.kubectl(
+            &[
+                "-n",
+                ns,
+                "patch",
+                "configmap",
+                "held",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ],
+            None,
+        )
+    };
     let child = env
         .cmd()
         .args(["restore", "create", "term1-r", "--from-backup", "term1"])
@@ -849,19 +864,7 @@ fn restore_waits_for_a_terminating_namespace() {
         .unwrap();
     // The restore is waiting now; let the namespace go.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    env.kubectl(
-        &[
-            "-n",
-            ns,
-            "patch",
-            "configmap",
-            "held",
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ],
-        None,
-    );
+    release();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -892,19 +895,7 @@ fn restore_waits_for_a_terminating_namespace() {
         )),
         "{logs}"
     );
-    env.kubectl(
-        &[
-            "-n",
-            ns,
-            "patch",
-            "configmap",
-            "held",
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ],
-        None,
-    );
+    release();
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
 }
 
