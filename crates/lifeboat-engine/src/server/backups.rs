@@ -287,6 +287,11 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
 
 /// The object is being deleted: delete its stored data first (the finalizer holds the
 /// object until this succeeds).
+/// Whether a stored backup was written for the object `b` (it carries `b`'s uid).
+fn written_for(stored: &velero::Backup, b: &BackupResource) -> bool {
+    b.uid().is_some() && stored.metadata.uid == b.uid()
+}
+
 /// The stored status of `b`, when its location holds a `velero-backup.json` written for
 /// this very object (same uid) with a terminal phase.
 async fn stored_status_of_this_object(
@@ -298,7 +303,7 @@ async fn stored_status_of_this_object(
     let stored = crate::catalog::get_backup(&store, &b.name_any())
         .await
         .ok()?;
-    (b.uid().is_some() && stored.metadata.uid == b.uid() && stored.phase().is_terminal())
+    (written_for(&stored, b) && stored.phase().is_terminal())
         .then(|| stored.status.unwrap_or_default())
 }
 
@@ -331,7 +336,6 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
     }
     let location = location_of(b);
     let synced = b.annotations().contains_key(super::SYNCED_ANNOTATION);
-    let uid = b.uid();
     let result = async {
         let (store, loc) = match ctx.store(location.as_deref()).await {
             Ok(s) => s,
@@ -344,7 +348,7 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
             Err(e) => return Err(e),
         };
         let verdict = match crate::catalog::get_backup(&store, &name).await {
-            Ok(stored) if synced || (uid.is_some() && stored.metadata.uid == uid) => {
+            Ok(stored) if synced || written_for(&stored, b) => {
                 StoredData::Delete
             }
             Ok(stored) => StoredData::NotOurs(format!(
