@@ -5,7 +5,7 @@
 //! Usage: raw_list KUBECONFIG NAMESPACE [RESOURCE] [PAGE]
 
 use lifeboat_engine::cluster::{Cluster, ClusterOptions, split_list};
-use lifeboat_types::plan::ApiResource;
+use lifeboat_types::plan::backup::ApiResource;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

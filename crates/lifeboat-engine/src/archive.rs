@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use lifeboat_types::layout::{FORMAT_VERSION, VERSION_ENTRY, item_path};
+use lifeboat_types::format::layout::{FORMAT_VERSION, VERSION_ENTRY, item_path};
 
 /// Writes Velero tarballs into any `Write`.
 pub struct ArchiveWriter<W: Write> {

@@ -17,15 +17,16 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{StreamExt, stream};
-use lifeboat_types::layout::FORMAT_VERSION;
-use lifeboat_types::names::{NameError, validate_name};
-use lifeboat_types::plan::{
-    ApiResource, BackupPlan, ListScope, PlanError, PlannedResource, plan_backup,
-};
-use lifeboat_types::resource_list::ResourceList;
-use lifeboat_types::velero::{
+use lifeboat_types::api::names::{NameError, validate_name};
+use lifeboat_types::api::velero::{
     Backup, BackupPhase, BackupProgress, BackupStatus, STORAGE_LOCATION_LABEL, Time,
 };
+use lifeboat_types::format::layout::FORMAT_VERSION;
+use lifeboat_types::format::resource_list::ResourceList;
+use lifeboat_types::plan::backup::{
+    ApiResource, BackupPlan, ListScope, PlanError, PlannedResource, plan_backup,
+};
+use lifeboat_types::rules::backups::{TtlOverflow, expiration};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -87,6 +88,15 @@ pub enum BackupError {
         /// The location.
         location: String,
     },
+    /// The TTL cannot be added to the start time.
+    #[error("backup {backup:?}: {source}")]
+    Ttl {
+        /// The backup.
+        backup: String,
+        /// Why.
+        #[source]
+        source: TtlOverflow,
+    },
     /// The tarball could not be produced.
     #[error("backup {backup:?}: writing the tarball failed: {source}")]
     Archive {
@@ -137,7 +147,7 @@ impl Default for BackupOptions {
 async fn hook_pods(
     cluster: &Cluster,
     plan: &BackupPlan,
-) -> Result<Vec<lifeboat_types::hooks::PodInfo>, kube::Error> {
+) -> Result<Vec<lifeboat_types::plan::backup_hooks::PodInfo>, kube::Error> {
     use k8s_openapi::api::core::v1::Pod;
     let api: kube::Api<Pod> = kube::Api::all(cluster.client().clone());
     let mut out = Vec::new();
@@ -153,7 +163,7 @@ async fn hook_pods(
             if !plan.namespaces.includes(&ns) || !plan.selects(&labels) {
                 continue;
             }
-            out.push(lifeboat_types::hooks::PodInfo {
+            out.push(lifeboat_types::plan::backup_hooks::PodInfo {
                 namespace: ns,
                 name: p.metadata.name.clone().unwrap_or_default(),
                 labels,
@@ -593,6 +603,11 @@ pub async fn run_backup(
     preflight(cluster, &plan).await.map_err(cluster_err)?;
 
     let start = Time::now();
+    // Checked before anything is written: a TTL past the last date is refused.
+    let expiration = expiration(start, backup.ttl()).map_err(|source| BackupError::Ttl {
+        backup: name.clone(),
+        source,
+    })?;
     let log = RunLog::new("backup", &name);
     log.info("Starting backup", &[("storageLocation", store.name())]);
     progress
@@ -660,8 +675,10 @@ pub async fn run_backup(
     {
         match hook_pods(cluster, &plan).await {
             Ok(pods) => {
-                let (planned, problems) =
-                    lifeboat_types::hooks::plan_backup_hooks(&backup.spec.hooks, &pods);
+                let (planned, problems) = lifeboat_types::plan::backup_hooks::plan_backup_hooks(
+                    &backup.spec.hooks,
+                    &pods,
+                );
                 for (ns, p) in problems {
                     run.error(Some(&ns), p);
                 }
@@ -676,7 +693,7 @@ pub async fn run_backup(
         Vec::new()
     };
     let executor = crate::hooks::KubeExec::shared(cluster.client().clone());
-    let mut hook_status = lifeboat_types::velero::HookStatus::default();
+    let mut hook_status = lifeboat_types::api::velero::HookStatus::default();
     let mut record_hooks = |r: crate::hooks::HookRun, run: &Run<'_>| {
         hook_status.hooks_attempted += r.attempted;
         hook_status.hooks_failed += r.failed;
@@ -688,9 +705,12 @@ pub async fn run_backup(
         }
     };
     if !pod_hooks.is_empty() {
-        let pre =
-            crate::hooks::run_hooks(&*executor, &pod_hooks, lifeboat_types::hooks::Phase::Pre)
-                .await;
+        let pre = crate::hooks::run_hooks(
+            &*executor,
+            &pod_hooks,
+            lifeboat_types::plan::backup_hooks::Phase::Pre,
+        )
+        .await;
         record_hooks(pre, &run);
     }
     for ns in &plan.missing_namespaces {
@@ -704,9 +724,12 @@ pub async fn run_backup(
         .await;
     run.dependents(&served).await;
     if !pod_hooks.is_empty() {
-        let post =
-            crate::hooks::run_hooks(&*executor, &pod_hooks, lifeboat_types::hooks::Phase::Post)
-                .await;
+        let post = crate::hooks::run_hooks(
+            &*executor,
+            &pod_hooks,
+            lifeboat_types::plan::backup_hooks::Phase::Post,
+        )
+        .await;
         record_hooks(post, &run);
     }
     let claims = run.bound_pvs.lock().map(|s| s.len()).unwrap_or(0);
@@ -814,12 +837,10 @@ pub async fn run_backup(
         backup.metadata.creation_timestamp = Some(start);
     }
     let done = Time::now();
-    let ttl =
-        chrono::Duration::from_std(backup.ttl().0).unwrap_or_else(|_| chrono::Duration::days(30));
     backup.status = Some(BackupStatus {
         version: Some(1),
         format_version: Some(FORMAT_VERSION.into()),
-        expiration: Some(Time(start.0 + ttl)),
+        expiration: Some(expiration),
         phase,
         start_timestamp: Some(start),
         completion_timestamp: Some(done),

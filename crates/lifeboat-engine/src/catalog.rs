@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use lifeboat_types::layout::RestorePaths;
-use lifeboat_types::velero::{Backup, BackupResults, Restore};
+use lifeboat_types::api::velero::{Backup, BackupResults, Restore};
+use lifeboat_types::format::layout::RestorePaths;
 use serde::de::DeserializeOwned;
 
 use crate::storage::{StorageError, Store};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use lifeboat_types::plan::ApiResource;
+use lifeboat_types::plan::backup::ApiResource;
 use serde::Deserialize;
 
 /// Errors talking to the API server. Each message names the server or object and the fix.

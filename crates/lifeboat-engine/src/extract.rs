@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use lifeboat_types::layout::{ItemPath, VERSION_ENTRY, parse_item_path};
+use lifeboat_types::format::layout::{ItemPath, VERSION_ENTRY, parse_item_path};
 
 /// Limits that keep a hostile archive from exhausting disk or memory.
 #[derive(Debug, Clone, Copy)]

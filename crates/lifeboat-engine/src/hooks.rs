@@ -1,6 +1,6 @@
 //! Running exec hooks in pods through the API server's `pods/exec` subresource: backup
-//! pre/post hooks (planned by `lifeboat_types::hooks`) and restore exec hooks (planned by
-//! `lifeboat_types::restore_hooks`), which first wait for their container to run.
+//! pre/post hooks (planned by `lifeboat_types::plan::backup_hooks`) and restore exec hooks (planned by
+//! `lifeboat_types::plan::restore_hooks`), which first wait for their container to run.
 //!
 //! The executor is a trait so that selection, ordering, timeouts and error handling are
 //! tested with a scripted executor (unit tests below). The real one ([`KubeExec`]) opens
@@ -15,9 +15,9 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
-use lifeboat_types::hooks::{Phase, PlannedHook, PodHooks};
-use lifeboat_types::restore_hooks::PlannedRestoreExec;
-use lifeboat_types::velero::HookErrorMode;
+use lifeboat_types::api::velero::HookErrorMode;
+use lifeboat_types::plan::backup_hooks::{Phase, PlannedHook, PodHooks};
+use lifeboat_types::plan::restore_hooks::PlannedRestoreExec;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use globset::{Glob, GlobMatcher};
-use lifeboat_types::selector::Selector;
-use lifeboat_types::velero::LabelSelector;
+use lifeboat_types::api::selector::Selector;
+use lifeboat_types::api::velero::LabelSelector;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 //! Flow: the backup's tarball is streamed from the location and extracted into a private
 //! temporary directory, validated entry by entry (nothing touches the cluster until the
 //! whole archive has passed); items are indexed and planned (pure decisions from
-//! `lifeboat_types::restore`); then phases run in Velero's priority order, each phase's
+//! `lifeboat_types::plan::restore`); then phases run in Velero's priority order, each phase's
 //! objects created concurrently with bounded parallelism. CRDs are waited for until
 //! Established, namespaces until Active, before what depends on them.
 //!
@@ -22,16 +22,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, stream};
-use lifeboat_types::layout::{PREFERRED_VERSION_SUFFIX, RestorePaths};
-use lifeboat_types::names::{NameError, validate_name};
-use lifeboat_types::plan::{ApiResource, PlanError};
-use lifeboat_types::resource_list::ResourceList;
-use lifeboat_types::restore::{
+use lifeboat_types::api::names::{NameError, validate_name};
+use lifeboat_types::api::velero::{
+    BackupPhase, BackupResults, Restore, RestorePhase, RestoreProgress, RestoreStatus, Time,
+};
+use lifeboat_types::format::layout::{PREFERRED_VERSION_SUFFIX, RestorePaths};
+use lifeboat_types::format::resource_list::ResourceList;
+use lifeboat_types::plan::backup::{ApiResource, PlanError};
+use lifeboat_types::plan::restore::{
     BACKUP_NAME_LABEL, Decision, RESTORE_NAME_LABEL, RestoreFilter, SanitizeOptions, SkipReason,
     controller_uid, is_service_account_token, phase_of, sanitize,
-};
-use lifeboat_types::velero::{
-    BackupPhase, BackupResults, Restore, RestorePhase, RestoreProgress, RestoreStatus, Time,
 };
 use serde_json::Value;
 
@@ -423,7 +423,7 @@ struct Exec<'a> {
     restored: Mutex<ResourceList>,
     log: RunLog,
     progress: Arc<RestoreProgressCounters>,
-    hooks: lifeboat_types::restore_hooks::RestoreHooks,
+    hooks: lifeboat_types::plan::restore_hooks::RestoreHooks,
     /// Exec hooks of the pods this restore created, run after the last phase.
     pod_hooks: Mutex<Vec<crate::hooks::RestorePodHooks>>,
 }
@@ -499,7 +499,7 @@ impl Exec<'_> {
             && let Some(ns) = p.target_ns.as_deref()
         {
             let applied =
-                lifeboat_types::restore_hooks::apply_init_hooks(&self.hooks, &mut obj, ns);
+                lifeboat_types::plan::restore_hooks::apply_init_hooks(&self.hooks, &mut obj, ns);
             if !applied.is_empty() {
                 self.log.info(
                     &format!(
@@ -514,7 +514,7 @@ impl Exec<'_> {
         // restore creates it (not for a pod that exists, nor in a dry run).
         let exec_plan = match (gr.as_str(), p.target_ns.as_deref()) {
             ("pods", Some(ns)) if !self.opts.dry_run => {
-                lifeboat_types::restore_hooks::plan_exec_hooks(&self.hooks, &obj, ns)
+                lifeboat_types::plan::restore_hooks::plan_exec_hooks(&self.hooks, &obj, ns)
             }
             _ => Default::default(),
         };
@@ -808,12 +808,13 @@ pub async fn run_restore(
         .total
         .store(planned.len() as u64, Ordering::Relaxed);
 
-    let hooks = lifeboat_types::restore_hooks::parse(spec.hooks.as_ref()).map_err(|reason| {
-        RestoreError::Hooks {
-            restore: name.clone(),
-            reason,
-        }
-    })?;
+    let hooks =
+        lifeboat_types::plan::restore_hooks::parse(spec.hooks.as_ref()).map_err(|reason| {
+            RestoreError::Hooks {
+                restore: name.clone(),
+                reason,
+            }
+        })?;
     let exec = Exec {
         cluster,
         sanitize: SanitizeOptions {
@@ -939,7 +940,7 @@ pub async fn run_restore(
         for (ns, w) in run.warnings {
             exec.warn(Some(&ns), w);
         }
-        hook_status = Some(lifeboat_types::velero::HookStatus {
+        hook_status = Some(lifeboat_types::api::velero::HookStatus {
             hooks_attempted: run.attempted,
             hooks_failed: run.failed,
         });

@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use lifeboat_types::velero::{BackupResults, Time};
+use lifeboat_types::api::velero::{BackupResults, Time};
 
 /// Log lines and results of a run.
 #[derive(Debug)]

@@ -11,11 +11,11 @@ use std::sync::Once;
 use std::time::Duration;
 
 use bytes::Bytes;
-use lifeboat_types::layout::{BackupPaths, backups_dir, join_prefix};
-use lifeboat_types::velero::{
+use lifeboat_types::api::velero::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation,
     SecretKeySelector,
 };
+use lifeboat_types::format::layout::{BackupPaths, backups_dir, join_prefix};
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
 
@@ -550,14 +550,14 @@ impl Store {
 
     /// Names of the restores whose results are stored here (directories under `restores/`).
     pub async fn list_restores(&self) -> Result<Vec<String>, StorageError> {
-        self.list_dirs(&lifeboat_types::layout::restores_dir(&self.prefix))
+        self.list_dirs(&lifeboat_types::format::layout::restores_dir(&self.prefix))
             .await
     }
 
     /// Deletes a restore's stored results (its metadata first).
     pub async fn delete_restore(&self, name: &str) -> Result<(), StorageError> {
         self.ensure_writable()?;
-        let paths = lifeboat_types::layout::RestorePaths::new(&self.prefix, name);
+        let paths = lifeboat_types::format::layout::RestorePaths::new(&self.prefix, name);
         self.delete(&paths.metadata()).await?;
         self.op
             .delete_with(paths.dir())
@@ -650,6 +650,16 @@ impl Store {
     pub fn path(&self, rel: &str) -> String {
         join_prefix(&self.prefix, rel)
     }
+
+    /// Where this location keeps etcd snapshots (`metadata/etcd/`).
+    pub fn etcd_snapshots_dir(&self) -> String {
+        lifeboat_types::format::layout::etcd_snapshots_dir(&self.prefix)
+    }
+
+    /// One stored etcd snapshot.
+    pub fn etcd_snapshot(&self, object: &str) -> String {
+        lifeboat_types::format::layout::etcd_snapshot(&self.prefix, object)
+    }
 }
 
 /// Parses an ad-hoc location URL: `file:///dir`, `/dir`,
@@ -675,7 +685,7 @@ pub fn location_from_url(url: &str) -> Result<BackupStorageLocation, StorageErro
     let mut credential = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v);
+        let v = lifeboat_types::format::percent::percent_decode(v);
         if k == "credential" {
             credential = Some(SecretKeySelector {
                 name: v,
@@ -732,25 +742,6 @@ pub fn location_from_url(url: &str) -> Result<BackupStorageLocation, StorageErro
             validation_frequency: None,
         },
     ))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lifeboat_types::velero::{BackupPhase, Restore, RestorePhase, RestoreSpec};
+use lifeboat_types::api::velero::{BackupPhase, Restore, RestorePhase, RestoreSpec};
 
 use crate::catalog;
 use crate::cluster::Cluster;

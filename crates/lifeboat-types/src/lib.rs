@@ -1,24 +1,28 @@
-//! Types and pure logic of lifeboat, with no I/O: the velero.io/v1 resources, the Velero
-//! object-store and tarball layout, label selectors, durations and backup planning.
+//! Types and pure logic of lifeboat, with no I/O. Grouped by what a module is about:
+//!
+//! - [`api`]: the objects — velero.io/v1 resources, the lifeboat.dev CRDs derived from
+//!   them, names, Go durations, label selectors.
+//! - [`format`]: what is stored and read — Velero's object-store and tarball layout, the
+//!   resource list, velero.io/v1 YAML documents, kubectl's JSONPath for `-o jsonpath=`.
+//! - [`plan`]: turning a spec into work — backup and restore planning, backup and restore
+//!   hooks.
+//! - [`rules`]: decisions as pure functions — schedules, snapshot retention, storage
+//!   location validation/sync timing.
+//! - [`manifests`]: Kubernetes objects lifeboat generates — the install manifests and
+//!   RBAC, the etcd snapshot CronJob.
+//! - [`metrics`]: the one table of metric names, help texts and types the server exports.
+//!
+//! Reserved for what comes next (see ARCHITECTURE.md): `volume/` (restic-format
+//! repository formats and volume backup plans), `dr/` (DR plans, RPO/RTO tiers, failover
+//! decisions), `audit/` (readiness rules); each gets its folder here when its first code
+//! lands, with I/O in its own crate.
 #![warn(missing_docs)]
 
-pub mod crd;
-pub mod document;
-pub mod duration;
-pub mod etcd_schedule;
-pub mod hooks;
-pub mod install;
-pub mod jsonpath;
-pub mod layout;
-pub mod location;
-pub mod names;
+pub mod api;
+pub mod format;
+pub mod manifests;
+pub mod metrics;
 pub mod plan;
-pub mod resource_list;
-pub mod restore;
-pub mod restore_hooks;
-pub mod retention;
-pub mod schedule;
-pub mod selector;
-pub mod velero;
+pub mod rules;
 
-pub use duration::GoDuration;
+pub use api::duration::GoDuration;

@@ -587,7 +587,7 @@ pub enum AccessModeArg {
     ReadOnly,
 }
 
-impl From<AccessModeArg> for lifeboat_types::velero::AccessMode {
+impl From<AccessModeArg> for lifeboat_types::api::velero::AccessMode {
     fn from(m: AccessModeArg) -> Self {
         match m {
             AccessModeArg::ReadWrite => Self::ReadWrite,

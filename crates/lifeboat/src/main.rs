@@ -2,6 +2,7 @@
 //! cluster and the storage location, runs the command, maps outcomes to exit codes.
 
 mod cli;
+mod config;
 mod output;
 mod restore_cmd;
 mod server_cmd;
@@ -17,21 +18,21 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{CommandFactory, Parser};
+use config::{Config, default_path};
 use lifeboat_engine::backup::{BackupOptions, Progress, run_backup};
 use lifeboat_engine::catalog;
 use lifeboat_engine::cluster::{
     Cluster, ClusterOptions, dev_cluster_kubeconfig, kubeconfig_configured,
 };
-use lifeboat_engine::config::{Config, default_path};
 use lifeboat_engine::storage::{Store, location_from_url};
 use lifeboat_types::GoDuration;
-use lifeboat_types::document::{VeleroDocument, parse_documents};
-use lifeboat_types::names::validate_name;
-use lifeboat_types::selector::Selector;
-use lifeboat_types::velero::{
+use lifeboat_types::api::names::validate_name;
+use lifeboat_types::api::selector::Selector;
+use lifeboat_types::api::velero::{
     Backup, BackupPhase, BackupSpec, BackupStorageLocation, BackupStorageLocationSpec,
     LabelSelector, ObjectStorageLocation, SecretKeySelector,
 };
+use lifeboat_types::format::document::{VeleroDocument, parse_documents};
 
 use cli::{
     BackupCmd, BackupCreate, BackupGet, Cli, Command, CreateCmd, GetCmd, LocationCmd, Output,
@@ -418,13 +419,13 @@ async fn backup_cmd(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
 /// The etcd snapshots stored in a location, under metadata/etcd/.
 async fn stored_snapshots(
     location: Option<&str>,
-) -> Result<Vec<lifeboat_types::retention::StoredSnapshot>> {
+) -> Result<Vec<lifeboat_types::rules::retention::StoredSnapshot>> {
     let store = open_store(location)?;
-    let files = store.list_files(&store.path("metadata/etcd/")).await?;
+    let files = store.list_files(&store.etcd_snapshots_dir()).await?;
     Ok(files
         .into_iter()
         .map(
-            |(name, size, modified)| lifeboat_types::retention::StoredSnapshot {
+            |(name, size, modified)| lifeboat_types::rules::retention::StoredSnapshot {
                 name,
                 size,
                 taken: modified
@@ -511,8 +512,8 @@ async fn etcd_schedule(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
         }));
         Some(cm_name)
     };
-    items.push(lifeboat_types::etcd_schedule::cronjob(
-        &lifeboat_types::etcd_schedule::EtcdSchedule {
+    items.push(lifeboat_types::manifests::etcd_schedule::cronjob(
+        &lifeboat_types::manifests::etcd_schedule::EtcdSchedule {
             name: "lifeboat-etcd-snapshot".into(),
             namespace: job_namespace.clone(),
             schedule: schedule.clone(),
@@ -554,7 +555,7 @@ fn byte_bar() -> Option<indicatif::ProgressBar> {
 }
 
 async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
-    use lifeboat_engine::etcd::{restore, save, snapshot};
+    use lifeboat_etcd::{restore, save, snapshot};
     match cmd {
         cli::SnapshotCmd::Schedule { .. } => etcd_schedule(cli, cmd).await,
         cli::SnapshotCmd::Save {
@@ -609,7 +610,7 @@ async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
                         chrono::Utc::now().format("%Y%m%d%H%M%S")
                     )
                 });
-                let path = store.path(&format!("metadata/etcd/{object}"));
+                let path = store.etcd_snapshot(&object);
                 if store.exists(&path).await? {
                     bail!(
                         "{path} already exists in storage location {:?}; choose another --name",
@@ -668,7 +669,7 @@ async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
                 .transpose()?;
             let store = open_store(storage_location.as_deref())?;
             let snaps = stored_snapshots(storage_location.as_deref()).await?;
-            let doomed = lifeboat_types::retention::prunable(
+            let doomed = lifeboat_types::rules::retention::prunable(
                 &snaps,
                 *keep,
                 max_age.map(|d| d.0),
@@ -678,9 +679,7 @@ async fn etcd_snapshot(cli: &Cli, cmd: &cli::SnapshotCmd) -> Result<u8> {
                 if *dry_run {
                     println!("Would delete {n}");
                 } else {
-                    store
-                        .delete(&store.path(&format!("metadata/etcd/{n}")))
-                        .await?;
+                    store.delete(&store.etcd_snapshot(n)).await?;
                     println!("Deleted {n}");
                 }
             }
@@ -824,17 +823,7 @@ async fn backup_get(g: &BackupGet) -> Result<u8> {
     // Without --storage-location, every configured location (and the default) is read.
     let locations: Vec<BackupStorageLocation> = match &g.location.storage_location {
         Some(l) => vec![resolve_location(Some(l))?],
-        None => {
-            let cfg = load_config()?;
-            let mut v = cfg.locations.clone();
-            if !v
-                .iter()
-                .any(|l| l.spec.default || l.metadata.name == "default")
-            {
-                v.push(cfg.default_location());
-            }
-            v
-        }
+        None => load_config()?.all_with_default(),
     };
     let mut backups = Vec::new();
     for l in &locations {
@@ -1073,13 +1062,7 @@ async fn location_cmd(cmd: &LocationCmd) -> Result<u8> {
             Ok(0)
         }
         LocationCmd::Get { names, output } => {
-            let cfg = load_config()?;
-            let mut locs = cfg.locations.clone();
-            if !locs.iter().any(|l| l.metadata.name == "default")
-                && !locs.iter().any(|l| l.spec.default)
-            {
-                locs.push(cfg.default_location());
-            }
+            let mut locs = load_config()?.all_with_default();
             if !names.is_empty() {
                 for n in names {
                     if !locs.iter().any(|l| &l.metadata.name == n) {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use lifeboat_types::jsonpath::render_template;
-use lifeboat_types::velero::{Backup, BackupResults, LabelSelector, Time};
+use lifeboat_types::api::velero::{Backup, BackupResults, LabelSelector, Time};
+use lifeboat_types::format::jsonpath::render_template;
 use serde::Serialize;
 
 use crate::cli::Output;
@@ -102,7 +102,7 @@ fn selector_text(s: &Option<LabelSelector>) -> String {
     match s {
         None => "<none>".into(),
         Some(ls) => {
-            let sel = lifeboat_types::selector::Selector::from_label_selector(ls)
+            let sel = lifeboat_types::api::selector::Selector::from_label_selector(ls)
                 .map(|s| s.to_string())
                 .unwrap_or_default();
             if sel.is_empty() { "<none>".into() } else { sel }

@@ -1,5 +1,6 @@
 //! `lifeboat restore ...`.
 
+use lifeboat_types::rules::backups::{COMPLETED, newest};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -14,8 +15,8 @@ use lifeboat_engine::restore::{
     ItemReport, Outcome, RestoreOptions, RestoreProgressCounters, RestoreReport, run_restore,
 };
 use lifeboat_engine::storage::Store;
-use lifeboat_types::names::validate_name;
-use lifeboat_types::velero::{
+use lifeboat_types::api::names::validate_name;
+use lifeboat_types::api::velero::{
     BackupResults, Restore, RestorePhase, RestoreSpec, RestoreStatusSpec,
 };
 
@@ -71,7 +72,7 @@ pub fn restore_from_flags(c: &RestoreCreate, namespace: &str, backup: &str) -> R
         include_cluster_resources: c.include_cluster_resources,
         existing_resource_policy: c.existing_resource_policy.clone(),
         resource_modifier: c.resource_modifier_configmap.as_ref().map(|n| {
-            lifeboat_types::velero::TypedLocalObjectReference {
+            lifeboat_types::api::velero::TypedLocalObjectReference {
                 api_group: None,
                 kind: "ConfigMap".into(),
                 name: n.clone(),
@@ -89,14 +90,8 @@ async fn resolve_backup(store: &Store, c: &RestoreCreate) -> Result<String> {
     match (&c.from_backup, &c.from_schedule) {
         (Some(b), None) => Ok(b.clone()),
         (None, Some(s)) => {
-            let mut backups = catalog::list_backups(store).await?;
-            backups.retain(|b| {
-                b.metadata.labels.get("velero.io/schedule-name") == Some(s)
-                    && b.phase() == lifeboat_types::velero::BackupPhase::Completed
-            });
-            backups.sort_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp));
-            backups
-                .last()
+            let backups = catalog::list_backups(store).await?;
+            newest(&backups, Some(s), COMPLETED)
                 .map(|b| b.metadata.name.clone())
                 .ok_or_else(|| {
                     anyhow!(
@@ -125,7 +120,7 @@ async fn load_modifiers(
         ));
     }
     if let Some(name) = &c.resource_modifier_configmap {
-        let r = lifeboat_types::plan::ApiResource {
+        let r = lifeboat_types::plan::backup::ApiResource {
             group: String::new(),
             version: "v1".into(),
             plural: "configmaps".into(),
@@ -371,7 +366,7 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
     let _ = writeln!(o);
     let _ = writeln!(o, "Resources:");
     let _ = writeln!(o, "  Included:        {}", list(&s.included_resources, "*"));
-    let mut excluded: Vec<String> = lifeboat_types::restore::NEVER_RESTORED
+    let mut excluded: Vec<String> = lifeboat_types::plan::restore::NEVER_RESTORED
         .iter()
         .map(|s| s.to_string())
         .collect();

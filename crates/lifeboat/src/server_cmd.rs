@@ -7,12 +7,12 @@ use anyhow::{Context, Result, bail};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use lifeboat_engine::cluster::Cluster;
-use lifeboat_engine::server::{self, ServerOptions};
+use lifeboat_server::{self as server, ServerOptions};
 use lifeboat_types::GoDuration;
-use lifeboat_types::crd::ScheduleResource;
-use lifeboat_types::install::{InstallOptions, LocationOptions, manifests};
-use lifeboat_types::schedule::Cron;
-use lifeboat_types::velero::{ObjectMeta, ScheduleSpec, Time};
+use lifeboat_types::api::crd::ScheduleResource;
+use lifeboat_types::api::velero::{ObjectMeta, ScheduleSpec, Time};
+use lifeboat_types::manifests::install::{InstallOptions, LocationOptions, manifests};
+use lifeboat_types::rules::schedule::Cron;
 use serde_json::json;
 
 use crate::cli::{Cli, InstallArgs, Output, ScheduleCmd, ServerArgs};
@@ -63,7 +63,7 @@ pub(crate) async fn install(cli: &Cli, a: &InstallArgs) -> Result<u8> {
         return Ok(0);
     }
     let cluster = connect(cli).await?;
-    let done = lifeboat_engine::install::apply(&cluster, &objs).await?;
+    let done = lifeboat_server::install::apply(&cluster, &objs).await?;
     for d in &done {
         println!("{d}: applied");
     }
@@ -110,11 +110,11 @@ pub(crate) async fn uninstall(cli: &Cli, force: bool) -> Result<u8> {
     // finalizers first so that deleting the CRDs does not hang (stored data stays).
     let client = cluster.client().clone();
     // The CRDs are cluster-wide: their objects in every namespace go with them.
-    let all: Api<lifeboat_types::crd::BackupResource> = Api::all(client.clone());
+    let all: Api<lifeboat_types::api::crd::BackupResource> = Api::all(client.clone());
     if let Ok(list) = all.list(&ListParams::default()).await {
         for b in list.items {
             let ns = b.namespace().unwrap_or_default();
-            let api: Api<lifeboat_types::crd::BackupResource> =
+            let api: Api<lifeboat_types::api::crd::BackupResource> =
                 Api::namespaced(client.clone(), &ns);
             let _ = api
                 .patch(
@@ -125,13 +125,13 @@ pub(crate) async fn uninstall(cli: &Cli, force: bool) -> Result<u8> {
                 .await;
         }
     }
-    let done = lifeboat_engine::install::delete(&cluster, &objs).await?;
+    let done = lifeboat_server::install::delete(&cluster, &objs).await?;
     for d in &done {
         println!("{d}: deleted");
     }
     // A CRD goes once the API server has removed its objects: wait for that, so that
     // "uninstalled" means gone (and a new install does not meet a terminating CRD).
-    let crds: Vec<String> = lifeboat_types::crd::all()
+    let crds: Vec<String> = lifeboat_types::api::crd::all()
         .iter()
         .filter_map(|c| c.metadata.name.clone())
         .collect();
@@ -488,13 +488,13 @@ fn textwrap(yaml: &str) -> String {
 /// nothing is translated away; unknown fields were refused when the document was read.
 pub(crate) enum ServerDocument {
     /// A Backup, run by the server.
-    Backup(lifeboat_types::velero::Backup),
+    Backup(lifeboat_types::api::velero::Backup),
     /// A Restore, run by the server.
-    Restore(lifeboat_types::velero::Restore),
+    Restore(lifeboat_types::api::velero::Restore),
     /// A Schedule.
-    Schedule(lifeboat_types::velero::Schedule),
+    Schedule(lifeboat_types::api::velero::Schedule),
     /// A storage location (its credential names a Secret in the namespace).
-    Location(lifeboat_types::velero::BackupStorageLocation),
+    Location(lifeboat_types::api::velero::BackupStorageLocation),
 }
 
 async fn create_object<K>(cluster: &Cluster, ns: &str, mut obj: K, meta: &ObjectMeta) -> Result<()>
@@ -539,7 +539,9 @@ fn doc_kind(doc: &ServerDocument) -> &'static str {
 /// `apply -f` of a document the server runs (a Schedule always; Backup, Restore and
 /// BackupStorageLocation with `--server`).
 pub(crate) async fn apply_to_server(cli: &Cli, doc: ServerDocument) -> Result<()> {
-    use lifeboat_types::crd::{BackupResource, BackupStorageLocationResource, RestoreResource};
+    use lifeboat_types::api::crd::{
+        BackupResource, BackupStorageLocationResource, RestoreResource,
+    };
     let meta = match &doc {
         ServerDocument::Backup(b) => &b.metadata,
         ServerDocument::Restore(r) => &r.metadata,
@@ -547,7 +549,7 @@ pub(crate) async fn apply_to_server(cli: &Cli, doc: ServerDocument) -> Result<()
         ServerDocument::Location(l) => &l.metadata,
     }
     .clone();
-    lifeboat_types::names::validate_name("object", &meta.name)
+    lifeboat_types::api::names::validate_name("object", &meta.name)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // As kubectl: a document's namespace must agree with -n (whose default is velero, the
     // namespace the guides' documents name).

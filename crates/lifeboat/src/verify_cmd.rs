@@ -4,8 +4,7 @@ use anyhow::{Result, anyhow, bail};
 use lifeboat_engine::catalog;
 use lifeboat_engine::verify::{VerifyOptions, verify};
 use lifeboat_types::GoDuration;
-use lifeboat_types::schedule::SCHEDULE_LABEL;
-use lifeboat_types::velero::BackupPhase;
+use lifeboat_types::rules::backups::{FINISHED, newest};
 
 use crate::cli::{BackupVerify, Cli, Output};
 use crate::{connect, open_store, output};
@@ -40,8 +39,13 @@ pub(crate) async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<u8> {
         let api = crate::cronjob_api_version(cli)
             .await
             .unwrap_or_else(|_| "batch/v1".into());
-        let job =
-            lifeboat_types::install::verify_cronjob(&cli.namespace, &api, &v.cron, &v.image, &args);
+        let job = lifeboat_types::manifests::install::verify_cronjob(
+            &cli.namespace,
+            &api,
+            &v.cron,
+            &v.image,
+            &args,
+        );
         print!("{}", serde_yaml_ng::to_string(&job)?);
         return Ok(0);
     }
@@ -49,15 +53,8 @@ pub(crate) async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<u8> {
     let name = match &v.name {
         Some(n) => n.clone(),
         None => {
-            let mut all = catalog::list_backups(&store).await?;
-            all.retain(|b| {
-                b.phase() != BackupPhase::InProgress
-                    && v.schedule
-                        .as_ref()
-                        .is_none_or(|s| b.metadata.labels.get(SCHEDULE_LABEL) == Some(s))
-            });
-            all.sort_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp));
-            let Some(newest) = all.pop() else {
+            let all = catalog::list_backups(&store).await?;
+            let Some(newest) = newest(&all, v.schedule.as_deref(), FINISHED) else {
                 bail!(
                     "no backup{} in location {:?}",
                     v.schedule
@@ -67,7 +64,7 @@ pub(crate) async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<u8> {
                     store.name()
                 );
             };
-            newest.metadata.name
+            newest.metadata.name.clone()
         }
     };
     let cluster = if v.test_restore {

@@ -137,7 +137,7 @@ type Buckets = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 fn buckets(db: &Path) -> Buckets {
     let mut out = Buckets::new();
-    lifeboat_engine::etcd::snapshot::for_each_key(db, &mut |b, k, v| {
+    lifeboat_etcd::snapshot::for_each_key(db, &mut |b, k, v| {
         out.entry(String::from_utf8_lossy(b).into_owned())
             .or_default()
             .insert(k.to_vec(), v.to_vec());

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use lifeboat_types::document::{VeleroDocument, parse_documents};
+use lifeboat_types::format::document::{VeleroDocument, parse_documents};
 
 use crate::support::*;
 
@@ -88,7 +88,7 @@ fn seed_backups_and_locations_parse() {
             | (VeleroDocument::Restore(_), "Restore") => {}
             (VeleroDocument::Schedule(s), "Schedule") => {
                 // Every seed schedule's cron line is one the server accepts.
-                lifeboat_types::schedule::Cron::parse(&s.spec.schedule)
+                lifeboat_types::rules::schedule::Cron::parse(&s.spec.schedule)
                     .unwrap_or_else(|e| panic!("{at}: {e}"));
                 schedules += 1;
             }

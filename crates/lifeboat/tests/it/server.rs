@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lifeboat_types::document::VeleroDocument;
+use lifeboat_types::format::document::VeleroDocument;
 
 use crate::support::*;
 
@@ -308,7 +308,10 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     let log = std::fs::File::create(env.dir.path().join("server.log")).unwrap();
     let mut server = Server(
         env.cmd()
-            .env("LIFEBOAT_LOG", "warn,lifeboat=info,lifeboat_engine=info")
+            .env(
+                "LIFEBOAT_LOG",
+                "warn,lifeboat=info,lifeboat_engine=info,lifeboat_server=info",
+            )
             .args(["-n", ns, "server", "--kubeconfig"])
             .arg(&sa_config)
             .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}")])
@@ -441,7 +444,7 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
         if doc.contains("\nkind: VolumeSnapshotLocation") {
             continue; // a later issue's kind
         }
-        let parsed = lifeboat_types::document::parse_documents(&doc)
+        let parsed = lifeboat_types::format::document::parse_documents(&doc)
             .unwrap_or_else(|e| panic!("{at}: {e}\n{doc}"));
         let name = format!("seed-{i}");
         let (resource, spec) = match &parsed[0] {
@@ -831,7 +834,10 @@ fn server_with_installed_rbac_drives_a_minutely_schedule_with_ttl_expiry() {
     let standby_log = std::fs::File::create(env.dir.path().join("standby.log")).unwrap();
     let mut standby = Server(
         env.cmd()
-            .env("LIFEBOAT_LOG", "warn,lifeboat=info,lifeboat_engine=info")
+            .env(
+                "LIFEBOAT_LOG",
+                "warn,lifeboat=info,lifeboat_engine=info,lifeboat_server=info",
+            )
             .args(["-n", ns, "server", "--kubeconfig"])
             .arg(&sa_config)
             .args([

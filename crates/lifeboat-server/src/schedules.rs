@@ -1,0 +1,87 @@
+//! The Schedule controller: makes a Backup when one is due (rules in
+//! `lifeboat_types::rules::schedule`), and sleeps until the next due time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::PostParams;
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use lifeboat_types::api::crd::{BackupResource, ScheduleResource};
+use lifeboat_types::api::velero::Time;
+use lifeboat_types::rules::schedule::{Decision, SCHEDULE_LABEL, backup_name, decide};
+use serde_json::json;
+
+use crate::{Ctx, ServerError, patch_status};
+
+pub(crate) async fn run(ctx: Arc<Ctx>) {
+    let api: Api<ScheduleResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    super::run_controller(ctx, api, "schedule reconcile", reconcile).await;
+}
+
+async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, ServerError> {
+    let api: Api<ScheduleResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let name = s.name_any();
+    // The watch cache can lag behind our own status patches: decide on the object as the
+    // API server has it now, or a due backup could be made twice.
+    let Some(s) = api.get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    let now = chrono::Utc::now();
+    let phase = s.status.as_ref().map(|st| st.phase.to_string());
+    let decision = match decide(&s.spec, s.status.as_ref(), now) {
+        Ok(d) => d,
+        Err(e) => {
+            patch_status(
+                &api,
+                &name,
+                json!({ "phase": "FailedValidation", "validationErrors": [e] }),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if phase.as_deref() != Some("Enabled") {
+        patch_status(
+            &api,
+            &name,
+            json!({ "phase": "Enabled", "validationErrors": null }),
+        )
+        .await?;
+    }
+    match decision {
+        Decision::Paused => Ok(Action::await_change()),
+        Decision::SkipNow => {
+            patch_status(&api, &name, json!({ "lastSkipped": Time::now() })).await?;
+            Ok(Action::requeue(Duration::from_secs(1)))
+        }
+        Decision::WaitUntil(t) => {
+            let wait = (t - now).to_std().unwrap_or_default() + Duration::from_millis(200);
+            Ok(Action::requeue(wait))
+        }
+        Decision::BackupNow => {
+            let at = Time::now();
+            let bname = backup_name(&name, at.0);
+            let mut labels = s.spec.template.metadata.labels.clone();
+            labels.insert(SCHEDULE_LABEL.into(), name.clone());
+            let mut backup = BackupResource::new(&bname, s.spec.template.clone());
+            backup.metadata.namespace = Some(ctx.ns.clone());
+            backup.metadata.labels = Some(labels);
+            if s.spec.use_owner_references_in_backup == Some(true)
+                && let Some(owner) = s.controller_owner_ref(&())
+            {
+                backup.metadata.owner_references = Some(vec![owner]);
+            }
+            let backups: Api<BackupResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+            match backups.create(&PostParams::default(), &backup).await {
+                Ok(_) => {
+                    tracing::info!(schedule = %name, backup = %bname, "scheduled backup created")
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+            patch_status(&api, &name, json!({ "lastBackup": at })).await?;
+            Ok(Action::requeue(Duration::from_secs(1)))
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The server's custom resources: group `lifeboat.dev`, version `v1alpha1`, with
+//! Velero's kinds, field names and phases. Their Rust types are the velero.io/v1 specs
+//! and statuses themselves (see [`crate::api::velero`]), so a velero.io/v1 document and a
+//! lifeboat.dev one differ only in `apiVersion`; the CRDs are generated from those types
+//! by kube's `CustomResource` derive.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use crate::api::velero::{
+    BackupResource, BackupStorageLocationResource, DeleteBackupRequestResource, RestoreResource,
+    ScheduleResource,
+};
+
+/// The API group.
+pub const GROUP: &str = "lifeboat.dev";
+/// The version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of every lifeboat resource.
+pub const API_VERSION: &str = "lifeboat.dev/v1alpha1";
+
+/// Every CRD the server needs, in the order they are installed.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![
+        BackupStorageLocationResource::crd(),
+        BackupResource::crd(),
+        RestoreResource::crd(),
+        ScheduleResource::crd(),
+        DeleteBackupRequestResource::crd(),
+    ]
+}
+
+/// Schema of a free-form object (restore hooks, uploader options): kept as written.
+pub fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crds_are_structural_enough_for_the_api_server() {
+        for crd in all() {
+            let v = serde_json::to_value(&crd).unwrap();
+            let name = v["metadata"]["name"].as_str().unwrap().to_string();
+            assert!(name.ends_with(".lifeboat.dev"), "{name}");
+            let version = &v["spec"]["versions"][0];
+            assert_eq!(version["name"], "v1alpha1");
+            assert_eq!(
+                version["subresources"]["status"],
+                serde_json::json!({}),
+                "{name}"
+            );
+            // A structural schema has no $ref anywhere.
+            let text = serde_json::to_string(&v).unwrap();
+            assert!(!text.contains("$ref"), "{name} has a $ref");
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! What `lifeboat install` puts into a cluster, as data: the namespace, the CRDs, a
+//! ServiceAccount, least-privilege RBAC, the server Deployment and its metrics Service,
+//! and optionally a default BackupStorageLocation and its credentials Secret.
+//!
+//! RBAC is split so that each permission has one reason:
+//! - ClusterRole `lifeboat-backup`: get/list/watch on everything — what a backup reads.
+//! - ClusterRole `lifeboat-restore`: create/patch/update on everything — what a restore
+//!   writes; not bound with `--backup-only`.
+//! - Role `lifeboat-server` in the install namespace: the lifeboat.dev resources, Leases
+//!   (leader election), Events, and the Secrets/ConfigMaps a location or a restore names.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::api::crd;
+
+/// Options of `lifeboat install`.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// Namespace of the server and its resources.
+    pub namespace: String,
+    /// lifeboat's container image.
+    pub image: String,
+    /// Server replicas (one leads at a time).
+    pub replicas: u32,
+    /// Bind only the backup (read) role, not the restore (write) role.
+    pub backup_only: bool,
+    /// Do not bind the exec-hooks role (`pods/exec`): backup and restore exec hooks then
+    /// fail as forbidden.
+    pub no_exec_hooks: bool,
+    /// Port of /metrics, /healthz and /readyz.
+    pub metrics_port: u16,
+    /// A default storage location to create (provider, bucket, prefix, config).
+    pub location: Option<LocationOptions>,
+}
+
+/// The default location `install` creates.
+#[derive(Debug, Clone)]
+pub struct LocationOptions {
+    /// Velero provider name.
+    pub provider: String,
+    /// Bucket (or directory for `file`).
+    pub bucket: String,
+    /// Prefix in the bucket.
+    pub prefix: String,
+    /// Provider config.
+    pub config: BTreeMap<String, String>,
+    /// Contents of a credentials file, stored as Secret `cloud-credentials`, key `cloud`.
+    pub credentials: Option<String>,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            namespace: "lifeboat".into(),
+            image: "lifeboat:latest".into(),
+            replicas: 1,
+            backup_only: false,
+            no_exec_hooks: false,
+            metrics_port: 8085,
+            location: None,
+        }
+    }
+}
+
+/// The labels every installed object carries (uninstall finds them by it).
+pub const COMPONENT_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "lifeboat");
+
+fn labels() -> Value {
+    json!({ COMPONENT_LABEL.0: COMPONENT_LABEL.1 })
+}
+
+/// The REST collection path of an installed object's kind, and whether it is namespaced.
+pub fn collection(api_version: &str, kind: &str, namespace: &str) -> Option<String> {
+    let (plural, namespaced) = match kind {
+        "Namespace" => ("namespaces", false),
+        "CustomResourceDefinition" => ("customresourcedefinitions", false),
+        "ServiceAccount" => ("serviceaccounts", true),
+        "Secret" => ("secrets", true),
+        "Service" => ("services", true),
+        "ClusterRole" => ("clusterroles", false),
+        "ClusterRoleBinding" => ("clusterrolebindings", false),
+        "Role" => ("roles", true),
+        "RoleBinding" => ("rolebindings", true),
+        "Deployment" => ("deployments", true),
+        "BackupStorageLocation" => ("backupstoragelocations", true),
+        _ => return None,
+    };
+    let root = if api_version == "v1" {
+        "/api/v1".to_string()
+    } else {
+        format!("/apis/{api_version}")
+    };
+    Some(if namespaced {
+        format!("{root}/namespaces/{namespace}/{plural}")
+    } else {
+        format!("{root}/{plural}")
+    })
+}
+
+/// Every object of an installation, in the order they are applied.
+pub fn manifests(o: &InstallOptions) -> Vec<Value> {
+    let ns = &o.namespace;
+    let mut out = vec![json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": { "name": ns, "labels": labels() }
+    })];
+    for c in crd::all() {
+        let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+        v["apiVersion"] = json!("apiextensions.k8s.io/v1");
+        v["kind"] = json!("CustomResourceDefinition");
+        v["metadata"]["labels"] = labels();
+        out.push(v);
+    }
+    out.push(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": { "name": "lifeboat", "namespace": ns, "labels": labels() }
+    }));
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": { "name": "lifeboat-backup", "labels": labels() },
+        "rules": [
+            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"] },
+            { "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"] }
+        ]
+    }));
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": { "name": "lifeboat-restore", "labels": labels() },
+        "rules": [
+            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "patch", "update"] },
+            // Restoring a Role, ClusterRole or binding that grants more than this role has
+            // (an `edit` RoleBinding, a Role with delete) needs bind and escalate: the API
+            // server's escalation check refuses it otherwise.
+            { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "clusterroles"], "verbs": ["bind", "escalate"] }
+        ]
+    }));
+    // Exec hooks run commands in workload pods: their own role, so that it can be left
+    // unbound (`--no-exec-hooks`) and audited apart from the read and write roles.
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": { "name": "lifeboat-exec-hooks", "labels": labels() },
+        "rules": [
+            { "apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"] }
+        ]
+    }));
+    let mut bound = vec!["lifeboat-backup"];
+    if !o.backup_only {
+        bound.push("lifeboat-restore");
+    }
+    if !o.no_exec_hooks {
+        bound.push("lifeboat-exec-hooks");
+    }
+    for role in bound {
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": format!("{role}-{ns}"), "labels": labels() },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+            "subjects": [{ "kind": "ServiceAccount", "name": "lifeboat", "namespace": ns }]
+        }));
+    }
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": { "name": "lifeboat-server", "namespace": ns, "labels": labels() },
+        "rules": [
+            { "apiGroups": [crd::GROUP], "resources": ["*"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"] },
+            { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"] },
+            { "apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"] },
+            { "apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get"] }
+        ]
+    }));
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "lifeboat-server", "namespace": ns, "labels": labels() },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lifeboat-server" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "lifeboat", "namespace": ns }]
+    }));
+    if let Some(l) = &o.location {
+        let mut spec = json!({
+            "provider": l.provider,
+            "objectStorage": { "bucket": l.bucket },
+            "default": true
+        });
+        if !l.prefix.is_empty() {
+            spec["objectStorage"]["prefix"] = json!(l.prefix);
+        }
+        if !l.config.is_empty() {
+            spec["config"] = json!(l.config);
+        }
+        if let Some(creds) = &l.credentials {
+            out.push(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": { "name": "cloud-credentials", "namespace": ns, "labels": labels() },
+                "type": "Opaque",
+                "stringData": { "cloud": creds }
+            }));
+            spec["credential"] = json!({ "name": "cloud-credentials", "key": "cloud" });
+        }
+        out.push(json!({
+            "apiVersion": crd::API_VERSION, "kind": "BackupStorageLocation",
+            "metadata": { "name": "default", "namespace": ns, "labels": labels() },
+            "spec": spec
+        }));
+    }
+    let port = o.metrics_port;
+    out.push(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "lifeboat", "namespace": ns, "labels": labels() },
+        "spec": {
+            "replicas": o.replicas,
+            "selector": { "matchLabels": { "app.kubernetes.io/name": "lifeboat" } },
+            "template": {
+                "metadata": { "labels": { "app.kubernetes.io/name": "lifeboat", COMPONENT_LABEL.0: COMPONENT_LABEL.1 } },
+                "spec": {
+                    "serviceAccountName": "lifeboat",
+                    "securityContext": { "runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": { "type": "RuntimeDefault" } },
+                    "containers": [{
+                        "name": "lifeboat",
+                        "image": o.image,
+                        "args": ["server", "--namespace", ns, "--metrics-address", format!("0.0.0.0:{port}")],
+                        "ports": [{ "name": "metrics", "containerPort": port, "protocol": "TCP" }],
+                        "livenessProbe": { "httpGet": { "path": "/healthz", "port": "metrics" } },
+                        "readinessProbe": { "httpGet": { "path": "/readyz", "port": "metrics" } },
+                        "env": [{ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }],
+                        "resources": { "requests": { "cpu": "100m", "memory": "128Mi" }, "limits": { "memory": "512Mi" } },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": { "drop": ["ALL"] }
+                        },
+                        "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }]
+                    }],
+                    "volumes": [{ "name": "tmp", "emptyDir": {} }]
+                }
+            }
+        }
+    }));
+    out.push(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": "lifeboat-metrics", "namespace": ns, "labels": labels() },
+        "spec": {
+            "selector": { "app.kubernetes.io/name": "lifeboat" },
+            "ports": [{ "name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP" }]
+        }
+    }));
+    out
+}
+
+/// The CronJob that runs `lifeboat backup verify` on a schedule (as the DR guides'
+/// verification CronJobs), with the server's ServiceAccount. `args` follow `lifeboat`.
+pub fn verify_cronjob(
+    namespace: &str,
+    api_version: &str,
+    cron: &str,
+    image: &str,
+    args: &[String],
+) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": "CronJob",
+        "metadata": {
+            "name": "lifeboat-backup-verify",
+            "namespace": namespace,
+            "labels": { COMPONENT_LABEL.0: COMPONENT_LABEL.1, "app.kubernetes.io/component": "backup-verify" }
+        },
+        "spec": {
+            "schedule": cron,
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": { "spec": { "backoffLimit": 0, "template": { "spec": {
+                "serviceAccountName": "lifeboat",
+                "restartPolicy": "Never",
+                "securityContext": { "runAsNonRoot": true, "runAsUser": 65532 },
+                "containers": [{
+                    "name": "verify",
+                    "image": image,
+                    "args": args,
+                    "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } },
+                    "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }]
+                }],
+                "volumes": [{ "name": "tmp", "emptyDir": {} }]
+            }}}}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(objs: &[Value]) -> Vec<String> {
+        objs.iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_object_has_a_known_path_and_the_label() {
+        let objs = manifests(&InstallOptions {
+            location: Some(LocationOptions {
+                provider: "aws".into(),
+                bucket: "b".into(),
+                prefix: "p".into(),
+                config: [("region".to_string(), "eu-west-1".to_string())].into(),
+                credentials: Some("[default]\n".into()),
+            }),
+            ..Default::default()
+        });
+        for o in &objs {
+            let path = collection(
+                o["apiVersion"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+                "lifeboat",
+            );
+            assert!(path.is_some(), "{}", o["kind"]);
+            assert_eq!(
+                o["metadata"]["labels"][COMPONENT_LABEL.0],
+                COMPONENT_LABEL.1
+            );
+        }
+        // The namespace and CRDs come before anything that lives in them.
+        let k = kinds(&objs);
+        assert_eq!(k[0], "Namespace/lifeboat");
+        let crd_last = k
+            .iter()
+            .rposition(|x| x.starts_with("CustomResourceDefinition/"))
+            .unwrap();
+        let bsl = k
+            .iter()
+            .position(|x| x.starts_with("BackupStorageLocation/"))
+            .unwrap();
+        assert!(crd_last < bsl);
+        let secret = objs.iter().find(|o| o["kind"] == "Secret").unwrap();
+        assert_eq!(secret["stringData"]["cloud"], "[default]\n");
+    }
+
+    #[test]
+    fn backup_role_only_reads_and_backup_only_binds_no_write_role() {
+        let objs = manifests(&InstallOptions {
+            backup_only: true,
+            ..Default::default()
+        });
+        let backup = objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == "lifeboat-backup")
+            .unwrap();
+        for rule in backup["rules"].as_array().unwrap() {
+            for verb in rule["verbs"].as_array().unwrap() {
+                assert!(
+                    ["get", "list", "watch"].contains(&verb.as_str().unwrap()),
+                    "{verb}"
+                );
+            }
+        }
+        let k = kinds(&objs);
+        assert!(k.contains(&"ClusterRoleBinding/lifeboat-backup-lifeboat".to_string()));
+        assert!(
+            !k.iter()
+                .any(|x| x.starts_with("ClusterRoleBinding/lifeboat-restore"))
+        );
+        let full_objs = manifests(&InstallOptions::default());
+        let restore = full_objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == "lifeboat-restore")
+            .unwrap();
+        assert!(
+            restore["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["verbs"] == json!(["bind", "escalate"])),
+            "{restore}"
+        );
+        let full = kinds(&full_objs);
+        assert!(full.contains(&"ClusterRoleBinding/lifeboat-restore-lifeboat".to_string()));
+        // Exec hooks: only pods/exec, bound unless --no-exec-hooks.
+        let hooks = objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == "lifeboat-exec-hooks")
+            .unwrap();
+        assert_eq!(
+            hooks["rules"],
+            json!([{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]}])
+        );
+        assert!(full.contains(&"ClusterRoleBinding/lifeboat-exec-hooks-lifeboat".to_string()));
+        let no_hooks = kinds(&manifests(&InstallOptions {
+            no_exec_hooks: true,
+            ..Default::default()
+        }));
+        assert!(
+            !no_hooks
+                .iter()
+                .any(|x| x.starts_with("ClusterRoleBinding/lifeboat-exec-hooks"))
+        );
+        // Secrets are readable only in the install namespace (a Role, not a ClusterRole
+        // with secret access beyond the backup's read).
+        let role = objs.iter().find(|o| o["kind"] == "Role").unwrap();
+        assert_eq!(role["metadata"]["namespace"], "lifeboat");
+    }
+}
