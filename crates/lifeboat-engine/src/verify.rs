@@ -86,7 +86,10 @@ pub async fn verify(
         .and_then(|s| s.completion_timestamp.or(s.start_timestamp));
     match (opts.max_age, done) {
         (Some(max), Some(t)) => {
-            let age = (chrono::Utc::now() - t.0).to_std().unwrap_or_default();
+            let age = chrono::Utc::now()
+                .signed_duration_since(t.0)
+                .to_std()
+                .unwrap_or_default();
             check(
                 &mut checks,
                 "age",

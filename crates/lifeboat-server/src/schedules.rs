@@ -56,7 +56,8 @@ async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, Se
             Ok(Action::requeue(Duration::from_secs(1)))
         }
         Decision::WaitUntil(t) => {
-            let wait = (t - now).to_std().unwrap_or_default() + Duration::from_millis(200);
+            let wait = t.signed_duration_since(now).to_std().unwrap_or_default()
+                + Duration::from_millis(200);
             Ok(Action::requeue(wait))
         }
         Decision::BackupNow => {

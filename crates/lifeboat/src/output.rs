@@ -86,7 +86,7 @@ fn expires_in(b: &Backup) -> String {
     let Some(exp) = b.status.as_ref().and_then(|s| s.expiration) else {
         return "n/a".into();
     };
-    let left = exp.0 - chrono::Utc::now();
+    let left = exp.0.signed_duration_since(chrono::Utc::now());
     if left.num_seconds() <= 0 {
         "expired".into()
     } else if left.num_days() > 0 {

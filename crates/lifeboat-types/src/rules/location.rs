@@ -49,7 +49,12 @@ fn is_due(last: Option<&Time>, every: Duration, now: DateTime<Utc>) -> bool {
     }
     match last {
         None => true,
-        Some(t) => (now - t.0).to_std().is_ok_and(|since| since >= every) || t.0 > now,
+        Some(t) => {
+            now.signed_duration_since(t.0)
+                .to_std()
+                .is_ok_and(|since| since >= every)
+                || t.0 > now
+        }
     }
 }
 
@@ -92,7 +97,10 @@ pub fn next_due_in(
         let Some(last) = last else {
             return Some(Duration::ZERO);
         };
-        let since = (now - last.0).to_std().unwrap_or(Duration::ZERO);
+        let since = now
+            .signed_duration_since(last.0)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         Some(every.saturating_sub(since))
     };
     let validation = spec

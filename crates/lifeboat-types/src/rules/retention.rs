@@ -30,7 +30,8 @@ pub fn prunable(
         .enumerate()
         .skip(1)
         .filter(|(i, s)| {
-            keep.is_some_and(|k| *i >= k) || max_age.is_some_and(|a| now - s.taken > a)
+            keep.is_some_and(|k| *i >= k)
+                || max_age.is_some_and(|a| now.signed_duration_since(s.taken) > a)
         })
         .map(|(_, s)| s.name.clone())
         .collect()
@@ -45,7 +46,9 @@ mod tests {
         (0..5)
             .map(|h| StoredSnapshot {
                 name: format!("s{h}"),
-                taken: now - chrono::Duration::hours(h * 10),
+                taken: now
+                    .checked_sub_signed(chrono::Duration::hours(h * 10))
+                    .unwrap(),
                 size: 1,
             })
             .collect()

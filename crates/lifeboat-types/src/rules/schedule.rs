@@ -57,7 +57,9 @@ impl Cron {
     /// The first run strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Cron::Every(d) => chrono::Duration::from_std(*d).ok().map(|d| t + d),
+            Cron::Every(d) => chrono::Duration::from_std(*d)
+                .ok()
+                .and_then(|d| t.checked_add_signed(d)),
             Cron::Line(c) => c.find_next_occurrence(&t, false).ok(),
         }
     }
