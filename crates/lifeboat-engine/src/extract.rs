@@ -229,9 +229,13 @@ fn walk<R: Read>(
 
 #[cfg(test)]
 mod tests {
+    //! Every hostile or damaged input is one row of a table, with the part of the message
+    //! a user sees that names why it was refused; each row goes through both the extractor
+    //! (restore) and the scanner (`backup verify`), which must agree.
     use super::*;
     use crate::archive::ArchiveWriter;
-    use std::io::Write;
+    use rstest::rstest;
+    use tar::EntryType::{self, Block, Char, Directory, Fifo, Link, Regular, Symlink};
 
     fn good() -> Vec<u8> {
         let mut w = ArchiveWriter::new(Vec::new(), 6).unwrap();
@@ -246,8 +250,13 @@ mod tests {
         w.finish().unwrap()
     }
 
-    type Entry<'a> = (&'a str, &'a [u8], tar::EntryType);
+    type Entry<'a> = (&'a str, &'a [u8], EntryType);
 
+    /// The version entry every Velero tarball starts with.
+    const V: Entry<'static> = ("metadata/version", b"1.1.0\n", Regular);
+
+    /// A gzip'd tar of exactly these entries: names are written byte for byte, so hostile
+    /// names are not refused (or normalised) by the builder.
     fn raw_tar(entries: &[Entry<'_>]) -> Vec<u8> {
         let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
             Vec::new(),
@@ -258,7 +267,6 @@ mod tests {
             h.set_entry_type(*kind);
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
-            // Write the name bytes directly so that hostile names are not refused here.
             let name = path.as_bytes();
             h.as_old_mut().name[..name.len()].copy_from_slice(name);
             h.set_cksum();
@@ -267,12 +275,41 @@ mod tests {
         b.into_inner().unwrap().finish().unwrap()
     }
 
-    fn extract(data: &[u8]) -> Result<Extracted, ArchiveError> {
+    /// 64 MiB of one byte in one entry: about 64 KiB compressed.
+    fn gzip_bomb() -> Vec<u8> {
+        let spaces = vec![b' '; 64 << 20];
+        let data = raw_tar(&[
+            V,
+            ("resources/configmaps/cluster/big.json", &spaces, Regular),
+        ]);
+        assert!(data.len() < 1 << 20, "not a bomb: {} bytes", data.len());
+        data
+    }
+
+    fn limits(max_entry: u64, max_total: u64, max_entries: u64) -> Limits {
+        Limits {
+            max_entry,
+            max_total,
+            max_entries,
+        }
+    }
+
+    /// Extracts (into a fresh directory) and scans `data`; both must refuse it with the
+    /// same message, and nothing may land outside the destination.
+    fn refusal(data: &[u8], limits: Limits) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let r = extract_validated(data, dir.path(), Limits::default());
-        // Nothing ever lands outside the destination.
-        assert!(!dir.path().parent().unwrap().join("escaped.json").exists());
-        r
+        let dest = dir.path().join("dest");
+        let extracted = extract_validated(data, &dest, limits);
+        assert!(
+            !dir.path().join("escaped.json").exists(),
+            "an entry was written outside the destination"
+        );
+        let scanned = scan_validated(data, limits, &mut |_| {});
+        let (Err(e), Err(s)) = (extracted, scanned) else {
+            panic!("accepted");
+        };
+        assert_eq!(e.to_string(), s.to_string(), "extract and scan disagree");
+        e.to_string()
     }
 
     #[test]
@@ -285,118 +322,81 @@ mod tests {
                 .join("resources/configmaps/v1-preferredversion/namespaces/a/c.json")
                 .exists()
         );
+        let mut seen = 0;
+        let s = scan_validated(&good()[..], Limits::default(), &mut |_| seen += 1).unwrap();
+        assert_eq!((s.items, seen), (2, 2));
     }
 
-    #[test]
-    fn truncated_and_garbage_are_refused() {
-        let g = good();
-        assert!(matches!(
-            extract(&g[..g.len() / 2]),
-            Err(ArchiveError::Corrupt(_))
-        ));
-        assert!(matches!(
-            extract(b"not gzip at all"),
-            Err(ArchiveError::Corrupt(_))
-        ));
+    #[rstest]
+    #[case::path_traversal(
+        raw_tar(&[V, ("resources/pods/cluster/../../escaped.json", b"{}", Regular)]),
+        "hostile or unexpected path \"resources/pods/cluster/../../escaped.json\""
+    )]
+    #[case::absolute_path(
+        raw_tar(&[V, ("/etc/passwd", b"x", Regular)]),
+        "hostile or unexpected path \"/etc/passwd\""
+    )]
+    #[case::directory_escaping(
+        raw_tar(&[V, ("../outside/", b"", Directory)]),
+        "hostile or unexpected path \"../outside/\""
+    )]
+    #[case::not_a_velero_path(
+        raw_tar(&[V, ("evil.sh", b"rm -rf /", Regular)]),
+        "hostile or unexpected path \"evil.sh\""
+    )]
+    #[case::symlink(
+        raw_tar(&[V, ("resources/pods/cluster/l.json", b"", Symlink)]),
+        "a Symlink entry at \"resources/pods/cluster/l.json\"; only regular files"
+    )]
+    #[case::hardlink(
+        raw_tar(&[V, ("resources/pods/cluster/h.json", b"", Link)]),
+        "a Link entry at \"resources/pods/cluster/h.json\"; only regular files"
+    )]
+    #[case::char_device(
+        raw_tar(&[V, ("resources/pods/cluster/tty.json", b"", Char)]),
+        "a Char entry at \"resources/pods/cluster/tty.json\""
+    )]
+    #[case::block_device(
+        raw_tar(&[V, ("resources/pods/cluster/sda.json", b"", Block)]),
+        "a Block entry at \"resources/pods/cluster/sda.json\""
+    )]
+    #[case::fifo(
+        raw_tar(&[V, ("resources/pods/cluster/f.json", b"", Fifo)]),
+        "a Fifo entry at \"resources/pods/cluster/f.json\""
+    )]
+    #[case::bad_json(
+        raw_tar(&[V, ("resources/pods/cluster/bad.json", b"{not json", Regular)]),
+        "invalid JSON at \"resources/pods/cluster/bad.json\""
+    )]
+    #[case::version_not_first(
+        raw_tar(&[("resources/pods/cluster/p.json", b"{}", Regular), V]),
+        "no metadata/version as its first entry (found \"resources/pods/cluster/p.json\")"
+    )]
+    #[case::empty_archive(raw_tar(&[]), "no metadata/version as its first entry (found \"<empty archive>\")")]
+    #[case::unsupported_version(
+        raw_tar(&[("metadata/version", b"2.0.0\n", Regular)]),
+        "format version \"2.0.0\"; lifeboat reads 1.x"
+    )]
+    #[case::truncated(good()[..good().len() / 2].to_vec(), "corrupt or truncated")]
+    #[case::not_gzip(b"not gzip at all".to_vec(), "corrupt or truncated")]
+    #[case::gzip_bomb(
+        gzip_bomb(),
+        "too large: entry \"resources/configmaps/cluster/big.json\" of 67108864 bytes (limit 16777216 bytes)"
+    )]
+    fn hostile_archive_is_refused(#[case] archive: Vec<u8>, #[case] want: &str) {
+        let err = refusal(&archive, Limits::default());
+        assert!(err.contains(want), "{err}");
     }
 
-    #[test]
-    fn hostile_entries_are_refused() {
-        let v = ("metadata/version", &b"1.1.0\n"[..], tar::EntryType::Regular);
-        let cases: Vec<(Vec<Entry<'_>>, &str)> = vec![
-            (
-                vec![
-                    v,
-                    (
-                        "resources/pods/cluster/../../../escaped.json",
-                        b"{}",
-                        tar::EntryType::Regular,
-                    ),
-                ],
-                "hostile",
-            ),
-            (
-                vec![v, ("/etc/passwd", b"x", tar::EntryType::Regular)],
-                "hostile",
-            ),
-            (
-                vec![
-                    v,
-                    (
-                        "resources/pods/cluster/l.json",
-                        b"",
-                        tar::EntryType::Symlink,
-                    ),
-                ],
-                "Symlink",
-            ),
-            (
-                vec![
-                    v,
-                    ("resources/pods/cluster/h.json", b"", tar::EntryType::Link),
-                ],
-                "Link",
-            ),
-            (
-                vec![
-                    v,
-                    (
-                        "resources/pods/cluster/bad.json",
-                        b"{not json",
-                        tar::EntryType::Regular,
-                    ),
-                ],
-                "invalid JSON",
-            ),
-            (
-                vec![(
-                    "resources/pods/cluster/p.json",
-                    b"{}",
-                    tar::EntryType::Regular,
-                )],
-                "no metadata/version",
-            ),
-            (
-                vec![("metadata/version", b"2.0.0\n", tar::EntryType::Regular)],
-                "format version",
-            ),
-            (
-                vec![v, ("evil.sh", b"rm -rf", tar::EntryType::Regular)],
-                "hostile",
-            ),
-        ];
-        for (entries, needle) in cases {
-            let err = extract(&raw_tar(&entries)).unwrap_err().to_string();
-            assert!(err.contains(needle), "{entries:?}: {err}");
-        }
-        assert!(matches!(
-            extract(&raw_tar(&[])),
-            Err(ArchiveError::MissingVersion(_))
-        ));
-    }
-
-    #[test]
-    fn bombs_are_refused() {
-        // 64 MiB of zeros compresses to ~64 KiB.
-        let zeros = vec![b' '; 64 << 20];
-        let data = raw_tar(&[
-            ("metadata/version", b"1.1.0\n", tar::EntryType::Regular),
-            (
-                "resources/configmaps/cluster/big.json",
-                &zeros,
-                tar::EntryType::Regular,
-            ),
-        ]);
-        assert!(data.len() < 1 << 20);
-        let err = extract(&data).unwrap_err();
-        assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
-        let dir = tempfile::tempdir().unwrap();
-        let small = Limits {
-            max_total: 10,
-            ..Limits::default()
-        };
-        let err = extract_validated(&good()[..], dir.path(), small).unwrap_err();
-        assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
-        let _ = std::io::sink().write(b"");
+    #[rstest]
+    #[case::entry_over_the_entry_limit(limits(10, 1 << 20, 100), "entry \"resources/configmaps/namespaces/a/c.json\" of 20 bytes (limit 10 bytes)")]
+    #[case::total_over_the_total_limit(limits(1 << 20, 10, 100), "more than 10 bytes in all (limit 10 bytes)")]
+    #[case::too_many_entries(limits(1 << 20, 1 << 20, 2), "more than 2 entries")]
+    fn archive_over_a_limit_is_refused(#[case] limits: Limits, #[case] want: &str) {
+        let err = refusal(&good(), limits);
+        assert!(
+            err.contains("the backup tarball is too large") && err.contains(want),
+            "{err}"
+        );
     }
 }
