@@ -1,0 +1,702 @@
+//! One named test per bug fixed so far, each with one line on what broke. A test here
+//! fails on the code before its fix; the behaviour it guards is documented where the
+//! feature's own tests live. Tests that need the installed server share the fixture of
+//! `server_fixture.rs`.
+
+use std::time::Duration;
+
+use crate::server_fixture::*;
+use crate::support::*;
+
+/// A restore right after `kubectl delete namespace` (the namespace still Terminating)
+/// failed every object with "being terminated"; it now waits for the namespace to go
+/// and creates it afresh. A finalizer on a ConfigMap holds the namespace in Terminating
+/// until the test lets it go.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn restore_into_a_terminating_namespace_waits_for_it() {
+    let env = Env::new();
+    let ns = "it-term";
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {ns}}}\ndata: {{k: v}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: held, namespace: {ns}, finalizers: [example.com/hold]}}\n"
+    ));
+    env.ok(&["backup", "create", "term1", "--include-namespaces", ns]);
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    let phase = || {
+        env.kubectl(
+            &["get", "namespace", ns, "-o", "jsonpath={.status.phase}"],
+            None,
+        )
+    };
+    for _ in 0..50 {
+        if phase() == "Terminating" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(phase(), "Terminating");
+    let release = || {
+        env.kubectl(
+            &[
+                "-n",
+                ns,
+                "patch",
+                "configmap",
+                "held",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ],
+            None,
+        )
+    };
+    let child = env
+        .cmd()
+        .args(["restore", "create", "term1-r", "--from-backup", "term1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The restore is waiting now; let the namespace go.
+    std::thread::sleep(Duration::from_secs(2));
+    release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(phase(), "Active");
+    assert_eq!(
+        env.kubectl(
+            &[
+                "-n",
+                ns,
+                "get",
+                "configmap",
+                "settings",
+                "-o",
+                "jsonpath={.data.k}"
+            ],
+            None
+        ),
+        "v"
+    );
+    let logs = env.ok(&["restore", "logs", "term1-r"]);
+    assert!(
+        logs.contains(&format!(
+            "namespace {ns} is terminating; waiting for it to be deleted"
+        )),
+        "{logs}"
+    );
+    release();
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
+
+/// Pods restored into a namespace the restore had just made were refused by the 1.20 API
+/// server with 500 ServerTimeout ("No API token found for service account default, retry
+/// after the token is automatically created") while the token controller lagged; creates
+/// the server asks to retry are now retried. Found by the restore-hooks test under load;
+/// only pods are in the backup, so they follow the namespace at once and every run races.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn pods_restored_into_a_namespace_the_restore_just_made() {
+    let env = Env::new();
+    let ns = "it-token-race";
+    let mut doc = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
+    for i in 0..5 {
+        doc.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: {ns}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n"
+        ));
+    }
+    env.apply(&doc);
+    env.ok(&[
+        "backup",
+        "create",
+        "race1",
+        "--include-namespaces",
+        ns,
+        "--include-resources",
+        "namespaces,pods",
+    ]);
+    for round in 0..3 {
+        let target = format!("{ns}-r{round}");
+        env.ok(&[
+            "restore",
+            "create",
+            &format!("race1-r{round}"),
+            "--from-backup",
+            "race1",
+            "--namespace-mappings",
+            &format!("{ns}:{target}"),
+        ]);
+        let pods = env.kubectl(&["-n", &target, "get", "pods", "-o", "name"], None);
+        assert_eq!(pods.lines().count(), 5, "{pods}");
+        env.kubectl(&["delete", "namespace", &target, "--wait=false"], None);
+    }
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
+
+/// Restoring from a ReadOnly location (the DR cluster's view of the primary's bucket)
+/// failed: the restore wrote its logs and results there. It works, and writes nothing.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn restore_from_a_read_only_location_writes_nothing_there() {
+    let env = Env::new();
+    let ro = env.dir.path().join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    env.ok(&[
+        "location",
+        "create",
+        "ro",
+        "--provider",
+        "file",
+        "--bucket",
+        ro.to_str().unwrap(),
+        "--access-mode",
+        "ReadOnly",
+    ]);
+    let ns = "it-ro-restore";
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {ns}}}\ndata: {{k: v}}\n"
+    ));
+    let url = format!("file://{}", ro.display());
+    env.ok(&[
+        "backup",
+        "create",
+        "ro1",
+        "--include-namespaces",
+        ns,
+        "--storage-location",
+        &url,
+    ]);
+    let before = files_below(&ro);
+    env.ok(&[
+        "restore",
+        "create",
+        "ro1-r",
+        "--from-backup",
+        "ro1",
+        "--storage-location",
+        "ro",
+        "--namespace-mappings",
+        &format!("{ns}:{ns}-copy"),
+    ]);
+    assert_eq!(
+        env.kubectl(
+            &[
+                "-n",
+                &format!("{ns}-copy"),
+                "get",
+                "configmap",
+                "c",
+                "-o",
+                "jsonpath={.data.k}"
+            ],
+            None
+        ),
+        "v"
+    );
+    assert_eq!(
+        files_below(&ro),
+        before,
+        "a ReadOnly location was written to"
+    );
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            ns,
+            &format!("{ns}-copy"),
+            "--wait=false",
+        ],
+        None,
+    );
+}
+
+/// An expired etcd server certificate was reported as a bare TLS failure: the "has
+/// expired" hint never fired (rustls says "certificate expired", lower case).
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn etcd_save_names_an_expired_server_certificate() {
+    use crate::etcd::{make_certs, make_expired_server_cert, start_tls_etcd_with};
+    let env = Env::new();
+    let certs = env.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certs(&certs);
+    make_expired_server_cert(&certs);
+    let etcd = start_tls_etcd_with(&certs, "expired.crt");
+    let p = |f: &str| certs.join(f).to_str().unwrap().to_owned();
+    let snap = env.dir.path().join("never.db");
+    let err = env.fails(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        &etcd.url,
+        "--cacert",
+        &p("ca.crt"),
+        "--cert",
+        &p("client.crt"),
+        "--key",
+        &p("client.key"),
+        "--to",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(err.contains("has expired; renew it"), "{err}");
+    assert!(!snap.exists() && !snap.with_extension("part").exists());
+}
+
+/// `apply -f --server --storage-location X` with a Restore in the file sent the Backups
+/// before it and ignored the flag for the Restore (the server reads the backup's own
+/// location); it is refused before anything is sent.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn apply_server_refuses_storage_location_for_a_restore_before_sending() {
+    let env = Env::new();
+    let f = env.dir.path().join("both.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: y3}\nspec: {}\n---\napiVersion: velero.io/v1\nkind: Restore\nmetadata: {name: y3-r}\nspec: {backupName: y3}\n",
+    )
+    .unwrap();
+    let err = env.fails(&[
+        "apply",
+        "-f",
+        f.to_str().unwrap(),
+        "--server",
+        "--storage-location",
+        "elsewhere",
+    ]);
+    assert!(
+        err.contains("Restore \"y3-r\": --storage-location does not apply"),
+        "{err}"
+    );
+    assert!(files_below(&env.storage()).is_empty());
+}
+
+/// `lifeboat server --garbage-collection-frequency 0s` was accepted, and the collector
+/// then listed every backup in a loop without pause; it is refused at start.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn server_refuses_a_zero_garbage_collection_frequency() {
+    let env = Env::new();
+    let err = env.fails(&[
+        "-n",
+        "lifeboat-never-installed",
+        "server",
+        "--metrics-address",
+        &format!("127.0.0.1:{}", free_port()),
+        "--garbage-collection-frequency",
+        "0s",
+    ]);
+    assert!(
+        err.contains("--garbage-collection-frequency must be more than 0s"),
+        "{err}"
+    );
+}
+
+// --- Bugs of the in-cluster server (the shared fixture of server_fixture.rs) ---
+
+/// The controller cache lags behind the server's own status writes: a reconcile queued
+/// while a backup ran saw it still InProgress after it had Completed and failed it as
+/// orphaned (the server test's flake). Decisions now read the object fresh. Guarded
+/// statistically: backups queued behind each other (one runs at a time) must all stay
+/// Completed.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn just_completed_backups_are_not_failed_as_orphans() {
+    let fx = shared();
+    let names: Vec<String> = (1..=4).map(|i| format!("queued-{i}")).collect();
+    let docs: Vec<String> = names
+        .iter()
+        .map(|n| {
+            format!(
+                "apiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: {n}, namespace: {NS}}}\nspec:\n  includedNamespaces: [{APP}]\n"
+            )
+        })
+        .collect();
+    fx.apply(&docs.join("---\n"));
+    for n in &names {
+        let b = fx.backup_in(n, &["Completed", "PartiallyFailed", "Failed"], 90);
+        assert_eq!(phase(&b), "Completed", "{b}");
+    }
+    // Reconciles queued during the runs have had time to act on stale reads.
+    std::thread::sleep(Duration::from_secs(4));
+    for n in &names {
+        let b = fx.get(&["backups.lifeboat.dev", n]);
+        assert_eq!(phase(&b), "Completed", "{b}");
+        assert!(b["status"]["failureReason"].is_null(), "{b}");
+    }
+}
+
+/// `schedule describe` of a missing schedule printed the raw API error while get, pause
+/// and delete said "not found"; every verb names it now (and a missing CRD is never
+/// mistaken for a missing schedule).
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn every_schedule_verb_names_a_missing_schedule() {
+    let fx = shared();
+    for verb in ["get", "describe", "pause", "delete"] {
+        let mut args = vec!["-n", NS, "schedule", verb, "nosuch"];
+        if verb == "delete" {
+            args.push("--confirm");
+        }
+        let err = fx.env.fails(&args);
+        assert!(
+            err.contains(&format!("schedule \"nosuch\" not found in namespace {NS}")),
+            "{verb}: {err}"
+        );
+    }
+}
+
+/// A backup synced from the location could be run by the Backup controller before its
+/// status was set, failing it; synced objects are adopted with their stored status.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn synced_backup_keeps_its_stored_status() {
+    let fx = shared();
+    // Made by the CLI straight into the location: no object exists for it here, as in a
+    // cluster that did not make it.
+    let url = format!("file://{}", fx.store.display());
+    fx.env.ok(&[
+        "backup",
+        "create",
+        "made-elsewhere",
+        "--include-namespaces",
+        APP,
+        "--storage-location",
+        &url,
+    ]);
+    let stored: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fx.store.join("backups/made-elsewhere/velero-backup.json")).unwrap(),
+    )
+    .unwrap();
+    let synced = eventually(30, "the stored backup to be synced", || {
+        fx.backup_exists("made-elsewhere")
+            .then(|| fx.get(&["backups.lifeboat.dev", "made-elsewhere"]))
+    });
+    // Give the Backup controller the time it would need to run it.
+    std::thread::sleep(Duration::from_secs(3));
+    let synced_now = fx.get(&["backups.lifeboat.dev", "made-elsewhere"]);
+    for b in [&synced, &synced_now] {
+        assert_eq!(phase(b), "Completed", "{b}");
+        assert_eq!(
+            b["status"]["completionTimestamp"], stored["status"]["completionTimestamp"],
+            "{b}"
+        );
+        assert_eq!(
+            b["metadata"]["labels"]["velero.io/storage-location"],
+            "default"
+        );
+    }
+    let bsl = fx.get(&["backupstoragelocations.lifeboat.dev", "default"]);
+    assert_eq!(bsl["status"]["phase"], "Available", "{bsl}");
+    assert!(bsl["status"]["lastSyncedTime"].is_string(), "{bsl}");
+}
+
+/// Deleting a Backup object deleted whatever was stored under its name: a Backup whose
+/// name is taken in its location by another backup's files is now FailedValidation, and
+/// deleting it leaves those files alone.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn backup_named_as_another_backups_files_is_refused_and_they_stay() {
+    let fx = shared();
+    let other = fx.env.dir.path().join("other-store");
+    std::fs::create_dir_all(&other).unwrap();
+    fx.env.ok(&[
+        "backup",
+        "create",
+        "clash",
+        "--include-namespaces",
+        APP,
+        "--storage-location",
+        &format!("file://{}", other.display()),
+    ]);
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: other, namespace: {NS}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {}}}\n  backupSyncPeriod: 0s\n---\napiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: clash, namespace: {NS}}}\nspec:\n  includedNamespaces: [{APP}]\n  storageLocation: other\n",
+        other.display()
+    ));
+    let clash = fx.backup_in("clash", &["FailedValidation"], 30);
+    assert!(
+        clash["status"]["validationErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{clash}"
+    );
+    fx.env.kubectl(
+        &[
+            "-n",
+            NS,
+            "delete",
+            "backups.lifeboat.dev",
+            "clash",
+            "--wait=true",
+        ],
+        None,
+    );
+    assert!(
+        other.join("backups/clash/velero-backup.json").exists(),
+        "deleting the refused object deleted another backup's data"
+    );
+}
+
+/// `ttl: 0s` (Go's rendering of an unset TTL, as Velero writes it) made a backup expire
+/// at once; it means the default, 720h.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn ttl_0s_means_the_default_ttl() {
+    let fx = shared();
+    let b = fx.completed_backup("ttl-zero", "  ttl: 0s\n");
+    let expiration: chrono::DateTime<chrono::Utc> =
+        b["status"]["expiration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        expiration > chrono::Utc::now() + chrono::Duration::hours(719),
+        "{b}"
+    );
+    // Two of the server's 2 s collection periods later it is still there.
+    std::thread::sleep(Duration::from_secs(5));
+    let b = fx.get(&["backups.lifeboat.dev", "ttl-zero"]);
+    assert!(b["metadata"]["deletionTimestamp"].is_null(), "{b}");
+    assert!(
+        fx.store
+            .join("backups/ttl-zero/velero-backup.json")
+            .exists()
+    );
+}
+
+/// Refused (FailedValidation) backups had no expiration, so a misconfigured schedule's
+/// refusals piled up forever; they expire as in Velero.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn refused_backup_gets_an_expiration() {
+    let fx = shared();
+    crate::server::read_only_location(&fx);
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: refused-expires, namespace: {NS}}}\nspec:\n  includedNamespaces: [{APP}]\n  storageLocation: read-only\n"
+    ));
+    let refused = fx.backup_in("refused-expires", &["FailedValidation"], 30);
+    assert!(refused["status"]["expiration"].is_string(), "{refused}");
+}
+
+/// A DeleteBackupRequest for a backup with no object here deleted stored data by that
+/// name from the default location; it is answered "not found" and deletes nothing.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn delete_request_for_a_missing_backup_is_answered_not_found() {
+    let fx = shared();
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: DeleteBackupRequest\nmetadata:\n  name: del-nosuch\n  namespace: {NS}\nspec:\n  backupName: nosuch\n"
+    ));
+    let nosuch = eventually(
+        20,
+        "the request for a missing backup to be processed",
+        || {
+            let d = fx.get(&["deletebackuprequests.lifeboat.dev", "del-nosuch"]);
+            (d["status"]["phase"] == "Processed").then_some(d)
+        },
+    );
+    assert_eq!(
+        nosuch["status"]["errors"][0], "backup \"nosuch\" not found",
+        "{nosuch}"
+    );
+}
+
+/// `apply -f --server` created a document that names another namespace in `-n`'s,
+/// silently; as kubectl, the two must agree.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn apply_server_refuses_a_document_of_another_namespace() {
+    let fx = shared();
+    let doc = fx.env.dir.path().join("elsewhere.yaml");
+    std::fs::write(&doc, "apiVersion: velero.io/v1\nkind: Backup\nmetadata:\n  name: elsewhere\n  namespace: velero\nspec: {}\n").unwrap();
+    let err = fx
+        .env
+        .fails(&["-n", NS, "apply", "-f", doc.to_str().unwrap(), "--server"]);
+    assert!(
+        err.contains(&format!("names namespace \"velero\" but -n is \"{NS}\"")),
+        "{err}"
+    );
+    assert!(!fx.backup_exists("elsewhere"));
+}
+
+/// /metrics was labelled OpenMetrics but written without `# EOF`, which a real Prometheus
+/// refuses to scrape; it is served as the classic text format.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn metrics_are_served_as_classic_text() {
+    let fx = shared();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{}/metrics", fx.metrics_port),
+        ])
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        headers.contains("content-type: text/plain; version=0.0.4"),
+        "{headers}"
+    );
+    assert!(!fx.metrics().contains("# EOF"));
+}
+
+/// An `edit` RoleBinding could not be restored by the server: the restore ClusterRole
+/// lacked bind/escalate, so the API server refused a binding to permissions it does not
+/// hold itself.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn server_restores_a_rolebinding_to_edit() {
+    let fx = shared();
+    let (ns, to) = ("srv-it-rb", "srv-it-rb-restored");
+    fx.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: editors, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}\nsubjects: [{{kind: ServiceAccount, name: default, namespace: {ns}}}]\n"
+    ));
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: rb-src, namespace: {NS}}}\nspec:\n  includedNamespaces: [{ns}]\n"
+    ));
+    let b = fx.backup_in("rb-src", &["Completed", "PartiallyFailed", "Failed"], 60);
+    assert_eq!(phase(&b), "Completed", "{b}");
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Restore\nmetadata: {{name: rb-r, namespace: {NS}}}\nspec:\n  backupName: rb-src\n  namespaceMapping: {{{ns}: {to}}}\n"
+    ));
+    let r = eventually(60, "the restore to end", || {
+        let r = fx.get(&["restores.lifeboat.dev", "rb-r"]);
+        ["Completed", "PartiallyFailed", "Failed"]
+            .contains(&phase(&r))
+            .then_some(r)
+    });
+    assert_eq!(phase(&r), "Completed", "{r}");
+    let rb = json(&fx.env, &["-n", to, "get", "rolebinding", "editors"]);
+    assert_eq!(rb["roleRef"]["name"], "edit", "{rb}");
+}
+
+/// `schedule delete` let the garbage collector delete the backups a schedule owns
+/// (`--use-owner-references-in-backup`), and with them their stored data; it deletes
+/// with orphan propagation, so they stay.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn schedule_delete_keeps_the_backups_it_owns() {
+    let fx = shared();
+    let out = fx.env.ok(&[
+        "-n",
+        NS,
+        "schedule",
+        "create",
+        "owner",
+        "--schedule=0 3 * * *",
+        "--include-namespaces",
+        APP,
+        "--use-owner-references-in-backup",
+    ]);
+    assert!(out.contains("created successfully"), "{out}");
+    let owned = eventually(40, "the schedule's first backup", || {
+        backups_of(&fx, "owner")
+            .into_iter()
+            .find(|b| phase(b) == "Completed")
+    });
+    let name = owned["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        owned["metadata"]["ownerReferences"][0]["name"], "owner",
+        "{owned}"
+    );
+    fx.env
+        .ok(&["-n", NS, "schedule", "delete", "owner", "--confirm"]);
+    eventually(20, "the schedule to go", || {
+        fx.get(&["schedules.lifeboat.dev"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["metadata"]["name"] != "owner")
+            .then_some(())
+    });
+    // The garbage collector acts within a second or two of the owner's deletion.
+    std::thread::sleep(Duration::from_secs(5));
+    let b = fx.get(&["backups.lifeboat.dev", &name]);
+    assert!(b["metadata"]["deletionTimestamp"].is_null(), "{b}");
+    assert!(fx.store.join("backups").join(&name).exists());
+}
+
+/// A Backup whose location object had been deleted hung on its finalizer forever when
+/// deleted; the finalizer is released (the data, out of reach, stays).
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn backup_of_a_deleted_location_can_be_deleted() {
+    let fx = shared();
+    let dir = fx.env.dir.path().join("vanishing-store");
+    std::fs::create_dir_all(&dir).unwrap();
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: vanishing, namespace: {NS}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {}}}\n  backupSyncPeriod: 0s\n",
+        dir.display()
+    ));
+    fx.completed_backup("in-vanishing", "  storageLocation: vanishing\n");
+    fx.env.kubectl(
+        &[
+            "-n",
+            NS,
+            "delete",
+            "backupstoragelocations.lifeboat.dev",
+            "vanishing",
+        ],
+        None,
+    );
+    fx.env.kubectl(
+        &[
+            "-n",
+            NS,
+            "delete",
+            "backups.lifeboat.dev",
+            "in-vanishing",
+            "--wait=false",
+        ],
+        None,
+    );
+    eventually(30, "the backup object to go", || {
+        (!fx.backup_exists("in-vanishing")).then_some(())
+    });
+    assert!(dir.join("backups/in-vanishing/velero-backup.json").exists());
+}
+
+/// Expired backups in a ReadOnly location were collected: their data cannot be deleted,
+/// so the object hung on its finalizer. As Velero, the collector skips them.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn expired_backup_in_a_read_only_location_is_kept() {
+    let fx = shared();
+    let dir = fx.env.dir.path().join("flipping-store");
+    std::fs::create_dir_all(&dir).unwrap();
+    let location = |mode: &str| {
+        format!(
+            "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: flipping, namespace: {NS}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {}}}\n  accessMode: {mode}\n  backupSyncPeriod: 0s\n",
+            dir.display()
+        )
+    };
+    fx.apply(&location("ReadWrite"));
+    let b = fx.completed_backup(
+        "expires-read-only",
+        "  storageLocation: flipping\n  ttl: 15s\n",
+    );
+    fx.apply(&location("ReadOnly"));
+    let expiration: chrono::DateTime<chrono::Utc> =
+        b["status"]["expiration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        expiration > chrono::Utc::now() + chrono::Duration::seconds(3),
+        "the backup expired before its location became ReadOnly: {b}"
+    );
+    // Three collection periods past its expiration.
+    while chrono::Utc::now() < expiration + chrono::Duration::seconds(6) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let b = fx.get(&["backups.lifeboat.dev", "expires-read-only"]);
+    assert!(b["metadata"]["deletionTimestamp"].is_null(), "{b}");
+    assert!(
+        dir.join("backups/expires-read-only/velero-backup.json")
+            .exists()
+    );
+}
