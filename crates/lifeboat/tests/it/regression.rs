@@ -297,6 +297,24 @@ fn server_refuses_a_zero_garbage_collection_frequency() {
     );
 }
 
+/// A location URL whose query has `%` before a multi-byte character made the binary
+/// panic: the URL decoder sliced the text by byte index.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn location_url_with_a_percent_before_a_multibyte_character() {
+    let env = Env::new();
+    let dir = env.dir.path().join("pct");
+    let out = env.run(&[
+        "backup",
+        "get",
+        "--storage-location",
+        &format!("file://{}?foo=%a\u{e9}", dir.display()),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 // --- Bugs of the in-cluster server (the shared fixture of server_fixture.rs) ---
 
 /// The controller cache lags behind the server's own status writes: a reconcile queued
@@ -698,5 +716,82 @@ fn expired_backup_in_a_read_only_location_is_kept() {
     assert!(
         dir.join("backups/expires-read-only/velero-backup.json")
             .exists()
+    );
+}
+
+/// A Backup left InProgress by a run that had stored it (only its last status write
+/// failed) was failed as an orphan, though its data was complete; it takes the stored
+/// status.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn backup_left_in_progress_after_it_was_stored_takes_the_stored_status() {
+    let fx = shared();
+    let done = fx.completed_backup("stored-then-lost", "");
+    fx.env.kubectl(
+        &[
+            "-n",
+            NS,
+            "patch",
+            "backups.lifeboat.dev",
+            "stored-then-lost",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"InProgress","completionTimestamp":null}}"#,
+        ],
+        None,
+    );
+    let b = fx.backup_in("stored-then-lost", &["Completed", "Failed"], 30);
+    assert_eq!(phase(&b), "Completed", "{b}");
+    assert!(b["status"]["failureReason"].is_null(), "{b}");
+    assert_eq!(
+        b["status"]["completionTimestamp"], done["status"]["completionTimestamp"],
+        "{b}"
+    );
+}
+
+/// The server could not restore from a ReadOnly location (the DR cluster's view of the
+/// primary's bucket): storing the restore's results there failed the restore.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn server_restores_from_a_read_only_location() {
+    let fx = shared();
+    let dir = fx.env.dir.path().join("primary-store");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The primary's backup, then its bucket seen read-only (synced, never written).
+    fx.env.ok(&[
+        "backup",
+        "create",
+        "from-primary",
+        "--include-namespaces",
+        APP,
+        "--storage-location",
+        &format!("file://{}", dir.display()),
+    ]);
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: primary, namespace: {NS}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {}}}\n  accessMode: ReadOnly\n",
+        dir.display()
+    ));
+    fx.backup_in("from-primary", &["Completed"], 30);
+    let before = files_below(&dir);
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Restore\nmetadata: {{name: dr-r, namespace: {NS}}}\nspec:\n  backupName: from-primary\n  namespaceMapping: {{{APP}: {APP}-dr}}\n"
+    ));
+    let r = eventually(60, "the restore to end", || {
+        let r = fx.get(&["restores.lifeboat.dev", "dr-r"]);
+        ["Completed", "PartiallyFailed", "Failed"]
+            .contains(&phase(&r))
+            .then_some(r)
+    });
+    assert_eq!(phase(&r), "Completed", "{r}");
+    let cm = json(
+        &fx.env,
+        &["-n", &format!("{APP}-dr"), "get", "configmap", "settings"],
+    );
+    assert_eq!(cm["data"]["mode"], "prod");
+    assert_eq!(
+        files_below(&dir),
+        before,
+        "a ReadOnly location was written to"
     );
 }

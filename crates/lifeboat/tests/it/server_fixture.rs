@@ -29,6 +29,7 @@ pub const APP: &str = "srv-it-app";
 pub const TEST_NAMESPACES: &[&str] = &[
     "srv-it-app-restored",
     "srv-it-app-metered",
+    "srv-it-app-dr",
     "lifeboat-seeds-it",
     "srv-it-rb",
     "srv-it-rb-restored",
@@ -229,9 +230,13 @@ impl Fixture {
         self.env.apply(yaml)
     }
 
-    /// Waits up to `secs` for the lifeboat.dev Backup `name` to reach one of `phases`.
+    /// Waits up to `secs` for the lifeboat.dev Backup `name` to exist and reach one of
+    /// `phases`.
     pub fn backup_in(&self, name: &str, phases: &[&str], secs: u64) -> serde_json::Value {
         eventually(secs, &format!("backup {name} to be {phases:?}"), || {
+            if !self.backup_exists(name) {
+                return None;
+            }
             let b = self.get(&["backups.lifeboat.dev", name]);
             phases.contains(&phase(&b)).then_some(b)
         })
