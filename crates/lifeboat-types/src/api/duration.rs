@@ -193,15 +193,15 @@ mod tests {
     }
 
     #[rstest]
-    #[case("")]
-    #[case("720")]
-    #[case("h")]
-    #[case("3d")]
-    #[case("1h-30m")]
-    #[case("-5m")]
-    #[case("1x")]
-    fn rejects_bad_durations(#[case] input: &str) {
-        assert!(input.parse::<GoDuration>().is_err(), "{input:?} accepted");
+    #[case("", DurationError::Empty)]
+    #[case("720", DurationError::Invalid("720".into()))]
+    #[case("h", DurationError::Invalid("h".into()))]
+    #[case("3d", DurationError::Invalid("3d".into()))]
+    #[case("1h-30m", DurationError::Invalid("1h-30m".into()))]
+    #[case("-5m", DurationError::Negative("-5m".into()))]
+    #[case("1x", DurationError::Invalid("1x".into()))]
+    fn rejects_bad_durations(#[case] input: &str, #[case] want: DurationError) {
+        assert_eq!(input.parse::<GoDuration>(), Err(want), "{input:?}");
     }
 
     proptest::proptest! {

@@ -51,12 +51,26 @@ mod tests {
     #[case("a..b", false)]
     #[case("a b", false)]
     fn names(#[case] name: &str, #[case] ok: bool) {
-        assert_eq!(validate_name("backup", name).is_ok(), ok, "{name:?}");
+        let want = if ok {
+            Ok(())
+        } else {
+            Err(NameError {
+                what: "backup",
+                name: name.into(),
+            })
+        };
+        assert_eq!(validate_name("backup", name), want, "{name:?}");
     }
 
     #[test]
     fn too_long() {
-        assert!(validate_name("backup", &"a".repeat(64)).is_err());
+        let long = "a".repeat(64);
+        let err = validate_name("schedule", &long).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("invalid schedule name \"{long}\": use at most 63")),
+            "{err}"
+        );
         assert!(validate_name("backup", &"a".repeat(63)).is_ok());
     }
 }

@@ -327,16 +327,21 @@ mod tests {
     }
 
     #[rstest]
-    #[case("=web")]
-    #[case("app in web")]
-    #[case("app in ()")]
-    #[case("a b c")]
-    #[case("app=web,")]
-    #[case("app=we b")]
-    #[case("-app=web")]
-    fn rejects_bad_selectors(#[case] sel: &str) {
-        let err = Selector::parse(sel);
-        assert!(err.is_err(), "{sel:?} accepted as {err:?}");
+    #[case("=web", "\"\" is not a valid label key")]
+    #[case("app in web", "expected a parenthesised list after 'in'")]
+    #[case("app in ()", "'in' needs at least one value")]
+    #[case("a b c", "unexpected \"b c\"; expected =, ==, !=, in or notin")]
+    #[case("app=web,", "empty requirement")]
+    #[case("app=we b", "\"we b\" is not a valid label value")]
+    #[case("-app=web", "\"-app\" is not a valid label key")]
+    fn rejects_bad_selectors(#[case] sel: &str, #[case] reason: &str) {
+        assert_eq!(
+            Selector::parse(sel).map(|_| ()),
+            Err(SelectorError::Syntax {
+                selector: sel.into(),
+                reason: reason.into()
+            })
+        );
     }
 
     #[test]

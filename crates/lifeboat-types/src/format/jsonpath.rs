@@ -140,11 +140,13 @@ mod tests {
     }
 
     #[rstest]
-    #[case("{status}")]
-    #[case("{.items[}")]
-    #[case("{.a")]
-    #[case("{.items[x]}")]
-    fn rejects(#[case] t: &str) {
-        assert!(render_template(t, &json!({})).is_err());
+    #[case("{status}", "an expression starts with '.'")]
+    #[case("{.items[}", "unclosed '['")]
+    #[case("{.a", "unclosed '{'")]
+    #[case("{.items[x]}", "bad index \"x\"")]
+    fn rejects(#[case] t: &str, #[case] reason: &str) {
+        let err = render_template(t, &json!({})).unwrap_err();
+        assert_eq!(err.template, t);
+        assert_eq!(err.reason, reason, "{err}");
     }
 }

@@ -208,7 +208,8 @@ mod tests {
             ..spec("@every 1h")
         };
         assert_eq!(decide(&p, None, Utc::now()), Ok(Decision::Paused));
-        assert!(decide(&spec("nope"), None, Utc::now()).is_err());
+        let err = decide(&spec("nope"), None, Utc::now()).unwrap_err();
+        assert!(err.contains("\"nope\""), "{err}");
     }
 
     #[test]
