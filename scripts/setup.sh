@@ -33,5 +33,10 @@ if ! command -v s3s-fs >/dev/null 2>&1; then
   log "cargo install s3s-fs (about two minutes, once)"
   cargo install -q s3s-fs --version 0.14.1 --locked --features binary
 fi
+# cargo-deny checks licences, advisories, duplicate versions and sources (deny.toml).
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  log "cargo install cargo-deny (a few minutes, once)"
+  cargo install -q cargo-deny --version 0.20.2 --locked
+fi
 bash scripts/dev-cluster.sh build
 log "ready"

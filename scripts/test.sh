@@ -9,6 +9,17 @@ bash scripts/setup.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+# Licences, duplicate versions and sources (deny.toml); advisories when the RustSec
+# database can be fetched (or a copy is already here) — it lives in a git repository this
+# machine may not reach, and then the script says so instead of passing it silently.
+cargo deny --log-level error check licenses bans sources
+if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+  cargo deny --log-level error check advisories
+elif compgen -G "$HOME/.cargo/advisory-dbs/*/" >/dev/null; then
+  cargo deny --log-level error check --disable-fetch advisories
+else
+  echo "[test] advisories NOT checked: the RustSec advisory database cannot be fetched from here" >&2
+fi
 
 WORK=$(mktemp -d /tmp/lifeboat-test.XXXXXX)
 MOTO_PID=""

@@ -6,24 +6,37 @@ use lifeboat_types::format::document::{VeleroDocument, parse_documents};
 
 use crate::support::*;
 
-fn seeds_dir() -> PathBuf {
+/// shared/seeds: `$LIFEBOAT_SHARED_DIR/seeds`, else `../shared/seeds` beside the clone.
+/// A clone that does not sit next to shared/ has no seeds: the seed checks are then
+/// skipped with a note, except in CI (`CI=true`), where shared/ is always laid out.
+fn seeds_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("LIFEBOAT_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
         .join("seeds");
+    if dir.is_dir() {
+        return Some(dir);
+    }
     assert!(
-        dir.is_dir(),
+        std::env::var("CI").as_deref() != Ok("true"),
         "no seeds at {}: set LIFEBOAT_SHARED_DIR",
         dir.display()
     );
-    dir
+    eprintln!(
+        "note: no seeds at {}; the seed checks are skipped (set LIFEBOAT_SHARED_DIR)",
+        dir.display()
+    );
+    None
 }
 
 /// Cuts every velero.io/v1 YAML document out of the guides' text: from its `apiVersion`
 /// line, as long as lines stay indented at least as deep.
 pub fn seed_documents() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(seeds_dir())
+    let Some(dir) = seeds_dir() else {
+        return out;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -67,6 +80,9 @@ pub fn seed_documents() -> Vec<(String, String)> {
 #[test]
 fn seed_backups_and_locations_parse() {
     let docs = seed_documents();
+    if docs.is_empty() {
+        return; // no shared/ beside this clone (seeds_dir said so)
+    }
     assert!(docs.len() >= 20, "found only {} documents", docs.len());
     let mut checked = 0;
     let mut schedules = 0;
@@ -107,7 +123,11 @@ fn seed_backups_and_locations_parse() {
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn seed_backup_document_runs() {
     let env = Env::new();
-    let (at, doc) = seed_documents()
+    let docs = seed_documents();
+    if docs.is_empty() {
+        return; // no shared/ beside this clone
+    }
+    let (at, doc) = docs
         .into_iter()
         .find(|(_, d)| d.contains("kind: Backup\n"))
         .expect("the seeds hold a Backup");
@@ -170,7 +190,11 @@ fn seed_command_lines_run() {
 fn seed_restore_document_runs() {
     // 004's "Single Resource Restore": one Deployment by label from hourly-critical-20260209150000.
     let env = Env::new();
-    let (at, doc) = seed_documents()
+    let docs = seed_documents();
+    if docs.is_empty() {
+        return; // no shared/ beside this clone
+    }
+    let (at, doc) = docs
         .into_iter()
         .find(|(_, d)| d.contains("name: restore-single-deployment"))
         .expect("the seeds hold restore-single-deployment");

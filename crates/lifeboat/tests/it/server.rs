@@ -249,7 +249,10 @@ fn every_seed_document_round_trips_through_the_api_server() {
         );
         sent += 1;
     }
-    assert!(sent >= 10, "only {sent} seed documents sent");
+    assert!(
+        sent >= 10 || crate::seeds::seed_documents().is_empty(),
+        "only {sent} seed documents sent"
+    );
     env.kubectl(&["delete", "namespace", seeds_ns, "--wait=false"], None);
 }
 
