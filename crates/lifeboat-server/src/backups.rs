@@ -13,11 +13,13 @@ use lifeboat_types::api::crd::{
 };
 use lifeboat_types::api::velero::{self, BackupPhase, Time};
 use lifeboat_types::rules;
+use lifeboat_types::rules::backup_controller as rule;
 use serde_json::json;
 
 use crate::metrics::{ScheduleLabel, schedule_of};
 use crate::{BACKUP_FINALIZER, Ctx, ServerError, to_velero};
 use lifeboat_engine::backup::{BackupOptions, Progress, run_backup};
+use lifeboat_engine::storage::Store;
 
 fn backups(ctx: &Ctx) -> Api<BackupResource> {
     Api::namespaced(ctx.client.clone(), &ctx.ns)
@@ -70,108 +72,189 @@ async fn reconcile(b: Arc<BackupResource>, ctx: Arc<Ctx>) -> Result<Action, Reco
     .await
 }
 
+/// What a reconcile holds between its observations and its actions.
+struct Held<'a> {
+    name: String,
+    /// The object as the API server has it (once read).
+    object: Option<BackupResource>,
+    sched: ScheduleLabel,
+    _slot: Option<tokio::sync::SemaphorePermit<'a>>,
+    /// The spec as a velero.io/v1 Backup (once converted).
+    backup: Option<velero::Backup>,
+    /// The location's store (once opened).
+    store: Option<Store>,
+    /// How long the run took, in seconds.
+    secs: f64,
+}
+
+/// One reconcile of a Backup object: observe (I/O) what [`rule::decide`] asks for, until it
+/// answers with something to do; do it (I/O). A run's outcome is observed in turn.
 async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
-    let name = cached.name_any();
-    let cached_phase = cached.status.as_ref().map(|s| s.phase).unwrap_or_default();
-    if !matches!(cached_phase, BackupPhase::New | BackupPhase::InProgress) {
-        return Ok(Action::await_change());
-    }
-    // The controller's cache can lag behind this server's own status writes: a reconcile
-    // queued while the backup ran may see it New or InProgress after it Completed (and
-    // would run it again, or fail it as orphaned). Decide on the object as it is now.
-    let Some(fresh) = backups(ctx).get_opt(&name).await? else {
-        return Ok(Action::await_change());
+    let mut seen = rule::Observed {
+        cached_phase: cached.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+        ..Default::default()
     };
-    let b = &fresh;
-    let phase = b.status.as_ref().map(|s| s.phase).unwrap_or_default();
-    let sched = schedule_of(b.metadata.labels.as_ref());
-    match phase {
-        BackupPhase::New => {}
-        BackupPhase::InProgress => {
-            // No reconcile of this object runs concurrently with another, ours write a
-            // terminal phase before returning, and the phase was just read from the API
-            // server: InProgress here was left by a process that stopped while it ran.
-            // If that run got as far as storing the backup (its status write was what
-            // failed), the stored status is the truth.
-            if let Some(stored) = stored_status_of_this_object(ctx, b).await {
-                tracing::warn!(backup = %name, "found InProgress but stored complete by an earlier run; taking the stored status");
-                set_status(ctx, &name, serde_json::to_value(stored).unwrap_or_default()).await?;
-                return Ok(Action::await_change());
+    let mut held = Held {
+        name: cached.name_any(),
+        object: None,
+        sched: schedule_of(cached.metadata.labels.as_ref()),
+        _slot: None,
+        backup: None,
+        store: None,
+        secs: 0.0,
+    };
+    loop {
+        match rule::decide(&seen) {
+            rule::Action::Look(fact) => observe(ctx, fact, &mut seen, &mut held).await?,
+            rule::Action::Run {
+                location,
+                name_location,
+                started,
+                expiration,
+            } => {
+                let outcome = run(
+                    ctx,
+                    &mut held,
+                    &location,
+                    name_location,
+                    started,
+                    expiration,
+                )
+                .await?;
+                seen.outcome = Some(outcome);
             }
-            tracing::warn!(backup = %name, "found InProgress with no server running it; marking it Failed");
-            set_status(ctx, &name, json!({
-                "phase": "Failed",
-                "failureReason": "the lifeboat server stopped while this backup ran; create the backup again",
-                "completionTimestamp": Time::now(),
-            }))
-            .await?;
-            ctx.metrics.backup_failure.get_or_create(&sched).inc();
-            return Ok(Action::await_change());
+            action => return act(ctx, &held, action).await,
         }
-        _ => return Ok(Action::await_change()),
     }
-    if let Some(loc) = b.annotations().get(super::SYNCED_ANNOTATION) {
-        // A record of a backup already stored: take its status from the store, never run it.
-        let (store, _) = ctx.store(Some(loc)).await?;
-        let stored = lifeboat_engine::catalog::get_backup(&store, &name)
-            .await
-            .map_err(|e| ServerError::Location(e.to_string()))?;
-        set_status(
-            ctx,
-            &name,
-            serde_json::to_value(stored.status.unwrap_or_default()).unwrap_or_default(),
-        )
-        .await?;
-        return Ok(Action::await_change());
-    }
-    let _slot = tokio::select! {
-        s = ctx.backup_slots.acquire() => s.map_err(|e| ServerError::Engine(e.to_string()))?,
-        _ = ctx.shutdown.cancelled() => return Ok(Action::await_change()),
-    };
-    let mut backup: velero::Backup = match to_velero(b, &format!("Backup {name}")) {
-        Ok(v) => v,
-        Err(e) => {
-            return fail_validation(ctx, b, &sched, e.to_string()).await;
+}
+
+/// Observes `fact` into `seen` (keeping in `held` what the actions need).
+async fn observe<'a>(
+    ctx: &'a Ctx,
+    fact: rule::Fact,
+    seen: &mut rule::Observed,
+    held: &mut Held<'a>,
+) -> Result<(), ServerError> {
+    let name = held.name.clone();
+    let object = || held.object.as_ref().ok_or_else(|| missing(&name));
+    match fact {
+        // The controller's cache can lag behind this server's own status writes: a
+        // reconcile queued while the backup ran may see it New or InProgress after it
+        // Completed (and would run it again, or fail it as orphaned).
+        rule::Fact::Current => {
+            let fresh = backups(ctx).get_opt(&name).await?;
+            seen.current = Some(match &fresh {
+                None => rule::Current::Gone,
+                Some(b) => rule::Current::Here {
+                    phase: b.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+                    synced_from: b.annotations().get(super::SYNCED_ANNOTATION).cloned(),
+                },
+            });
+            if let Some(b) = &fresh {
+                held.sched = schedule_of(b.metadata.labels.as_ref());
+            }
+            held.object = fresh;
         }
-    };
-    let (store, location) = match ctx.store(backup.spec.storage_location.as_deref()).await {
-        Ok(s) => s,
-        // The location is wrong (missing, bad Secret, bad config): the spec cannot run.
-        Err(ServerError::Location(e)) => {
-            return fail_validation(ctx, b, &sched, e).await;
+        rule::Fact::Stored => seen.stored = Some(stored_copy(ctx, object()?).await),
+        rule::Fact::SyncedStatus => {
+            let loc = object()?
+                .annotations()
+                .get(super::SYNCED_ANNOTATION)
+                .cloned();
+            let (store, _) = ctx.store(loc.as_deref()).await?;
+            let stored = lifeboat_engine::catalog::get_backup(&store, &name)
+                .await
+                .map_err(|e| ServerError::Location(e.to_string()))?;
+            seen.synced_status = Some(stored.status.unwrap_or_default());
         }
-        // The API server did not answer: try again later (the backup stays New).
-        Err(e) => return Err(e),
-    };
-    if location.is_read_only() {
-        return fail_validation(ctx, b,
-            &sched,
-            format!(
-                "backup storage location {:?} is ReadOnly: no backup can be written to it; choose another location or set its accessMode to ReadWrite",
-                location.metadata.name
-            ),
-        )
-        .await;
+        rule::Fact::Slot => {
+            tokio::select! {
+                s = ctx.backup_slots.acquire() => {
+                    held._slot = Some(s.map_err(|e| ServerError::Engine(e.to_string()))?);
+                    seen.slot = Some(rule::Slot::Held);
+                }
+                _ = ctx.shutdown.cancelled() => seen.slot = Some(rule::Slot::ShuttingDown),
+            }
+        }
+        rule::Fact::Spec => {
+            let b = object()?;
+            seen.spec = Some(
+                match to_velero::<velero::Backup>(b, &format!("Backup {name}")) {
+                    Ok(v) => {
+                        let spec = rule::Spec {
+                            ttl: v.ttl(),
+                            names_location: b.spec.storage_location.is_some(),
+                        };
+                        held.backup = Some(v);
+                        Ok(spec)
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+            );
+        }
+        rule::Fact::Location => {
+            let wanted = held
+                .backup
+                .as_ref()
+                .and_then(|v| v.spec.storage_location.clone());
+            seen.location = Some(match ctx.store(wanted.as_deref()).await {
+                Ok((store, location)) => {
+                    held.store = Some(store);
+                    rule::Location::Usable {
+                        read_only: location.is_read_only(),
+                        name: location.metadata.name,
+                    }
+                }
+                // The location is wrong (missing, bad Secret, bad config): the spec cannot run.
+                Err(ServerError::Location(e)) => rule::Location::Invalid(e),
+                // The API server did not answer: try again later (the backup stays New).
+                Err(e) => return Err(e),
+            });
+        }
+        rule::Fact::Clock => seen.started = Some(Time::now()),
     }
-    if b.spec.storage_location.is_none() {
+    Ok(())
+}
+
+/// A state the decision never asks for an action in (a fact it needs was not observed).
+fn missing(name: &str) -> ServerError {
+    ServerError::Engine(format!(
+        "backup {name}: the object was not read before deciding on it"
+    ))
+}
+
+/// Runs the backup (the decision said so) and observes how it ended.
+async fn run(
+    ctx: &Ctx,
+    held: &mut Held<'_>,
+    location: &str,
+    name_location: bool,
+    started: Time,
+    expiration: Time,
+) -> Result<rule::RunOutcome, ServerError> {
+    let name = held.name.clone();
+    let (Some(mut backup), Some(store)) = (held.backup.take(), held.store.as_ref()) else {
+        return Err(missing(&name));
+    };
+    let sched = &held.sched;
+    if name_location {
         // As Velero: the object names the location it was stored in.
         backups(ctx)
-            .patch(&name, &PatchParams::default(), &Patch::Merge(json!({
-                "metadata": { "labels": { velero::STORAGE_LOCATION_LABEL: location.metadata.name } },
-                "spec": { "storageLocation": location.metadata.name },
-            })))
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({
+                    "metadata": { "labels": { velero::STORAGE_LOCATION_LABEL: location } },
+                    "spec": { "storageLocation": location },
+                })),
+            )
             .await?;
     }
-    backup.spec.storage_location = Some(location.metadata.name.clone());
-    backup.metadata.labels.insert(
-        velero::STORAGE_LOCATION_LABEL.into(),
-        location.metadata.name.clone(),
-    );
-    let started = Time::now();
-    let expiration = match rules::backups::expiration(started, backup.ttl()) {
-        Ok(e) => e,
-        Err(e) => return fail_validation(ctx, b, &sched, e.to_string()).await,
-    };
+    backup.spec.storage_location = Some(location.to_owned());
+    backup
+        .metadata
+        .labels
+        .insert(velero::STORAGE_LOCATION_LABEL.into(), location.to_owned());
     set_status(
         ctx,
         &name,
@@ -184,13 +267,13 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
         }),
     )
     .await?;
-    ctx.metrics.backup_attempt.get_or_create(&sched).inc();
-    tracing::info!(backup = %name, location = %location.metadata.name, "backup started");
+    ctx.metrics.backup_attempt.get_or_create(sched).inc();
+    tracing::info!(backup = %name, location = %location, "backup started");
 
     let clock = Instant::now();
     let progress = Arc::new(Progress::default());
     let opts = BackupOptions::default();
-    let run = run_backup(&ctx.cluster, &store, backup, &opts, progress.clone());
+    let run = run_backup(&ctx.cluster, store, backup, &opts, progress.clone());
     let outcome = super::drive_with_progress(
         ctx,
         &backups(ctx),
@@ -205,106 +288,143 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
         run,
     )
     .await;
-    let secs = clock.elapsed().as_secs_f64();
+    held.secs = clock.elapsed().as_secs_f64();
     ctx.metrics
         .backup_duration
-        .get_or_create(&sched)
-        .observe(secs);
-    match outcome {
-        None => {
-            set_status(ctx, &name, json!({
+        .get_or_create(sched)
+        .observe(held.secs);
+    Ok(match outcome {
+        None => rule::RunOutcome::Stopped,
+        Some(Err(e @ lifeboat_engine::backup::BackupError::AlreadyExists { .. })) => {
+            rule::RunOutcome::NameTaken(e.to_string())
+        }
+        Some(Err(e)) => rule::RunOutcome::Failed(e.to_string()),
+        Some(Ok(stored)) => rule::RunOutcome::Stored(Box::new(stored.status.unwrap_or_default())),
+    })
+}
+
+/// Does what the decision says.
+async fn act(ctx: &Ctx, held: &Held<'_>, action: rule::Action) -> Result<Action, ServerError> {
+    let name = &held.name;
+    let sched = &held.sched;
+    let m = &ctx.metrics;
+    match action {
+        rule::Action::Look(_) | rule::Action::Run { .. } | rule::Action::Nothing => {}
+        rule::Action::Adopt(status) => {
+            if held
+                .object
+                .as_ref()
+                .and_then(|b| b.status.as_ref())
+                .is_some_and(|s| s.phase == BackupPhase::InProgress)
+            {
+                tracing::warn!(backup = %name, "found InProgress but stored complete by an earlier run; taking the stored status");
+            }
+            set_status(ctx, name, serde_json::to_value(*status).unwrap_or_default()).await?;
+        }
+        rule::Action::FailOrphan => {
+            tracing::warn!(backup = %name, "found InProgress with no server running it; marking it Failed");
+            set_status(ctx, name, json!({
+                "phase": "Failed",
+                "failureReason": "the lifeboat server stopped while this backup ran; create the backup again",
+                "completionTimestamp": Time::now(),
+            }))
+            .await?;
+            m.backup_failure.get_or_create(sched).inc();
+        }
+        rule::Action::FailValidation(why) => {
+            let b = held.object.as_ref().ok_or_else(|| missing(name))?;
+            return fail_validation(ctx, b, sched, why).await;
+        }
+        rule::Action::FailStopped => {
+            set_status(ctx, name, json!({
                 "phase": "Failed",
                 "failureReason": format!("the lifeboat server was stopped; the backup did not finish within the {}s grace period", ctx.grace.as_secs()),
                 "completionTimestamp": Time::now(),
             }))
             .await?;
-            ctx.metrics.backup_failure.get_or_create(&sched).inc();
-            ctx.metrics.backup_last_status.get_or_create(&sched).set(0);
+            m.backup_failure.get_or_create(sched).inc();
+            m.backup_last_status.get_or_create(sched).set(0);
         }
-        Some(Err(e @ lifeboat_engine::backup::BackupError::AlreadyExists { .. })) => {
-            // Another backup's files hold the name: nothing was written, nothing of ours
-            // is stored (and deleting this object must not touch them).
-            return fail_validation(ctx, b, &sched, e.to_string()).await;
-        }
-        Some(Err(e)) => {
-            tracing::warn!(backup = %name, "backup failed: {e}");
+        rule::Action::FailRun(why) => {
+            tracing::warn!(backup = %name, "backup failed: {why}");
             set_status(
                 ctx,
-                &name,
+                name,
                 json!({
                     "phase": "Failed",
-                    "failureReason": e.to_string(),
+                    "failureReason": why,
                     "completionTimestamp": Time::now(),
                 }),
             )
             .await?;
-            ctx.metrics.backup_failure.get_or_create(&sched).inc();
-            ctx.metrics.backup_last_status.get_or_create(&sched).set(0);
+            m.backup_failure.get_or_create(sched).inc();
+            m.backup_last_status.get_or_create(sched).set(0);
         }
-        Some(Ok(stored)) => {
-            let status = stored.status.clone().unwrap_or_default();
-            let items = status.progress.map(|p| p.items_backed_up).unwrap_or(0);
-            set_status(
-                ctx,
-                &name,
-                serde_json::to_value(&status).unwrap_or_default(),
-            )
-            .await?;
-            let m = &ctx.metrics;
-            match status.phase {
-                BackupPhase::Completed => {
-                    m.backup_success.get_or_create(&sched).inc();
-                    m.backup_last_status.get_or_create(&sched).set(1);
-                    m.backup_last_successful
-                        .get_or_create(&sched)
-                        .set(chrono::Utc::now().timestamp());
-                }
-                _ => {
-                    m.backup_partial_failure.get_or_create(&sched).inc();
-                    m.backup_last_status.get_or_create(&sched).set(0);
-                }
-            }
-            m.backup_items.get_or_create(&sched).set(items as i64);
-            m.backup_items_errors
-                .get_or_create(&sched)
-                .set(status.errors as i64);
-            if status.warnings > 0 {
-                m.backup_warning.get_or_create(&sched).inc();
-            }
-            if secs > 0.0 {
-                m.backup_items_per_second
-                    .get_or_create(&sched)
-                    .set(items as f64 / secs);
-            }
-            if let Ok(size) = store.size(&store.backup_paths(&name).contents()).await {
-                m.backup_tarball_size.get_or_create(&sched).set(size as i64);
-            }
-            tracing::info!(backup = %name, phase = %status.phase, items, "backup done");
-        }
+        rule::Action::Record(status) => record(ctx, held, *status).await?,
     }
     Ok(Action::await_change())
 }
 
-/// The object is being deleted: delete its stored data first (the finalizer holds the
-/// object until this succeeds).
+/// Writes a stored backup's status to its object, and its metrics.
+async fn record(
+    ctx: &Ctx,
+    held: &Held<'_>,
+    status: velero::BackupStatus,
+) -> Result<(), ServerError> {
+    let (name, sched, secs) = (&held.name, &held.sched, held.secs);
+    let items = status.progress.map(|p| p.items_backed_up).unwrap_or(0);
+    set_status(ctx, name, serde_json::to_value(&status).unwrap_or_default()).await?;
+    let m = &ctx.metrics;
+    match status.phase {
+        BackupPhase::Completed => {
+            m.backup_success.get_or_create(sched).inc();
+            m.backup_last_status.get_or_create(sched).set(1);
+            m.backup_last_successful
+                .get_or_create(sched)
+                .set(chrono::Utc::now().timestamp());
+        }
+        _ => {
+            m.backup_partial_failure.get_or_create(sched).inc();
+            m.backup_last_status.get_or_create(sched).set(0);
+        }
+    }
+    m.backup_items.get_or_create(sched).set(items as i64);
+    m.backup_items_errors
+        .get_or_create(sched)
+        .set(status.errors as i64);
+    if status.warnings > 0 {
+        m.backup_warning.get_or_create(sched).inc();
+    }
+    if secs > 0.0 {
+        m.backup_items_per_second
+            .get_or_create(sched)
+            .set(items as f64 / secs);
+    }
+    if let Some(store) = &held.store
+        && let Ok(size) = store.size(&store.backup_paths(name).contents()).await
+    {
+        m.backup_tarball_size.get_or_create(sched).set(size as i64);
+    }
+    tracing::info!(backup = %name, phase = %status.phase, items, "backup done");
+    Ok(())
+}
+
 /// Whether a stored backup was written for the object `b` (it carries `b`'s uid).
 fn written_for(stored: &velero::Backup, b: &BackupResource) -> bool {
     b.uid().is_some() && stored.metadata.uid == b.uid()
 }
 
-/// The stored status of `b`, when its location holds a `velero-backup.json` written for
-/// this very object (same uid) with a terminal phase.
-async fn stored_status_of_this_object(
-    ctx: &Ctx,
-    b: &BackupResource,
-) -> Option<velero::BackupStatus> {
+/// The `velero-backup.json` stored under `b`'s name in its location, if one can be read.
+async fn stored_copy(ctx: &Ctx, b: &BackupResource) -> Option<rule::StoredCopy> {
     let location = location_of(b);
     let (store, _) = ctx.store(location.as_deref()).await.ok()?;
     let stored = lifeboat_engine::catalog::get_backup(&store, &b.name_any())
         .await
         .ok()?;
-    (written_for(&stored, b) && stored.phase().is_terminal())
-        .then(|| stored.status.unwrap_or_default())
+    Some(rule::StoredCopy {
+        own: written_for(&stored, b),
+        status: stored.status.unwrap_or_default(),
+    })
 }
 
 /// The location a Backup object's data is in: its spec, else its location label.
@@ -326,6 +446,8 @@ enum StoredData {
     NotOurs(String),
 }
 
+/// The object is being deleted: delete its stored data first (the finalizer holds the
+/// object until this succeeds).
 async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
     let name = b.name_any();
     let sched = schedule_of(b.metadata.labels.as_ref());
