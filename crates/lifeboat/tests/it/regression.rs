@@ -698,7 +698,7 @@ fn expired_backup_in_a_read_only_location_is_kept() {
     fx.apply(&location("ReadWrite"));
     let b = fx.completed_backup(
         "expires-read-only",
-        "  storageLocation: flipping\n  ttl: 15s\n",
+        "  storageLocation: flipping\n  ttl: 10s\n",
     );
     fx.apply(&location("ReadOnly"));
     let expiration: chrono::DateTime<chrono::Utc> =
@@ -707,8 +707,8 @@ fn expired_backup_in_a_read_only_location_is_kept() {
         expiration.signed_duration_since(chrono::Utc::now()) > chrono::Duration::seconds(3),
         "the backup expired before its location became ReadOnly: {b}"
     );
-    // Three collection periods past its expiration.
-    while chrono::Utc::now().signed_duration_since(expiration) < chrono::Duration::seconds(6) {
+    // Two collection periods (2 s) and a margin past its expiration.
+    while chrono::Utc::now().signed_duration_since(expiration) < chrono::Duration::seconds(5) {
         std::thread::sleep(Duration::from_millis(500));
     }
     let b = fx.get(&["backups.lifeboat.dev", "expires-read-only"]);

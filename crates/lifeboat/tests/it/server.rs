@@ -511,11 +511,12 @@ fn failed_unscheduled_backups_and_completed_restores(fx: &Fixture) -> (f64, f64)
 fn metrics_count_what_the_server_did() {
     let fx = shared();
     fx.backup_in("orphan", &["Failed"], 30);
-    create_minutely_schedule(&fx, "metered", "20s", &[]);
-    let backup = name_of(&first_completed(&fx, "metered"));
+    create_minutely_schedule(&fx, "metered", "8s", &[]);
+    first_completed(&fx, "metered");
     delete_schedule(&fx, "metered");
+    fx.completed_backup("metered-src", "");
     fx.apply(&format!(
-        "apiVersion: lifeboat.dev/v1alpha1\nkind: Restore\nmetadata:\n  name: metered-r\n  namespace: {NS}\nspec:\n  backupName: {backup}\n  namespaceMapping:\n    {APP}: {APP}-metered\n"
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Restore\nmetadata:\n  name: metered-r\n  namespace: {NS}\nspec:\n  backupName: metered-src\n  namespaceMapping:\n    {APP}: {APP}-metered\n"
     ));
     eventually(60, "the restore to complete", || {
         (phase(&fx.get(&["restores.lifeboat.dev", "metered-r"])) == "Completed").then_some(())
