@@ -282,15 +282,29 @@ fn apply_server_refuses_storage_location_for_a_restore_before_sending() {
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn server_refuses_a_zero_garbage_collection_frequency() {
     let env = Env::new();
-    let err = env.fails(&[
-        "-n",
-        "lifeboat-never-installed",
-        "server",
-        "--metrics-address",
-        &format!("127.0.0.1:{}", free_port()),
-        "--garbage-collection-frequency",
-        "0s",
-    ]);
+    let mut server = Killed(
+        env.cmd()
+            .args([
+                "-n",
+                "lifeboat-never-installed",
+                "server",
+                "--metrics-address",
+                &format!("127.0.0.1:{}", free_port()),
+                "--garbage-collection-frequency",
+                "0s",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Were it accepted, the server would run on: it is killed rather than hang the test.
+    let ended = eventually(20, "the server to refuse its flags", || {
+        server.0.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut server.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!ended.success(), "{err}");
     assert!(
         err.contains("--garbage-collection-frequency must be more than 0s"),
         "{err}"

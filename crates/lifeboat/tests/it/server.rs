@@ -583,16 +583,6 @@ fn promtool_finds_only_veleros_own_misnames() {
     assert_eq!(code, Some(3), "promtool: {findings}");
 }
 
-/// A process the test started, killed when dropped.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A real Prometheus scrapes /metrics and reads a backup counter from it.
 #[test]
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]

@@ -192,3 +192,13 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A process a test started, killed when dropped (also when the test fails).
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
