@@ -90,13 +90,9 @@ const fn renamed(
     labels: &'static [&'static str],
     help: &'static str,
 ) -> Metric {
-    Metric {
-        name,
-        promlint_name: Some(promlint_name),
-        help,
-        kind,
-        labels,
-    }
+    let mut metric = m(name, kind, labels, help);
+    metric.promlint_name = Some(promlint_name);
+    metric
 }
 
 use MetricType::{Counter, Gauge, Histogram};
