@@ -624,32 +624,8 @@ pub async fn run_backup(
     let contents_path = paths.contents();
     let upload_store = store.clone();
     let uploader = tokio::spawn(async move {
-        let mut w = upload_store.writer(&contents_path).await?;
-        let mut size = 0u64;
-        let mut failed = None;
-        while let Some(chunk) = chunk_rx.recv().await {
-            size += chunk.len() as u64;
-            if let Err(e) = w.write(chunk).await {
-                failed = Some(e);
-                break;
-            }
-        }
-        if let Some(e) = failed {
-            let _ = w.abort().await;
-            return Err(StorageError::Io {
-                location: upload_store.name().to_owned(),
-                op: "upload",
-                path: contents_path,
-                source: Box::new(e),
-            });
-        }
-        w.close().await.map_err(|e| StorageError::Io {
-            location: upload_store.name().to_owned(),
-            op: "upload",
-            path: contents_path.clone(),
-            source: Box::new(e),
-        })?;
-        Ok::<u64, StorageError>(size)
+        let chunks = futures::stream::poll_fn(move |cx| chunk_rx.poll_recv(cx).map(|c| c.map(Ok)));
+        upload_store.upload(&contents_path, chunks).await
     });
 
     let run = Run {

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod extract;
 pub mod hooks;
 pub mod modifiers;
+pub mod objects;
 pub mod restore;
 pub mod runlog;
 pub mod storage;

@@ -106,6 +106,17 @@ pub enum StorageError {
         #[source]
         source: Box<opendal::Error>,
     },
+    /// A local file to upload could not be read.
+    #[error("storage location {location:?}: cannot read {} to upload it: {source}", path.display())]
+    LocalFile {
+        /// The location.
+        location: String,
+        /// The local file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The provider names lifeboat accepts, normalised.
@@ -543,6 +554,68 @@ impl Store {
             .map_err(|e| self.map("write", path, e))
     }
 
+    /// Writes the chunks of `chunks` to `path`, a new object, streamed in parts
+    /// (multipart where the store has it): at most a few parts are in memory. The first
+    /// error of `chunks` or of the store aborts the upload and deletes what a local
+    /// directory already holds of it, so that no partial object is left. Returns the
+    /// bytes written.
+    pub async fn upload<S>(&self, path: &str, mut chunks: S) -> Result<u64, StorageError>
+    where
+        S: futures::Stream<Item = Result<Bytes, StorageError>> + Unpin,
+    {
+        use futures::StreamExt;
+        let mut w = self.writer(path).await?;
+        let mut size = 0u64;
+        let failed = loop {
+            match chunks.next().await {
+                None => break None,
+                Some(Err(e)) => break Some(e),
+                Some(Ok(chunk)) => {
+                    size += chunk.len() as u64;
+                    if let Err(e) = w.write(chunk).await {
+                        break Some(self.upload_error(path, e));
+                    }
+                }
+            }
+        };
+        let closed = match failed {
+            Some(e) => Err(e),
+            None => w.close().await.map(|_| ()).map_err(|e| self.upload_error(path, e)),
+        };
+        if let Err(e) = closed {
+            // Best effort: the error to report is the upload's.
+            let _ = w.abort().await;
+            let _ = self.op.delete(path).await;
+            return Err(e);
+        }
+        Ok(size)
+    }
+
+    /// Uploads local file `local` to `path` (see [`Store::upload`]): read in parts of the
+    /// location's chunk size into one buffer that is reused once the store has sent a
+    /// part. Returns the bytes written.
+    pub async fn upload_file(&self, local: &Path, path: &str) -> Result<u64, StorageError> {
+        use futures::TryStreamExt;
+        let local_err = |source| StorageError::LocalFile {
+            location: self.name.clone(),
+            path: local.to_owned(),
+            source,
+        };
+        let file = tokio::fs::File::open(local).await.map_err(local_err)?;
+        let parts =
+            tokio_util::io::ReaderStream::with_capacity(file, self.chunk_size).map_err(local_err);
+        self.upload(path, parts).await
+    }
+
+    fn upload_error(&self, path: &str, e: opendal::Error) -> StorageError {
+        StorageError::Io {
+            location: self.name.clone(),
+            op: "upload",
+            path: path.to_owned(),
+            source: Box::new(e),
+        }
+    }
+
     /// Names of the backups stored here (directories under `backups/`).
     pub async fn list_backups(&self) -> Result<Vec<String>, StorageError> {
         self.list_dirs(&backups_dir(&self.prefix)).await
@@ -837,5 +910,73 @@ mod tests {
             StorageError::ReadOnly { .. }
         ));
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+
+    fn file_store(dir: &Path) -> Store {
+        let l = location_from_url(&format!("file://{}", dir.display())).unwrap();
+        let mut s = Store::open(&l).unwrap();
+        // Small parts, so that a small file is uploaded in several.
+        s.chunk_size = 7;
+        s
+    }
+
+    #[tokio::test]
+    async fn upload_file_streams_a_local_file_in_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir.path().join("store"));
+        let local = dir.path().join("snapshot.db");
+        let data: Vec<u8> = (0..100u8).collect();
+        std::fs::write(&local, &data).unwrap();
+        let path = s.etcd_snapshot("e-1.db");
+        assert_eq!(s.upload_file(&local, &path).await.unwrap(), 100);
+        assert_eq!(s.read(&path).await.unwrap().to_vec(), data);
+    }
+
+    #[tokio::test]
+    async fn upload_file_names_a_missing_local_file_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir.path().join("store"));
+        let missing = dir.path().join("nosuch.db");
+        let path = s.etcd_snapshot("e-1.db");
+        let e = s.upload_file(&missing, &path).await.unwrap_err();
+        assert!(
+            matches!(&e, StorageError::LocalFile { path, .. } if *path == missing),
+            "{e}"
+        );
+        assert!(!s.exists(&path).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn upload_stops_at_the_first_error_of_its_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir.path().join("store"));
+        let path = s.etcd_snapshot("e-1.db");
+        let chunks = futures::stream::iter([
+            Ok(Bytes::from_static(b"0123456789")),
+            Err(StorageError::LocalFile {
+                location: "default".into(),
+                path: "x".into(),
+                source: std::io::Error::other("disk gone"),
+            }),
+            Ok(Bytes::from_static(b"never written")),
+        ]);
+        let e = s.upload(&path, chunks).await.unwrap_err();
+        assert!(e.to_string().contains("disk gone"), "{e}");
+        assert!(!s.exists(&path).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn upload_to_a_read_only_location_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = location_from_url(&format!("file://{}", dir.path().display())).unwrap();
+        l.spec.access_mode = Some(AccessMode::ReadOnly);
+        let s = Store::open(&l).unwrap();
+        let local = dir.path().join("snapshot.db");
+        std::fs::write(&local, b"data").unwrap();
+        let e = s
+            .upload_file(&local, &s.etcd_snapshot("e.db"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StorageError::ReadOnly { .. }), "{e}");
     }
 }

@@ -40,7 +40,7 @@ pub fn cronjob(s: &EtcdSchedule) -> Value {
         .map(|(d, _)| d)
         .unwrap_or("/etc/kubernetes/pki/etcd");
     let script = format!(
-        "set -e\nname=etcd-snapshot-$(date -u +%Y%m%d%H%M%S).db\nlifeboat etcd snapshot save --endpoints {} --cacert {} --cert {} --key {} --storage-location '{}' --name \"$name\"\nlifeboat etcd snapshot prune --storage-location '{}' --keep {}\n",
+        "set -e\nname=etcd-snapshot-$(date -u +%Y%m%d%H%M%S).db\nlifeboat etcd snapshot save --endpoints {} --cacert {} --cert {} --key {} --storage-location '{}' --name \"$name\"\nlifeboat etcd snapshot prune --storage-location '{}' --keep {} --confirm\n",
         s.endpoints, s.cacert, s.cert, s.key, s.storage_location, s.storage_location, s.keep
     );
     let mut mounts = vec![json!({"name": "etcd-certs", "mountPath": dir, "readOnly": true})];

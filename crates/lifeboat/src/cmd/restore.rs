@@ -1,14 +1,14 @@
-//! `lifeboat restore ...`.
+//! `restore create|get|describe|logs|delete`, and `create restore` / `get restores`.
 
-use lifeboat_types::rules::backups::{COMPLETED, newest};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
 use lifeboat_engine::catalog;
 use lifeboat_engine::modifiers::Modifiers;
 use lifeboat_engine::restore::{
@@ -16,22 +16,121 @@ use lifeboat_engine::restore::{
 };
 use lifeboat_engine::storage::Store;
 use lifeboat_types::api::names::validate_name;
-use lifeboat_types::api::velero::{
-    BackupResults, Restore, RestorePhase, RestoreSpec, RestoreStatusSpec,
-};
+use lifeboat_types::api::velero::{BackupResults, Restore, RestoreSpec, RestoreStatusSpec};
+use lifeboat_types::rules::backups::{COMPLETED, newest};
 
-use crate::cli::{Cli, Output, RestoreCmd, RestoreCreate, RestoreGet};
+use crate::cli::{
+    Cli, DeleteArgs, DescribeArgs, FilterArgs, LocationArg, NameArgs, Output, SelectorArgs,
+    parse_opt_bool,
+};
+use crate::common::{connect, open_store, progress_bar};
+use crate::confirm::{confirm, counted};
+use crate::exit::Exit;
 use crate::output;
 
-/// Exit code of a restore that ended PartiallyFailed.
-const EXIT_PARTIAL: u8 = 3;
+/// `restore ...` commands.
+#[derive(Subcommand, Debug)]
+pub enum RestoreCmd {
+    /// Restore a backup into the cluster.
+    #[command(after_help = "\
+Examples:
+  lifeboat restore create --from-backup nightly --wait
+  lifeboat restore create r1 --from-backup nightly --include-namespaces shop --namespace-mappings shop:shop-restored
+  lifeboat restore create --from-backup nightly --dry-run          # what would change, with diffs
+  lifeboat restore create --from-backup nightly --existing-resource-policy update")]
+    Create(Box<RestoreCreate>),
+    /// List restores.
+    Get(RestoreGet),
+    /// Describe restores.
+    #[command(
+        mut_arg("names", |a| a.help("Restore names (all when none)")),
+        mut_arg("details", |a| a.help("Show every error and warning and the restored resource list")),
+    )]
+    Describe(DescribeArgs),
+    /// Print a restore's logs.
+    #[command(mut_arg("name", |a| a.help("The restore")))]
+    Logs(NameArgs),
+    /// Delete restores' records (restored objects stay in the cluster).
+    #[command(
+        mut_arg("names", |a| a.help("Restore names")),
+        mut_arg("all", |a| a.help("Delete every restore record")),
+    )]
+    Delete(DeleteArgs),
+}
 
-fn phase_exit(p: RestorePhase) -> u8 {
-    match p {
-        RestorePhase::Completed => 0,
-        RestorePhase::PartiallyFailed => EXIT_PARTIAL,
-        _ => 1,
-    }
+/// `restore get`.
+#[derive(Args, Debug)]
+pub struct RestoreGet {
+    /// Restore names (all when none).
+    pub names: Vec<String>,
+    /// Output format: table, json, yaml, jsonpath=TEMPLATE.
+    #[arg(short = 'o', long, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub location: LocationArg,
+}
+
+/// `restore create`.
+#[derive(Args, Debug, Default)]
+#[command(
+    mut_arg("include_namespaces", |a| a.help("Namespaces to include (globs)")),
+    mut_arg("include_resources", |a| a.help("Resources to include")),
+    mut_arg("selector", |a| a.help("Only restore objects matching this label selector")),
+)]
+pub struct RestoreCreate {
+    /// The restore's name (default: <backup>-<timestamp>).
+    pub name: Option<String>,
+    /// The backup to restore.
+    #[arg(long)]
+    pub from_backup: Option<String>,
+    /// Restore the newest completed backup of this schedule.
+    #[arg(long)]
+    pub from_schedule: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Namespace mappings: src1:dst1,src2:dst2.
+    #[arg(long, value_delimiter = ',')]
+    pub namespace_mappings: Vec<String>,
+    #[command(flatten)]
+    pub selectors: SelectorArgs,
+    /// Include cluster-scoped resources (unset: only for a whole-cluster restore).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub include_cluster_resources: Option<bool>,
+    /// Restore volumes from snapshots (recorded; volume data is not restored by this version).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub restore_volumes: Option<bool>,
+    /// Keep Services' node ports.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub preserve_nodeports: Option<bool>,
+    /// Resources whose status is restored too.
+    #[arg(long, value_delimiter = ',')]
+    pub status_include_resources: Vec<String>,
+    /// Resources whose status is not restored.
+    #[arg(long, value_delimiter = ',')]
+    pub status_exclude_resources: Vec<String>,
+    /// What to do with objects that exist: none (default) or update.
+    #[arg(long)]
+    pub existing_resource_policy: Option<String>,
+    /// A ConfigMap (in --namespace) holding resource modifier rules.
+    #[arg(long)]
+    pub resource_modifier_configmap: Option<String>,
+    /// A local file holding resource modifier rules.
+    #[arg(long)]
+    pub resource_modifier_file: Option<PathBuf>,
+    /// Objects created at once.
+    #[arg(long, default_value_t = 32)]
+    pub parallelism: usize,
+    /// Show what would be created, updated or skipped, with diffs; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Show progress and wait (lifeboat always runs the restore to the end).
+    #[arg(short = 'w', long)]
+    pub wait: bool,
+    /// Output format (json, yaml) instead of messages.
+    #[arg(short = 'o', long)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub location: LocationArg,
 }
 
 /// Builds the Restore a `restore create` command line describes.
@@ -48,8 +147,7 @@ pub fn restore_from_flags(c: &RestoreCreate, namespace: &str, backup: &str) -> R
             .ok_or_else(|| anyhow!("invalid --namespace-mappings {m:?}: expected src:dst"))?;
         mapping.insert(a.trim().to_owned(), b.trim().to_owned());
     }
-    let (label_selector, or_label_selectors) =
-        crate::parse_selectors(c.selector.as_deref(), c.or_selector.as_deref())?;
+    let (label_selector, or_label_selectors) = c.selectors.parse()?;
     let restore_status = (!c.status_include_resources.is_empty()
         || !c.status_exclude_resources.is_empty())
     .then(|| RestoreStatusSpec {
@@ -59,10 +157,10 @@ pub fn restore_from_flags(c: &RestoreCreate, namespace: &str, backup: &str) -> R
     let spec = RestoreSpec {
         backup_name: backup.to_owned(),
         schedule_name: c.from_schedule.clone(),
-        included_namespaces: c.include_namespaces.clone(),
-        excluded_namespaces: c.exclude_namespaces.clone(),
-        included_resources: c.include_resources.clone(),
-        excluded_resources: c.exclude_resources.clone(),
+        included_namespaces: c.filter.include_namespaces.clone(),
+        excluded_namespaces: c.filter.exclude_namespaces.clone(),
+        included_resources: c.filter.include_resources.clone(),
+        excluded_resources: c.filter.exclude_resources.clone(),
         namespace_mapping: mapping,
         label_selector,
         or_label_selectors,
@@ -150,9 +248,9 @@ async fn load_modifiers(
     Ok(None)
 }
 
-/// `restore create`.
-pub async fn restore_create(cli: &Cli, c: &RestoreCreate) -> Result<u8> {
-    let store = crate::open_store(c.location.storage_location.as_deref())?;
+/// `restore create` / `create restore`.
+pub async fn create(cli: &Cli, c: &RestoreCreate) -> Result<Exit> {
+    let store = open_store(c.location.storage_location.as_deref())?;
     let backup = resolve_backup(&store, c).await?;
     let restore = restore_from_flags(c, &cli.namespace, &backup)?;
     run_one_restore(cli, &store, restore, c).await
@@ -164,8 +262,8 @@ pub async fn run_one_restore(
     store: &Store,
     restore: Restore,
     c: &RestoreCreate,
-) -> Result<u8> {
-    let cluster = crate::connect(cli).await?;
+) -> Result<Exit> {
+    let cluster = connect(cli).await?;
     let modifiers = load_modifiers(cli, c, &cluster).await?;
     let opts = RestoreOptions {
         parallelism: c.parallelism.max(1),
@@ -178,17 +276,10 @@ pub async fn run_one_restore(
         println!("Restore request \"{name}\" submitted successfully.");
     }
     let progress = Arc::new(RestoreProgressCounters::default());
-    let bar = (c.wait && std::io::stderr().is_terminal()).then(|| {
-        let pb = indicatif::ProgressBar::new(0);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} objects",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb
-    });
+    let bar = progress_bar(
+        c.wait,
+        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} objects",
+    );
     let job = run_restore(&cluster, store, restore, &opts, progress.clone());
     tokio::pin!(job);
     let result = loop {
@@ -208,11 +299,7 @@ pub async fn run_one_restore(
     let report = result?;
     if c.dry_run {
         print_dry_run(&report, c.output.as_ref())?;
-        return Ok(if report.results.errors.is_empty() {
-            0
-        } else {
-            1
-        });
+        return Ok(Exit::of_check(report.results.errors.is_empty()));
     }
     if let Some(o) = &c.output {
         output::print_structured(&report.restore, o)?;
@@ -228,7 +315,7 @@ pub async fn run_one_restore(
             st.warnings
         );
     }
-    Ok(phase_exit(report.restore.phase()))
+    Ok(Exit::of_restore(report.restore.phase()))
 }
 
 fn action_name(o: &Outcome) -> &'static str {
@@ -397,76 +484,74 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
     o
 }
 
-/// `restore get|describe|logs|delete`.
-pub async fn restore_cmd(cli: &Cli, cmd: &RestoreCmd) -> Result<u8> {
+/// `restore ...`.
+pub async fn run(cli: &Cli, cmd: &RestoreCmd) -> Result<Exit> {
     match cmd {
-        RestoreCmd::Create(c) => restore_create(cli, c).await,
-        RestoreCmd::Get(g) => restore_get(g).await,
-        RestoreCmd::Describe {
-            names,
-            details,
-            output: out,
-            location,
-        } => {
-            let store = crate::open_store(location.storage_location.as_deref())?;
-            let restores = if names.is_empty() {
-                catalog::list_restores(&store).await?
-            } else {
-                let mut v = Vec::new();
-                for n in names {
-                    v.push(catalog::get_restore(&store, n).await?);
-                }
-                v
-            };
-            if out != &Output::Table {
-                output::print_one_or_list(&restores, "RestoreList", names.len() == 1, out)?;
-                return Ok(0);
-            }
-            for (i, r) in restores.iter().enumerate() {
-                if i > 0 {
-                    println!();
-                }
-                let results = catalog::restore_results(&store, &r.metadata.name).await?;
-                print!("{}", describe(r, &results, *details));
-            }
-            Ok(0)
+        RestoreCmd::Create(c) => create(cli, c).await,
+        RestoreCmd::Get(g) => get(g).await,
+        RestoreCmd::Describe(d) => describe_cmd(d).await,
+        RestoreCmd::Logs(a) => {
+            let store = open_store(a.location.storage_location.as_deref())?;
+            print!("{}", catalog::restore_logs(&store, &a.name).await?);
+            Ok(Exit::Ok)
         }
-        RestoreCmd::Logs { name, location } => {
-            let store = crate::open_store(location.storage_location.as_deref())?;
-            print!("{}", catalog::restore_logs(&store, name).await?);
-            Ok(0)
-        }
-        RestoreCmd::Delete {
-            names,
-            all,
-            confirm,
-            location,
-        } => {
-            let store = crate::open_store(location.storage_location.as_deref())?;
-            let targets = if *all {
-                store.list_restores().await?
-            } else {
-                names.clone()
-            };
-            if targets.is_empty() {
-                bail!("name the restores to delete, or pass --all");
-            }
-            if !confirm {
-                bail!("refusing to delete without confirmation: pass --confirm");
-            }
-            for n in &targets {
-                catalog::get_restore(&store, n).await?;
-                store.delete_restore(n).await?;
-                println!("Restore \"{n}\" deleted.");
-            }
-            Ok(0)
-        }
+        RestoreCmd::Delete(d) => delete(d).await,
     }
 }
 
-/// `restore get`.
-pub async fn restore_get(g: &RestoreGet) -> Result<u8> {
-    let store = crate::open_store(g.location.storage_location.as_deref())?;
+async fn describe_cmd(d: &DescribeArgs) -> Result<Exit> {
+    let store = open_store(d.location.storage_location.as_deref())?;
+    let restores = if d.names.is_empty() {
+        catalog::list_restores(&store).await?
+    } else {
+        let mut v = Vec::new();
+        for n in &d.names {
+            v.push(catalog::get_restore(&store, n).await?);
+        }
+        v
+    };
+    if d.output != Output::Table {
+        output::print_one_or_list(&restores, "RestoreList", d.names.len() == 1, &d.output)?;
+        return Ok(Exit::Ok);
+    }
+    for (i, r) in restores.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let results = catalog::restore_results(&store, &r.metadata.name).await?;
+        print!("{}", describe(r, &results, d.details));
+    }
+    Ok(Exit::Ok)
+}
+
+async fn delete(d: &DeleteArgs) -> Result<Exit> {
+    let store = open_store(d.location.storage_location.as_deref())?;
+    let targets = if d.all {
+        store.list_restores().await?
+    } else {
+        d.names.clone()
+    };
+    if targets.is_empty() {
+        bail!("name the restores to delete, or pass --all");
+    }
+    if !confirm(
+        &format!("delete {}", counted("restore", &targets)),
+        "Restored objects stay in the cluster.",
+        d.confirm.confirm,
+    )? {
+        return Ok(Exit::Ok);
+    }
+    for n in &targets {
+        catalog::get_restore(&store, n).await?;
+        store.delete_restore(n).await?;
+        println!("Restore \"{n}\" deleted.");
+    }
+    Ok(Exit::Ok)
+}
+
+/// `restore get` / `get restores`.
+pub async fn get(g: &RestoreGet) -> Result<Exit> {
+    let store = open_store(g.location.storage_location.as_deref())?;
     let mut restores = catalog::list_restores(&store).await?;
     if !g.names.is_empty() {
         for n in &g.names {
@@ -487,5 +572,5 @@ pub async fn restore_get(g: &RestoreGet) -> Result<u8> {
     } else {
         output::print_one_or_list(&restores, "RestoreList", g.names.len() == 1, &g.output)?;
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

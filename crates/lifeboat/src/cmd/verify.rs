@@ -1,15 +1,53 @@
 //! `backup verify`.
 
 use anyhow::{Result, anyhow, bail};
+use clap::Args;
 use lifeboat_engine::catalog;
 use lifeboat_engine::verify::{VerifyOptions, verify};
 use lifeboat_types::GoDuration;
 use lifeboat_types::rules::backups::{FINISHED, newest};
 
-use crate::cli::{BackupVerify, Cli, Output};
-use crate::{connect, open_store, output};
+use crate::cli::{Cli, LocationArg, Output};
+use crate::common::{connect, cronjob_api_version, open_store};
+use crate::exit::Exit;
+use crate::output;
 
-pub(crate) async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<u8> {
+/// `backup verify` flags.
+#[derive(Args, Debug)]
+pub struct BackupVerify {
+    /// The backup (or --latest).
+    #[arg(required_unless_present = "latest")]
+    pub name: Option<String>,
+    /// The newest backup (of --schedule when given).
+    #[arg(long, conflicts_with = "name")]
+    pub latest: bool,
+    /// With --latest: only backups of this schedule.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Fail when the backup completed longer ago (e.g. 26h).
+    #[arg(long)]
+    pub max_age: Option<String>,
+    /// Also restore it into <ns>-verify-<id> namespaces, check, and delete them.
+    #[arg(long)]
+    pub test_restore: bool,
+    /// Output format: table or json.
+    #[arg(short = 'o', long, default_value = "table")]
+    pub output: Output,
+    /// Print a CronJob that runs this verification instead of running it.
+    #[arg(long)]
+    pub print_cronjob: bool,
+    /// CronJob schedule (with --print-cronjob).
+    #[arg(long, default_value = "0 6 * * *")]
+    pub cron: String,
+    /// lifeboat's container image (with --print-cronjob).
+    #[arg(long, default_value = "lifeboat:latest")]
+    pub image: String,
+    #[command(flatten)]
+    pub location: LocationArg,
+}
+
+/// `backup verify`: exit 0 when every check passed, 1 otherwise.
+pub async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<Exit> {
     let max_age = v
         .max_age
         .as_deref()
@@ -36,7 +74,7 @@ pub(crate) async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<u8> {
         if let Some(l) = &v.location.storage_location {
             args.extend(["--storage-location".into(), l.clone()]);
         }
-        let api = crate::cronjob_api_version(cli)
+        let api = cronjob_api_version(cli)
             .await
             .unwrap_or_else(|_| "batch/v1".into());
         let job = lifeboat_types::manifests::install::verify_cronjob(
@@ -47,7 +85,7 @@ pub(crate) async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<u8> {
             &args,
         );
         print!("{}", serde_yaml_ng::to_string(&job)?);
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let store = open_store(v.location.storage_location.as_deref())?;
     let name = match &v.name {
@@ -105,5 +143,5 @@ pub(crate) async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<u8> {
             }
         );
     }
-    Ok(if report.ok { 0 } else { 1 })
+    Ok(Exit::of_check(report.ok))
 }

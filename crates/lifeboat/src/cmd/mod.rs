@@ -1,0 +1,12 @@
+//! One module per verb group: each holds its subcommands' flags (named `Args` structs)
+//! and their handlers, which return an [`Exit`](crate::exit::Exit).
+
+pub mod apply;
+pub mod backup;
+pub mod completion;
+pub mod etcd;
+pub mod location;
+pub mod restore;
+pub mod schedule;
+pub mod server;
+pub mod verify;

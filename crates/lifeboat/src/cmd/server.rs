@@ -1,0 +1,273 @@
+//! `install`, `uninstall` and `server` (the in-cluster mode).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use lifeboat_server::{self as server, ServerOptions};
+use lifeboat_types::GoDuration;
+use lifeboat_types::manifests::install::{InstallOptions, LocationOptions, manifests};
+use serde_json::json;
+
+use crate::cli::{Cli, Output};
+use crate::common::{connect, kube_config, parse_kv};
+use crate::confirm::confirm;
+use crate::exit::Exit;
+
+/// `install` flags (Velero's names).
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// lifeboat's container image.
+    #[arg(long, default_value = "lifeboat:latest")]
+    pub image: String,
+    /// Server replicas (one is active at a time; the others wait on a Lease).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: u32,
+    /// Bind only the read role: the server can back up but not restore.
+    #[arg(long)]
+    pub backup_only: bool,
+    /// Do not bind the exec-hooks role (pods/exec): backup and restore exec hooks are then
+    /// refused by the API server.
+    #[arg(long)]
+    pub no_exec_hooks: bool,
+    /// Provider of a default storage location to create (aws, gcp, azure, alibabacloud, file).
+    #[arg(long, requires = "bucket")]
+    pub provider: Option<String>,
+    /// Its bucket.
+    #[arg(long, requires = "provider")]
+    pub bucket: Option<String>,
+    /// Its prefix.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Its provider config: key=value,...
+    #[arg(long, value_delimiter = ',')]
+    pub backup_location_config: Vec<String>,
+    /// A credentials file, stored as Secret cloud-credentials (key cloud).
+    #[arg(long)]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Port of /metrics, /healthz and /readyz.
+    #[arg(long, default_value_t = 8085)]
+    pub metrics_port: u16,
+    /// Print the objects instead of applying them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format with --dry-run: yaml or json.
+    #[arg(short = 'o', long, default_value = "yaml")]
+    pub output: Output,
+}
+
+/// `uninstall` flags.
+#[derive(Args, Debug)]
+pub struct UninstallArgs {
+    /// Do not ask for confirmation.
+    #[arg(long, visible_alias = "force")]
+    pub confirm: bool,
+}
+
+/// `server` flags.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Where /metrics, /healthz and /readyz listen.
+    #[arg(long, default_value = "127.0.0.1:8085")]
+    pub metrics_address: String,
+    /// Backups run at the same time (the others wait, phase New).
+    #[arg(long, default_value_t = 1)]
+    pub concurrent_backups: usize,
+    /// Restores run at the same time (each creates its objects in parallel already).
+    #[arg(long, default_value_t = 1)]
+    pub concurrent_restores: usize,
+    /// This replica's identity in the leader Lease (default: POD_NAME, else host-pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How often a storage location is validated when its validationFrequency is unset
+    /// (0s: never).
+    #[arg(
+        long = "store-validation-frequency",
+        visible_alias = "default-validation-frequency",
+        default_value = "1m"
+    )]
+    pub default_validation_frequency: String,
+    /// How often backups found in a storage location are synced into Backup objects when
+    /// its backupSyncPeriod is unset (0s: never).
+    #[arg(long, default_value = "1m")]
+    pub backup_sync_period: String,
+    /// How often expired backups are looked for.
+    #[arg(long, default_value = "1m")]
+    pub garbage_collection_frequency: String,
+    /// Metric names: `velero` keeps Velero's exact names (its dashboards and alerts work);
+    /// `promlint` renames the four Velero names that fail `promtool check metrics`
+    /// (velero_backup_total, velero_restore_total, velero_backup_items_total,
+    /// velero_backup_location_status_gauge → velero_backups, velero_restores,
+    /// velero_backup_items, velero_backup_location_status).
+    #[arg(long, value_enum, default_value = "velero")]
+    pub metric_names: MetricNamesArg,
+}
+
+/// `--metric-names`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricNamesArg {
+    /// Velero's names.
+    Velero,
+    /// Names that pass promtool's lint.
+    Promlint,
+}
+
+/// `install`.
+pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
+    let location = match (&a.provider, &a.bucket) {
+        (Some(provider), Some(bucket)) => Some(LocationOptions {
+            provider: provider.clone(),
+            bucket: bucket.clone(),
+            prefix: a.prefix.clone(),
+            config: parse_kv(&a.backup_location_config, "backup-location-config")?,
+            credentials: a
+                .secret_file
+                .as_ref()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read --secret-file {}", p.display()))
+                })
+                .transpose()?,
+        }),
+        _ => None,
+    };
+    let opts = InstallOptions {
+        namespace: cli.namespace.clone(),
+        image: a.image.clone(),
+        replicas: a.replicas,
+        backup_only: a.backup_only,
+        no_exec_hooks: a.no_exec_hooks,
+        metrics_port: a.metrics_port,
+        location,
+    };
+    let objs = manifests(&opts);
+    if a.dry_run {
+        match a.output {
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"apiVersion": "v1", "kind": "List", "items": objs})
+                )?
+            ),
+            _ => {
+                for o in &objs {
+                    println!("---\n{}", serde_yaml_ng::to_string(o)?.trim_end());
+                }
+            }
+        }
+        return Ok(Exit::Ok);
+    }
+    let cluster = connect(cli).await?;
+    let done = lifeboat_server::install::apply(&cluster, &objs).await?;
+    for d in &done {
+        println!("{d}: applied");
+    }
+    println!(
+        "lifeboat is installed in namespace {:?}. Check the server with `kubectl -n {} logs deploy/lifeboat`.",
+        cli.namespace, cli.namespace
+    );
+    Ok(Exit::Ok)
+}
+
+/// `uninstall`: what install created goes; stored backups stay.
+pub async fn uninstall(cli: &Cli, a: &UninstallArgs) -> Result<Exit> {
+    if !confirm(
+        &format!(
+            "uninstall lifeboat from namespace {:?} (its CRDs and every Backup/Restore/Schedule object)",
+            cli.namespace
+        ),
+        "Stored backups stay.",
+        a.confirm,
+    )? {
+        return Ok(Exit::Ok);
+    }
+    let cluster = connect(cli).await?;
+    // The objects install would create, with every optional part, so all are found.
+    let objs = manifests(&InstallOptions {
+        namespace: cli.namespace.clone(),
+        location: Some(LocationOptions {
+            provider: String::new(),
+            bucket: String::new(),
+            prefix: String::new(),
+            config: Default::default(),
+            credentials: Some(String::new()),
+        }),
+        ..Default::default()
+    });
+    // Custom resources hold finalizers that only the server removes: drop them first so
+    // that deleting the CRDs does not hang (stored data stays).
+    lifeboat_engine::objects::release_backup_finalizers(&cluster).await;
+    let done = lifeboat_server::install::delete(&cluster, &objs).await?;
+    for d in &done {
+        println!("{d}: deleted");
+    }
+    // "Uninstalled" means gone: a new install must not meet a terminating CRD.
+    lifeboat_engine::objects::wait_crds_gone(&cluster).await;
+    println!(
+        "lifeboat is uninstalled from namespace {:?}; stored backups were not touched.",
+        cli.namespace
+    );
+    Ok(Exit::Ok)
+}
+
+/// `server`: runs until SIGTERM or ctrl-c.
+pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
+    let config = kube_config(cli).await?;
+    let dur = |flag: &str, v: &str| -> Result<Duration> {
+        Ok(v.parse::<GoDuration>()
+            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?
+            .0)
+    };
+    let identity = a.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "lifeboat".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let opts = ServerOptions {
+        namespace: cli.namespace.clone(),
+        metrics_address: a.metrics_address.parse().with_context(|| {
+            format!("--metrics-address {:?} is not HOST:PORT", a.metrics_address)
+        })?,
+        concurrent_backups: a.concurrent_backups,
+        concurrent_restores: a.concurrent_restores,
+        identity,
+        validation_every: dur(
+            "store-validation-frequency",
+            &a.default_validation_frequency,
+        )?,
+        sync_every: dur("backup-sync-period", &a.backup_sync_period)?,
+        gc_every: match dur(
+            "garbage-collection-frequency",
+            &a.garbage_collection_frequency,
+        )? {
+            d if d.is_zero() => bail!(
+                "--garbage-collection-frequency must be more than 0s (expired backups are looked for that often)"
+            ),
+            d => d,
+        },
+        shutdown_grace: Duration::from_secs(20),
+        metric_names: match a.metric_names {
+            MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
+            MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,
+        },
+    };
+    let shutdown = async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    server::run(config, opts, shutdown).await?;
+    Ok(Exit::Ok)
+}
