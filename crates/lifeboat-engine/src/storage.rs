@@ -580,7 +580,11 @@ impl Store {
         };
         let closed = match failed {
             Some(e) => Err(e),
-            None => w.close().await.map(|_| ()).map_err(|e| self.upload_error(path, e)),
+            None => w
+                .close()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.upload_error(path, e)),
         };
         if let Err(e) = closed {
             // Best effort: the error to report is the upload's.

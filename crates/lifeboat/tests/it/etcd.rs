@@ -502,10 +502,14 @@ fn stored_snapshots_list_and_prune() {
         "{dry}"
     );
     assert!(env.storage().join("metadata/etcd/e-1.db").exists());
-    env.ok(&["etcd", "snapshot", "prune", "--keep", "2"]);
+    // Off a terminal, a prune that deletes needs --confirm.
+    let err = env.fails(&["etcd", "snapshot", "prune", "--keep", "2"]);
+    assert!(err.contains("pass --confirm"), "{err}");
+    assert!(env.storage().join("metadata/etcd/e-1.db").exists());
+    env.ok(&["etcd", "snapshot", "prune", "--keep", "2", "--confirm"]);
     assert!(!env.storage().join("metadata/etcd/e-1.db").exists());
     // --max-age 0 deletes all but the newest, which is always kept.
-    env.ok(&["etcd", "snapshot", "prune", "--max-age", "0s"]);
+    env.ok(&["etcd", "snapshot", "prune", "--max-age", "0s", "--confirm"]);
     assert_eq!(
         files_below(&env.storage().join("metadata/etcd")),
         ["e-3.db"]
