@@ -2,8 +2,8 @@
 //!
 //! Flow: the backup's tarball is streamed from the location and extracted into a private
 //! temporary directory, validated entry by entry (nothing touches the cluster until the
-//! whole archive has passed); items are indexed and planned (pure decisions from
-//! `lifeboat_types::plan::restore`); then phases run in Velero's priority order, each phase's
+//! whole archive has passed); items are indexed and planned (a pure function,
+//! `lifeboat_types::plan::restore_plan::plan`); then phases run in Velero's priority order, each phase's
 //! objects created concurrently with bounded parallelism. CRDs are waited for until
 //! Established, namespaces until Active, before what depends on them.
 //!
@@ -14,7 +14,7 @@
 //! - `--dry-run` creates and changes nothing in the cluster and writes nothing to the
 //!   location.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,9 +30,9 @@ use lifeboat_types::format::layout::{PREFERRED_VERSION_SUFFIX, RestorePaths};
 use lifeboat_types::format::resource_list::ResourceList;
 use lifeboat_types::plan::backup::{ApiResource, PlanError};
 use lifeboat_types::plan::restore::{
-    BACKUP_NAME_LABEL, Decision, RESTORE_NAME_LABEL, RestoreFilter, SanitizeOptions, SkipReason,
-    controller_uid, is_service_account_token, phase_of, sanitize,
+    BACKUP_NAME_LABEL, RESTORE_NAME_LABEL, RestoreFilter, SanitizeOptions, sanitize,
 };
+use lifeboat_types::plan::restore_plan::{self, Step, Wait};
 use serde_json::Value;
 
 use crate::archive::gzip;
@@ -331,17 +331,6 @@ fn sorted_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-fn labels_of(obj: &Value) -> BTreeMap<String, String> {
-    obj.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The resource to address for an object of `api_version` and group-resource `gr`.
 fn target_resource(gr: &str, api_version: &str, kind: &str, namespaced: bool) -> ApiResource {
     let (group, version) = match api_version.split_once('/') {
@@ -412,7 +401,6 @@ pub fn yaml_diff(live: &Value, wanted: &Value, title: &str) -> String {
 struct Planned {
     file: ItemFile,
     target_ns: Option<String>,
-    phase: usize,
 }
 
 struct Exec<'a> {
@@ -761,52 +749,24 @@ pub async fn run_restore(
         source,
     })?;
 
-    // Plan: decide every item; controllers restored take their children with them.
+    // Plan (pure): what each item is, then which are restored, in which phase.
     let start = Time::now();
-    let mut planned = Vec::new();
-    let mut uids = BTreeSet::new();
-    let mut owners: Vec<Option<String>> = Vec::new();
-    let mut skipped: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for f in files {
+    let mut index = Vec::with_capacity(files.len());
+    for f in &files {
         let text = std::fs::read(&f.path).map_err(|source| RestoreError::Io {
             restore: name.clone(),
             source,
         })?;
         let obj: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-        if is_service_account_token(&f.gr, &obj) {
-            *skipped.entry("service account tokens").or_default() += 1;
-            continue;
-        }
-        match filter.decide(&f.gr, f.namespace.as_deref(), &f.name, &labels_of(&obj)) {
-            Decision::Restore { namespace } => {
-                if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) {
-                    uids.insert(uid.to_owned());
-                }
-                owners.push(controller_uid(&obj).map(str::to_owned));
-                planned.push(Planned {
-                    phase: phase_of(&f.gr),
-                    target_ns: namespace,
-                    file: f,
-                });
-            }
-            Decision::Skip(SkipReason::NeverRestored) => {
-                *skipped.entry("never restored").or_default() += 1
-            }
-            Decision::Skip(_) => *skipped.entry("filtered out").or_default() += 1,
-        }
+        index.push(restore_plan::Item::new(
+            &f.gr,
+            f.namespace.as_deref(),
+            &f.name,
+            &obj,
+        ));
     }
-    let mut keep = Vec::with_capacity(planned.len());
-    for (p, owner) in planned.into_iter().zip(owners) {
-        if owner.is_some_and(|o| uids.contains(&o)) {
-            *skipped.entry("owned by a restored controller").or_default() += 1;
-        } else {
-            keep.push(p);
-        }
-    }
-    let planned = keep;
-    progress
-        .total
-        .store(planned.len() as u64, Ordering::Relaxed);
+    let plan = restore_plan::plan(&index, &filter);
+    progress.total.store(plan.len() as u64, Ordering::Relaxed);
 
     let hooks =
         lifeboat_types::plan::restore_hooks::parse(spec.hooks.as_ref()).map_err(|reason| {
@@ -846,43 +806,30 @@ pub async fn run_restore(
             "Restoring backup {} (format {}): {} objects planned, skipped: {:?}",
             spec.backup_name,
             extracted.version,
-            planned.len(),
-            skipped
+            plan.len(),
+            plan.skipped
         ),
         &[],
     );
 
-    // Namespaces that objects land in but that the backup does not restore.
-    let ns_restored: BTreeSet<String> = planned
-        .iter()
-        .filter(|p| p.file.gr == "namespaces")
-        .map(|p| {
-            spec.namespace_mapping
-                .get(&p.file.name)
-                .cloned()
-                .unwrap_or_else(|| p.file.name.clone())
-        })
-        .collect();
-    let needed: BTreeSet<String> = planned
-        .iter()
-        .filter_map(|p| p.target_ns.clone())
-        .filter(|n| !ns_restored.contains(n))
-        .collect();
-
-    let mut by_phase: BTreeMap<usize, Vec<Planned>> = BTreeMap::new();
-    for p in planned {
-        by_phase.entry(p.phase).or_default().push(p);
-    }
-    let ns_phase = phase_of("namespaces");
     let mut items = Vec::new();
-    let mut ns_done = false;
-    for (phase, group) in by_phase {
-        if phase >= ns_phase && !ns_done {
-            ns_done = true;
-            if !opts.dry_run {
-                ensure_namespaces(&exec, &needed).await;
+    for step in plan.steps {
+        let (planned, wait) = match step {
+            Step::EnsureNamespaces(needed) => {
+                if !opts.dry_run {
+                    ensure_namespaces(&exec, &needed).await;
+                }
+                continue;
             }
-        }
+            Step::Phase { items, wait, .. } => (items, wait),
+        };
+        let group: Vec<Planned> = planned
+            .into_iter()
+            .map(|p| Planned {
+                file: files[p.index].clone(),
+                target_ns: p.namespace,
+            })
+            .collect();
         // Unordered, so that one slow create does not hold back the window; reports are put
         // back in plan order afterwards.
         // Boxed futures in a Vec: without the closure in the stream's type, the whole
@@ -902,22 +849,20 @@ pub async fn run_restore(
         indexed.sort_by_key(|(i, _)| *i);
         let reports: Vec<ItemReport> = indexed.into_iter().map(|(_, r)| r).collect();
         if !opts.dry_run {
-            if phase == phase_of("customresourcedefinitions") {
-                wait_crds(&exec, &reports).await;
-            }
-            if phase == ns_phase {
-                let names: BTreeSet<String> = reports
-                    .iter()
-                    .filter(|r| matches!(r.outcome, Outcome::Created))
-                    .map(|r| r.name.clone())
-                    .collect();
-                wait_namespaces_active(&exec, &names).await;
+            match wait {
+                Some(Wait::CrdsEstablished) => wait_crds(&exec, &reports).await,
+                Some(Wait::NamespacesActive) => {
+                    let names: BTreeSet<String> = reports
+                        .iter()
+                        .filter(|r| matches!(r.outcome, Outcome::Created))
+                        .map(|r| r.name.clone())
+                        .collect();
+                    wait_namespaces_active(&exec, &names).await;
+                }
+                None => {}
             }
         }
         items.extend(reports);
-    }
-    if !ns_done && !opts.dry_run {
-        ensure_namespaces(&exec, &needed).await;
     }
 
     // Exec hooks of the created pods, once everything is restored (Velero runs them as

@@ -4,3 +4,4 @@ pub mod backup;
 pub mod backup_hooks;
 pub mod restore;
 pub mod restore_hooks;
+pub mod restore_plan;

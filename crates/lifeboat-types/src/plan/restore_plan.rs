@@ -1,0 +1,445 @@
+//! A restore's plan, pure: from the items of an extracted backup (as plain data) and the
+//! Restore's filters to what is created, in which phase (Velero's priority order), which
+//! items are left out and why, and which namespaces must be created first.
+//!
+//! The engine reads the archive and does what the plan says; every decision is here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::plan::restore::{
+    Decision, RestoreFilter, SkipReason, controller_uid, is_service_account_token, phase_of,
+};
+
+/// What the plan reads of one backed-up item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Item {
+    /// Its group-resource (`deployments.apps`).
+    pub gr: String,
+    /// Its namespace in the backup (`None` for cluster-scoped items).
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its uid.
+    pub uid: Option<String>,
+    /// The uid of the controller owning it.
+    pub controller: Option<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// A Secret holding a ServiceAccount token (the cluster makes a new one).
+    pub service_account_token: bool,
+}
+
+impl Item {
+    /// The item `gr` `namespace`/`name` of the backup, whose stored object is `obj`
+    /// (`Value::Null` when it does not parse).
+    pub fn new(gr: &str, namespace: Option<&str>, name: &str, obj: &Value) -> Self {
+        Item {
+            gr: gr.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+            uid: obj
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            controller: controller_uid(obj).map(str::to_owned),
+            labels: obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            service_account_token: is_service_account_token(gr, obj),
+        }
+    }
+}
+
+/// One item to restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    /// Its index in the items given to [`plan`].
+    pub index: usize,
+    /// The namespace it is created in (mapped; `None` for cluster-scoped).
+    pub namespace: Option<String>,
+}
+
+/// What a phase waits for once its objects are created (not in a dry run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Wait {
+    /// The CRDs it created or updated are Established (and discovery serves them).
+    CrdsEstablished,
+    /// The namespaces it created are Active.
+    NamespacesActive,
+}
+
+/// One step of a restore, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Step {
+    /// Create (and wait Active for) the namespaces objects land in that the backup does not
+    /// restore — before the namespaces' phase, so that they exist before what is in them
+    /// (not in a dry run).
+    EnsureNamespaces(BTreeSet<String>),
+    /// Create these objects, concurrently.
+    Phase {
+        /// The priority ([`phase_of`]).
+        priority: usize,
+        /// The objects, in backup order.
+        items: Vec<Planned>,
+        /// What to wait for afterwards.
+        wait: Option<Wait>,
+    },
+}
+
+/// A restore's plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestorePlan {
+    /// What to do, in order.
+    pub steps: Vec<Step>,
+    /// How many items are left out, by reason (as the restore's log names them).
+    pub skipped: BTreeMap<&'static str, u64>,
+}
+
+impl RestorePlan {
+    /// The number of objects to restore.
+    pub fn len(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Phase { items, .. } => items.len(),
+                Step::EnsureNamespaces(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Whether nothing is restored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How a skip reason is counted in the restore's log.
+fn skip_label(reason: &SkipReason) -> &'static str {
+    match reason {
+        SkipReason::NeverRestored => "never restored",
+        SkipReason::Filtered => "filtered out",
+        SkipReason::OwnedByRestoredController => "owned by a restored controller",
+        SkipReason::ServiceAccountToken => "service account tokens",
+    }
+}
+
+/// Plans the restore of `items` (in backup order) through `filter`: ServiceAccount tokens
+/// and what the filters leave out are skipped; an item whose controller is restored too is
+/// left to that controller to create; the rest goes into phases by priority.
+pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
+    let mut skipped: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut skip = |reason: SkipReason| *skipped.entry(skip_label(&reason)).or_default() += 1;
+    let mut chosen = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        if item.service_account_token {
+            skip(SkipReason::ServiceAccountToken);
+            continue;
+        }
+        match filter.decide(
+            &item.gr,
+            item.namespace.as_deref(),
+            &item.name,
+            &item.labels,
+        ) {
+            Decision::Restore { namespace } => chosen.push(Planned { index, namespace }),
+            Decision::Skip(reason) => skip(reason),
+        }
+    }
+    // Controllers restored take their children with them (the children are created again
+    // by the controllers, with new uids).
+    let restored_uids: BTreeSet<&str> = chosen
+        .iter()
+        .filter_map(|p| items[p.index].uid.as_deref())
+        .collect();
+    let mut by_phase: BTreeMap<usize, Vec<Planned>> = BTreeMap::new();
+    for p in chosen {
+        let item = &items[p.index];
+        if item
+            .controller
+            .as_deref()
+            .is_some_and(|c| restored_uids.contains(c))
+        {
+            skip(SkipReason::OwnedByRestoredController);
+        } else {
+            by_phase.entry(phase_of(&item.gr)).or_default().push(p);
+        }
+    }
+
+    // Namespaces that objects land in but that the backup does not restore.
+    let ns_phase = phase_of("namespaces");
+    let restored_namespaces: BTreeSet<&str> = by_phase
+        .get(&ns_phase)
+        .into_iter()
+        .flatten()
+        .filter(|p| items[p.index].gr == "namespaces")
+        .map(|p| filter.map_namespace(&items[p.index].name))
+        .collect();
+    let needed: BTreeSet<String> = by_phase
+        .values()
+        .flatten()
+        .filter_map(|p| p.namespace.as_deref())
+        .filter(|n| !restored_namespaces.contains(n))
+        .map(str::to_owned)
+        .collect();
+
+    let crd_phase = phase_of("customresourcedefinitions");
+    let mut steps = Vec::new();
+    let mut namespaces_ensured = false;
+    for (priority, items) in by_phase {
+        if priority >= ns_phase && !namespaces_ensured {
+            namespaces_ensured = true;
+            steps.push(Step::EnsureNamespaces(needed.clone()));
+        }
+        let wait = if priority == crd_phase {
+            Some(Wait::CrdsEstablished)
+        } else if priority == ns_phase {
+            Some(Wait::NamespacesActive)
+        } else {
+            None
+        };
+        steps.push(Step::Phase {
+            priority,
+            items,
+            wait,
+        });
+    }
+    if !namespaces_ensured {
+        steps.push(Step::EnsureNamespaces(needed));
+    }
+    RestorePlan { steps, skipped }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::velero::RestoreSpec;
+    use rstest::rstest;
+    use serde_json::json;
+
+    /// A backed-up object of `gr` `ns`/`name`; `owner` is its controller's uid, `uid` its own.
+    fn item(gr: &str, ns: Option<&str>, name: &str, uid: &str, owner: Option<&str>) -> Item {
+        let mut obj = json!({"metadata": {"name": name, "uid": uid, "labels": {"app": "web"}}});
+        if let Some(o) = owner {
+            obj["metadata"]["ownerReferences"] = json!([{"uid": o, "controller": true}]);
+        }
+        Item::new(gr, ns, name, &obj)
+    }
+
+    fn ns_item(name: &str) -> Item {
+        item("namespaces", None, name, &format!("ns-{name}"), None)
+    }
+
+    /// `gr ns/name -> target` for each planned object, `ensure [..]` for namespaces made first.
+    fn show(items: &[Item], plan: &RestorePlan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| match s {
+                Step::EnsureNamespaces(n) => format!("ensure namespaces {n:?}"),
+                Step::Phase {
+                    priority,
+                    items: planned,
+                    wait,
+                } => {
+                    let objs: Vec<String> = planned
+                        .iter()
+                        .map(|p| {
+                            let i = &items[p.index];
+                            let from = i
+                                .namespace
+                                .as_deref()
+                                .map(|n| format!("{n}/"))
+                                .unwrap_or_default();
+                            let to = p
+                                .namespace
+                                .as_deref()
+                                .map(|n| format!(" -> {n}"))
+                                .unwrap_or_default();
+                            format!("{} {from}{}{to}", i.gr, i.name)
+                        })
+                        .collect();
+                    format!("phase {priority}: {objs:?}, then {wait:?}")
+                }
+            })
+            .collect()
+    }
+
+    fn plan_of(items: &[Item], spec: RestoreSpec) -> RestorePlan {
+        plan(items, &RestoreFilter::new(&spec).unwrap())
+    }
+
+    #[test]
+    fn item_reads_what_the_plan_needs() {
+        let obj = json!({"type": "kubernetes.io/service-account-token", "metadata": {
+            "uid": "u1", "labels": {"a": "b", "n": 1},
+            "ownerReferences": [{"uid": "x", "controller": false}, {"uid": "rs1", "controller": true}]}});
+        let i = Item::new("secrets", Some("app"), "tok", &obj);
+        assert_eq!(i.uid.as_deref(), Some("u1"));
+        assert_eq!(i.controller.as_deref(), Some("rs1"));
+        assert_eq!(i.labels, [("a".to_string(), "b".to_string())].into());
+        assert!(i.service_account_token);
+        let unparsable = Item::new("configmaps", Some("app"), "c", &Value::Null);
+        assert_eq!((unparsable.uid, unparsable.controller), (None, None));
+        assert!(!unparsable.service_account_token);
+    }
+
+    #[test]
+    fn a_whole_backup_in_velero_order() {
+        let items = vec![
+            item("configmaps", Some("app"), "cfg", "c1", None),
+            item(
+                "customresourcedefinitions.apiextensions.k8s.io",
+                None,
+                "widgets.example.com",
+                "crd1",
+                None,
+            ),
+            item("deployments.apps", Some("app"), "web", "d1", None),
+            item("events", Some("app"), "web.1", "e1", None),
+            ns_item("app"),
+            item("pods", Some("app"), "web-1-a", "p1", Some("rs1")),
+            item("pods", Some("other"), "solo", "p2", None),
+            item("replicasets.apps", Some("app"), "web-1", "rs1", Some("d1")),
+            Item::new(
+                "secrets",
+                Some("app"),
+                "default-token",
+                &json!({"type": "kubernetes.io/service-account-token"}),
+            ),
+            item("widgets.example.com", Some("app"), "w", "w1", None),
+        ];
+        let spec = RestoreSpec {
+            namespace_mapping: [("other".to_string(), "other-restored".to_string())].into(),
+            ..Default::default()
+        };
+        let plan = plan_of(&items, spec);
+        assert_eq!(plan.len(), 6);
+        let text = format!(
+            "{}\nskipped: {:?}",
+            show(&items, &plan).join("\n"),
+            plan.skipped
+        );
+        insta::assert_snapshot!(text, @r#"
+        phase 0: ["customresourcedefinitions.apiextensions.k8s.io widgets.example.com"], then Some(CrdsEstablished)
+        ensure namespaces {"other-restored"}
+        phase 1: ["namespaces app"], then Some(NamespacesActive)
+        phase 15: ["configmaps app/cfg -> app"], then None
+        phase 18: ["pods other/solo -> other-restored"], then None
+        phase 23: ["deployments.apps app/web -> app", "widgets.example.com app/w -> app"], then None
+        skipped: {"never restored": 1, "owned by a restored controller": 2, "service account tokens": 1}
+        "#);
+    }
+
+    #[rstest]
+    // A child of a restored controller is left to it; the controller's own controller
+    // (here a Deployment) takes the ReplicaSet too.
+    #[case::children_of_restored_controllers(
+        vec![item("replicasets.apps", Some("a"), "rs", "rs1", Some("d1")), item("deployments.apps", Some("a"), "d", "d1", None), item("pods", Some("a"), "p", "p1", Some("rs1"))],
+        RestoreSpec::default(),
+        &["deployments.apps a/d"],
+        &[("owned by a restored controller", 2)],
+    )]
+    // A controller that is filtered out does not take its children.
+    #[case::children_of_filtered_controllers(
+        vec![item("replicasets.apps", Some("a"), "rs", "rs1", None), item("pods", Some("a"), "p", "p1", Some("rs1"))],
+        RestoreSpec { excluded_resources: vec!["replicasets".into()], ..Default::default() },
+        &["pods a/p"],
+        &[("filtered out", 1)],
+    )]
+    #[case::service_account_tokens(
+        vec![Item::new("secrets", Some("a"), "t", &json!({"type": "kubernetes.io/service-account-token"})), item("secrets", Some("a"), "s", "s1", None)],
+        RestoreSpec::default(),
+        &["secrets a/s"],
+        &[("service account tokens", 1)],
+    )]
+    #[case::never_restored(
+        vec![item("nodes", None, "n1", "n1", None), item("events", Some("a"), "e", "e1", None)],
+        RestoreSpec::default(),
+        &[],
+        &[("never restored", 2)],
+    )]
+    #[case::namespace_filters(
+        vec![item("configmaps", Some("a"), "c", "c1", None), item("configmaps", Some("b"), "c", "c2", None)],
+        RestoreSpec { included_namespaces: vec!["b".into()], ..Default::default() },
+        &["configmaps b/c"],
+        &[("filtered out", 1)],
+    )]
+    fn what_is_restored(
+        #[case] items: Vec<Item>,
+        #[case] spec: RestoreSpec,
+        #[case] restored: &[&str],
+        #[case] skipped: &[(&'static str, u64)],
+    ) {
+        let plan = plan_of(&items, spec);
+        let got: Vec<String> = plan
+            .steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Phase { items: p, .. } => p.clone(),
+                Step::EnsureNamespaces(_) => vec![],
+            })
+            .map(|p| {
+                let i = &items[p.index];
+                format!(
+                    "{} {}/{}",
+                    i.gr,
+                    i.namespace.as_deref().unwrap_or_default(),
+                    i.name
+                )
+            })
+            .collect();
+        assert_eq!(got, restored);
+        assert_eq!(plan.skipped, skipped.iter().copied().collect());
+    }
+
+    #[rstest]
+    // Namespaces the backup restores are created in their phase, not beforehand.
+    #[case::restored_by_the_backup(vec![ns_item("a"), item("configmaps", Some("a"), "c", "c1", None)], RestoreSpec::default(), &[])]
+    #[case::not_in_the_backup(vec![item("configmaps", Some("a"), "c", "c1", None)], RestoreSpec::default(), &["a"])]
+    // Mapped: the target namespace is what must exist.
+    #[case::mapped_and_restored(vec![ns_item("a"), item("configmaps", Some("a"), "c", "c1", None)], RestoreSpec { namespace_mapping: [("a".to_string(), "z".to_string())].into(), ..Default::default() }, &[])]
+    #[case::mapped_not_in_the_backup(vec![item("configmaps", Some("a"), "c", "c1", None)], RestoreSpec { namespace_mapping: [("a".to_string(), "z".to_string())].into(), ..Default::default() }, &["z"])]
+    // The namespace object filtered out (by resource), its objects kept: it is created.
+    #[case::namespace_object_filtered(vec![ns_item("a"), item("configmaps", Some("a"), "c", "c1", None)], RestoreSpec { excluded_resources: vec!["namespaces".into()], ..Default::default() }, &["a"])]
+    #[case::cluster_scoped_only(vec![item("clusterroles.rbac.authorization.k8s.io", None, "r", "r1", None)], RestoreSpec::default(), &[])]
+    fn namespaces_created_first(
+        #[case] items: Vec<Item>,
+        #[case] spec: RestoreSpec,
+        #[case] needed: &[&str],
+    ) {
+        let plan = plan_of(&items, spec);
+        let ensured: Vec<&BTreeSet<String>> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::EnsureNamespaces(n) => Some(n),
+                Step::Phase { .. } => None,
+            })
+            .collect();
+        let want: BTreeSet<String> = needed.iter().map(|s| s.to_string()).collect();
+        assert_eq!(ensured, [&want], "exactly one step makes the namespaces");
+    }
+
+    #[rstest]
+    // Before the namespaces' phase (after the CRDs'), so that objects find them.
+    #[case::after_crds(vec![item("customresourcedefinitions.apiextensions.k8s.io", None, "w", "crd", None), item("configmaps", Some("a"), "c", "c1", None)], 1)]
+    #[case::first(vec![item("configmaps", Some("a"), "c", "c1", None)], 0)]
+    // With nothing at or after the namespaces' phase, at the end.
+    #[case::last(vec![item("customresourcedefinitions.apiextensions.k8s.io", None, "w", "crd", None)], 1)]
+    fn namespaces_step_position(#[case] items: Vec<Item>, #[case] at: usize) {
+        let plan = plan_of(&items, RestoreSpec::default());
+        assert!(
+            matches!(plan.steps[at], Step::EnsureNamespaces(_)),
+            "{:?}",
+            plan.steps
+        );
+    }
+}
