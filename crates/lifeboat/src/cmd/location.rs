@@ -280,3 +280,71 @@ fn set(s: &LocationSet) -> Result<Exit> {
     println!("Backup storage location \"{}\" updated.", s.name);
     Ok(Exit::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use lifeboat_types::api::velero::AccessMode;
+
+    fn create(args: &[&str]) -> LocationCreate {
+        let mut argv = vec!["lifeboat", "location", "create"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Location(LocationCmd::Create(c)) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_the_location() {
+        let l = location_from_flags(&create(&[
+            "s3",
+            "--provider",
+            "aws",
+            "--bucket",
+            "velero",
+            "--prefix",
+            "cluster-a",
+            "--config",
+            "region=us-east-1,s3ForcePathStyle=true",
+            "--access-mode",
+            "ReadOnly",
+            "--default",
+            "--labels",
+            "env=prod",
+        ]))
+        .unwrap();
+        assert_eq!(l.metadata.name, "s3");
+        assert_eq!(l.spec.provider, "aws");
+        assert_eq!(l.spec.object_storage.bucket, "velero");
+        assert_eq!(l.spec.object_storage.prefix, "cluster-a");
+        assert_eq!(l.spec.config["region"], "us-east-1");
+        assert_eq!(l.spec.config["s3ForcePathStyle"], "true");
+        assert_eq!(l.spec.access_mode, Some(AccessMode::ReadOnly));
+        assert!(l.spec.default);
+        assert_eq!(l.metadata.labels["env"], "prod");
+        assert!(l.spec.credential.is_none());
+    }
+
+    #[test]
+    fn bad_flags_name_the_problem() {
+        let e = location_from_flags(&create(&["Bad_Name", "--provider", "aws", "--bucket", "b"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Bad_Name"), "{e}");
+        let e = location_from_flags(&create(&[
+            "s3",
+            "--provider",
+            "aws",
+            "--bucket",
+            "b",
+            "--config",
+            "region",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("invalid config \"region\""), "{e}");
+    }
+}

@@ -574,3 +574,96 @@ pub async fn get(g: &RestoreGet) -> Result<Exit> {
     }
     Ok(Exit::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Command, CreateCmd};
+    use clap::Parser;
+
+    fn create(args: &[&str]) -> RestoreCreate {
+        let mut argv = vec!["lifeboat", "restore", "create"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Restore(RestoreCmd::Create(c)) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_the_restore_spec() {
+        let c = create(&[
+            "r1",
+            "--from-backup",
+            "nightly",
+            "--include-namespaces",
+            "shop,web",
+            "--exclude-resources",
+            "secrets",
+            "--namespace-mappings",
+            "shop:shop-restored, web : web-2",
+            "--selector",
+            "app=web",
+            "--or-selector",
+            "tier=a or tier=b",
+            "--include-cluster-resources=false",
+            "--status-include-resources",
+            "deployments",
+            "--resource-modifier-configmap",
+            "mods",
+        ]);
+        let r = restore_from_flags(&c, "velero", "nightly").unwrap();
+        assert_eq!(r.metadata.name, "r1");
+        assert_eq!(r.metadata.namespace.as_deref(), Some("velero"));
+        let s = &r.spec;
+        assert_eq!(s.backup_name, "nightly");
+        assert_eq!(s.included_namespaces, ["shop", "web"]);
+        assert_eq!(s.excluded_resources, ["secrets"]);
+        assert_eq!(s.namespace_mapping["shop"], "shop-restored");
+        assert_eq!(s.namespace_mapping["web"], "web-2");
+        assert_eq!(
+            s.label_selector.as_ref().unwrap().match_labels["app"],
+            "web"
+        );
+        assert_eq!(s.or_label_selectors.len(), 2);
+        assert_eq!(s.include_cluster_resources, Some(false));
+        assert_eq!(
+            s.restore_status.as_ref().unwrap().included_resources,
+            ["deployments"]
+        );
+        assert_eq!(s.resource_modifier.as_ref().unwrap().name, "mods");
+    }
+
+    #[test]
+    fn unnamed_restore_is_named_after_its_backup() {
+        let r = restore_from_flags(&create(&["--from-backup", "b1"]), "velero", "b1").unwrap();
+        assert!(r.metadata.name.starts_with("b1-"), "{}", r.metadata.name);
+        assert_eq!(r.metadata.name.len(), "b1-".len() + "YYYYmmddHHMMSS".len());
+    }
+
+    #[test]
+    fn bad_flags_name_the_problem() {
+        let e = restore_from_flags(&create(&["--namespace-mappings", "shop"]), "velero", "b")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--namespace-mappings \"shop\""), "{e}");
+        let e = restore_from_flags(&create(&["Bad_Name"]), "velero", "b")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Bad_Name"), "{e}");
+        assert!(restore_from_flags(&create(&["--selector", "app in web"]), "velero", "b").is_err());
+    }
+
+    #[test]
+    fn create_restore_is_restore_create() {
+        let argv = ["lifeboat", "create", "restore", "--from-backup", "b", "-w"];
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Create(CreateCmd::Restore(c)) => {
+                assert_eq!(c.from_backup.as_deref(), Some("b"));
+                assert!(c.wait);
+                assert_eq!(c.parallelism, 32);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

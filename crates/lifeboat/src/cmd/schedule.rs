@@ -251,3 +251,64 @@ fn describe(s: &ScheduleResource) -> Result<String> {
     writeln!(o)?;
     Ok(o)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Command;
+    use clap::Parser;
+
+    fn create(args: &[&str]) -> ScheduleCreate {
+        let mut argv = vec!["lifeboat", "schedule", "create"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Schedule(ScheduleCmd::Create(c)) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_the_schedule_spec() {
+        let c = create(&[
+            "daily",
+            "--schedule=0 2 * * *",
+            "--ttl",
+            "168h",
+            "--include-namespaces",
+            "shop",
+            "--labels",
+            "team=x",
+            "--paused",
+            "--skip-immediately",
+        ]);
+        let s = spec_from_flags(&c, "velero").unwrap();
+        assert_eq!(s.schedule, "0 2 * * *");
+        assert!(s.paused);
+        assert_eq!(s.skip_immediately, Some(true));
+        assert_eq!(s.use_owner_references_in_backup, None);
+        assert_eq!(s.template.included_namespaces, ["shop"]);
+        assert_eq!(s.template.ttl.unwrap().to_string(), "168h0m0s");
+        // The backup labels go on the template, which the server copies to each backup.
+        assert_eq!(s.template.metadata.labels["team"], "x");
+    }
+
+    #[test]
+    fn a_bad_cron_expression_is_refused_before_anything_is_sent() {
+        let e = spec_from_flags(&create(&["daily", "--schedule", "0 2 * *"]), "velero")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 2 * *"), "{e}");
+    }
+
+    #[test]
+    fn delete_needs_names_or_all() {
+        assert!(Cli::try_parse_from(["lifeboat", "schedule", "delete"]).is_err());
+        let argv = ["lifeboat", "schedule", "delete", "--all", "--confirm"];
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Schedule(ScheduleCmd::Delete(d)) => {
+                assert!(d.names.all && d.confirm.confirm);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -271,3 +271,21 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
     server::run(config, opts, shutdown).await?;
     Ok(Exit::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Command;
+    use clap::Parser;
+
+    #[test]
+    fn uninstall_keeps_force_as_confirm() {
+        let parse = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Uninstall(UninstallArgs { confirm }) => confirm,
+            other => panic!("{other:?}"),
+        };
+        assert!(parse(&["lifeboat", "uninstall", "--force"]));
+        assert!(parse(&["lifeboat", "uninstall", "--confirm"]));
+        assert!(!parse(&["lifeboat", "uninstall"]));
+    }
+}
