@@ -212,7 +212,7 @@ mod tests {
         a.metadata.name = "a".into();
         a.spec.default = true;
         c.add(a.clone()).unwrap();
-        assert!(c.add(a).is_err());
+        assert!(matches!(c.add(a), Err(ConfigError::Exists(n)) if n == "a"));
         c.save().unwrap();
         let mut c2 = Config::load(&path).unwrap();
         assert_eq!(c2.default_location().metadata.name, "a");

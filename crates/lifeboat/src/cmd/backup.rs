@@ -541,11 +541,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bad_flags_are_errors() {
-        assert!(backup_from_flags(&create(&["Bad_Name"]), "velero").is_err());
-        assert!(backup_from_flags(&create(&["b", "--ttl", "3 days"]), "velero").is_err());
-        assert!(backup_from_flags(&create(&["b", "--selector", "app in web"]), "velero").is_err());
-        assert!(backup_from_flags(&create(&["b", "--labels", "novalue"]), "velero").is_err());
+    #[rstest::rstest]
+    #[case::name(&["Bad_Name"], "invalid backup name \"Bad_Name\"")]
+    #[case::ttl(&["b", "--ttl", "3 days"], "--ttl: invalid duration \"3 days\"")]
+    #[case::selector(&["b", "--selector", "app in web"], "invalid label selector \"app in web\"")]
+    #[case::label(&["b", "--labels", "novalue"], "invalid label \"novalue\": expected key=value")]
+    fn bad_flags_are_errors(#[case] args: &[&str], #[case] want: &str) {
+        let err = backup_from_flags(&create(args), "velero").unwrap_err();
+        assert!(format!("{err:#}").contains(want), "{err:#}");
     }
 }
