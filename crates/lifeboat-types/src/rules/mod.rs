@@ -1,6 +1,7 @@
 //! Decisions as pure functions, tested as tables: schedules, retention of stored
-//! snapshots, when a storage location is validated and synced.
+//! snapshots, when a storage location is validated and synced, how retries back off.
 
+pub mod backoff;
 pub mod backup_controller;
 pub mod backups;
 pub mod location;
