@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::{ArchiveWriter, ChunkSink, gzip};
 use crate::cluster::{Cluster, ClusterError, check_list_permissions, split_list};
+use crate::error::chain;
 use crate::runlog::RunLog;
 use crate::storage::{StorageError, Store};
 
@@ -52,7 +53,7 @@ pub enum BackupError {
     #[error(transparent)]
     Name(#[from] NameError),
     /// The spec cannot be planned against this cluster.
-    #[error("backup {backup:?}: {source}")]
+    #[error("backup {backup:?}")]
     Plan {
         /// The backup.
         backup: String,
@@ -61,7 +62,7 @@ pub enum BackupError {
         source: PlanError,
     },
     /// The cluster could not be read.
-    #[error("backup {backup:?}: {source}")]
+    #[error("backup {backup:?}")]
     Cluster {
         /// The backup.
         backup: String,
@@ -70,7 +71,7 @@ pub enum BackupError {
         source: ClusterError,
     },
     /// The location could not be written.
-    #[error("backup {backup:?}: {source}")]
+    #[error("backup {backup:?}")]
     Storage {
         /// The backup.
         backup: String,
@@ -80,7 +81,7 @@ pub enum BackupError {
     },
     /// A backup with this name is already stored.
     #[error(
-        "backup {backup:?} already exists in storage location {location:?}; choose another name or delete it first (lifeboat backup delete {backup})"
+        "backup {backup:?} already exists in storage location {location:?}; choose another name or delete it first"
     )]
     AlreadyExists {
         /// The backup.
@@ -89,7 +90,7 @@ pub enum BackupError {
         location: String,
     },
     /// The TTL cannot be added to the start time.
-    #[error("backup {backup:?}: {source}")]
+    #[error("backup {backup:?}")]
     Ttl {
         /// The backup.
         backup: String,
@@ -98,7 +99,7 @@ pub enum BackupError {
         source: TtlOverflow,
     },
     /// The tarball could not be produced.
-    #[error("backup {backup:?}: writing the tarball failed: {source}")]
+    #[error("backup {backup:?}: writing the tarball failed")]
     Archive {
         /// The backup.
         backup: String,
@@ -106,6 +107,22 @@ pub enum BackupError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl BackupError {
+    /// Whether trying again later can help: the cluster or the location failed for a
+    /// moment. A bad name or spec, a taken name, or a TTL that overflows stays one.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            BackupError::Cluster { source, .. } => source.is_retryable(),
+            BackupError::Storage { source, .. } => source.is_retryable(),
+            BackupError::Name(_)
+            | BackupError::Plan { .. }
+            | BackupError::AlreadyExists { .. }
+            | BackupError::Ttl { .. }
+            | BackupError::Archive { .. } => false,
+        }
+    }
 }
 
 /// Live counters of a running backup, for progress bars.
@@ -388,7 +405,9 @@ impl Run<'_> {
                         first.extend(items);
                     }
                     Ok(None) => self.warn(ns, format!("orderedResources: {gr} {key} not found")),
-                    Err(e) => self.error(ns, format!("orderedResources: {gr} {key}: {e}")),
+                    Err(e) => {
+                        self.error(ns, format!("orderedResources: {gr} {key}: {}", chain(&e)))
+                    }
                 }
             }
             if !self.send(&r, first).await {
@@ -416,7 +435,7 @@ impl Run<'_> {
                 {
                     Ok(b) => b,
                     Err(e) => {
-                        self.error(ns.as_deref(), format!("listing {gr} failed: {e}"));
+                        self.error(ns.as_deref(), format!("listing {gr} failed: {}", chain(&e)));
                         break;
                     }
                 };
@@ -516,7 +535,10 @@ impl Run<'_> {
                     self.send(&r, items).await;
                 }
                 Ok(None) => {} // a built-in group without a CRD, or a PV gone meanwhile
-                Err(e) => self.error(None, format!("{} {name}: {e}", r.group_resource())),
+                Err(e) => self.error(
+                    None,
+                    format!("{} {name}: {}", r.group_resource(), chain(&e)),
+                ),
             }
         }
     }
@@ -661,7 +683,10 @@ pub async fn run_backup(
                 planned
             }
             Err(e) => {
-                run.error(None, format!("cannot list pods for their hooks: {e}"));
+                run.error(
+                    None,
+                    format!("cannot list pods for their hooks: {}", chain(&e)),
+                );
                 Vec::new()
             }
         }
@@ -858,7 +883,7 @@ async fn preflight(cluster: &Cluster, plan: &BackupPlan) -> Result<(), ClusterEr
 /// Removes what a failed backup wrote (best effort).
 async fn cleanup(store: &Store, name: &str) {
     if let Err(e) = store.delete_backup(name).await {
-        tracing::warn!("cleaning up failed backup {name}: {e}");
+        tracing::warn!("cleaning up failed backup {name}: {}", chain(&e));
     }
 }
 

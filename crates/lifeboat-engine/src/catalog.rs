@@ -17,9 +17,7 @@ pub enum CatalogError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// No such backup or restore.
-    #[error(
-        "{what} {name:?} not found in storage location {location:?}; see `lifeboat {what} get`"
-    )]
+    #[error("{what} {name:?} not found in storage location {location:?}")]
     NotFound {
         /// `backup` or `restore`.
         what: &'static str,
@@ -40,6 +38,16 @@ pub enum CatalogError {
         /// Why.
         reason: String,
     },
+}
+
+impl CatalogError {
+    /// Whether trying again later can help (only a location that failed for a moment).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CatalogError::Storage(e) => e.is_retryable(),
+            CatalogError::NotFound { .. } | CatalogError::Damaged { .. } => false,
+        }
+    }
 }
 
 /// Gzip'd files are read up to this size uncompressed.

@@ -2,22 +2,26 @@
 //! returned as raw JSON (so that no field of any object is lost or re-encoded), GETs and
 //! permission checks.
 //!
-//! Retries of 429/503/504 answers come from kube's own retry layer (`Config::default_retry`).
+//! Retries of 429/503/504 answers come from kube's own retry layer (`Config::default_retry`);
+//! what an error means (not found, conflict, transient) is answered by [`ApiErrorKind`].
 
 use std::path::{Path, PathBuf};
 
+use backon::Retryable;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use lifeboat_types::plan::backup::ApiResource;
+use lifeboat_types::rules::backoff::Backoff;
 use serde::Deserialize;
 
-/// Errors talking to the API server. Each message names the server or object and the fix.
+/// Errors talking to the API server. Each message names the server or object and the fix;
+/// the cause is the error's source (render the whole chain with [`crate::error::chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// No kubeconfig could be loaded.
     #[error(
-        "cannot load a kubeconfig{}: {source}; pass --kubeconfig FILE, set KUBECONFIG, or start the dev cluster with scripts/dev-cluster.sh up",
+        "cannot load a kubeconfig{}",
         path.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default()
     )]
     Kubeconfig {
@@ -28,9 +32,7 @@ pub enum ClusterError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The API server did not answer.
-    #[error(
-        "cannot reach the API server at {server}: {source}; check that the cluster is up and --kubeconfig/--kubecontext point at it"
-    )]
+    #[error("cannot reach the API server at {server}")]
     Unreachable {
         /// The server URL.
         server: String,
@@ -40,14 +42,14 @@ pub enum ClusterError {
     },
     /// The credentials were rejected.
     #[error(
-        "the API server at {server} rejected the credentials (401 Unauthorized); refresh the token or certificate in your kubeconfig"
+        "the API server at {server} rejected the credentials (401 Unauthorized); refresh the token or certificate in the kubeconfig"
     )]
     Unauthorized {
         /// The server URL.
         server: String,
     },
     /// RBAC forbids an operation.
-    #[error("forbidden: cannot {verb} {resource}{}: {message}; grant it with a Role/ClusterRole bound to your user, or exclude the resource",
+    #[error("forbidden: cannot {verb} {resource}{}: {message}; grant it with a Role/ClusterRole bound to the user, or exclude the resource",
         namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
     Forbidden {
         /// The verb (`list`, `get`).
@@ -60,7 +62,7 @@ pub enum ClusterError {
         message: String,
     },
     /// Any other answer from the API server.
-    #[error("API server error on {what}: {source}")]
+    #[error("API server error on {what}")]
     Api {
         /// What was being done.
         what: String,
@@ -69,7 +71,7 @@ pub enum ClusterError {
         source: kube::Error,
     },
     /// The server's answer was not what the API promises.
-    #[error("unexpected answer from the API server on {what}: {source}")]
+    #[error("unexpected answer from the API server on {what}")]
     Decode {
         /// What was being done.
         what: String,
@@ -79,9 +81,106 @@ pub enum ClusterError {
     },
 }
 
-/// How many times a create the API server asks to retry is tried (backing off 0.25 s, 0.5 s,
-/// ...: about 11 s in all).
-pub const CREATE_ATTEMPTS: u32 = 10;
+/// What an error of the API server means to its caller. This is the one place that reads
+/// HTTP status codes and kube's error variants (reasons as client-go reads them); callers
+/// ask these questions instead of matching codes.
+pub trait ApiErrorKind {
+    /// The object (or the namespace it is in, or its resource type) does not exist.
+    fn is_not_found(&self) -> bool;
+    /// A create found an object of that name already there.
+    fn is_already_exists(&self) -> bool;
+    /// A write conflicts with the object as it is now (it changed since it was read).
+    fn is_conflict(&self) -> bool;
+    /// It may work if tried again shortly: the server was unreachable, overloaded, timed
+    /// out, restarting (429, 5xx, a transport error).
+    fn is_transient(&self) -> bool;
+    /// A 404 naming no object: the API server does not serve the resource type at all
+    /// (a CRD that is not installed).
+    fn is_unserved(&self) -> bool;
+}
+
+fn api_status(e: &kube::Error) -> Option<&kube::core::Status> {
+    match e {
+        kube::Error::Api(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl ApiErrorKind for kube::Error {
+    fn is_not_found(&self) -> bool {
+        api_status(self).is_some_and(|s| s.is_not_found())
+    }
+
+    fn is_already_exists(&self) -> bool {
+        api_status(self).is_some_and(|s| s.is_already_exists())
+    }
+
+    fn is_conflict(&self) -> bool {
+        api_status(self).is_some_and(|s| s.is_conflict())
+    }
+
+    fn is_transient(&self) -> bool {
+        match self {
+            kube::Error::Api(s) => {
+                s.code == 429
+                    || s.code >= 500
+                    || matches!(
+                        s.reason.as_str(),
+                        "ServerTimeout" | "Timeout" | "TooManyRequests" | "ServiceUnavailable"
+                    )
+            }
+            kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+            _ => false,
+        }
+    }
+
+    fn is_unserved(&self) -> bool {
+        api_status(self).is_some_and(|s| {
+            s.is_not_found() && s.details.as_ref().is_none_or(|d| d.name.is_empty())
+        })
+    }
+}
+
+impl ApiErrorKind for ClusterError {
+    fn is_not_found(&self) -> bool {
+        self.api_source().is_some_and(|e| e.is_not_found())
+    }
+
+    fn is_already_exists(&self) -> bool {
+        self.api_source().is_some_and(|e| e.is_already_exists())
+    }
+
+    fn is_conflict(&self) -> bool {
+        self.api_source().is_some_and(|e| e.is_conflict())
+    }
+
+    fn is_transient(&self) -> bool {
+        match self {
+            ClusterError::Unreachable { .. } => true,
+            ClusterError::Api { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+
+    fn is_unserved(&self) -> bool {
+        self.api_source().is_some_and(|e| e.is_unserved())
+    }
+}
+
+impl ClusterError {
+    fn api_source(&self) -> Option<&kube::Error> {
+        match self {
+            ClusterError::Api { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later can help (the server was unreachable or answered
+    /// "try again"); a refusal (RBAC, credentials, a bad request) stays one.
+    pub fn is_retryable(&self) -> bool {
+        self.is_transient()
+    }
+}
 
 /// A connection to one cluster.
 #[derive(Clone)]
@@ -345,7 +444,8 @@ impl Cluster {
                 }
                 Err(e) => {
                     warnings.push(format!(
-                        "discovery of {path} failed, its resources are skipped: {e}"
+                        "discovery of {path} failed, its resources are skipped: {}",
+                        crate::error::chain(&e)
                     ));
                     continue;
                 }
@@ -457,17 +557,15 @@ impl Cluster {
             .await
         {
             Ok(t) => Ok(Some(t)),
-            Err(ClusterError::Api {
-                source: kube::Error::Api(s),
-                ..
-            }) if s.code == 404 => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Creates an object (POST); `Ok(false)` when it already exists.
-    /// Creates an object; `false` when it already exists. A create the API server asks to
-    /// retry (ServerTimeout) is tried again, up to [`CREATE_ATTEMPTS`] times.
+    /// Creates an object; `false` when it already exists. A create that fails for a moment
+    /// is tried again ([`Backoff::API_CREATE`]): e.g. a pod in a namespace made a moment
+    /// ago, before the token controller made its ServiceAccount's token (the API server
+    /// answers 500 ServerTimeout "retry after the token is automatically created").
     pub async fn create_raw(
         &self,
         r: &ApiResource,
@@ -475,38 +573,29 @@ impl Cluster {
         body: Vec<u8>,
     ) -> Result<bool, ClusterError> {
         let path = collection_path(r, namespace);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let resource = r.group_resource();
+        let create = || async {
             match self
                 .send(
                     http::Method::POST,
                     &path,
                     Some(("application/json", body.clone())),
                     "create",
-                    &r.group_resource(),
+                    &resource,
                     namespace,
                 )
                 .await
             {
-                Ok(_) => return Ok(true),
-                Err(ClusterError::Api {
-                    source: kube::Error::Api(s),
-                    ..
-                }) if s.code == 409 && s.reason == "AlreadyExists" => return Ok(false),
-                // "Try again shortly": e.g. a pod in a namespace made a moment ago, before the
-                // token controller made its ServiceAccount's token (the API server answers
-                // 500 ServerTimeout "retry after the token is automatically created").
-                Err(ClusterError::Api {
-                    source: kube::Error::Api(s),
-                    ..
-                }) if s.reason == "ServerTimeout" && attempt < CREATE_ATTEMPTS => {
-                    tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt)))
-                        .await;
-                }
-                Err(e) => return Err(e),
+                Ok(_) => Ok(true),
+                Err(e) if e.is_already_exists() => Ok(false),
+                Err(e) => Err(e),
             }
-        }
+        };
+        create
+            .retry(Backoff::API_CREATE.builder())
+            .sleep(tokio::time::sleep)
+            .when(ClusterError::is_transient)
+            .await
     }
 
     /// Applies a JSON merge patch to an object.
@@ -576,10 +665,7 @@ impl Cluster {
             .await
         {
             Ok(_) => Ok(true),
-            Err(ClusterError::Api {
-                source: kube::Error::Api(s),
-                ..
-            }) if s.code == 404 => Ok(false),
+            Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -687,6 +773,96 @@ pub async fn check_list_permissions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    fn api(code: u16, reason: &str, details_name: Option<&str>) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            reason: reason.into(),
+            message: format!("{code} {reason}"),
+            details: details_name.map(|n| kube::core::response::StatusDetails {
+                name: n.into(),
+                kind: "namespaces".into(),
+                group: String::new(),
+                uid: String::new(),
+                causes: vec![],
+                retry_after_seconds: 0,
+            }),
+            ..Default::default()
+        }))
+    }
+
+    fn transport() -> kube::Error {
+        kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        )))
+    }
+
+    /// (not found, already exists, conflict, transient, unserved)
+    #[rstest]
+    #[case::object_missing(api(404, "NotFound", Some("web")), (true, false, false, false, false))]
+    #[case::type_not_served(api(404, "NotFound", None), (true, false, false, false, true))]
+    #[case::already_exists(api(409, "AlreadyExists", Some("web")), (false, true, false, false, false))]
+    #[case::changed_meanwhile(api(409, "Conflict", Some("web")), (false, false, true, false, false))]
+    #[case::token_not_yet_made(api(500, "ServerTimeout", None), (false, false, false, true, false))]
+    #[case::too_many_requests(api(429, "TooManyRequests", None), (false, false, false, true, false))]
+    #[case::unavailable(api(503, "ServiceUnavailable", None), (false, false, false, true, false))]
+    #[case::invalid(api(422, "Invalid", Some("web")), (false, false, false, false, false))]
+    #[case::forbidden(api(403, "Forbidden", None), (false, false, false, false, false))]
+    #[case::connection_refused(transport(), (false, false, false, true, false))]
+    fn kube_errors_answer_what_they_mean(
+        #[case] e: kube::Error,
+        #[case] kind: (bool, bool, bool, bool, bool),
+    ) {
+        let got = (
+            e.is_not_found(),
+            e.is_already_exists(),
+            e.is_conflict(),
+            e.is_transient(),
+            e.is_unserved(),
+        );
+        assert_eq!(got, kind, "{e}");
+        // The cluster's error wrapping it answers the same.
+        let c = ClusterError::Api {
+            what: "/api/v1/namespaces/a/pods".into(),
+            source: e,
+        };
+        let wrapped = (
+            c.is_not_found(),
+            c.is_already_exists(),
+            c.is_conflict(),
+            c.is_transient(),
+            c.is_unserved(),
+        );
+        assert_eq!(wrapped, kind);
+        assert_eq!(c.is_retryable(), kind.3);
+    }
+
+    #[rstest]
+    #[case::unreachable(ClusterError::Unreachable { server: "s".into(), source: transport() }, true)]
+    #[case::unauthorized(ClusterError::Unauthorized { server: "s".into() }, false)]
+    #[case::forbidden(ClusterError::Forbidden { verb: "list".into(), resource: "secrets".into(), namespace: None, message: "no".into() }, false)]
+    #[case::decode(ClusterError::Decode { what: "/apis".into(), source: serde_json::from_str::<u8>("x").unwrap_err() }, false)]
+    fn cluster_errors_retryable(#[case] e: ClusterError, #[case] retryable: bool) {
+        assert_eq!(e.is_retryable(), retryable, "{e}");
+    }
+
+    #[test]
+    fn messages_do_not_repeat_their_cause() {
+        let e = ClusterError::Unreachable {
+            server: "https://127.0.0.1:1/".into(),
+            source: transport(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot reach the API server at https://127.0.0.1:1/"
+        );
+        assert_eq!(
+            crate::error::chain(&e),
+            "cannot reach the API server at https://127.0.0.1:1/: ServiceError: Connection refused"
+        );
+    }
 
     #[test]
     fn splits_a_list_page() {

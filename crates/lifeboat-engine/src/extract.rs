@@ -77,7 +77,7 @@ pub enum ArchiveError {
         reason: String,
     },
     /// Writing the extracted files failed.
-    #[error("cannot extract the backup into {}: {source}", dir.display())]
+    #[error("cannot extract the backup into {}", dir.display())]
     Io {
         /// The destination.
         dir: PathBuf,
@@ -85,6 +85,14 @@ pub enum ArchiveError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ArchiveError {
+    /// Whether trying again later can help: never for the archive itself (it is what it
+    /// is); a local disk that was full or failed may have room later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ArchiveError::Io { .. })
+    }
 }
 
 /// What an extraction found.

@@ -19,7 +19,7 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ModifierError {
     /// Not valid YAML, or a field is unknown or of the wrong type (line and column named).
-    #[error("resource modifier document: {0}")]
+    #[error("resource modifier document")]
     Parse(#[source] serde_yaml_ng::Error),
     /// A version other than v1.
     #[error("resource modifier document: version {0:?} is not supported; use version: v1")]
@@ -40,6 +40,13 @@ pub enum ModifierError {
         /// What failed.
         reason: String,
     },
+}
+
+impl ModifierError {
+    /// Never: a document or a patch is wrong as written.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,11 +410,12 @@ resourceModifierRules:
 
     #[test]
     fn bad_documents_name_line_and_field() {
-        let e = Modifiers::parse(
-            "version: v1\nresourceModifierRules:\n- conditions:\n    groupResourc: x\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = crate::error::chain(
+            &Modifiers::parse(
+                "version: v1\nresourceModifierRules:\n- conditions:\n    groupResourc: x\n",
+            )
+            .unwrap_err(),
+        );
         assert!(e.contains("groupResourc") && e.contains("line"), "{e}");
         let e = Modifiers::parse("version: v2\n").unwrap_err().to_string();
         assert!(e.contains("v2"), "{e}");

@@ -37,7 +37,8 @@ use serde_json::Value;
 
 use crate::archive::gzip;
 use crate::catalog::{self, CatalogError};
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{ApiErrorKind, Cluster, ClusterError};
+use crate::error::chain;
 use crate::extract::{ArchiveError, Limits, extract_validated};
 use crate::modifiers::Modifiers;
 use crate::runlog::RunLog;
@@ -75,10 +76,10 @@ pub enum RestoreError {
         phase: BackupPhase,
     },
     /// No backup was named.
-    #[error("no backup to restore: pass --from-backup NAME")]
+    #[error("no backup to restore: name the backup (or a schedule of backups) to restore from")]
     NoBackup,
     /// The filters are invalid.
-    #[error("restore {restore:?}: {source}")]
+    #[error("restore {restore:?}")]
     Plan {
         /// The restore.
         restore: String,
@@ -99,7 +100,7 @@ pub enum RestoreError {
         reason: String,
     },
     /// The archive is damaged or hostile.
-    #[error("backup {backup:?}: {source}")]
+    #[error("backup {backup:?}")]
     Archive {
         /// The backup.
         backup: String,
@@ -108,7 +109,7 @@ pub enum RestoreError {
         source: ArchiveError,
     },
     /// The cluster could not be read.
-    #[error("restore {restore:?}: {source}")]
+    #[error("restore {restore:?}")]
     Cluster {
         /// The restore.
         restore: String,
@@ -117,7 +118,7 @@ pub enum RestoreError {
         source: ClusterError,
     },
     /// The location could not be written.
-    #[error("restore {restore:?}: {source}")]
+    #[error("restore {restore:?}")]
     Storage {
         /// The restore.
         restore: String,
@@ -129,7 +130,7 @@ pub enum RestoreError {
     #[error("restore {0:?} already exists in the storage location; choose another name")]
     AlreadyExists(String),
     /// Local I/O (the temporary directory).
-    #[error("restore {restore:?}: {source}")]
+    #[error("restore {restore:?}")]
     Io {
         /// The restore.
         restore: String,
@@ -137,6 +138,27 @@ pub enum RestoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl RestoreError {
+    /// Whether trying again later can help: the cluster, the location or the local disk
+    /// failed for a moment. A bad spec, name or archive stays one.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RestoreError::Catalog(e) => e.is_retryable(),
+            RestoreError::Cluster { source, .. } => source.is_retryable(),
+            RestoreError::Storage { source, .. } => source.is_retryable(),
+            RestoreError::Archive { source, .. } => source.is_retryable(),
+            RestoreError::Io { .. } => true,
+            RestoreError::Hooks { .. }
+            | RestoreError::Name(_)
+            | RestoreError::NotRestorable { .. }
+            | RestoreError::NoBackup
+            | RestoreError::Plan { .. }
+            | RestoreError::BadMapping { .. }
+            | RestoreError::AlreadyExists(_) => false,
+        }
+    }
 }
 
 /// `existingResourcePolicy`.
@@ -518,7 +540,7 @@ impl Exec<'_> {
                 .cluster
                 .get_raw(&r, ns, &name)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| chain(&e))?
             {
                 None => Ok(Outcome::WouldCreate),
                 Some(live) => self.compare(gr, &obj, &live, true),
@@ -530,15 +552,12 @@ impl Exec<'_> {
         let body = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
         let created = match self.cluster.create_raw(&r, ns, body).await {
             Ok(c) => c,
-            Err(ClusterError::Api {
-                source: kube::Error::Api(s),
-                ..
-            }) if s.code == 404 && !s.message.contains("namespaces \"") => {
+            Err(e) if e.is_unserved() => {
                 return Err(format!(
                     "the target cluster does not serve {api_version} {kind}; install its CRD or API first (or include the CRD in the restore)"
                 ));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(chain(&e)),
         };
         if created {
             if let Ok(mut l) = self.restored.lock() {
@@ -568,7 +587,7 @@ impl Exec<'_> {
             .cluster
             .get_raw(&r, ns, &name)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| chain(&e))?
             .ok_or("it exists but cannot be read")?;
         let outcome = self.compare(gr, &obj, &live, false)?;
         if let Outcome::SkipDiffers { .. } = &outcome
@@ -587,7 +606,7 @@ impl Exec<'_> {
                     serde_json::to_vec(&patch).map_err(|e| e.to_string())?,
                 )
                 .await
-                .map_err(|e| format!("update of the existing object failed: {e}"))?;
+                .map_err(|e| format!("update of the existing object failed: {}", chain(&e)))?;
             if let Ok(mut l) = self.restored.lock() {
                 l.add(&format!("{api_version}/{kind}"), ns, &name);
             }
@@ -953,7 +972,7 @@ pub async fn run_restore(
         // Every object is restored by now: a failure to store the report is reported,
         // not turned into a failed restore (which would invite running it again).
         if let Err(e) = write.await {
-            tracing::warn!(restore = %name, "the restore's logs and results could not be stored: {e}");
+            tracing::warn!(restore = %name, "the restore's logs and results could not be stored: {}", chain(&e));
         }
     }
     Ok(RestoreReport {
@@ -980,7 +999,10 @@ async fn ensure_namespaces(exec: &Exec<'_>, needed: &BTreeSet<String>) {
             .await
         {
             Ok(_) => {}
-            Err(e) => exec.error(Some(ns), format!("cannot create namespace {ns}: {e}")),
+            Err(e) => exec.error(
+                Some(ns),
+                format!("cannot create namespace {ns}: {}", chain(&e)),
+            ),
         }
     }
     wait_namespaces_active(exec, &ready).await;
@@ -1002,7 +1024,7 @@ async fn wait_not_terminating(exec: &Exec<'_>, name: &str) -> Result<(), String>
             .cluster
             .get_raw(&ns_res, None, name)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         let terminating = live.is_some_and(|text| {
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")

@@ -1,6 +1,7 @@
 //! Storage locations on OpenDAL: a local directory, S3, GCS, Azure Blob and Alibaba OSS,
-//! configured with Velero's provider names and config keys. Retries with backoff, timeouts
-//! and a concurrency cap come from OpenDAL's layers.
+//! configured with Velero's provider names and config keys. Retries (temporary errors only,
+//! with lifeboat's [`Backoff::STORAGE`] policy), timeouts and a concurrency cap come from
+//! OpenDAL's layers.
 //!
 //! Invariant: a ReadOnly location refuses every write and delete here, before any request
 //! leaves the process.
@@ -16,10 +17,14 @@ use lifeboat_types::api::velero::{
     SecretKeySelector,
 };
 use lifeboat_types::format::layout::{BackupPaths, backups_dir, join_prefix};
+use lifeboat_types::rules::backoff::Backoff;
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
 
-/// Errors of storage locations. Each message names the location and the fix.
+/// Errors of storage locations. Each message names the location and the fix; the store's
+/// own error is the source (render the chain with [`crate::error::chain`]). What the store
+/// said is kept typed: [`StorageError::store_kind`] (OpenDAL's kind) and
+/// [`StorageError::is_retryable`] (OpenDAL's temporary/persistent status).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The location's configuration is incomplete or contradictory.
@@ -30,8 +35,24 @@ pub enum StorageError {
         /// What to change.
         reason: String,
     },
+    /// A required setting of the location is missing.
+    #[error("storage location {location:?}: no {setting} given; set the location's {setting}")]
+    Missing {
+        /// The location.
+        location: String,
+        /// The setting: `bucket`, or a config key (`region`, `storageAccount`).
+        setting: &'static str,
+    },
+    /// The store found no credentials to sign requests with.
+    #[error(
+        "storage location {location:?}: no credentials found; give the location a credentials file (a Velero credentials file with [default] aws_access_key_id=... aws_secret_access_key=...) or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )]
+    NoCredentials {
+        /// The location.
+        location: String,
+    },
     /// The credentials file could not be read.
-    #[error("storage location {location:?}: cannot read credentials file {}: {source}", path.display())]
+    #[error("storage location {location:?}: cannot read credentials file {}", path.display())]
     Credentials {
         /// The location.
         location: String,
@@ -41,9 +62,18 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The store cannot be set up with this configuration.
+    #[error("storage location {location:?}: invalid configuration")]
+    Setup {
+        /// The location.
+        location: String,
+        /// The store's error.
+        #[source]
+        source: Box<opendal::Error>,
+    },
     /// A write or delete on a ReadOnly location.
     #[error(
-        "storage location {location:?} is ReadOnly; writes are refused (set --access-mode ReadWrite to allow them)"
+        "storage location {location:?} is ReadOnly; writes are refused (set its access mode to ReadWrite to allow them)"
     )]
     ReadOnly {
         /// The location.
@@ -51,7 +81,7 @@ pub enum StorageError {
     },
     /// The bucket or directory does not exist.
     #[error(
-        "storage location {location:?}: bucket or directory {bucket:?} does not exist ({source}); create it or fix --bucket"
+        "storage location {location:?}: bucket or directory {bucket:?} does not exist; create it or correct the location's bucket"
     )]
     MissingBucket {
         /// The location.
@@ -64,7 +94,7 @@ pub enum StorageError {
     },
     /// The store refused the credentials or the operation.
     #[error(
-        "storage location {location:?}: access denied on {path:?} ({source}); check the credentials and the bucket policy"
+        "storage location {location:?}: access denied on {path:?}; check the credentials and the bucket policy"
     )]
     Denied {
         /// The location.
@@ -94,7 +124,7 @@ pub enum StorageError {
         what: String,
     },
     /// Any other error of the store.
-    #[error("storage location {location:?}: {op} {path:?} failed: {source}")]
+    #[error("storage location {location:?}: {op} {path:?} failed")]
     Io {
         /// The location.
         location: String,
@@ -117,6 +147,49 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StorageError {
+    /// What the store said, as OpenDAL's kind (`None` for errors lifeboat raised itself:
+    /// configuration, ReadOnly).
+    pub fn store_kind(&self) -> Option<ErrorKind> {
+        match self {
+            StorageError::Setup { source, .. }
+            | StorageError::MissingBucket { source, .. }
+            | StorageError::Denied { source, .. }
+            | StorageError::Io { source, .. } => Some(source.kind()),
+            StorageError::NotFound { .. } => Some(ErrorKind::NotFound),
+            StorageError::AlreadyExists { .. } => Some(ErrorKind::AlreadyExists),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later can help: the store failed for a moment (OpenDAL's
+    /// temporary errors, and persistent ones — temporary errors its retries did not get
+    /// past), or asked to slow down. A configuration, a refusal or a missing object stays.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StorageError::Io { source, .. } => {
+                !source.is_permanent() || source.kind() == ErrorKind::RateLimited
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the store failed because it found no credentials to sign a request with
+/// (reqsign's CredentialInvalid, somewhere below OpenDAL's error).
+fn no_signing_credential(e: &opendal::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<reqsign_core::Error>()
+            .is_some_and(|r| r.kind() == reqsign_core::ErrorKind::CredentialInvalid)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// The provider names lifeboat accepts, normalised.
@@ -215,8 +288,12 @@ impl Store {
             ))
         })?;
         let bucket = spec.object_storage.bucket.clone();
+        let missing = |setting| StorageError::Missing {
+            location: name.clone(),
+            setting,
+        };
         if bucket.is_empty() {
-            return Err(cfg_err("no bucket given (--bucket)".into()));
+            return Err(missing("bucket"));
         }
         let creds = match &spec.credential {
             Some(SecretKeySelector { name: path, key }) if !path.is_empty() => {
@@ -273,7 +350,7 @@ impl Store {
                     None if endpoint.is_some() => b = b.region("us-east-1"),
                     None => match std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")) {
                         Ok(r) => b = b.region(&r),
-                        Err(_) => return Err(cfg_err("no region; add --config region=<region>".into())),
+                        Err(_) => return Err(missing("region")),
                     },
                 }
                 if cfg("s3ForcePathStyle") != Some("true") {
@@ -308,8 +385,7 @@ impl Store {
                 Operator::new(b)
             }
             Provider::Azure => {
-                let account = cfg("storageAccount")
-                    .ok_or_else(|| cfg_err("azure needs --config storageAccount=<account>".into()))?;
+                let account = cfg("storageAccount").ok_or_else(|| missing("storageAccount"))?;
                 let endpoint = cfg("storageAccountURI")
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
@@ -327,7 +403,7 @@ impl Store {
                 Operator::new(b)
             }
             Provider::AlibabaCloud => {
-                let region = cfg("region").ok_or_else(|| cfg_err("alibabacloud needs --config region=<region>".into()))?;
+                let region = cfg("region").ok_or_else(|| missing("region"))?;
                 let endpoint = cfg("endpoint")
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("https://oss-{region}.aliyuncs.com"));
@@ -343,20 +419,27 @@ impl Store {
                 Operator::new(b)
             }
         }
-        .map_err(|e| cfg_err(e.to_string()))?;
+        .map_err(|e| StorageError::Setup {
+            location: name.clone(),
+            source: Box::new(e),
+        })?;
+        let retry = Backoff::STORAGE;
+        let retry_layer = RetryLayer::new()
+            .with_min_delay(retry.initial)
+            .with_factor(retry.factor as f32)
+            .with_max_delay(retry.max)
+            .with_max_times(retry.retries.unwrap_or(0));
         let op = op
             .layer(
                 TimeoutLayer::new()
                     .with_timeout(Duration::from_secs(60))
                     .with_io_timeout(Duration::from_secs(30)),
             )
-            .layer(
-                RetryLayer::new()
-                    .with_jitter()
-                    .with_max_times(5)
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(10)),
-            )
+            .layer(if retry.jitter {
+                retry_layer.with_jitter()
+            } else {
+                retry_layer
+            })
             .layer(ConcurrentLimitLayer::new(16));
         Ok(Store {
             name,
@@ -394,10 +477,9 @@ impl Store {
     }
 
     fn map(&self, op: &'static str, path: &str, e: opendal::Error) -> StorageError {
-        if e.to_string().contains("failed to load signing credential") {
-            return StorageError::Config {
+        if no_signing_credential(&e) {
+            return StorageError::NoCredentials {
                 location: self.name.clone(),
-                reason: "no credentials found: pass --credential FILE (a Velero credentials file with [default] aws_access_key_id=... aws_secret_access_key=...) or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
             };
         }
         match e.kind() {
@@ -825,6 +907,73 @@ pub fn location_from_url(url: &str) -> Result<BackupStorageLocation, StorageErro
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    fn io(e: opendal::Error) -> StorageError {
+        StorageError::Io {
+            location: "s3".into(),
+            op: "write",
+            path: "backups/b/b.tar.gz".into(),
+            source: Box::new(e),
+        }
+    }
+
+    fn store_err(kind: ErrorKind) -> opendal::Error {
+        opendal::Error::new(kind, "the store said no")
+    }
+
+    #[rstest]
+    #[case::temporary(io(store_err(ErrorKind::Unexpected).set_temporary()), true, Some(ErrorKind::Unexpected))]
+    #[case::persistent_after_retries(io(store_err(ErrorKind::Unexpected).set_persistent()), true, Some(ErrorKind::Unexpected))]
+    #[case::rate_limited(
+        io(store_err(ErrorKind::RateLimited)),
+        true,
+        Some(ErrorKind::RateLimited)
+    )]
+    #[case::permanent(
+        io(store_err(ErrorKind::Unexpected)),
+        false,
+        Some(ErrorKind::Unexpected)
+    )]
+    #[case::denied(StorageError::Denied { location: "s3".into(), path: "p".into(), source: Box::new(store_err(ErrorKind::PermissionDenied)) }, false, Some(ErrorKind::PermissionDenied))]
+    #[case::not_found(StorageError::NotFound { location: "s3".into(), what: "p".into() }, false, Some(ErrorKind::NotFound))]
+    #[case::read_only(StorageError::ReadOnly { location: "s3".into() }, false, None)]
+    #[case::no_credentials(StorageError::NoCredentials { location: "s3".into() }, false, None)]
+    #[case::missing_region(StorageError::Missing { location: "s3".into(), setting: "region" }, false, None)]
+    fn storage_errors_keep_the_store_s_kind(
+        #[case] e: StorageError,
+        #[case] retryable: bool,
+        #[case] kind: Option<ErrorKind>,
+    ) {
+        assert_eq!((e.is_retryable(), e.store_kind()), (retryable, kind), "{e}");
+    }
+
+    #[test]
+    fn no_credentials_is_recognised_by_the_signer_s_error_kind() {
+        let sign = opendal::Error::new(ErrorKind::Unexpected, "signing http request").set_source(
+            reqsign_core::Error::credential_invalid("failed to load signing credential"),
+        );
+        assert!(no_signing_credential(&sign));
+        let other = opendal::Error::new(ErrorKind::Unexpected, "signing http request").set_source(
+            reqsign_core::Error::unexpected("failed to load signing credential"),
+        );
+        assert!(!no_signing_credential(&other));
+        assert!(!no_signing_credential(&store_err(
+            ErrorKind::PermissionDenied
+        )));
+    }
+
+    #[test]
+    fn a_store_error_is_printed_once() {
+        let e =
+            io(store_err(ErrorKind::Unexpected).set_source(std::io::Error::other("reset by peer")));
+        assert_eq!(
+            e.to_string(),
+            "storage location \"s3\": write \"backups/b/b.tar.gz\" failed"
+        );
+        let text = crate::error::chain(&e);
+        assert_eq!(text.matches("reset by peer").count(), 1, "{text}");
+        assert_eq!(text.matches("write \"backups").count(), 1, "{text}");
+    }
 
     #[test]
     fn credentials_files() {

@@ -12,6 +12,7 @@ use lifeboat_types::api::velero::{BackupPhase, Restore, RestorePhase, RestoreSpe
 
 use crate::catalog;
 use crate::cluster::Cluster;
+use crate::error::chain;
 use crate::extract::{Limits, scan_validated};
 use crate::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
 use crate::storage::Store;
@@ -117,7 +118,7 @@ pub async fn verify(
             true,
             format!("{} is reachable", store.name()),
         ),
-        Err(e) => check(&mut checks, "location", false, e.to_string()),
+        Err(e) => check(&mut checks, "location", false, chain(&e)),
     }
 
     // The archive, streamed through the same validation a restore applies.
@@ -141,7 +142,7 @@ pub async fn verify(
         })
         .await
         .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(chain(&e)),
     };
     match scanned {
         Ok((Ok(ex), seen)) => {
@@ -158,7 +159,7 @@ pub async fn verify(
                 ),
             );
         }
-        Ok((Err(e), _)) => check(&mut checks, "archive", false, e.to_string()),
+        Ok((Err(e), _)) => check(&mut checks, "archive", false, chain(&e)),
         Err(e) => check(&mut checks, "archive", false, e),
     }
 
@@ -262,7 +263,7 @@ async fn test_restore(
                 ),
             );
         }
-        Err(e) => check(checks, "test restore", false, e.to_string()),
+        Err(e) => check(checks, "test restore", false, chain(&e)),
     }
     // Clean up: the mapped namespaces (with everything in them) and the restore's files.
     let mut left = Vec::new();
@@ -271,7 +272,7 @@ async fn test_restore(
             .delete_raw("/api/v1/namespaces", ns, "namespaces", None)
             .await
         {
-            left.push(format!("{ns}: {e}"));
+            left.push(format!("{ns}: {}", chain(&e)));
         }
     }
     let _ = store.delete_restore(&restore_name).await;

@@ -84,7 +84,7 @@ pub enum RestoreError {
     #[error("{0}")]
     Config(String),
     /// The snapshot failed its checks.
-    #[error("refusing to restore {}: {source}", path.display())]
+    #[error("refusing to restore {}", path.display())]
     Snapshot {
         /// The snapshot file.
         path: PathBuf,
@@ -111,6 +111,13 @@ pub enum RestoreError {
         /// Why.
         reason: String,
     },
+}
+
+impl RestoreError {
+    /// Never: the flags, the snapshot or the target directories must change first.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
 }
 
 /// One member of the restored cluster.

@@ -69,7 +69,7 @@ pub enum SaveError {
         reason: String,
     },
     /// Writing the file failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -77,6 +77,17 @@ pub enum SaveError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl SaveError {
+    /// Whether trying again later can help: etcd could not be reached, or the stream
+    /// broke off. Flags, certificates, etcd's refusal and the local disk stay as they are.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            SaveError::Unreachable { .. } | SaveError::Damaged { .. }
+        )
+    }
 }
 
 fn read_tls(what: &'static str, p: &Path) -> Result<Vec<u8>, SaveError> {

@@ -65,6 +65,13 @@ pub enum SnapshotError {
     Corrupt(String),
 }
 
+impl SnapshotError {
+    /// Never: the file is what it is.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
 /// What `etcdctl snapshot status` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -162,15 +162,13 @@ async fn observe<'a>(
                 .get(super::SYNCED_ANNOTATION)
                 .cloned();
             let (store, _) = ctx.store(loc.as_deref()).await?;
-            let stored = lifeboat_engine::catalog::get_backup(&store, &name)
-                .await
-                .map_err(|e| ServerError::Location(e.to_string()))?;
+            let stored = lifeboat_engine::catalog::get_backup(&store, &name).await?;
             seen.synced_status = Some(stored.status.unwrap_or_default());
         }
         rule::Fact::Slot => {
             tokio::select! {
                 s = ctx.backup_slots.acquire() => {
-                    held._slot = Some(s.map_err(|e| ServerError::Engine(e.to_string()))?);
+                    held._slot = Some(s?);
                     seen.slot = Some(rule::Slot::Held);
                 }
                 _ = ctx.shutdown.cancelled() => seen.slot = Some(rule::Slot::ShuttingDown),
@@ -188,7 +186,7 @@ async fn observe<'a>(
                         held.backup = Some(v);
                         Ok(spec)
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(crate::chain(&e)),
                 },
             );
         }
@@ -206,7 +204,7 @@ async fn observe<'a>(
                     }
                 }
                 // The location is wrong (missing, bad Secret, bad config): the spec cannot run.
-                Err(ServerError::Location(e)) => rule::Location::Invalid(e),
+                Err(e) if e.is_permanent() => rule::Location::Invalid(crate::chain(&e)),
                 // The API server did not answer: try again later (the backup stays New).
                 Err(e) => return Err(e),
             });
@@ -218,9 +216,9 @@ async fn observe<'a>(
 
 /// A state the decision never asks for an action in (a fact it needs was not observed).
 fn missing(name: &str) -> ServerError {
-    ServerError::Engine(format!(
-        "backup {name}: the object was not read before deciding on it"
-    ))
+    ServerError::NotObserved {
+        object: format!("backup {name}"),
+    }
 }
 
 /// Runs the backup (the decision said so) and observes how it ended.
@@ -296,9 +294,9 @@ async fn run(
     Ok(match outcome {
         None => rule::RunOutcome::Stopped,
         Some(Err(e @ lifeboat_engine::backup::BackupError::AlreadyExists { .. })) => {
-            rule::RunOutcome::NameTaken(e.to_string())
+            rule::RunOutcome::NameTaken(crate::chain(&e))
         }
-        Some(Err(e)) => rule::RunOutcome::Failed(e.to_string()),
+        Some(Err(e)) => rule::RunOutcome::Failed(crate::chain(&e)),
         Some(Ok(stored)) => rule::RunOutcome::Stored(Box::new(stored.status.unwrap_or_default())),
     })
 }
@@ -463,7 +461,7 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
             Ok(s) => s,
             // The location object is gone: its data cannot be reached from here; keeping
             // the Backup object forever would not bring it back.
-            Err(ServerError::Location(e)) if e.contains("does not exist") => {
+            Err(e @ (ServerError::LocationMissing { .. } | ServerError::SecretMissing { .. })) => {
                 tracing::warn!(backup = %name, "{e}; the object goes, its stored data (if any) is left");
                 return Ok(false);
             }
@@ -486,7 +484,7 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
                     StoredData::Delete
                 }
             }
-            Err(e) => return Err(ServerError::Location(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         match verdict {
             StoredData::Nothing => Ok(false),
@@ -496,15 +494,12 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
             }
             StoredData::Delete => {
                 if loc.is_read_only() {
-                    return Err(ServerError::Location(format!(
-                        "storage location {:?} is ReadOnly: backup {name}'s data cannot be deleted; set it ReadWrite, or remove the finalizer {BACKUP_FINALIZER} to forget the backup",
-                        loc.metadata.name
-                    )));
+                    return Err(ServerError::ReadOnlyData {
+                        location: loc.metadata.name.clone(),
+                        backup: name.clone(),
+                    });
                 }
-                store
-                    .delete_backup(&name)
-                    .await
-                    .map_err(|e| ServerError::Location(e.to_string()))?;
+                store.delete_backup(&name).await?;
                 Ok(true)
             }
         }
@@ -535,7 +530,7 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
 pub(crate) async fn run_gc(ctx: Arc<Ctx>, every: Duration) {
     loop {
         if let Err(e) = gc_once(&ctx).await {
-            tracing::warn!("garbage collection: {e}");
+            tracing::warn!("garbage collection: {}", crate::chain(&e));
         }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
@@ -573,7 +568,7 @@ async fn gc_once(ctx: &Ctx) -> Result<(), ServerError> {
         if st.expiration.is_some_and(|e| e.0 <= now) {
             tracing::info!(backup = %b.name_any(), "expired; deleting it and its stored data");
             if let Err(e) = api.delete(&b.name_any(), &DeleteParams::default()).await {
-                tracing::warn!(backup = %b.name_any(), "expiry: {e}");
+                tracing::warn!(backup = %b.name_any(), "expiry: {}", crate::chain(&e));
             }
         }
     }

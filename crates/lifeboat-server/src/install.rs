@@ -12,7 +12,7 @@ use lifeboat_types::manifests::install::collection;
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// The API server refused an object.
-    #[error("cannot apply {kind} {name}: {source}")]
+    #[error("cannot apply {kind} {name}")]
     Apply {
         /// Kind.
         kind: String,
@@ -28,6 +28,17 @@ pub enum InstallError {
     /// An object of a kind install does not know.
     #[error("install does not know where {0} objects live")]
     UnknownKind(String),
+}
+
+impl InstallError {
+    /// Whether running it again later can help (the API server failed for a moment).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            InstallError::Apply { source, .. } => source.is_retryable(),
+            InstallError::NotEstablished(_) => true,
+            InstallError::UnknownKind(_) => false,
+        }
+    }
 }
 
 fn ident(o: &Value) -> (String, String, String, Option<String>) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use lifeboat_engine::cluster::ApiErrorKind;
 use serde_json::json;
 
 /// The Lease's name.
@@ -60,7 +61,7 @@ impl Elector {
             }});
             return match self.api.create(&PostParams::default(), &obj).await {
                 Ok(_) => Ok(true),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Err(e) if e.is_already_exists() => Ok(false),
                 Err(e) => Err(e),
             };
         };
@@ -108,7 +109,7 @@ impl Elector {
             .await
         {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) if e.is_conflict() => Ok(false),
             Err(e) => Err(e),
         }
     }

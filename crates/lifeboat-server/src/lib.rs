@@ -48,8 +48,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use lifeboat_engine::cluster::Cluster;
-use lifeboat_engine::storage::Store;
+use lifeboat_engine::catalog::CatalogError;
+use lifeboat_engine::cluster::{ApiErrorKind, Cluster, ClusterError};
+use lifeboat_engine::storage::{StorageError, Store};
+use lifeboat_types::rules::backoff::Backoff;
 
 pub use metrics::Metrics;
 
@@ -84,14 +86,19 @@ pub struct ServerOptions {
     pub metric_names: metrics::MetricNames,
 }
 
-/// Why the server stopped.
+/// Why the server stopped, or why a reconcile did not finish. Render it with [`chain`];
+/// [`ServerError::is_permanent`] says whether the object's spec cannot run as written
+/// (FailedValidation) or the reconcile is tried again.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The API server could not be used.
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API")]
     Kube(#[from] kube::Error),
+    /// The engine's connection to the API server could not be set up.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The metrics address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -103,7 +110,7 @@ pub enum ServerError {
     #[error("lost the leader lease {0}; exiting so that the new leader runs alone")]
     LostLease(String),
     /// A resource did not convert (should not happen: same fields).
-    #[error("cannot convert {what}: {source}")]
+    #[error("cannot convert {what}")]
     Convert {
         /// The object.
         what: String,
@@ -111,12 +118,112 @@ pub enum ServerError {
         #[source]
         source: serde_json::Error,
     },
-    /// A storage location cannot be used.
-    #[error("{0}")]
-    Location(String),
-    /// The engine failed (message already names the object).
-    #[error("{0}")]
-    Engine(String),
+    /// The named storage location does not exist.
+    #[error(
+        "storage location {name:?} does not exist in namespace {namespace}; create it (a BackupStorageLocation) or name another"
+    )]
+    LocationMissing {
+        /// The location.
+        name: String,
+        /// The server's namespace.
+        namespace: String,
+    },
+    /// No location is named and none is the default.
+    #[error(
+        "no default storage location in namespace {namespace}: create a BackupStorageLocation with spec.default: true"
+    )]
+    NoDefaultLocation {
+        /// The server's namespace.
+        namespace: String,
+    },
+    /// The credentials Secret a location names does not exist.
+    #[error("credentials Secret {name:?} does not exist in namespace {namespace}")]
+    SecretMissing {
+        /// The Secret.
+        name: String,
+        /// The server's namespace.
+        namespace: String,
+    },
+    /// The credentials Secret a location names lacks the key.
+    #[error("Secret {name:?} has no key {key:?}")]
+    SecretKeyMissing {
+        /// The Secret.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// A location's credentials could not be staged on the local disk.
+    #[error("cannot write credentials of Secret {secret:?} to the local disk")]
+    StageCredentials {
+        /// The Secret.
+        secret: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The private directory for credentials could not be made.
+    #[error("cannot create a private directory for credentials")]
+    PrivateDir(#[source] std::io::Error),
+    /// A backup's data is in a ReadOnly location, so it cannot be deleted.
+    #[error(
+        "storage location {location:?} is ReadOnly: backup {backup}'s data cannot be deleted; set it ReadWrite, or remove the finalizer {BACKUP_FINALIZER} to forget the backup"
+    )]
+    ReadOnlyData {
+        /// The location.
+        location: String,
+        /// The backup.
+        backup: String,
+    },
+    /// A storage location failed (opening it, or reading or writing in it).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored backup could not be read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A controller decided on an object it had not read (a bug: the reconcile is retried).
+    #[error("{object}: the object was not read before deciding on it")]
+    NotObserved {
+        /// The object (`backup NAME`).
+        object: String,
+    },
+    /// No more work is taken (the run slots are closed).
+    #[error("the server is shutting down")]
+    Closed(#[from] tokio::sync::AcquireError),
+}
+
+impl ServerError {
+    /// Whether the object's spec cannot run as written — its storage location is missing
+    /// or misconfigured, a Secret it needs is missing, it does not convert — so that it
+    /// becomes FailedValidation instead of being tried again. Everything that may work
+    /// later (the API server, a store that failed for a moment, the local disk) is not.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ServerError::LocationMissing { .. }
+            | ServerError::NoDefaultLocation { .. }
+            | ServerError::SecretMissing { .. }
+            | ServerError::SecretKeyMissing { .. }
+            | ServerError::ReadOnlyData { .. }
+            | ServerError::Convert { .. } => true,
+            ServerError::Storage(e) => !e.is_retryable(),
+            ServerError::Catalog(e) => !e.is_retryable(),
+            ServerError::Kube(_)
+            | ServerError::Cluster(_)
+            | ServerError::Listen { .. }
+            | ServerError::LostLease(_)
+            | ServerError::StageCredentials { .. }
+            | ServerError::PrivateDir(_)
+            | ServerError::NotObserved { .. }
+            | ServerError::Closed(_) => false,
+        }
+    }
+}
+
+/// An error and its causes on one line ([`lifeboat_engine::error::chain`]), for status
+/// fields and logs; also for the errors kube-runtime wraps reconcile errors in.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    lifeboat_engine::error::chain_with(e, &|e| {
+        e.is::<kube::runtime::finalizer::Error<ServerError>>()
+    })
 }
 
 /// State shared by the controllers.
@@ -160,24 +267,25 @@ impl Ctx {
         let api: Api<BackupStorageLocationResource> =
             Api::namespaced(self.client.clone(), &self.ns);
         let bsl = match name.filter(|n| !n.is_empty()) {
-            Some(n) => api.get_opt(n).await?.ok_or_else(|| {
-                ServerError::Location(format!(
-                    "storage location {n:?} does not exist in namespace {}; create it (kubectl apply) or name another with --storage-location",
-                    self.ns
-                ))
-            })?,
+            Some(n) => api
+                .get_opt(n)
+                .await?
+                .ok_or_else(|| ServerError::LocationMissing {
+                    name: n.to_owned(),
+                    namespace: self.ns.clone(),
+                })?,
             None => {
                 let all = api.list(&Default::default()).await?;
                 let mut items = all.items;
-                let pick = lifeboat_types::rules::location::default_index(
-                    items.iter().map(|l| (l.metadata.name.as_deref().unwrap_or_default(), l.spec.default)),
-                )
-                .ok_or_else(|| {
-                        ServerError::Location(format!(
-                            "no default storage location in namespace {}: create a BackupStorageLocation with spec.default: true",
-                            self.ns
-                        ))
-                    })?;
+                let pick = lifeboat_types::rules::location::default_index(items.iter().map(|l| {
+                    (
+                        l.metadata.name.as_deref().unwrap_or_default(),
+                        l.spec.default,
+                    )
+                }))
+                .ok_or_else(|| ServerError::NoDefaultLocation {
+                    namespace: self.ns.clone(),
+                })?;
                 items.swap_remove(pick)
             }
         };
@@ -191,7 +299,7 @@ impl Ctx {
                 key,
             });
         }
-        let store = Store::open(&v).map_err(|e| ServerError::Location(e.to_string()))?;
+        let store = Store::open(&v)?;
         Ok((store, v))
     }
 
@@ -199,16 +307,20 @@ impl Ctx {
     async fn secret_file(&self, name: &str, key: &str) -> Result<PathBuf, ServerError> {
         let api: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(self.client.clone(), &self.ns);
-        let secret = api.get_opt(name).await?.ok_or_else(|| {
-            ServerError::Location(format!(
-                "credentials Secret {name:?} does not exist in namespace {}",
-                self.ns
-            ))
-        })?;
+        let secret = api
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| ServerError::SecretMissing {
+                name: name.to_owned(),
+                namespace: self.ns.clone(),
+            })?;
         let data = secret
             .data
             .and_then(|d| d.get(key).map(|b| b.0.clone()))
-            .ok_or_else(|| ServerError::Location(format!("Secret {name:?} has no key {key:?}")))?;
+            .ok_or_else(|| ServerError::SecretKeyMissing {
+                name: name.to_owned(),
+                key: key.to_owned(),
+            })?;
         // Many runs open locations at once: each reader must see a whole file, so it is
         // written under a unique name and renamed into place (atomic on one filesystem).
         let path = self.secrets_dir.path().join(format!("{name}-{key}"));
@@ -224,9 +336,12 @@ impl Ctx {
         o.open(&staged)
             .and_then(|mut f| f.write_all(&data))
             .and_then(|()| std::fs::rename(&staged, &path))
-            .map_err(|e| {
+            .map_err(|source| {
                 let _ = std::fs::remove_file(&staged);
-                ServerError::Location(format!("cannot write credentials of Secret {name:?}: {e}"))
+                ServerError::StageCredentials {
+                    secret: name.to_owned(),
+                    source,
+                }
             })?;
         Ok(path)
     }
@@ -235,17 +350,8 @@ impl Ctx {
 /// Distinct names for staged credential files.
 static SECRET_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The longest wait before a failed reconcile is retried.
-const RETRY_MAX: Duration = Duration::from_secs(300);
-
-/// The wait before retrying a reconcile that failed `n` times in a row: 5 s, doubling, at
-/// most [`RETRY_MAX`] — a broken object does not hammer the API server.
-fn retry_delay(n: u32) -> Duration {
-    Duration::from_secs(5u64.saturating_mul(1u64 << n.saturating_sub(1).min(10))).min(RETRY_MAX)
-}
-
 /// Runs one kube-runtime controller over `api` until shutdown: a failed reconcile is
-/// logged (as `what`) and retried with backoff ([`retry_delay`]).
+/// logged (as `what`) and retried with backoff ([`Backoff::RECONCILE`]).
 pub(crate) async fn run_controller<K, F>(
     ctx: Arc<Ctx>,
     api: Api<K>,
@@ -267,7 +373,7 @@ pub(crate) async fn run_controller<K, F>(
     use kube::ResourceExt;
     let stop = ctx.shutdown.clone();
     // Per object: failures in a row and when the last one was. A failure more than
-    // RETRY_MAX after the previous one starts the count again.
+    // twice the longest wait after the previous one starts the count again.
     let failures: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>> =
         Default::default();
     kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default())
@@ -278,15 +384,16 @@ pub(crate) async fn run_controller<K, F>(
                 let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
                 let now = tokio::time::Instant::now();
                 let entry = f.entry(obj.name_any()).or_insert((0, now));
-                if now.duration_since(entry.1) > RETRY_MAX * 2 {
+                if now.duration_since(entry.1) > Backoff::RECONCILE.max * 2 {
                     entry.0 = 0;
                 }
                 entry.0 += 1;
                 entry.1 = now;
-                let delay = retry_delay(entry.0);
+                let delay = Backoff::RECONCILE.delay(entry.0);
                 tracing::warn!(
-                    "{what} {}: {e} (retry in {}s)",
+                    "{what} {}: {} (retry in {}s)",
                     obj.name_any(),
+                    chain(e),
                     delay.as_secs()
                 );
                 kube::runtime::controller::Action::requeue(delay)
@@ -362,7 +469,11 @@ where
                 )
                 .await
             {
-                tracing::warn!("{} {name}: progress not recorded: {e}", K::kind(&()));
+                tracing::warn!(
+                    "{} {name}: progress not recorded: {}",
+                    K::kind(&()),
+                    chain(&e)
+                );
             }
         }
     })
@@ -379,26 +490,21 @@ where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     // A status write that fails for a moment (an API server restart, a timeout) is tried
-    // again: a lost terminal status would make a stored backup look orphaned.
+    // again ([`Backoff::STATUS_WRITE`]): a lost terminal status would make a stored backup
+    // look orphaned.
+    use backon::Retryable;
     let patch = kube::api::Patch::Merge(serde_json::json!({ "status": status }));
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match api
-            .patch_status(name, &kube::api::PatchParams::default(), &patch)
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
-                return Err(kube::Error::Api(e).into());
-            }
-            Err(e) if attempt >= 5 => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(object = %name, "status write failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-            }
-        }
-    }
+    let params = kube::api::PatchParams::default();
+    let write = || api.patch_status(name, &params, &patch);
+    write
+        .retry(Backoff::STATUS_WRITE.builder())
+        .sleep(tokio::time::sleep)
+        .when(kube::Error::is_transient)
+        .notify(|e, _| {
+            tracing::warn!(object = %name, "status write failed, retrying: {}", chain(e));
+        })
+        .await?;
+    Ok(())
 }
 
 /// Serves /metrics, /healthz and /readyz until `stop`.
@@ -452,8 +558,7 @@ pub async fn run(
     opts: ServerOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let cluster =
-        Cluster::from_config(config.clone()).map_err(|e| ServerError::Engine(e.to_string()))?;
+    let cluster = Cluster::from_config(config.clone())?;
     // Watches are long requests: no read timeout for the controllers' client.
     let mut watch_config = config;
     watch_config.read_timeout = None;
@@ -499,7 +604,7 @@ pub async fn run(
         match elector.try_acquire().await {
             Ok(true) => break,
             Ok(false) => {}
-            Err(e) => tracing::warn!("leader lease: {e}"),
+            Err(e) => tracing::warn!("leader lease: {}", chain(&e)),
         }
         tokio::select! {
             _ = token.cancelled() => {}
@@ -518,11 +623,7 @@ pub async fn run(
         restore_slots: tokio::sync::Semaphore::new(opts.concurrent_restores.max(1)),
         shutdown: token.clone(),
         grace: opts.shutdown_grace,
-        secrets_dir: tempfile::tempdir().map_err(|e| {
-            ServerError::Engine(format!(
-                "cannot create a private directory for credentials: {e}"
-            ))
-        })?,
+        secrets_dir: tempfile::tempdir().map_err(ServerError::PrivateDir)?,
     });
 
     // Renewal goes on through the shutdown grace period (running work still leads) and
@@ -543,7 +644,7 @@ pub async fn run(
                         lost.cancel();
                         return;
                     }
-                    Ok(Err(e)) => tracing::warn!("renewing the leader lease: {e}"),
+                    Ok(Err(e)) => tracing::warn!("renewing the leader lease: {}", chain(&e)),
                     Err(_) => tracing::warn!(
                         "renewing the leader lease: no answer within {:?}",
                         lease::REQUEST_TIMEOUT
@@ -583,7 +684,7 @@ pub async fn run(
         return Err(ServerError::LostLease(lease::LEASE_NAME.into()));
     }
     if let Err(e) = elector.release().await {
-        tracing::warn!("releasing the leader lease: {e}");
+        tracing::warn!("releasing the leader lease: {}", chain(&e));
     }
     let _ = http.await;
     Ok(())
@@ -592,13 +693,68 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
     use std::sync::atomic::AtomicU64;
 
+    fn api(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            reason: reason.into(),
+            message: format!("{code} {reason}"),
+            ..Default::default()
+        }))
+    }
+
+    fn store_io(temporary: bool) -> StorageError {
+        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "connection reset");
+        StorageError::Io {
+            location: "s3".into(),
+            op: "write",
+            path: "p".into(),
+            source: Box::new(if temporary { e.set_temporary() } else { e }),
+        }
+    }
+
+    fn disk() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device")
+    }
+
+    /// FailedValidation (true) is for what the spec says; everything that may work later
+    /// is retried by the controller (false).
+    #[rstest]
+    #[case::location_missing(ServerError::LocationMissing { name: "l".into(), namespace: "velero".into() }, true)]
+    #[case::no_default(ServerError::NoDefaultLocation { namespace: "velero".into() }, true)]
+    #[case::secret_missing(ServerError::SecretMissing { name: "s".into(), namespace: "velero".into() }, true)]
+    #[case::secret_key_missing(ServerError::SecretKeyMissing { name: "s".into(), key: "cloud".into() }, true)]
+    #[case::read_only_data(ServerError::ReadOnlyData { location: "l".into(), backup: "b".into() }, true)]
+    #[case::location_misconfigured(ServerError::Storage(StorageError::Missing { location: "l".into(), setting: "region" }), true)]
+    #[case::location_read_only(ServerError::Storage(StorageError::ReadOnly { location: "l".into() }), true)]
+    #[case::store_failed_for_a_moment(ServerError::Storage(store_io(true)), false)]
+    #[case::store_refused_for_good(ServerError::Storage(store_io(false)), true)]
+    #[case::stored_backup_missing(ServerError::Catalog(CatalogError::NotFound { what: "backup", name: "b".into(), location: "l".into() }), true)]
+    #[case::stored_backup_unreadable_for_a_moment(
+        ServerError::Catalog(CatalogError::Storage(store_io(true))),
+        false
+    )]
+    #[case::local_disk_while_staging_a_secret(ServerError::StageCredentials { secret: "s".into(), source: disk() }, false)]
+    #[case::private_dir(ServerError::PrivateDir(disk()), false)]
+    #[case::api_server_unavailable(ServerError::Kube(api(503, "ServiceUnavailable")), false)]
+    #[case::api_server_refused(ServerError::Kube(api(403, "Forbidden")), false)]
+    fn permanent_or_retried(#[case] e: ServerError, #[case] permanent: bool) {
+        assert_eq!(e.is_permanent(), permanent, "{}", chain(&e));
+    }
+
     #[test]
-    fn retries_back_off_to_five_minutes() {
-        let secs: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_secs()).collect();
-        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
-        assert_eq!(retry_delay(1000), RETRY_MAX);
+    fn a_reconcile_error_wrapped_by_the_finalizer_prints_each_cause_once() {
+        let e: kube::runtime::finalizer::Error<ServerError> =
+            kube::runtime::finalizer::Error::ApplyFailed(ServerError::StageCredentials {
+                secret: "creds".into(),
+                source: disk(),
+            });
+        assert_eq!(
+            chain(&e),
+            "failed to apply object: cannot write credentials of Secret \"creds\" to the local disk: No space left on device"
+        );
     }
 
     #[tokio::test(start_paused = true)]

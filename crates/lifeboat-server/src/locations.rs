@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::{Ctx, ServerError};
 use lifeboat_engine::catalog;
+use lifeboat_engine::cluster::ApiErrorKind;
 
 /// The longest the loop sleeps: new and changed locations are seen within this.
 const MAX_SLEEP: Duration = Duration::from_secs(10);
@@ -28,7 +29,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, validation_every: Duration, sync_every: D
                 .unwrap_or(MAX_SLEEP)
                 .clamp(Duration::from_secs(1), MAX_SLEEP),
             Err(e) => {
-                tracing::warn!("storage locations: {e}");
+                tracing::warn!("storage locations: {}", crate::chain(&e));
                 MAX_SLEEP
             }
         };
@@ -75,7 +76,7 @@ async fn once(
         {
             // One location's trouble (deleted meanwhile, a refused patch) does not stop
             // the others.
-            tracing::warn!(location = %name, "{e}");
+            tracing::warn!(location = %name, "{}", crate::chain(&e));
         }
         let after = location::next_due_in(
             &bsl.spec,
@@ -104,10 +105,7 @@ async fn work(
     let opened = async {
         let (store, loc) = ctx.store(Some(name)).await?;
         if due.validate {
-            store
-                .check(false)
-                .await
-                .map_err(|e| ServerError::Location(e.to_string()))?;
+            store.check(false).await?;
         }
         Ok::<_, ServerError>((store, loc))
     }
@@ -133,13 +131,14 @@ async fn work(
                 // location's validity is the validation's to say.
                 match sync(ctx, &store, &loc).await {
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(location = %name, "sync: {e}"),
+                    Err(e) => tracing::warn!(location = %name, "sync: {}", crate::chain(&e)),
                 }
                 status.last_synced_time = Some(Time::now());
                 patch.insert("lastSyncedTime".into(), json!(status.last_synced_time));
             }
         }
         Err(e) => {
+            let e = crate::chain(&e);
             tracing::warn!(location = %name, "unavailable: {e}");
             // Only a validation says Unavailable; a sync that cannot open the location
             // waits for the next period.
@@ -151,7 +150,7 @@ async fn work(
                     "lastValidationTime".into(),
                     json!(status.last_validation_time),
                 );
-                patch.insert("message".into(), json!(e.to_string()));
+                patch.insert("message".into(), json!(e));
             }
             if due.sync {
                 // Tried: the next try is a period away, not the next pass.
@@ -185,16 +184,13 @@ async fn sync(
         .iter()
         .map(|b| b.name_any())
         .collect();
-    let stored = store
-        .list_backups()
-        .await
-        .map_err(|e| ServerError::Location(e.to_string()))?;
+    let stored = store.list_backups().await?;
     let mut made = 0;
     for name in stored.into_iter().filter(|n| !known.contains(n)) {
         let b = match catalog::get_backup(store, &name).await {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(backup = %name, "not synced: {e}");
+                tracing::warn!(backup = %name, "not synced: {}", crate::chain(&e));
                 continue;
             }
         };
@@ -222,7 +218,7 @@ async fn sync(
         );
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) if e.is_already_exists() => continue,
             Err(e) => return Err(e.into()),
         }
         let status = serde_json::to_value(b.status.clone().unwrap_or_default()).unwrap_or_default();

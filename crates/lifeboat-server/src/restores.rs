@@ -84,7 +84,7 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
     let backups: Api<BackupResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let mut restore: velero::Restore = match to_velero(&r, &format!("Restore {name}")) {
         Ok(v) => v,
-        Err(e) => return fail_validation(&ctx, &name, &sched, e.to_string()).await,
+        Err(e) => return fail_validation(&ctx, &name, &sched, crate::chain(&e)).await,
     };
     if restore.spec.backup_name.is_empty() {
         let Some(schedule) = restore.spec.schedule_name.clone() else {
@@ -127,7 +127,9 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
         .and_then(|b| super::backups::location_of(&b));
     let (store, _) = match ctx.store(location.as_deref()).await {
         Ok(s) => s,
-        Err(ServerError::Location(e)) => return fail_validation(&ctx, &name, &sched, e).await,
+        Err(e) if e.is_permanent() => {
+            return fail_validation(&ctx, &name, &sched, crate::chain(&e)).await;
+        }
         Err(e) => return Err(e),
     };
     let modifiers = match &restore.spec.resource_modifier {
@@ -153,7 +155,7 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
                         &ctx,
                         &name,
                         &sched,
-                        format!("ConfigMap {}/{}: {e}", ctx.ns, m.name),
+                        format!("ConfigMap {}/{}: {}", ctx.ns, m.name, crate::chain(&e)),
                     )
                     .await;
                 }
@@ -163,7 +165,7 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
     };
     // Queued restores stay New until a slot is free.
     let _slot = tokio::select! {
-        s = ctx.restore_slots.acquire() => s.map_err(|e| ServerError::Engine(e.to_string()))?,
+        s = ctx.restore_slots.acquire() => s?,
         _ = ctx.shutdown.cancelled() => return Ok(Action::await_change()),
     };
     set_status(
@@ -212,7 +214,7 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
         }
         Some(Err(e)) => {
             set_status(&ctx, &name, json!({
-                "phase": "Failed", "failureReason": e.to_string(), "completionTimestamp": Time::now(),
+                "phase": "Failed", "failureReason": crate::chain(&e), "completionTimestamp": Time::now(),
             }))
             .await?;
             ctx.metrics.restore_failed.get_or_create(&sched).inc();

@@ -13,6 +13,7 @@ use lifeboat_types::rules::schedule::{Decision, SCHEDULE_LABEL, backup_name, dec
 use serde_json::json;
 
 use crate::{Ctx, ServerError, patch_status};
+use lifeboat_engine::cluster::ApiErrorKind;
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let api: Api<ScheduleResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
@@ -78,7 +79,7 @@ async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, Se
                 Ok(_) => {
                     tracing::info!(schedule = %name, backup = %bname, "scheduled backup created")
                 }
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) if e.is_already_exists() => {}
                 Err(e) => return Err(e.into()),
             }
             patch_status(&api, &name, json!({ "lastBackup": at })).await?;

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(&cli)) {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {}", report::error_chain(&e));
+            eprintln!("error: {}", report::render(&e));
             Exit::Error.into()
         }
     }

@@ -342,8 +342,9 @@ pub async fn get(g: &BackupGet) -> Result<Exit> {
             Ok(f) => f,
             Err(e) if g.location.storage_location.is_none() => {
                 eprintln!(
-                    "warning: storage location {:?} skipped: {e}",
-                    l.metadata.name
+                    "warning: storage location {:?} skipped: {}",
+                    l.metadata.name,
+                    lifeboat_engine::error::chain(&e)
                 );
                 continue;
             }
