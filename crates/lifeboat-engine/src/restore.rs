@@ -1172,8 +1172,15 @@ mod tests {
             ExistingPolicy::parse(Some("update")),
             Ok(ExistingPolicy::Update)
         );
-        assert!(ExistingPolicy::parse(Some("replace")).is_err());
+        assert_eq!(
+            ExistingPolicy::parse(Some("replace")),
+            Err("invalid existing resource policy \"replace\": use none or update".into())
+        );
         assert!(valid_namespace("prod-restored").is_ok());
-        assert!(valid_namespace("Prod_Restored").is_err());
+        let err = valid_namespace("Prod_Restored").unwrap_err();
+        assert!(
+            err.starts_with("a namespace is at most 63 lower-case letters"),
+            "{err}"
+        );
     }
 }
