@@ -97,6 +97,9 @@ pub trait ApiErrorKind {
     /// A 404 naming no object: the API server does not serve the resource type at all
     /// (a CRD that is not installed).
     fn is_unserved(&self) -> bool;
+    /// The API server's message when it refused the object as invalid (422: it names the
+    /// field).
+    fn invalid_message(&self) -> Option<&str>;
 }
 
 fn api_status(e: &kube::Error) -> Option<&kube::core::Status> {
@@ -106,17 +109,21 @@ fn api_status(e: &kube::Error) -> Option<&kube::core::Status> {
     }
 }
 
+// The reason says what happened; the code alone is read when the reason is missing (an
+// aggregated API or a proxy may answer without one).
 impl ApiErrorKind for kube::Error {
     fn is_not_found(&self) -> bool {
-        api_status(self).is_some_and(|s| s.is_not_found())
+        api_status(self).is_some_and(|s| s.reason == "NotFound" || s.code == 404)
     }
 
     fn is_already_exists(&self) -> bool {
-        api_status(self).is_some_and(|s| s.is_already_exists())
+        api_status(self).is_some_and(|s| s.reason == "AlreadyExists")
     }
 
     fn is_conflict(&self) -> bool {
-        api_status(self).is_some_and(|s| s.is_conflict())
+        api_status(self).is_some_and(|s| {
+            s.reason == "Conflict" || (s.code == 409 && s.reason != "AlreadyExists")
+        })
     }
 
     fn is_transient(&self) -> bool {
@@ -135,9 +142,15 @@ impl ApiErrorKind for kube::Error {
     }
 
     fn is_unserved(&self) -> bool {
-        api_status(self).is_some_and(|s| {
-            s.is_not_found() && s.details.as_ref().is_none_or(|d| d.name.is_empty())
-        })
+        self.is_not_found()
+            && api_status(self)
+                .is_some_and(|s| s.details.as_ref().is_none_or(|d| d.name.is_empty()))
+    }
+
+    fn invalid_message(&self) -> Option<&str> {
+        api_status(self)
+            .filter(|s| s.reason == "Invalid" || s.code == 422)
+            .map(|s| s.message.as_str())
     }
 }
 
@@ -164,6 +177,10 @@ impl ApiErrorKind for ClusterError {
 
     fn is_unserved(&self) -> bool {
         self.api_source().is_some_and(|e| e.is_unserved())
+    }
+
+    fn invalid_message(&self) -> Option<&str> {
+        self.api_source().and_then(|e| e.invalid_message())
     }
 }
 
@@ -809,6 +826,9 @@ mod tests {
     #[case::too_many_requests(api(429, "TooManyRequests", None), (false, false, false, true, false))]
     #[case::unavailable(api(503, "ServiceUnavailable", None), (false, false, false, true, false))]
     #[case::invalid(api(422, "Invalid", Some("web")), (false, false, false, false, false))]
+    #[case::missing_without_reason(api(404, "", Some("web")), (true, false, false, false, false))]
+    #[case::conflict_without_reason(api(409, "", Some("web")), (false, false, true, false, false))]
+    #[case::unprocessable_without_reason(api(422, "", None), (false, false, false, false, false))]
     #[case::forbidden(api(403, "Forbidden", None), (false, false, false, false, false))]
     #[case::connection_refused(transport(), (false, false, false, true, false))]
     fn kube_errors_answer_what_they_mean(
@@ -837,6 +857,14 @@ mod tests {
         );
         assert_eq!(wrapped, kind);
         assert_eq!(c.is_retryable(), kind.3);
+    }
+
+    #[test]
+    fn an_invalid_object_gives_the_server_s_message() {
+        let e = api(422, "Invalid", Some("web"));
+        assert_eq!(e.invalid_message(), Some("422 Invalid"));
+        assert_eq!(api(422, "", None).invalid_message(), Some("422 "));
+        assert_eq!(api(409, "Conflict", None).invalid_message(), None);
     }
 
     #[rstest]

@@ -16,15 +16,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::cluster::Cluster;
+use crate::cluster::{ApiErrorKind, Cluster};
 
 /// Errors about lifeboat.dev objects. Each names the object (or the missing resource type).
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     /// The cluster does not serve the resource type: lifeboat is not installed.
-    #[error(
-        "the cluster has no lifeboat.dev {kind} resource: run `lifeboat install` first ({source})"
-    )]
+    #[error("the cluster has no lifeboat.dev {kind} resource: lifeboat is not installed")]
     NotInstalled {
         /// The kind (`Schedule`).
         kind: String,
@@ -67,15 +65,19 @@ pub enum ObjectError {
     Api(#[from] kube::Error),
 }
 
-/// A 404 whose message says the resource type itself is not served (as opposed to a
-/// missing object of a served type).
-fn type_missing(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404 && s.message.contains("the server could not find"))
+impl ObjectError {
+    /// Whether trying again later can help (the API server failed for a moment).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ObjectError::Api(e) => e.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 /// The error of a request that names no object (a LIST).
 fn of_list(kind: &str, e: kube::Error) -> ObjectError {
-    if type_missing(&e) {
+    if e.is_unserved() {
         ObjectError::NotInstalled {
             kind: kind.to_owned(),
             source: e,
@@ -87,13 +89,14 @@ fn of_list(kind: &str, e: kube::Error) -> ObjectError {
 
 /// The error of a request about object `name`: a 404 names the object.
 fn of_named(kind: &str, what: &str, ns: &str, name: &str, e: kube::Error) -> ObjectError {
-    match &e {
-        kube::Error::Api(s) if s.code == 404 && !type_missing(&e) => ObjectError::NotFound {
+    if e.is_not_found() && !e.is_unserved() {
+        ObjectError::NotFound {
             what: what.to_owned(),
             name: name.to_owned(),
             namespace: ns.to_owned(),
-        },
-        _ => of_list(kind, e),
+        }
+    } else {
+        of_list(kind, e)
     }
 }
 
@@ -130,13 +133,16 @@ impl Schedules {
         self.api
             .create(&PostParams::default(), &s)
             .await
-            .map_err(|e| match &e {
-                kube::Error::Api(st) if st.code == 409 => ObjectError::AlreadyExists {
-                    what: SCHEDULE_WHAT.into(),
-                    name: name.to_owned(),
-                    namespace: self.namespace.clone(),
-                },
-                _ => of_list(SCHEDULE, e),
+            .map_err(|e| {
+                if e.is_already_exists() {
+                    ObjectError::AlreadyExists {
+                        what: SCHEDULE_WHAT.into(),
+                        name: name.to_owned(),
+                        namespace: self.namespace.clone(),
+                    }
+                } else {
+                    of_list(SCHEDULE, e)
+                }
             })
     }
 
@@ -245,19 +251,24 @@ where
     let api: Api<K> = Api::namespaced(cluster.client().clone(), ns);
     api.create(&PostParams::default(), &obj)
         .await
-        .map_err(|e| match &e {
-            kube::Error::Api(st) if st.code == 409 => ObjectError::AlreadyExists {
-                what: kind,
-                name: meta.name.clone(),
-                namespace: ns.to_owned(),
-            },
-            kube::Error::Api(st) if st.code == 404 => ObjectError::NotInstalled { kind, source: e },
-            kube::Error::Api(st) if st.code == 422 => ObjectError::Invalid {
-                kind,
-                name: meta.name.clone(),
-                message: st.message.clone(),
-            },
-            _ => ObjectError::Api(e),
+        .map_err(|e| {
+            if e.is_already_exists() {
+                ObjectError::AlreadyExists {
+                    what: kind,
+                    name: meta.name.clone(),
+                    namespace: ns.to_owned(),
+                }
+            } else if e.is_not_found() {
+                ObjectError::NotInstalled { kind, source: e }
+            } else if let Some(message) = e.invalid_message() {
+                ObjectError::Invalid {
+                    kind,
+                    name: meta.name.clone(),
+                    message: message.to_owned(),
+                }
+            } else {
+                ObjectError::Api(e)
+            }
         })?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 use lifeboat_engine::backup::BackupError;
 use lifeboat_engine::catalog::CatalogError;
 use lifeboat_engine::cluster::ClusterError;
+use lifeboat_engine::objects::ObjectError;
 use lifeboat_engine::restore::RestoreError;
 use lifeboat_engine::storage::StorageError;
 
@@ -59,6 +60,9 @@ fn hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     }
     if let Some(BackupError::AlreadyExists { backup, .. }) = e.downcast_ref::<BackupError>() {
         return Some(format!("`lifeboat backup delete {backup}` deletes it"));
+    }
+    if let Some(ObjectError::NotInstalled { .. }) = e.downcast_ref::<ObjectError>() {
+        return Some("run `lifeboat install` first".into());
     }
     if let Some(RestoreError::NoBackup) = e.downcast_ref::<RestoreError>() {
         return Some("pass --from-backup NAME".into());
