@@ -820,6 +820,7 @@ mod tests {
     #[rstest]
     #[case::object_missing(api(404, "NotFound", Some("web")), (true, false, false, false, false))]
     #[case::type_not_served(api(404, "NotFound", None), (true, false, false, false, true))]
+    #[case::group_no_longer_served(api(404, "Failed to parse error data", None), (true, false, false, false, true))]
     #[case::already_exists(api(409, "AlreadyExists", Some("web")), (false, true, false, false, false))]
     #[case::changed_meanwhile(api(409, "Conflict", Some("web")), (false, false, true, false, false))]
     #[case::token_not_yet_made(api(500, "ServerTimeout", None), (false, false, false, true, false))]
