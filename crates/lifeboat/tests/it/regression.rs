@@ -648,7 +648,9 @@ fn schedule_delete_keeps_the_backups_it_owns() {
     );
     fx.env
         .ok(&["-n", NS, "schedule", "delete", "owner", "--confirm"]);
-    eventually(20, "the schedule to go", || {
+    // The garbage collector orphans the backups (drops their ownerReferences) before it
+    // lets the schedule go; it may first need to discover the CRD (every 30 s).
+    eventually(90, "the schedule to go", || {
         fx.get(&["schedules.lifeboat.dev"])["items"]
             .as_array()
             .unwrap()
@@ -656,7 +658,7 @@ fn schedule_delete_keeps_the_backups_it_owns() {
             .all(|s| s["metadata"]["name"] != "owner")
             .then_some(())
     });
-    // The garbage collector acts within a second or two of the owner's deletion.
+    // Were the schedule deleted in the background, the collector would now delete them.
     std::thread::sleep(Duration::from_secs(5));
     assert!(
         fx.backup_exists(&name),
@@ -664,6 +666,12 @@ fn schedule_delete_keeps_the_backups_it_owns() {
     );
     let b = fx.get(&["backups.lifeboat.dev", &name]);
     assert!(b["metadata"]["deletionTimestamp"].is_null(), "{b}");
+    assert!(
+        b["metadata"]["ownerReferences"]
+            .as_array()
+            .is_none_or(|o| o.is_empty()),
+        "{b}"
+    );
     assert!(fx.store.join("backups").join(&name).exists());
 }
 

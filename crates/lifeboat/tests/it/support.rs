@@ -59,15 +59,23 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// Runs lifeboat, asserts failure, returns stderr.
+    /// Runs lifeboat, asserts it ended with an error it reported (exit code 1: not a
+    /// panic, not a usage error), returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
+        self.fails_with(1, args)
+    }
+
+    /// Runs lifeboat, asserts it ended with exit code `code`, returns stderr.
+    pub fn fails_with(&self, code: i32, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "lifeboat {args:?} succeeded but should fail:\n{}",
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "lifeboat {args:?}: expected exit code {code}:\nstdout: {}\nstderr: {stderr}",
             String::from_utf8_lossy(&out.stdout)
         );
-        String::from_utf8(out.stderr).unwrap()
+        stderr
     }
 
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
