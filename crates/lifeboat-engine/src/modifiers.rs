@@ -436,7 +436,14 @@ resourceModifierRules:
     fn failing_patch_is_an_error() {
         let m = Modifiers::parse("version: v1\nresourceModifierRules:\n- conditions: {groupResource: '*'}\n  patches:\n  - {operation: remove, path: /spec/nope}\n").unwrap();
         let mut d = deploy("x");
-        assert!(m.apply("deployments.apps", None, "x", &mut d).is_err());
+        let e = m
+            .apply("deployments.apps", None, "x", &mut d)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rule 1") && e.contains("failed at path '/spec/nope'"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1020,11 +1020,12 @@ mod tests {
     }
 
     #[rstest]
-    #[case("ftp://x")]
-    #[case("relative/dir")]
-    #[case("s3:///p")]
-    fn bad_urls(#[case] url: &str) {
-        assert!(location_from_url(url).is_err());
+    #[case("ftp://x", "unknown scheme \"ftp\"")]
+    #[case("relative/dir", "expected file:///dir, s3://bucket/prefix")]
+    #[case("s3:///p", "no bucket in URL")]
+    fn bad_urls(#[case] url: &str, #[case] want: &str) {
+        let e = location_from_url(url).unwrap_err().to_string();
+        assert!(e.contains(url) && e.contains(want), "{e}");
     }
 
     #[test]

@@ -651,7 +651,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("Bad_Name"), "{e}");
-        assert!(restore_from_flags(&create(&["--selector", "app in web"]), "velero", "b").is_err());
+        let e =
+            restore_from_flags(&create(&["--selector", "app in web"]), "velero", "b").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("invalid label selector \"app in web\""),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -302,7 +302,12 @@ mod tests {
 
     #[test]
     fn delete_needs_names_or_all() {
-        assert!(Cli::try_parse_from(["lifeboat", "schedule", "delete"]).is_err());
+        let e = Cli::try_parse_from(["lifeboat", "schedule", "delete"]).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{e}"
+        );
         let argv = ["lifeboat", "schedule", "delete", "--all", "--confirm"];
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Schedule(ScheduleCmd::Delete(d)) => {
