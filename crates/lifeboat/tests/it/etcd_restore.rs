@@ -548,14 +548,14 @@ fn restore_refuses_damaged_snapshots_bad_flags_and_used_directories() {
     let flipped = dir.join("flipped.db");
     std::fs::write(&flipped, &bytes).unwrap();
     let out = restore(&flipped, &[]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("hash mismatch"), "{}", stderr(&out));
     assert!(!data.exists());
     // Truncated: refused.
     let cut = dir.join("cut.db");
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     let out = restore(&cut, &["--skip-hash-check"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
     assert!(!data.exists());
     // Bad flags: named, nothing created.

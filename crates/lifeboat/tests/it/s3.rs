@@ -198,7 +198,7 @@ fn missing_credentials_are_named() {
         .env("HOME", env.dir.path())
         .output()
         .unwrap();
-    assert!(!err.status.success());
+    assert_eq!(err.status.code(), Some(1));
     let err = String::from_utf8_lossy(&err.stderr);
     assert!(
         err.contains("no credentials found") && err.contains("--credential"),
