@@ -40,7 +40,8 @@ const WAL_SEGMENT_BYTES: u64 = 64 * 1000 * 1000;
 /// The v2 store's event history capacity.
 const EVENT_HISTORY: usize = 1000;
 
-/// The flags of `etcd snapshot restore`, with etcdctl's defaults.
+/// What to restore and the new cluster's membership (the settings of `etcdctl snapshot
+/// restore`), with etcdctl's defaults.
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
     /// The snapshot file.
@@ -80,9 +81,9 @@ impl RestoreConfig {
 /// Why a restore was refused or failed. Nothing is left in the data directory.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    /// The flags do not describe a valid cluster.
-    #[error("{0}")]
-    Config(String),
+    /// The settings do not describe a valid cluster.
+    #[error(transparent)]
+    Config(#[from] MembershipError),
     /// The snapshot failed its checks.
     #[error("refusing to restore {}", path.display())]
     Snapshot {
@@ -114,7 +115,7 @@ pub enum RestoreError {
 }
 
 impl RestoreError {
-    /// Never: the flags, the snapshot or the target directories must change first.
+    /// Never: the settings, the snapshot or the target directories must change first.
     pub fn is_retryable(&self) -> bool {
         false
     }
@@ -167,20 +168,56 @@ pub struct Restored {
 
 // ---------------------------------------------------------------- membership (pure)
 
+/// Which setting of a [`RestoreConfig`] a [`MembershipError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// [`RestoreConfig::name`].
+    Name,
+    /// [`RestoreConfig::initial_cluster`].
+    InitialCluster,
+    /// [`RestoreConfig::initial_advertise_peer_urls`].
+    InitialAdvertisePeerUrls,
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Setting::Name => "the member name",
+            Setting::InitialCluster => "the initial cluster",
+            Setting::InitialAdvertisePeerUrls => "the member's advertised peer URLs",
+        })
+    }
+}
+
+/// The settings do not describe a cluster etcd would bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct MembershipError {
+    /// The setting to change.
+    pub setting: Setting,
+    /// What is wrong, naming the values.
+    pub reason: String,
+}
+
+fn bad(setting: Setting, reason: String) -> MembershipError {
+    MembershipError { setting, reason }
+}
+
 /// Parses and checks etcd URLs as etcd's `types.NewURLs` does; returns them sorted.
-fn parse_urls(list: &str, flag: &str) -> Result<Vec<String>, String> {
+fn parse_urls(list: &str, setting: Setting) -> Result<Vec<String>, MembershipError> {
+    let err = |reason: String| bad(setting, format!("{setting}: {reason}"));
     let mut out = Vec::new();
     for u in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
         let (scheme, rest) = u
             .split_once("://")
-            .ok_or_else(|| format!("{flag}: {u:?} is not a URL (want http://HOST:PORT)"))?;
+            .ok_or_else(|| err(format!("{u:?} is not a URL (want http://HOST:PORT)")))?;
         if !matches!(scheme, "http" | "https" | "unix" | "unixs") {
-            return Err(format!(
-                "{flag}: URL scheme must be http, https, unix, or unixs: {u}"
-            ));
+            return Err(err(format!(
+                "URL scheme must be http, https, unix, or unixs: {u}"
+            )));
         }
         if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-            return Err(format!("{flag}: URL must not contain a path: {u}"));
+            return Err(err(format!("URL must not contain a path: {u}")));
         }
         let has_port = match rest.rsplit_once(':') {
             Some((host, port)) => {
@@ -189,14 +226,14 @@ fn parse_urls(list: &str, flag: &str) -> Result<Vec<String>, String> {
             None => false,
         };
         if !has_port {
-            return Err(format!(
-                "{flag}: URL address does not have the form \"host:port\": {u}"
-            ));
+            return Err(err(format!(
+                "URL address does not have the form \"host:port\": {u}"
+            )));
         }
         out.push(u.to_string());
     }
     if out.is_empty() {
-        return Err(format!("{flag}: no URL given"));
+        return Err(err("no URL given".into()));
     }
     out.sort();
     Ok(out)
@@ -221,8 +258,9 @@ pub fn cluster_id(sorted_ids: &[u64]) -> u64 {
     u64::from_be_bytes(h.finalize()[..8].try_into().unwrap_or([0; 8]))
 }
 
-/// The new cluster from the flags, checked as etcd checks a bootstrap configuration.
-pub fn membership(cfg: &RestoreConfig) -> Result<Membership, String> {
+/// The new cluster from the settings, checked as etcd checks a bootstrap configuration.
+pub fn membership(cfg: &RestoreConfig) -> Result<Membership, MembershipError> {
+    use Setting::*;
     let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entry in cfg
         .initial_cluster
@@ -231,43 +269,54 @@ pub fn membership(cfg: &RestoreConfig) -> Result<Membership, String> {
         .filter(|e| !e.is_empty())
     {
         let (name, url) = entry.split_once('=').ok_or_else(|| {
-            format!("--initial-cluster: {entry:?} is not NAME=URL (e.g. m1=https://10.0.0.1:2380)")
+            bad(
+                InitialCluster,
+                format!(
+                    "the initial cluster: {entry:?} is not NAME=URL (e.g. m1=https://10.0.0.1:2380)"
+                ),
+            )
         })?;
-        let urls = parse_urls(url, "--initial-cluster")?;
+        let urls = parse_urls(url, InitialCluster)?;
         by_name.entry(name.to_string()).or_default().extend(urls);
     }
     if by_name.is_empty() {
-        return Err("--initial-cluster is empty".into());
+        return Err(bad(InitialCluster, "the initial cluster is empty".into()));
     }
     let mut seen = BTreeMap::new();
     for (name, urls) in &by_name {
         for u in urls {
             if let Some(other) = seen.insert(u.clone(), name.clone()) {
-                return Err(format!(
-                    "--initial-cluster has duplicate url {u} (members {other} and {name})"
+                return Err(bad(
+                    InitialCluster,
+                    format!(
+                        "the initial cluster has duplicate url {u} (members {other} and {name})"
+                    ),
                 ));
             }
         }
     }
     let local = by_name.get(&cfg.name).ok_or_else(|| {
-        format!(
-            "couldn't find local name {:?} in the initial cluster configuration; --name must be one of: {}",
-            cfg.name,
-            by_name.keys().cloned().collect::<Vec<_>>().join(", ")
+        bad(
+            Name,
+            format!(
+                "couldn't find local name {:?} in the initial cluster configuration; the member name must be one of: {}",
+                cfg.name,
+                by_name.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         )
     })?;
     let mut local_urls = local.clone();
     local_urls.sort();
-    let advertised = parse_urls(
-        &cfg.initial_advertise_peer_urls,
-        "--initial-advertise-peer-urls",
-    )?;
+    let advertised = parse_urls(&cfg.initial_advertise_peer_urls, InitialAdvertisePeerUrls)?;
     if advertised != local_urls {
-        return Err(format!(
-            "--initial-advertise-peer-urls {} do not match the URLs of {:?} in --initial-cluster ({}); they must be the same",
-            advertised.join(","),
-            cfg.name,
-            local_urls.join(",")
+        return Err(bad(
+            InitialAdvertisePeerUrls,
+            format!(
+                "the advertised peer URLs {} do not match the URLs of {:?} in the initial cluster ({}); they must be the same",
+                advertised.join(","),
+                cfg.name,
+                local_urls.join(",")
+            ),
         ));
     }
     let mut members: Vec<Member> = by_name
@@ -283,13 +332,19 @@ pub fn membership(cfg: &RestoreConfig) -> Result<Membership, String> {
         .collect();
     members.sort_by_key(|m| m.id);
     if let Some(w) = members.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(format!(
-            "members {} and {} get the same id; give them different peer URLs",
-            w[0].name, w[1].name
+        return Err(bad(
+            InitialCluster,
+            format!(
+                "members {} and {} get the same id; give them different peer URLs",
+                w[0].name, w[1].name
+            ),
         ));
     }
     if members.iter().any(|m| m.id == 0) {
-        return Err("a member id came out as 0, which raft reserves; change its peer URLs".into());
+        return Err(bad(
+            InitialCluster,
+            "a member id came out as 0, which raft reserves; change its peer URLs".into(),
+        ));
     }
     let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
     let local_id = member_id(&local_urls, &cfg.initial_cluster_token);
@@ -617,12 +672,12 @@ fn sync_dir(dir: &Path) -> Result<(), RestoreError> {
         .map_err(werr(dir))
 }
 
-/// Restores `cfg.snapshot` into a new member directory. Checks first (flags, target
+/// Restores `cfg.snapshot` into a new member directory. Checks first (settings, target
 /// directories, the snapshot's trailer and tree), writes under a staging name, and
 /// renames into place only when everything is synced. `progress(done, total)` is told
 /// the database bytes written.
 pub fn restore(cfg: &RestoreConfig, progress: &dyn Fn(u64, u64)) -> Result<Restored, RestoreError> {
-    let membership = membership(cfg).map_err(RestoreError::Config)?;
+    let membership = membership(cfg)?;
     let snap_err = |source| RestoreError::Snapshot {
         path: cfg.snapshot.clone(),
         source,
@@ -766,44 +821,87 @@ mod tests {
         "x",
         "default=http://localhost:2380",
         "http://localhost:2380",
-        "couldn't find local name \"x\""
+        Setting::Name,
+        "couldn't find local name \"x\" in the initial cluster configuration; the member name must be one of: default"
     )]
     #[case(
         "default",
         "default=http://localhost:2380",
         "http://localhost:2381",
-        "do not match"
+        Setting::InitialAdvertisePeerUrls,
+        "the advertised peer URLs http://localhost:2381 do not match the URLs of \"default\" in the initial cluster (http://localhost:2380); they must be the same"
     )]
     #[case(
         "default",
         "default=ftp://localhost:2380",
         "http://localhost:2380",
-        "URL scheme must be"
+        Setting::InitialCluster,
+        "the initial cluster: URL scheme must be http, https, unix, or unixs: ftp://localhost:2380"
     )]
     #[case(
         "default",
         "default=localhost:2380",
         "http://localhost:2380",
-        "is not a URL"
+        Setting::InitialCluster,
+        "the initial cluster: \"localhost:2380\" is not a URL (want http://HOST:PORT)"
     )]
-    #[case("default", "default=http://localhost", "http://localhost", "host:port")]
+    #[case(
+        "default",
+        "default=http://localhost",
+        "http://localhost",
+        Setting::InitialCluster,
+        "the initial cluster: URL address does not have the form \"host:port\": http://localhost"
+    )]
     #[case(
         "default",
         "default=http://localhost:2380/x",
         "http://localhost:2380/x",
-        "must not contain a path"
+        Setting::InitialCluster,
+        "the initial cluster: URL must not contain a path: http://localhost:2380/x"
     )]
-    #[case("a", "a=http://h:1,b=http://h:1", "http://h:1", "duplicate url")]
-    #[case("a", "a http://h:1", "http://h:1", "is not NAME=URL")]
-    #[case("a", "", "http://h:1", "empty")]
-    fn bad_flags_are_named(
+    #[case(
+        "a",
+        "a=http://h:1",
+        "h:1",
+        Setting::InitialAdvertisePeerUrls,
+        "the member's advertised peer URLs: \"h:1\" is not a URL (want http://HOST:PORT)"
+    )]
+    #[case(
+        "a",
+        "a=http://h:1,b=http://h:1",
+        "http://h:1",
+        Setting::InitialCluster,
+        "the initial cluster has duplicate url http://h:1 (members a and b)"
+    )]
+    #[case(
+        "a",
+        "a http://h:1",
+        "http://h:1",
+        Setting::InitialCluster,
+        "the initial cluster: \"a http://h:1\" is not NAME=URL (e.g. m1=https://10.0.0.1:2380)"
+    )]
+    #[case(
+        "a",
+        "",
+        "http://h:1",
+        Setting::InitialCluster,
+        "the initial cluster is empty"
+    )]
+    fn bad_settings_are_named(
         #[case] name: &str,
         #[case] cluster: &str,
         #[case] advertise: &str,
-        #[case] want: &str,
+        #[case] setting: Setting,
+        #[case] reason: &str,
     ) {
         let err = membership(&cfg(name, cluster, advertise)).unwrap_err();
-        assert!(err.contains(want), "{err}");
+        assert_eq!(
+            err,
+            MembershipError {
+                setting,
+                reason: reason.into()
+            }
+        );
     }
 
     #[test]

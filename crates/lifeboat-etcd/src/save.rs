@@ -28,29 +28,142 @@ pub struct EtcdEndpoint {
     pub key: Option<PathBuf>,
 }
 
+/// Which TLS file a [`SaveError::TlsFile`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFile {
+    /// [`EtcdEndpoint::cacert`].
+    CaBundle,
+    /// [`EtcdEndpoint::cert`].
+    ClientCert,
+    /// [`EtcdEndpoint::key`].
+    ClientKey,
+    /// The certificate and key together (they do not form an identity, or one is missing).
+    ClientPair,
+}
+
+impl std::fmt::Display for TlsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsFile::CaBundle => "the CA bundle",
+            TlsFile::ClientCert => "the client certificate",
+            TlsFile::ClientKey => "the client key",
+            TlsFile::ClientPair => "the client certificate and key",
+        })
+    }
+}
+
+/// What went wrong in the TLS handshake, when that is why etcd could not be reached;
+/// read from rustls' typed error, never from message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// etcd's server certificate is not signed by the trusted CA bundle.
+    UnknownIssuer,
+    /// etcd's server certificate has expired.
+    ServerCertExpired,
+    /// etcd's server certificate is not valid yet (a clock problem, or a new certificate).
+    ServerCertNotYetValid,
+    /// etcd refused the client certificate, or wanted one and got none.
+    ClientCertRefused,
+}
+
+impl std::fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsProblem::UnknownIssuer => {
+                "etcd's server certificate is not signed by the trusted CA bundle"
+            }
+            TlsProblem::ServerCertExpired => "etcd's server certificate has expired; renew it",
+            TlsProblem::ServerCertNotYetValid => {
+                "etcd's server certificate is not valid yet; check this machine's clock"
+            }
+            TlsProblem::ClientCertRefused => {
+                "etcd refused the client certificate (missing, expired or not signed by a CA etcd trusts)"
+            }
+        })
+    }
+}
+
+impl TlsProblem {
+    /// The TLS problem behind `e`, if its chain holds a rustls error that names one.
+    /// rustls' error travels inside an `io::Error` (itself inside another one, as hyper
+    /// hands it on), whose `source()` skips what it wraps, so each `io::Error` of the
+    /// chain is opened with `get_ref()` down to what it carries.
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+        let mut cur = Some(e);
+        while let Some(link) = cur {
+            let mut inner = link;
+            while let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                match io.get_ref() {
+                    Some(wrapped) => inner = wrapped,
+                    None => break,
+                }
+            }
+            if let Some(problem) = inner
+                .downcast_ref::<rustls::Error>()
+                .and_then(Self::from_rustls)
+            {
+                return Some(problem);
+            }
+            cur = link.source();
+        }
+        None
+    }
+
+    fn from_rustls(e: &rustls::Error) -> Option<TlsProblem> {
+        use rustls::AlertDescription as A;
+        use rustls::CertificateError as C;
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::UnknownIssuer => Some(TlsProblem::UnknownIssuer),
+                C::Expired | C::ExpiredContext { .. } => Some(TlsProblem::ServerCertExpired),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    Some(TlsProblem::ServerCertNotYetValid)
+                }
+                _ => None,
+            },
+            rustls::Error::AlertReceived(
+                A::BadCertificate
+                | A::CertificateExpired
+                | A::CertificateRequired
+                | A::UnknownCA
+                | A::CertificateUnknown
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked,
+            ) => Some(TlsProblem::ClientCertRefused),
+            _ => None,
+        }
+    }
+}
+
 /// Why a snapshot could not be saved. Nothing is left under the target name.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
     /// No endpoint was given.
-    #[error("no etcd endpoint: pass --endpoints https://HOST:2379")]
+    #[error("no etcd endpoint was given")]
     NoEndpoint,
     /// A TLS file could not be read or parsed.
     #[error("cannot use {what} {}: {reason}", path.display())]
     TlsFile {
-        /// cacert, cert or key.
-        what: &'static str,
+        /// Which file.
+        what: TlsFile,
         /// The file.
         path: PathBuf,
         /// Why.
         reason: String,
     },
+    /// The HTTP/2 client could not be set up with these TLS settings.
+    #[error("cannot set up a TLS client for etcd")]
+    Client(#[source] reqwest::Error),
     /// Every endpoint failed; the last error is given.
-    #[error("cannot reach etcd at {endpoint}: {reason}")]
+    #[error("cannot reach etcd at {endpoint}{}", tls.map(|t| format!(" ({t})")).unwrap_or_default())]
     Unreachable {
         /// The endpoint.
         endpoint: String,
-        /// Why (TLS: unknown issuer → wrong --cacert; expired → renew the certificate).
-        reason: String,
+        /// The TLS handshake's problem, when that is the reason.
+        tls: Option<TlsProblem>,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
     },
     /// etcd answered with an error.
     #[error("etcd at {endpoint} refused the snapshot: {message}")]
@@ -68,6 +181,15 @@ pub enum SaveError {
         /// What was wrong.
         reason: String,
     },
+    /// The stream broke off.
+    #[error("the snapshot stream from {endpoint} broke off; nothing was saved")]
+    Broken {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
     /// Writing the file failed.
     #[error("cannot write {}", path.display())]
     Io {
@@ -80,17 +202,19 @@ pub enum SaveError {
 }
 
 impl SaveError {
-    /// Whether trying again later can help: etcd could not be reached, or the stream
-    /// broke off. Flags, certificates, etcd's refusal and the local disk stay as they are.
+    /// Whether trying again later can help: etcd could not be reached (but not for a
+    /// certificate problem), or the stream broke off or arrived damaged. Settings,
+    /// certificates, etcd's refusal and the local disk stay as they are.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            SaveError::Unreachable { .. } | SaveError::Damaged { .. }
-        )
+        match self {
+            SaveError::Unreachable { tls, .. } => tls.is_none(),
+            SaveError::Damaged { .. } | SaveError::Broken { .. } => true,
+            _ => false,
+        }
     }
 }
 
-fn read_tls(what: &'static str, p: &Path) -> Result<Vec<u8>, SaveError> {
+fn read_tls(what: TlsFile, p: &Path) -> Result<Vec<u8>, SaveError> {
     std::fs::read(p).map_err(|e| SaveError::TlsFile {
         what,
         path: p.to_path_buf(),
@@ -104,10 +228,10 @@ fn client(ep: &EtcdEndpoint) -> Result<reqwest::Client, SaveError> {
         .connect_timeout(std::time::Duration::from_secs(10))
         .http2_prior_knowledge();
     if let Some(ca) = &ep.cacert {
-        let pem = read_tls("--cacert", ca)?;
+        let pem = read_tls(TlsFile::CaBundle, ca)?;
         let certs =
             reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SaveError::TlsFile {
-                what: "--cacert",
+                what: TlsFile::CaBundle,
                 path: ca.clone(),
                 reason: e.to_string(),
             })?;
@@ -115,11 +239,11 @@ fn client(ep: &EtcdEndpoint) -> Result<reqwest::Client, SaveError> {
     }
     match (&ep.cert, &ep.key) {
         (Some(c), Some(k)) => {
-            let mut pem = read_tls("--cert", c)?;
+            let mut pem = read_tls(TlsFile::ClientCert, c)?;
             pem.extend_from_slice(b"\n");
-            pem.extend_from_slice(&read_tls("--key", k)?);
+            pem.extend_from_slice(&read_tls(TlsFile::ClientKey, k)?);
             let id = reqwest::Identity::from_pem(&pem).map_err(|e| SaveError::TlsFile {
-                what: "--cert/--key",
+                what: TlsFile::ClientPair,
                 path: c.clone(),
                 reason: e.to_string(),
             })?;
@@ -128,38 +252,13 @@ fn client(ep: &EtcdEndpoint) -> Result<reqwest::Client, SaveError> {
         (None, None) => {}
         (Some(c), None) | (None, Some(c)) => {
             return Err(SaveError::TlsFile {
-                what: "--cert and --key",
+                what: TlsFile::ClientPair,
                 path: c.clone(),
-                reason: "both --cert and --key are needed for client TLS".into(),
+                reason: "client TLS needs both the certificate and its key".into(),
             });
         }
     }
-    b.build().map_err(|e| SaveError::Unreachable {
-        endpoint: String::new(),
-        reason: e.to_string(),
-    })
-}
-
-/// The error and its causes in one line (reqwest hides the TLS reason in its sources).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    if s.contains("UnknownIssuer") {
-        s.push_str(" (the server certificate is not signed by --cacert)");
-    } else if s.contains("invalid peer certificate") && s.to_lowercase().contains("expired") {
-        s.push_str(" (etcd's server certificate has expired; renew it)");
-    } else if s.to_lowercase().contains("expired") {
-        s.push_str(" (a certificate has expired; renew it)");
-    }
-    s
+    b.build().map_err(SaveError::Client)
 }
 
 /// The fields of etcdserverpb.SnapshotResponse that matter: remaining_bytes (2) and
@@ -250,9 +349,10 @@ async fn save_from(
         "{}/etcdserverpb.Maintenance/Snapshot",
         endpoint.trim_end_matches('/')
     );
-    let unreachable = |e: &dyn std::error::Error| SaveError::Unreachable {
+    let unreachable = |source: reqwest::Error| SaveError::Unreachable {
         endpoint: endpoint.to_owned(),
-        reason: chain(e),
+        tls: TlsProblem::of(&source),
+        source,
     };
     // One empty request message: not compressed, length 0.
     let resp = client
@@ -262,7 +362,7 @@ async fn save_from(
         .body(vec![0u8; 5])
         .send()
         .await
-        .map_err(|e| unreachable(&e))?;
+        .map_err(unreachable)?;
     let refused = |message: String| SaveError::Refused {
         endpoint: endpoint.into(),
         message,
@@ -311,7 +411,10 @@ async fn save_from(
             Ok(())
         };
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| damaged(format!("stream broke: {}", chain(&e))))?;
+            let frame = frame.map_err(|source| SaveError::Broken {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
             match frame.into_data() {
                 Ok(data) => {
                     buf.extend_from_slice(&data);
@@ -371,5 +474,86 @@ async fn save_from(
             let _ = std::fs::remove_file(&part);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use rustls::{AlertDescription, CertificateError};
+
+    /// An error whose source is an `io::Error` carrying `inner`, as hyper hands rustls'
+    /// errors on.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request")]
+    struct Outer(#[source] std::io::Error);
+
+    fn wrapped(inner: rustls::Error) -> Outer {
+        // What reqwest 0.13 reports: an io::Error (Other) around tokio-rustls' io::Error
+        // (InvalidData) around rustls' error.
+        Outer(std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            inner,
+        )))
+    }
+
+    #[rstest]
+    #[case(
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        Some(TlsProblem::UnknownIssuer)
+    )]
+    #[case(
+        rustls::Error::InvalidCertificate(CertificateError::Expired),
+        Some(TlsProblem::ServerCertExpired)
+    )]
+    #[case(
+        rustls::Error::InvalidCertificate(CertificateError::NotValidYet),
+        Some(TlsProblem::ServerCertNotYetValid)
+    )]
+    #[case(
+        rustls::Error::AlertReceived(AlertDescription::BadCertificate),
+        Some(TlsProblem::ClientCertRefused)
+    )]
+    #[case(
+        rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+        Some(TlsProblem::ClientCertRefused)
+    )]
+    #[case(
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+        None
+    )]
+    #[case(rustls::Error::AlertReceived(AlertDescription::HandshakeFailure), None)]
+    fn tls_problems_are_read_from_rustls_inside_an_io_error(
+        #[case] inner: rustls::Error,
+        #[case] want: Option<TlsProblem>,
+    ) {
+        assert_eq!(TlsProblem::of(&wrapped(inner.clone())), want);
+        // And when the rustls error is itself a link of the chain.
+        assert_eq!(TlsProblem::of(&inner), want);
+    }
+
+    #[test]
+    fn a_plain_io_error_is_no_tls_problem() {
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        ));
+        assert_eq!(TlsProblem::of(&e), None);
+    }
+
+    #[test]
+    fn snapshot_response_fields_are_decoded() {
+        // remaining_bytes = 300 (field 2, varint), blob = "abc" (field 3, bytes).
+        let msg = [0x10, 0xac, 0x02, 0x1a, 3, b'a', b'b', b'c'];
+        assert_eq!(decode_snapshot_response(&msg), Ok((300, &b"abc"[..])));
+        assert_eq!(
+            decode_snapshot_response(&[0x1a, 9, b'a']),
+            Err("field runs past the message".into())
+        );
+        assert_eq!(
+            decode_snapshot_response(&[0x10, 0x80]),
+            Err("message ends inside a number".into())
+        );
     }
 }

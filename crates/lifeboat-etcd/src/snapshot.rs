@@ -57,7 +57,7 @@ pub enum SnapshotError {
     },
     /// The file has no SHA-256 trailer (a copied db file, or a truncated snapshot).
     #[error(
-        "snapshot has no sha256 trailer ({0} bytes is not a whole number of pages plus 32); it was truncated or is a raw db file (use --skip-hash-check to accept it)"
+        "snapshot has no sha256 trailer ({0} bytes is not a whole number of pages plus 32); it was truncated, or it is a raw db file (which is accepted only when the hash check is skipped)"
     )]
     NoTrailer(u64),
     /// The B+tree is inconsistent.

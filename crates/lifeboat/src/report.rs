@@ -9,6 +9,9 @@ use lifeboat_engine::cluster::ClusterError;
 use lifeboat_engine::objects::ObjectError;
 use lifeboat_engine::restore::RestoreError;
 use lifeboat_engine::storage::StorageError;
+use lifeboat_etcd::restore::{RestoreError as EtcdRestoreError, Setting};
+use lifeboat_etcd::save::{SaveError, TlsFile, TlsProblem};
+use lifeboat_etcd::snapshot::SnapshotError;
 
 /// `e` for the terminal: its chain joined by `": "` (each cause once), then a line
 /// `hint: ...` when one of the errors in the chain has CLI advice.
@@ -67,7 +70,57 @@ fn hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(RestoreError::NoBackup) = e.downcast_ref::<RestoreError>() {
         return Some("pass --from-backup NAME".into());
     }
+    if let Some(e) = e.downcast_ref::<SaveError>() {
+        return save_hint(e).map(str::to_owned);
+    }
+    if let Some(EtcdRestoreError::Config(m)) = e.downcast_ref::<EtcdRestoreError>() {
+        return Some(
+            match m.setting {
+                Setting::Name => "--name must be one of the member names in --initial-cluster",
+                Setting::InitialCluster => {
+                    "--initial-cluster lists every member as NAME=URL[,NAME=URL...]"
+                }
+                Setting::InitialAdvertisePeerUrls => {
+                    "--initial-advertise-peer-urls must be this member's URLs in --initial-cluster"
+                }
+            }
+            .into(),
+        );
+    }
+    if let Some(SnapshotError::NoTrailer(_)) = e.downcast_ref::<SnapshotError>() {
+        return Some("--skip-hash-check accepts a raw db file (a copied member/snap/db)".into());
+    }
     None
+}
+
+/// `etcd snapshot save`'s advice in its flags.
+fn save_hint(e: &SaveError) -> Option<&'static str> {
+    Some(match e {
+        SaveError::NoEndpoint => "pass --endpoints https://HOST:2379",
+        SaveError::TlsFile { what, .. } => match what {
+            TlsFile::CaBundle => "--cacert must be a readable PEM bundle",
+            TlsFile::ClientCert | TlsFile::ClientKey => {
+                "--cert and --key must be a readable PEM certificate and its key"
+            }
+            TlsFile::ClientPair => "pass both --cert and --key (a certificate and its key)",
+        },
+        SaveError::Unreachable { tls: Some(t), .. } => match t {
+            TlsProblem::UnknownIssuer => {
+                "the server certificate is not signed by --cacert: pass the CA that signed it (kubeadm: /etc/kubernetes/pki/etcd/ca.crt)"
+            }
+            TlsProblem::ServerCertExpired => {
+                "renew etcd's server certificate (kubeadm: kubeadm certs renew etcd-server)"
+            }
+            TlsProblem::ServerCertNotYetValid => "check the clocks of this machine and etcd's",
+            TlsProblem::ClientCertRefused => {
+                "pass with --cert/--key a valid client certificate signed by etcd's CA (kubeadm: /etc/kubernetes/pki/etcd/healthcheck-client.crt and .key)"
+            }
+        },
+        SaveError::Unreachable { tls: None, .. } => {
+            "check --endpoints (etcd's client URL, https://HOST:2379), that etcd is up, and for https that --cacert and --cert/--key are the ones etcd uses"
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -174,10 +227,55 @@ mod tests {
             }),
             anyhow::Error::new(unreachable()),
             anyhow::Error::new(RestoreError::NoBackup),
+            anyhow::Error::new(SaveError::NoEndpoint),
+            anyhow::Error::new(client_pair()),
+            anyhow::Error::new(SnapshotError::NoTrailer(5)),
+            anyhow::Error::new(bad_membership()),
         ] {
             let message = e.to_string();
             assert!(!message.contains("--"), "{message}");
             assert!(!message.contains("scripts/"), "{message}");
+        }
+    }
+
+    fn client_pair() -> SaveError {
+        SaveError::TlsFile {
+            what: TlsFile::ClientPair,
+            path: "/pki/client.crt".into(),
+            reason: "client TLS needs both the certificate and its key".into(),
+        }
+    }
+
+    fn bad_membership() -> EtcdRestoreError {
+        let mut cfg = lifeboat_etcd::restore::RestoreConfig::new("s.db".into());
+        cfg.name = "nope".into();
+        lifeboat_etcd::restore::membership(&cfg).unwrap_err().into()
+    }
+
+    #[test]
+    fn etcd_errors_get_their_flags_as_hints() {
+        for (e, want) in [
+            (
+                anyhow::Error::new(SaveError::NoEndpoint),
+                "no etcd endpoint was given\nhint: pass --endpoints https://HOST:2379",
+            ),
+            (
+                anyhow::Error::new(client_pair()),
+                "cannot use the client certificate and key /pki/client.crt: client TLS needs both the certificate and its key\n\
+                 hint: pass both --cert and --key (a certificate and its key)",
+            ),
+            (
+                anyhow::Error::new(bad_membership()),
+                "couldn't find local name \"nope\" in the initial cluster configuration; the member name must be one of: default\n\
+                 hint: --name must be one of the member names in --initial-cluster",
+            ),
+            (
+                anyhow::Error::new(SnapshotError::NoTrailer(5)),
+                "snapshot has no sha256 trailer (5 bytes is not a whole number of pages plus 32); it was truncated, or it is a raw db file (which is accepted only when the hash check is skipped)\n\
+                 hint: --skip-hash-check accepts a raw db file (a copied member/snap/db)",
+            ),
+        ] {
+            assert_eq!(render(&e), want);
         }
     }
 }

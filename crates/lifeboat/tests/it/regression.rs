@@ -244,7 +244,11 @@ fn etcd_save_names_an_expired_server_certificate() {
         "--to",
         snap.to_str().unwrap(),
     ]);
-    assert!(err.contains("has expired; renew it"), "{err}");
+    assert!(
+        err.contains("(etcd's server certificate has expired; renew it)")
+            && err.contains("\nhint: renew etcd's server certificate"),
+        "{err}"
+    );
     assert!(!snap.exists() && !snap.with_extension("part").exists());
 }
 
