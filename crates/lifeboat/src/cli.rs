@@ -272,6 +272,19 @@ pub fn parse_opt_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// For unit tests: `lifeboat VERB... ARGS...` parsed, or the test fails with clap's message.
+#[cfg(test)]
+pub fn parse_for_test(verb: &[&str], args: &[&str]) -> Command {
+    let argv = std::iter::once(&"lifeboat")
+        .chain(verb)
+        .chain(args)
+        .copied();
+    match <Cli as clap::Parser>::try_parse_from(argv) {
+        Ok(cli) => cli.command,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

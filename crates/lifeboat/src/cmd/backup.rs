@@ -476,12 +476,9 @@ async fn download(d: &DownloadArgs) -> Result<Exit> {
 mod tests {
     use super::*;
     use crate::cli::Command;
-    use clap::Parser;
 
     fn create(args: &[&str]) -> BackupCreate {
-        let mut argv = vec!["lifeboat", "backup", "create"];
-        argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::parse_for_test(&["backup", "create"], args) {
             Command::Backup(BackupCmd::Create(c)) => *c,
             other => panic!("{other:?}"),
         }

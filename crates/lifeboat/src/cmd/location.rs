@@ -284,14 +284,11 @@ fn set(s: &LocationSet) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use crate::cli::Command;
     use lifeboat_types::api::velero::AccessMode;
 
     fn create(args: &[&str]) -> LocationCreate {
-        let mut argv = vec!["lifeboat", "location", "create"];
-        argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::parse_for_test(&["location", "create"], args) {
             Command::Location(LocationCmd::Create(c)) => c,
             other => panic!("{other:?}"),
         }

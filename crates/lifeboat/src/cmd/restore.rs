@@ -582,9 +582,7 @@ mod tests {
     use clap::Parser;
 
     fn create(args: &[&str]) -> RestoreCreate {
-        let mut argv = vec!["lifeboat", "restore", "create"];
-        argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::parse_for_test(&["restore", "create"], args) {
             Command::Restore(RestoreCmd::Create(c)) => *c,
             other => panic!("{other:?}"),
         }

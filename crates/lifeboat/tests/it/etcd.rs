@@ -386,6 +386,27 @@ pub(crate) fn start_tls_etcd_with(dir: &std::path::Path, server_cert: &str) -> T
     panic!("TLS etcd did not start");
 }
 
+/// `etcd snapshot save` from `url` into `to`, with the TLS flags given as (flag, file in
+/// `certs`) pairs.
+pub(crate) fn tls_save(
+    env: &Env,
+    url: &str,
+    certs: &std::path::Path,
+    tls: &[(&str, &str)],
+    to: &std::path::Path,
+    run: impl FnOnce(&Env, &[&str]) -> String,
+) -> String {
+    let mut args: Vec<String> = ["etcd", "snapshot", "save", "--endpoints", url]
+        .map(String::from)
+        .into();
+    for (flag, file) in tls {
+        args.push((*flag).into());
+        args.push(certs.join(file).to_str().unwrap().into());
+    }
+    args.extend(["--to".into(), to.to_str().unwrap().into()]);
+    run(env, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 #[test]
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn save_over_mutual_tls() {
@@ -393,23 +414,14 @@ fn save_over_mutual_tls() {
     let certs = env.dir.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     let etcd = start_tls_etcd(&certs);
-    let p = |f: &str| certs.join(f).to_str().unwrap().to_owned();
     let snap = env.dir.path().join("tls.db");
-    env.ok(&[
-        "etcd",
-        "snapshot",
-        "save",
-        "--endpoints",
-        &etcd.url,
-        "--cacert",
-        &p("ca.crt"),
-        "--cert",
-        &p("client.crt"),
-        "--key",
-        &p("client.key"),
-        "--to",
-        snap.to_str().unwrap(),
-    ]);
+    let client = [("--cert", "client.crt"), ("--key", "client.key")];
+    let with_ca = |ca: &'static str| {
+        let mut v = vec![("--cacert", ca)];
+        v.extend(client);
+        v
+    };
+    tls_save(&env, &etcd.url, &certs, &with_ca("ca.crt"), &snap, Env::ok);
     let st: serde_json::Value = serde_json::from_str(&env.ok(&[
         "etcd",
         "snapshot",
@@ -421,21 +433,14 @@ fn save_over_mutual_tls() {
     .unwrap();
     assert!(st["totalKey"].as_u64().unwrap() >= 1);
     // The wrong CA is named as such.
-    let err = env.fails(&[
-        "etcd",
-        "snapshot",
-        "save",
-        "--endpoints",
+    let err = tls_save(
+        &env,
         &etcd.url,
-        "--cacert",
-        &p("other-ca.crt"),
-        "--cert",
-        &p("client.crt"),
-        "--key",
-        &p("client.key"),
-        "--to",
-        snap.to_str().unwrap(),
-    ]);
+        &certs,
+        &with_ca("other-ca.crt"),
+        &snap,
+        Env::fails,
+    );
     assert!(
         err.contains("(etcd's server certificate is not signed by the trusted CA bundle)")
             && err.contains("\nhint: the server certificate is not signed by --cacert"),
@@ -444,36 +449,16 @@ fn save_over_mutual_tls() {
     // Without a client certificate etcd refuses the connection. Its TLS alert is lost in
     // the HTTP/2 connection task ("channel closed"), so no typed reason exists; the hint
     // names the client certificate among what to check.
-    let err = env.fails(&[
-        "etcd",
-        "snapshot",
-        "save",
-        "--endpoints",
-        &etcd.url,
-        "--cacert",
-        &p("ca.crt"),
-        "--to",
-        snap.to_str().unwrap(),
-    ]);
+    let ca_only = [("--cacert", "ca.crt")];
+    let err = tls_save(&env, &etcd.url, &certs, &ca_only, &snap, Env::fails);
     assert!(
         err.contains("cannot reach etcd")
             && err.contains("\nhint: check --endpoints")
             && err.contains("--cert/--key"),
         "{err}"
     );
-    let err = env.fails(&[
-        "etcd",
-        "snapshot",
-        "save",
-        "--endpoints",
-        &etcd.url,
-        "--cacert",
-        &p("ca.crt"),
-        "--cert",
-        &p("client.crt"),
-        "--to",
-        snap.to_str().unwrap(),
-    ]);
+    let no_key = [("--cacert", "ca.crt"), ("--cert", "client.crt")];
+    let err = tls_save(&env, &etcd.url, &certs, &no_key, &snap, Env::fails);
     assert!(
         err.contains("client TLS needs both the certificate and its key")
             && err.contains("\nhint: pass both --cert and --key"),

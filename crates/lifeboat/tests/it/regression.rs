@@ -220,30 +220,20 @@ fn restore_from_a_read_only_location_writes_nothing_there() {
 #[test]
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn etcd_save_names_an_expired_server_certificate() {
-    use crate::etcd::{make_certs, make_expired_server_cert, start_tls_etcd_with};
+    use crate::etcd::{make_certs, make_expired_server_cert, start_tls_etcd_with, tls_save};
     let env = Env::new();
     let certs = env.dir.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     make_certs(&certs);
     make_expired_server_cert(&certs);
     let etcd = start_tls_etcd_with(&certs, "expired.crt");
-    let p = |f: &str| certs.join(f).to_str().unwrap().to_owned();
     let snap = env.dir.path().join("never.db");
-    let err = env.fails(&[
-        "etcd",
-        "snapshot",
-        "save",
-        "--endpoints",
-        &etcd.url,
-        "--cacert",
-        &p("ca.crt"),
-        "--cert",
-        &p("client.crt"),
-        "--key",
-        &p("client.key"),
-        "--to",
-        snap.to_str().unwrap(),
-    ]);
+    let tls = [
+        ("--cacert", "ca.crt"),
+        ("--cert", "client.crt"),
+        ("--key", "client.key"),
+    ];
+    let err = tls_save(&env, &etcd.url, &certs, &tls, &snap, Env::fails);
     assert!(
         err.contains("(etcd's server certificate has expired; renew it)")
             && err.contains("\nhint: renew etcd's server certificate"),
