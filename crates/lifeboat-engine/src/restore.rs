@@ -635,6 +635,8 @@ impl Exec<'_> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
         );
+        // A Secret's diff shows which keys changed, never a value.
+        lifeboat_types::rules::secrets::redact_for_diff(gr, &mut live, &mut want);
         let diff = yaml_diff(&live, &want, &title);
         Ok(match (dry_run, self.policy) {
             (true, ExistingPolicy::Update) => Outcome::WouldUpdate { diff },

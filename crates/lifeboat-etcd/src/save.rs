@@ -384,8 +384,15 @@ async fn save_from(
         path: part.clone(),
         source,
     };
-    let mut file =
-        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&part).map_err(io)?);
+    // The snapshot holds every Secret of the cluster: readable by its owner only.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&part).map_err(io)?;
+    // A leftover part file keeps its mode through open(): set it.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io)?;
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
     let result = async {
         let mut hasher = Sha256::new();
         let mut written = 0u64;

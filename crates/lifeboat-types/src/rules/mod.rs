@@ -1,5 +1,6 @@
 //! Decisions as pure functions, tested as tables: schedules, retention of stored
-//! snapshots, when a storage location is validated and synced, how retries back off.
+//! snapshots, when a storage location is validated and synced, how retries back off, what
+//! a diff may show of a Secret.
 
 pub mod backoff;
 pub mod backup_controller;
@@ -7,3 +8,4 @@ pub mod backups;
 pub mod location;
 pub mod retention;
 pub mod schedule;
+pub mod secrets;

@@ -455,9 +455,19 @@ async fn download(d: &DownloadArgs) -> Result<Exit> {
     }
     let tmp = path.with_extension("part");
     let reader = store.reader(&store.backup_paths(name).contents()).await?;
-    let mut file = tokio::fs::File::create(&tmp)
+    // The tarball holds the backup's Secrets: readable by its owner only.
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
         .await
         .with_context(|| format!("cannot create {}", tmp.display()))?;
+    // A leftover part file keeps its mode through open(): set it.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .await
+        .with_context(|| format!("cannot make {} private", tmp.display()))?;
     let mut compat = tokio_util::compat::FuturesAsyncReadCompatExt::compat(reader);
     tokio::io::copy(&mut compat, &mut file)
         .await

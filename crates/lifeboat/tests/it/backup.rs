@@ -268,6 +268,14 @@ fn namespace_backup_is_velero_layout() {
         std::fs::read(env.dir.path().join("b1-data.tar.gz")).unwrap(),
         before
     );
+    // It holds the backup's Secrets: owner-only (issue 11, item 3), also over a
+    // leftover part file of another mode.
+    assert_eq!(mode(&env.dir.path().join("b1-data.tar.gz")), 0o600);
+    let part = env.dir.path().join("again.tar.part");
+    std::fs::write(&part, b"old").unwrap();
+    std::fs::set_permissions(&part, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    env.ok(&["backup", "download", "b1", "-o", "again.tar.gz"]);
+    assert_eq!(mode(&env.dir.path().join("again.tar.gz")), 0o600);
 
     // delete removes it.
     env.ok(&["backup", "delete", "b1", "--confirm"]);

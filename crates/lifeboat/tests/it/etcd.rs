@@ -115,6 +115,8 @@ fn save_is_what_etcdctl_reads_and_restores() {
         snap.to_str().unwrap(),
     ]);
     assert!(out.contains("sha256 checked"), "{out}");
+    // The snapshot holds every Secret: owner-only (issue 11, item 3).
+    assert_eq!(mode(&snap), 0o600);
     let ours: serde_json::Value = serde_json::from_str(&env.ok(&[
         "etcd",
         "snapshot",

@@ -15,6 +15,7 @@ mod image;
 mod regression;
 mod restore;
 mod s3;
+mod secrets;
 mod seeds;
 mod server;
 mod server_fixture;

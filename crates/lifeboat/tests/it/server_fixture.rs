@@ -33,6 +33,8 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "lifeboat-seeds-it",
     "srv-it-rb",
     "srv-it-rb-restored",
+    "srv-it-secret",
+    "srv-it-secret-restored",
 ];
 const LOG_FILTER: &str = "warn,lifeboat=info,lifeboat_engine=info,lifeboat_server=info";
 
