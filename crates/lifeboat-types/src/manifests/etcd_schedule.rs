@@ -32,6 +32,13 @@ pub struct EtcdSchedule {
     pub config_map: Option<String>,
 }
 
+/// The job's script; `$1`..`$6` are the endpoints, CA, certificate, key, location and
+/// how many snapshots to keep.
+const SCRIPT: &str = "set -e\n\
+name=etcd-snapshot-$(date -u +%Y%m%d%H%M%S).db\n\
+lifeboat etcd snapshot save --endpoints \"$1\" --cacert \"$2\" --cert \"$3\" --key \"$4\" --storage-location \"$5\" --name \"$name\"\n\
+lifeboat etcd snapshot prune --storage-location \"$5\" --keep \"$6\" --confirm\n";
+
 /// The CronJob manifest.
 pub fn cronjob(s: &EtcdSchedule) -> Value {
     let dir = s
@@ -39,10 +46,23 @@ pub fn cronjob(s: &EtcdSchedule) -> Value {
         .rsplit_once('/')
         .map(|(d, _)| d)
         .unwrap_or("/etc/kubernetes/pki/etcd");
-    let script = format!(
-        "set -e\nname=etcd-snapshot-$(date -u +%Y%m%d%H%M%S).db\nlifeboat etcd snapshot save --endpoints {} --cacert {} --cert {} --key {} --storage-location '{}' --name \"$name\"\nlifeboat etcd snapshot prune --storage-location '{}' --keep {} --confirm\n",
-        s.endpoints, s.cacert, s.cert, s.key, s.storage_location, s.storage_location, s.keep
-    );
+    // The values reach the shell as positional parameters, never as script text: a path
+    // or location name with quotes, `$(...)` or `;` stays one argument (issue 11, item 8).
+    let args = [
+        s.endpoints.clone(),
+        s.cacert.clone(),
+        s.cert.clone(),
+        s.key.clone(),
+        s.storage_location.clone(),
+        s.keep.to_string(),
+    ];
+    let mut command = vec![
+        "/bin/sh".to_owned(),
+        "-c".into(),
+        SCRIPT.into(),
+        "etcd-snapshot".into(),
+    ];
+    command.extend(args);
     let mut mounts = vec![json!({"name": "etcd-certs", "mountPath": dir, "readOnly": true})];
     let mut volumes =
         vec![json!({"name": "etcd-certs", "hostPath": {"path": dir, "type": "Directory"}})];
@@ -74,7 +94,7 @@ pub fn cronjob(s: &EtcdSchedule) -> Value {
                 "containers": [{
                     "name": "etcd-snapshot",
                     "image": s.image,
-                    "command": ["/bin/sh", "-c", script],
+                    "command": command,
                     "env": env,
                     "volumeMounts": mounts
                 }],
@@ -105,5 +125,56 @@ mod tests {
             config_map: Some("lifeboat-locations".into()),
         };
         insta::assert_yaml_snapshot!(cronjob(&s));
+    }
+
+    /// Issue 11, item 8: every value is quoted, a hostile one stays one argument.
+    #[test]
+    fn values_never_become_script_text() {
+        let hostile = "x'; touch /tmp/pwned; echo '$(id)`id`";
+        let s = EtcdSchedule {
+            name: "etcd-snapshot".into(),
+            namespace: "kube-system".into(),
+            schedule: "0 * * * *".into(),
+            api_version: "batch/v1".into(),
+            image: "lifeboat:0.1.0".into(),
+            endpoints: hostile.into(),
+            cacert: format!("/pki/{hostile}"),
+            cert: hostile.into(),
+            key: hostile.into(),
+            storage_location: hostile.into(),
+            keep: 3,
+            config_map: None,
+        };
+        let job = cronjob(&s);
+        let command =
+            &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"];
+        let command: Vec<&str> = command
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(&command[..4], ["/bin/sh", "-c", SCRIPT, "etcd-snapshot"]);
+        assert_eq!(
+            &command[4..],
+            [
+                hostile,
+                &format!("/pki/{hostile}"),
+                hostile,
+                hostile,
+                hostile,
+                "3"
+            ]
+        );
+        assert!(!SCRIPT.contains("pwned"));
+        // Every positional parameter is used inside double quotes only.
+        for n in 1..=6 {
+            let p = format!("${n}");
+            assert_eq!(
+                SCRIPT.matches(&p).count(),
+                SCRIPT.matches(&format!("\"{p}\"")).count(),
+                "{p}"
+            );
+        }
     }
 }

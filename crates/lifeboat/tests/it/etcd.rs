@@ -536,15 +536,33 @@ fn schedule_prints_a_cronjob_the_cluster_accepts() {
         yaml.contains("apiVersion: batch/v1beta1") && yaml.contains("kind: ConfigMap"),
         "{yaml}"
     );
-    assert!(
-        yaml.contains("--keep 7")
-            && yaml.contains("/etc/kubernetes/pki/etcd/healthcheck-client.crt"),
-        "{yaml}"
+    let out = env.kubectl(
+        &["apply", "--dry-run=server", "-f", "-", "-o", "json"],
+        Some(&yaml),
     );
-    let out = env.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml));
-    assert!(
-        out.contains("cronjob.batch/lifeboat-etcd-snapshot created (server dry run)"),
-        "{out}"
+    let applied: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let job = applied["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "CronJob")
+        .unwrap_or_else(|| panic!("the server did not accept the CronJob: {out}"));
+    assert_eq!(job["metadata"]["name"], "lifeboat-etcd-snapshot");
+    // The values are the script's positional parameters, never script text.
+    let command =
+        &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"];
+    assert_eq!(
+        command.as_array().unwrap()[3..],
+        [
+            "etcd-snapshot",
+            "https://127.0.0.1:2379",
+            "/etc/kubernetes/pki/etcd/ca.crt",
+            "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+            "/etc/kubernetes/pki/etcd/healthcheck-client.key",
+            "default",
+            "7"
+        ],
+        "{command}"
     );
     // With a URL location there is no config to mount; batch/v1 when asked for.
     let json: serde_json::Value = serde_json::from_str(&env.ok(&[
@@ -561,4 +579,7 @@ fn schedule_prints_a_cronjob_the_cluster_accepts() {
     .unwrap();
     assert_eq!(json["kind"], "CronJob");
     assert_eq!(json["apiVersion"], "batch/v1");
+    let command =
+        &json["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"];
+    assert_eq!(command[8], "s3://b/etcd?region=us-east-1", "{command}");
 }
