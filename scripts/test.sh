@@ -28,6 +28,7 @@ cleanup() {
   [[ -n $MOTO_PID ]] && kill "$MOTO_PID" 2>/dev/null || true
   [[ -n $S3S_PID ]] && kill "$S3S_PID" 2>/dev/null || true
   LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it >/dev/null 2>&1 || true
+  LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it-standby >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -40,6 +41,9 @@ export LIFEBOAT_IT_KUBECONFIG
 LIFEBOAT_IT_KUBECONFIG=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it "$API_PORT" | tail -1)
 export LIFEBOAT_IT_KUBECONFIG_NOBODY="${LIFEBOAT_IT_KUBECONFIG%/*}/kubeconfig-nobody"
 export LIFEBOAT_IT_ETCD="http://127.0.0.1:$((API_PORT + 1))"
+# A second control plane: a standby cluster sharing the primary's bucket.
+export LIFEBOAT_IT_KUBECONFIG_STANDBY
+LIFEBOAT_IT_KUBECONFIG_STANDBY=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it-standby "${LIFEBOAT_IT_STANDBY_PORT:-$((API_PORT + 100))}" | tail -1)
 # kube-apiserver of the cache, for the test that starts one on a restored etcd.
 export LIFEBOAT_IT_CP_BIN
 LIFEBOAT_IT_CP_BIN=$(bash scripts/dev-cluster.sh bindir)

@@ -14,6 +14,7 @@ use lifeboat_types::api::crd::{
 use lifeboat_types::api::velero::{self, BackupPhase, Time};
 use lifeboat_types::rules;
 use lifeboat_types::rules::backup_controller as rule;
+use lifeboat_types::rules::stored_data;
 use serde_json::json;
 
 use crate::metrics::{ScheduleLabel, schedule_of};
@@ -433,29 +434,59 @@ pub(crate) fn location_of(b: &BackupResource) -> Option<String> {
         .or_else(|| b.labels().get(velero::STORAGE_LOCATION_LABEL).cloned())
 }
 
-/// What deleting a Backup object does to the stored files of its name.
-enum StoredData {
-    /// Ours (the stored `velero-backup.json` carries this object's uid, or the object was
-    /// synced from that stored backup), or a partial upload of ours: delete it.
-    Delete,
-    /// Nothing to delete (never ran, or nothing stored under the name).
-    Nothing,
-    /// Another backup's files (its uid differs): keep them.
-    NotOurs(String),
+/// What a Backup object is, for [`stored_data::on_delete`]: a record of a stored backup
+/// (made by location sync) or this cluster's own.
+fn object_kind(b: &BackupResource) -> stored_data::Object {
+    let annotations = b.annotations();
+    if annotations.contains_key(super::SYNCED_ANNOTATION) {
+        stored_data::Object::Record {
+            uid: annotations.get(stored_data::SYNCED_UID).cloned(),
+        }
+    } else {
+        stored_data::Object::Own {
+            uid: b.uid(),
+            phase: b.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+        }
+    }
 }
 
-/// The object is being deleted: delete its stored data first (the finalizer holds the
-/// object until this succeeds).
+/// Why stored data is kept, for the log.
+fn kept_because(k: &stored_data::Kept, name: &str, location: &str) -> String {
+    use stored_data::Kept;
+    match k {
+        Kept::NeverRan => format!("backup {name:?} never ran: it stored nothing"),
+        Kept::AnotherBackup(uid) => format!(
+            "the backup stored as {name:?} in location {location:?} was written by another Backup object (uid {}), not this one: its data is kept",
+            uid.as_deref().unwrap_or("<none>")
+        ),
+        Kept::NotOwned => format!(
+            "backup {name:?} was synced from location {location:?}: the record is removed, its stored data is kept (it is the writer's; delete it with a DeleteBackupRequest, `lifeboat backup delete`, or annotate the location {}=true)",
+            stored_data::OWNS_SYNCED_DATA
+        ),
+        Kept::NotTheSameBackup { record, stored } => format!(
+            "the record of backup {name:?} was synced from a stored backup with uid {}, location {location:?} now holds uid {}: the record is removed, the stored data is kept",
+            record.as_deref().unwrap_or("<none>"),
+            stored.as_deref().unwrap_or("<none>")
+        ),
+    }
+}
+
+/// The object is being deleted: delete its stored data first when it is the object's to
+/// delete ([`stored_data::on_delete`]; the finalizer holds the object until this succeeds).
 async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
     let name = b.name_any();
     let sched = schedule_of(b.metadata.labels.as_ref());
-    let phase = b.status.as_ref().map(|s| s.phase).unwrap_or_default();
-    // A backup refused before it ran wrote nothing.
-    if matches!(phase, BackupPhase::New | BackupPhase::FailedValidation) {
+    let object = object_kind(b);
+    // A backup refused before it ran wrote nothing (no need to open its location).
+    if let stored_data::Object::Own {
+        phase: BackupPhase::New | BackupPhase::FailedValidation,
+        ..
+    } = object
+    {
         return Ok(Action::await_change());
     }
     let location = location_of(b);
-    let synced = b.annotations().contains_key(super::SYNCED_ANNOTATION);
+    let requested = b.annotations().contains_key(stored_data::DELETE_REQUESTED);
     let result = async {
         let (store, loc) = match ctx.store(location.as_deref()).await {
             Ok(s) => s,
@@ -467,32 +498,35 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
             }
             Err(e) => return Err(e),
         };
-        let verdict = match lifeboat_engine::catalog::get_backup(&store, &name).await {
-            Ok(stored) if synced || written_for(&stored, b) => {
-                StoredData::Delete
-            }
-            Ok(stored) => StoredData::NotOurs(format!(
-                "the backup stored as {name:?} in location {:?} was written by another Backup object (uid {}), not this one: its data is kept",
-                loc.metadata.name,
-                stored.metadata.uid.as_deref().unwrap_or("<none>")
-            )),
-            // No velero-backup.json: at most a partial upload of this object's run.
+        let stored = match lifeboat_engine::catalog::get_backup(&store, &name).await {
+            Ok(stored) => stored_data::Stored::Backup {
+                uid: stored.metadata.uid,
+            },
             Err(lifeboat_engine::catalog::CatalogError::NotFound { .. }) => {
-                if phase == BackupPhase::Completed || phase == BackupPhase::PartiallyFailed {
-                    StoredData::Nothing
-                } else {
-                    StoredData::Delete
-                }
+                stored_data::Stored::Nothing
             }
             Err(e) => return Err(e.into()),
         };
+        let verdict = stored_data::on_delete(&stored_data::Deletion {
+            object,
+            stored,
+            owns_synced: stored_data::owns_synced_data(
+                loc.metadata.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            requested,
+        });
         match verdict {
-            StoredData::Nothing => Ok(false),
-            StoredData::NotOurs(why) => {
-                tracing::warn!(backup = %name, "{why}");
+            stored_data::Verdict::NothingStored => Ok(false),
+            stored_data::Verdict::Keep(why) => {
+                let why = kept_because(&why, &name, &loc.metadata.name);
+                if requested {
+                    tracing::warn!(backup = %name, "deletion requested: {why}");
+                } else {
+                    tracing::info!(backup = %name, "{why}");
+                }
                 Ok(false)
             }
-            StoredData::Delete => {
+            stored_data::Verdict::Delete => {
                 if loc.is_read_only() {
                     return Err(ServerError::ReadOnlyData {
                         location: loc.metadata.name.clone(),
@@ -548,25 +582,39 @@ async fn gc_once(ctx: &Ctx) -> Result<(), ServerError> {
     // deleted; the object would hang on its finalizer).
     let locations: Api<BackupStorageLocationResource> =
         Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let read_only: std::collections::BTreeSet<String> = locations
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|l| l.spec.access_mode == Some(velero::AccessMode::ReadOnly))
-        .map(|l| l.name_any())
-        .collect();
+    let mut read_only = std::collections::BTreeSet::new();
+    let mut owned = std::collections::BTreeSet::new();
+    for l in locations.list(&ListParams::default()).await?.items {
+        if l.spec.access_mode == Some(velero::AccessMode::ReadOnly) {
+            read_only.insert(l.name_any());
+        }
+        if stored_data::owns_synced_data(
+            l.annotations()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ) {
+            owned.insert(l.name_any());
+        }
+    }
     for b in all.items {
         let Some(st) = &b.status else { continue };
         if b.metadata.deletion_timestamp.is_some() || !st.phase.is_terminal() {
             continue;
         }
         let location = location_of(&b);
-        if location.is_some_and(|l| read_only.contains(&l)) {
+        if location.as_ref().is_some_and(|l| read_only.contains(l)) {
             continue;
         }
         if st.expiration.is_some_and(|e| e.0 <= now) {
-            tracing::info!(backup = %b.name_any(), "expired; deleting it and its stored data");
+            // A record of another cluster's backup expires on the writer's TTL, here as
+            // there; deleting it removes the record only (the finalizer decides, by
+            // `stored_data::on_delete`), unless this cluster owns the location's data.
+            let record = b.annotations().contains_key(super::SYNCED_ANNOTATION);
+            if record && !location.as_ref().is_some_and(|l| owned.contains(l)) {
+                tracing::info!(backup = %b.name_any(), "expired; removing the synced record (its stored data is the writer's and stays)");
+            } else {
+                tracing::info!(backup = %b.name_any(), "expired; deleting it and its stored data");
+            }
             if let Err(e) = api.delete(&b.name_any(), &DeleteParams::default()).await {
                 tracing::warn!(backup = %b.name_any(), "expiry: {}", crate::chain(&e));
             }
@@ -643,6 +691,19 @@ async fn reconcile_delete(
                 .await;
             }
             if b.metadata.deletion_timestamp.is_none() {
+                // An explicit request: a record of a stored backup deletes its data too,
+                // when it is the same backup (`stored_data::on_delete`).
+                if !b.annotations().contains_key(stored_data::DELETE_REQUESTED) {
+                    backups(&ctx)
+                        .patch(
+                            &target,
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({
+                                "metadata": { "annotations": { stored_data::DELETE_REQUESTED: name } },
+                            })),
+                        )
+                        .await?;
+                }
                 backups(&ctx)
                     .delete(&target, &DeleteParams::default())
                     .await?;

@@ -6,15 +6,18 @@
 //! which; the others wait, ready to take over). The leader runs:
 //! - the **Backup** controller (`backups.rs`): a new Backup is validated, marked
 //!   InProgress, run by the same engine as `lifeboat backup create`, and its status kept;
-//!   a finalizer deletes the stored data before the object goes (TTL expiry and
-//!   `DeleteBackupRequest` both delete the object and let the finalizer work);
+//!   a finalizer deletes the stored data before the object goes when it is the object's
+//!   (TTL expiry and `DeleteBackupRequest` both delete the object and let the finalizer
+//!   work) — never the data of a record synced from a location, unless explicitly
+//!   requested or the location is owned (`lifeboat_types::rules::stored_data`);
 //! - the **Restore** controller (`restores.rs`): a new Restore is run by the engine of
 //!   `lifeboat restore create`, from its backup's location;
 //! - the **Schedule** controller (`schedules.rs`): creates `<schedule>-YYYYMMDDhhmmss`
 //!   Backups when due (pure rules in `lifeboat_types::rules::schedule`);
 //! - the **location** loop (`locations.rs`): validates each BackupStorageLocation
 //!   (Available/Unavailable with a reason) and syncs backups found in it into Backup
-//!   objects, so a cluster that did not make them can restore them;
+//!   objects (records), so a cluster that did not make them can restore them; records
+//!   whose data disappeared are pruned;
 //! - garbage collection of expired backups.
 //!
 //! Every replica serves `/metrics` (Velero's metric names), `/healthz` and `/readyz`.
@@ -58,7 +61,9 @@ pub use metrics::Metrics;
 /// The finalizer that makes deleting a Backup delete its stored data first.
 pub const BACKUP_FINALIZER: &str = "lifeboat.dev/stored-data";
 
-/// On a Backup object made by location sync: the location it was found in.
+/// On a Backup object made by location sync (a record): the location it was found in.
+/// The stored uid it stands for is in
+/// [`lifeboat_types::rules::stored_data::SYNCED_UID`].
 pub const SYNCED_ANNOTATION: &str = "lifeboat.dev/synced-from";
 
 /// How the server runs.

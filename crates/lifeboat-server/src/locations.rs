@@ -1,10 +1,11 @@
 //! Storage locations: validation (Available/Unavailable with the reason) and sync —
-//! backups found in a location that have no Backup object here get one, with the stored
-//! status, so that a cluster that did not make them can restore them. Each location is
+//! backups found in a location that have no Backup object here get one (a record), with
+//! the stored status and uid, so that a cluster that did not make them can restore them;
+//! records whose data disappeared are pruned (`lifeboat_types::rules::stored_data`). Each location is
 //! validated every `validationFrequency` and synced every `backupSyncPeriod` (the server's
 //! defaults when unset, never when `0s`), timed from its own status clocks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use lifeboat_types::api::crd::{BackupResource, BackupStorageLocationResource};
 use lifeboat_types::api::velero::{self, Time};
-use lifeboat_types::rules::location;
+use lifeboat_types::rules::{location, stored_data};
 use serde_json::json;
 
 use crate::{Ctx, ServerError};
@@ -170,66 +171,143 @@ async fn work(
     Ok(())
 }
 
-/// Creates Backup objects for stored backups that have none; returns how many.
+/// Keeps the records of the backups stored in a location true to it
+/// ([`stored_data::sync_step`]): a stored backup with no Backup object here gets a record
+/// (annotated with the location and the stored uid); a record whose data disappeared is
+/// pruned, one of an older backup of the same name replaced (the object only, never any
+/// data: the records' finalizer keeps it). Returns how many records were made.
 async fn sync(
     ctx: &Ctx,
     store: &lifeboat_engine::storage::Store,
     loc: &velero::BackupStorageLocation,
 ) -> Result<usize, ServerError> {
     let api: Api<BackupResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let known: BTreeSet<String> = api
+    let lname = &loc.metadata.name;
+    let objects: BTreeMap<String, BackupResource> = api
         .list(&ListParams::default())
         .await?
         .items
-        .iter()
-        .map(|b| b.name_any())
+        .into_iter()
+        .map(|b| (b.name_any(), b))
         .collect();
-    let stored = store.list_backups().await?;
-    let mut made = 0;
-    for name in stored.into_iter().filter(|n| !known.contains(n)) {
-        let b = match catalog::get_backup(store, &name).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(backup = %name, "not synced: {}", crate::chain(&e));
-                continue;
+    let listed: BTreeSet<String> = store.list_backups().await?.into_iter().collect();
+    let owns = stored_data::owns_synced_data(
+        loc.metadata
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let here = |name: &str| match objects.get(name) {
+        None => stored_data::Here::Nothing,
+        Some(b)
+            if b.metadata.deletion_timestamp.is_none()
+                && b.annotations().get(super::SYNCED_ANNOTATION) == Some(lname) =>
+        {
+            stored_data::Here::Record {
+                uid: b.annotations().get(stored_data::SYNCED_UID).cloned(),
             }
-        };
-        if !b.phase().is_terminal() {
+        }
+        // An own backup, another location's record, or an object on its way out.
+        Some(_) => stored_data::Here::Other,
+    };
+    let records = objects
+        .keys()
+        .filter(|n| matches!(here(n), stored_data::Here::Record { .. }));
+    let names: BTreeSet<&String> = listed.iter().chain(records).collect();
+    let now = Time::now();
+    let mut made = 0;
+    for name in names {
+        let here = here(name);
+        if here == stored_data::Here::Other {
             continue;
         }
-        let mut labels = b.metadata.labels.clone();
-        labels.insert(
-            velero::STORAGE_LOCATION_LABEL.into(),
-            loc.metadata.name.clone(),
-        );
-        let mut spec = b.spec.clone();
-        spec.storage_location = Some(loc.metadata.name.clone());
-        let mut obj = BackupResource::new(&name, spec);
-        obj.metadata.namespace = Some(ctx.ns.clone());
-        obj.metadata.labels = Some(labels);
-        // Marks the object as a record of a stored backup: the Backup controller adopts
-        // its stored status instead of running it.
-        obj.metadata.annotations = Some(
-            [(
-                super::SYNCED_ANNOTATION.to_string(),
-                loc.metadata.name.clone(),
-            )]
-            .into(),
-        );
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {}
-            Err(e) if e.is_already_exists() => continue,
-            Err(e) => return Err(e.into()),
+        let stored = if listed.contains(name) {
+            match catalog::get_backup(store, name).await {
+                Ok(b) => Some(b),
+                // Deleted since the listing.
+                Err(catalog::CatalogError::NotFound { .. }) => None,
+                Err(e) => {
+                    tracing::warn!(backup = %name, "not synced: {}", crate::chain(&e));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let view = stored.as_ref().map(|b| stored_data::StoredBackup {
+            uid: b.metadata.uid.clone(),
+            phase: b.phase(),
+            expiration: b.status.as_ref().and_then(|s| s.expiration),
+        });
+        match stored_data::sync_step(&here, view.as_ref(), owns, now) {
+            stored_data::SyncStep::Leave => {}
+            stored_data::SyncStep::Prune | stored_data::SyncStep::Replace => {
+                let why = if stored.is_none() {
+                    "its stored data is no longer in the location"
+                } else {
+                    "the location now holds another backup of that name (its record is made at the next sync)"
+                };
+                match api.delete(name, &Default::default()).await {
+                    Ok(_) => {
+                        tracing::info!(backup = %name, location = %lname, "synced record removed: {why}")
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            stored_data::SyncStep::Create => {
+                if let Some(b) = &stored {
+                    made += usize::from(create_record(ctx, &api, name, b, loc).await?);
+                }
+            }
         }
-        let status = serde_json::to_value(b.status.clone().unwrap_or_default()).unwrap_or_default();
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await?;
-        tracing::info!(backup = %name, location = %loc.metadata.name, "synced from the location");
-        made += 1;
     }
     Ok(made)
+}
+
+/// Creates the record of the stored backup `b` (found in `loc`); false when an object of
+/// that name appeared meanwhile.
+async fn create_record(
+    ctx: &Ctx,
+    api: &Api<BackupResource>,
+    name: &str,
+    b: &velero::Backup,
+    loc: &velero::BackupStorageLocation,
+) -> Result<bool, ServerError> {
+    let mut labels = b.metadata.labels.clone();
+    labels.insert(
+        velero::STORAGE_LOCATION_LABEL.into(),
+        loc.metadata.name.clone(),
+    );
+    let mut spec = b.spec.clone();
+    spec.storage_location = Some(loc.metadata.name.clone());
+    let mut obj = BackupResource::new(name, spec);
+    obj.metadata.namespace = Some(ctx.ns.clone());
+    obj.metadata.labels = Some(labels);
+    // Marks the object as a record of a stored backup: the Backup controller adopts its
+    // stored status instead of running it, and deleting it keeps the data unless the uid
+    // it carries is the stored one and the deletion was requested or the location is owned
+    // (`stored_data::on_delete`).
+    let mut annotations = std::collections::BTreeMap::from([(
+        super::SYNCED_ANNOTATION.to_string(),
+        loc.metadata.name.clone(),
+    )]);
+    if let Some(uid) = &b.metadata.uid {
+        annotations.insert(stored_data::SYNCED_UID.to_string(), uid.clone());
+    }
+    obj.metadata.annotations = Some(annotations);
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => {}
+        Err(e) if e.is_already_exists() => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let status = serde_json::to_value(b.status.clone().unwrap_or_default()).unwrap_or_default();
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    tracing::info!(backup = %name, location = %loc.metadata.name, "synced from the location");
+    Ok(true)
 }

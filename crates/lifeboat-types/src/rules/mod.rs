@@ -1,6 +1,7 @@
 //! Decisions as pure functions, tested as tables: schedules, retention of stored
 //! snapshots, when a storage location is validated and synced, how retries back off, what
-//! a diff may show of a Secret.
+//! a diff may show of a Secret, whose stored data a deletion may delete and what sync
+//! makes of a bucket.
 
 pub mod backoff;
 pub mod backup_controller;
@@ -9,3 +10,4 @@ pub mod location;
 pub mod retention;
 pub mod schedule;
 pub mod secrets;
+pub mod stored_data;

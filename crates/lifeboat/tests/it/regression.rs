@@ -823,3 +823,170 @@ fn server_restores_from_a_read_only_location() {
         "a ReadOnly location was written to"
     );
 }
+
+/// Issue 11, item 1 (a cluster deletes only what it wrote): a standby sharing the
+/// primary's location deleted the primary's backups — its TTL collection deleted the
+/// synced records with their data, on the expiration stored in the bucket, and so did
+/// `kubectl delete backup` on the standby. Two control planes share one bucket; the
+/// primary (the shared fixture) writes into it, then sees it ReadOnly (so that its own
+/// collection keeps its backups: whatever disappears would be the standby's doing); the
+/// standby has it as its ReadWrite default location and syncs and collects every 2 s.
+/// Nothing of the primary's disappears through the standby's collection or object
+/// deletion; the standby's records carry the stored uid, are pruned when their data goes
+/// and refreshed when the name holds another backup; only an explicit DeleteBackupRequest
+/// on the standby deletes data.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn standby_sharing_the_primarys_location_deletes_none_of_its_data() {
+    let fx = shared();
+    let bucket = fx.env.dir.path().join("shared-bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let url = format!("file://{}", bucket.display());
+    let location = |mode: &str| {
+        format!(
+            "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: shared, namespace: {NS}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {}}}\n  accessMode: {mode}\n  backupSyncPeriod: 0s\n",
+            bucket.display()
+        )
+    };
+    fx.apply(&location("ReadWrite"));
+    // The standby first: it must sync the expiring backup before it expires.
+    let standby = Standby::install(&bucket);
+    let in_shared = |ttl: &str| format!("  storageLocation: shared\n  ttl: {ttl}\n");
+    let primary: Vec<serde_json::Value> = [
+        ("primary-kept", "1h"),
+        ("primary-recreated", "1h"),
+        ("primary-requested", "1h"),
+        ("primary-expiring", "30s"),
+    ]
+    .iter()
+    .map(|(name, ttl)| fx.completed_backup(name, &in_shared(ttl)))
+    .collect();
+    fx.apply(&location("ReadOnly"));
+    // Every backup of the primary gets a record on the standby, carrying the stored uid.
+    for b in &primary {
+        let name = b["metadata"]["name"].as_str().unwrap();
+        let record = eventually(60, &format!("{name} to be synced to the standby"), || {
+            standby.backup(name).filter(|r| phase(r) == "Completed")
+        });
+        assert_eq!(
+            record["metadata"]["annotations"]["lifeboat.dev/synced-uid"], b["metadata"]["uid"],
+            "{record}"
+        );
+    }
+    let stored = files_below(&bucket);
+    let of = |name: &str| -> Vec<String> {
+        stored
+            .iter()
+            .filter(|f| f.starts_with(&format!("backups/{name}/")))
+            .cloned()
+            .collect()
+    };
+    assert!(
+        of("primary-expiring").contains(&"backups/primary-expiring/velero-backup.json".to_string()),
+        "{stored:?}"
+    );
+
+    // The standby's collection removes the expired record, and only the record; sync does
+    // not make it again (it would be collected at once, forever).
+    eventually(60, "the standby to collect the expired record", || {
+        standby.backup("primary-expiring").is_none().then_some(())
+    });
+    // kubectl delete of a record on the standby removes the record only.
+    standby.env.kubectl(
+        &[
+            "-n",
+            STANDBY_NS,
+            "delete",
+            "backups.lifeboat.dev",
+            "primary-kept",
+            "--wait=true",
+        ],
+        None,
+    );
+    // Several collection and sync periods.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        files_below(&bucket),
+        stored,
+        "the standby deleted data of the primary's"
+    );
+    assert!(standby.backup("primary-expiring").is_none());
+    // Its data is there: it is synced again, as Velero does.
+    eventually(30, "the deleted record to be synced again", || {
+        standby.backup("primary-kept")
+    });
+
+    // An explicit DeleteBackupRequest on the standby deletes the data (the record stands for
+    // the stored uid), and nothing else.
+    standby.env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: DeleteBackupRequest\nmetadata: {{name: del-requested, namespace: {STANDBY_NS}}}\nspec:\n  backupName: primary-requested\n"
+    ));
+    eventually(60, "the delete request to be processed", || {
+        let out = standby.env.kubectl(
+            &[
+                "-n",
+                STANDBY_NS,
+                "get",
+                "deletebackuprequests.lifeboat.dev",
+                "del-requested",
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
+            None,
+        );
+        (out == "Processed").then_some(())
+    });
+    assert!(!bucket.join("backups/primary-requested").exists());
+    let left: Vec<String> = stored
+        .iter()
+        .filter(|f| !f.starts_with("backups/primary-requested/"))
+        .cloned()
+        .collect();
+    assert_eq!(files_below(&bucket), left);
+
+    // Data deleted explicitly (the CLI, on the bucket): the standby prunes its record.
+    fx.env.ok(&[
+        "backup",
+        "delete",
+        "primary-kept",
+        "--storage-location",
+        &url,
+        "--confirm",
+    ]);
+    eventually(30, "the record of the deleted data to be pruned", || {
+        standby.backup("primary-kept").is_none().then_some(())
+    });
+    // A backup deleted and made again under the same name (the CLI's: no uid): the record
+    // of the old one is replaced, and removing it deleted nothing of the new one.
+    fx.env.ok(&[
+        "backup",
+        "delete",
+        "primary-recreated",
+        "--storage-location",
+        &url,
+        "--confirm",
+    ]);
+    fx.env.ok(&[
+        "backup",
+        "create",
+        "primary-recreated",
+        "--include-namespaces",
+        APP,
+        "--storage-location",
+        &url,
+    ]);
+    let remade = files_below(&bucket);
+    eventually(60, "the record of the new backup", || {
+        standby.backup("primary-recreated").filter(|r| {
+            r["metadata"]["annotations"]["lifeboat.dev/synced-uid"].is_null()
+                && r["metadata"]["deletionTimestamp"].is_null()
+        })
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(files_below(&bucket), remade);
+    assert!(
+        bucket
+            .join("backups/primary-recreated/velero-backup.json")
+            .exists()
+    );
+}

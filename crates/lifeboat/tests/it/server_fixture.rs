@@ -275,6 +275,114 @@ impl Fixture {
 
 static FIXTURE: RwLock<Option<Fixture>> = RwLock::new(None);
 
+/// The namespace lifeboat is installed into on the second control plane.
+pub const STANDBY_NS: &str = "lifeboat-standby-it";
+
+/// lifeboat installed on the second control plane (`LIFEBOAT_IT_KUBECONFIG_STANDBY`) with
+/// its default location on `bucket` (ReadWrite: what a careless standby would have), and
+/// its server (as the installed ServiceAccount) validating, syncing and collecting every
+/// 2 s. A cluster of its own, so nothing of the primary's fixture is shared but the bucket.
+/// The server stops when this is dropped.
+pub struct Standby {
+    /// The standby cluster's admin view.
+    pub env: Env,
+    /// Its server.
+    pub server: ServerProcess,
+}
+
+impl Standby {
+    /// Installs lifeboat (after removing a previous run's leftovers) and starts its server.
+    pub fn install(bucket: &Path) -> Standby {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+            kubeconfig: PathBuf::from(
+                std::env::var("LIFEBOAT_IT_KUBECONFIG_STANDBY").expect(NEEDS),
+            ),
+        };
+        let _ = env.run(&["-n", STANDBY_NS, "uninstall", "--force"]);
+        env.kubectl(
+            &[
+                "delete",
+                "namespace",
+                STANDBY_NS,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+        env.ok(&[
+            "-n",
+            STANDBY_NS,
+            "install",
+            "--provider",
+            "file",
+            "--bucket",
+            bucket.to_str().unwrap(),
+        ]);
+        let sa_config = env.dir.path().join("sa.kubeconfig");
+        service_account_kubeconfig(&env, STANDBY_NS, &sa_config);
+        let metrics_address = format!("127.0.0.1:{}", free_port());
+        let server = ServerProcess::start(
+            &env,
+            &[
+                "-n",
+                STANDBY_NS,
+                "server",
+                "--kubeconfig",
+                sa_config.to_str().unwrap(),
+                "--metrics-address",
+                &metrics_address,
+                "--identity",
+                "standby-cluster",
+                "--garbage-collection-frequency",
+                "2s",
+                "--store-validation-frequency",
+                "2s",
+                "--backup-sync-period",
+                "2s",
+            ],
+            env.dir.path().join("standby-server.log"),
+        );
+        Standby { env, server }
+    }
+
+    /// The standby's Backup object `name`, if it has one.
+    pub fn backup(&self, name: &str) -> Option<serde_json::Value> {
+        let out = Command::new("kubectl")
+            .env("KUBECONFIG", &self.env.kubeconfig)
+            .args([
+                "-n",
+                STANDBY_NS,
+                "get",
+                "backups.lifeboat.dev",
+                name,
+                "-o",
+                "json",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                self.server.log.display(),
+                self.server.log_tail(60)
+            );
+        }
+        // Stops the server first, then its objects go (their finalizers with it).
+        self.server.terminate();
+        let _ = self.env.run(&["-n", STANDBY_NS, "uninstall", "--force"]);
+    }
+}
+
 /// A test's hold on the shared fixture. When the test fails, the end of the server's log
 /// is printed (its temporary directory outlives the test, but is hard to find).
 pub struct Shared(RwLockReadGuard<'static, Option<Fixture>>);
@@ -406,7 +514,7 @@ pub fn promtool_check_metrics(text: &str) -> (Option<i32>, String) {
 }
 
 /// A kubeconfig for the ServiceAccount `lifeboat` in `ns`, from its token Secret.
-fn service_account_kubeconfig(env: &Env, ns: &str, out: &Path) {
+pub fn service_account_kubeconfig(env: &Env, ns: &str, out: &Path) {
     use base64::Engine as _;
     let token = eventually(60, "the ServiceAccount's token Secret", || {
         let v = json(
