@@ -297,14 +297,15 @@ pub async fn release_backup_finalizers(cluster: &Cluster) {
 
 /// Waits (up to a minute) until none of lifeboat's CRDs is served any more: a CRD goes
 /// once the API server has removed its objects, and a new install must not meet a
-/// terminating one.
-pub async fn wait_crds_gone(cluster: &Cluster) {
+/// terminating one. Returns the names of those still there after the minute.
+pub async fn wait_crds_gone(cluster: &Cluster) -> Vec<String> {
     let crds: Vec<String> = lifeboat_types::api::crd::all()
         .iter()
         .filter_map(|c| c.metadata.name.clone())
         .collect();
+    let mut left = Vec::new();
     for _ in 0..120 {
-        let mut left = false;
+        left.clear();
         for n in &crds {
             let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}");
             if cluster
@@ -312,12 +313,13 @@ pub async fn wait_crds_gone(cluster: &Cluster) {
                 .await
                 .is_ok()
             {
-                left = true;
+                left.push(n.clone());
             }
         }
-        if !left {
+        if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    left
 }

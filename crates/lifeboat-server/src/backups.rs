@@ -337,7 +337,7 @@ async fn act(ctx: &Ctx, held: &Held<'_>, action: rule::Action) -> Result<Action,
         rule::Action::FailStopped => {
             set_status(ctx, name, json!({
                 "phase": "Failed",
-                "failureReason": format!("the lifeboat server was stopped; the backup did not finish within the {}s grace period", ctx.grace.as_secs()),
+                "failureReason": format!("interrupted by shutdown: the lifeboat server was stopped and the backup did not finish within its {}s grace period; create the backup again", ctx.grace.as_secs()),
                 "completionTimestamp": Time::now(),
             }))
             .await?;

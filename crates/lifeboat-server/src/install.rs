@@ -28,6 +28,30 @@ pub enum InstallError {
     /// An object of a kind install does not know.
     #[error("install does not know where {0} objects live")]
     UnknownKind(String),
+    /// A server still leads: uninstall would pull the finalizers from under it.
+    #[error(
+        "a lifeboat server (identity {holder:?}) still leads in namespace {namespace} {waited}s after its Deployment was deleted; stop it (a server run outside the cluster is stopped by hand) and run uninstall again — nothing else was removed"
+    )]
+    ServerRunning {
+        /// The Lease holder.
+        holder: String,
+        /// The namespace.
+        namespace: String,
+        /// How long uninstall waited.
+        waited: u64,
+    },
+    /// The Lease could not be read.
+    #[error(
+        "cannot read the leader Lease {namespace}/{}",
+        crate::lease::LEASE_NAME
+    )]
+    Lease {
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl InstallError {
@@ -37,6 +61,7 @@ impl InstallError {
             InstallError::Apply { source, .. } => source.is_retryable(),
             InstallError::NotEstablished(_) => true,
             InstallError::UnknownKind(_) => false,
+            InstallError::ServerRunning { .. } | InstallError::Lease { .. } => true,
         }
     }
 }
@@ -123,4 +148,66 @@ pub async fn delete(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>,
         }
     }
     Ok(done)
+}
+
+/// How long [`wait_server_stopped`] waits: a server given SIGTERM (its Deployment deleted)
+/// finishes its work within its grace period, then releases the Lease; a server that died
+/// leaves a Lease that stops changing and expires after its duration.
+pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Waits until no lifeboat server leads in `namespace` — the Lease is missing or released,
+/// or its record has not changed for its duration (timed on this process's clock, as a
+/// follower does: its holder is gone) — for up to `timeout`. Uninstall calls it after
+/// deleting the Deployment and before releasing any finalizer (issue 11, item 10): a
+/// running server would go on working on objects whose finalizers are gone.
+pub async fn wait_server_stopped(
+    cluster: &Cluster,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<(), InstallError> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: kube::Api<Lease> = kube::Api::namespaced(cluster.client().clone(), namespace);
+    let start = tokio::time::Instant::now();
+    let mut seen: Option<(String, tokio::time::Instant)> = None;
+    loop {
+        let lease = api
+            .get_opt(crate::lease::LEASE_NAME)
+            .await
+            .map_err(|source| InstallError::Lease {
+                namespace: namespace.to_owned(),
+                source,
+            })?;
+        let Some(spec) = lease.and_then(|l| l.spec) else {
+            return Ok(());
+        };
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        if holder.is_empty() {
+            return Ok(());
+        }
+        let record = format!(
+            "{holder}@{:?}@{:?}",
+            spec.renew_time.as_ref().map(|t| &t.0),
+            spec.lease_transitions
+        );
+        let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1) as u64);
+        let since = match &seen {
+            Some((r, at)) if *r == record => *at,
+            _ => {
+                let now = tokio::time::Instant::now();
+                seen = Some((record, now));
+                now
+            }
+        };
+        if since.elapsed() > duration {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(InstallError::ServerRunning {
+                holder,
+                namespace: namespace.to_owned(),
+                waited: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -206,7 +206,7 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
         None => {
             set_status(&ctx, &name, json!({
                 "phase": "Failed",
-                "failureReason": format!("the lifeboat server was stopped; the restore did not finish within the {}s grace period", ctx.grace.as_secs()),
+                "failureReason": format!("interrupted by shutdown: the lifeboat server was stopped and the restore did not finish within its {}s grace period; create the restore again", ctx.grace.as_secs()),
                 "completionTimestamp": Time::now(),
             }))
             .await?;

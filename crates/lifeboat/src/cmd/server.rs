@@ -194,15 +194,37 @@ pub async fn uninstall(cli: &Cli, a: &UninstallArgs) -> Result<Exit> {
         }),
         ..Default::default()
     });
+    // The server first (issue 11, item 10): one still running would go on working on
+    // objects whose finalizers are pulled from under it. Its Deployment goes, and its pods
+    // stop within their grace period, releasing the Lease; a server run elsewhere must be
+    // stopped by hand, and uninstall stops here until it is.
+    let (deployment, rest): (Vec<_>, Vec<_>) =
+        objs.into_iter().partition(|o| o["kind"] == "Deployment");
+    for d in lifeboat_server::install::delete(&cluster, &deployment).await? {
+        println!("{d}: deleted");
+    }
+    lifeboat_server::install::wait_server_stopped(
+        &cluster,
+        &cli.namespace,
+        lifeboat_server::install::SERVER_STOP_TIMEOUT,
+    )
+    .await?;
     // Custom resources hold finalizers that only the server removes: drop them first so
     // that deleting the CRDs does not hang (stored data stays).
     lifeboat_engine::objects::release_backup_finalizers(&cluster).await;
-    let done = lifeboat_server::install::delete(&cluster, &objs).await?;
+    let done = lifeboat_server::install::delete(&cluster, &rest).await?;
     for d in &done {
         println!("{d}: deleted");
     }
     // "Uninstalled" means gone: a new install must not meet a terminating CRD.
-    lifeboat_engine::objects::wait_crds_gone(&cluster).await;
+    let left = lifeboat_engine::objects::wait_crds_gone(&cluster).await;
+    if !left.is_empty() {
+        bail!(
+            "lifeboat is not uninstalled: the CRDs {} are still there a minute after their deletion (objects of theirs hold finalizers of another controller?); see `kubectl get crd {}` and run uninstall again",
+            left.join(", "),
+            left[0]
+        );
+    }
     println!(
         "lifeboat is uninstalled from namespace {:?}; stored backups were not touched.",
         cli.namespace

@@ -990,3 +990,57 @@ fn standby_sharing_the_primarys_location_deletes_none_of_its_data() {
             .exists()
     );
 }
+
+/// Issue 11, item 10 (graceful stops): uninstall pulled the Backups' finalizers from under
+/// a server that still ran, and said "uninstalled" even when CRDs remained. It now deletes
+/// the Deployment, waits for the server to stop (the Lease released or expired) and,
+/// while a server still leads — here one run outside the cluster, which deleting the
+/// Deployment does not stop — fails, naming it, with nothing else removed.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn uninstall_refuses_while_a_server_leads() {
+    let bucket = tempfile::tempdir().unwrap();
+    let mut standby = Standby::install(bucket.path());
+    eventually(30, "the standby's server to lead", || {
+        let lease = standby.env.kubectl(
+            &[
+                "-n",
+                STANDBY_NS,
+                "get",
+                "lease",
+                "lifeboat-server",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+                "--ignore-not-found",
+            ],
+            None,
+        );
+        (lease == "standby-cluster").then_some(())
+    });
+    let err = standby
+        .env
+        .fails(&["-n", STANDBY_NS, "uninstall", "--force"]);
+    assert!(
+        err.contains("a lifeboat server (identity \"standby-cluster\") still leads in namespace lifeboat-standby-it"),
+        "{err}"
+    );
+    // Nothing but the Deployment went.
+    json(&standby.env, &["get", "crd", "backups.lifeboat.dev"]);
+    json(
+        &standby.env,
+        &[
+            "-n",
+            STANDBY_NS,
+            "get",
+            "backupstoragelocations.lifeboat.dev",
+            "default",
+        ],
+    );
+    assert!(
+        standby.server.terminate(),
+        "{}",
+        standby.server.log_tail(40)
+    );
+    let out = standby.env.ok(&["-n", STANDBY_NS, "uninstall", "--force"]);
+    assert!(out.contains("uninstalled"), "{out}");
+}

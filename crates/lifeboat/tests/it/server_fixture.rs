@@ -288,11 +288,17 @@ pub struct Standby {
     pub env: Env,
     /// Its server.
     pub server: ServerProcess,
+    /// One test at a time on the second control plane (install and uninstall are
+    /// cluster-wide: CRDs, ClusterRoles).
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
+
+static STANDBY_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Standby {
     /// Installs lifeboat (after removing a previous run's leftovers) and starts its server.
     pub fn install(bucket: &Path) -> Standby {
+        let alone = STANDBY_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
             kubeconfig: PathBuf::from(
@@ -343,7 +349,11 @@ impl Standby {
             ],
             env.dir.path().join("standby-server.log"),
         );
-        Standby { env, server }
+        Standby {
+            env,
+            server,
+            _alone: alone,
+        }
     }
 
     /// The standby's Backup object `name`, if it has one.
