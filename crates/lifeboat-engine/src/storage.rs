@@ -254,6 +254,68 @@ pub fn parse_credentials(text: &str, profile: &str) -> BTreeMap<String, String> 
     out
 }
 
+/// How a location's HTTPS is checked, read from its settings.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// A CA bundle (PEM) trusted besides the system's roots: `objectStorage.caCert`.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `config.insecureSkipTLSVerify: "true"`: the server's certificate is not checked.
+    pub insecure: bool,
+    /// What to warn about on every use of the location.
+    pub warnings: Vec<String>,
+}
+
+/// The settings of `spec` that decide its TLS (pure). `caCert` is base64 of a PEM bundle,
+/// as Velero stores it; PEM text is accepted as it is. An `http://` endpoint and a skipped
+/// verification are warned about.
+pub fn tls_settings(
+    location: &str,
+    spec: &lifeboat_types::api::velero::BackupStorageLocationSpec,
+) -> Result<TlsSettings, String> {
+    use base64::Engine as _;
+    let mut out = TlsSettings::default();
+    if let Some(ca) = spec
+        .object_storage
+        .ca_cert
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
+        out.ca_pem = Some(if ca.trim_start().starts_with("-----BEGIN") {
+            ca.as_bytes().to_vec()
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(ca.split_whitespace().collect::<String>())
+                .map_err(|e| {
+                    format!("objectStorage.caCert is neither PEM nor base64 of a PEM bundle ({e})")
+                })?
+        });
+    }
+    match spec.config.get("insecureSkipTLSVerify").map(|v| v.trim()) {
+        None | Some("") | Some("false") => {}
+        Some("true") => {
+            out.insecure = true;
+            out.warnings.push(format!(
+                "location {location:?} does not verify its server's TLS certificate (insecureSkipTLSVerify): anyone on the network path can read and change its backups; give its CA as caCert instead"
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "config insecureSkipTLSVerify must be true or false, got {other:?}"
+            ));
+        }
+    }
+    for key in ["s3Url", "storageAccountURI", "endpoint"] {
+        if let Some(url) = spec.config.get(key)
+            && url.trim().to_ascii_lowercase().starts_with("http://")
+        {
+            out.warnings.push(format!(
+                "location {location:?} sends its backups and credentials unencrypted ({key} {url} is http://); use https://"
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// An opened storage location.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -423,6 +485,33 @@ impl Store {
             location: name.clone(),
             source: Box::new(e),
         })?;
+        let tls = tls_settings(&name, spec).map_err(cfg_err)?;
+        for w in &tls.warnings {
+            tracing::warn!("{w}");
+        }
+        let op = if tls.ca_pem.is_some() || tls.insecure {
+            let mut b = reqwest::Client::builder();
+            if let Some(pem) = &tls.ca_pem {
+                let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                    cfg_err(format!(
+                        "objectStorage.caCert is not a PEM certificate bundle ({e}); give the CA's PEM file"
+                    ))
+                })?;
+                b = b.tls_certs_merge(certs);
+            }
+            if tls.insecure {
+                b = b.tls_danger_accept_invalid_certs(true);
+            }
+            let client = b
+                .build()
+                .map_err(|e| cfg_err(format!("cannot set up its TLS client: {e}")))?;
+            let transport = opendal::HttpTransporter::new(
+                opendal_http_transport_reqwest::ReqwestTransport::new(client),
+            );
+            op.with_context(opendal::OperationContext::new().with_http_transport(transport))
+        } else {
+            op
+        };
         let retry = Backoff::STORAGE;
         let retry_layer = RetryLayer::new()
             .with_min_delay(retry.initial)
@@ -1006,6 +1095,81 @@ mod tests {
         assert_eq!(l.spec.provider, provider);
         assert_eq!(l.spec.object_storage.bucket, bucket);
         assert_eq!(l.spec.object_storage.prefix, prefix);
+    }
+
+    fn spec_with(
+        ca: Option<&str>,
+        config: &[(&str, &str)],
+    ) -> lifeboat_types::api::velero::BackupStorageLocationSpec {
+        lifeboat_types::api::velero::BackupStorageLocationSpec {
+            provider: "aws".into(),
+            object_storage: lifeboat_types::api::velero::ObjectStorageLocation {
+                bucket: "b".into(),
+                ca_cert: ca.map(str::to_owned),
+                ..Default::default()
+            },
+            config: config
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    /// Issue 11, item 9: caCert and insecureSkipTLSVerify are read, never ignored, and
+    /// what weakens TLS is warned about.
+    #[rstest]
+    #[case::nothing(None, &[], Ok((None, false, 0)))]
+    #[case::pem_text(Some(PEM), &[], Ok((Some(PEM), false, 0)))]
+    // Base64 of the PEM, as Velero stores it (line breaks in it are ignored).
+    #[case::base64(Some("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="), &[], Ok((Some(PEM), false, 0)))]
+    #[case::base64_wrapped(Some("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1J\nSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="), &[], Ok((Some(PEM), false, 0)))]
+    #[case::insecure(None, &[("insecureSkipTLSVerify", "true")], Ok((None, true, 1)))]
+    #[case::secure_said(None, &[("insecureSkipTLSVerify", "false")], Ok((None, false, 0)))]
+    #[case::http(None, &[("s3Url", "http://127.0.0.1:9000")], Ok((None, false, 1)))]
+    #[case::http_and_insecure(None, &[("s3Url", "HTTP://minio:9000"), ("insecureSkipTLSVerify", "true")], Ok((None, true, 2)))]
+    #[case::https(None, &[("s3Url", "https://minio:9000")], Ok((None, false, 0)))]
+    #[case::bad_bool(None, &[("insecureSkipTLSVerify", "yes")], Err("insecureSkipTLSVerify must be true or false, got \"yes\""))]
+    #[case::bad_ca(Some("not base64!"), &[], Err("objectStorage.caCert is neither PEM nor base64"))]
+    fn tls_settings_table(
+        #[case] ca: Option<&str>,
+        #[case] config: &[(&str, &str)],
+        #[case] want: Result<(Option<&str>, bool, usize), &str>,
+    ) {
+        let got = tls_settings("l", &spec_with(ca, config));
+        match (got, want) {
+            (Ok(t), Ok((pem, insecure, warnings))) => {
+                assert_eq!(t.ca_pem.as_deref(), pem.map(str::as_bytes));
+                assert_eq!(t.insecure, insecure);
+                assert_eq!(t.warnings.len(), warnings, "{:?}", t.warnings);
+            }
+            (Err(e), Err(part)) => assert!(e.contains(part), "{e}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn the_warnings_name_the_location_and_the_risk() {
+        let t = tls_settings(
+            "minio",
+            &spec_with(
+                None,
+                &[
+                    ("s3Url", "http://m:9000"),
+                    ("insecureSkipTLSVerify", "true"),
+                ],
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            t.warnings,
+            [
+                "location \"minio\" does not verify its server's TLS certificate (insecureSkipTLSVerify): anyone on the network path can read and change its backups; give its CA as caCert instead",
+                "location \"minio\" sends its backups and credentials unencrypted (s3Url http://m:9000 is http://); use https://",
+            ]
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
 use lifeboat_engine::storage::Store;
 use lifeboat_types::api::names::validate_name;
@@ -54,6 +55,10 @@ pub struct LocationCreate {
     /// Credentials file (Velero style: `[default]` / `aws_access_key_id=...`).
     #[arg(long)]
     pub credential: Option<String>,
+    /// A PEM file of the CA that signed the object store's certificate (stored in the
+    /// location as `objectStorage.caCert`, base64, as Velero stores it).
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
     /// ReadWrite or ReadOnly.
     #[arg(long, value_enum, default_value = "ReadWrite")]
     pub access_mode: AccessModeArg,
@@ -147,7 +152,15 @@ fn location_from_flags(c: &LocationCreate) -> Result<BackupStorageLocation> {
             object_storage: ObjectStorageLocation {
                 bucket: c.bucket.clone(),
                 prefix: c.prefix.clone(),
-                ca_cert: None,
+                ca_cert: c
+                    .cacert
+                    .as_ref()
+                    .map(|p| {
+                        std::fs::read(p)
+                            .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem))
+                            .with_context(|| format!("cannot read --cacert {}", p.display()))
+                    })
+                    .transpose()?,
             },
             default: c.default,
             access_mode: Some(c.access_mode.into()),

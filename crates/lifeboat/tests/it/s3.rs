@@ -288,3 +288,183 @@ fn wrong_credentials_are_refused_and_right_ones_work() {
     ]);
     assert_eq!(phase, "Completed");
 }
+
+/// A moto server of its own over HTTPS, with a certificate signed by the test CA of
+/// `etcd::make_certs` (`ca.crt`; `other-ca.crt` signed nothing here). Stopped on drop.
+struct TlsMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for TlsMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tls_moto(certs: &std::path::Path) -> TlsMoto {
+    let port = free_port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .arg("--ssl-cert")
+        .arg(certs.join("server.crt"))
+        .arg("--ssl-key")
+        .arg(certs.join("server.key"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server");
+    let url = format!("https://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import boto3, sys\nboto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test', verify=sys.argv[2]).create_bucket(Bucket='tls')")
+        .arg(&url)
+        .arg(certs.join("ca.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    TlsMoto { child, url }
+}
+
+/// Issue 11, item 9: a location's caCert is honoured (a self-signed S3 endpoint works with
+/// its CA, and is refused without it or with another CA); insecureSkipTLSVerify works and
+/// is warned about on every use; an http:// s3Url is warned about.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_locations_ca_cert_and_insecure_skip_are_honoured() {
+    let env = Env::new();
+    let certs = env.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    crate::etcd::make_certs(&certs);
+    let moto = start_tls_moto(&certs);
+    env.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: it-s3-tls}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1, namespace: it-s3-tls}\ndata: {k: v}\n");
+    let creds = env.dir.path().join("credentials-velero");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let create = |name: &str, extra_config: &str, cacert: Option<&str>| {
+        let config = format!(
+            "region=us-east-1,s3Url={},s3ForcePathStyle=true{extra_config}",
+            moto.url
+        );
+        let mut args = vec![
+            "location",
+            "create",
+            name,
+            "--provider",
+            "aws",
+            "--bucket",
+            "tls",
+            "--prefix",
+            name,
+            "--config",
+            &config,
+            "--credential",
+            creds.to_str().unwrap(),
+        ];
+        let ca;
+        if let Some(f) = cacert {
+            ca = certs.join(f).to_str().unwrap().to_owned();
+            args.extend(["--cacert", &ca]);
+        }
+        env.run(&args)
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // With the CA that signed the server's certificate: it works, quietly.
+    let out = create("with-ca", "", Some("ca.crt"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&[
+        "backup",
+        "create",
+        "tls1",
+        "--include-namespaces",
+        "it-s3-tls",
+        "--storage-location",
+        "with-ca",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("WARN"), "{}", stderr(&out));
+    env.ok(&[
+        "backup",
+        "describe",
+        "tls1",
+        "--storage-location",
+        "with-ca",
+    ]);
+
+    // Without it, or with another CA, the server is not trusted: its use is refused.
+    for (name, ca) in [("no-ca", None), ("wrong-ca", Some("other-ca.crt"))] {
+        let out = create(name, "", ca);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let backup = format!("tls-{name}");
+        let out = env.run(&[
+            "backup",
+            "create",
+            &backup,
+            "--include-namespaces",
+            "it-s3-tls",
+            "--storage-location",
+            name,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid peer certificate: UnknownIssuer"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+
+    // Skipping verification works, and says so on every use.
+    let out = create("insecure", ",insecureSkipTLSVerify=true", None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for _ in 0..2 {
+        let out = env.run(&["backup", "get", "--storage-location", "insecure"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out)
+                .contains("location \"insecure\" does not verify its server's TLS certificate"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // An http:// endpoint is warned about.
+    let config = format!(
+        "region=us-east-1,s3Url={},s3ForcePathStyle=true",
+        s3_endpoint()
+    );
+    let out = env.run(&[
+        "location",
+        "create",
+        "plain",
+        "--provider",
+        "aws",
+        "--bucket",
+        "lifeboat-it",
+        "--config",
+        &config,
+        "--credential",
+        creds.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&out).contains("location \"plain\" sends its backups and credentials unencrypted"),
+        "{}",
+        stderr(&out)
+    );
+    env.kubectl(&["delete", "namespace", "it-s3-tls", "--wait=false"], None);
+    drop(moto);
+}
