@@ -150,9 +150,10 @@ pub async fn delete(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>,
     Ok(done)
 }
 
-/// How long [`wait_server_stopped`] waits: a server given SIGTERM (its Deployment deleted)
-/// finishes its work within its grace period, then releases the Lease; a server that died
-/// leaves a Lease that stops changing and expires after its duration.
+/// How long [`wait_server_stopped`] waits: an idle server given SIGTERM (its Deployment
+/// deleted) releases the Lease at once; a server that died leaves a Lease that stops
+/// changing and expires after its duration. A server still finishing a backup may take
+/// its whole grace period: uninstall then fails, saying so, and is run again.
 pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Waits until no lifeboat server leads in `namespace` — the Lease is missing or released,

@@ -64,6 +64,17 @@ impl Default for InstallOptions {
     }
 }
 
+/// How long the installed server lets a running backup or restore finish after SIGTERM
+/// (`lifeboat server --shutdown-grace-period`, whose default it is): long enough for the
+/// backups a cluster usually takes, so that a rollout or a node drain does not cut them
+/// (issue 11, item 10). An idle server stops at once; one whose run outlasts it marks the
+/// run Failed ("interrupted by shutdown").
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What the Deployment's `terminationGracePeriodSeconds` adds to [`SHUTDOWN_GRACE`] before
+/// the kubelet kills the server: the time to write the Failed status and release the Lease.
+pub const STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The labels every installed object carries (uninstall finds them by it).
 pub const COMPONENT_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "lifeboat");
 
@@ -214,11 +225,15 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                 "metadata": { "labels": { "app.kubernetes.io/name": "lifeboat", COMPONENT_LABEL.0: COMPONENT_LABEL.1 } },
                 "spec": {
                     "serviceAccountName": "lifeboat",
+                    "terminationGracePeriodSeconds": (SHUTDOWN_GRACE + STOP_MARGIN).as_secs(),
                     "securityContext": { "runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": { "type": "RuntimeDefault" } },
                     "containers": [{
                         "name": "lifeboat",
                         "image": o.image,
-                        "args": ["server", "--namespace", ns, "--metrics-address", format!("0.0.0.0:{port}")],
+                        "args": [
+                            "server", "--namespace", ns, "--metrics-address", format!("0.0.0.0:{port}"),
+                            "--shutdown-grace-period", crate::GoDuration(SHUTDOWN_GRACE).to_string(),
+                        ],
                         "ports": [{ "name": "metrics", "containerPort": port, "protocol": "TCP" }],
                         "livenessProbe": { "httpGet": { "path": "/healthz", "port": "metrics" } },
                         "readinessProbe": { "httpGet": { "path": "/readyz", "port": "metrics" } },
@@ -300,6 +315,30 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// Issue 11, item 10: the kubelet killed the server 30 s (its default) after SIGTERM,
+    /// whatever the backup it ran: the pod now waits for the server's whole grace period
+    /// and the status write after it, and the server is told that grace period.
+    #[test]
+    fn the_pod_outlives_the_servers_shutdown_grace() {
+        let objs = manifests(&InstallOptions::default());
+        let d = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["terminationGracePeriodSeconds"], json!(630));
+        let args: Vec<&str> = pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let at = args
+            .iter()
+            .position(|a| *a == "--shutdown-grace-period")
+            .expect("the server is told its grace period");
+        let grace: crate::GoDuration = args[at + 1].parse().unwrap();
+        assert_eq!(grace.0, SHUTDOWN_GRACE);
+        assert!(grace.0 + STOP_MARGIN <= std::time::Duration::from_secs(630));
     }
 
     #[test]

@@ -94,6 +94,11 @@ pub struct ServerArgs {
     /// How often expired backups are looked for.
     #[arg(long, default_value = "1m")]
     pub garbage_collection_frequency: String,
+    /// How long a running backup or restore may finish after SIGTERM before it is marked
+    /// Failed ("interrupted by shutdown"); an idle server stops at once. The installed
+    /// Deployment's terminationGracePeriodSeconds is this plus 30s.
+    #[arg(long, default_value = "10m")]
+    pub shutdown_grace_period: String,
     /// Metric names: `velero` keeps Velero's exact names (its dashboards and alerts work);
     /// `promlint` renames the four Velero names that fail `promtool check metrics`
     /// (velero_backup_total, velero_restore_total, velero_backup_items_total,
@@ -270,7 +275,7 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
             ),
             d => d,
         },
-        shutdown_grace: Duration::from_secs(20),
+        shutdown_grace: dur("shutdown-grace-period", &a.shutdown_grace_period)?,
         metric_names: match a.metric_names {
             MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
             MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,

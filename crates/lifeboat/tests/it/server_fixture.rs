@@ -207,6 +207,9 @@ impl Fixture {
                 "2s",
                 "--backup-sync-period",
                 "2s",
+                // A running backup does not hold a test's SIGTERM for the default 10m.
+                "--shutdown-grace-period",
+                "20s",
             ],
             env.dir.path().join("server.log"),
         );
@@ -346,6 +349,9 @@ impl Standby {
                 "2s",
                 "--backup-sync-period",
                 "2s",
+                // A running backup does not hold a test's SIGTERM for the default 10m.
+                "--shutdown-grace-period",
+                "20s",
             ],
             env.dir.path().join("standby-server.log"),
         );
