@@ -10,6 +10,10 @@
 //! - An item that cannot be read is recorded in the results and the backup ends
 //!   PartiallyFailed; nothing is dropped silently.
 //! - Nothing is written before the spec, the location and the permissions are checked.
+//! - Every file is created conditionally ([`Store::create`], [`Store::upload`]): a file
+//!   another writer stored first under the same name is never overwritten, and the run
+//!   fails naming it. A failed run deletes exactly the files it wrote ([`Written`]), never
+//!   the whole `backups/<name>/` directory, which may hold another writer's files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,15 +83,20 @@ pub enum BackupError {
         #[source]
         source: StorageError,
     },
-    /// A backup with this name is already stored.
+    /// A backup with this name is already stored, or another writer stored one of its
+    /// files while this run was writing (nothing of it was overwritten).
     #[error(
-        "backup {backup:?} already exists in storage location {location:?}; choose another name or delete it first"
+        "backup {backup:?} already exists in storage location {location:?}{}; choose another name or delete it first",
+        object.as_ref().map(|o| format!(" ({o:?} was stored by another writer first; nothing of it was overwritten, and this run's files were removed)")).unwrap_or_default()
     )]
     AlreadyExists {
         /// The backup.
         backup: String,
         /// The location.
         location: String,
+        /// The object another writer stored first, when the collision happened while
+        /// writing (`None`: found by the checks before the first write).
+        object: Option<String>,
     },
     /// The TTL cannot be added to the start time.
     #[error("backup {backup:?}")]
@@ -594,10 +603,7 @@ pub async fn run_backup(
 ) -> Result<Backup, BackupError> {
     let name = backup.metadata.name.clone();
     validate_name("backup", &name)?;
-    let storage_err = |source| BackupError::Storage {
-        backup: name.clone(),
-        source,
-    };
+    let storage_err = |source| storage_error(&name, source);
     let cluster_err = |source| BackupError::Cluster {
         backup: name.clone(),
         source,
@@ -612,6 +618,7 @@ pub async fn run_backup(
         return Err(BackupError::AlreadyExists {
             backup: name.clone(),
             location: store.name().to_owned(),
+            object: None,
         });
     }
     let (discovered, namespaces) = tokio::join!(cluster.discover(), cluster.namespaces());
@@ -643,11 +650,13 @@ pub async fn run_backup(
     let wprogress = progress.clone();
     let writer = tokio::task::spawn_blocking(move || writer_thread(rx, sink, level, wprogress));
 
+    let written = Written::new(store);
     let contents_path = paths.contents();
     let upload_store = store.clone();
+    let upload_path = contents_path.clone();
     let uploader = tokio::spawn(async move {
         let chunks = futures::stream::poll_fn(move |cx| chunk_rx.poll_recv(cx).map(|c| c.map(Ok)));
-        upload_store.upload(&contents_path, chunks).await
+        upload_store.upload(&upload_path, chunks).await
     });
 
     let run = Run {
@@ -751,29 +760,28 @@ pub async fn run_backup(
         source: std::io::Error::other(e),
     });
     let upload = uploader.await;
+    if let Ok(Ok(_)) = &upload {
+        written.record(contents_path);
+    }
     let report = match (report, upload) {
         (Ok(Ok(r)), Ok(Ok(_size))) => r,
-        (_, Ok(Err(e))) => {
-            cleanup(store, &name).await;
-            return Err(storage_err(e));
-        }
+        (_, Ok(Err(e))) => return Err(written.failed(storage_err(e)).await),
         (Ok(Err(e)), _) | (Err(BackupError::Archive { source: e, .. }), _) => {
-            cleanup(store, &name).await;
-            return Err(BackupError::Archive {
-                backup: name.clone(),
-                source: e,
-            });
+            return Err(written
+                .failed(BackupError::Archive {
+                    backup: name.clone(),
+                    source: e,
+                })
+                .await);
         }
-        (Err(e), _) => {
-            cleanup(store, &name).await;
-            return Err(e);
-        }
+        (Err(e), _) => return Err(written.failed(e).await),
         (_, Err(join)) => {
-            cleanup(store, &name).await;
-            return Err(BackupError::Archive {
-                backup: name.clone(),
-                source: std::io::Error::other(join),
-            });
+            return Err(written
+                .failed(BackupError::Archive {
+                    backup: name.clone(),
+                    source: std::io::Error::other(join),
+                })
+                .await);
         }
     };
     let results = log.results();
@@ -796,36 +804,22 @@ pub async fn run_backup(
     let json_gz = |v: &serde_json::Value| {
         Bytes::from(gzip(serde_json::to_vec(v).unwrap_or_default().as_slice()))
     };
-    let finish = async {
-        store
-            .write(&paths.logs(), Bytes::from(gzip(log.text().as_bytes())))
-            .await?;
-        let rl = serde_json::to_vec(&report.resource_list.finish()).unwrap_or_default();
-        store
-            .write(&paths.resource_list(), Bytes::from(gzip(&rl)))
-            .await?;
-        store
-            .write(
-                &paths.results(),
-                json_gz(&serde_json::to_value(&results).unwrap_or_default()),
-            )
-            .await?;
-        let empty = serde_json::Value::Array(vec![]);
-        store
-            .write(&paths.pod_volume_backups(), json_gz(&empty))
-            .await?;
-        store
-            .write(&paths.volume_snapshots(), json_gz(&empty))
-            .await?;
-        store
-            .write(&paths.item_operations(), json_gz(&empty))
-            .await?;
-        store.write(&paths.volume_info(), json_gz(&empty)).await?;
-        Ok::<(), StorageError>(())
-    };
-    if let Err(e) = finish.await {
-        cleanup(store, &name).await;
-        return Err(storage_err(e));
+    let rl = serde_json::to_vec(&report.resource_list.finish()).unwrap_or_default();
+    let empty = serde_json::Value::Array(vec![]);
+    let files = vec![
+        (paths.logs(), Bytes::from(gzip(log.text().as_bytes()))),
+        (paths.resource_list(), Bytes::from(gzip(&rl))),
+        (
+            paths.results(),
+            json_gz(&serde_json::to_value(&results).unwrap_or_default()),
+        ),
+        (paths.pod_volume_backups(), json_gz(&empty)),
+        (paths.volume_snapshots(), json_gz(&empty)),
+        (paths.item_operations(), json_gz(&empty)),
+        (paths.volume_info(), json_gz(&empty)),
+    ];
+    if let Err(e) = written.create_all(files).await {
+        return Err(written.failed(storage_err(e)).await);
     }
 
     backup
@@ -855,11 +849,78 @@ pub async fn run_backup(
         ..Default::default()
     });
     let meta = serde_json::to_vec_pretty(&backup).unwrap_or_default();
-    if let Err(e) = store.write(&paths.metadata(), Bytes::from(meta)).await {
-        cleanup(store, &name).await;
-        return Err(storage_err(e));
+    if let Err(e) = written
+        .create_all([(paths.metadata(), Bytes::from(meta))])
+        .await
+    {
+        return Err(written.failed(storage_err(e)).await);
     }
     Ok(backup)
+}
+
+/// A storage error of backup `name`'s run; an object another writer stored first is the
+/// name being taken.
+fn storage_error(name: &str, source: StorageError) -> BackupError {
+    match source {
+        StorageError::AlreadyExists { location, what } => BackupError::AlreadyExists {
+            backup: name.to_owned(),
+            location,
+            object: Some(what),
+        },
+        source => BackupError::Storage {
+            backup: name.to_owned(),
+            source,
+        },
+    }
+}
+
+/// The files one backup run stored, so that a failed run deletes exactly those: never a
+/// file another writer stored under the same `backups/<name>/` (not even one this run
+/// collided with), never the whole directory.
+struct Written<'a> {
+    store: &'a Store,
+    paths: Mutex<Vec<String>>,
+}
+
+impl<'a> Written<'a> {
+    fn new(store: &'a Store) -> Self {
+        Written {
+            store,
+            paths: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records a file this run stored.
+    fn record(&self, path: String) {
+        if let Ok(mut p) = self.paths.lock() {
+            p.push(path);
+        }
+    }
+
+    /// Creates `files` in order (each conditionally: see [`Store::create`]), recording
+    /// each one stored; stops at the first error.
+    async fn create_all(
+        &self,
+        files: impl IntoIterator<Item = (String, Bytes)>,
+    ) -> Result<(), StorageError> {
+        for (path, data) in files {
+            self.store.create(&path, data).await?;
+            self.record(path);
+        }
+        Ok(())
+    }
+
+    /// Deletes the files this run stored (best effort, each failure logged) and returns
+    /// `e`, the error that failed the run.
+    async fn failed(self, e: BackupError) -> BackupError {
+        let paths = self.paths.into_inner().unwrap_or_else(|p| p.into_inner());
+        for path in paths.iter().rev() {
+            if let Err(d) = self.store.delete(path).await {
+                tracing::warn!("removing {path} of a failed backup: {}", chain(&d));
+            }
+        }
+        e
+    }
 }
 
 /// Checks LIST permission on every planned resource before anything is written.
@@ -880,16 +941,88 @@ async fn preflight(cluster: &Cluster, plan: &BackupPlan) -> Result<(), ClusterEr
     check_list_permissions(cluster, checks).await
 }
 
-/// Removes what a failed backup wrote (best effort).
-async fn cleanup(store: &Store, name: &str) {
-    if let Err(e) = store.delete_backup(name).await {
-        tracing::warn!("cleaning up failed backup {name}: {}", chain(&e));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file_store(dir: &std::path::Path) -> Store {
+        let l = crate::storage::location_from_url(&format!("file://{}", dir.display())).unwrap();
+        Store::open(&l).unwrap()
+    }
+
+    /// Issue 11 item 2: a backup that fails after some of its files were stored deletes
+    /// those files only — not a file another writer stored under the same
+    /// `backups/<name>/` before (here the very one this run collided with), not the
+    /// directory.
+    #[tokio::test]
+    async fn a_failed_backup_removes_only_the_files_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(dir.path());
+        let paths = store.backup_paths("b");
+        // Another writer's files, stored before this run.
+        let foreign = [
+            (paths.results(), Bytes::from_static(b"theirs")),
+            (
+                format!("{}notes.txt", paths.dir()),
+                Bytes::from_static(b"theirs too"),
+            ),
+        ];
+        for (p, d) in &foreign {
+            store.create(p, d.clone()).await.unwrap();
+        }
+        let written = Written::new(&store);
+        store
+            .upload(
+                &paths.contents(),
+                futures::stream::iter([Ok(Bytes::from_static(b"tarball"))]),
+            )
+            .await
+            .unwrap();
+        written.record(paths.contents());
+        let e = written
+            .create_all([
+                (paths.logs(), Bytes::from_static(b"logs")),
+                (paths.resource_list(), Bytes::from_static(b"list")),
+                (paths.results(), Bytes::from_static(b"ours")),
+                (paths.volume_info(), Bytes::from_static(b"never written")),
+            ])
+            .await
+            .unwrap_err();
+        let e = written.failed(storage_error("b", e)).await;
+        assert!(
+            matches!(&e, BackupError::AlreadyExists { object: Some(o), .. } if *o == paths.results()),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("stored by another writer first"),
+            "{e}"
+        );
+        for (p, d) in &foreign {
+            assert_eq!(&store.read(p).await.unwrap(), d, "{p}");
+        }
+        for p in [
+            paths.contents(),
+            paths.logs(),
+            paths.resource_list(),
+            paths.volume_info(),
+        ] {
+            assert!(!store.exists(&p).await.unwrap(), "{p} left behind");
+        }
+    }
+
+    #[test]
+    fn a_taken_name_found_before_writing_names_no_object() {
+        let e = BackupError::AlreadyExists {
+            backup: "b".into(),
+            location: "default".into(),
+            object: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "backup \"b\" already exists in storage location \"default\"; choose another name or delete it first"
+        );
+        assert!(!e.is_retryable());
+    }
 
     #[test]
     fn item_json_adds_type() {

@@ -3,8 +3,16 @@
 //! with lifeboat's [`Backoff::STORAGE`] policy), timeouts and a concurrency cap come from
 //! OpenDAL's layers.
 //!
-//! Invariant: a ReadOnly location refuses every write and delete here, before any request
-//! leaves the process.
+//! Invariants:
+//! - a ReadOnly location refuses every write and delete here, before any request leaves
+//!   the process;
+//! - an object that must not be overwritten ([`Store::create`], [`Store::upload`]) is
+//!   written with a conditional create (S3 `If-None-Match: *`, OpenDAL's `if_not_exists`),
+//!   so that when another writer got there first the write fails with
+//!   [`StorageError::AlreadyExists`] naming the object, and nothing is overwritten;
+//! - a local directory never shows a partly written file under its own name: files are
+//!   written under a unique name in [`layout::staging_dir`], synced, and renamed into
+//!   place (without replacing, for a create).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +24,7 @@ use lifeboat_types::api::velero::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation,
     SecretKeySelector,
 };
-use lifeboat_types::format::layout::{BackupPaths, backups_dir, join_prefix};
+use lifeboat_types::format::layout::{self, BackupPaths, backups_dir, join_prefix};
 use lifeboat_types::rules::backoff::Backoff;
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
@@ -105,9 +113,10 @@ pub enum StorageError {
         #[source]
         source: Box<opendal::Error>,
     },
-    /// An object that must not exist already does.
+    /// An object that must not exist already does: another writer stored it first. Nothing
+    /// was overwritten.
     #[error(
-        "storage location {location:?}: {what} already exists; choose another name or delete it first"
+        "storage location {location:?}: {what} already exists (another writer stored it first; nothing was overwritten); choose another name or delete it first"
     )]
     AlreadyExists {
         /// The location.
@@ -190,6 +199,25 @@ fn no_signing_credential(e: &opendal::Error) -> bool {
         cur = c.source();
     }
     false
+}
+
+/// Whether a write may replace an object of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Yes,
+    No,
+}
+
+/// A local file system error as the store's error, so that it is mapped (denied, exists,
+/// other) and rendered as the stores' errors are.
+fn local_error(e: std::io::Error) -> opendal::Error {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        std::io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+        _ => ErrorKind::Unexpected,
+    };
+    opendal::Error::new(kind, "local file system").set_source(e)
 }
 
 /// The provider names lifeboat accepts, normalised.
@@ -704,38 +732,74 @@ impl Store {
             .map_err(|e| self.map("read", path, e))
     }
 
-    /// Writes a whole (small) object.
+    /// Writes a whole (small) object, replacing one of the same name. Objects that must
+    /// not be replaced are written with [`Store::create`].
     pub async fn write(&self, path: &str, data: impl Into<Bytes>) -> Result<(), StorageError> {
         self.ensure_writable()?;
+        let data = data.into();
+        if self.provider == Provider::File {
+            return self
+                .fs_put(path, futures::stream::iter([Ok(data)]), Replace::Yes)
+                .await
+                .map(|_| ());
+        }
         self.op
-            .write(path, data.into())
+            .write(path, data)
             .await
             .map(|_| ())
             .map_err(|e| self.map("write", path, e))
     }
 
-    /// Opens a streaming (multipart) writer.
-    pub async fn writer(&self, path: &str) -> Result<opendal::Writer, StorageError> {
+    /// Creates a whole (small) object that must not exist yet: when another writer stored
+    /// `path` first, fails with [`StorageError::AlreadyExists`] and overwrites nothing.
+    pub async fn create(&self, path: &str, data: impl Into<Bytes>) -> Result<(), StorageError> {
         self.ensure_writable()?;
+        let data = data.into();
+        if self.provider == Provider::File {
+            return self
+                .fs_put(path, futures::stream::iter([Ok(data)]), Replace::No)
+                .await
+                .map(|_| ());
+        }
         self.op
-            .writer_with(path)
-            .chunk(self.chunk_size)
-            .concurrent(2)
+            .write_with(path, data)
+            .if_not_exists(self.conditional_create())
             .await
+            .map(|_| ())
             .map_err(|e| self.map("write", path, e))
     }
 
+    /// Whether the store can refuse to create an object that exists (OpenDAL's capability;
+    /// S3, GCS, Azure Blob and OSS can). A store that cannot gets a plain write, after the
+    /// callers' existence checks.
+    fn conditional_create(&self) -> bool {
+        self.op.info().capability().write_with_if_not_exists
+    }
+
     /// Writes the chunks of `chunks` to `path`, a new object, streamed in parts
-    /// (multipart where the store has it): at most a few parts are in memory. The first
-    /// error of `chunks` or of the store aborts the upload and deletes what a local
-    /// directory already holds of it, so that no partial object is left. Returns the
-    /// bytes written.
+    /// (multipart where the store has it): at most a few parts are in memory. The object
+    /// is created conditionally as [`Store::create`] does: a name another writer took
+    /// first is [`StorageError::AlreadyExists`], and its object is left as it is. The first
+    /// error of `chunks` or of the store aborts the upload (a multipart upload is aborted;
+    /// a local directory drops its staged file), so that no partial object is left.
+    /// Returns the bytes written.
     pub async fn upload<S>(&self, path: &str, mut chunks: S) -> Result<u64, StorageError>
     where
         S: futures::Stream<Item = Result<Bytes, StorageError>> + Unpin,
     {
         use futures::StreamExt;
-        let mut w = self.writer(path).await?;
+        self.ensure_writable()?;
+        if self.provider == Provider::File {
+            return self.fs_put(path, chunks, Replace::No).await;
+        }
+        let mut w = self
+            .op
+            .writer_with(path)
+            .chunk(self.chunk_size)
+            .concurrent(2)
+            .if_not_exists(self.conditional_create())
+            .await
+            .map_err(|e| self.upload_error(path, e))?;
         let mut size = 0u64;
         let failed = loop {
             match chunks.next().await {
@@ -758,12 +822,121 @@ impl Store {
                 .map_err(|e| self.upload_error(path, e)),
         };
         if let Err(e) = closed {
-            // Best effort: the error to report is the upload's.
-            let _ = w.abort().await;
-            let _ = self.op.delete(path).await;
+            // Abort the multipart upload (its parts are dropped by the store). Nothing is
+            // deleted under `path`: what is there now is another writer's. Best effort: the
+            // error to report is the upload's.
+            if let Err(abort) = w.abort().await {
+                tracing::warn!(
+                    "storage location {:?}: aborting the upload of {path:?}: {abort}",
+                    self.name
+                );
+            }
             return Err(e);
         }
         Ok(size)
+    }
+
+    /// A local directory's write: the chunks go to a new file of a unique name under
+    /// [`layout::staging_dir`], which is synced and then renamed to `path` — without
+    /// replacing an existing file unless `replace` says so (Linux' `RENAME_NOREPLACE`, or
+    /// a hard link, as `tempfile` does it). Any error drops the staged file: no partly
+    /// written file is ever seen under `path`. Returns the bytes written.
+    async fn fs_put<S>(
+        &self,
+        path: &str,
+        mut chunks: S,
+        replace: Replace,
+    ) -> Result<u64, StorageError>
+    where
+        S: futures::Stream<Item = Result<Bytes, StorageError>> + Unpin,
+    {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let root = Path::new(&self.bucket);
+        let target = root.join(path.trim_start_matches('/'));
+        if target.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::RootDir
+            )
+        }) {
+            return Err(StorageError::Config {
+                location: self.name.clone(),
+                reason: format!("refusing to write {path:?}: it leaves the location's directory"),
+            });
+        }
+        if replace == Replace::No && target.exists() {
+            return Err(self.already_exists(path));
+        }
+        let local = |op: &'static str, at: &Path, e: std::io::Error| {
+            self.map(op, &at.to_string_lossy(), local_error(e))
+        };
+        let staging = root.join(layout::staging_dir(&self.prefix));
+        tokio::fs::create_dir_all(&staging)
+            .await
+            .map_err(|e| local("write", &staging, e))?;
+        let staged = tempfile::Builder::new()
+            .prefix(".")
+            .suffix(".part")
+            .tempfile_in(&staging)
+            .map_err(|e| local("write", &staging, e))?;
+        let staged_path = staged.path().to_owned();
+        let file = staged
+            .as_file()
+            .try_clone()
+            .map_err(|e| local("write", &staged_path, e))?;
+        let mut file = tokio::fs::File::from_std(file);
+        let mut size = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| local("write", &staged_path, e))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| local("write", &staged_path, e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| local("write", &staged_path, e))?;
+        drop(file);
+        let parent = target.parent().unwrap_or(root).to_owned();
+        tokio::fs::create_dir_all(&parent)
+            .await
+            .map_err(|e| local("write", &parent, e))?;
+        let to = target.clone();
+        let published = tokio::task::spawn_blocking(move || {
+            let done = match replace {
+                Replace::Yes => staged.persist(&to),
+                Replace::No => staged.persist_noclobber(&to),
+            };
+            // The rename itself is durable once the directory is synced (best effort: not
+            // every file system lets a directory be opened for it).
+            if done.is_ok()
+                && let Ok(dir) = std::fs::File::open(&parent)
+            {
+                let _ = dir.sync_all();
+            }
+            // On error the staged file comes back with the error and is removed when dropped.
+            done.map(|_| ()).map_err(|e| e.error)
+        })
+        .await
+        .map_err(|e| local("write", &target, std::io::Error::other(e)))?;
+        match published {
+            Ok(()) => Ok(size),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(self.already_exists(path))
+            }
+            Err(e) => Err(local("write", &target, e)),
+        }
+    }
+
+    fn already_exists(&self, path: &str) -> StorageError {
+        StorageError::AlreadyExists {
+            location: self.name.clone(),
+            what: path.to_owned(),
+        }
     }
 
     /// Uploads local file `local` to `path` (see [`Store::upload`]): read in parts of the
@@ -783,6 +956,13 @@ impl Store {
     }
 
     fn upload_error(&self, path: &str, e: opendal::Error) -> StorageError {
+        if matches!(
+            e.kind(),
+            ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists | ErrorKind::PermissionDenied
+        ) || no_signing_credential(&e)
+        {
+            return self.map("upload", path, e);
+        }
         StorageError::Io {
             location: self.name.clone(),
             op: "upload",
@@ -1281,6 +1461,119 @@ mod tests {
         let e = s.upload(&path, chunks).await.unwrap_err();
         assert!(e.to_string().contains("disk gone"), "{e}");
         assert!(!s.exists(&path).await.unwrap());
+    }
+
+    /// Issue 11 item 2: a create never overwrites what another writer stored first.
+    #[tokio::test]
+    async fn create_refuses_an_object_another_writer_stored_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(dir.path());
+        let path = s.backup_paths("b").metadata();
+        s.create(&path, Bytes::from_static(b"first")).await.unwrap();
+        let e = s
+            .create(&path, Bytes::from_static(b"second"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StorageError::AlreadyExists { what, .. } if *what == path),
+            "{e}"
+        );
+        assert!(e.to_string().contains("another writer"), "{e}");
+        assert_eq!(s.read(&path).await.unwrap().as_ref(), b"first");
+        // A plain write still replaces (restore results are rewritten this way).
+        s.write(&path, Bytes::from_static(b"third")).await.unwrap();
+        assert_eq!(s.read(&path).await.unwrap().as_ref(), b"third");
+    }
+
+    /// Issue 11 item 2: an upload never overwrites, and its failure deletes nothing of the
+    /// other writer's object.
+    #[tokio::test]
+    async fn upload_refuses_an_object_another_writer_stored_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(dir.path());
+        let path = s.backup_paths("b").contents();
+        s.create(&path, Bytes::from_static(b"theirs"))
+            .await
+            .unwrap();
+        let chunks = futures::stream::iter([Ok(Bytes::from_static(b"ours, in several parts"))]);
+        let e = s.upload(&path, chunks).await.unwrap_err();
+        assert!(
+            matches!(&e, StorageError::AlreadyExists { what, .. } if *what == path),
+            "{e}"
+        );
+        assert_eq!(s.read(&path).await.unwrap().as_ref(), b"theirs");
+    }
+
+    fn staged_files(root: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(root.join(layout::staging_dir("")))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Issue 11 item 2: on a local directory a file is never seen under its own name
+    /// before it is whole (it is staged under metadata/lifeboat-staging/, then renamed).
+    #[tokio::test]
+    async fn a_local_upload_is_invisible_until_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(dir.path());
+        let path = s.etcd_snapshot("e-1.db");
+        let target = dir.path().join(&path);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let chunks = futures::stream::iter(0..4).map(|i| {
+            // Looked at while the upload is under way, before each next part.
+            seen.lock().unwrap().push(target.exists());
+            Ok(Bytes::from(vec![i as u8; 10]))
+        });
+        use futures::StreamExt;
+        assert_eq!(s.upload(&path, chunks).await.unwrap(), 40);
+        assert_eq!(*seen.lock().unwrap(), [false; 4]);
+        assert_eq!(std::fs::read(&target).unwrap().len(), 40);
+        // The listing shows the snapshot only, and nothing stays staged.
+        let listed: Vec<String> = s
+            .list_files(&s.etcd_snapshots_dir())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(n, _, _)| n)
+            .collect();
+        assert_eq!(listed, ["e-1.db"]);
+        assert_eq!(staged_files(dir.path()), Vec::<PathBuf>::new());
+    }
+
+    #[tokio::test]
+    async fn a_failed_local_upload_leaves_nothing_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(dir.path());
+        let path = s.etcd_snapshot("e-1.db");
+        let chunks = futures::stream::iter([
+            Ok(Bytes::from_static(b"0123456789")),
+            Err(StorageError::LocalFile {
+                location: "default".into(),
+                path: "x".into(),
+                source: std::io::Error::other("disk gone"),
+            }),
+        ]);
+        s.upload(&path, chunks).await.unwrap_err();
+        assert!(!s.exists(&path).await.unwrap());
+        assert_eq!(staged_files(dir.path()), Vec::<PathBuf>::new());
+    }
+
+    #[tokio::test]
+    async fn a_path_leaving_the_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir.path().join("store"));
+        let e = s
+            .create(
+                "metadata/etcd/../../../escaped.db",
+                Bytes::from_static(b"x"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("leaves the location's directory"),
+            "{e}"
+        );
+        assert!(!dir.path().join("escaped.db").exists());
     }
 
     #[tokio::test]

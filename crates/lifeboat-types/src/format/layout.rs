@@ -164,9 +164,41 @@ pub fn etcd_snapshots_dir(prefix: &str) -> String {
     join_prefix(prefix, "metadata/etcd/")
 }
 
-/// `metadata/etcd/<object>` under `prefix`: one stored etcd snapshot.
+/// `metadata/etcd/<object>` under `prefix`: one stored etcd snapshot of the first layout,
+/// whose path names no cluster (still listed, and pruned only when asked for by name).
 pub fn etcd_snapshot(prefix: &str, object: &str) -> String {
     format!("{}{object}", etcd_snapshots_dir(prefix))
+}
+
+/// `metadata/etcd/<cluster>/` under `prefix`: the snapshots of one etcd cluster. Clusters
+/// sharing a location keep their snapshots apart, so that a prune of one never counts or
+/// deletes another's.
+pub fn etcd_cluster_snapshots_dir(prefix: &str, cluster: &str) -> String {
+    format!("{}{cluster}/", etcd_snapshots_dir(prefix))
+}
+
+/// `metadata/etcd/<cluster>/<object>` under `prefix`: one stored snapshot of `cluster`.
+pub fn etcd_cluster_snapshot(prefix: &str, cluster: &str, object: &str) -> String {
+    format!("{}{object}", etcd_cluster_snapshots_dir(prefix, cluster))
+}
+
+/// The default object name of an etcd snapshot taken at `taken` (UTC):
+/// `etcd-snapshot-<YYYYmmddHHMMSS>.db`.
+pub fn etcd_snapshot_name(taken: chrono::DateTime<chrono::Utc>) -> String {
+    format!("etcd-snapshot-{}.db", taken.format("%Y%m%d%H%M%S"))
+}
+
+/// How an etcd cluster is named in stored paths when no name is given: its cluster id as
+/// etcd reports it (`etcdctl member list -w table` prints the same 16 hex digits).
+pub fn etcd_cluster_id_name(cluster_id: u64) -> String {
+    format!("{cluster_id:016x}")
+}
+
+/// `metadata/lifeboat-staging/` under `prefix`: where a local-directory location stages a
+/// file while it is written, before it is renamed to its own name (never listed: Velero's
+/// `metadata/` holds no backups, and lifeboat lists only `metadata/etcd/`).
+pub fn staging_dir(prefix: &str) -> String {
+    join_prefix(prefix, "metadata/lifeboat-staging/")
 }
 
 /// Where one item goes inside the tarball. `group_resource` is `pods`,
@@ -293,6 +325,57 @@ mod tests {
     ) {
         assert_eq!(etcd_snapshots_dir(prefix), dir);
         assert_eq!(etcd_snapshot(prefix, object), file);
+    }
+
+    #[rstest]
+    #[case::no_prefix("", "c1", "s.db", "metadata/etcd/c1/", "metadata/etcd/c1/s.db")]
+    #[case::prefix(
+        "/team-a/",
+        "00000000cafe0001",
+        "s.db",
+        "team-a/metadata/etcd/00000000cafe0001/",
+        "team-a/metadata/etcd/00000000cafe0001/s.db"
+    )]
+    fn etcd_snapshots_of_one_cluster_live_apart(
+        #[case] prefix: &str,
+        #[case] cluster: &str,
+        #[case] object: &str,
+        #[case] dir: &str,
+        #[case] file: &str,
+    ) {
+        assert_eq!(etcd_cluster_snapshots_dir(prefix, cluster), dir);
+        assert_eq!(etcd_cluster_snapshot(prefix, cluster, object), file);
+        assert!(file.starts_with(&etcd_snapshots_dir(prefix)));
+    }
+
+    #[rstest]
+    #[case::small_id(0x1, "0000000000000001")]
+    #[case::large_id(0x0cdf_8181_94e4_7a88_u64, "0cdf818194e47a88")]
+    #[case::max(u64::MAX, "ffffffffffffffff")]
+    fn etcd_cluster_ids_are_named_as_etcd_prints_them(#[case] id: u64, #[case] name: &str) {
+        assert_eq!(etcd_cluster_id_name(id), name);
+    }
+
+    #[test]
+    fn etcd_snapshot_names_carry_the_utc_time() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-02T08:05:09Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(etcd_snapshot_name(t), "etcd-snapshot-20261202080509.db");
+    }
+
+    #[rstest]
+    #[case::no_prefix("", "metadata/lifeboat-staging/")]
+    #[case::prefix("/team-a/", "team-a/metadata/lifeboat-staging/")]
+    fn staging_is_outside_every_listed_directory(#[case] prefix: &str, #[case] dir: &str) {
+        assert_eq!(staging_dir(prefix), dir);
+        for listed in [
+            backups_dir(prefix),
+            restores_dir(prefix),
+            etcd_snapshots_dir(prefix),
+        ] {
+            assert!(!dir.starts_with(&listed), "{dir} under {listed}");
+        }
     }
 
     #[rstest]
