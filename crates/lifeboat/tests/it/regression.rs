@@ -1044,3 +1044,55 @@ fn uninstall_refuses_while_a_server_leads() {
     let out = standby.env.ok(&["-n", STANDBY_NS, "uninstall", "--force"]);
     assert!(out.contains("uninstalled"), "{out}");
 }
+
+/// Issue 11, item 10 (graceful stops): a backup still running when the server's grace
+/// period after SIGTERM ran out was failed with a reason that did not say it was cut by a
+/// shutdown. Its location is an S3 endpoint that accepts connections and never answers,
+/// so the backup stays InProgress; the server (grace 1s) gets SIGTERM, exits 0, and the
+/// backup is Failed "interrupted by shutdown".
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn backup_cut_by_shutdown_is_failed_as_interrupted() {
+    let bucket = tempfile::tempdir().unwrap();
+    let mut standby = Standby::install_with_grace(bucket.path(), "1s");
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hole.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    standby.env.kubectl(
+        &[
+            "-n",
+            STANDBY_NS,
+            "create",
+            "secret",
+            "generic",
+            "hole-credentials",
+            "--from-literal=cloud=[default]\naws_access_key_id=it\naws_secret_access_key=it-secret\n",
+        ],
+        None,
+    );
+    standby.env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: hole, namespace: {STANDBY_NS}}}\nspec:\n  provider: aws\n  objectStorage: {{bucket: hole}}\n  config: {{region: us-east-1, s3Url: \"http://127.0.0.1:{port}\", s3ForcePathStyle: \"true\"}}\n  credential: {{name: hole-credentials, key: cloud}}\n  validationFrequency: 0s\n  backupSyncPeriod: 0s\n---\napiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: cut, namespace: {STANDBY_NS}}}\nspec:\n  includedNamespaces: [default]\n  storageLocation: hole\n"
+    ));
+    eventually(30, "the backup to run", || {
+        standby.backup("cut").filter(|b| phase(b) == "InProgress")
+    });
+    assert!(
+        standby.server.terminate(),
+        "{}",
+        standby.server.log_tail(40)
+    );
+    let b = standby.backup("cut").unwrap();
+    assert_eq!(phase(&b), "Failed", "{b}");
+    assert!(
+        b["status"]["failureReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted by shutdown: "),
+        "{b}"
+    );
+}

@@ -301,6 +301,11 @@ static STANDBY_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 impl Standby {
     /// Installs lifeboat (after removing a previous run's leftovers) and starts its server.
     pub fn install(bucket: &Path) -> Standby {
+        Standby::install_with_grace(bucket, "20s")
+    }
+
+    /// [`Standby::install`], its server given `grace` (`--shutdown-grace-period`).
+    pub fn install_with_grace(bucket: &Path, grace: &str) -> Standby {
         let alone = STANDBY_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
@@ -349,9 +354,8 @@ impl Standby {
                 "2s",
                 "--backup-sync-period",
                 "2s",
-                // A running backup does not hold a test's SIGTERM for the default 10m.
                 "--shutdown-grace-period",
-                "20s",
+                grace,
             ],
             env.dir.path().join("standby-server.log"),
         );
