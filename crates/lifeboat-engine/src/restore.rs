@@ -423,6 +423,8 @@ pub fn yaml_diff(live: &Value, wanted: &Value, title: &str) -> String {
 struct Planned {
     file: ItemFile,
     target_ns: Option<String>,
+    /// A claim whose volume is not restored: it provisions a new one.
+    provision_fresh: bool,
 }
 
 struct Exec<'a> {
@@ -501,6 +503,16 @@ impl Exec<'_> {
             return Err("the backed-up object has no apiVersion or kind".into());
         }
         sanitize(gr, &mut obj, &self.sanitize);
+        if p.provision_fresh {
+            lifeboat_types::rules::volumes::provision_fresh(&mut obj);
+            self.log.info(
+                &format!(
+                    "persistentvolumeclaims {}: its volume is not restored; reset for dynamic provisioning",
+                    display_key(p.target_ns.as_deref(), &p.file.name)
+                ),
+                &[],
+            );
+        }
         if let Some(m) = &self.opts.modifiers {
             m.apply(gr, p.target_ns.as_deref(), &p.file.name, &mut obj)
                 .map_err(|e| format!("resource modifier: {e}"))?;
@@ -832,6 +844,9 @@ pub async fn run_restore(
         ),
         &[],
     );
+    for w in &plan.warnings {
+        exec.warn(None, w.clone());
+    }
 
     let mut items = Vec::new();
     for step in plan.steps {
@@ -849,6 +864,7 @@ pub async fn run_restore(
             .map(|p| Planned {
                 file: files[p.index].clone(),
                 target_ns: p.namespace,
+                provision_fresh: p.provision_fresh,
             })
             .collect();
         // Unordered, so that one slow create does not hold back the window; reports are put

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::api::selector::Selector;
 use crate::api::velero::RestoreSpec;
 use crate::plan::backup::{NamespaceFilter, PlanError};
+use crate::rules::volumes::{self, PvScope};
 
 /// Label naming the backup an object was restored from.
 pub const BACKUP_NAME_LABEL: &str = "velero.io/backup-name";
@@ -116,6 +117,12 @@ pub enum SkipReason {
     OwnedByRestoredController,
     /// A ServiceAccount token Secret: the cluster makes a new one.
     ServiceAccountToken,
+    /// A PersistentVolume of a namespace-mapped restore that does not include cluster
+    /// resources (it would point the new namespace at the original disk).
+    VolumeOfMappedRestore,
+    /// A PersistentVolume whose data is not restored and whose reclaim policy is `Delete`:
+    /// its claim provisions a new volume.
+    VolumeWithoutData,
 }
 
 /// A Restore spec, compiled for deciding item by item.
@@ -128,6 +135,7 @@ pub struct RestoreFilter {
     selectors: Vec<Selector>,
     cluster_resources: Option<bool>,
     mapping: BTreeMap<String, String>,
+    pv_scope: PvScope,
 }
 
 /// Whether a user's resource name (`deployments`, `deployments.apps`, `deploy` is not
@@ -150,8 +158,15 @@ impl RestoreFilter {
         for ls in &spec.or_label_selectors {
             selectors.push(Selector::from_label_selector(ls)?);
         }
+        let namespaces =
+            NamespaceFilter::new(&spec.included_namespaces, &spec.excluded_namespaces)?;
+        let pv_scope = volumes::pv_scope(
+            spec.include_cluster_resources,
+            namespaces.includes_everything(),
+            spec.namespace_mapping.iter().any(|(from, to)| from != to),
+        );
         Ok(RestoreFilter {
-            namespaces: NamespaceFilter::new(&spec.included_namespaces, &spec.excluded_namespaces)?,
+            namespaces,
             include_all_resources: spec.included_resources.is_empty()
                 || spec.included_resources.iter().any(|r| r == "*"),
             included_resources: spec.included_resources.iter().cloned().collect(),
@@ -159,7 +174,13 @@ impl RestoreFilter {
             selectors,
             cluster_resources: spec.include_cluster_resources,
             mapping: spec.namespace_mapping.clone(),
+            pv_scope,
         })
+    }
+
+    /// Which PersistentVolumes this restore may create ([`volumes::pv_scope`]).
+    pub fn pv_scope(&self) -> PvScope {
+        self.pv_scope
     }
 
     fn resource_included(&self, gr: &str) -> bool {
@@ -211,17 +232,23 @@ impl RestoreFilter {
                     return Decision::Skip(SkipReason::Filtered);
                 }
             }
+            // Volumes by their own rule (the plan keeps only those of restored claims when
+            // the scope says so): never bind a restored claim to a production disk.
+            None if gr == "persistentvolumes" => {
+                if self.pv_scope == PvScope::Nothing {
+                    return Decision::Skip(if self.cluster_resources.is_none() {
+                        SkipReason::VolumeOfMappedRestore
+                    } else {
+                        SkipReason::Filtered
+                    });
+                }
+            }
             None => {
                 let wanted = match self.cluster_resources {
                     Some(v) => v,
                     None => self.namespaces.includes_everything(),
                 };
-                if !wanted
-                    && !matches!(
-                        gr,
-                        "customresourcedefinitions.apiextensions.k8s.io" | "persistentvolumes"
-                    )
-                {
+                if !wanted && gr != "customresourcedefinitions.apiextensions.k8s.io" {
                     return Decision::Skip(SkipReason::Filtered);
                 }
             }
@@ -349,7 +376,7 @@ pub fn sanitize(gr: &str, obj: &mut Value, o: &SanitizeOptions) {
         "pods" => sanitize_pod(obj),
         "jobs.batch" => sanitize_job(obj),
         "persistentvolumes" => sanitize_pv(obj, o),
-        "persistentvolumeclaims" => sanitize_pvc(obj),
+        "persistentvolumeclaims" => volumes::reset_claim(obj),
         "rolebindings.rbac.authorization.k8s.io"
         | "clusterrolebindings.rbac.authorization.k8s.io" => map_subjects(obj, o),
         // Token secrets are recreated by the cluster; references to the old ones go.
@@ -464,40 +491,16 @@ fn sanitize_job(obj: &mut Value) {
 }
 
 fn sanitize_pv(obj: &mut Value, o: &SanitizeOptions) {
+    volumes::reset_volume(obj);
     if let Some(claim) = obj
         .pointer_mut("/spec/claimRef")
         .and_then(Value::as_object_mut)
-    {
-        claim.remove("uid");
-        claim.remove("resourceVersion");
-        if let Some(ns) = claim
+        && let Some(ns) = claim
             .get("namespace")
             .and_then(Value::as_str)
             .map(str::to_owned)
-        {
-            claim.insert("namespace".into(), Value::String(o.map_ns(&ns)));
-        }
-    }
-    if let Some(ann) = obj
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
     {
-        ann.remove("pv.kubernetes.io/bound-by-controller");
-    }
-}
-
-fn sanitize_pvc(obj: &mut Value) {
-    if let Some(ann) = obj
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
-        for k in [
-            "pv.kubernetes.io/bind-completed",
-            "pv.kubernetes.io/bound-by-controller",
-            "volume.kubernetes.io/selected-node",
-        ] {
-            ann.remove(k);
-        }
+        claim.insert("namespace".into(), Value::String(o.map_ns(&ns)));
     }
 }
 
@@ -701,6 +704,13 @@ mod tests {
     #[case(RestoreSpec { excluded_resources: vec!["configmaps".into()], ..Default::default() }, "configmaps", Some("a"), Decision::Skip(SkipReason::Filtered))]
     #[case(RestoreSpec { included_resources: vec!["deployments".into()], ..Default::default() }, "deployments.apps", Some("a"), Decision::Restore { namespace: Some("a".into()) })]
     #[case(RestoreSpec { namespace_mapping: [("a".to_string(), "z".to_string())].into(), ..Default::default() }, "secrets", Some("a"), Decision::Restore { namespace: Some("z".into()) })]
+    // Issue 11 item 5: volumes are cluster-scoped; a mapped restore creates none unless asked.
+    #[case(RestoreSpec::default(), "persistentvolumes", None, Decision::Restore { namespace: None })]
+    #[case(RestoreSpec { included_namespaces: vec!["a".into()], ..Default::default() }, "persistentvolumes", None, Decision::Restore { namespace: None })]
+    #[case(RestoreSpec { include_cluster_resources: Some(false), ..Default::default() }, "persistentvolumes", None, Decision::Skip(SkipReason::Filtered))]
+    #[case(RestoreSpec { namespace_mapping: [("a".to_string(), "z".to_string())].into(), ..Default::default() }, "persistentvolumes", None, Decision::Skip(SkipReason::VolumeOfMappedRestore))]
+    #[case(RestoreSpec { namespace_mapping: [("a".to_string(), "a".to_string())].into(), ..Default::default() }, "persistentvolumes", None, Decision::Restore { namespace: None })]
+    #[case(RestoreSpec { namespace_mapping: [("a".to_string(), "z".to_string())].into(), include_cluster_resources: Some(true), ..Default::default() }, "persistentvolumes", None, Decision::Restore { namespace: None })]
     fn decisions(
         #[case] spec: RestoreSpec,
         #[case] gr: &str,

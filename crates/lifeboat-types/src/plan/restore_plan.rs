@@ -1,6 +1,7 @@
 //! A restore's plan, pure: from the items of an extracted backup (as plain data) and the
 //! Restore's filters to what is created, in which phase (Velero's priority order), which
-//! items are left out and why, and which namespaces must be created first.
+//! items are left out and why, which namespaces must be created first, and which volumes
+//! are created and which claims provision new ones (`rules::volumes`).
 //!
 //! The engine reads the archive and does what the plan says; every decision is here.
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 use crate::plan::restore::{
     Decision, RestoreFilter, SkipReason, controller_uid, is_service_account_token, phase_of,
 };
+use crate::rules::volumes::{self, PvDecision};
 
 /// What the plan reads of one backed-up item.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -30,6 +32,10 @@ pub struct Item {
     pub labels: BTreeMap<String, String>,
     /// A Secret holding a ServiceAccount token (the cluster makes a new one).
     pub service_account_token: bool,
+    /// A PersistentVolume's `spec.persistentVolumeReclaimPolicy`.
+    pub reclaim_policy: Option<String>,
+    /// A PersistentVolumeClaim's `spec.volumeName` (the volume it is bound to).
+    pub volume_name: Option<String>,
 }
 
 impl Item {
@@ -55,8 +61,24 @@ impl Item {
                 })
                 .unwrap_or_default(),
             service_account_token: is_service_account_token(gr, obj),
+            reclaim_policy: match gr {
+                "persistentvolumes" => spec_str(obj, "persistentVolumeReclaimPolicy"),
+                _ => None,
+            },
+            volume_name: match gr {
+                "persistentvolumeclaims" => spec_str(obj, "volumeName"),
+                _ => None,
+            },
         }
     }
+}
+
+fn spec_str(obj: &Value, field: &str) -> Option<String> {
+    obj.get("spec")?
+        .get(field)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// One item to restore.
@@ -66,6 +88,9 @@ pub struct Planned {
     pub index: usize,
     /// The namespace it is created in (mapped; `None` for cluster-scoped).
     pub namespace: Option<String>,
+    /// A claim whose volume this restore does not create: it loses `spec.volumeName` and
+    /// provisions a new volume ([`volumes::provision_fresh`]).
+    pub provision_fresh: bool,
 }
 
 /// What a phase waits for once its objects are created (not in a dry run).
@@ -102,6 +127,9 @@ pub struct RestorePlan {
     pub steps: Vec<Step>,
     /// How many items are left out, by reason (as the restore's log names them).
     pub skipped: BTreeMap<&'static str, u64>,
+    /// What the restore's results warn about, each naming the object: volumes left out
+    /// whose claims provision new (empty) volumes.
+    pub warnings: Vec<String>,
 }
 
 impl RestorePlan {
@@ -129,15 +157,22 @@ fn skip_label(reason: &SkipReason) -> &'static str {
         SkipReason::Filtered => "filtered out",
         SkipReason::OwnedByRestoredController => "owned by a restored controller",
         SkipReason::ServiceAccountToken => "service account tokens",
+        SkipReason::VolumeOfMappedRestore => "persistent volumes of a namespace-mapped restore",
+        SkipReason::VolumeWithoutData => {
+            "persistent volumes without restored data and reclaim policy Delete"
+        }
     }
 }
 
 /// Plans the restore of `items` (in backup order) through `filter`: ServiceAccount tokens
 /// and what the filters leave out are skipped; an item whose controller is restored too is
-/// left to that controller to create; the rest goes into phases by priority.
+/// left to that controller to create; volumes go by `rules::volumes` (never one without
+/// its data and with reclaim policy Delete; a claim whose volume is not created provisions
+/// a new one); the rest goes into phases by priority.
 pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
     let mut skipped: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut skip = |reason: SkipReason| *skipped.entry(skip_label(&reason)).or_default() += 1;
+    let mut warnings = Vec::new();
     let mut chosen = Vec::new();
     for (index, item) in items.iter().enumerate() {
         if item.service_account_token {
@@ -150,8 +185,20 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
             &item.name,
             &item.labels,
         ) {
-            Decision::Restore { namespace } => chosen.push(Planned { index, namespace }),
-            Decision::Skip(reason) => skip(reason),
+            Decision::Restore { namespace } => chosen.push(Planned {
+                index,
+                namespace,
+                provision_fresh: false,
+            }),
+            Decision::Skip(reason) => {
+                if reason == SkipReason::VolumeOfMappedRestore {
+                    warnings.push(format!(
+                        "persistent volume {} not restored: a namespace-mapped restore creates no persistent volumes unless it includes cluster resources (includeClusterResources: true); its claim provisions a new, empty volume",
+                        item.name
+                    ));
+                }
+                skip(reason)
+            }
         }
     }
     // Controllers restored take their children with them (the children are created again
@@ -160,7 +207,7 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
         .iter()
         .filter_map(|p| items[p.index].uid.as_deref())
         .collect();
-    let mut by_phase: BTreeMap<usize, Vec<Planned>> = BTreeMap::new();
+    let mut kept = Vec::with_capacity(chosen.len());
     for p in chosen {
         let item = &items[p.index];
         if item
@@ -170,8 +217,67 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
         {
             skip(SkipReason::OwnedByRestoredController);
         } else {
-            by_phase.entry(phase_of(&item.gr)).or_default().push(p);
+            kept.push(p);
         }
+    }
+
+    // Volumes: those the restored claims name, then which of them are created (no restore
+    // binds a claim to a production disk), then which claims provision new volumes.
+    let claimed: BTreeSet<&str> = kept
+        .iter()
+        .map(|p| &items[p.index])
+        .filter(|i| i.gr == "persistentvolumeclaims")
+        .filter_map(|i| i.volume_name.as_deref())
+        .collect();
+    let mut restored_volumes = BTreeSet::new();
+    kept.retain(|p| {
+        let item = &items[p.index];
+        if item.gr != "persistentvolumes" {
+            return true;
+        }
+        // Lifeboat restores no volume data (yet): no volume is "with data".
+        match volumes::pv_decision(
+            filter.pv_scope(),
+            claimed.contains(item.name.as_str()),
+            item.reclaim_policy.as_deref(),
+            false,
+        ) {
+            PvDecision::Restore => {
+                restored_volumes.insert(item.name.as_str());
+                true
+            }
+            PvDecision::OutOfScope => {
+                skip(SkipReason::Filtered);
+                false
+            }
+            PvDecision::ProvisionFresh => {
+                warnings.push(format!(
+                    "persistent volume {} not restored: the backup holds no data for it and its reclaim policy is Delete; its claim provisions a new, empty volume",
+                    item.name
+                ));
+                skip(SkipReason::VolumeWithoutData);
+                false
+            }
+        }
+    });
+    for p in &mut kept {
+        let item = &items[p.index];
+        if item.gr == "persistentvolumeclaims" {
+            let volume = item.volume_name.as_deref();
+            p.provision_fresh = volume.is_some()
+                && !volumes::claim_keeps_volume(
+                    volume,
+                    volume.is_some_and(|v| restored_volumes.contains(v)),
+                );
+        }
+    }
+
+    let mut by_phase: BTreeMap<usize, Vec<Planned>> = BTreeMap::new();
+    for p in kept {
+        by_phase
+            .entry(phase_of(&items[p.index].gr))
+            .or_default()
+            .push(p);
     }
 
     // Namespaces that objects land in but that the backup does not restore.
@@ -215,7 +321,11 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
     if !namespaces_ensured {
         steps.push(Step::EnsureNamespaces(needed));
     }
-    RestorePlan { steps, skipped }
+    RestorePlan {
+        steps,
+        skipped,
+        warnings,
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +508,149 @@ mod tests {
             .collect();
         assert_eq!(got, restored);
         assert_eq!(plan.skipped, skipped.iter().copied().collect());
+    }
+
+    fn pv(name: &str, policy: &str) -> Item {
+        Item::new(
+            "persistentvolumes",
+            None,
+            name,
+            &json!({"metadata": {"name": name, "uid": format!("u-{name}")},
+                "spec": {"persistentVolumeReclaimPolicy": policy, "claimRef": {"namespace": "a", "name": "data"}}}),
+        )
+    }
+
+    fn pvc(name: &str, volume: Option<&str>) -> Item {
+        let mut obj = json!({"metadata": {"name": name, "uid": format!("u-{name}")}, "spec": {}});
+        if let Some(v) = volume {
+            obj["spec"]["volumeName"] = json!(v);
+        }
+        Item::new("persistentvolumeclaims", Some("a"), name, &obj)
+    }
+
+    fn mapped() -> RestoreSpec {
+        RestoreSpec {
+            namespace_mapping: [("a".to_string(), "a-drill".to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn item_reads_volume_facts() {
+        assert_eq!(pv("v", "Delete").reclaim_policy.as_deref(), Some("Delete"));
+        assert_eq!(pvc("c", Some("v")).volume_name.as_deref(), Some("v"));
+        assert_eq!(pvc("c", Some("")).volume_name, None);
+        assert_eq!(
+            item("configmaps", Some("a"), "c", "c1", None).volume_name,
+            None
+        );
+    }
+
+    /// Issue 11 item 5, "restores never bind production disks": which volumes a restore
+    /// creates, which claims provision new volumes (`fresh`), what is skipped and warned.
+    #[rstest]
+    #[case::delete_policy_is_not_restored(
+        vec![pv("v1", "Delete"), pvc("data", Some("v1"))],
+        RestoreSpec::default(),
+        &["persistentvolumeclaims a/data fresh"],
+        &[("persistent volumes without restored data and reclaim policy Delete", 1)],
+        &["persistent volume v1 not restored: the backup holds no data for it and its reclaim policy is Delete"],
+    )]
+    #[case::retain_policy_is_restored_with_its_claim(
+        vec![pv("v1", "Retain"), pvc("data", Some("v1"))],
+        RestoreSpec::default(),
+        &["persistentvolumes v1", "persistentvolumeclaims a/data"],
+        &[],
+        &[],
+    )]
+    #[case::a_claim_whose_volume_is_not_in_the_backup(
+        vec![pvc("data", Some("v1")), pvc("unbound", None)],
+        RestoreSpec::default(),
+        &["persistentvolumeclaims a/data fresh", "persistentvolumeclaims a/unbound"],
+        &[],
+        &[],
+    )]
+    // Some namespaces: only the volumes of the claims restored (Velero's additional items).
+    #[case::some_namespaces_take_their_claims_volumes(
+        vec![pv("v1", "Retain"), pv("v2", "Retain"), pvc("data", Some("v1"))],
+        RestoreSpec { included_namespaces: vec!["a".into()], ..Default::default() },
+        &["persistentvolumes v1", "persistentvolumeclaims a/data"],
+        &[("filtered out", 1)],
+        &[],
+    )]
+    #[case::namespace_mapped_restores_create_no_volume(
+        vec![pv("v1", "Retain"), pvc("data", Some("v1"))],
+        mapped(),
+        &["persistentvolumeclaims a/data -> a-drill fresh"],
+        &[("persistent volumes of a namespace-mapped restore", 1)],
+        &["persistent volume v1 not restored: a namespace-mapped restore creates no persistent volumes unless it includes cluster resources"],
+    )]
+    #[case::namespace_mapped_restores_create_volumes_when_asked(
+        vec![pv("v1", "Retain"), pvc("data", Some("v1"))],
+        RestoreSpec { include_cluster_resources: Some(true), ..mapped() },
+        &["persistentvolumes v1", "persistentvolumeclaims a/data -> a-drill"],
+        &[],
+        &[],
+    )]
+    #[case::asked_still_not_a_delete_volume(
+        vec![pv("v1", "Delete"), pvc("data", Some("v1"))],
+        RestoreSpec { include_cluster_resources: Some(true), ..mapped() },
+        &["persistentvolumeclaims a/data -> a-drill fresh"],
+        &[("persistent volumes without restored data and reclaim policy Delete", 1)],
+        &["persistent volume v1 not restored: the backup holds no data"],
+    )]
+    // verify --test-restore: mapped, includeClusterResources false.
+    #[case::no_cluster_resources(
+        vec![pv("v1", "Retain"), pvc("data", Some("v1"))],
+        RestoreSpec { include_cluster_resources: Some(false), ..mapped() },
+        &["persistentvolumeclaims a/data -> a-drill fresh"],
+        &[("filtered out", 1)],
+        &[],
+    )]
+    // A claim left to its restored controller takes no volume with it.
+    #[case::claims_of_restored_controllers(
+        vec![pv("v1", "Retain"), Item { controller: Some("ss1".into()), ..pvc("data", Some("v1")) }, item("statefulsets.apps", Some("a"), "db", "ss1", None)],
+        RestoreSpec { included_namespaces: vec!["a".into()], ..Default::default() },
+        &["statefulsets.apps a/db"],
+        &[("filtered out", 1), ("owned by a restored controller", 1)],
+        &[],
+    )]
+    fn volumes_and_claims(
+        #[case] items: Vec<Item>,
+        #[case] spec: RestoreSpec,
+        #[case] restored: &[&str],
+        #[case] skipped: &[(&'static str, u64)],
+        #[case] warnings: &[&str],
+    ) {
+        let plan = plan_of(&items, spec);
+        let got: Vec<String> = plan
+            .steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Phase { items: p, .. } => p.clone(),
+                Step::EnsureNamespaces(_) => vec![],
+            })
+            .map(|p| {
+                let i = &items[p.index];
+                let from = i
+                    .namespace
+                    .as_deref()
+                    .map(|n| format!("{n}/"))
+                    .unwrap_or_default();
+                let to = match (&i.namespace, &p.namespace) {
+                    (Some(a), Some(b)) if a != b => format!(" -> {b}"),
+                    _ => String::new(),
+                };
+                let fresh = if p.provision_fresh { " fresh" } else { "" };
+                format!("{} {from}{}{to}{fresh}", i.gr, i.name)
+            })
+            .collect();
+        assert_eq!(got, restored);
+        assert_eq!(plan.skipped, skipped.iter().copied().collect());
+        assert_eq!(plan.warnings.len(), warnings.len(), "{:?}", plan.warnings);
+        for (got, want) in plan.warnings.iter().zip(warnings) {
+            assert!(got.starts_with(want), "{got}");
+        }
     }
 
     #[rstest]

@@ -1,7 +1,7 @@
 //! Decisions as pure functions, tested as tables: schedules, retention of stored
 //! snapshots, when a storage location is validated and synced, how retries back off, what
 //! a diff may show of a Secret, whose stored data a deletion may delete and what sync
-//! makes of a bucket.
+//! makes of a bucket, which volumes a restore creates.
 
 pub mod backoff;
 pub mod backup_controller;
@@ -11,3 +11,4 @@ pub mod retention;
 pub mod schedule;
 pub mod secrets;
 pub mod stored_data;
+pub mod volumes;
