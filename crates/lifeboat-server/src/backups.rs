@@ -623,6 +623,37 @@ async fn gc_once(ctx: &Ctx) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Why an explicit deletion of the record `b` would keep its data (its synced uid is not
+/// the stored backup's, or either has none), when it would; `None` for an own object, or
+/// when the location or the stored backup cannot be read (the finalizer decides then).
+async fn record_refusal(ctx: &Ctx, b: &BackupResource) -> Option<String> {
+    let stored_data::Object::Record { uid } = object_kind(b) else {
+        return None;
+    };
+    let name = b.name_any();
+    let (store, loc) = ctx.store(location_of(b).as_deref()).await.ok()?;
+    let stored = lifeboat_engine::catalog::get_backup(&store, &name)
+        .await
+        .ok()?;
+    let verdict = stored_data::on_delete(&stored_data::Deletion {
+        object: stored_data::Object::Record { uid: uid.clone() },
+        stored: stored_data::Stored::Backup {
+            uid: stored.metadata.uid.clone(),
+        },
+        owns_synced: false,
+        requested: true,
+    });
+    let stored_data::Verdict::Keep(_) = verdict else {
+        return None;
+    };
+    Some(format!(
+        "backup {name:?} is a record synced from location {:?} of a stored backup with uid {}, and the location holds uid {}: its data is not deleted through this record and nothing was deleted (sync refreshes the record; `lifeboat backup delete {name}` on the location deletes the data)",
+        loc.metadata.name,
+        uid.as_deref().unwrap_or("<none>"),
+        stored.metadata.uid.as_deref().unwrap_or("<none>")
+    ))
+}
+
 /// DeleteBackupRequests: delete the named Backup (its finalizer deletes the data).
 pub(crate) async fn run_delete_requests(ctx: Arc<Ctx>) {
     let api: Api<DeleteBackupRequestResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
@@ -675,6 +706,13 @@ async fn reconcile_delete(
         // stored backup with no object here is synced first, or deleted with the CLI).
         (None, _) => done(vec![format!("backup {target:?} not found")]).await,
         (Some(b), _) => {
+            // A record whose data cannot be matched to it keeps that data even when asked:
+            // say so, instead of a Processed request with the data still stored.
+            if b.metadata.deletion_timestamp.is_none()
+                && let Some(why) = record_refusal(&ctx, &b).await
+            {
+                return done(vec![why]).await;
+            }
             let started_secs = r
                 .metadata
                 .creation_timestamp

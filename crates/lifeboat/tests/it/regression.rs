@@ -982,6 +982,35 @@ fn standby_sharing_the_primarys_location_deletes_none_of_its_data() {
                 && r["metadata"]["deletionTimestamp"].is_null()
         })
     });
+    // Asked explicitly to delete it, the standby refuses (the new backup carries no uid,
+    // so nothing ties the record to it) and says so; nothing is deleted.
+    standby.env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: DeleteBackupRequest\nmetadata: {{name: del-recreated, namespace: {STANDBY_NS}}}\nspec:\n  backupName: primary-recreated\n"
+    ));
+    let refused = eventually(60, "the second delete request to be processed", || {
+        let d: serde_json::Value = serde_json::from_str(&standby.env.kubectl(
+            &[
+                "-n",
+                STANDBY_NS,
+                "get",
+                "deletebackuprequests.lifeboat.dev",
+                "del-recreated",
+                "-o",
+                "json",
+            ],
+            None,
+        ))
+        .unwrap();
+        (d["status"]["phase"] == "Processed").then_some(d)
+    });
+    assert!(
+        refused["status"]["errors"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("its data is not deleted through this record and nothing was deleted"),
+        "{refused}"
+    );
+    assert!(standby.backup("primary-recreated").is_some());
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(files_below(&bucket), remade);
     assert!(
