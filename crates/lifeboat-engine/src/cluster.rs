@@ -250,10 +250,13 @@ fn url_base(r: &ApiResource) -> String {
     }
 }
 
-/// The URL path of a resource collection (in a namespace or cluster-wide).
+/// The URL path of a resource collection (in a namespace or cluster-wide). The namespace
+/// is percent-encoded like object names: no name from a backup reaches a path unencoded.
 pub fn collection_path(r: &ApiResource, namespace: Option<&str>) -> String {
     match namespace {
-        Some(ns) if r.namespaced => format!("{}/namespaces/{ns}/{}", url_base(r), r.plural),
+        Some(ns) if r.namespaced => {
+            format!("{}/namespaces/{}/{}", url_base(r), encode(ns), r.plural)
+        }
         _ => format!("{}/{}", url_base(r), r.plural),
     }
 }
@@ -791,6 +794,31 @@ pub async fn check_list_permissions(
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    /// Issue 11 item 4: a hostile namespace (from a backup's paths) never reaches a REST
+    /// path unencoded; names of objects neither.
+    #[test]
+    fn hostile_namespaces_are_encoded_in_paths() {
+        let cm = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            plural: "configmaps".into(),
+            singular: String::new(),
+            kind: "ConfigMap".into(),
+            namespaced: true,
+            short_names: vec![],
+            verbs: vec![],
+        };
+        assert_eq!(
+            collection_path(&cm, Some("shop")),
+            "/api/v1/namespaces/shop/configmaps"
+        );
+        assert_eq!(
+            collection_path(&cm, Some("a/../../secrets?x=1 #")),
+            "/api/v1/namespaces/a%2F..%2F..%2Fsecrets%3Fx%3D1%20%23/configmaps"
+        );
+        assert_eq!(encode("a/b?c%d e"), "a%2Fb%3Fc%25d%20e");
+    }
 
     fn api(code: u16, reason: &str, details_name: Option<&str>) -> kube::Error {
         kube::Error::Api(Box::new(kube::core::Status {

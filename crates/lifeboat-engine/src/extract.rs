@@ -3,12 +3,16 @@
 //! is created in a cluster.
 //!
 //! Invariant: nothing outside the destination directory is ever written, and only regular
-//! files whose path is `metadata/version` or a Velero item path are extracted.
+//! files whose path is `metadata/version` or a Velero item path are extracted; every item's
+//! names are ones the API server accepts (none reaches a REST path that could mean
+//! something else) and its apiVersion, kind, namespace and name agree with its path
+//! (`lifeboat_types::rules::archive`).
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use lifeboat_types::format::layout::{ItemPath, VERSION_ENTRY, parse_item_path};
+use lifeboat_types::rules::archive::{ArchiveCheck, ItemHead, ItemProblem};
 
 /// Limits that keep a hostile archive from exhausting disk or memory.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +79,16 @@ pub enum ArchiveError {
         path: String,
         /// The parse error.
         reason: String,
+    },
+    /// An item with a name the API server would not accept, or that contradicts its path.
+    #[error(
+        "the backup tarball's item {path:?} cannot be restored: {problem}; the archive is refused before anything is created"
+    )]
+    BadItem {
+        /// The entry.
+        path: String,
+        /// What is wrong.
+        problem: ItemProblem,
     },
     /// Writing the extracted files failed.
     #[error("cannot extract the backup into {}", dir.display())]
@@ -144,6 +158,7 @@ fn walk<R: Read>(
     let mut out = Extracted::default();
     let mut first = true;
     let mut entries_seen = 0u64;
+    let mut items = ArchiveCheck::default();
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         entries_seen += 1;
@@ -213,10 +228,19 @@ fn walk<R: Read>(
         let Some(item) = parse_item_path(&shown) else {
             return Err(ArchiveError::BadPath(shown));
         };
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&data) {
-            return Err(ArchiveError::BadJson {
+        let head: ItemHead = match serde_json::from_slice(&data) {
+            Ok(h) => h,
+            Err(e) => {
+                return Err(ArchiveError::BadJson {
+                    path: shown,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if let Err(problem) = items.check(&item, &head) {
+            return Err(ArchiveError::BadItem {
                 path: shown,
-                reason: e.to_string(),
+                problem,
             });
         }
         on_item(&item);
@@ -247,16 +271,12 @@ mod tests {
 
     fn good() -> Vec<u8> {
         let mut w = ArchiveWriter::new(Vec::new(), 6).unwrap();
-        w.add_item(
-            "configmaps",
-            "v1",
-            Some("a"),
-            "c",
-            br#"{"kind":"ConfigMap"}"#,
-        )
-        .unwrap();
+        w.add_item("configmaps", "v1", Some("a"), "c", CM).unwrap();
         w.finish().unwrap()
     }
+
+    const CM: &[u8] =
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"a"}}"#;
 
     type Entry<'a> = (&'a str, &'a [u8], EntryType);
 
@@ -391,13 +411,44 @@ mod tests {
         gzip_bomb(),
         "too large: entry \"resources/configmaps/cluster/big.json\" of 67108864 bytes (limit 16777216 bytes)"
     )]
+    // Issue 11 item 4: hostile names never reach a REST path (the name, the namespace, the
+    // resource); each is refused naming the entry, before anything is extracted after it.
+    #[case::name_with_a_question_mark(
+        raw_tar(&[V, ("resources/configmaps/namespaces/a/x?dryRun=All.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x?dryRun=All","namespace":"a"}}"#, Regular)]),
+        "item \"resources/configmaps/namespaces/a/x?dryRun=All.json\" cannot be restored: name \"x?dryRun=All\" is not a valid Kubernetes name"
+    )]
+    #[case::name_with_a_space(
+        raw_tar(&[V, ("resources/configmaps/namespaces/a/x y.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x y","namespace":"a"}}"#, Regular)]),
+        "name \"x y\" is not a valid Kubernetes name"
+    )]
+    #[case::name_with_a_percent(
+        raw_tar(&[V, ("resources/secrets/namespaces/a/%2E%2E.json", br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"%2E%2E","namespace":"a"}}"#, Regular)]),
+        "name \"%2E%2E\" is not a valid Kubernetes name"
+    )]
+    #[case::namespace_with_a_percent(
+        raw_tar(&[V, ("resources/configmaps/namespaces/a%2Fb/c.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"a%2Fb"}}"#, Regular)]),
+        "namespace \"a%2Fb\" is not a valid Kubernetes name"
+    )]
+    // Issue 11 item 4 / issue 12 item 4: an item contradicting its path refuses the archive.
+    #[case::cluster_role_binding_under_secrets(
+        raw_tar(&[V, ("resources/secrets/namespaces/x/evil.json", br#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"evil"}}"#, Regular)]),
+        "item \"resources/secrets/namespaces/x/evil.json\" cannot be restored: apiVersion is \"rbac.authorization.k8s.io/v1\" but its path says group \"\""
+    )]
+    #[case::namespace_other_than_its_path(
+        raw_tar(&[V, ("resources/configmaps/namespaces/allowed/c.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"kube-system"}}"#, Regular)]),
+        "metadata.namespace is \"kube-system\" but its path says \"allowed\""
+    )]
+    #[case::not_an_object(
+        raw_tar(&[V, ("resources/configmaps/namespaces/a/c.json", b"[1, 2]", Regular)]),
+        "invalid JSON at \"resources/configmaps/namespaces/a/c.json\": invalid type"
+    )]
     fn hostile_archive_is_refused(#[case] archive: Vec<u8>, #[case] want: &str) {
         let err = refusal(&archive, Limits::default());
         assert!(err.contains(want), "{err}");
     }
 
     #[rstest]
-    #[case::entry_over_the_entry_limit(limits(10, 1 << 20, 100), "entry \"resources/configmaps/namespaces/a/c.json\" of 20 bytes (limit 10 bytes)")]
+    #[case::entry_over_the_entry_limit(limits(10, 1 << 20, 100), "entry \"resources/configmaps/namespaces/a/c.json\" of 78 bytes (limit 10 bytes)")]
     #[case::total_over_the_total_limit(limits(1 << 20, 10, 100), "more than 10 bytes in all (limit 10 bytes)")]
     #[case::too_many_entries(limits(1 << 20, 1 << 20, 2), "more than 2 entries")]
     fn archive_over_a_limit_is_refused(#[case] limits: Limits, #[case] want: &str) {

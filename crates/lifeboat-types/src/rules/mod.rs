@@ -1,8 +1,9 @@
 //! Decisions as pure functions, tested as tables: schedules, retention of stored
 //! snapshots, when a storage location is validated and synced, how retries back off, what
 //! a diff may show of a Secret, whose stored data a deletion may delete and what sync
-//! makes of a bucket, which volumes a restore creates.
+//! makes of a bucket, which volumes a restore creates, which archive items may be restored.
 
+pub mod archive;
 pub mod backoff;
 pub mod backup_controller;
 pub mod backups;

@@ -783,6 +783,19 @@ const HOSTILE_NS: (&str, &[u8]) = (
     gz_tar(&[VERSION, HOSTILE_NS])[..40].to_vec(),
     "corrupt or truncated"
 )]
+// Issue 12 item 4 / issue 11 item 4: an item contradicting its path (a ClusterRoleBinding
+// stored as a Secret) refuses the archive before the namespace before it is created.
+#[case::item_contradicting_its_path(
+    "contra",
+    gz_tar(&[VERSION, HOSTILE_NS, ("resources/secrets/namespaces/it-hostile/evil.json", br#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"evil"}}"#)]),
+    "item \"resources/secrets/namespaces/it-hostile/evil.json\" cannot be restored: apiVersion is \"rbac.authorization.k8s.io/v1\" but its path says group \"\""
+)]
+// Issue 11 item 4: a name that would change the meaning of a REST path.
+#[case::name_not_a_kubernetes_name(
+    "qname",
+    gz_tar(&[VERSION, HOSTILE_NS, ("resources/configmaps/namespaces/it-hostile/x?dryRun=All.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x?dryRun=All","namespace":"it-hostile"}}"#)]),
+    "name \"x?dryRun=All\" is not a valid Kubernetes name"
+)]
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn hostile_backup_is_refused_and_creates_nothing(
     #[case] name: &str,
