@@ -38,5 +38,10 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
   log "cargo install cargo-deny (a few minutes, once)"
   cargo install -q cargo-deny --version 0.20.2 --locked
 fi
+# cargo fuzz runs the fuzz targets (scripts/fuzz.sh).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  log "cargo install cargo-fuzz (a minute or two, once)"
+  cargo install -q cargo-fuzz --version 0.13.2 --locked
+fi
 bash scripts/dev-cluster.sh build
 log "ready"

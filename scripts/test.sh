@@ -65,3 +65,6 @@ export LIFEBOAT_IT_S3_STRICT="http://127.0.0.1:$S3S_PORT" LIFEBOAT_IT_S3_STRICT_
 export LIFEBOAT_SHARED_DIR=${LIFEBOAT_SHARED_DIR:-$(cd .. && pwd)/shared}
 
 cargo test --workspace -- --include-ignored
+
+# Hostile input never crashes the parsers: each fuzz target briefly (FUZZ_SECONDS each).
+bash scripts/fuzz.sh

@@ -455,6 +455,14 @@ pub fn verify(path: &Path, skip_hash: bool) -> Result<Status, SnapshotError> {
     compute_status(&db)
 }
 
+/// [`verify`] of bytes already in memory (the fuzz target's entry; tests).
+pub fn verify_bytes(data: &[u8], skip_hash: bool) -> Result<Status, SnapshotError> {
+    let db_bytes = check_trailer(data, skip_hash, &|| {})?;
+    let db = Db::open(db_bytes)?;
+    check_tree(&db)?;
+    compute_status(&db)
+}
+
 /// What `etcdctl snapshot status` reports (it does not check the trailer either; it
 /// does run bbolt's integrity check, as this does).
 pub fn status(path: &Path) -> Result<Status, SnapshotError> {
