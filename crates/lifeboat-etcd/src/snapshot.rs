@@ -214,7 +214,11 @@ impl<'a> Db<'a> {
             Ok(m1) if m1.txid > m0.txid => m1,
             _ => m0,
         };
-        if meta.pgid as usize * ps > data.len() {
+        // Checked: a crafted page count must not wrap around into a plausible size.
+        if (meta.pgid)
+            .checked_mul(ps as u64)
+            .is_none_or(|size| size > data.len() as u64)
+        {
             return Err(SnapshotError::Corrupt(format!(
                 "the database claims {} pages of {ps} bytes but the file holds {} bytes (truncated)",
                 meta.pgid,
@@ -249,11 +253,16 @@ impl<'a> Db<'a> {
                 self.high_water
             ));
         }
-        let off = id as usize * self.page_size;
+        let outside = || format!("page {id} is outside the file");
+        let ps = self.page_size as u64;
+        let off = id
+            .checked_mul(ps)
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or_else(outside)?;
         let head = self
             .data
-            .get(off..off + PAGE_HEADER)
-            .ok_or(format!("page {id} is outside the file"))?;
+            .get(off..off.checked_add(PAGE_HEADER).ok_or_else(outside)?)
+            .ok_or_else(outside)?;
         let pid = u64_at(head, 0).unwrap_or(u64::MAX);
         if pid != id {
             return Err(format!("page {id} says it is page {pid}"));
@@ -261,10 +270,16 @@ impl<'a> Db<'a> {
         let flags = u16_at(head, 8).unwrap_or(0);
         let count = u16_at(head, 10).unwrap_or(0);
         let overflow = u32_at(head, 12).unwrap_or(0);
-        let end = off + (overflow as usize + 1) * self.page_size;
-        if id + u64::from(overflow) >= self.high_water {
-            return Err(format!("page {id} overflows past the high water mark"));
-        }
+        let last = id
+            .checked_add(u64::from(overflow))
+            .filter(|last| *last < self.high_water)
+            .ok_or(format!("page {id} overflows past the high water mark"))?;
+        // Below the high water mark, whose size the file was checked to hold.
+        let end = last
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(ps))
+            .and_then(|e| usize::try_from(e).ok())
+            .ok_or(format!("page {id} runs past the end of the file"))?;
         let bytes = self
             .data
             .get(off..end)
@@ -313,8 +328,17 @@ impl<'a> Db<'a> {
     }
 }
 
+/// How deep branch pages may nest. A B+tree of the smallest pages, each branch holding at
+/// least two children, is far shallower for any file that fits a disk; deeper is a crafted
+/// or looping page chain.
+pub(crate) const MAX_DEPTH: usize = 64;
+
 /// Walks one bucket (its root page, or its inline page), calling `each(key, value,
-/// is_bucket, nested_bucket_root)` for every element in key order and marking pages seen.
+/// is_bucket)` for every element in key order and marking pages seen.
+///
+/// Iterative, depth-bounded ([`MAX_DEPTH`]) and visiting at most as many pages as the
+/// database holds: a crafted deep, looping or shared page chain is an error, never a stack
+/// overflow or an endless walk.
 pub(crate) fn walk_bucket<'a>(
     db: &Db<'a>,
     root: u64,
@@ -322,19 +346,71 @@ pub(crate) fn walk_bucket<'a>(
     seen: &mut Option<&mut BTreeSet<u64>>,
     each: &mut dyn FnMut(&'a [u8], &'a [u8], bool) -> Result<(), String>,
 ) -> Result<(), String> {
-    match inline {
-        Some(page) => walk_page(db, page, seen, each),
-        None => walk_page_id(db, root, seen, each),
+    let mut visits = 0u64;
+    let first = match inline {
+        Some(page) => page,
+        None => visit(db, root, seen, &mut visits)?,
+    };
+    // Pages being walked, each with the index of its next element.
+    let mut stack: Vec<(&'a [u8], usize)> = vec![(first, 0)];
+    while let Some((bytes, next)) = stack.pop() {
+        let flags = u16_at(bytes, 8).ok_or("page header out of range")?;
+        let count = usize::from(u16_at(bytes, 10).ok_or("page header out of range")?);
+        let id = u64_at(bytes, 0).unwrap_or(0);
+        if flags & BRANCH != 0 {
+            if next >= count {
+                continue;
+            }
+            let e = PAGE_HEADER + next * ELEMENT;
+            let child = u64_at(bytes, e + 8)
+                .ok_or(format!("branch page {id}: element {next} out of range"))?;
+            stack.push((bytes, next + 1));
+            if stack.len() >= MAX_DEPTH {
+                return Err(format!(
+                    "branch pages nest deeper than {MAX_DEPTH} levels below page {id} (a looping or crafted page chain)"
+                ));
+            }
+            stack.push((visit(db, child, seen, &mut visits)?, 0));
+        } else if flags & LEAF != 0 {
+            for i in 0..count {
+                let e = PAGE_HEADER + i * ELEMENT;
+                let bad = || format!("leaf page {id}: element {i} out of range");
+                let eflags = u32_at(bytes, e).ok_or_else(bad)?;
+                let pos = u32_at(bytes, e + 4).ok_or_else(bad)? as usize;
+                let ksize = u32_at(bytes, e + 8).ok_or_else(bad)? as usize;
+                let vsize = u32_at(bytes, e + 12).ok_or_else(bad)? as usize;
+                let kstart = e + pos;
+                let key = bytes.get(kstart..kstart + ksize).ok_or_else(bad)?;
+                let value = bytes
+                    .get(kstart + ksize..kstart + ksize + vsize)
+                    .ok_or_else(bad)?;
+                each(key, value, eflags & BUCKET_LEAF != 0)?;
+            }
+        } else {
+            return Err(format!(
+                "page {id} is neither a branch nor a leaf (flags {flags:#x})"
+            ));
+        }
     }
+    Ok(())
 }
 
-fn walk_page_id<'a>(
+/// Reads page `id` for a walk: marks it seen (twice is an error), and counts it against
+/// the number of pages the database holds.
+fn visit<'a>(
     db: &Db<'a>,
     id: u64,
     seen: &mut Option<&mut BTreeSet<u64>>,
-    each: &mut dyn FnMut(&'a [u8], &'a [u8], bool) -> Result<(), String>,
-) -> Result<(), String> {
+    visits: &mut u64,
+) -> Result<&'a [u8], String> {
     let (_, _, overflow, bytes) = db.page(id)?;
+    *visits += 1;
+    if *visits > db.high_water {
+        return Err(format!(
+            "the walk reached page {id} after visiting more pages than the database holds ({}): the pages loop",
+            db.high_water
+        ));
+    }
     if let Some(s) = seen.as_deref_mut() {
         for p in id..=id + u64::from(overflow) {
             if !s.insert(p) {
@@ -342,47 +418,7 @@ fn walk_page_id<'a>(
             }
         }
     }
-    walk_page(db, bytes, seen, each)
-}
-
-fn walk_page<'a>(
-    db: &Db<'a>,
-    bytes: &'a [u8],
-    seen: &mut Option<&mut BTreeSet<u64>>,
-    each: &mut dyn FnMut(&'a [u8], &'a [u8], bool) -> Result<(), String>,
-) -> Result<(), String> {
-    let flags = u16_at(bytes, 8).ok_or("page header out of range")?;
-    let count = u16_at(bytes, 10).ok_or("page header out of range")? as usize;
-    let id = u64_at(bytes, 0).unwrap_or(0);
-    if flags & BRANCH != 0 {
-        for i in 0..count {
-            let e = PAGE_HEADER + i * ELEMENT;
-            let child = u64_at(bytes, e + 8)
-                .ok_or(format!("branch page {id}: element {i} out of range"))?;
-            walk_page_id(db, child, seen, each)?;
-        }
-        Ok(())
-    } else if flags & LEAF != 0 {
-        for i in 0..count {
-            let e = PAGE_HEADER + i * ELEMENT;
-            let bad = || format!("leaf page {id}: element {i} out of range");
-            let eflags = u32_at(bytes, e).ok_or_else(bad)?;
-            let pos = u32_at(bytes, e + 4).ok_or_else(bad)? as usize;
-            let ksize = u32_at(bytes, e + 8).ok_or_else(bad)? as usize;
-            let vsize = u32_at(bytes, e + 12).ok_or_else(bad)? as usize;
-            let kstart = e + pos;
-            let key = bytes.get(kstart..kstart + ksize).ok_or_else(bad)?;
-            let value = bytes
-                .get(kstart + ksize..kstart + ksize + vsize)
-                .ok_or_else(bad)?;
-            each(key, value, eflags & BUCKET_LEAF != 0)?;
-        }
-        Ok(())
-    } else {
-        Err(format!(
-            "page {id} is neither a branch nor a leaf (flags {flags:#x})"
-        ))
-    }
+    Ok(bytes)
 }
 
 /// A bucket: its root page id, or (root 0) its inline page.
@@ -536,7 +572,7 @@ pub(crate) fn compute_status(db: &Db<'_>) -> Result<Status, SnapshotError> {
         hash: crc,
         revision,
         total_key,
-        total_size: db.high_water * db.page_size as u64,
+        total_size: db.high_water.saturating_mul(db.page_size as u64),
     })
 }
 
@@ -569,6 +605,132 @@ mod tests {
             status(&dir.path().join("missing")),
             Err(SnapshotError::Io { .. })
         ));
+    }
+
+    /// A bbolt file of `pages` (page 2 onwards; the root bucket at page 2) with page size
+    /// `ps`, its meta pages claiming `pgid` pages, no persisted freelist, and a sha256
+    /// trailer.
+    fn crafted(ps: usize, pages: &[Vec<u8>], pgid: u64) -> Vec<u8> {
+        let mut data = vec![0u8; 2 * ps];
+        for (i, txid) in [(0usize, 1u64), (1, 2)] {
+            let off = i * ps;
+            data[off..off + 8].copy_from_slice(&(i as u64).to_le_bytes());
+            data[off + 8..off + 10].copy_from_slice(&META.to_le_bytes());
+            let m = off + PAGE_HEADER;
+            data[m..m + 4].copy_from_slice(&MAGIC.to_le_bytes());
+            data[m + 4..m + 8].copy_from_slice(&VERSION.to_le_bytes());
+            data[m + 8..m + 12].copy_from_slice(&(ps as u32).to_le_bytes());
+            data[m + 16..m + 24].copy_from_slice(&2u64.to_le_bytes());
+            data[m + 32..m + 40].copy_from_slice(&NO_FREELIST.to_le_bytes());
+            data[m + 40..m + 48].copy_from_slice(&pgid.to_le_bytes());
+            data[m + 48..m + 56].copy_from_slice(&txid.to_le_bytes());
+            let sum = fnv64a(&data[m..m + 56]);
+            data[m + 56..m + 64].copy_from_slice(&sum.to_le_bytes());
+        }
+        for p in pages {
+            let mut page = p.clone();
+            page.resize(ps, 0);
+            data.extend_from_slice(&page);
+        }
+        let sum = Sha256::digest(&data);
+        data.extend_from_slice(&sum);
+        data
+    }
+
+    /// A branch page `id` whose only child is `child`.
+    fn branch(id: u64, child: u64) -> Vec<u8> {
+        let mut p = vec![0u8; PAGE_HEADER + ELEMENT];
+        p[0..8].copy_from_slice(&id.to_le_bytes());
+        p[8..10].copy_from_slice(&BRANCH.to_le_bytes());
+        p[10..12].copy_from_slice(&1u16.to_le_bytes());
+        p[PAGE_HEADER + 8..PAGE_HEADER + 16].copy_from_slice(&child.to_le_bytes());
+        p
+    }
+
+    /// An empty leaf page `id`.
+    fn leaf(id: u64) -> Vec<u8> {
+        let mut p = vec![0u8; PAGE_HEADER];
+        p[0..8].copy_from_slice(&id.to_le_bytes());
+        p[8..10].copy_from_slice(&LEAF.to_le_bytes());
+        p
+    }
+
+    fn write(dir: &tempfile::TempDir, data: &[u8]) -> std::path::PathBuf {
+        let f = dir.path().join("crafted.db");
+        std::fs::write(&f, data).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_crafted_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(&dir, &crafted(512, &[branch(2, 3), leaf(3)], 4));
+        let st = verify(&f, false).unwrap();
+        assert_eq!((st.total_key, st.total_size), (0, 4 * 512));
+    }
+
+    /// Issue 11 item 4: a branch chain deeper than any real tree was walked recursively, one
+    /// stack frame per page: 20,000 pages overflowed a thread's stack (an abort, not an
+    /// error). It is now a clear error, from every reader.
+    #[test]
+    fn a_deep_page_chain_is_an_error_not_a_stack_overflow() {
+        const N: u64 = 20_000;
+        let mut pages: Vec<Vec<u8>> = (2..N + 1).map(|id| branch(id, id + 1)).collect();
+        pages.push(leaf(N + 1));
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(&dir, &crafted(512, &pages, N + 2));
+        let want = "branch pages nest deeper than 64 levels";
+        for err in [
+            verify(&f, false).unwrap_err(),
+            status(&f).unwrap_err(),
+            for_each_key(&f, &mut |_, _, _| {}).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, SnapshotError::Corrupt(m) if m.contains(want)),
+                "{err}"
+            );
+        }
+    }
+
+    /// Issue 11 item 4: a branch page that is its own child looped forever (recursing until
+    /// the stack overflowed) when read without the integrity check (`for_each_key`, used by
+    /// `etcd snapshot restore`); with it, it is "reachable twice".
+    #[test]
+    fn a_looping_page_chain_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(&dir, &crafted(512, &[branch(2, 2)], 3));
+        let err = for_each_key(&f, &mut |_, _, _| {}).unwrap_err();
+        assert!(
+            matches!(&err, SnapshotError::Corrupt(m) if m.contains("visiting more pages than the database holds (3): the pages loop")),
+            "{err}"
+        );
+        let err = verify(&f, false).unwrap_err();
+        assert_eq!(
+            err,
+            SnapshotError::Corrupt("page 2 is reachable twice".into())
+        );
+    }
+
+    /// Issue 11 item 4: page arithmetic is checked. A meta page claiming 2^62 pages
+    /// overflowed `pgid * page size` (a panic in debug builds, a wrong size check in
+    /// release ones); a page whose overflow count runs past the end is refused.
+    #[test]
+    fn huge_page_counts_are_errors_not_overflows() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(&dir, &crafted(512, &[leaf(2)], 1 << 62));
+        let err = verify(&f, false).unwrap_err();
+        assert!(
+            matches!(&err, SnapshotError::Corrupt(m) if m.contains("claims 4611686018427387904 pages")),
+            "{err}"
+        );
+        let mut overflowing = leaf(2);
+        overflowing[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        let f = write(&dir, &crafted(512, &[overflowing], 3));
+        let err = verify(&f, false).unwrap_err();
+        assert_eq!(
+            err,
+            SnapshotError::Corrupt("page 2 overflows past the high water mark".into())
+        );
     }
 
     #[test]
