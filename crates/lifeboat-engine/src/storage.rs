@@ -1084,9 +1084,24 @@ impl Store {
         lifeboat_types::format::layout::etcd_snapshots_dir(&self.prefix)
     }
 
-    /// One stored etcd snapshot.
+    /// One stored etcd snapshot of the first layout (directly under `metadata/etcd/`).
     pub fn etcd_snapshot(&self, object: &str) -> String {
         lifeboat_types::format::layout::etcd_snapshot(&self.prefix, object)
+    }
+
+    /// Where this location keeps the etcd snapshots of `cluster` (`metadata/etcd/<cluster>/`).
+    pub fn etcd_cluster_snapshots_dir(&self, cluster: &str) -> String {
+        layout::etcd_cluster_snapshots_dir(&self.prefix, cluster)
+    }
+
+    /// One stored etcd snapshot of `cluster`.
+    pub fn etcd_cluster_snapshot(&self, cluster: &str, object: &str) -> String {
+        layout::etcd_cluster_snapshot(&self.prefix, cluster, object)
+    }
+
+    /// The clusters with etcd snapshots here (directories under `metadata/etcd/`).
+    pub async fn etcd_clusters(&self) -> Result<Vec<String>, StorageError> {
+        self.list_dirs(&self.etcd_snapshots_dir()).await
     }
 }
 

@@ -306,6 +306,50 @@ fn decode_snapshot_response(msg: &[u8]) -> Result<(u64, &[u8]), String> {
     Ok((remaining, blob))
 }
 
+/// The cluster id in a SnapshotResponse's header (field 1, an etcdserverpb.ResponseHeader
+/// whose field 1 is `cluster_id`); `None` when the message has no header or no id.
+fn header_cluster_id(msg: &[u8]) -> Option<u64> {
+    /// The value of field `number` of a protobuf message: a varint, or the bytes of a
+    /// length-delimited field (`None` if absent or unreadable).
+    fn field(msg: &[u8], number: u64) -> Option<Result<u64, &[u8]>> {
+        let mut at = 0;
+        let varint = |at: &mut usize| -> Option<u64> {
+            let (mut v, mut shift) = (0u64, 0);
+            loop {
+                let b = *msg.get(*at)?;
+                *at += 1;
+                v |= u64::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    return Some(v);
+                }
+                shift += 7;
+                if shift > 63 {
+                    return None;
+                }
+            }
+        };
+        while at < msg.len() {
+            let key = varint(&mut at)?;
+            let value = match key & 7 {
+                0 => Ok(varint(&mut at)?),
+                2 => {
+                    let len = usize::try_from(varint(&mut at)?).ok()?;
+                    let bytes = msg.get(at..at.checked_add(len)?)?;
+                    at += len;
+                    Err(bytes)
+                }
+                _ => return None,
+            };
+            if key >> 3 == number {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let header = field(msg, 1)?.err()?;
+    field(header, 1)?.ok().filter(|id| *id != 0)
+}
+
 /// gRPC's status from headers or trailers: Some((code, message)) when present.
 fn grpc_status(h: &http::HeaderMap) -> Option<(u32, String)> {
     let code = h.get("grpc-status")?.to_str().ok()?.parse().ok()?;
@@ -317,13 +361,23 @@ fn grpc_status(h: &http::HeaderMap) -> Option<(u32, String)> {
     Some((code, message))
 }
 
-/// Saves a snapshot to `to`; returns its size. `progress(bytes_so_far, total_estimate)`
-/// is called as chunks arrive.
+/// A saved snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    /// Its size in bytes (the sha256 trailer included).
+    pub size: u64,
+    /// The id of the etcd cluster it was taken from, as etcd's response header says
+    /// (`None` if etcd sent none).
+    pub cluster_id: Option<u64>,
+}
+
+/// Saves a snapshot to `to`. `progress(bytes_so_far, total_estimate)` is called as chunks
+/// arrive.
 pub async fn save(
     ep: &EtcdEndpoint,
     to: &Path,
     progress: &dyn Fn(u64, u64),
-) -> Result<u64, SaveError> {
+) -> Result<Saved, SaveError> {
     if ep.endpoints.is_empty() {
         return Err(SaveError::NoEndpoint);
     }
@@ -344,7 +398,7 @@ async fn save_from(
     endpoint: &str,
     to: &Path,
     progress: &dyn Fn(u64, u64),
-) -> Result<u64, SaveError> {
+) -> Result<Saved, SaveError> {
     let url = format!(
         "{}/etcdserverpb.Maintenance/Snapshot",
         endpoint.trim_end_matches('/')
@@ -397,12 +451,14 @@ async fn save_from(
         let mut hasher = Sha256::new();
         let mut written = 0u64;
         let mut checksum: Option<Vec<u8>> = None;
+        let mut cluster_id = None;
         let mut buf = bytes::BytesMut::new();
         let mut status = None;
         let mut body = http::Response::from(resp).into_body();
         let mut handle = |msg: &[u8]| -> Result<(), SaveError> {
             let (remaining, blob) = decode_snapshot_response(msg)
                 .map_err(|e| damaged(format!("unreadable message: {e}")))?;
+            cluster_id = cluster_id.or_else(|| header_cluster_id(msg));
             if checksum.is_some() {
                 return Err(damaged("data after the checksum".into()));
             }
@@ -466,7 +522,10 @@ async fn save_from(
         file.write_all(&sum).map_err(io)?;
         file.flush().map_err(io)?;
         file.get_ref().sync_all().map_err(io)?;
-        Ok(written + 32)
+        Ok(Saved {
+            size: written + 32,
+            cluster_id,
+        })
     }
     .await;
     match result {
@@ -562,5 +621,20 @@ mod tests {
             decode_snapshot_response(&[0x10, 0x80]),
             Err("message ends inside a number".into())
         );
+    }
+
+    #[rstest::rstest]
+    // header { cluster_id = 0x1234 member_id = 7 }, remaining_bytes = 300, blob = "abc"
+    #[case::header_first(&[0x0a, 5, 0x08, 0xb4, 0x24, 0x10, 7, 0x10, 0xac, 0x02, 0x1a, 3, b'a', b'b', b'c'], Some(0x1234))]
+    // the header after the other fields
+    #[case::header_last(&[0x1a, 1, b'a', 0x0a, 3, 0x08, 0xb4, 0x24], Some(0x1234))]
+    #[case::no_header(&[0x10, 0xac, 0x02, 0x1a, 3, b'a', b'b', b'c'], None)]
+    #[case::header_without_cluster_id(&[0x0a, 2, 0x10, 7], None)]
+    #[case::header_runs_past_the_message(&[0x0a, 9, 0x08, 1], None)]
+    fn the_cluster_id_is_read_from_the_response_header(
+        #[case] msg: &[u8],
+        #[case] want: Option<u64>,
+    ) {
+        assert_eq!(header_cluster_id(msg), want);
     }
 }

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use lifeboat_engine::storage::Store;
 use lifeboat_etcd::{restore, save, snapshot};
 use lifeboat_types::GoDuration;
-use lifeboat_types::rules::retention::{StoredSnapshot, prunable};
+use lifeboat_types::api::names::validate_name;
+use lifeboat_types::format::layout;
+use lifeboat_types::rules::retention::{StoredSnapshot, only_cluster, prunable};
 
 use crate::cli::{Cli, ConfirmArg, Output};
 use crate::common::{byte_bar, cronjob_api_version, open_store, resolve_location};
@@ -31,12 +34,14 @@ pub enum SnapshotCmd {
         after_help = "Examples:\n  lifeboat etcd snapshot save --endpoints https://127.0.0.1:2379 \\\n      --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \\\n      --key /etc/kubernetes/pki/etcd/server.key --to /var/backups/etcd/snapshot.db\n  lifeboat etcd snapshot save --endpoints http://127.0.0.1:2379 --storage-location default"
     )]
     Save(SaveArgs),
-    /// List the snapshots stored in a location (metadata/etcd/).
+    /// List the snapshots stored in a location (metadata/etcd/<cluster>/), with the
+    /// cluster each was taken from.
     List(ListArgs),
-    /// Delete stored snapshots beyond the newest N and/or older than an age; the newest is
-    /// always kept.
+    /// Delete one cluster's stored snapshots beyond its newest N and/or older than an age;
+    /// its newest is always kept. Other clusters' snapshots in the location are neither
+    /// counted nor deleted.
     #[command(
-        after_help = "Example:\n  lifeboat etcd snapshot prune --storage-location default --keep 14 --max-age 336h"
+        after_help = "Examples:\n  lifeboat etcd snapshot prune --storage-location default --keep 14 --max-age 336h\n  lifeboat etcd snapshot prune --storage-location shared --cluster-name prod-eu --keep 14\n  # snapshots stored directly under metadata/etcd/ (before paths named the cluster)\n  lifeboat etcd snapshot prune --storage-location default --unnamed-cluster --max-age 720h"
     )]
     Prune(PruneArgs),
     /// Print a CronJob that saves snapshots on a control-plane node and prunes old ones.
@@ -86,6 +91,11 @@ pub struct SaveArgs {
     /// Object name in the location (default: etcd-snapshot-<UTC timestamp>.db).
     #[arg(long)]
     pub name: Option<String>,
+    /// The cluster the snapshot is stored under (metadata/etcd/<cluster>/), so that
+    /// clusters sharing a location never prune each other's snapshots. Default: etcd's
+    /// cluster id (16 hex digits, as `etcdctl member list` prints it).
+    #[arg(long)]
+    pub cluster_name: Option<String>,
 }
 
 /// `etcd snapshot list`.
@@ -94,6 +104,9 @@ pub struct ListArgs {
     /// The storage location.
     #[arg(long)]
     pub storage_location: Option<String>,
+    /// Only this cluster's snapshots.
+    #[arg(long)]
+    pub cluster_name: Option<String>,
     /// Output format: table, json, yaml.
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
@@ -114,6 +127,14 @@ pub struct PruneArgs {
     /// Show what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The cluster whose snapshots are counted and pruned (as `save --cluster-name`, or
+    /// etcd's cluster id). Needed when the location holds several clusters' snapshots.
+    #[arg(long, conflicts_with = "unnamed_cluster")]
+    pub cluster_name: Option<String>,
+    /// Prune the snapshots stored directly under metadata/etcd/, before paths named the
+    /// cluster (they are never counted otherwise).
+    #[arg(long)]
+    pub unnamed_cluster: bool,
     #[command(flatten)]
     pub confirm: ConfirmArg,
 }
@@ -246,20 +267,51 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The etcd snapshots stored in a location, under metadata/etcd/.
-async fn stored_snapshots(location: Option<&str>) -> Result<Vec<StoredSnapshot>> {
-    let store = open_store(location)?;
-    let files = store.list_files(&store.etcd_snapshots_dir()).await?;
-    Ok(files
-        .into_iter()
-        .map(|(name, size, modified)| StoredSnapshot {
-            name,
-            size,
-            taken: modified
-                .map(chrono::DateTime::<chrono::Utc>::from)
-                .unwrap_or_default(),
-        })
-        .collect())
+/// The etcd snapshots stored in a location: each cluster's under metadata/etcd/<cluster>/,
+/// and those stored directly under metadata/etcd/ before paths named the cluster.
+async fn stored_snapshots(store: &Store) -> Result<Vec<StoredSnapshot>> {
+    let mut dirs = vec![(None, store.etcd_snapshots_dir())];
+    for cluster in store.etcd_clusters().await? {
+        let dir = store.etcd_cluster_snapshots_dir(&cluster);
+        dirs.push((Some(cluster), dir));
+    }
+    let mut out = Vec::new();
+    for (cluster, dir) in dirs {
+        for (name, size, modified) in store.list_files(&dir).await? {
+            out.push(StoredSnapshot {
+                cluster: cluster.clone(),
+                name,
+                size,
+                taken: modified
+                    .map(chrono::DateTime::<chrono::Utc>::from)
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Where `save` stores a snapshot: under the cluster named by `--cluster-name`, else under
+/// etcd's cluster id, with the name of `--name` or the default one. Pure.
+fn snapshot_object(
+    cluster_name: Option<&str>,
+    cluster_id: Option<u64>,
+    name: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(String, String)> {
+    let cluster = match (cluster_name, cluster_id) {
+        (Some(c), _) => c.to_owned(),
+        (None, Some(id)) => layout::etcd_cluster_id_name(id),
+        (None, None) => bail!(
+            "etcd sent no cluster id with the snapshot; pass --cluster-name to say which cluster it is"
+        ),
+    };
+    validate_name("etcd cluster", &cluster)?;
+    let object = name
+        .map(str::to_owned)
+        .unwrap_or_else(|| layout::etcd_snapshot_name(now));
+    validate_name("etcd snapshot", &object)?;
+    Ok((cluster, object))
 }
 
 async fn save_cmd(a: &SaveArgs) -> Result<Exit> {
@@ -278,14 +330,21 @@ async fn save_cmd(a: &SaveArgs) -> Result<Exit> {
     let file =
         a.to.clone()
             .unwrap_or_else(|| tmp.path().join("snapshot.db"));
+    if let Some(c) = &a.cluster_name {
+        validate_name("etcd cluster", c)?;
+    }
+    if let Some(n) = &a.name {
+        validate_name("etcd snapshot", n)?;
+    }
     let bar = byte_bar();
-    let size = save::save(&ep, &file, &|done, total| {
+    let saved = save::save(&ep, &file, &|done, total| {
         if let Some(pb) = &bar {
             pb.set_length(total);
             pb.set_position(done);
         }
     })
     .await?;
+    let size = saved.size;
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
@@ -303,40 +362,52 @@ async fn save_cmd(a: &SaveArgs) -> Result<Exit> {
         ),
     }
     if let Some(store) = store {
-        let object = a.name.clone().unwrap_or_else(|| {
-            format!(
-                "etcd-snapshot-{}.db",
-                chrono::Utc::now().format("%Y%m%d%H%M%S")
-            )
-        });
-        let path = store.etcd_snapshot(&object);
+        let (cluster, object) = snapshot_object(
+            a.cluster_name.as_deref(),
+            saved.cluster_id,
+            a.name.as_deref(),
+            chrono::Utc::now(),
+        )?;
+        let path = store.etcd_cluster_snapshot(&cluster, &object);
         if store.exists(&path).await? {
             bail!(
                 "{path} already exists in storage location {:?}; choose another --name",
                 store.name()
             );
         }
-        // Streamed in parts: a snapshot can be gigabytes.
+        // Streamed in parts: a snapshot can be gigabytes. Created conditionally: if
+        // another writer stored the name meanwhile, this fails and overwrites nothing.
         store.upload_file(&file, &path).await?;
-        println!("Uploaded to storage location {:?} as {path}.", store.name());
+        println!(
+            "Uploaded to storage location {:?} as {path} (cluster {cluster}).",
+            store.name()
+        );
     }
     Ok(Exit::Ok)
 }
 
 async fn list(a: &ListArgs) -> Result<Exit> {
-    let snaps = stored_snapshots(a.storage_location.as_deref()).await?;
+    let store = open_store(a.storage_location.as_deref())?;
+    let mut snaps = stored_snapshots(&store).await?;
+    if let Some(c) = &a.cluster_name {
+        snaps.retain(|s| s.cluster.as_ref() == Some(c));
+    }
     if !output::print_structured(&snaps, &a.output)? {
         let rows: Vec<Vec<String>> = snaps
             .iter()
             .map(|s| {
                 vec![
+                    s.cluster.clone().unwrap_or_else(|| "-".into()),
                     s.name.clone(),
                     s.taken.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
                     human_bytes(s.size),
                 ]
             })
             .collect();
-        print!("{}", output::table(&["NAME", "TAKEN", "SIZE"], &rows));
+        print!(
+            "{}",
+            output::table(&["CLUSTER", "NAME", "TAKEN", "SIZE"], &rows)
+        );
     }
     Ok(Exit::Ok)
 }
@@ -351,13 +422,52 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
         .map(|a| a.parse::<GoDuration>().context("--max-age"))
         .transpose()?;
     let store = open_store(a.storage_location.as_deref())?;
-    let snaps = stored_snapshots(a.storage_location.as_deref()).await?;
-    let doomed = prunable(&snaps, a.keep, max_age.map(|d| d.0), chrono::Utc::now());
+    let snaps = stored_snapshots(&store).await?;
+    // One cluster's snapshots only: the one named, else the only one in the location.
+    let cluster = match (&a.cluster_name, a.unnamed_cluster) {
+        (Some(c), _) => Some(c.as_str()),
+        (None, true) => None,
+        (None, false) => match only_cluster(&snaps) {
+            Ok(Some(c)) => Some(c),
+            Ok(None) => {
+                let unnamed = snaps.iter().filter(|s| s.cluster.is_none()).count();
+                if unnamed > 0 {
+                    println!(
+                        "No snapshot names its cluster; {unnamed} snapshot(s) stored directly under metadata/etcd/ are pruned only with --unnamed-cluster."
+                    );
+                }
+                return Ok(Exit::Ok);
+            }
+            Err(e) => bail!(
+                "storage location {:?}: {e}: pass --cluster-name (one of them)",
+                store.name()
+            ),
+        },
+    };
+    let path = |name: &str| match cluster {
+        Some(c) => store.etcd_cluster_snapshot(c, name),
+        None => store.etcd_snapshot(name),
+    };
+    let counted_here = snaps
+        .iter()
+        .filter(|s| s.cluster.as_deref() == cluster)
+        .count();
+    let whose = match cluster {
+        Some(c) => format!("cluster {c}"),
+        None => "no named cluster".to_owned(),
+    };
+    let doomed = prunable(
+        &snaps,
+        cluster,
+        a.keep,
+        max_age.map(|d| d.0),
+        chrono::Utc::now(),
+    );
     if !a.dry_run
         && !doomed.is_empty()
         && !confirm(
             &format!(
-                "delete {} from storage location {:?}",
+                "delete {} of {whose} from storage location {:?}",
                 counted("etcd snapshot", &doomed),
                 store.name()
             ),
@@ -371,14 +481,14 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
         if a.dry_run {
             println!("Would delete {n}");
         } else {
-            store.delete(&store.etcd_snapshot(n)).await?;
+            store.delete(&path(n)).await?;
             println!("Deleted {n}");
         }
     }
     println!(
-        "{} of {} snapshots {}.",
+        "{} of {} snapshots of {whose} {}.",
         doomed.len(),
-        snaps.len(),
+        counted_here,
         if a.dry_run {
             "would be deleted"
         } else {
@@ -546,4 +656,50 @@ fn verify(a: &VerifyArgs) -> Result<Exit> {
         }
     );
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn at() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-02T08:05:09Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    /// Issue 11 item 2: a stored snapshot's path names its cluster.
+    #[rstest]
+    #[case::etcd_s_id(None, Some(0xcdf8_1819_4e47_a88d), None, ("cdf818194e47a88d", "etcd-snapshot-20261202080509.db"))]
+    #[case::named_cluster(Some("prod-eu"), Some(7), None, ("prod-eu", "etcd-snapshot-20261202080509.db"))]
+    #[case::named_object(None, Some(7), Some("before-upgrade.db"), ("0000000000000007", "before-upgrade.db"))]
+    fn a_snapshot_is_stored_under_its_cluster(
+        #[case] cluster_name: Option<&str>,
+        #[case] cluster_id: Option<u64>,
+        #[case] name: Option<&str>,
+        #[case] want: (&str, &str),
+    ) {
+        let (cluster, object) = snapshot_object(cluster_name, cluster_id, name, at()).unwrap();
+        assert_eq!((cluster.as_str(), object.as_str()), want);
+    }
+
+    #[rstest]
+    #[case::no_cluster_id(None, None, None, "pass --cluster-name")]
+    #[case::cluster_name_with_a_slash(Some("a/b"), None, None, "invalid etcd cluster name \"a/b\"")]
+    #[case::object_leaving_the_directory(
+        Some("c"),
+        None,
+        Some("../x.db"),
+        "invalid etcd snapshot name \"../x.db\""
+    )]
+    fn a_snapshot_path_is_refused(
+        #[case] cluster_name: Option<&str>,
+        #[case] cluster_id: Option<u64>,
+        #[case] name: Option<&str>,
+        #[case] want: &str,
+    ) {
+        let e = snapshot_object(cluster_name, cluster_id, name, at()).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+    }
 }

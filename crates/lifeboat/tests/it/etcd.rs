@@ -145,7 +145,7 @@ fn save_is_what_etcdctl_reads_and_restores() {
         data_dir.to_str().unwrap(),
     ]);
     assert!(data_dir.join("member/snap/db").exists());
-    // Into a storage location, under metadata/etcd/.
+    // Into a storage location, under metadata/etcd/<cluster>/.
     env.ok(&[
         "etcd",
         "snapshot",
@@ -156,8 +156,10 @@ fn save_is_what_etcdctl_reads_and_restores() {
         "default",
         "--name",
         "e1.db",
+        "--cluster-name",
+        "it",
     ]);
-    assert!(env.storage().join("metadata/etcd/e1.db").exists());
+    assert!(env.storage().join("metadata/etcd/it/e1.db").exists());
     let err = env.fails(&[
         "etcd",
         "snapshot",
@@ -168,6 +170,8 @@ fn save_is_what_etcdctl_reads_and_restores() {
         "default",
         "--name",
         "e1.db",
+        "--cluster-name",
+        "it",
     ]);
     assert!(err.contains("already exists"), "{err}");
     // An unreachable endpoint is named; nothing is left under the name.
@@ -484,6 +488,8 @@ fn stored_snapshots_list_and_prune() {
             "default",
             "--name",
             n,
+            "--cluster-name",
+            "it",
         ]);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -503,18 +509,18 @@ fn stored_snapshots_list_and_prune() {
         dry.contains("Would delete e-1.db") && !dry.contains("e-2.db"),
         "{dry}"
     );
-    assert!(env.storage().join("metadata/etcd/e-1.db").exists());
+    assert!(env.storage().join("metadata/etcd/it/e-1.db").exists());
     // Off a terminal, a prune that deletes needs --confirm.
     let err = env.fails(&["etcd", "snapshot", "prune", "--keep", "2"]);
     assert!(err.contains("pass --confirm"), "{err}");
-    assert!(env.storage().join("metadata/etcd/e-1.db").exists());
+    assert!(env.storage().join("metadata/etcd/it/e-1.db").exists());
     env.ok(&["etcd", "snapshot", "prune", "--keep", "2", "--confirm"]);
-    assert!(!env.storage().join("metadata/etcd/e-1.db").exists());
+    assert!(!env.storage().join("metadata/etcd/it/e-1.db").exists());
     // --max-age 0 deletes all but the newest, which is always kept.
     env.ok(&["etcd", "snapshot", "prune", "--max-age", "0s", "--confirm"]);
     assert_eq!(
         files_below(&env.storage().join("metadata/etcd")),
-        ["e-3.db"]
+        ["it/e-3.db"]
     );
 }
 

@@ -21,3 +21,4 @@ mod server;
 mod server_fixture;
 mod support;
 mod verify;
+mod writes;

@@ -4,11 +4,11 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn s3_endpoint() -> String {
+pub(crate) fn s3_endpoint() -> String {
     std::env::var("LIFEBOAT_IT_S3").expect(NEEDS)
 }
 
-fn boto(script: &str, args: &[&str]) -> String {
+pub(crate) fn boto(script: &str, args: &[&str]) -> String {
     let prelude = format!(
         "import boto3, sys, json\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n",
         s3_endpoint()
@@ -27,7 +27,7 @@ fn boto(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn list_keys(bucket: &str) -> Vec<String> {
+pub(crate) fn list_keys(bucket: &str) -> Vec<String> {
     let out = boto(
         "p = s3.get_paginator('list_objects_v2')\nkeys = [o['Key'] for page in p.paginate(Bucket=sys.argv[1]) for o in page.get('Contents', [])]\nprint(json.dumps(sorted(keys)))",
         &[bucket],
@@ -207,7 +207,7 @@ fn missing_credentials_are_named() {
 }
 
 /// The strict S3 server (s3s-fs): checks signatures and checksums.
-fn strict() -> (String, std::path::PathBuf) {
+pub(crate) fn strict() -> (String, std::path::PathBuf) {
     (
         std::env::var("LIFEBOAT_IT_S3_STRICT").expect(NEEDS),
         std::path::PathBuf::from(std::env::var("LIFEBOAT_IT_S3_STRICT_ROOT").expect(NEEDS)),
