@@ -350,6 +350,34 @@ fn header_cluster_id(msg: &[u8]) -> Option<u64> {
     field(header, 1)?.ok().filter(|id| *id != 0)
 }
 
+/// The cluster id in the header of etcd's Maintenance/Status answer: a unary call, whose
+/// header etcd always fills (the Snapshot stream of etcd 3.4 carries no header). `None`
+/// when etcd does not answer it.
+async fn status_cluster_id(client: &reqwest::Client, endpoint: &str) -> Option<u64> {
+    let url = format!(
+        "{}/etcdserverpb.Maintenance/Status",
+        endpoint.trim_end_matches('/')
+    );
+    let resp = client
+        .post(&url)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body = resp.bytes().await.ok()?;
+    // One gRPC message: a compressed flag (0), 4 bytes big-endian length, the message.
+    let len = u32::from_be_bytes(body.get(1..5)?.try_into().ok()?) as usize;
+    if body.first() != Some(&0) {
+        return None;
+    }
+    header_cluster_id(body.get(5..5usize.checked_add(len)?)?)
+}
+
 /// gRPC's status from headers or trailers: Some((code, message)) when present.
 fn grpc_status(h: &http::HeaderMap) -> Option<(u32, String)> {
     let code = h.get("grpc-status")?.to_str().ok()?.parse().ok()?;
@@ -366,8 +394,8 @@ fn grpc_status(h: &http::HeaderMap) -> Option<(u32, String)> {
 pub struct Saved {
     /// Its size in bytes (the sha256 trailer included).
     pub size: u64,
-    /// The id of the etcd cluster it was taken from, as etcd's response header says
-    /// (`None` if etcd sent none).
+    /// The id of the etcd cluster it was taken from, as etcd's response headers say (the
+    /// Snapshot stream's, else the Status call's; `None` if etcd sent none).
     pub cluster_id: Option<u64>,
 }
 
@@ -529,11 +557,14 @@ async fn save_from(
     }
     .await;
     match result {
-        Ok(n) => {
+        Ok(mut n) => {
             std::fs::rename(&part, to).map_err(|source| SaveError::Io {
                 path: to.to_path_buf(),
                 source,
             })?;
+            if n.cluster_id.is_none() {
+                n.cluster_id = status_cluster_id(client, endpoint).await;
+            }
             Ok(n)
         }
         Err(e) => {

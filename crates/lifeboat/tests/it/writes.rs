@@ -148,7 +148,7 @@ fn a_failed_backup_leaves_another_writer_s_files() {
         .into_iter()
         .filter(|k| k.starts_with(&format!("{prefix}/")))
         .collect();
-    assert_eq!(keys, [theirs.clone()]);
+    assert_eq!(keys, std::slice::from_ref(&theirs));
     let body = boto(
         "print(s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])['Body'].read().decode())",
         &[bucket, &theirs],
@@ -190,10 +190,24 @@ fn two_clusters_sharing_a_location_never_prune_each_other_s_snapshots() {
         .collect::<Vec<_>>();
     assert_eq!(ids.len(), 1, "{ids:?}");
     let id = ids[0].clone();
-    assert!(
-        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{id}"
-    );
+    // etcd's own cluster id, as etcdctl reports it.
+    let status = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &etcd_endpoint(),
+            "endpoint",
+            "status",
+            "-w",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let cluster_id = status[0]["Status"]["header"]["cluster_id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(id, format!("{cluster_id:016x}"));
     assert!(out.contains(&format!("metadata/etcd/{id}/a-1.db")), "{out}");
     std::thread::sleep(std::time::Duration::from_millis(20));
     save(&env, &["--name", "a-2.db"]);
