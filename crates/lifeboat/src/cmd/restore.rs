@@ -93,7 +93,9 @@ pub struct RestoreCreate {
     pub namespace_mappings: Vec<String>,
     #[command(flatten)]
     pub selectors: SelectorArgs,
-    /// Include cluster-scoped resources (unset: only for a whole-cluster restore).
+    /// Include cluster-scoped resources (unset: only for a whole-cluster restore, and the
+    /// PersistentVolumes of restored claims; a restore with --namespace-mappings creates
+    /// PersistentVolumes only when this is set).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
     pub include_cluster_resources: Option<bool>,
     /// Restore volumes from snapshots (recorded; volume data is not restored by this version).
