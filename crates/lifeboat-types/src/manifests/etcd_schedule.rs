@@ -26,18 +26,22 @@ pub struct EtcdSchedule {
     pub key: String,
     /// Storage location (URL, or name of a location in the mounted config).
     pub storage_location: String,
-    /// Snapshots to keep.
+    /// Snapshots to keep (of this cluster only).
     pub keep: usize,
+    /// The cluster the snapshots are stored under and pruned for (`--cluster-name`);
+    /// `None`: etcd's cluster id, and a prune refuses when the location holds several
+    /// clusters' snapshots.
+    pub cluster_name: Option<String>,
     /// ConfigMap with a locations.yaml to mount, when the location is a name.
     pub config_map: Option<String>,
 }
 
-/// The job's script; `$1`..`$6` are the endpoints, CA, certificate, key, location and
-/// how many snapshots to keep.
+/// The job's script; `$1`..`$7` are the endpoints, CA, certificate, key, location, how
+/// many snapshots to keep, and the cluster name (empty: none given).
 const SCRIPT: &str = "set -e\n\
 name=etcd-snapshot-$(date -u +%Y%m%d%H%M%S).db\n\
-lifeboat etcd snapshot save --endpoints \"$1\" --cacert \"$2\" --cert \"$3\" --key \"$4\" --storage-location \"$5\" --name \"$name\"\n\
-lifeboat etcd snapshot prune --storage-location \"$5\" --keep \"$6\" --confirm\n";
+lifeboat etcd snapshot save --endpoints \"$1\" --cacert \"$2\" --cert \"$3\" --key \"$4\" --storage-location \"$5\" --name \"$name\" ${7:+--cluster-name} ${7:+\"$7\"}\n\
+lifeboat etcd snapshot prune --storage-location \"$5\" --keep \"$6\" ${7:+--cluster-name} ${7:+\"$7\"} --confirm\n";
 
 /// The CronJob manifest.
 pub fn cronjob(s: &EtcdSchedule) -> Value {
@@ -55,6 +59,7 @@ pub fn cronjob(s: &EtcdSchedule) -> Value {
         s.key.clone(),
         s.storage_location.clone(),
         s.keep.to_string(),
+        s.cluster_name.clone().unwrap_or_default(),
     ];
     let mut command = vec![
         "/bin/sh".to_owned(),
@@ -122,6 +127,7 @@ mod tests {
             key: "/etc/kubernetes/pki/etcd/healthcheck-client.key".into(),
             storage_location: "default".into(),
             keep: 10,
+            cluster_name: None,
             config_map: Some("lifeboat-locations".into()),
         };
         insta::assert_yaml_snapshot!(cronjob(&s));
@@ -143,6 +149,7 @@ mod tests {
             key: hostile.into(),
             storage_location: hostile.into(),
             keep: 3,
+            cluster_name: Some(hostile.into()),
             config_map: None,
         };
         let job = cronjob(&s);
@@ -163,12 +170,13 @@ mod tests {
                 hostile,
                 hostile,
                 hostile,
-                "3"
+                "3",
+                hostile
             ]
         );
         assert!(!SCRIPT.contains("pwned"));
         // Every positional parameter is used inside double quotes only.
-        for n in 1..=6 {
+        for n in 1..=7 {
             let p = format!("${n}");
             assert_eq!(
                 SCRIPT.matches(&p).count(),

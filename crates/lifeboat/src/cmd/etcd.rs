@@ -166,9 +166,13 @@ pub struct ScheduleArgs {
     /// Storage location (name from `lifeboat location get`, or URL).
     #[arg(long, default_value = "default")]
     pub storage_location: String,
-    /// Snapshots to keep.
+    /// Snapshots to keep (of this cluster).
     #[arg(long, default_value_t = 10)]
     pub keep: usize,
+    /// The cluster the job stores its snapshots under and prunes (needed when clusters
+    /// share the location; default: etcd's cluster id).
+    #[arg(long)]
+    pub cluster_name: Option<String>,
     /// lifeboat's container image.
     #[arg(long, default_value = "lifeboat:latest")]
     pub image: String,
@@ -499,6 +503,9 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
 }
 
 async fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<Exit> {
+    if let Some(c) = &a.cluster_name {
+        validate_name("etcd cluster", c)?;
+    }
     let api_version = match &a.api_version {
         Some(v) => v.clone(),
         None => cronjob_api_version(cli).await.context(
@@ -544,6 +551,7 @@ async fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<Exit> {
             key: a.key.clone(),
             storage_location: storage_location.clone(),
             keep: a.keep,
+            cluster_name: a.cluster_name.clone(),
             config_map,
         },
     ));

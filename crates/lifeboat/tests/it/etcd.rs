@@ -537,6 +537,8 @@ fn schedule_prints_a_cronjob_the_cluster_accepts() {
         "default",
         "--keep",
         "7",
+        "--cluster-name",
+        "prod-eu",
     ]);
     assert!(
         yaml.contains("apiVersion: batch/v1beta1") && yaml.contains("kind: ConfigMap"),
@@ -566,7 +568,8 @@ fn schedule_prints_a_cronjob_the_cluster_accepts() {
             "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
             "/etc/kubernetes/pki/etcd/healthcheck-client.key",
             "default",
-            "7"
+            "7",
+            "prod-eu"
         ],
         "{command}"
     );

@@ -307,3 +307,81 @@ fn two_clusters_sharing_a_location_never_prune_each_other_s_snapshots() {
     want.retain(|f| f != "old-1.db");
     assert_eq!(files_below(&env.storage().join("metadata/etcd")), want);
 }
+
+/// The CronJob's script, run by a shell with a stand-in `lifeboat` that prints its
+/// arguments: the cluster name reaches both save and prune as one argument, and no
+/// cluster name adds no (empty) argument.
+fn cronjob_calls(env: &Env, extra: &[&str]) -> Vec<Vec<String>> {
+    let mut args = vec![
+        "etcd",
+        "snapshot",
+        "schedule",
+        "--storage-location",
+        "s3://b/etcd?region=us-east-1",
+        "--api-version",
+        "batch/v1",
+        "-o",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let job: serde_json::Value = serde_json::from_str(&env.ok(&args)).unwrap();
+    let command: Vec<String> = serde_json::from_value(
+        job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"].clone(),
+    )
+    .unwrap();
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("lifeboat");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done; echo\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    let out = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.trim_start_matches('[')
+                .trim_end_matches(']')
+                .split("][")
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// Issue 11 item 2: the etcd CronJob saves and prunes one cluster's snapshots.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn the_etcd_cronjob_passes_its_cluster_to_save_and_prune() {
+    let env = Env::new();
+    let calls = cronjob_calls(&env, &["--cluster-name", "prod-eu"]);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(&calls[0][..3], ["etcd", "snapshot", "save"]);
+    assert_eq!(&calls[1][..3], ["etcd", "snapshot", "prune"]);
+    for call in &calls {
+        let at = call.iter().position(|a| a == "--cluster-name").unwrap();
+        assert_eq!(call[at + 1], "prod-eu", "{call:?}");
+    }
+    for call in cronjob_calls(&env, &[]) {
+        assert!(
+            !call.iter().any(|a| a.is_empty() || a == "--cluster-name"),
+            "{call:?}"
+        );
+    }
+}
