@@ -3,10 +3,18 @@
 //! [`RENEW_DEADLINE`]; a Lease whose record has not changed for [`DURATION`] — timed on
 //! the follower's own monotonic clock, as client-go does, so clock skew between nodes
 //! does not matter — may be taken. Writes use the object's resourceVersion, so two
-//! replicas never both win. `RENEW_DEADLINE < DURATION`: a leader stops before anyone may
-//! take over.
+//! replicas never both win.
+//!
+//! A leader stops before anyone may take over: its renew deadline counts from the *start*
+//! of its last successful attempt (the record it wrote cannot have been seen earlier), each
+//! attempt is bounded by the time left before that deadline ([`renew_budget`]), and the
+//! controllers stop when it passes. A follower waits [`DURATION`] from when it saw the
+//! record, so `RENEW_DEADLINE + REQUEST_TIMEOUT < DURATION` leaves a write the old leader
+//! had in flight when it stopped time to land before the new leader starts.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
@@ -23,15 +31,32 @@ pub const RENEW: Duration = Duration::from_secs(5);
 pub const RETRY: Duration = Duration::from_secs(2);
 /// How long a leader keeps leading without a successful renewal.
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
-/// How long one Lease request may take.
+/// How long one Lease request may take at most (less when the renew deadline is nearer).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How long the leader's next renew attempt may take: the time left before the renew
+/// deadline (`last_success`, the start of the last attempt that renewed, plus
+/// [`RENEW_DEADLINE`]), at most [`REQUEST_TIMEOUT`]; `None` once the deadline has come:
+/// the leader steps down.
+pub(crate) fn renew_budget(last_success: Instant, now: Instant) -> Option<Duration> {
+    let left = (last_success + RENEW_DEADLINE).saturating_duration_since(now);
+    (!left.is_zero()).then(|| left.min(REQUEST_TIMEOUT))
+}
+
+/// When the leader tries next, after an attempt that started at `attempt` and renewed or
+/// not: [`RENEW`] after a renewal, [`RETRY`] after a failure — never after the renew
+/// deadline, so that the leader steps down on time.
+pub(crate) fn next_attempt(last_success: Instant, attempt: Instant, renewed: bool) -> Instant {
+    let wait = if renewed { RENEW } else { RETRY };
+    (attempt + wait).min(last_success + RENEW_DEADLINE)
+}
 
 #[derive(Clone)]
 pub(crate) struct Elector {
     api: Api<DynamicObject>,
     identity: String,
     /// The Lease record last seen (holder, renewTime) and when, on this process's clock.
-    observed: std::sync::Arc<std::sync::Mutex<Option<(String, tokio::time::Instant)>>>,
+    observed: std::sync::Arc<std::sync::Mutex<Option<(String, Instant)>>>,
 }
 
 fn now_micro() -> String {
@@ -83,7 +108,7 @@ impl Elector {
             match &*o {
                 Some((r, at)) if *r == record => *at,
                 _ => {
-                    let now = tokio::time::Instant::now();
+                    let now = Instant::now();
                     *o = Some((record, now));
                     now
                 }
@@ -133,5 +158,60 @@ impl Elector {
             &GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"),
             "leases",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const S: Duration = Duration::from_secs(1);
+
+    /// Issue 11, item 7 (leadership without overlap): a follower may take over
+    /// [`DURATION`] after it saw the leader's last record, which is no earlier than the
+    /// start of the attempt that wrote it; the leader stops [`RENEW_DEADLINE`] after that
+    /// start, and a write it had in flight then has [`REQUEST_TIMEOUT`] to land.
+    #[test]
+    fn a_leader_stops_with_a_margin_before_a_follower_may_take_over() {
+        assert!(RENEW_DEADLINE + REQUEST_TIMEOUT < DURATION);
+        // Renewals well inside the deadline: a failed renewal is retried more than once.
+        assert!(RENEW + REQUEST_TIMEOUT < RENEW_DEADLINE);
+        assert!(RENEW + 2 * RETRY < RENEW_DEADLINE);
+    }
+
+    /// Issue 11, item 7: each renew attempt is bounded by the time left before the renew
+    /// deadline (a fixed 4 s timeout let an attempt started at 9 s end at 13 s, and the
+    /// leader, checking only after its 5 s sleep, stepped down at 18 s — after a follower
+    /// could take over at 15 s).
+    #[rstest]
+    #[case::just_renewed(0, Some(4_000))]
+    #[case::well_before(5_000, Some(4_000))]
+    #[case::deadline_nearer_than_a_request(7_500, Some(2_500))]
+    #[case::deadline_nearly_there(9_999, Some(1))]
+    #[case::deadline_reached(10_000, None)]
+    #[case::deadline_passed(18_000, None)]
+    fn renew_attempts_end_by_the_deadline(#[case] since_ms: u64, #[case] budget_ms: Option<u64>) {
+        let last = Instant::now();
+        let now = last + Duration::from_millis(since_ms);
+        assert_eq!(
+            renew_budget(last, now),
+            budget_ms.map(Duration::from_millis)
+        );
+    }
+
+    /// Issue 11, item 7: the leader renews every 5 s, retries a failure after 2 s, and
+    /// never sleeps past its renew deadline (it wakes up to step down on time).
+    #[rstest]
+    #[case::renewed(0, true, 5)]
+    #[case::failed_first_time(5, false, 7)]
+    #[case::failed_again(7, false, 9)]
+    #[case::failed_near_the_deadline(9, false, 10)]
+    fn the_next_attempt(#[case] attempt_s: u32, #[case] renewed: bool, #[case] next_s: u32) {
+        let last = Instant::now();
+        assert_eq!(
+            next_attempt(last, last + S * attempt_s, renewed),
+            last + S * next_s
+        );
     }
 }

@@ -601,21 +601,28 @@ pub async fn run(
 
     let elector = lease::Elector::new(client.clone(), &opts.namespace, &opts.identity);
     tracing::info!(identity = %opts.identity, "waiting for the leader lease {}/{}", opts.namespace, lease::LEASE_NAME);
-    loop {
+    let acquired = loop {
         if token.is_cancelled() {
             let _ = http.await;
             return Ok(());
         }
-        match elector.try_acquire().await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => tracing::warn!("leader lease: {}", chain(&e)),
+        // Leadership counts from the start of the attempt that won (a follower saw the
+        // record no earlier), and an attempt never hangs: the API may not answer.
+        let attempt = tokio::time::Instant::now();
+        match tokio::time::timeout(lease::REQUEST_TIMEOUT, elector.try_acquire()).await {
+            Ok(Ok(true)) => break attempt,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!("leader lease: {}", chain(&e)),
+            Err(_) => tracing::warn!(
+                "leader lease: no answer within {:?}",
+                lease::REQUEST_TIMEOUT
+            ),
         }
         tokio::select! {
             _ = token.cancelled() => {}
             _ = tokio::time::sleep(lease::RETRY) => {}
         }
-    }
+    };
     tracing::info!("leading: running the controllers");
     metrics.leader.set(1);
 
@@ -633,36 +640,47 @@ pub async fn run(
 
     // Renewal goes on through the shutdown grace period (running work still leads) and
     // stops only once the controllers are done. Losing the Lease — refused, or not renewed
-    // within RENEW_DEADLINE — ends all work at once, without a status write: the next
-    // leader finds it InProgress and fails it with a reason.
+    // by the renew deadline — ends all work at once, without a status write: the next
+    // leader finds it InProgress and fails it with a reason. Each attempt ends by the
+    // deadline and the loop wakes up at it (`lease::renew_budget`, `lease::next_attempt`),
+    // so the controllers stop before a follower may take the Lease.
     let lost = CancellationToken::new();
     let renew = {
         let (lost, elector) = (lost.clone(), elector.clone());
         tokio::spawn(async move {
-            let mut last_ok = tokio::time::Instant::now();
+            let mut last_ok = acquired;
+            let mut next = lease::next_attempt(last_ok, acquired, true);
             loop {
-                tokio::time::sleep(lease::RENEW).await;
-                match tokio::time::timeout(lease::REQUEST_TIMEOUT, elector.try_acquire()).await {
-                    Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
-                    Ok(Ok(false)) => {
-                        tracing::error!("the leader lease was taken by another replica");
-                        lost.cancel();
-                        return;
-                    }
-                    Ok(Err(e)) => tracing::warn!("renewing the leader lease: {}", chain(&e)),
-                    Err(_) => tracing::warn!(
-                        "renewing the leader lease: no answer within {:?}",
-                        lease::REQUEST_TIMEOUT
-                    ),
-                }
-                if last_ok.elapsed() > lease::RENEW_DEADLINE {
+                tokio::time::sleep_until(next).await;
+                let attempt = tokio::time::Instant::now();
+                let Some(budget) = lease::renew_budget(last_ok, attempt) else {
                     tracing::error!(
                         "the leader lease could not be renewed for {:?}: stepping down",
                         lease::RENEW_DEADLINE
                     );
                     lost.cancel();
                     return;
+                };
+                let renewed = match tokio::time::timeout(budget, elector.try_acquire()).await {
+                    Ok(Ok(true)) => true,
+                    Ok(Ok(false)) => {
+                        tracing::error!("the leader lease was taken by another replica");
+                        lost.cancel();
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!("renewing the leader lease: {}", chain(&e));
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!("renewing the leader lease: no answer within {budget:?}");
+                        false
+                    }
+                };
+                if renewed {
+                    last_ok = attempt;
                 }
+                next = lease::next_attempt(last_ok, attempt, renewed);
             }
         })
     };
