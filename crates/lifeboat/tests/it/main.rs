@@ -19,6 +19,7 @@ mod secrets;
 mod seeds;
 mod server;
 mod server_fixture;
+mod server_lease;
 mod support;
 mod verify;
 mod writes;

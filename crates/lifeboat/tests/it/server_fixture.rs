@@ -108,6 +108,11 @@ impl ServerProcess {
         .success()
     }
 
+    /// Its exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.shell.try_wait().unwrap()
+    }
+
     /// The last `n` lines of its log.
     pub fn log_tail(&self, n: usize) -> String {
         log_tail(&self.log, n)
