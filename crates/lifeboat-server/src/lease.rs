@@ -51,6 +51,57 @@ pub(crate) fn next_attempt(last_success: Instant, attempt: Instant, renewed: boo
     (attempt + wait).min(last_success + RENEW_DEADLINE)
 }
 
+/// Why a leader stopped leading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SteppedDown {
+    /// Another replica holds the Lease.
+    Taken,
+    /// The renew deadline passed without a renewal.
+    Expired,
+}
+
+/// Renews the Lease (`renew`: `Ok(true)` renewed, `Ok(false)` another replica holds it)
+/// from `acquired`, the start of the attempt that won it, until leadership ends; returns
+/// at the renew deadline at the latest ([`renew_budget`], [`next_attempt`]).
+pub(crate) async fn keep_leading<F, Fut, E>(acquired: Instant, mut renew: F) -> SteppedDown
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, E>>,
+    E: std::error::Error + 'static,
+{
+    let mut last_ok = acquired;
+    let mut next = next_attempt(last_ok, acquired, true);
+    loop {
+        tokio::time::sleep_until(next).await;
+        let attempt = Instant::now();
+        let Some(budget) = renew_budget(last_ok, attempt) else {
+            tracing::error!(
+                "the leader lease could not be renewed for {RENEW_DEADLINE:?}: stepping down"
+            );
+            return SteppedDown::Expired;
+        };
+        let renewed = match tokio::time::timeout(budget, renew()).await {
+            Ok(Ok(true)) => true,
+            Ok(Ok(false)) => {
+                tracing::error!("the leader lease was taken by another replica");
+                return SteppedDown::Taken;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("renewing the leader lease: {}", crate::chain(&e));
+                false
+            }
+            Err(_) => {
+                tracing::warn!("renewing the leader lease: no answer within {budget:?}");
+                false
+            }
+        };
+        if renewed {
+            last_ok = attempt;
+        }
+        next = next_attempt(last_ok, attempt, renewed);
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Elector {
     api: Api<DynamicObject>,
@@ -213,5 +264,53 @@ mod tests {
             next_attempt(last, last + S * attempt_s, renewed),
             last + S * next_s
         );
+    }
+    /// Issue 11, item 7: a leader whose renewals hang steps down exactly at the renew
+    /// deadline after the start of its last successful attempt (it used to lead on until
+    /// 18 s, past the 15 s after which a follower may take over).
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_whose_renewals_hang_steps_down_at_the_deadline() {
+        let start = Instant::now();
+        let calls = std::cell::Cell::new(0);
+        let out = keep_leading(start, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n <= 2 {
+                    // Renewals at 5 s and 10 s, each answered after 3 s.
+                    tokio::time::sleep(3 * S).await;
+                    Ok::<_, std::io::Error>(true)
+                } else {
+                    std::future::pending().await
+                }
+            }
+        })
+        .await;
+        assert_eq!(out, SteppedDown::Expired);
+        // The last renewal started at 10 s: leadership ends at 20 s, never later.
+        assert_eq!(start.elapsed(), 20 * S);
+    }
+
+    /// Issue 11, item 7: failures are retried every 2 s until the deadline; another
+    /// holder ends leadership at once.
+    #[tokio::test(start_paused = true)]
+    async fn failed_renewals_are_retried_and_a_taken_lease_ends_leadership() {
+        let start = Instant::now();
+        let calls = std::cell::Cell::new(Vec::new());
+        let out = keep_leading(start, || {
+            let mut v = calls.take();
+            v.push(start.elapsed().as_secs());
+            let n = v.len();
+            calls.set(v);
+            async move {
+                match n {
+                    1 | 2 => Err(std::io::Error::other("connection refused")),
+                    _ => Ok(false),
+                }
+            }
+        })
+        .await;
+        assert_eq!(out, SteppedDown::Taken);
+        assert_eq!(calls.take(), vec![5, 7, 9]);
     }
 }

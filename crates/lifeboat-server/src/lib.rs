@@ -648,40 +648,12 @@ pub async fn run(
     let renew = {
         let (lost, elector) = (lost.clone(), elector.clone());
         tokio::spawn(async move {
-            let mut last_ok = acquired;
-            let mut next = lease::next_attempt(last_ok, acquired, true);
-            loop {
-                tokio::time::sleep_until(next).await;
-                let attempt = tokio::time::Instant::now();
-                let Some(budget) = lease::renew_budget(last_ok, attempt) else {
-                    tracing::error!(
-                        "the leader lease could not be renewed for {:?}: stepping down",
-                        lease::RENEW_DEADLINE
-                    );
-                    lost.cancel();
-                    return;
-                };
-                let renewed = match tokio::time::timeout(budget, elector.try_acquire()).await {
-                    Ok(Ok(true)) => true,
-                    Ok(Ok(false)) => {
-                        tracing::error!("the leader lease was taken by another replica");
-                        lost.cancel();
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!("renewing the leader lease: {}", chain(&e));
-                        false
-                    }
-                    Err(_) => {
-                        tracing::warn!("renewing the leader lease: no answer within {budget:?}");
-                        false
-                    }
-                };
-                if renewed {
-                    last_ok = attempt;
-                }
-                next = lease::next_attempt(last_ok, attempt, renewed);
-            }
+            lease::keep_leading(acquired, move || {
+                let elector = elector.clone();
+                async move { elector.try_acquire().await }
+            })
+            .await;
+            lost.cancel();
         })
     };
 
