@@ -261,7 +261,7 @@ pub fn collection_path(r: &ApiResource, namespace: Option<&str>) -> String {
     }
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -562,6 +562,54 @@ impl Cluster {
         }
         self.get_text(&path, "list", &r.group_resource(), namespace)
             .await
+    }
+
+    /// Deletes the object `collection/name` only if its uid is still `uid` (a
+    /// precondition the API server checks: an object re-created under the name is left);
+    /// `false` when it is gone already.
+    pub async fn delete_if_uid(
+        &self,
+        collection: &str,
+        name: &str,
+        resource: &str,
+        uid: &str,
+    ) -> Result<bool, ClusterError> {
+        let path = format!("{collection}/{}", encode(name));
+        let body = serde_json::json!({
+            "kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}
+        });
+        match self
+            .send(
+                http::Method::DELETE,
+                &path,
+                Some((
+                    "application/json",
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                )),
+                "delete",
+                resource,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A cluster-scoped or core object by REST path, as raw JSON; `None` when it does not
+    /// exist.
+    pub async fn get_path_opt(
+        &self,
+        path: &str,
+        resource: &str,
+    ) -> Result<Option<String>, ClusterError> {
+        match self.get_path(path, resource).await {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// GET one object as raw JSON; `None` when it does not exist.

@@ -205,6 +205,52 @@ pub async fn verify(
     })
 }
 
+fn namespace_path(ns: &str) -> String {
+    format!("/api/v1/namespaces/{}", crate::cluster::encode(ns))
+}
+
+/// What a test restore's cleanup does with one scratch namespace.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Not there (never made, or deleted already).
+    Gone,
+    /// Made by this restore: delete it, if its uid is still this one.
+    Delete {
+        /// Its uid.
+        uid: String,
+    },
+    /// Not this restore's: leave it, and say why.
+    Keep(String),
+}
+
+/// Decides the cleanup of a scratch namespace from its live JSON (pure): only one labelled
+/// with this restore's name is deleted.
+pub fn scratch_cleanup(restore_name: &str, live: Option<&str>) -> Cleanup {
+    let Some(live) = live else {
+        return Cleanup::Gone;
+    };
+    let v: serde_json::Value = match serde_json::from_str(live) {
+        Ok(v) => v,
+        Err(e) => return Cleanup::Keep(format!("its JSON is unreadable ({e})")),
+    };
+    let label = v
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(lifeboat_types::plan::restore::RESTORE_NAME_LABEL))
+        .and_then(serde_json::Value::as_str);
+    if label != Some(restore_name) {
+        return Cleanup::Keep(format!(
+            "it was not made by restore {restore_name} (its restore label is {label:?})"
+        ));
+    }
+    match v
+        .pointer("/metadata/uid")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some(uid) if !uid.is_empty() => Cleanup::Delete { uid: uid.into() },
+        _ => Cleanup::Keep("it has no uid".into()),
+    }
+}
+
 async fn test_restore(
     cluster: &Cluster,
     store: &Store,
@@ -231,6 +277,27 @@ async fn test_restore(
         .map(|ns| (ns.to_string(), verify_namespace(ns, id)))
         .collect();
     let restore_name = format!("{name}-verify-{id}");
+    // A scratch namespace must be new: restoring into (and then deleting) one that exists
+    // would touch what this run did not make.
+    for ns in mapping.values() {
+        match cluster
+            .get_path_opt(&namespace_path(ns), "namespaces")
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return check(
+                    checks,
+                    "test restore",
+                    false,
+                    format!(
+                        "namespace {ns} already exists: a test restore only uses (and deletes) namespaces it makes; delete it or run again"
+                    ),
+                );
+            }
+            Err(e) => return check(checks, "test restore", false, chain(&e)),
+        }
+    }
     let spec = RestoreSpec {
         backup_name: name.to_string(),
         namespace_mapping: mapping.clone(),
@@ -266,13 +333,31 @@ async fn test_restore(
         Err(e) => check(checks, "test restore", false, chain(&e)),
     }
     // Clean up: the mapped namespaces (with everything in them) and the restore's files.
+    // Only namespaces this restore made (its label), by uid: one re-created meanwhile by
+    // someone else is left.
     let mut left = Vec::new();
     for ns in mapping.values() {
-        if let Err(e) = cluster
-            .delete_raw("/api/v1/namespaces", ns, "namespaces", None)
+        let live = match cluster
+            .get_path_opt(&namespace_path(ns), "namespaces")
             .await
         {
-            left.push(format!("{ns}: {}", chain(&e)));
+            Ok(live) => live,
+            Err(e) => {
+                left.push(format!("{ns}: {}", chain(&e)));
+                continue;
+            }
+        };
+        match scratch_cleanup(&restore_name, live.as_deref()) {
+            Cleanup::Gone => {}
+            Cleanup::Keep(why) => left.push(format!("{ns}: not deleted: {why}")),
+            Cleanup::Delete { uid } => {
+                if let Err(e) = cluster
+                    .delete_if_uid("/api/v1/namespaces", ns, "namespaces", &uid)
+                    .await
+                {
+                    left.push(format!("{ns}: {}", chain(&e)));
+                }
+            }
         }
     }
     let _ = store.delete_restore(&restore_name).await;
@@ -293,6 +378,31 @@ async fn test_restore(
 
 #[cfg(test)]
 mod tests {
+    #[rstest::rstest]
+    #[case::gone(None, Cleanup::Gone)]
+    #[case::ours(
+        Some(r#"{"metadata":{"uid":"u1","labels":{"velero.io/restore-name":"b-verify-x"}}}"#),
+        Cleanup::Delete { uid: "u1".into() }
+    )]
+    #[case::another_restores(
+        Some(r#"{"metadata":{"uid":"u1","labels":{"velero.io/restore-name":"other"}}}"#),
+        Cleanup::Keep("it was not made by restore b-verify-x (its restore label is Some(\"other\"))".into())
+    )]
+    #[case::unlabelled(
+        Some(r#"{"metadata":{"uid":"u1"}}"#),
+        Cleanup::Keep("it was not made by restore b-verify-x (its restore label is None)".into())
+    )]
+    #[case::no_uid(
+        Some(r#"{"metadata":{"labels":{"velero.io/restore-name":"b-verify-x"}}}"#),
+        Cleanup::Keep("it has no uid".into())
+    )]
+    fn only_the_namespaces_this_restore_made_are_deleted(
+        #[case] live: Option<&str>,
+        #[case] want: Cleanup,
+    ) {
+        assert_eq!(super::scratch_cleanup("b-verify-x", live), want);
+    }
+
     use super::*;
 
     #[test]

@@ -301,6 +301,28 @@ pub fn verify_cronjob(
     })
 }
 
+/// What the verification CronJob with `--test-restore` needs besides the server's roles:
+/// deleting the scratch namespaces it made. RBAC cannot narrow a delete to namespaces
+/// made later under unknown names, so this allows deleting any namespace; the verification
+/// itself deletes only namespaces labelled with its own restore, by uid
+/// (`lifeboat_engine::verify::scratch_cleanup`), and refuses to restore into one that
+/// exists.
+pub fn verify_cleanup_rbac(namespace: &str) -> [Value; 2] {
+    [
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": { "name": "lifeboat-verify-cleanup", "labels": labels() },
+            "rules": [{ "apiGroups": [""], "resources": ["namespaces"], "verbs": ["delete"] }]
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": format!("lifeboat-verify-cleanup-{namespace}"), "labels": labels() },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "lifeboat-verify-cleanup" },
+            "subjects": [{ "kind": "ServiceAccount", "name": "lifeboat", "namespace": namespace }]
+        }),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,9 @@ pub struct BackupVerify {
     /// Also restore it into <ns>-verify-<id> namespaces, check, and delete them.
     #[arg(long)]
     pub test_restore: bool,
+    /// The id in the scratch namespaces' names (default: from the clock); for tests.
+    #[arg(long, hide = true, requires = "test_restore")]
+    pub test_restore_id: Option<String>,
     /// Output format: table or json.
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
@@ -84,7 +87,19 @@ pub async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<Exit> {
             &v.image,
             &args,
         );
-        print!("{}", serde_yaml_ng::to_string(&job)?);
+        // A test restore deletes the scratch namespaces it made: the one right the server's
+        // roles lack, granted with the CronJob that needs it.
+        let mut docs = vec![job];
+        if v.test_restore {
+            docs.extend(lifeboat_types::manifests::install::verify_cleanup_rbac(
+                &cli.namespace,
+            ));
+        }
+        let texts = docs
+            .iter()
+            .map(serde_yaml_ng::to_string)
+            .collect::<Result<Vec<_>, _>>()?;
+        print!("{}", texts.join("---\n"));
         return Ok(Exit::Ok);
     }
     let store = open_store(v.location.storage_location.as_deref())?;
@@ -113,8 +128,10 @@ pub async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<Exit> {
     let opts = VerifyOptions {
         max_age: max_age.map(|d| d.0),
         test_restore: v.test_restore.then(|| {
-            let t = chrono::Utc::now().timestamp() as u64;
-            format!("{:x}", t % 0xfffff)
+            v.test_restore_id.clone().unwrap_or_else(|| {
+                let t = chrono::Utc::now().timestamp() as u64;
+                format!("{:x}", t % 0xfffff)
+            })
         }),
     };
     let report = verify(cluster.as_ref(), &store, &name, &opts).await?;

@@ -82,6 +82,41 @@ fn verify_checks_a_backup_and_test_restores_it() {
             .exists()
     );
 
+    // Issue 11, item 8: a scratch namespace that exists already (not made by this run) is
+    // neither restored into nor deleted.
+    let taken = "verify-it-verify-taken";
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {taken}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: mine, namespace: {taken}}}\ndata: {{k: v}}\n"
+    ));
+    let out = env.run(&[
+        "backup",
+        "verify",
+        "vb1",
+        "--test-restore",
+        "--test-restore-id",
+        "taken",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = report(&String::from_utf8_lossy(&out.stdout));
+    let failed = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ok"] == false)
+        .unwrap();
+    assert_eq!(failed["check"], "test restore", "{r}");
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("namespace {taken} already exists")),
+        "{r}"
+    );
+    env.kubectl(&["get", "configmap", "-n", taken, "mine"], None);
+    env.kubectl(&["delete", "namespace", taken, "--wait=false"], None);
+
     // A damaged archive: the archive check fails with the reason, exit 1.
     let tarball = env.storage().join("backups/vb1/vb1.tar.gz");
     let mut bytes = std::fs::read(&tarball).unwrap();
@@ -95,6 +130,26 @@ fn verify_checks_a_backup_and_test_restores_it() {
         text.contains("archive    FAILED") && text.contains("Verification FAILED"),
         "{text}"
     );
+
+    // With --test-restore the CronJob comes with the one right it needs beyond the
+    // server's roles (deleting namespaces), and the API server accepts all of it.
+    let job = env.ok(&[
+        "-n",
+        "default",
+        "backup",
+        "verify",
+        "--latest",
+        "--test-restore",
+        "--print-cronjob",
+    ]);
+    assert!(
+        job.contains("kind: CronJob")
+            && job.contains("kind: ClusterRole\n")
+            && job.contains("name: lifeboat-verify-cleanup")
+            && job.contains("- delete"),
+        "{job}"
+    );
+    env.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&job));
 
     // The CronJob form is accepted by the API server.
     let job = env.ok(&[
