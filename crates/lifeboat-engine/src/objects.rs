@@ -216,7 +216,51 @@ impl Schedules {
     /// Deletes a schedule; its backups stay. Backups a schedule owns
     /// (useOwnerReferencesInBackup) are orphaned, not garbage-collected with it: their
     /// finalizer would delete their data.
+    ///
+    /// The backups are released here first (their reference to this schedule removed),
+    /// not left to the garbage collector's orphaning: a collector that does not yet watch
+    /// the Backup kind (it discovers new CRDs every 30 s) lets the schedule go without
+    /// orphaning them, then deletes them as dependents of a missing owner.
     pub async fn delete(&self, name: &str) -> Result<(), ObjectError> {
+        let uid = match self
+            .api
+            .get_opt(name)
+            .await
+            .map_err(|e| self.named(name, e))?
+        {
+            Some(s) => s.uid(),
+            None => None,
+        };
+        if let Some(uid) = uid {
+            let backups: Api<BackupResource> =
+                Api::namespaced(self.api.clone().into_client(), &self.namespace);
+            let selector = format!("{}={name}", lifeboat_types::rules::schedule::SCHEDULE_LABEL);
+            let owned = backups
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| self.named(name, e))?;
+            for b in owned.items {
+                let refs = b.metadata.owner_references.clone().unwrap_or_default();
+                if !refs.iter().any(|r| r.uid == uid) {
+                    continue;
+                }
+                let kept: Vec<_> = refs.into_iter().filter(|r| r.uid != uid).collect();
+                // Guarded by the resourceVersion: a concurrent change is retried by a
+                // second `schedule delete`, never overwritten.
+                let patch = json!({"metadata": {
+                    "ownerReferences": kept,
+                    "resourceVersion": b.metadata.resource_version,
+                }});
+                backups
+                    .patch(
+                        &b.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map_err(|e| self.named(name, e))?;
+            }
+        }
         let orphan = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Orphan),
             ..Default::default()

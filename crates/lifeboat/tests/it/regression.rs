@@ -642,8 +642,11 @@ fn schedule_delete_keeps_the_backups_it_owns() {
     );
     fx.env
         .ok(&["-n", NS, "schedule", "delete", "owner", "--confirm"]);
-    // The garbage collector orphans the backups (drops their ownerReferences) before it
-    // lets the schedule go; it may first need to discover the CRD (every 30 s).
+    // `schedule delete` releases the backups (drops their reference to the schedule)
+    // before deleting it. Left to the garbage collector's orphaning, a backup was deleted
+    // with its data in one run: the collector had not yet started watching the Backup kind
+    // (it discovers new CRDs every 30 s), let the schedule go, then collected the backup
+    // as the dependent of a missing owner.
     eventually(90, "the schedule to go", || {
         fx.get(&["schedules.lifeboat.dev"])["items"]
             .as_array()
