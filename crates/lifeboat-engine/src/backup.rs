@@ -33,6 +33,7 @@ use lifeboat_types::plan::backup::{
 use lifeboat_types::rules::backups::{TtlOverflow, expiration};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::archive::{ArchiveWriter, ChunkSink, gzip};
 use crate::cluster::{Cluster, ClusterError, check_list_permissions, split_list};
@@ -107,6 +108,15 @@ pub enum BackupError {
         #[source]
         source: TtlOverflow,
     },
+    /// The run was told to stop (the server is shutting down) before it ended: it stopped
+    /// after the item it was writing, and the files it had stored were removed.
+    #[error(
+        "backup {backup:?} was interrupted before it ended; the files it had written were removed; create the backup again"
+    )]
+    Interrupted {
+        /// The backup.
+        backup: String,
+    },
     /// The tarball could not be produced.
     #[error("backup {backup:?}: writing the tarball failed")]
     Archive {
@@ -129,6 +139,7 @@ impl BackupError {
             | BackupError::Plan { .. }
             | BackupError::AlreadyExists { .. }
             | BackupError::Ttl { .. }
+            | BackupError::Interrupted { .. }
             | BackupError::Archive { .. } => false,
         }
     }
@@ -156,6 +167,10 @@ pub struct BackupOptions {
     pub page_size: u32,
     /// Resource types listed concurrently.
     pub concurrency: usize,
+    /// Cancelled to stop the run at the next item: it lists nothing more, runs the post
+    /// hooks, aborts the upload, removes what it wrote and ends with
+    /// [`BackupError::Interrupted`].
+    pub stop: CancellationToken,
 }
 
 impl Default for BackupOptions {
@@ -164,6 +179,7 @@ impl Default for BackupOptions {
             gzip_level: DEFAULT_GZIP_LEVEL,
             page_size: PAGE_SIZE,
             concurrency: LIST_CONCURRENCY,
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -369,6 +385,9 @@ impl Run<'_> {
     }
 
     async fn send(&self, resource: &Arc<ApiResource>, items: Vec<Item>) -> bool {
+        if self.opts.stop.is_cancelled() {
+            return false;
+        }
         if items.is_empty() {
             return true;
         }
@@ -431,17 +450,20 @@ impl Run<'_> {
         for ns in scopes {
             let mut cont: Option<String> = None;
             loop {
-                let body = match self
-                    .cluster
-                    .list_page(
+                // A page in flight is given up when the run is stopped: nothing of it
+                // was written yet.
+                let page = tokio::select! {
+                    biased;
+                    _ = self.opts.stop.cancelled() => return,
+                    page = self.cluster.list_page(
                         &r,
                         ns.as_deref(),
                         self.plan.server_selector.as_deref(),
                         cont.as_deref(),
                         self.opts.page_size,
-                    )
-                    .await
-                {
+                    ) => page,
+                };
+                let body = match page {
                     Ok(b) => b,
                     Err(e) => {
                         self.error(ns.as_deref(), format!("listing {gr} failed: {}", chain(&e)));
@@ -644,7 +666,7 @@ pub async fn run_backup(
         .store(plan.resources.len() as u64, Ordering::Relaxed);
 
     let (tx, rx) = mpsc::channel::<Batch>(4);
-    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Bytes>(2);
+    let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(2);
     let sink = ChunkSink::new(store.chunk_size, chunk_tx);
     let level = opts.gzip_level;
     let wprogress = progress.clone();
@@ -654,9 +676,24 @@ pub async fn run_backup(
     let contents_path = paths.contents();
     let upload_store = store.clone();
     let upload_path = contents_path.clone();
-    let uploader = tokio::spawn(async move {
-        let chunks = futures::stream::poll_fn(move |cx| chunk_rx.poll_recv(cx).map(|c| c.map(Ok)));
-        upload_store.upload(&upload_path, chunks).await
+    let stop = opts.stop.clone();
+    let mut uploader = tokio::spawn(async move {
+        // The chunks until the run is stopped; then one error, which aborts the upload.
+        let location = upload_store.name().to_owned();
+        let stopped_path = upload_path.clone();
+        let chunks = futures::stream::unfold(Some(chunk_rx), move |rx| {
+            let stop = stop.clone();
+            let (location, path) = (location.clone(), stopped_path.clone());
+            async move {
+                let mut rx = rx?;
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => Some((Err(StorageError::Stopped { location, path }), None)),
+                    c = rx.recv() => c.map(|c| (Ok(c), Some(rx))),
+                }
+            }
+        });
+        upload_store.upload(&upload_path, Box::pin(chunks)).await
     });
 
     let run = Run {
@@ -759,9 +796,23 @@ pub async fn run_backup(
         backup: name.clone(),
         source: std::io::Error::other(e),
     });
-    let upload = uploader.await;
+    // A stopped run does not wait for an upload that hangs (a store that stopped answering).
+    let upload = tokio::select! {
+        r = &mut uploader => r,
+        _ = opts.stop.cancelled() => {
+            uploader.abort();
+            uploader.await
+        }
+    };
     if let Ok(Ok(_)) = &upload {
         written.record(contents_path);
+    }
+    if opts.stop.is_cancelled() {
+        return Err(written
+            .failed(BackupError::Interrupted {
+                backup: name.clone(),
+            })
+            .await);
     }
     let report = match (report, upload) {
         (Ok(Ok(r)), Ok(Ok(_size))) => r,

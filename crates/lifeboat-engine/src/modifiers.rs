@@ -456,3 +456,36 @@ resourceModifierRules:
         assert_eq!(patch_value(""), json!(""));
     }
 }
+
+/// Property tests of the modifier parser (issue 11, item 4: rules from a ConfigMap anyone
+/// in the namespace may edit never panic, parsed or applied). The fuzz target
+/// `fuzz/fuzz_targets/modifiers.rs` searches raw bytes; these build rule-shaped documents.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_never_panics(t in "\\PC{0,200}") {
+            let _ = Modifiers::parse(&t);
+        }
+
+        #[test]
+        fn rule_shaped_documents_never_panic(
+            gr in "[a-z*?.{}\\[\\]!,-]{0,16}",
+            name_re in "[a-z.*+?()\\[\\]{}|^$\\\\0-9,-]{0,16}",
+            op in "(add|remove|replace|copy|move|test|merge|strategic|bogus)",
+            path in "(/[a-z0-9~]{0,6}){0,4}",
+            value in "[a-z0-9\"{}\\[\\]:, ]{0,20}",
+        ) {
+            let doc = format!(
+                "version: v1\nresourceModifierRules:\n- conditions:\n    groupResource: {gr:?}\n    resourceNameRegex: {name_re:?}\n  patches:\n  - operation: {op}\n    path: {path:?}\n    value: {value:?}\n"
+            );
+            if let Ok(m) = Modifiers::parse(&doc) {
+                let mut obj = serde_json::json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 1, "list": [1, 2]}});
+                let _ = m.apply("deployments.apps", Some("ns"), "a", &mut obj);
+            }
+        }
+    }
+}

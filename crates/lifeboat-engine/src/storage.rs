@@ -156,6 +156,16 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The run that was writing stopped the upload (a shutdown); nothing was stored.
+    #[error(
+        "storage location {location:?}: the upload of {path:?} was stopped; nothing of it was stored"
+    )]
+    Stopped {
+        /// The location.
+        location: String,
+        /// The object that was being written.
+        path: String,
+    },
 }
 
 impl StorageError {

@@ -284,6 +284,7 @@ async fn run(
                 progress.done.load(Ordering::Relaxed),
             )
         },
+        Some(&opts.stop),
         run,
     )
     .await;
@@ -293,7 +294,9 @@ async fn run(
         .get_or_create(sched)
         .observe(held.secs);
     Ok(match outcome {
-        None => rule::RunOutcome::Stopped,
+        None | Some(Err(lifeboat_engine::backup::BackupError::Interrupted { .. })) => {
+            rule::RunOutcome::Stopped
+        }
         Some(Err(e @ lifeboat_engine::backup::BackupError::AlreadyExists { .. })) => {
             rule::RunOutcome::NameTaken(crate::chain(&e))
         }

@@ -412,12 +412,23 @@ pub(crate) async fn run_controller<K, F>(
 /// How often a running backup's or restore's `status.progress` is written.
 pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
+/// How long a run told to stop (its `stop` token cancelled when the grace period ran
+/// out) gets to end at its next item and remove what it wrote; within
+/// [`lifeboat_types::manifests::install::STOP_MARGIN`], which also covers the status write.
+pub(crate) const WIND_DOWN: Duration = Duration::from_secs(15);
+const _: () = assert!(
+    WIND_DOWN.as_secs() < lifeboat_types::manifests::install::STOP_MARGIN.as_secs(),
+    "the wind-down and the status write must fit in the Deployment's stop margin"
+);
+
 /// Drives a backup or restore `run` to its end, calling `report` every
-/// [`PROGRESS_EVERY`] while it runs. Once `shutdown` fires it gets `grace` more; `None`
-/// when it did not end by then (the caller marks it Failed).
+/// [`PROGRESS_EVERY`] while it runs. Once `shutdown` fires it gets `grace` more; then its
+/// `stop` token (if it has one) is cancelled and it gets [`WIND_DOWN`] to end at an item
+/// boundary. `None` when it did not end by then (the caller marks it Failed).
 pub(crate) async fn drive<T, R>(
     shutdown: &CancellationToken,
     grace: Duration,
+    stop: Option<&CancellationToken>,
     run: impl Future<Output = T>,
     mut report: impl FnMut() -> R,
 ) -> Option<T>
@@ -442,8 +453,14 @@ where
         }
     }
     tokio::select! {
+        r = &mut run => return Some(r),
+        _ = tokio::time::sleep(grace) => {}
+    }
+    let stop = stop?;
+    stop.cancel();
+    tokio::select! {
         r = &mut run => Some(r),
-        _ = tokio::time::sleep(grace) => None,
+        _ = tokio::time::sleep(WIND_DOWN) => None,
     }
 }
 
@@ -456,13 +473,14 @@ pub(crate) async fn drive_with_progress<T, K>(
     name: &str,
     done_field: &'static str,
     sample: impl Fn() -> (u64, u64),
+    stop: Option<&CancellationToken>,
     run: impl Future<Output = T>,
 ) -> Option<T>
 where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let mut reported = (0, 0);
-    drive(&ctx.shutdown, ctx.grace, run, || {
+    drive(&ctx.shutdown, ctx.grace, stop, run, || {
         let now = sample();
         let changed = std::mem::replace(&mut reported, now) != now;
         async move {
@@ -759,6 +777,7 @@ mod tests {
         let out = drive(
             &stop,
             Duration::from_secs(20),
+            None,
             async {
                 tokio::time::sleep(Duration::from_secs(7)).await;
                 42
@@ -780,6 +799,7 @@ mod tests {
         let out = drive(
             &stop,
             Duration::from_secs(20),
+            None,
             async {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 "done"
@@ -803,6 +823,7 @@ mod tests {
         let never = drive(
             &stop,
             Duration::from_secs(20),
+            None,
             std::future::pending::<()>(),
             || async {},
         )
@@ -815,6 +836,7 @@ mod tests {
         let done = drive(
             &stop,
             Duration::from_secs(20),
+            None,
             async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 "done"
@@ -823,5 +845,47 @@ mod tests {
         )
         .await;
         assert_eq!(done, Some("done"));
+    }
+
+    /// Issue 11, item 10: a run still going when the grace period ran out was dropped
+    /// where it stood (its tarball writer and uploader went on, detached, and left files
+    /// behind). Now its stop token is cancelled and it gets [`WIND_DOWN`] to end at an
+    /// item boundary and clean up; its own result is kept.
+    #[tokio::test(start_paused = true)]
+    async fn a_run_past_its_grace_is_told_to_stop_and_may_wind_down() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let run_stop = CancellationToken::new();
+        let seen = run_stop.clone();
+        let start = tokio::time::Instant::now();
+        let out = drive(
+            &shutdown,
+            Duration::from_secs(20),
+            Some(&run_stop),
+            async move {
+                seen.cancelled().await;
+                // The next item boundary, and the clean-up.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "interrupted"
+            },
+            || async {},
+        )
+        .await;
+        assert_eq!(out, Some("interrupted"));
+        assert_eq!(start.elapsed(), Duration::from_secs(22));
+        // One that does not end within the wind-down is given up.
+        let run_stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let out = drive(
+            &shutdown,
+            Duration::from_secs(20),
+            Some(&run_stop),
+            std::future::pending::<()>(),
+            || async {},
+        )
+        .await;
+        assert_eq!(out, None);
+        assert!(run_stop.is_cancelled());
+        assert_eq!(start.elapsed(), Duration::from_secs(20) + WIND_DOWN);
     }
 }

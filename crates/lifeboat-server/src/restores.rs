@@ -194,6 +194,7 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
                 progress.done.load(Ordering::Relaxed),
             )
         },
+        None,
         run,
     )
     .await;

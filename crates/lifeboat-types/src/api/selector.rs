@@ -358,3 +358,55 @@ mod tests {
         assert!(err.to_string().contains("unknown operator"));
     }
 }
+
+/// Property tests of the parser (issue 11, item 4: no panic on any input).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> impl Strategy<Value = String> {
+        "([a-z]{1,5}\\.io/)?[a-z][a-z0-9._-]{0,10}[a-z0-9]"
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        "[a-z0-9]([a-z0-9._-]{0,8}[a-z0-9])?"
+    }
+
+    fn requirement() -> impl Strategy<Value = Requirement> {
+        prop_oneof![
+            (key(), value()).prop_map(|(k, v)| Requirement::Equals(k, v)),
+            (key(), value()).prop_map(|(k, v)| Requirement::NotEquals(k, v)),
+            (key(), proptest::collection::vec(value(), 1..4))
+                .prop_map(|(k, vs)| Requirement::In(k, vs)),
+            (key(), proptest::collection::vec(value(), 1..4))
+                .prop_map(|(k, vs)| Requirement::NotIn(k, vs)),
+            key().prop_map(Requirement::Exists),
+            key().prop_map(Requirement::DoesNotExist),
+        ]
+    }
+
+    proptest! {
+        /// Any text is a selector or a syntax error naming it, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(s in "\\PC{0,80}") {
+            if let Err(SelectorError::Syntax { selector, .. }) = Selector::parse(&s) {
+                prop_assert_eq!(selector, s);
+            }
+        }
+
+        /// Text made of the selector's own characters, in any order.
+        #[test]
+        fn selector_like_text_never_panics(s in "[a-z0-9=!(), ./_-]{0,60}") {
+            let _ = Selector::parse(&s);
+        }
+
+        /// What the API server is sent parses back to the same selector.
+        #[test]
+        fn display_round_trips(reqs in proptest::collection::vec(requirement(), 0..5)) {
+            let sel = Selector(reqs);
+            let back = Selector::parse(&sel.to_string()).unwrap();
+            prop_assert_eq!(back, sel);
+        }
+    }
+}

@@ -203,3 +203,25 @@ spec:
         assert!(err.contains("Bad_Name"), "{err}");
     }
 }
+
+/// Property tests of the document reader (issue 11, item 4: no panic on any input).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_never_panics(t in "\\PC{0,200}") {
+            let _ = parse_documents(&t);
+        }
+
+        #[test]
+        fn document_like_text_never_panics(
+            kind in "(Backup|Restore|Schedule|BackupStorageLocation|Other)",
+            body in "[a-zA-Z:{}\\[\\] ,\\n-]{0,120}",
+        ) {
+            let _ = parse_documents(&format!("apiVersion: velero.io/v1\nkind: {kind}\nmetadata: {{name: x}}\n{body}"));
+        }
+    }
+}

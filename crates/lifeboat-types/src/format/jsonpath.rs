@@ -150,3 +150,24 @@ mod tests {
         assert_eq!(err.reason, reason, "{err}");
     }
 }
+
+/// Property tests of the template parser (issue 11, item 4: no panic on any input).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_template_never_panics(t in "\\PC{0,60}") {
+            let v = serde_json::json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "items": [{"a": 1}, {"a": [2, 3]}]});
+            let _ = render_template(&t, &v);
+        }
+
+        #[test]
+        fn template_like_text_never_panics(t in "[{}.\\[\\]*a-z0-9:@?()'\" ,]{0,40}") {
+            let v = serde_json::json!({"metadata": {"name": "a"}, "items": [{"a": 1}, {"a": [2, 3]}]});
+            let _ = render_template(&t, &v);
+        }
+    }
+}

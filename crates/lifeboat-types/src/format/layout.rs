@@ -441,3 +441,41 @@ mod tests {
         assert_eq!(parse_item_path(path), None);
     }
 }
+
+/// Property tests of the item-path parser (issue 11, item 4: no panic on any input; no
+/// path with `.` or `..` parts is ever taken for an item).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn part() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-z0-9.-]{0,12}".prop_filter("not a dot part", |p| p != "." && p != "..")
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_never_panics_nor_escapes(s in "(\\./)?(resources/)?[a-z./-]{0,40}") {
+            if let Some(p) = parse_item_path(&s) {
+                for part in [Some(p.group_resource), p.version, p.namespace, Some(p.name)].into_iter().flatten() {
+                    prop_assert!(!part.is_empty() && part != "." && part != ".." && !part.contains('/'));
+                }
+            }
+        }
+
+        #[test]
+        fn item_paths_round_trip(
+            gr in part(),
+            version in proptest::option::of("v[0-9]{1,2}(beta[0-9])?"),
+            ns in proptest::option::of(part()),
+            name in part(),
+        ) {
+            let path = item_path(&gr, version.as_deref(), ns.as_deref(), &name);
+            let p = parse_item_path(&path).unwrap();
+            prop_assert_eq!(p.group_resource, gr.as_str());
+            prop_assert_eq!(p.version, version.as_deref());
+            prop_assert_eq!(p.namespace, ns.as_deref());
+            prop_assert_eq!(p.name, name.as_str());
+        }
+    }
+}

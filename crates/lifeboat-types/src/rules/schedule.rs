@@ -220,3 +220,37 @@ mod tests {
         );
     }
 }
+
+/// Property tests of the schedule parser (issue 11, item 4: a cron or `@every` text never
+/// panics, neither parsing nor computing the next run, however far it points).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_never_panics(s in "\\PC{0,40}", secs in 0i64..4_102_444_800) {
+            if let Ok(c) = Cron::parse(&s) {
+                let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
+                let _ = c.next_after(t);
+            }
+        }
+
+        #[test]
+        fn cron_like_text_never_panics(s in "[0-9*/,-]{1,6}( [0-9*/,-]{1,6}){4}", secs in 0i64..4_102_444_800) {
+            if let Ok(c) = Cron::parse(&s) {
+                let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
+                let _ = c.next_after(t);
+            }
+        }
+
+        #[test]
+        fn every_never_panics(n in any::<u64>(), unit in "(ns|us|ms|s|m|h)", secs in 0i64..4_102_444_800) {
+            if let Ok(c) = Cron::parse(&format!("@every {n}{unit}")) {
+                let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
+                let _ = c.next_after(t);
+            }
+        }
+    }
+}

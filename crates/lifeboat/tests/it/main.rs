@@ -21,5 +21,6 @@ mod server;
 mod server_fixture;
 mod server_lease;
 mod support;
+mod tcp_proxy;
 mod verify;
 mod writes;

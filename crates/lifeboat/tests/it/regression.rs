@@ -1129,6 +1129,72 @@ fn backup_cut_by_shutdown_is_failed_as_interrupted() {
     );
 }
 
+/// Issue 11, item 10 (graceful stops): a backup still listing when the server's grace
+/// period ran out was dropped where it stood, while its tarball writer and uploader
+/// (detached tasks) went on: they stored `backups/<name>/<name>.tar.gz` (or left a staged
+/// file) for a backup marked Failed, and the name could not be used again. Now the run is
+/// told to stop: it gives up the page in flight, aborts the upload and removes what it
+/// wrote, then is marked Failed "interrupted by shutdown". The server reaches its API
+/// server through a proxy that is slowed while the backup lists, then stalled (so the
+/// backup cannot end on its own), and set free again after the grace period.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_backup_stopped_by_shutdown_leaves_no_files() {
+    use crate::tcp_proxy::{Proxy, STALL};
+    let bucket = tempfile::tempdir().unwrap();
+    let proxy = Proxy::to_api_server(std::path::Path::new(
+        &std::env::var("LIFEBOAT_IT_KUBECONFIG_STANDBY").expect(NEEDS),
+    ));
+    let mut standby = Standby::install_through(bucket.path(), "1s", Some(&proxy));
+    // Every chunk 150 ms late: listing every resource type takes seconds.
+    proxy.set(150);
+    standby.env.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: Backup\nmetadata: {{name: stopped, namespace: {STANDBY_NS}}}\nspec:\n  includedNamespaces: [\"*\"]\n"
+    ));
+    eventually(60, "the backup to run", || {
+        standby
+            .backup("stopped")
+            .filter(|b| phase(b) == "InProgress")
+    });
+    proxy.set(STALL);
+    let exited_ok = std::thread::scope(|s| {
+        s.spawn(|| {
+            // Past the 1 s grace period: the run was told to stop; the status write
+            // needs the API server again.
+            std::thread::sleep(Duration::from_secs(4));
+            proxy.set(0);
+        });
+        standby.server.terminate()
+    });
+    assert!(exited_ok, "{}", standby.server.log_tail(40));
+    let b = standby.backup("stopped").unwrap();
+    assert_eq!(phase(&b), "Failed", "{b}");
+    assert!(
+        b["status"]["failureReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted by shutdown: "),
+        "{b}"
+    );
+    let mut left = Vec::new();
+    let mut dirs = vec![bucket.path().to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                left.push(e.path());
+            }
+        }
+    }
+    assert_eq!(
+        left,
+        Vec::<std::path::PathBuf>::new(),
+        "the stopped backup left files behind\n{}",
+        standby.server.log_tail(40)
+    );
+}
+
 /// Issue 11 item 5, "restores never bind production disks": a restore created a backed-up
 /// PersistentVolume with reclaim policy Delete (pointing the restored cluster at the
 /// original disk, deleted with its claim) and restored claims with `spec.volumeName`

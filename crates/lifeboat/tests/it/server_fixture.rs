@@ -311,6 +311,17 @@ impl Standby {
 
     /// [`Standby::install`], its server given `grace` (`--shutdown-grace-period`).
     pub fn install_with_grace(bucket: &Path, grace: &str) -> Standby {
+        Standby::install_through(bucket, grace, None)
+    }
+
+    /// [`Standby::install_with_grace`], its server reaching the API server through
+    /// `proxy` (one made with [`crate::tcp_proxy::Proxy::to_api_server`] of
+    /// `LIFEBOAT_IT_KUBECONFIG_STANDBY`).
+    pub fn install_through(
+        bucket: &Path,
+        grace: &str,
+        proxy: Option<&crate::tcp_proxy::Proxy>,
+    ) -> Standby {
         let alone = STANDBY_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
@@ -338,8 +349,13 @@ impl Standby {
             "--bucket",
             bucket.to_str().unwrap(),
         ]);
-        let sa_config = env.dir.path().join("sa.kubeconfig");
+        let mut sa_config = env.dir.path().join("sa.kubeconfig");
         service_account_kubeconfig(&env, STANDBY_NS, &sa_config);
+        if let Some(p) = proxy {
+            let through = env.dir.path().join("sa-proxied.kubeconfig");
+            p.kubeconfig(&sa_config, &through);
+            sa_config = through;
+        }
         let metrics_address = format!("127.0.0.1:{}", free_port());
         let server = ServerProcess::start(
             &env,

@@ -1,102 +1,18 @@
 //! Leadership without overlap (issue 11, item 7): a leader whose API calls stall steps
 //! down before a second replica may take the Lease.
 //!
-//! The leader reaches the API server through [`Proxy`], a TCP forwarder of the test's own
-//! with a switch: forward at once, with a delay, or hold everything (a stalled network).
+//! The leader reaches the API server through [`Proxy`] (forward at once, with a delay, or
+//! hold everything: a stalled network).
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::server_fixture::*;
 use crate::support::*;
+use crate::tcp_proxy::*;
 
 /// The namespace of this test's two replicas (no install: the shared fixture's CRDs, the
 /// admin's rights).
 const LEASE_NS: &str = "srv-it-lease";
-
-/// `mode`: 0 forwards at once, `u64::MAX` holds everything, else a delay in ms per chunk.
-const STALL: u64 = u64::MAX;
-/// Set when the proxy is dropped: held data is thrown away, the connections closed.
-const CLOSED: u64 = u64::MAX - 1;
-
-/// A TCP forwarder from a local port to `upstream`, both directions switched by `mode`.
-struct Proxy {
-    port: u16,
-    mode: Arc<AtomicU64>,
-}
-
-impl Proxy {
-    fn start(upstream: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(AtomicU64::new(0));
-        let m = mode.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if m.load(Ordering::Relaxed) == CLOSED {
-                    return;
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let m = m.clone();
-                    std::thread::spawn(move || forward(from, to, &m));
-                }
-            }
-        });
-        Proxy { port, mode }
-    }
-
-    fn set(&self, mode: u64) {
-        self.mode.store(mode, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.set(CLOSED);
-        // Wakes the accepting thread up so that it ends.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-/// Copies `from` to `to` chunk by chunk, each after the wait `mode` says; held data is
-/// never sent once the proxy is closed.
-fn forward(mut from: TcpStream, mut to: TcpStream, mode: &AtomicU64) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        loop {
-            match mode.load(Ordering::Relaxed) {
-                0 => break,
-                CLOSED => {
-                    let _ = to.shutdown(Shutdown::Both);
-                    return;
-                }
-                STALL => std::thread::sleep(Duration::from_millis(50)),
-                ms => {
-                    std::thread::sleep(Duration::from_millis(ms));
-                    break;
-                }
-            }
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
 
 /// The Lease of [`LEASE_NS`]: (holder, renewTime, acquireTime, leaseTransitions).
 fn lease(env: &Env) -> Option<(String, String, String, i64)> {
@@ -173,22 +89,9 @@ fn a_leader_cut_off_from_the_api_steps_down_before_a_follower_takes_over() {
         None,
     );
     env.kubectl(&["create", "namespace", LEASE_NS], None);
-    let admin = std::fs::read_to_string(&env.kubeconfig).unwrap();
-    let upstream = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: https://"))
-        .unwrap()
-        .to_string();
-    let proxy = Proxy::start(upstream.clone());
+    let proxy = Proxy::to_api_server(&env.kubeconfig);
     let proxied = env.dir.path().join("proxied.kubeconfig");
-    std::fs::write(
-        &proxied,
-        admin.replace(
-            &format!("server: https://{upstream}"),
-            &format!("server: https://127.0.0.1:{}", proxy.port),
-        ),
-    )
-    .unwrap();
+    proxy.kubeconfig(&env.kubeconfig, &proxied);
 
     let mut a = replica(env, &proxied, "lease-a");
     let (_, _, _, transitions) = eventually(30, "lease-a to take the Lease", || {
