@@ -224,8 +224,11 @@ pub enum Outcome {
     SkipIdentical,
     /// Exists and differs; left alone.
     SkipDiffers {
-        /// Unified diff, live → backed-up.
-        diff: String,
+        /// Unified diff, live → backed-up: in a dry run only. A restore compares for
+        /// equality alone, so that re-restoring over a full cluster renders and keeps no
+        /// text per object.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        diff: Option<String>,
     },
     /// Failed.
     Failed {
@@ -555,7 +558,7 @@ impl Exec<'_> {
                 .map_err(|e| chain(&e))?
             {
                 None => Ok(Outcome::WouldCreate),
-                Some(live) => self.compare(gr, &obj, &live, true),
+                Some(live) => compare(gr, &obj, &live, &self.sanitize, self.policy, true),
             };
         }
         if gr == "namespaces" {
@@ -601,7 +604,7 @@ impl Exec<'_> {
             .await
             .map_err(|e| chain(&e))?
             .ok_or("it exists but cannot be read")?;
-        let outcome = self.compare(gr, &obj, &live, false)?;
+        let outcome = compare(gr, &obj, &live, &self.sanitize, self.policy, false)?;
         if let Outcome::SkipDiffers { .. } = &outcome
             && self.policy == ExistingPolicy::Update
         {
@@ -626,35 +629,44 @@ impl Exec<'_> {
         }
         Ok(outcome)
     }
+}
 
-    fn compare(
-        &self,
-        gr: &str,
-        wanted: &Value,
-        live: &str,
-        dry_run: bool,
-    ) -> Result<Outcome, String> {
-        let mut live: Value = serde_json::from_str(live).map_err(|e| e.to_string())?;
-        normalize_live(gr, &mut live, &self.sanitize);
-        let mut want = wanted.clone();
-        strip_restore_labels(&mut want);
-        if is_subset(&want, &live) {
-            return Ok(Outcome::SkipIdentical);
-        }
-        let title = format!(
-            "{gr}/{}",
-            want.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        );
-        // A Secret's diff shows which keys changed, never a value.
-        lifeboat_types::rules::secrets::redact_for_diff(gr, &mut live, &mut want);
-        let diff = yaml_diff(&live, &want, &title);
-        Ok(match (dry_run, self.policy) {
-            (true, ExistingPolicy::Update) => Outcome::WouldUpdate { diff },
-            _ => Outcome::SkipDiffers { diff },
-        })
+/// How the live object (`live`, as the API server sent it) compares with the backed-up one
+/// as it would be created (`wanted`). Only a dry run renders a diff (a Secret's redacted by
+/// `rules::secrets`); outside one only equality is computed — no YAML rendered, no text kept
+/// per object — so that a re-restore over a full cluster stays in memory bounds (issue 11,
+/// item 6). The "already exists" warning of a differing object needs no diff.
+fn compare(
+    gr: &str,
+    wanted: &Value,
+    live: &str,
+    sanitize_options: &SanitizeOptions,
+    policy: ExistingPolicy,
+    dry_run: bool,
+) -> Result<Outcome, String> {
+    let mut live: Value = serde_json::from_str(live).map_err(|e| e.to_string())?;
+    normalize_live(gr, &mut live, sanitize_options);
+    let mut want = wanted.clone();
+    strip_restore_labels(&mut want);
+    if is_subset(&want, &live) {
+        return Ok(Outcome::SkipIdentical);
     }
+    if !dry_run {
+        return Ok(Outcome::SkipDiffers { diff: None });
+    }
+    let title = format!(
+        "{gr}/{}",
+        want.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    );
+    // A Secret's diff shows which keys changed, never a value.
+    lifeboat_types::rules::secrets::redact_for_diff(gr, &mut live, &mut want);
+    let diff = yaml_diff(&live, &want, &title);
+    Ok(match policy {
+        ExistingPolicy::Update => Outcome::WouldUpdate { diff },
+        ExistingPolicy::None => Outcome::SkipDiffers { diff: Some(diff) },
+    })
 }
 
 /// `ns/name` or `name`.
@@ -1160,6 +1172,94 @@ mod tests {
         );
         assert!(d.contains("-  a: '1'") && d.contains("+  a: '2'"), "{d}");
         assert!(d.contains("live/configmaps/x"));
+    }
+
+    fn options() -> SanitizeOptions {
+        SanitizeOptions {
+            backup_name: "b".into(),
+            restore_name: "r".into(),
+            namespace_mapping: Default::default(),
+            preserve_node_ports: false,
+            status_included: vec![],
+            status_excluded: vec![],
+        }
+    }
+
+    /// Issue 11, item 6: outside a dry run, an existing object is compared for equality
+    /// only — a differing one is reported without a diff (none rendered, none kept), so a
+    /// re-restore over a full cluster holds no text per object; a dry run keeps its diff
+    /// (a Secret's without values). Before the fix, every differing object carried its
+    /// YAML diff in a real restore too.
+    #[rstest::rstest]
+    #[case::restore_policy_none(false, ExistingPolicy::None, "skip-differs", None)]
+    #[case::restore_policy_update(false, ExistingPolicy::Update, "skip-differs", None)]
+    #[case::dry_run_policy_none(true, ExistingPolicy::None, "skip-differs", Some("+  v: original"))]
+    #[case::dry_run_policy_update(
+        true,
+        ExistingPolicy::Update,
+        "would-update",
+        Some("+  v: original")
+    )]
+    fn a_diff_is_rendered_only_in_a_dry_run(
+        #[case] dry_run: bool,
+        #[case] policy: ExistingPolicy,
+        #[case] action: &str,
+        #[case] diff_shows: Option<&str>,
+    ) {
+        let wanted = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "a"}, "data": {"v": "original"}});
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+            "namespace": "a", "uid": "u", "resourceVersion": "7"}, "data": {"v": "changed"}})
+        .to_string();
+        let outcome = compare("configmaps", &wanted, &live, &options(), policy, dry_run).unwrap();
+        let shown = serde_json::to_value(&outcome).unwrap();
+        assert_eq!(shown["action"], action, "{shown}");
+        match diff_shows {
+            None => {
+                assert_eq!(outcome, Outcome::SkipDiffers { diff: None });
+                assert!(shown.get("diff").is_none(), "{shown}");
+            }
+            Some(line) => {
+                let diff = shown["diff"].as_str().unwrap_or_default();
+                assert!(
+                    diff.contains("-  v: changed") && diff.contains(line),
+                    "{diff}"
+                );
+            }
+        }
+        // The same object unchanged is identical either way.
+        let same = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+            "namespace": "a", "uid": "u"}, "data": {"v": "original"}})
+        .to_string();
+        assert_eq!(
+            compare("configmaps", &wanted, &same, &options(), policy, dry_run),
+            Ok(Outcome::SkipIdentical)
+        );
+    }
+
+    /// A dry run's diff of a Secret names the changed key, never a value.
+    #[test]
+    fn a_dry_run_diff_of_a_secret_shows_no_value() {
+        let wanted = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "a"}, "data": {"k": "YmFja3Vw"}});
+        let live = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "a"}, "data": {"k": "bGl2ZQ=="}})
+        .to_string();
+        let Ok(Outcome::SkipDiffers { diff: Some(diff) }) = compare(
+            "secrets",
+            &wanted,
+            &live,
+            &options(),
+            ExistingPolicy::None,
+            true,
+        ) else {
+            panic!("no diff");
+        };
+        assert!(diff.contains("k: (redacted backup value)"), "{diff}");
+        assert!(
+            !diff.contains("YmFja3Vw") && !diff.contains("bGl2ZQ=="),
+            "{diff}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What may be shown of a Secret: which keys changed, never a value. Applied to both
-//! sides of a diff before it is rendered (restore dry runs, "differs from the backup"
-//! results), so neither the text nor the JSON output carries a value.
+//! sides of a diff before it is rendered (restore dry runs, the only ones that render
+//! diffs), so neither the text nor the JSON output carries a value.
 
 use serde_json::Value;
 

@@ -359,7 +359,7 @@ fn print_dry_run(report: &RestoreReport, output: Option<&Output>) -> Result<()> 
     );
     for i in &report.items {
         match &i.outcome {
-            Outcome::SkipDiffers { diff } | Outcome::WouldUpdate { diff } => {
+            Outcome::SkipDiffers { diff: Some(diff) } | Outcome::WouldUpdate { diff } => {
                 println!();
                 print!("{diff}");
             }

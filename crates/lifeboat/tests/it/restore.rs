@@ -568,13 +568,43 @@ fn existing_objects_policy_and_dry_run() {
         &env.storage()
             .join("restores/pol-none/restore-pol-none-results.gz"),
     );
-    assert!(
-        results["warnings"]["namespaces"][ns][0]
-            .as_str()
-            .unwrap()
-            .contains("already exists"),
+    assert_eq!(
+        results["warnings"]["namespaces"][ns],
+        serde_json::json!([
+            "could not restore, configmaps it-policy/c already exists. Warning: the in-cluster version is different than the backed-up version"
+        ]),
         "{results}"
     );
+    // Issue 11, item 6: a re-restore over existing, changed objects compares them for
+    // equality only (no diff is rendered or kept outside a dry run, so a re-restore over a
+    // full cluster stays in memory bounds); the warning says it differs, and no diff text
+    // reaches the results, the logs or the output.
+    let logs = env.ok(&["restore", "logs", "pol-none"]);
+    let details = env.ok(&["restore", "describe", "pol-none", "--details"]);
+    let structured = env.ok(&[
+        "restore",
+        "create",
+        "pol-none-json",
+        "--from-backup",
+        "pol",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        logs.contains("the in-cluster version is different than the backed-up version"),
+        "{logs}"
+    );
+    for (what, text) in [
+        ("results", results.to_string()),
+        ("logs", logs),
+        ("describe", details),
+        ("-o json", structured),
+    ] {
+        assert!(
+            !text.contains("changed") && !text.contains("original") && !text.contains("live/"),
+            "{what} of a restore (not a dry run) carries a diff: {text}"
+        );
+    }
     // Policy update: it goes back to the backed-up state.
     env.ok(&[
         "restore",
