@@ -1,12 +1,14 @@
 //! Decisions as pure functions, tested as tables: schedules, retention of stored
 //! snapshots, when a storage location is validated and synced, how retries back off, what
 //! a diff may show of a Secret, whose stored data a deletion may delete and what sync
-//! makes of a bucket, which volumes a restore creates, which archive items may be restored.
+//! makes of a bucket, which volumes a restore creates, which archive items may be restored,
+//! whether an archive fits on the disk it is extracted to.
 
 pub mod archive;
 pub mod backoff;
 pub mod backup_controller;
 pub mod backups;
+pub mod disk_space;
 pub mod location;
 pub mod retention;
 pub mod schedule;
