@@ -13,8 +13,11 @@ use std::path::{Component, Path, PathBuf};
 
 use lifeboat_types::format::layout::{ItemPath, VERSION_ENTRY, parse_item_path};
 use lifeboat_types::rules::archive::{ArchiveCheck, ItemHead, ItemProblem};
+use lifeboat_types::rules::disk_space::{self, Shortfall};
 
-/// Limits that keep a hostile archive from exhausting disk or memory.
+/// Limits that keep a hostile archive from exhausting disk or memory. A restore uses the
+/// defaults (documented in README.md, "Using lifeboat"); besides them, extraction stops
+/// when the disk's free space falls under `rules::disk_space::RESERVE`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest single entry (a Kubernetes object is at most ~1.5 MiB in etcd).
@@ -90,6 +93,22 @@ pub enum ArchiveError {
         /// What is wrong.
         problem: ItemProblem,
     },
+    /// The disk the archive is extracted to has too little room: found before the archive
+    /// is read, or while it is extracted.
+    #[error(
+        "not enough free disk space to extract the backup into {}: {free} bytes ({}) free, {needed} bytes ({}) needed ({detail}); free space there or point TMPDIR at a directory on a larger disk",
+        dir.display(), mib(*free), mib(*needed)
+    )]
+    NoSpace {
+        /// The destination.
+        dir: PathBuf,
+        /// Bytes free there.
+        free: u64,
+        /// Bytes needed there (the reserve that must stay free included).
+        needed: u64,
+        /// What the need is made of.
+        detail: String,
+    },
     /// Writing the extracted files failed.
     #[error("cannot extract the backup into {}", dir.display())]
     Io {
@@ -105,8 +124,61 @@ impl ArchiveError {
     /// Whether trying again later can help: never for the archive itself (it is what it
     /// is); a local disk that was full or failed may have room later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ArchiveError::Io { .. })
+        matches!(self, ArchiveError::Io { .. } | ArchiveError::NoSpace { .. })
     }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// Bytes free (to this user) on the filesystem holding `dir`; `None` where it cannot be
+/// known (not unix): then no room is checked and a full disk fails the write.
+pub fn free_space(dir: &Path) -> std::io::Result<Option<u64>> {
+    #[cfg(unix)]
+    {
+        let s = rustix::fs::statvfs(dir)?;
+        Ok(Some(s.f_bavail.saturating_mul(s.f_frsize)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(None)
+    }
+}
+
+/// Refuses to extract an archive of `compressed` bytes (as stored) into `dir` when the disk
+/// there cannot hold it ([`disk_space::least_needed`]) and keep
+/// [`disk_space::RESERVE`] free: called before the archive is read, so that a restore
+/// onto a full disk fails at once, naming the directory, the numbers and the fix.
+pub fn check_room(dir: &Path, compressed: u64, limits: Limits) -> Result<(), ArchiveError> {
+    let needed = disk_space::least_needed(compressed, limits.max_total);
+    room(
+        dir,
+        needed,
+        format!(
+            "the archive's {compressed} compressed bytes at least, and {} bytes kept free",
+            disk_space::RESERVE
+        ),
+    )
+}
+
+fn room(dir: &Path, needed: u64, detail: String) -> Result<(), ArchiveError> {
+    let io = |source| ArchiveError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let Some(free) = free_space(dir).map_err(io)? else {
+        return Ok(());
+    };
+    disk_space::check(free, needed, disk_space::RESERVE).map_err(|Shortfall { free, needed }| {
+        ArchiveError::NoSpace {
+            dir: dir.to_path_buf(),
+            free,
+            needed,
+            detail,
+        }
+    })
 }
 
 /// What an extraction found.
@@ -159,6 +231,8 @@ fn walk<R: Read>(
     let mut first = true;
     let mut entries_seen = 0u64;
     let mut items = ArchiveCheck::default();
+    // Disk taken since free space was last looked at (whole blocks per file).
+    let mut unchecked = 0u64;
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         entries_seen += 1;
@@ -250,6 +324,19 @@ fn walk<R: Read>(
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
             std::fs::write(&target, &data).map_err(io)?;
+            unchecked = unchecked.saturating_add(disk_space::on_disk(size));
+            if unchecked >= disk_space::CHECK_EVERY {
+                unchecked = 0;
+                room(
+                    dest,
+                    0,
+                    format!(
+                        "after {} bytes extracted, {} bytes must stay free",
+                        out.bytes,
+                        disk_space::RESERVE
+                    ),
+                )?;
+            }
         }
         out.items += 1;
     }
@@ -445,6 +532,146 @@ mod tests {
     fn hostile_archive_is_refused(#[case] archive: Vec<u8>, #[case] want: &str) {
         let err = refusal(&archive, Limits::default());
         assert!(err.contains(want), "{err}");
+    }
+
+    /// A tmpfs of `bytes` mounted on a fresh directory, unmounted when dropped; `None`
+    /// (the test then skips, saying why) where mounting is not permitted (not root, or no
+    /// mount rights in this container). A real filesystem with little room: what a full
+    /// disk looks like to statvfs and to writes, nothing simulated.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn mount(bytes: u64, test: &str) -> Option<Tmpfs> {
+            let dir = tempfile::tempdir().unwrap();
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .output();
+            match out {
+                Ok(o) if o.status.success() => Some(Tmpfs(dir)),
+                Ok(o) => {
+                    eprintln!(
+                        "SKIPPED {test}: cannot mount a {bytes}-byte tmpfs here (needs root with mount rights): {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
+                    None
+                }
+                Err(e) => {
+                    eprintln!("SKIPPED {test}: cannot run mount: {e}");
+                    None
+                }
+            }
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// Issue 11, item 6: a restore onto a disk without room for the archive (its
+    /// compressed size) and the reserve is refused before the archive is read, naming the
+    /// directory, free and needed bytes and the fix; a disk with room passes. Before the
+    /// fix, nothing looked at free space.
+    #[test]
+    fn a_disk_without_room_is_refused_before_extraction() {
+        let Some(small) = Tmpfs::mount(2 << 20, "a_disk_without_room_is_refused_before_extraction")
+        else {
+            return;
+        };
+        let err = check_room(small.path(), 1 << 20, Limits::default()).unwrap_err();
+        let ArchiveError::NoSpace { free, needed, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!((*free, *needed), (2 << 20, (1 << 20) + disk_space::RESERVE));
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "not enough free disk space to extract the backup into {}: 2097152 bytes (2.0 MiB) free, 68157440 bytes (65.0 MiB) needed (the archive's 1048576 compressed bytes at least, and 67108864 bytes kept free); free space there or point TMPDIR at a directory on a larger disk",
+                small.path().display()
+            )),
+            "{msg}"
+        );
+        assert!(err.is_retryable());
+        // Nothing is needed but the reserve: 2 MiB still cannot keep 64 MiB free.
+        assert!(check_room(small.path(), 0, Limits::default()).is_err());
+        let Some(roomy) = Tmpfs::mount(
+            disk_space::RESERVE + (2 << 20),
+            "a_disk_without_room_is_refused_before_extraction",
+        ) else {
+            return;
+        };
+        check_room(roomy.path(), 1 << 20, Limits::default()).unwrap();
+    }
+
+    /// Issue 11, item 6: an archive that passed the check before extraction (it compresses
+    /// far better than the disk has room for) is stopped while it is extracted, as soon as
+    /// free space falls under the reserve — with the same error, not a full disk's write
+    /// error, and long before the disk is full. Before the fix, extraction went on until
+    /// the 16 MiB of items were all written (or the disk was full).
+    #[test]
+    fn extraction_stops_when_free_space_falls_under_the_reserve() {
+        let test = "extraction_stops_when_free_space_falls_under_the_reserve";
+        let Some(disk) = Tmpfs::mount(disk_space::RESERVE + (6 << 20), test) else {
+            return;
+        };
+        // 16 items of 1 MiB of spaces each: a few KiB compressed.
+        let body = |i: usize| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c{i}","namespace":"a"}},"data":{{"k":"{}"}}}}"#,
+                " ".repeat(1 << 20)
+            )
+        };
+        let bodies: Vec<(String, String)> = (0..16)
+            .map(|i| {
+                (
+                    format!("resources/configmaps/namespaces/a/c{i}.json"),
+                    body(i),
+                )
+            })
+            .collect();
+        let mut entries = vec![V];
+        entries.extend(
+            bodies
+                .iter()
+                .map(|(p, b)| (p.as_str(), b.as_bytes(), Regular)),
+        );
+        let archive = raw_tar(&entries);
+        check_room(disk.path(), archive.len() as u64, Limits::default()).unwrap();
+        let dest = disk.path().join("dest");
+        let err = extract_validated(&archive[..], &dest, Limits::default()).unwrap_err();
+        let ArchiveError::NoSpace {
+            free,
+            needed,
+            detail,
+            ..
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert!(
+            *free < disk_space::RESERVE && *needed == disk_space::RESERVE,
+            "{err}"
+        );
+        assert!(
+            detail.starts_with("after ")
+                && detail.ends_with(" bytes extracted, 67108864 bytes must stay free"),
+            "{err}"
+        );
+        let written = std::fs::read_dir(dest.join("resources/configmaps/namespaces/a"))
+            .unwrap()
+            .count();
+        // Checked every 8 MiB: stopped at the first check under the reserve.
+        // Without the reserve check all 16 MiB would have been written: they fit on the
+        // 70 MiB disk.
+        assert_eq!(written, 8, "{err}");
     }
 
     #[rstest]

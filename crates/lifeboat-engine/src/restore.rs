@@ -39,7 +39,7 @@ use crate::archive::gzip;
 use crate::catalog::{self, CatalogError};
 use crate::cluster::{ApiErrorKind, Cluster, ClusterError};
 use crate::error::chain;
-use crate::extract::{ArchiveError, Limits, extract_validated};
+use crate::extract::{ArchiveError, Limits, check_room, extract_validated};
 use crate::modifiers::Modifiers;
 use crate::runlog::RunLog;
 use crate::storage::{StorageError, Store};
@@ -769,16 +769,21 @@ pub async fn run_restore(
             restore: name.clone(),
             source,
         })?;
-    let reader = store
-        .reader(&store.backup_paths(&spec.backup_name).contents())
-        .await
-        .map_err(storage_err)?;
+    // A disk without room for the archive refuses the restore before it is read.
+    let contents = store.backup_paths(&spec.backup_name).contents();
+    let limits = Limits::default();
+    let compressed = store.size(&contents).await.map_err(storage_err)?;
+    check_room(tmp.path(), compressed, limits).map_err(|source| RestoreError::Archive {
+        backup: spec.backup_name.clone(),
+        source,
+    })?;
+    let reader = store.reader(&contents).await.map_err(storage_err)?;
     let dest = tmp.path().to_path_buf();
     let extracted = tokio::task::spawn_blocking(move || {
         let sync = tokio_util::io::SyncIoBridge::new(
             tokio_util::compat::FuturesAsyncReadCompatExt::compat(reader),
         );
-        extract_validated(sync, &dest, Limits::default())
+        extract_validated(sync, &dest, limits)
     })
     .await
     .map_err(|e| RestoreError::Io {
