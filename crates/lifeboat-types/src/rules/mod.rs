@@ -2,13 +2,15 @@
 //! snapshots, when a storage location is validated and synced, how retries back off, what
 //! a diff may show of a Secret, whose stored data a deletion may delete and what sync
 //! makes of a bucket, which volumes a restore creates, which archive items may be restored,
-//! whether an archive fits on the disk it is extracted to.
+//! whether an archive fits on the disk it is extracted to, how a LIST goes on when its
+//! continue token expired.
 
 pub mod archive;
 pub mod backoff;
 pub mod backup_controller;
 pub mod backups;
 pub mod disk_space;
+pub mod list_resume;
 pub mod location;
 pub mod retention;
 pub mod schedule;
