@@ -10,6 +10,7 @@ mod backup;
 mod errors;
 mod etcd;
 mod etcd_restore;
+mod faults;
 mod hooks;
 mod image;
 mod regression;
