@@ -31,7 +31,9 @@ use lifeboat_types::plan::backup::{
     ApiResource, BackupPlan, ListScope, PlanError, PlannedResource, plan_backup,
 };
 use lifeboat_types::rules::backups::{TtlOverflow, expiration};
+use lifeboat_types::rules::list_resume::{ListCursor, ListResume, list_key, list_resume};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -315,17 +317,22 @@ impl Run<'_> {
         self.log.warn(ns, msg);
     }
 
-    /// Turns raw items into tarball items, applying the namespace and label filters.
+    /// Turns raw items into tarball items, applying the namespace and label filters. A
+    /// LIST's items pass its `cursor` first (before any filter: it follows the server's
+    /// position), which drops those a restarted LIST sends again; also returns how many
+    /// items the cursor took as new.
     fn convert(
         &self,
         pr: &PlannedResource,
         raws: &[&serde_json::value::RawValue],
         skip: &BTreeSet<String>,
-    ) -> Vec<Item> {
+        mut cursor: Option<&mut ListCursor>,
+    ) -> (Vec<Item>, usize) {
         let r = &pr.resource;
         let api_version = r.api_version();
         let is_pvc = r.group.is_empty() && r.plural == "persistentvolumeclaims";
         let mut out = Vec::with_capacity(raws.len());
+        let mut new = 0;
         for raw in raws {
             let head: ItemHead<'_> = match serde_json::from_str(raw.get()) {
                 Ok(h) => h,
@@ -338,6 +345,13 @@ impl Run<'_> {
                 }
             };
             let ns = head.metadata.namespace.as_deref().filter(|n| !n.is_empty());
+            let key = list_key(ns, &head.metadata.name);
+            if let Some(c) = cursor.as_deref_mut() {
+                if !c.admit(&key) {
+                    continue;
+                }
+                new += 1;
+            }
             if r.namespaced {
                 match ns {
                     Some(n) if self.plan.namespaces.includes(n) => {}
@@ -357,10 +371,6 @@ impl Run<'_> {
             {
                 continue;
             }
-            let key = match ns {
-                Some(n) => format!("{n}/{}", head.metadata.name),
-                None => head.metadata.name.to_string(),
-            };
             if skip.contains(&key) {
                 continue;
             }
@@ -381,7 +391,27 @@ impl Run<'_> {
                 json: item_json(raw.get(), &api_version, &r.kind, has_type),
             });
         }
-        out
+        (out, new)
+    }
+
+    /// The raw object of a GET's answer, or an error naming the object (`what`) when the
+    /// answer is not one: the item is recorded as failed, never dropped silently.
+    fn parse_get<'t>(&self, ns: Option<&str>, what: &str, text: &'t str) -> Option<&'t RawValue> {
+        let parsed = serde_json::from_str::<&RawValue>(text)
+            .and_then(|raw| serde_json::from_str::<ItemHead<'_>>(raw.get()).map(|_| raw));
+        match parsed {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                self.error(
+                    ns,
+                    format!(
+                        "{what}: the API server's answer to its GET is not the object ({e}); it was not backed up from this GET — run the backup again, and if this repeats check what answers at {}",
+                        self.cluster.server()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     async fn send(&self, resource: &Arc<ApiResource>, items: Vec<Item>) -> bool {
@@ -422,11 +452,12 @@ impl Run<'_> {
                 };
                 match self.cluster.get_raw(&r, ns, name).await {
                     Ok(Some(text)) => {
-                        let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(&text)
+                        let Some(raw) =
+                            self.parse_get(ns, &format!("orderedResources: {gr} {key}"), &text)
                         else {
                             continue;
                         };
-                        let items = self.convert(pr, &[raw], &BTreeSet::new());
+                        let (items, _) = self.convert(pr, &[raw], &BTreeSet::new(), None);
                         if !items.is_empty() {
                             skip.insert(key.clone());
                         }
@@ -448,48 +479,11 @@ impl Run<'_> {
         };
         let mut count = 0usize;
         for ns in scopes {
-            let mut cont: Option<String> = None;
-            loop {
-                // A page in flight is given up when the run is stopped: nothing of it
-                // was written yet.
-                let page = tokio::select! {
-                    biased;
-                    _ = self.opts.stop.cancelled() => return,
-                    page = self.cluster.list_page(
-                        &r,
-                        ns.as_deref(),
-                        self.plan.server_selector.as_deref(),
-                        cont.as_deref(),
-                        self.opts.page_size,
-                    ) => page,
-                };
-                let body = match page {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.error(ns.as_deref(), format!("listing {gr} failed: {}", chain(&e)));
-                        break;
-                    }
-                };
-                let (raws, next) = match split_list(&body) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        self.error(
-                            ns.as_deref(),
-                            format!("listing {gr}: unreadable answer: {e}"),
-                        );
-                        break;
-                    }
-                };
-                let items = self.convert(pr, &raws, &skip);
-                drop(raws);
-                count += items.len();
-                if !self.send(&r, items).await {
-                    return;
-                }
-                match next {
-                    Some(n) => cont = Some(n),
-                    None => break,
-                }
+            if !self
+                .list_scope(pr, &r, ns.as_deref(), &skip, &mut count)
+                .await
+            {
+                return;
             }
         }
         self.progress.types_done.fetch_add(1, Ordering::Relaxed);
@@ -497,6 +491,115 @@ impl Run<'_> {
             "Listed items",
             &[("resource", &gr), ("count", &count.to_string())],
         );
+    }
+
+    /// Lists one scope of a resource type (a namespace, or everywhere) page by page,
+    /// sending the items out; `false` when the writer is gone or the run was stopped. A failed page is recorded
+    /// as an error — except an expired continue token, which goes on as
+    /// `types::rules::list_resume` decides: with the Status's fresh token, else from the
+    /// start skipping what was taken ([`ListCursor`]: constant memory), else an error
+    /// naming the resource.
+    async fn list_scope(
+        &self,
+        pr: &PlannedResource,
+        r: &Arc<ApiResource>,
+        ns: Option<&str>,
+        skip: &BTreeSet<String>,
+        count: &mut usize,
+    ) -> bool {
+        let gr = r.group_resource();
+        let scope = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
+        let mut cont: Option<String> = None;
+        let mut cursor = ListCursor::new();
+        // Expiries in a row without a new item in between.
+        let mut expiries = 0u32;
+        // Items of this scope taken so far (before the filters).
+        let mut read = 0usize;
+        let expired = |read: usize| {
+            format!(
+                "listing {gr}{scope}: the continue token expired (410 Gone: the API server's storage compacted the list's resourceVersion) after {read} item(s)"
+            )
+        };
+        loop {
+            // A page in flight is given up when the run is stopped: nothing of it was
+            // written yet.
+            let listed = tokio::select! {
+                biased;
+                _ = self.opts.stop.cancelled() => return false,
+                listed = self.cluster.list_page(
+                    r,
+                    ns,
+                    self.plan.server_selector.as_deref(),
+                    cont.as_deref(),
+                    self.opts.page_size,
+                ) => listed,
+            };
+            let body = match listed {
+                Ok(b) => b,
+                Err(e) => {
+                    let next = e.list_failure().map_or(ListResume::Fail, |f| {
+                        list_resume(&f, cont.is_some(), expiries + 1, cursor.in_order())
+                    });
+                    expiries += 1;
+                    match next {
+                        ListResume::Fail => {
+                            self.error(ns, format!("listing {gr} failed: {}", chain(&e)));
+                            return true;
+                        }
+                        ListResume::Continue(token) => {
+                            self.warn(
+                                ns,
+                                format!(
+                                    "{}; the rest of the list is read with the server's fresh token, from a newer resourceVersion than its beginning",
+                                    expired(read)
+                                ),
+                            );
+                            cont = Some(token);
+                        }
+                        ListResume::Restart => {
+                            self.warn(
+                                ns,
+                                format!(
+                                    "{} and the server offered none to go on with; the LIST was started again and the items already read were skipped, so the rest of the list is from a newer resourceVersion than its beginning",
+                                    expired(read)
+                                ),
+                            );
+                            cursor.restart();
+                            cont = None;
+                        }
+                        ListResume::GiveUp(why) => {
+                            self.error(
+                                ns,
+                                format!("listing {gr}{scope} stopped after {read} item(s): {why}"),
+                            );
+                            return true;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let (raws, next) = match split_list(&body) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.error(ns, format!("listing {gr}: unreadable answer: {e}"));
+                    return true;
+                }
+            };
+            let (items, new) = self.convert(pr, &raws, skip, Some(&mut cursor));
+            drop(raws);
+            if new > 0 {
+                expiries = 0;
+                read += new;
+            }
+            *count += items.len();
+            if !self.send(r, items).await {
+                return false;
+            }
+            match next {
+                Some(n) => cont = Some(n),
+                None => return true,
+            }
+        }
     }
 
     /// Items that go in because of others: PVs of claims, CRDs of custom resources.
@@ -542,8 +645,8 @@ impl Run<'_> {
             let r = Arc::new(r);
             match self.cluster.get_raw(&r, None, &name).await {
                 Ok(Some(text)) => {
-                    let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(&text)
-                    else {
+                    let what = format!("{} {name}", r.group_resource());
+                    let Some(raw) = self.parse_get(None, &what, &text) else {
                         continue;
                     };
                     let pr = PlannedResource {
@@ -552,7 +655,7 @@ impl Run<'_> {
                         filter_names_as_namespaces: false,
                         ordered: vec![],
                     };
-                    let items = self.convert(&pr, &[raw], &BTreeSet::new());
+                    let (items, _) = self.convert(&pr, &[raw], &BTreeSet::new(), None);
                     // Dependents are not subject to the label selector.
                     let items = if items.is_empty() {
                         vec![Item {
@@ -644,7 +747,7 @@ pub async fn run_backup(
         });
     }
     let (discovered, namespaces) = tokio::join!(cluster.discover(), cluster.namespaces());
-    let (served, discovery_warnings) = discovered.map_err(cluster_err)?;
+    let (served, discovery_failures) = discovered.map_err(cluster_err)?;
     let namespaces = namespaces.map_err(cluster_err)?;
     let plan =
         plan_backup(&backup.spec, &served, &namespaces).map_err(|source| BackupError::Plan {
@@ -706,8 +809,28 @@ pub async fn run_backup(
         bound_pvs: Default::default(),
         seen_types: Default::default(),
     };
-    for w in &discovery_warnings {
-        run.warn(None, w.clone());
+    // A group version that could not be discovered may hold resources this backup
+    // should have: an error (the backup ends PartiallyFailed), never a warning.
+    for f in &discovery_failures {
+        let missing = if f.other_version_served {
+            format!(
+                "the resources only {} serves are not in this backup (those of its group's other versions are)",
+                f.group_version()
+            )
+        } else {
+            format!(
+                "the resources of {} are not in this backup",
+                f.group_version()
+            )
+        };
+        run.error(
+            None,
+            format!(
+                "discovery of {} failed ({}): {missing}; an aggregated API whose service is down answers this way — make it available (`kubectl get apiservices` shows which is not) and run the backup again",
+                f.path,
+                f.answer()
+            ),
+        );
     }
     // Exec hooks of the pods in the backup (spec hooks and pod annotations), all pre
     // hooks before the first LIST and all post hooks after the last item: the pods stay

@@ -2,7 +2,8 @@
 //! returned as raw JSON (so that no field of any object is lost or re-encoded), GETs and
 //! permission checks.
 //!
-//! Retries of 429/503/504 answers come from kube's own retry layer (`Config::default_retry`);
+//! Retries of 429/503/504 answers come from kube's own retry layer (`Config::default_retry`),
+//! except for the discovery of group versions, which retries by [`Backoff::DISCOVERY`];
 //! what an error means (not found, conflict, transient) is answered by [`ApiErrorKind`].
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceLi
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use lifeboat_types::plan::backup::ApiResource;
 use lifeboat_types::rules::backoff::Backoff;
+use lifeboat_types::rules::list_resume::{
+    ListCursor, ListFailure, ListResume, list_key, list_resume,
+};
 use serde::Deserialize;
 
 /// Errors talking to the API server. Each message names the server or object and the fix;
@@ -197,12 +201,76 @@ impl ClusterError {
     pub fn is_retryable(&self) -> bool {
         self.is_transient()
     }
+
+    /// The API server's answer to a failed LIST page, as the rule of what a LIST does
+    /// next reads it ([`lifeboat_types::rules::list_resume`]): the status code, the
+    /// reason and the Status's `metadata.continue` (a 410 Expired carries one that goes on
+    /// from the latest resourceVersion). `None` when the server gave no Status.
+    pub fn list_failure(&self) -> Option<ListFailure<'_>> {
+        let s = api_status(self.api_source()?)?;
+        Some(ListFailure {
+            code: s.code,
+            reason: &s.reason,
+            continue_token: s.metadata.as_ref().and_then(|m| m.continue_.as_deref()),
+        })
+    }
+}
+
+/// A group version whose discovery failed (an aggregated API whose service is down
+/// answers 503): the resources only it serves are unknown to this run.
+#[derive(Debug)]
+pub struct DiscoveryFailure {
+    /// The API group (`""` for the core group).
+    pub group: String,
+    /// The version.
+    pub version: String,
+    /// The discovery path (`/apis/<group>/<version>`).
+    pub path: String,
+    /// Whether another version of the group was discovered (its resources are known
+    /// there, unless only this version serves them).
+    pub other_version_served: bool,
+    /// Why it failed.
+    pub error: ClusterError,
+}
+
+impl DiscoveryFailure {
+    /// `group/version`, or `v1` for the core group.
+    pub fn group_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `API group "<group>"`, or `the core API group`.
+    pub fn group_label(&self) -> String {
+        if self.group.is_empty() {
+            "the core API group".into()
+        } else {
+            format!("API group {:?}", self.group)
+        }
+    }
+
+    /// The status the API server answered, as `503 ServiceUnavailable`, else the error.
+    pub fn answer(&self) -> String {
+        match self.error.api_source().and_then(api_status) {
+            Some(s) if s.reason.is_empty() || s.reason == "Failed to parse error data" => {
+                format!("{} {}", s.code, s.message.trim())
+            }
+            Some(s) => format!("{} {}: {}", s.code, s.reason, s.message.trim()),
+            None => crate::error::chain(&self.error),
+        }
+    }
 }
 
 /// A connection to one cluster.
 #[derive(Clone)]
 pub struct Cluster {
     client: kube::Client,
+    /// The same connection without kube's retry layer, for requests that retry by a
+    /// policy of their own ([`Backoff::DISCOVERY`]).
+    bare: kube::Client,
     server: String,
 }
 
@@ -323,11 +391,19 @@ impl Cluster {
         let server = config.cluster_url.to_string();
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
         config.read_timeout = Some(std::time::Duration::from_secs(120));
-        let client = kube::Client::try_from(config).map_err(|e| ClusterError::Unreachable {
-            server: server.clone(),
-            source: e,
-        })?;
-        Ok(Cluster { client, server })
+        let mut bare = config.clone();
+        bare.default_retry = false;
+        let client = |config| {
+            kube::Client::try_from(config).map_err(|e| ClusterError::Unreachable {
+                server: server.clone(),
+                source: e,
+            })
+        };
+        Ok(Cluster {
+            client: client(config)?,
+            bare: client(bare)?,
+            server,
+        })
     }
 
     /// The API server URL.
@@ -404,11 +480,37 @@ impl Cluster {
             .map_err(|e| self.map_err(path, verb, resource, ns, e))
     }
 
+    /// A discovery GET of a group version, tried again by [`Backoff::DISCOVERY`] when it
+    /// failed for a moment, not by kube's retry layer: an aggregated API that is down
+    /// answers 503 for as long as it is down, and that layer would wait minutes on it.
+    async fn get_discovery(&self, path: &str) -> Result<String, ClusterError> {
+        let get = || async {
+            let req = http::Request::get(path)
+                .body(Vec::new())
+                .map_err(|e| ClusterError::Api {
+                    what: path.into(),
+                    source: kube::Error::HttpError(e),
+                })?;
+            self.bare
+                .request_text(req)
+                .await
+                .map_err(|e| self.map_err(path, "get", "discovery", None, e))
+        };
+        get.retry(Backoff::DISCOVERY.builder())
+            .sleep(tokio::time::sleep)
+            .when(ClusterError::is_transient)
+            .await
+    }
+
     /// Every served resource type, at its group's preferred version — or, for a resource
     /// only served in other versions of its group (batch/v1beta1 CronJobs on 1.20), at the
-    /// first version that serves it, as client-go's ServerPreferredResources. Groups whose
-    /// discovery fails (an unavailable aggregated API) are returned as warnings.
-    pub async fn discover(&self) -> Result<(Vec<ApiResource>, Vec<String>), ClusterError> {
+    /// first version that serves it, as client-go's ServerPreferredResources. Group
+    /// versions whose discovery fails (an unavailable aggregated API) are returned beside
+    /// them, for the caller to record as errors; an unreachable server or rejected
+    /// credentials fail the whole discovery.
+    pub async fn discover(
+        &self,
+    ) -> Result<(Vec<ApiResource>, Vec<DiscoveryFailure>), ClusterError> {
         // (group, versions in order of preference)
         let mut groups_v: Vec<(String, Vec<String>)> = vec![("".into(), vec!["v1".into()])];
         let groups: APIGroupList = {
@@ -446,7 +548,7 @@ impl Cluster {
                 } else {
                     format!("/apis/{group}/{version}")
                 };
-                let res = self.get_text(&path, "get", "discovery", None).await;
+                let res = self.get_discovery(&path).await;
                 (gi, vi, group, version, path, res)
             })
             .buffer_unordered(16)
@@ -455,26 +557,42 @@ impl Cluster {
         results.sort_by_key(|r| (r.0, r.1));
         let mut out: Vec<ApiResource> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        let mut warnings = Vec::new();
+        let mut failures = Vec::new();
+        let mut discovered_groups = std::collections::BTreeSet::new();
         for (_, _, group, version, path, res) in results {
             let text = match res {
                 Ok(t) => t,
                 Err(e @ (ClusterError::Unreachable { .. } | ClusterError::Unauthorized { .. })) => {
                     return Err(e);
                 }
-                Err(e) => {
-                    warnings.push(format!(
-                        "discovery of {path} failed, its resources are skipped: {}",
-                        crate::error::chain(&e)
-                    ));
+                Err(error) => {
+                    failures.push(DiscoveryFailure {
+                        group,
+                        version,
+                        path,
+                        other_version_served: false,
+                        error,
+                    });
                     continue;
                 }
             };
-            let list: APIResourceList =
-                serde_json::from_str(&text).map_err(|source| ClusterError::Decode {
-                    what: path.clone(),
-                    source,
-                })?;
+            let list: APIResourceList = match serde_json::from_str(&text) {
+                Ok(l) => l,
+                Err(source) => {
+                    failures.push(DiscoveryFailure {
+                        error: ClusterError::Decode {
+                            what: path.clone(),
+                            source,
+                        },
+                        group,
+                        version,
+                        path,
+                        other_version_served: false,
+                    });
+                    continue;
+                }
+            };
+            discovered_groups.insert(group.clone());
             for r in list.resources {
                 if r.name.contains('/') || !seen.insert((group.clone(), r.name.clone())) {
                     continue; // a subresource, or served at a preferred version already
@@ -491,8 +609,11 @@ impl Cluster {
                 });
             }
         }
+        for f in &mut failures {
+            f.other_version_served = discovered_groups.contains(&f.group);
+        }
         out.sort_by_key(|a| a.group_resource());
-        Ok((out, warnings))
+        Ok((out, failures))
     }
 
     /// The names of all namespaces.
@@ -516,11 +637,30 @@ impl Cluster {
             verbs: vec![],
         };
         let mut names = Vec::new();
-        let mut cont = None;
+        let mut cont: Option<String> = None;
+        // A continue token that expires is handled as the backup's LISTs handle it
+        // (types::rules::list_resume); the restart keeps the names read.
+        let mut cursor = ListCursor::new();
+        let mut expiries = 0;
         loop {
-            let page = self
-                .list_page(&ns, None, None, cont.as_deref(), 500)
-                .await?;
+            let page = match self.list_page(&ns, None, None, cont.as_deref(), 500).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let next = e.list_failure().map_or(ListResume::Fail, |f| {
+                        list_resume(&f, cont.is_some(), expiries + 1, cursor.in_order())
+                    });
+                    expiries += 1;
+                    match next {
+                        ListResume::Continue(t) => cont = Some(t),
+                        ListResume::Restart => {
+                            cursor.restart();
+                            cont = None;
+                        }
+                        ListResume::Fail | ListResume::GiveUp(_) => return Err(e),
+                    }
+                    continue;
+                }
+            };
             let (items, next) = split_list(&page).map_err(|source| ClusterError::Decode {
                 what: "namespaces".into(),
                 source,
@@ -531,7 +671,10 @@ impl Cluster {
                         what: "namespaces".into(),
                         source,
                     })?;
-                names.push(it.metadata.name);
+                if cursor.admit(&list_key(None, &it.metadata.name)) {
+                    expiries = 0;
+                    names.push(it.metadata.name);
+                }
             }
             match next {
                 Some(n) => cont = Some(n),
@@ -967,6 +1110,76 @@ mod tests {
             crate::error::chain(&e),
             "cannot reach the API server at https://127.0.0.1:1/: ServiceError: Connection refused"
         );
+    }
+
+    /// Issue 11, item 6: what the LIST rule reads of a failed page — the code, the
+    /// reason and the Status's fresh continue token of a 410 Expired.
+    #[test]
+    fn a_failed_page_exposes_its_status_and_continue_token() {
+        let mut gone = kube::core::Status {
+            code: 410,
+            reason: "Expired".into(),
+            message: "The provided continue parameter is too old".into(),
+            ..Default::default()
+        };
+        gone.metadata = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta {
+            continue_: Some("fresh".into()),
+            ..Default::default()
+        });
+        let e = ClusterError::Api {
+            what: "/api/v1/configmaps".into(),
+            source: kube::Error::Api(Box::new(gone)),
+        };
+        assert_eq!(
+            e.list_failure(),
+            Some(ListFailure {
+                code: 410,
+                reason: "Expired",
+                continue_token: Some("fresh"),
+            })
+        );
+        let e = ClusterError::Api {
+            what: "/api/v1/configmaps".into(),
+            source: api(503, "ServiceUnavailable", None),
+        };
+        assert_eq!(
+            e.list_failure(),
+            Some(ListFailure {
+                code: 503,
+                reason: "ServiceUnavailable",
+                continue_token: None,
+            })
+        );
+        let e = ClusterError::Unreachable {
+            server: "s".into(),
+            source: transport(),
+        };
+        assert_eq!(e.list_failure(), None);
+    }
+
+    /// Issue 11, item 6: a group version that cannot be discovered is named with the
+    /// server's answer.
+    #[rstest]
+    #[case::unavailable(
+        api(503, "ServiceUnavailable", None),
+        "503 ServiceUnavailable: 503 ServiceUnavailable"
+    )]
+    #[case::plain_text_answer(kube::Error::Api(Box::new(kube::core::Status { code: 503, reason: "Failed to parse error data".into(), message: "service unavailable\n".into(), ..Default::default() })), "503 service unavailable")]
+    #[case::unreadable(kube::Error::Api(Box::new(kube::core::Status { code: 500, message: " boom ".into(), ..Default::default() })), "500 boom")]
+    fn a_discovery_failure_names_the_answer(#[case] e: kube::Error, #[case] answer: &str) {
+        let f = DiscoveryFailure {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            path: "/apis/metrics.k8s.io/v1beta1".into(),
+            other_version_served: false,
+            error: ClusterError::Api {
+                what: "/apis/metrics.k8s.io/v1beta1".into(),
+                source: e,
+            },
+        };
+        assert_eq!(f.answer(), answer);
+        assert_eq!(f.group_version(), "metrics.k8s.io/v1beta1");
+        assert_eq!(f.group_label(), "API group \"metrics.k8s.io\"");
     }
 
     #[test]

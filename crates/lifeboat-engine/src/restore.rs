@@ -669,6 +669,11 @@ fn compare(
     })
 }
 
+/// The API group of a `<plural>.<group>` (`""` for the core group).
+fn group_of(gr: &str) -> &str {
+    gr.split_once('.').map_or("", |(_, g)| g)
+}
+
 /// `ns/name` or `name`.
 pub fn display_key(ns: Option<&str>, name: &str) -> String {
     match ns {
@@ -758,8 +763,9 @@ pub async fn run_restore(
     } else if !opts.dry_run {
         store.check(false).await.map_err(storage_err)?;
     }
-    // The cluster must answer before the archive is fetched.
-    cluster.discover().await.map_err(cluster_err)?;
+    // The cluster must answer before the archive is fetched. Group versions it could not
+    // discover are recorded once the plan says which groups this restore writes to.
+    let (_, discovery_failures) = cluster.discover().await.map_err(cluster_err)?;
 
     // Extract and validate the whole archive first.
     let tmp = tempfile::Builder::new()
@@ -863,6 +869,35 @@ pub async fn run_restore(
     );
     for w in &plan.warnings {
         exec.warn(None, w.clone());
+    }
+    // A group the cluster could not discover is an error when this restore has objects
+    // of it (they may not be restorable, and their results say why); otherwise it does
+    // not concern this restore.
+    for f in &discovery_failures {
+        let objects = plan
+            .steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Phase { items, .. } => items.as_slice(),
+                Step::EnsureNamespaces(_) => &[],
+            })
+            .filter(|p| group_of(&files[p.index].gr) == f.group)
+            .count();
+        let what = format!("discovery of {} failed ({})", f.path, f.answer());
+        if objects > 0 {
+            exec.error(
+                None,
+                format!(
+                    "{what}: this restore has {objects} object(s) of {}, which the API server may not serve now; each one's result says whether it was restored — an aggregated API whose service is down answers this way: make it available (`kubectl get apiservices` shows which is not) and restore again",
+                    f.group_label()
+                ),
+            );
+        } else {
+            exec.warn(
+                None,
+                format!("{what}: this restore has no objects of {}", f.group_label()),
+            );
+        }
     }
 
     let mut items = Vec::new();

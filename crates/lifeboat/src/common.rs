@@ -72,7 +72,14 @@ fn cluster_options(cli: &Cli) -> Result<ClusterOptions> {
 /// `batch/v1` when the cluster serves CronJobs there, else `batch/v1beta1` (Kubernetes < 1.21).
 pub async fn cronjob_api_version(cli: &Cli) -> Result<String> {
     let cluster = connect(cli).await?;
-    let (served, _) = cluster.discover().await?;
+    let (served, failures) = cluster.discover().await?;
+    if let Some(f) = failures.iter().find(|f| f.group == "batch") {
+        bail!(
+            "discovery of {} failed ({}), so which CronJob version the cluster serves is unknown; make the API server serve it and try again",
+            f.path,
+            f.answer()
+        );
+    }
     let v1 = served
         .iter()
         .any(|r| r.group == "batch" && r.plural == "cronjobs" && r.version == "v1");

@@ -1,0 +1,527 @@
+//! Failures are failures (issue 11, item 6, backup side): what the API server answers
+//! badly — an expired continue token, a group it cannot discover, a garbled GET — ends
+//! as a complete backup or as a recorded error, never as a silently incomplete backup.
+//! The faults come from the fault-injecting proxy ([`crate::faults`]) in front of the
+//! test API server.
+
+use std::process::Output;
+
+use crate::faults::{FRESH_TOKEN_PREFIX, Fault, FaultProxy, Hits, Rule, Seen};
+use crate::support::*;
+
+/// Runs lifeboat against the cluster through `proxy`.
+fn via(env: &Env, proxy: &FaultProxy, args: &[&str]) -> Output {
+    env.cmd()
+        .env("KUBECONFIG", &proxy.kubeconfig)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A fresh namespace `ns` holding ConfigMaps `cm-000` ... (`n` of them).
+fn configmaps(env: &Env, ns: &str, n: usize) {
+    env.kubectl(
+        &["delete", "namespace", ns, "--ignore-not-found", "--wait"],
+        None,
+    );
+    let mut yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i:03}, namespace: {ns}}}\ndata: {{i: \"{i}\"}}\n"
+        ));
+    }
+    env.apply(&yaml);
+    // kube-root-ca.crt, made by the controller-manager, is in every namespace.
+    env.wait_for(&["configmaps", "-n", ns], n + 1);
+}
+
+/// The stored backup `name`: its velero-backup.json and results.
+fn stored(env: &Env, name: &str) -> (serde_json::Value, serde_json::Value) {
+    let dir = env.storage().join("backups").join(name);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("velero-backup.json")).unwrap()).unwrap();
+    let results = read_json_gz(&dir.join(format!("{name}-results.gz")));
+    (meta, results)
+}
+
+/// The names of the ConfigMaps of `ns` in backup `name`'s tarball, one per entry (a
+/// duplicate shows twice).
+fn configmaps_in_tarball(env: &Env, name: &str, ns: &str) -> Vec<String> {
+    let t = read_tarball(
+        &env.storage()
+            .join("backups")
+            .join(name)
+            .join(format!("{name}.tar.gz")),
+    );
+    let prefix = format!("resources/configmaps/namespaces/{ns}/");
+    t.names
+        .iter()
+        .filter_map(|n| n.strip_prefix(&prefix))
+        .map(|n| n.trim_end_matches(".json").to_owned())
+        .collect()
+}
+
+fn messages(results: &serde_json::Value, kind: &str, ns: Option<&str>) -> Vec<String> {
+    let list = match ns {
+        Some(ns) => &results[kind]["namespaces"][ns],
+        None => &results[kind]["cluster"],
+    };
+    list.as_array()
+        .map(|a| a.iter().map(|m| m.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn is_page_of(ns: &str) -> impl Fn(&Seen) -> bool + Send + Sync + 'static {
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    move |r: &Seen| r.method == "GET" && r.path == path && r.continue_token.is_some()
+}
+
+/// Issue 11, item 6: a LIST page answered 410 Gone (the continue token expired because
+/// storage was slow) ended the LIST of that resource with an error, the rest of its items
+/// missing. Now the LIST goes on with the Status's fresh token when it has one, and is
+/// restarted (skipping what was already stored) when it has none: the backup is Completed
+/// and holds every ConfigMap exactly once.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn an_expired_continue_token_resumes_the_list_without_losing_or_repeating_items() {
+    let env = Env::new();
+    let ns = "it-fault-expired";
+    configmaps(&env, ns, 120);
+    let proxy = FaultProxy::start(
+        &env.kubeconfig,
+        vec![
+            Rule::new(
+                "expired-with-token",
+                is_page_of(ns),
+                Hits::Nth(3),
+                Fault::Expired { fresh_token: true },
+            ),
+            Rule::new(
+                "expired-without-token",
+                is_page_of(ns),
+                Hits::Nth(7),
+                Fault::Expired { fresh_token: false },
+            ),
+        ],
+    );
+    let out = via(
+        &env,
+        &proxy,
+        &[
+            "backup",
+            "create",
+            "exp",
+            "--include-namespaces",
+            ns,
+            "--include-resources",
+            "configmaps",
+            "--page-size",
+            "10",
+            "--wait",
+        ],
+    );
+    assert_eq!(code(&out), Some(0), "{}", show(&out));
+
+    // Both faults happened, and the LIST went on as each allows.
+    let seen = proxy.seen();
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    let at = |rule: &str| {
+        seen.iter()
+            .position(|r| r.fault.as_deref() == Some(rule))
+            .unwrap_or_else(|| panic!("{rule} never fired: {seen:#?}"))
+    };
+    let (with, without) = (at("expired-with-token"), at("expired-without-token"));
+    let next_page = |i: usize| {
+        seen[i + 1..]
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("no LIST after request {i}: {seen:#?}"))
+    };
+    // Small pages, as asked.
+    assert!(
+        seen.iter()
+            .filter(|r| r.path == path)
+            .all(|r| r.query.contains("limit=10")),
+        "{seen:#?}"
+    );
+    // The fresh token of the Status was used ...
+    assert!(
+        next_page(with)
+            .continue_token
+            .as_deref()
+            .is_some_and(|c| c.starts_with(FRESH_TOKEN_PREFIX)),
+        "{seen:#?}"
+    );
+    // ... and without one the LIST started again.
+    assert_eq!(next_page(without).continue_token, None, "{seen:#?}");
+
+    let (meta, results) = stored(&env, "exp");
+    assert_eq!(meta["status"]["phase"], "Completed", "{results}");
+    let mut names = configmaps_in_tarball(&env, "exp", ns);
+    let total = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(total, names.len(), "a ConfigMap is stored twice");
+    let mut want: Vec<String> = (0..120).map(|i| format!("cm-{i:03}")).collect();
+    want.push("kube-root-ca.crt".into());
+    assert_eq!(names, want);
+    assert_eq!(meta["status"]["progress"]["itemsBackedUp"], 121);
+    // Each continuation is a warning: the rest of the list is newer than its beginning.
+    let warnings = messages(&results, "warnings", Some(ns));
+    assert_eq!(warnings.len(), 2, "{results}");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.contains("configmaps") && w.contains("newer resourceVersion")),
+        "{warnings:?}"
+    );
+}
+
+/// Issue 11, item 6: a LIST whose continue token keeps expiring is given up with an
+/// error naming the resource (the backup PartiallyFailed), after what it read — never
+/// a loop, never a backup that looks complete.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_list_that_keeps_expiring_is_an_error_naming_the_resource() {
+    let env = Env::new();
+    let ns = "it-fault-expiring";
+    configmaps(&env, ns, 30);
+    let proxy = FaultProxy::start(
+        &env.kubeconfig,
+        vec![Rule::new(
+            "always-expired",
+            is_page_of(ns),
+            Hits::All,
+            Fault::Expired { fresh_token: false },
+        )],
+    );
+    let out = via(
+        &env,
+        &proxy,
+        &[
+            "backup",
+            "create",
+            "expiring",
+            "--include-namespaces",
+            ns,
+            "--include-resources",
+            "configmaps",
+            "--page-size",
+            "10",
+            "--wait",
+        ],
+    );
+    assert_eq!(code(&out), Some(3), "{}", show(&out));
+    let expired = proxy.seen().iter().filter(|r| r.fault.is_some()).count();
+    assert_eq!(expired, 3, "given up at the third expiry in a row");
+    let (meta, results) = stored(&env, "expiring");
+    assert_eq!(meta["status"]["phase"], "PartiallyFailed");
+    let errors = messages(&results, "errors", Some(ns));
+    assert_eq!(errors.len(), 1, "{results}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "listing configmaps in namespace {ns} stopped after 10 item(s): its continue token expired 3 times in a row"
+        )) && errors[0].contains("run the backup again"),
+        "{}",
+        errors[0]
+    );
+    // What was read is stored, once.
+    let names = configmaps_in_tarball(&env, "expiring", ns);
+    let want: Vec<String> = (0..10).map(|i| format!("cm-{i:03}")).collect();
+    assert_eq!(names, want);
+}
+
+fn gadget_crd(env: &Env, ns: &str) {
+    env.apply(
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.faults.example.com}
+spec:
+  group: faults.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#,
+    );
+    env.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/gadgets.faults.example.com",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    // Discovery may lag a moment behind Established.
+    for _ in 0..100 {
+        if env
+            .kubectl(
+                &[
+                    "api-resources",
+                    "--api-group=faults.example.com",
+                    "-o",
+                    "name",
+                ],
+                None,
+            )
+            .contains("gadgets")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    env.kubectl(
+        &["delete", "namespace", ns, "--ignore-not-found", "--wait"],
+        None,
+    );
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: faults.example.com/v1\nkind: Gadget\nmetadata: {{name: g1, namespace: {ns}}}\nspec: {{size: 1}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {ns}}}\ndata: {{a: b}}\n"
+    ));
+}
+
+/// The group an aggregated API serves, down: every discovery of it answers 503.
+fn group_down() -> Rule {
+    Rule::new(
+        "group-down",
+        |r: &Seen| r.method == "GET" && r.path == "/apis/faults.example.com/v1",
+        Hits::All,
+        Fault::Status {
+            code: 503,
+            reason: "ServiceUnavailable",
+        },
+    )
+}
+
+/// Issue 11, item 6: a group version whose discovery failed (an aggregated API whose
+/// service is down) was a warning, "its resources are skipped", and the backup was
+/// Completed without them. It is an error: the backup is PartiallyFailed and its
+/// results, `backup describe` and `backup logs` name the group, the answer and the fix.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_group_that_cannot_be_discovered_is_a_backup_error() {
+    let env = Env::new();
+    let ns = "it-fault-discovery";
+    gadget_crd(&env, ns);
+    let proxy = FaultProxy::start(&env.kubeconfig, vec![group_down()]);
+    let out = via(
+        &env,
+        &proxy,
+        &[
+            "backup",
+            "create",
+            "disc",
+            "--include-namespaces",
+            ns,
+            "--wait",
+        ],
+    );
+    assert_eq!(code(&out), Some(3), "{}", show(&out));
+    assert!(
+        proxy.seen().iter().any(|r| r.fault.is_some()),
+        "the discovery was never asked"
+    );
+    let (meta, results) = stored(&env, "disc");
+    assert_eq!(meta["status"]["phase"], "PartiallyFailed");
+    let errors = messages(&results, "errors", None);
+    assert_eq!(errors.len(), 1, "{results}");
+    let e = &errors[0];
+    assert!(
+        e.starts_with("discovery of /apis/faults.example.com/v1 failed (503 ServiceUnavailable")
+            && e.contains("the resources of faults.example.com/v1 are not in this backup")
+            && e.contains("kubectl get apiservices"),
+        "{e}"
+    );
+    // The rest is there; the group's objects are not (their absence is the error).
+    let t = read_tarball(&env.storage().join("backups/disc/disc.tar.gz"));
+    assert!(
+        t.json.contains_key(&format!(
+            "resources/configmaps/namespaces/{ns}/settings.json"
+        )),
+        "{:?}",
+        t.names
+    );
+    assert!(
+        !t.names.iter().any(|n| n.contains("gadgets")),
+        "{:?}",
+        t.names
+    );
+    // What a user reads names the group.
+    let describe = env.ok(&["backup", "describe", "disc", "--details"]);
+    assert!(
+        describe.contains("PartiallyFailed")
+            && describe.contains("discovery of /apis/faults.example.com/v1 failed"),
+        "{describe}"
+    );
+    let logs = env.ok(&["backup", "logs", "disc"]);
+    assert!(
+        logs.contains("level=error")
+            && logs.contains("discovery of /apis/faults.example.com/v1 failed"),
+        "{logs}"
+    );
+}
+
+/// Issue 11, item 6 (restore): a restore dropped the discovery failures it met. A group
+/// the cluster cannot discover is an error when the restore has objects of it (naming
+/// the group and how many), a warning when it has none.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_restore_names_a_group_it_cannot_discover() {
+    let env = Env::new();
+    let ns = "it-fault-rdisc";
+    let other = "it-fault-rdisc-cm";
+    gadget_crd(&env, ns);
+    env.ok(&[
+        "backup",
+        "create",
+        "rdisc",
+        "--include-namespaces",
+        ns,
+        "--wait",
+    ]);
+    for n in [ns, other] {
+        env.kubectl(
+            &["delete", "namespace", n, "--ignore-not-found", "--wait"],
+            None,
+        );
+    }
+    let proxy = FaultProxy::start(&env.kubeconfig, vec![group_down()]);
+    let out = via(
+        &env,
+        &proxy,
+        &[
+            "restore",
+            "create",
+            "rdisc-all",
+            "--from-backup",
+            "rdisc",
+            "--wait",
+        ],
+    );
+    assert_eq!(code(&out), Some(3), "{}", show(&out));
+    let results = read_json_gz(
+        &env.storage()
+            .join("restores/rdisc-all/restore-rdisc-all-results.gz"),
+    );
+    let errors = messages(&results, "errors", None);
+    assert_eq!(errors.len(), 1, "{results}");
+    assert!(
+        errors[0]
+            .starts_with("discovery of /apis/faults.example.com/v1 failed (503 ServiceUnavailable")
+            && errors[0]
+                .contains("this restore has 1 object(s) of API group \"faults.example.com\""),
+        "{}",
+        errors[0]
+    );
+    // Only discovery is down here: the object itself was created.
+    env.kubectl(&["get", "gadgets.faults.example.com", "g1", "-n", ns], None);
+
+    // A restore with nothing of that group only mentions it.
+    let out = via(
+        &env,
+        &proxy,
+        &[
+            "restore",
+            "create",
+            "rdisc-cm",
+            "--from-backup",
+            "rdisc",
+            "--include-resources",
+            "configmaps",
+            "--namespace-mappings",
+            &format!("{ns}:{other}"),
+            "--wait",
+        ],
+    );
+    assert_eq!(code(&out), Some(0), "{}", show(&out));
+    let results = read_json_gz(
+        &env.storage()
+            .join("restores/rdisc-cm/restore-rdisc-cm-results.gz"),
+    );
+    let warnings = messages(&results, "warnings", None);
+    assert!(
+        warnings.iter().any(
+            |w| w.contains("discovery of /apis/faults.example.com/v1 failed")
+                && w.contains("this restore has no objects of API group \"faults.example.com\"")
+        ),
+        "{results}"
+    );
+}
+
+/// Issue 11, item 6: a GET of an orderedResources object whose answer was not JSON was
+/// skipped without a word (`let Ok(..) else { continue }`). It is an item error naming
+/// the resource and the object.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn an_unreadable_get_answer_is_an_item_error() {
+    let env = Env::new();
+    let ns = "it-fault-get";
+    configmaps(&env, ns, 3);
+    let path = format!("/api/v1/namespaces/{ns}/configmaps/cm-001");
+    let proxy = FaultProxy::start(
+        &env.kubeconfig,
+        vec![Rule::new(
+            "garbled",
+            move |r: &Seen| r.method == "GET" && r.path == path,
+            Hits::All,
+            Fault::Body {
+                code: 200,
+                body: "<html>upstream connect error</html>",
+            },
+        )],
+    );
+    let ordered = format!("configmaps={ns}/cm-001");
+    let out = via(
+        &env,
+        &proxy,
+        &[
+            "backup",
+            "create",
+            "garbled",
+            "--include-namespaces",
+            ns,
+            "--ordered-resources",
+            &ordered,
+            "--wait",
+        ],
+    );
+    assert_eq!(code(&out), Some(3), "{}", show(&out));
+    let (meta, results) = stored(&env, "garbled");
+    assert_eq!(meta["status"]["phase"], "PartiallyFailed");
+    let errors = messages(&results, "errors", Some(ns));
+    assert_eq!(errors.len(), 1, "{results}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "orderedResources: configmaps {ns}/cm-001: the API server's answer to its GET is not the object"
+        )),
+        "{}",
+        errors[0]
+    );
+    // The LIST still stored it, once.
+    let names = configmaps_in_tarball(&env, "garbled", ns);
+    assert_eq!(
+        names.iter().filter(|n| *n == "cm-001").count(),
+        1,
+        "{names:?}"
+    );
+}
