@@ -616,6 +616,26 @@ impl Cluster {
         Ok((out, failures))
     }
 
+    /// What the API server serves, for RBAC that names it: the core group's resource names
+    /// (`/api/v1`, subresources such as `pods/exec` included) and every API group's name
+    /// (`/apis`, whether or not its discovery answers).
+    pub async fn served_api(&self) -> Result<(Vec<String>, Vec<String>), ClusterError> {
+        let decode = |what: &str| {
+            let what = what.to_owned();
+            move |source| ClusterError::Decode { what, source }
+        };
+        let core: APIResourceList =
+            serde_json::from_str(&self.get_text("/api/v1", "get", "discovery", None).await?)
+                .map_err(decode("/api/v1"))?;
+        let groups: APIGroupList =
+            serde_json::from_str(&self.get_text("/apis", "get", "discovery", None).await?)
+                .map_err(decode("/apis"))?;
+        Ok((
+            core.resources.into_iter().map(|r| r.name).collect(),
+            groups.groups.into_iter().map(|g| g.name).collect(),
+        ))
+    }
+
     /// The names of all namespaces.
     pub async fn namespaces(&self) -> Result<Vec<String>, ClusterError> {
         #[derive(Deserialize)]

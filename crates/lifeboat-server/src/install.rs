@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use lifeboat_engine::cluster::{Cluster, ClusterError};
 use lifeboat_types::manifests::install::collection;
+use lifeboat_types::manifests::rbac;
 
 /// Why an install or uninstall stopped.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,11 @@ pub enum InstallError {
     /// A CRD did not become Established.
     #[error("CRD {0} was not Established within 60s; check the API server's log")]
     NotEstablished(String),
+    /// An aggregated ClusterRole did not receive the rules of the roles it selects.
+    #[error(
+        "ClusterRole {0} did not receive the rules of the ClusterRoles labelled for it within 60s; kube-controller-manager's clusterrole-aggregation controller copies them: check that it runs"
+    )]
+    NotAggregated(String),
     /// An object of a kind install does not know.
     #[error("install does not know where {0} objects live")]
     UnknownKind(String),
@@ -59,7 +65,7 @@ impl InstallError {
     pub fn is_retryable(&self) -> bool {
         match self {
             InstallError::Apply { source, .. } => source.is_retryable(),
-            InstallError::NotEstablished(_) => true,
+            InstallError::NotEstablished(_) | InstallError::NotAggregated(_) => true,
             InstallError::UnknownKind(_) => false,
             InstallError::ServerRunning { .. } | InstallError::Lease { .. } => true,
         }
@@ -77,7 +83,9 @@ fn ident(o: &Value) -> (String, String, String, Option<String>) {
 }
 
 /// Applies `objects` in order; waits for CRDs to be Established before the first object
-/// after them. Returns `kind/name` of each object applied.
+/// after them, and at the end for each aggregated ClusterRole to hold the rules of the
+/// ClusterRoles among `objects` it selects (a server started at once would otherwise be
+/// refused what its base role grants). Returns `kind/name` of each object applied.
 pub async fn apply(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>, InstallError> {
     let mut done = Vec::new();
     let mut pending_crds: Vec<String> = Vec::new();
@@ -107,7 +115,35 @@ pub async fn apply(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>, 
     for crd in pending_crds {
         wait_established(cluster, &crd).await?;
     }
+    for role in objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" && o.get("aggregationRule").is_some())
+    {
+        let want = rbac::aggregated_rules(role, objects);
+        wait_aggregated(cluster, &ident(role).2, &want).await?;
+    }
     Ok(done)
+}
+
+async fn wait_aggregated(
+    cluster: &Cluster,
+    name: &str,
+    want: &[Value],
+) -> Result<(), InstallError> {
+    let path = format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}");
+    for _ in 0..120 {
+        if let Ok(text) = cluster.get_path(&path, "clusterroles").await
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+            && rbac::covers(
+                v["rules"].as_array().map(Vec::as_slice).unwrap_or_default(),
+                want,
+            )
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(InstallError::NotAggregated(name.into()))
 }
 
 async fn wait_established(cluster: &Cluster, name: &str) -> Result<(), InstallError> {

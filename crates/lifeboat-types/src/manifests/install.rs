@@ -3,17 +3,23 @@
 //! and optionally a default BackupStorageLocation and its credentials Secret.
 //!
 //! RBAC is split so that each permission has one reason:
-//! - ClusterRole `lifeboat-backup`: get/list/watch on everything — what a backup reads.
-//! - ClusterRole `lifeboat-restore`: create/patch/update on everything — what a restore
+//! - ClusterRole `lifeboat-backup`: get/list/watch on every object — what a backup reads.
+//! - ClusterRole `lifeboat-restore`: create/patch/update on every object — what a restore
 //!   writes; not bound with `--backup-only`.
+//! - ClusterRole `lifeboat-exec-hooks`: `pods/exec`; not bound with `--no-exec-hooks`.
 //! - Role `lifeboat-server` in the install namespace: the lifeboat.dev resources, Leases
 //!   (leader election), Events, and the Secrets/ConfigMaps a location or a restore names.
+//!
+//! "Every object" is enumerated, never `*` (which also matches `pods/exec`, `nodes/proxy`
+//! and `serviceaccounts/token`): see [`rbac`]. The backup and restore roles aggregate
+//! `lifeboat-backup-base` / `lifeboat-restore-base` and any ClusterRole labelled for them.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use crate::api::crd;
+use crate::manifests::rbac::{self, ApiScope};
 
 /// Options of `lifeboat install`.
 #[derive(Debug, Clone)]
@@ -31,6 +37,9 @@ pub struct InstallOptions {
     pub no_exec_hooks: bool,
     /// Port of /metrics, /healthz and /readyz.
     pub metrics_port: u16,
+    /// What the backup and restore roles cover: the served core resources and API groups
+    /// when install can ask the cluster, else the built-in ones ([`ApiScope::builtin`]).
+    pub api: ApiScope,
     /// A default storage location to create (provider, bucket, prefix, config).
     pub location: Option<LocationOptions>,
 }
@@ -59,6 +68,7 @@ impl Default for InstallOptions {
             backup_only: false,
             no_exec_hooks: false,
             metrics_port: 8085,
+            api: ApiScope::builtin(),
             location: None,
         }
     }
@@ -128,33 +138,45 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": { "name": "lifeboat", "namespace": ns, "labels": labels() }
     }));
-    out.push(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": { "name": "lifeboat-backup", "labels": labels() },
-        "rules": [
-            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"] },
-            { "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"] }
-        ]
-    }));
-    out.push(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": { "name": "lifeboat-restore", "labels": labels() },
-        "rules": [
-            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "patch", "update"] },
-            // Restoring a Role, ClusterRole or binding that grants more than this role has
-            // (an `edit` RoleBinding, a Role with delete) needs bind and escalate: the API
-            // server's escalation check refuses it otherwise.
-            { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "clusterroles"], "verbs": ["bind", "escalate"] }
-        ]
-    }));
+    // The backup and restore roles aggregate their base (replaced by each install) and
+    // whatever ClusterRole an operator labels for them: a group installed later is granted
+    // without touching lifeboat's objects (`rbac`'s module doc says why the rules name
+    // groups and core resources instead of `*`).
+    for (role, label, rules) in [
+        (
+            "lifeboat-backup",
+            rbac::AGGREGATE_TO_BACKUP,
+            rbac::backup_rules(&o.api),
+        ),
+        (
+            "lifeboat-restore",
+            rbac::AGGREGATE_TO_RESTORE,
+            rbac::restore_rules(&o.api),
+        ),
+    ] {
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {
+                "name": format!("{role}-base"),
+                "labels": { COMPONENT_LABEL.0: COMPONENT_LABEL.1, label: "true" }
+            },
+            "rules": rules
+        }));
+        // No `rules`: the aggregation controller owns them (an applied empty list would
+        // empty the role for a moment on every install).
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": { "name": role, "labels": labels() },
+            "aggregationRule": { "clusterRoleSelectors": [{ "matchLabels": { label: "true" } }] }
+        }));
+    }
     // Exec hooks run commands in workload pods: their own role, so that it can be left
-    // unbound (`--no-exec-hooks`) and audited apart from the read and write roles.
+    // unbound (`--no-exec-hooks`) and audited apart from the read and write roles, which
+    // grant no subresource of the core group.
     out.push(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": { "name": "lifeboat-exec-hooks", "labels": labels() },
-        "rules": [
-            { "apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"] }
-        ]
+        "rules": rbac::exec_hook_rules()
     }));
     let mut bound = vec!["lifeboat-backup"];
     if !o.backup_only {
@@ -411,7 +433,7 @@ mod tests {
         });
         let backup = objs
             .iter()
-            .find(|o| o["metadata"]["name"] == "lifeboat-backup")
+            .find(|o| o["metadata"]["name"] == "lifeboat-backup-base")
             .unwrap();
         for rule in backup["rules"].as_array().unwrap() {
             for verb in rule["verbs"].as_array().unwrap() {
@@ -430,7 +452,7 @@ mod tests {
         let full_objs = manifests(&InstallOptions::default());
         let restore = full_objs
             .iter()
-            .find(|o| o["metadata"]["name"] == "lifeboat-restore")
+            .find(|o| o["metadata"]["name"] == "lifeboat-restore-base")
             .unwrap();
         assert!(
             restore["rules"]
@@ -465,5 +487,101 @@ mod tests {
         // with secret access beyond the backup's read).
         let role = objs.iter().find(|o| o["kind"] == "Role").unwrap();
         assert_eq!(role["metadata"]["namespace"], "lifeboat");
+    }
+
+    /// The rules the ServiceAccount holds: those of every ClusterRole bound to it, an
+    /// aggregated role's being those the aggregation controller gives it.
+    fn effective_rules(objs: &[Value]) -> Vec<Value> {
+        let mut rules = Vec::new();
+        for b in objs.iter().filter(|o| o["kind"] == "ClusterRoleBinding") {
+            let r = objs
+                .iter()
+                .find(|o| {
+                    o["kind"] == "ClusterRole" && o["metadata"]["name"] == b["roleRef"]["name"]
+                })
+                .unwrap();
+            match r["rules"].as_array() {
+                Some(own) => rules.extend(own.iter().cloned()),
+                None => rules.extend(rbac::aggregated_rules(r, objs)),
+            }
+        }
+        rules
+    }
+
+    /// Issue 11, item 8: the installed roles granted verbs on `*` in `*`, which also
+    /// matched `pods/exec`, `nodes/proxy` and `serviceaccounts/token`. What the
+    /// ServiceAccount may do now, by install flags and the groups install was given.
+    #[rstest::rstest]
+    #[case::exec_with_hooks("create", "", "pods/exec", false, false, true)]
+    #[case::exec_get_with_hooks("get", "", "pods/exec", false, false, true)]
+    #[case::exec_without_hooks("create", "", "pods/exec", true, false, false)]
+    #[case::exec_get_without_hooks("get", "", "pods/exec", true, false, false)]
+    #[case::exec_backup_only_without_hooks("get", "", "pods/exec", true, true, false)]
+    #[case::node_proxy("get", "", "nodes/proxy", false, false, false)]
+    #[case::node_proxy_create("create", "", "nodes/proxy", false, false, false)]
+    #[case::token("create", "", "serviceaccounts/token", false, false, false)]
+    #[case::attach("create", "", "pods/attach", false, false, false)]
+    #[case::portforward("create", "", "pods/portforward", false, false, false)]
+    #[case::pod_proxy("get", "", "pods/proxy", false, false, false)]
+    #[case::service_proxy("get", "", "services/proxy", false, false, false)]
+    #[case::ephemeral("update", "", "pods/ephemeralcontainers", false, false, false)]
+    #[case::read_configmaps("list", "", "configmaps", true, true, true)]
+    #[case::read_secrets("get", "", "secrets", true, true, true)]
+    #[case::read_velero("list", "velero.io", "backups", true, true, true)]
+    #[case::read_served_group("list", "example.com", "widgets", true, true, true)]
+    #[case::write_served_group("create", "example.com", "widgets", false, false, true)]
+    #[case::write_served_group_backup_only("create", "example.com", "widgets", false, true, false)]
+    #[case::read_group_not_served("list", "example.org", "gadgets", false, false, false)]
+    #[case::write_pods("create", "", "pods", false, false, true)]
+    #[case::write_pods_backup_only("create", "", "pods", false, true, false)]
+    fn the_service_account_may(
+        #[case] verb: &str,
+        #[case] group: &str,
+        #[case] resource: &str,
+        #[case] no_exec_hooks: bool,
+        #[case] backup_only: bool,
+        #[case] allowed: bool,
+    ) {
+        let objs = manifests(&InstallOptions {
+            no_exec_hooks,
+            backup_only,
+            api: ApiScope::served(["configmaps"], ["example.com"]),
+            ..Default::default()
+        });
+        assert_eq!(
+            rbac::allows(&effective_rules(&objs), verb, group, resource),
+            allowed,
+            "{verb} {group}/{resource}"
+        );
+    }
+
+    /// The bound backup and restore roles hold no rule of their own: they select their
+    /// base by its label, and so anything an operator labels likewise.
+    #[test]
+    fn backup_and_restore_roles_aggregate_their_labelled_base() {
+        let objs = manifests(&InstallOptions::default());
+        for (role, label) in [
+            ("lifeboat-backup", rbac::AGGREGATE_TO_BACKUP),
+            ("lifeboat-restore", rbac::AGGREGATE_TO_RESTORE),
+        ] {
+            let r = objs.iter().find(|o| o["metadata"]["name"] == role).unwrap();
+            assert!(r.get("rules").is_none(), "{r}");
+            assert_eq!(
+                r["aggregationRule"],
+                json!({"clusterRoleSelectors": [{"matchLabels": {label: "true"}}]})
+            );
+            let base = objs
+                .iter()
+                .find(|o| o["metadata"]["name"] == format!("{role}-base"))
+                .unwrap();
+            assert_eq!(base["metadata"]["labels"][label], "true");
+            assert_eq!(
+                base["metadata"]["labels"][COMPONENT_LABEL.0],
+                COMPONENT_LABEL.1
+            );
+            // The base comes first: the aggregated role is applied with its rules there.
+            let at = |n: &str| objs.iter().position(|o| o["metadata"]["name"] == n);
+            assert!(at(&format!("{role}-base")) < at(role));
+        }
     }
 }

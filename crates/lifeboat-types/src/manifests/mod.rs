@@ -3,3 +3,4 @@
 
 pub mod etcd_schedule;
 pub mod install;
+pub mod rbac;

@@ -7,6 +7,7 @@ use clap::Args;
 use lifeboat_server::{self as server, ServerOptions};
 use lifeboat_types::GoDuration;
 use lifeboat_types::manifests::install::{InstallOptions, LocationOptions, manifests};
+use lifeboat_types::manifests::rbac::{self, ApiScope};
 use serde_json::json;
 
 use crate::cli::{Cli, Output};
@@ -48,7 +49,9 @@ pub struct InstallArgs {
     /// Port of /metrics, /healthz and /readyz.
     #[arg(long, default_value_t = 8085)]
     pub metrics_port: u16,
-    /// Print the objects instead of applying them.
+    /// Print the objects instead of applying them. The cluster is not asked, so the backup
+    /// and restore roles cover Kubernetes' built-in API groups, velero.io, lifeboat.dev and
+    /// snapshot.storage.k8s.io only (an install grants every group served too).
     #[arg(long)]
     pub dry_run: bool,
     /// Output format with --dry-run: yaml or json.
@@ -136,17 +139,18 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
         }),
         _ => None,
     };
-    let opts = InstallOptions {
+    let mut opts = InstallOptions {
         namespace: cli.namespace.clone(),
         image: a.image.clone(),
         replicas: a.replicas,
         backup_only: a.backup_only,
         no_exec_hooks: a.no_exec_hooks,
         metrics_port: a.metrics_port,
+        api: ApiScope::builtin(),
         location,
     };
-    let objs = manifests(&opts);
     if a.dry_run {
+        let objs = manifests(&opts);
         match a.output {
             Output::Json => println!(
                 "{}",
@@ -163,6 +167,14 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let cluster = connect(cli).await?;
+    // The roles name the groups and core resources the cluster serves now, besides the
+    // built-in ones (a `*` would also grant pods/exec, nodes/proxy, serviceaccounts/token).
+    let (core, groups) = cluster.served_api().await?;
+    opts.api = ApiScope::served(
+        core.iter().map(String::as_str),
+        groups.iter().map(String::as_str),
+    );
+    let objs = manifests(&opts);
     let done = lifeboat_server::install::apply(&cluster, &objs).await?;
     for d in &done {
         println!("{d}: applied");
@@ -170,6 +182,12 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
     println!(
         "lifeboat is installed in namespace {:?}. Check the server with `kubectl -n {} logs deploy/lifeboat`.",
         cli.namespace, cli.namespace
+    );
+    println!(
+        "Its backup and restore roles cover {} API groups: those served now and Kubernetes' built-in ones. Grant a group installed later with a ClusterRole labelled {}: \"true\" (reads) or {}: \"true\" (writes), or run install again (docs/server.md, \"Security model\").",
+        opts.api.groups.len(),
+        rbac::AGGREGATE_TO_BACKUP,
+        rbac::AGGREGATE_TO_RESTORE
     );
     Ok(Exit::Ok)
 }
