@@ -53,13 +53,16 @@ pub enum ClusterError {
         server: String,
     },
     /// RBAC forbids an operation.
-    #[error("forbidden: cannot {verb} {resource}{}: {message}; grant it with a Role/ClusterRole bound to the user, or exclude the resource",
-        namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
+    #[error("forbidden: cannot {verb} {resource}{}: {message}; {}",
+        namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default(),
+        lifeboat_types::manifests::rbac::forbidden_fix(verb, group.as_deref(), resource))]
     Forbidden {
         /// The verb (`list`, `get`).
         verb: String,
         /// The resource (`secrets`, `deployments.apps`).
         resource: String,
+        /// Its API group (`""` for core), when known: the fix names it.
+        group: Option<String>,
         /// The namespace, if any.
         namespace: Option<String>,
         /// The server's message.
@@ -189,6 +192,26 @@ impl ApiErrorKind for ClusterError {
 }
 
 impl ClusterError {
+    /// A refusal of a resource of API `group` names that group (and so the fix).
+    fn in_group(self, group: &str) -> ClusterError {
+        match self {
+            ClusterError::Forbidden {
+                verb,
+                resource,
+                group: None,
+                namespace,
+                message,
+            } => ClusterError::Forbidden {
+                verb,
+                resource,
+                group: Some(group.to_owned()),
+                namespace,
+                message,
+            },
+            other => other,
+        }
+    }
+
     fn api_source(&self) -> Option<&kube::Error> {
         match self {
             ClusterError::Api { source, .. } => Some(source),
@@ -426,6 +449,7 @@ impl Cluster {
             kube::Error::Api(s) if s.code == 403 => ClusterError::Forbidden {
                 verb: verb.into(),
                 resource: resource.into(),
+                group: None,
                 namespace: ns.map(str::to_owned),
                 message: s.message.clone(),
             },
@@ -725,6 +749,7 @@ impl Cluster {
         }
         self.get_text(&path, "list", &r.group_resource(), namespace)
             .await
+            .map_err(|e| e.in_group(&r.group))
     }
 
     /// Deletes the object `collection/name` only if its uid is still `uid` (a
@@ -789,7 +814,7 @@ impl Cluster {
         {
             Ok(t) => Ok(Some(t)),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(e.in_group(&r.group)),
         }
     }
 
@@ -827,6 +852,7 @@ impl Cluster {
             .sleep(tokio::time::sleep)
             .when(ClusterError::is_transient)
             .await
+            .map_err(|e| e.in_group(&r.group))
     }
 
     /// Applies a JSON merge patch to an object.
@@ -848,6 +874,7 @@ impl Cluster {
         )
         .await
         .map(|_| ())
+        .map_err(|e| e.in_group(&r.group))
     }
 
     /// Server-side apply of `body` (JSON) as `name` in the collection at `collection`
@@ -990,6 +1017,7 @@ pub async fn check_list_permissions(
                 Err(ClusterError::Forbidden {
                     verb: "list".into(),
                     resource: r.group_resource(),
+                    group: Some(r.group.clone()),
                     namespace: ns,
                     message: "the access review denied it".into(),
                 })
@@ -1110,7 +1138,7 @@ mod tests {
     #[rstest]
     #[case::unreachable(ClusterError::Unreachable { server: "s".into(), source: transport() }, true)]
     #[case::unauthorized(ClusterError::Unauthorized { server: "s".into() }, false)]
-    #[case::forbidden(ClusterError::Forbidden { verb: "list".into(), resource: "secrets".into(), namespace: None, message: "no".into() }, false)]
+    #[case::forbidden(ClusterError::Forbidden { verb: "list".into(), resource: "secrets".into(), group: Some(String::new()), namespace: None, message: "no".into() }, false)]
     #[case::decode(ClusterError::Decode { what: "/apis".into(), source: serde_json::from_str::<u8>("x").unwrap_err() }, false)]
     fn cluster_errors_retryable(#[case] e: ClusterError, #[case] retryable: bool) {
         assert_eq!(e.is_retryable(), retryable, "{e}");
