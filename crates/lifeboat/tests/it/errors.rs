@@ -160,6 +160,72 @@ subjects: [{kind: User, name: nobody, apiGroup: rbac.authorization.k8s.io}]
     ]);
 }
 
+/// Issue 11, item 8: the roles name API groups now, so a backup can meet a served group
+/// its role cannot read (a CRD installed after lifeboat); the preflight's refusal names
+/// the group and the ClusterRole label that grants it to lifeboat's server, and the core
+/// group's fix names the resource (never a `*`, which would grant its subresources).
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn forbidden_group_names_the_group_and_the_fix() {
+    let env = Env::new();
+    let nobody = std::env::var("LIFEBOAT_IT_KUBECONFIG_NOBODY").expect(NEEDS);
+    env.apply(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: it-rbac-group}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: it-nobody-namespaces-list}
+rules: [{apiGroups: [""], resources: [namespaces], verbs: [list, get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: it-nobody-namespaces-list}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: it-nobody-namespaces-list}
+subjects: [{kind: User, name: nobody, apiGroup: rbac.authorization.k8s.io}]
+"#,
+    );
+    let err = env.fails(&[
+        "backup",
+        "create",
+        "g1",
+        "--kubeconfig",
+        &nobody,
+        "--include-namespaces",
+        "it-rbac-group",
+        "--include-resources",
+        "deployments.apps",
+    ]);
+    assert!(
+        err.contains("forbidden: cannot list deployments.apps in namespace it-rbac-group")
+            && err.contains("grant list on API group \"apps\"")
+            && err.contains("labelled lifeboat.dev/aggregate-to-backup: \"true\"")
+            && err
+                .contains("{apiGroups: [\"apps\"], resources: [\"*\"], verbs: [get, list, watch]}"),
+        "{err}"
+    );
+    assert_nothing_written(&env);
+    let err = env.fails(&[
+        "backup",
+        "create",
+        "g2",
+        "--kubeconfig",
+        &nobody,
+        "--include-namespaces",
+        "it-rbac-group",
+        "--include-resources",
+        "secrets",
+    ]);
+    assert!(
+        err.contains("grant list on secrets (core API group)")
+            && err.contains("resources: [secrets]"),
+        "{err}"
+    );
+    assert_nothing_written(&env);
+}
+
 #[test]
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn unwritable_and_read_only_locations() {

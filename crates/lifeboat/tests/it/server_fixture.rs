@@ -36,6 +36,23 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "srv-it-secret",
     "srv-it-secret-restored",
 ];
+/// ClusterRoles labelled for lifeboat's backup and restore roles that grant the API groups
+/// of the CRDs other tests make (`backup.rs`, `restore.rs`).
+const TEST_GROUP_ROLES: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: it-lifeboat-test-groups-backup
+  labels: {lifeboat.dev/aggregate-to-backup: "true"}
+rules: [{apiGroups: [example.com, example.org], resources: ["*"], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: it-lifeboat-test-groups-restore
+  labels: {lifeboat.dev/aggregate-to-restore: "true"}
+rules: [{apiGroups: [example.com, example.org], resources: ["*"], verbs: [create, patch, update]}]
+"#;
 const LOG_FILTER: &str = "warn,lifeboat=info,lifeboat_engine=info,lifeboat_server=info";
 
 /// A `lifeboat server` the tests started, stopped with SIGTERM when the test binary
@@ -162,6 +179,10 @@ impl Fixture {
             "--bucket",
             store.to_str().unwrap(),
         ]);
+        // Other tests' CRD groups, made while this server runs (its roles name the groups
+        // served at install): granted as an operator grants a group installed later
+        // (docs/server.md, "Security model"), so that a backup of [`APP`] can list them.
+        env.apply(TEST_GROUP_ROLES);
         env.kubectl(&["create", "namespace", APP], None);
         env.kubectl(
             &[
