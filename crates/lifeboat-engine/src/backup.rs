@@ -31,7 +31,7 @@ use lifeboat_types::plan::backup::{
     ApiResource, BackupPlan, ListScope, PlanError, PlannedResource, plan_backup,
 };
 use lifeboat_types::rules::backups::{TtlOverflow, expiration};
-use lifeboat_types::rules::list_resume::{ListCursor, ListResume, list_key, list_resume};
+use lifeboat_types::rules::list_resume::{ListPager, ListResume, list_key};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -318,15 +318,15 @@ impl Run<'_> {
     }
 
     /// Turns raw items into tarball items, applying the namespace and label filters. A
-    /// LIST's items pass its `cursor` first (before any filter: it follows the server's
+    /// LIST's items pass its `pager` first (before any filter: it follows the server's
     /// position), which drops those a restarted LIST sends again; also returns how many
-    /// items the cursor took as new.
+    /// items the pager took as new.
     fn convert(
         &self,
         pr: &PlannedResource,
         raws: &[&serde_json::value::RawValue],
         skip: &BTreeSet<String>,
-        mut cursor: Option<&mut ListCursor>,
+        mut pager: Option<&mut ListPager>,
     ) -> (Vec<Item>, usize) {
         let r = &pr.resource;
         let api_version = r.api_version();
@@ -346,8 +346,8 @@ impl Run<'_> {
             };
             let ns = head.metadata.namespace.as_deref().filter(|n| !n.is_empty());
             let key = list_key(ns, &head.metadata.name);
-            if let Some(c) = cursor.as_deref_mut() {
-                if !c.admit(&key) {
+            if let Some(p) = pager.as_deref_mut() {
+                if !p.admit(&key) {
                     continue;
                 }
                 new += 1;
@@ -497,7 +497,7 @@ impl Run<'_> {
     /// sending the items out; `false` when the writer is gone or the run was stopped. A failed page is recorded
     /// as an error — except an expired continue token, which goes on as
     /// `types::rules::list_resume` decides: with the Status's fresh token, else from the
-    /// start skipping what was taken ([`ListCursor`]: constant memory), else an error
+    /// start skipping what was taken ([`ListPager`]: constant memory), else an error
     /// naming the resource.
     async fn list_scope(
         &self,
@@ -509,10 +509,7 @@ impl Run<'_> {
     ) -> bool {
         let gr = r.group_resource();
         let scope = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
-        let mut cont: Option<String> = None;
-        let mut cursor = ListCursor::new();
-        // Expiries in a row without a new item in between.
-        let mut expiries = 0u32;
+        let mut pager = ListPager::new();
         // Items of this scope taken so far (before the filters).
         let mut read = 0usize;
         let expired = |read: usize| {
@@ -530,23 +527,19 @@ impl Run<'_> {
                     r,
                     ns,
                     self.plan.server_selector.as_deref(),
-                    cont.as_deref(),
+                    pager.token(),
                     self.opts.page_size,
                 ) => listed,
             };
             let body = match listed {
                 Ok(b) => b,
                 Err(e) => {
-                    let next = e.list_failure().map_or(ListResume::Fail, |f| {
-                        list_resume(&f, cont.is_some(), expiries + 1, cursor.in_order())
-                    });
-                    expiries += 1;
-                    match next {
+                    match pager.failed(e.list_failure().as_ref()) {
                         ListResume::Fail => {
                             self.error(ns, format!("listing {gr} failed: {}", chain(&e)));
                             return true;
                         }
-                        ListResume::Continue(token) => {
+                        ListResume::Continue(_) => {
                             self.warn(
                                 ns,
                                 format!(
@@ -554,7 +547,6 @@ impl Run<'_> {
                                     expired(read)
                                 ),
                             );
-                            cont = Some(token);
                         }
                         ListResume::Restart => {
                             self.warn(
@@ -564,8 +556,6 @@ impl Run<'_> {
                                     expired(read)
                                 ),
                             );
-                            cursor.restart();
-                            cont = None;
                         }
                         ListResume::GiveUp(why) => {
                             self.error(
@@ -585,19 +575,15 @@ impl Run<'_> {
                     return true;
                 }
             };
-            let (items, new) = self.convert(pr, &raws, skip, Some(&mut cursor));
+            let (items, new) = self.convert(pr, &raws, skip, Some(&mut pager));
             drop(raws);
-            if new > 0 {
-                expiries = 0;
-                read += new;
-            }
+            read += new;
             *count += items.len();
             if !self.send(r, items).await {
                 return false;
             }
-            match next {
-                Some(n) => cont = Some(n),
-                None => return true,
+            if !pager.advance(next) {
+                return true;
             }
         }
     }

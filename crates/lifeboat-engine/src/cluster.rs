@@ -14,9 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceLi
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use lifeboat_types::plan::backup::ApiResource;
 use lifeboat_types::rules::backoff::Backoff;
-use lifeboat_types::rules::list_resume::{
-    ListCursor, ListFailure, ListResume, list_key, list_resume,
-};
+use lifeboat_types::rules::list_resume::{ListFailure, ListPager, ListResume, list_key};
 use serde::Deserialize;
 
 /// Errors talking to the API server. Each message names the server or object and the fix;
@@ -681,29 +679,16 @@ impl Cluster {
             verbs: vec![],
         };
         let mut names = Vec::new();
-        let mut cont: Option<String> = None;
         // A continue token that expires is handled as the backup's LISTs handle it
         // (types::rules::list_resume); the restart keeps the names read.
-        let mut cursor = ListCursor::new();
-        let mut expiries = 0;
+        let mut pager = ListPager::new();
         loop {
-            let page = match self.list_page(&ns, None, None, cont.as_deref(), 500).await {
+            let page = match self.list_page(&ns, None, None, pager.token(), 500).await {
                 Ok(p) => p,
-                Err(e) => {
-                    let next = e.list_failure().map_or(ListResume::Fail, |f| {
-                        list_resume(&f, cont.is_some(), expiries + 1, cursor.in_order())
-                    });
-                    expiries += 1;
-                    match next {
-                        ListResume::Continue(t) => cont = Some(t),
-                        ListResume::Restart => {
-                            cursor.restart();
-                            cont = None;
-                        }
-                        ListResume::Fail | ListResume::GiveUp(_) => return Err(e),
-                    }
-                    continue;
-                }
+                Err(e) => match pager.failed(e.list_failure().as_ref()) {
+                    ListResume::Continue(_) | ListResume::Restart => continue,
+                    ListResume::Fail | ListResume::GiveUp(_) => return Err(e),
+                },
             };
             let (items, next) = split_list(&page).map_err(|source| ClusterError::Decode {
                 what: "namespaces".into(),
@@ -715,14 +700,12 @@ impl Cluster {
                         what: "namespaces".into(),
                         source,
                     })?;
-                if cursor.admit(&list_key(None, &it.metadata.name)) {
-                    expiries = 0;
+                if pager.admit(&list_key(None, &it.metadata.name)) {
                     names.push(it.metadata.name);
                 }
             }
-            match next {
-                Some(n) => cont = Some(n),
-                None => break,
+            if !pager.advance(next) {
+                break;
             }
         }
         Ok(names)

@@ -163,6 +163,67 @@ impl ListCursor {
     }
 }
 
+/// Where one paginated LIST stands: the continue token of the next page, its
+/// [`ListCursor`], and the expiries in a row without a new item. Every LIST that resumes
+/// (the backup's, the namespace list's) keeps its page-loop state here and only reports.
+#[derive(Debug, Default)]
+pub struct ListPager {
+    next: Option<String>,
+    cursor: ListCursor,
+    expiries: u32,
+}
+
+impl ListPager {
+    /// A pager before the first page.
+    pub fn new() -> Self {
+        ListPager::default()
+    }
+
+    /// The continue token to send with the next page (`None`: the first page).
+    pub fn token(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    /// A page failed (`f`: what it was, when it had an answer to read): the decision of
+    /// [`list_resume`], the pager moved to the page to ask for next when it goes on.
+    pub fn failed(&mut self, f: Option<&ListFailure<'_>>) -> ListResume {
+        self.expiries += 1;
+        let decision = f.map_or(ListResume::Fail, |f| {
+            list_resume(
+                f,
+                self.next.is_some(),
+                self.expiries,
+                self.cursor.in_order(),
+            )
+        });
+        match &decision {
+            ListResume::Continue(token) => self.next = Some(token.clone()),
+            ListResume::Restart => {
+                self.cursor.restart();
+                self.next = None;
+            }
+            ListResume::Fail | ListResume::GiveUp(_) => {}
+        }
+        decision
+    }
+
+    /// An item of a page, by its key: `true` when it is new ([`ListCursor::admit`]).
+    pub fn admit(&mut self, key: &str) -> bool {
+        let new = self.cursor.admit(key);
+        if new {
+            self.expiries = 0;
+        }
+        new
+    }
+
+    /// A page ended with the continue token `next`: `false` when the LIST is complete.
+    pub fn advance(&mut self, next: Option<String>) -> bool {
+        let more = next.is_some();
+        self.next = next;
+        more
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +366,50 @@ mod tests {
                 .to_string()
                 .contains("run the backup again")
         );
+    }
+
+    #[test]
+    fn a_pager_resumes_restarts_and_gives_up_as_the_rule_says() {
+        let mut p = ListPager::new();
+        assert_eq!(p.token(), None);
+        // A first page cannot expire.
+        assert_eq!(
+            p.failed(Some(&failure(410, "Expired", None))),
+            ListResume::Fail
+        );
+        assert!(p.admit("a/1") && p.admit("a/2"));
+        assert!(p.advance(Some("t1".into())));
+        assert_eq!(p.token(), Some("t1"));
+        // An expiry with a fresh token goes on with it.
+        assert_eq!(
+            p.failed(Some(&failure(410, "Expired", Some("fresh")))),
+            ListResume::Continue("fresh".into())
+        );
+        assert_eq!(p.token(), Some("fresh"));
+        // Without one, the LIST starts again and skips what was taken.
+        assert_eq!(
+            p.failed(Some(&failure(410, "Expired", None))),
+            ListResume::Restart
+        );
+        assert_eq!(p.token(), None);
+        assert!(!p.admit("a/1") && !p.admit("a/2"));
+        assert!(p.admit("a/3"));
+        // A new item reset the count: two more expiries go on, the third in a row gives up.
+        assert!(p.advance(Some("t2".into())));
+        assert_eq!(
+            p.failed(Some(&failure(410, "Expired", Some("x")))),
+            ListResume::Continue("x".into())
+        );
+        assert_eq!(
+            p.failed(Some(&failure(410, "Expired", Some("y")))),
+            ListResume::Continue("y".into())
+        );
+        assert_eq!(
+            p.failed(Some(&failure(410, "Expired", Some("z")))),
+            ListResume::GiveUp(GiveUp::TooManyExpiries)
+        );
+        // An answer that is not a LIST failure is recorded as it is; the last page ends it.
+        assert_eq!(p.failed(None), ListResume::Fail);
+        assert!(!p.advance(None));
     }
 }
