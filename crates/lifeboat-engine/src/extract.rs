@@ -353,6 +353,7 @@ mod tests {
     //! (restore) and the scanner (`backup verify`), which must agree.
     use super::*;
     use crate::archive::ArchiveWriter;
+    use crate::test_support::Tmpfs;
     use rstest::rstest;
     use tar::EntryType::{self, Block, Char, Directory, Fifo, Link, Regular, Symlink};
 
@@ -532,48 +533,6 @@ mod tests {
     fn hostile_archive_is_refused(#[case] archive: Vec<u8>, #[case] want: &str) {
         let err = refusal(&archive, Limits::default());
         assert!(err.contains(want), "{err}");
-    }
-
-    /// A tmpfs of `bytes` mounted on a fresh directory, unmounted when dropped; `None`
-    /// (the test then skips, saying why) where mounting is not permitted (not root, or no
-    /// mount rights in this container). A real filesystem with little room: what a full
-    /// disk looks like to statvfs and to writes, nothing simulated.
-    struct Tmpfs(tempfile::TempDir);
-
-    impl Tmpfs {
-        fn mount(bytes: u64, test: &str) -> Option<Tmpfs> {
-            let dir = tempfile::tempdir().unwrap();
-            let out = std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-                .arg(dir.path())
-                .output();
-            match out {
-                Ok(o) if o.status.success() => Some(Tmpfs(dir)),
-                Ok(o) => {
-                    eprintln!(
-                        "SKIPPED {test}: cannot mount a {bytes}-byte tmpfs here (needs root with mount rights): {}",
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    );
-                    None
-                }
-                Err(e) => {
-                    eprintln!("SKIPPED {test}: cannot run mount: {e}");
-                    None
-                }
-            }
-        }
-
-        fn path(&self) -> &Path {
-            self.0.path()
-        }
-    }
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg(self.0.path())
-                .status();
-        }
     }
 
     /// Issue 11, item 6: a restore onto a disk without room for the archive (its

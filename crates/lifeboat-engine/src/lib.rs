@@ -14,4 +14,6 @@ pub mod objects;
 pub mod restore;
 pub mod runlog;
 pub mod storage;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod verify;

@@ -80,15 +80,7 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 "#,
     );
-    env.kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/widgets.example.com",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    env.wait_established("widgets.example.com");
     // Discovery may lag a moment behind Established.
     for _ in 0..100 {
         if env

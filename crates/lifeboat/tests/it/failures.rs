@@ -264,15 +264,7 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 "#,
     );
-    env.kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/gadgets.faults.example.com",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    env.wait_established("gadgets.faults.example.com");
     // Discovery may lag a moment behind Established.
     for _ in 0..100 {
         if env

@@ -1077,6 +1077,18 @@ fn uninstall_refuses_while_a_server_leads() {
     assert!(out.contains("uninstalled"), "{out}");
 }
 
+/// `b` is Failed with the reason a shutdown gives a backup it cut.
+fn assert_interrupted_by_shutdown(b: &serde_json::Value) {
+    assert_eq!(phase(b), "Failed", "{b}");
+    assert!(
+        b["status"]["failureReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted by shutdown: "),
+        "{b}"
+    );
+}
+
 /// Issue 11, item 10 (graceful stops): a backup still running when the server's grace
 /// period after SIGTERM ran out was failed with a reason that did not say it was cut by a
 /// shutdown. Its location is an S3 endpoint that accepts connections and never answers,
@@ -1119,14 +1131,7 @@ fn backup_cut_by_shutdown_is_failed_as_interrupted() {
         standby.server.log_tail(40)
     );
     let b = standby.backup("cut").unwrap();
-    assert_eq!(phase(&b), "Failed", "{b}");
-    assert!(
-        b["status"]["failureReason"]
-            .as_str()
-            .unwrap()
-            .starts_with("interrupted by shutdown: "),
-        "{b}"
-    );
+    assert_interrupted_by_shutdown(&b);
 }
 
 /// Issue 11, item 10 (graceful stops): a backup still listing when the server's grace
@@ -1168,28 +1173,10 @@ fn a_backup_stopped_by_shutdown_leaves_no_files() {
     });
     assert!(exited_ok, "{}", standby.server.log_tail(40));
     let b = standby.backup("stopped").unwrap();
-    assert_eq!(phase(&b), "Failed", "{b}");
-    assert!(
-        b["status"]["failureReason"]
-            .as_str()
-            .unwrap()
-            .starts_with("interrupted by shutdown: "),
-        "{b}"
-    );
-    let mut left = Vec::new();
-    let mut dirs = vec![bucket.path().to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                dirs.push(e.path());
-            } else {
-                left.push(e.path());
-            }
-        }
-    }
+    assert_interrupted_by_shutdown(&b);
     assert_eq!(
-        left,
-        Vec::<std::path::PathBuf>::new(),
+        files_below(bucket.path()),
+        Vec::<String>::new(),
         "the stopped backup left files behind\n{}",
         standby.server.log_tail(40)
     );

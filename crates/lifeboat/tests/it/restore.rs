@@ -382,15 +382,7 @@ metadata: {name: it-gadget-reader, labels: {it: crd}}
 rules: [{apiGroups: [example.org], resources: [gadgets], verbs: [get]}]
 "#,
     );
-    env.kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/gadgets.example.org",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    env.wait_established("gadgets.example.org");
     env.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: it-crd}\n");
     for _ in 0..100 {
         if env

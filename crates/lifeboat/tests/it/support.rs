@@ -104,6 +104,20 @@ impl Env {
         self.kubectl(&["apply", "-f", "-"], Some(yaml));
     }
 
+    /// Waits (up to 60 s) until the CustomResourceDefinition `name` is Established: its
+    /// resources are served.
+    pub fn wait_established(&self, crd: &str) {
+        self.kubectl(
+            &[
+                "wait",
+                "--for=condition=Established",
+                &format!("crd/{crd}"),
+                "--timeout=60s",
+            ],
+            None,
+        );
+    }
+
     /// Waits until `kubectl get ARGS -o name` lists at least `n` objects (a NotFound, as
     /// of a namespace not made yet, counts as none).
     pub fn wait_for(&self, args: &[&str], n: usize) {
@@ -221,42 +235,4 @@ pub fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-/// A tmpfs of `bytes` mounted on a fresh directory, unmounted when dropped (also when the
-/// test fails): a real filesystem with little room, for what a full disk looks like to
-/// statvfs and to writes. `None` where mounting is not permitted (not root, or no mount
-/// rights in this container): the test then skips, printing why.
-pub struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    pub fn mount(bytes: u64, test: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs(dir)),
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED {test}: cannot mount a {bytes}-byte tmpfs here (needs root with mount rights): {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED {test}: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
+pub use lifeboat_engine::test_support::Tmpfs;
