@@ -696,9 +696,11 @@ pub async fn run(
         let _ = http.await;
         return Err(ServerError::LostLease(lease::LEASE_NAME.into()));
     }
+    tracing::info!("controllers stopped; releasing the leader lease");
     if let Err(e) = elector.release().await {
         tracing::warn!("releasing the leader lease: {}", chain(&e));
     }
+    tracing::info!("stopping the metrics endpoint");
     let _ = http.await;
     Ok(())
 }

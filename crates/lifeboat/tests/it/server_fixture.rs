@@ -119,10 +119,21 @@ impl ServerProcess {
             .args(["-TERM", &self.pid.to_string()])
             .status()
             .unwrap();
-        eventually(30, "the server to exit after SIGTERM", || {
-            self.shell.try_wait().unwrap()
-        })
-        .success()
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.shell.try_wait().unwrap() {
+                return status.success();
+            }
+            // Its own log says where its shutdown stands (the fixture's log is another
+            // server's).
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out after 30s waiting for the server to exit after SIGTERM; its log ({}) ends:\n{}",
+                self.log.display(),
+                self.log_tail(60)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// Its exit status, once it has exited.
