@@ -869,6 +869,15 @@ pub async fn run_backup(
         .await;
         record_hooks(pre, &run);
     }
+    if !plan.not_listable.is_empty() {
+        run.log.info(
+            &format!(
+                "not backed up, the API server does not allow listing them: {}",
+                plan.not_listable.join(", ")
+            ),
+            &[],
+        );
+    }
     for ns in &plan.missing_namespaces {
         run.warn(
             None,

@@ -2,17 +2,24 @@
 //! returned as raw JSON (so that no field of any object is lost or re-encoded), GETs and
 //! permission checks.
 //!
-//! Retries of 429/503/504 answers come from kube's own retry layer (`Config::default_retry`),
-//! except for the discovery of group versions, which retries by [`Backoff::DISCOVERY`];
-//! what an error means (not found, conflict, transient) is answered by [`ApiErrorKind`].
+//! Every request is sent by one retry loop ([`Cluster`]'s `send_with`) that follows
+//! `types::rules::api_retry`: 429, 5xx, broken connections and timeouts are tried again
+//! with backoff and jitter (honouring Retry-After) within a budget shared by the
+//! connection, and a request that keeps failing ends as [`ClusterError::KeptFailing`],
+//! saying how often. What an error means (not found, conflict, transient) is answered by
+//! [`ApiErrorKind`].
 
 use std::path::{Path, PathBuf};
 
-use backon::Retryable;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use futures::{StreamExt, TryStreamExt, stream};
+use http_body_util::BodyExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use lifeboat_types::plan::backup::ApiResource;
+use lifeboat_types::rules::api_retry::{self, Class, Failure, RetryBudget, Stop, Verdict};
 use lifeboat_types::rules::backoff::Backoff;
 use lifeboat_types::rules::list_resume::{ListFailure, ListPager, ListResume, list_key};
 use serde::Deserialize;
@@ -75,6 +82,10 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+    /// A request failed for a moment and again, until its retries or the connection's
+    /// retry budget (`types::rules::api_retry`) were spent.
+    #[error(transparent)]
+    KeptFailing(Box<KeptFailing>),
     /// The server's answer was not what the API promises.
     #[error("unexpected answer from the API server on {what}")]
     Decode {
@@ -84,6 +95,33 @@ pub enum ClusterError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// A request the API server kept failing: which, how often, and how the connection
+/// fared.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the API server at {server} kept failing: {what} failed {tries} times in {secs} s{}; {retried} of the {requests} requests sent so far had to be tried again. Check the API server's health (kubectl get --raw '/readyz?verbose') and run it again",
+    if *budget_spent { " (the retry budget is spent: the server fails too often to go on)" } else { "" }
+)]
+pub struct KeptFailing {
+    /// The server URL.
+    pub server: String,
+    /// The request (`GET /apis`).
+    pub what: String,
+    /// How many times it was sent.
+    pub tries: u32,
+    /// Over how many seconds.
+    pub secs: u64,
+    /// Whether it stopped because the budget was spent (else its own retries were).
+    pub budget_spent: bool,
+    /// Requests of this connection that needed a retry.
+    pub retried: u64,
+    /// Requests this connection sent.
+    pub requests: u64,
+    /// The last failure.
+    #[source]
+    pub source: kube::Error,
 }
 
 /// What an error of the API server means to its caller. This is the one place that reads
@@ -174,7 +212,7 @@ impl ApiErrorKind for ClusterError {
 
     fn is_transient(&self) -> bool {
         match self {
-            ClusterError::Unreachable { .. } => true,
+            ClusterError::Unreachable { .. } | ClusterError::KeptFailing(_) => true,
             ClusterError::Api { source, .. } => source.is_transient(),
             _ => false,
         }
@@ -213,6 +251,7 @@ impl ClusterError {
     fn api_source(&self) -> Option<&kube::Error> {
         match self {
             ClusterError::Api { source, .. } => Some(source),
+            ClusterError::KeptFailing(k) => Some(&k.source),
             _ => None,
         }
     }
@@ -288,11 +327,97 @@ impl DiscoveryFailure {
 /// A connection to one cluster.
 #[derive(Clone)]
 pub struct Cluster {
+    /// For typed access (watches, exec, typed objects): kube's own retry layer.
     client: kube::Client,
-    /// The same connection without kube's retry layer, for requests that retry by a
-    /// policy of their own ([`Backoff::DISCOVERY`]).
+    /// The same connection without kube's retry layer: every request of `send_with`,
+    /// which retries by `types::rules::api_retry`.
     bare: kube::Client,
     server: String,
+    retry: Arc<Mutex<RetryState>>,
+}
+
+/// What the retry loop keeps across the requests of one connection.
+#[derive(Debug)]
+struct RetryState {
+    budget: RetryBudget,
+    /// Requests sent (first tries).
+    requests: u64,
+    /// Requests that needed at least one retry.
+    retried: u64,
+    /// Whether the API server has answered anything yet.
+    answered: bool,
+}
+
+/// What a create did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The object was created.
+    New {
+        /// How long the create waited for its namespace's ServiceAccount token.
+        token_wait: Duration,
+    },
+    /// An object of that name exists.
+    Exists {
+        /// The create was sent more than once and an earlier try may have been carried
+        /// out (its answer lost): the object may be this create's own. Compare it with
+        /// what was sent: identical is a success.
+        maybe_own: bool,
+    },
+}
+
+/// How one request went: its result and what it took.
+#[derive(Debug)]
+pub(crate) struct Sent {
+    /// The body, or the error of the last try.
+    pub result: Result<String, ClusterError>,
+    /// How many times it was sent again.
+    pub retries: u32,
+    /// How long it waited for a ServiceAccount token.
+    pub token_wait: Duration,
+    /// Whether an earlier try may have reached the server and been carried out (it
+    /// failed with a 5xx other than 503, or the connection broke after it was made): a
+    /// create's AlreadyExists may then be its own object.
+    pub maybe_repeated: bool,
+}
+
+/// The retry rule's view of a failed try; `None` for an error that is no answer of the
+/// server (a bad request built here, an authentication plugin's failure).
+fn failure_of(e: &kube::Error, retry_after: Option<Duration>) -> Option<Failure<'_>> {
+    match e {
+        kube::Error::Api(s) => Some(Failure::Status {
+            code: s.code,
+            reason: &s.reason,
+            message: &s.message,
+            retry_after: retry_after.or_else(|| {
+                s.details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .filter(|&n| n > 0)
+                    .map(|n| Duration::from_secs(u64::from(n)))
+            }),
+        }),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Some(if is_connect(e) {
+            Failure::Connect
+        } else {
+            Failure::Broken
+        }),
+        _ => None,
+    }
+}
+
+/// Whether no connection could be made (as opposed to one that broke).
+fn is_connect(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|h| h.is_connect())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Which cluster to talk to.
@@ -424,6 +549,12 @@ impl Cluster {
             client: client(config)?,
             bare: client(bare)?,
             server,
+            retry: Arc::new(Mutex::new(RetryState {
+                budget: RetryBudget::api(),
+                requests: 0,
+                retried: 0,
+                answered: false,
+            })),
         })
     }
 
@@ -473,8 +604,8 @@ impl Cluster {
             .await
     }
 
-    /// Sends one request and returns the body; errors are mapped to name the verb,
-    /// resource and namespace.
+    /// Sends one request and returns the body, tried again by [`Backoff::API`] when it
+    /// failed for a moment; errors are mapped to name the verb, resource and namespace.
     async fn send(
         &self,
         method: http::Method,
@@ -484,44 +615,228 @@ impl Cluster {
         resource: &str,
         ns: Option<&str>,
     ) -> Result<String, ClusterError> {
-        let mut req = http::Request::builder().method(method).uri(path);
-        let body = match body {
+        self.send_with(&Backoff::API, method, path, body, verb, resource, ns)
+            .await
+            .result
+    }
+
+    /// How many requests this connection sent, and how many of them needed a retry.
+    pub fn retry_counts(&self) -> (u64, u64) {
+        self.retry
+            .lock()
+            .map(|s| (s.requests, s.retried))
+            .unwrap_or_default()
+    }
+
+    /// The one retry loop of every request to the API server (`types::rules::api_retry`):
+    /// sends, reads the answer, and on a transient failure waits as the rule says (from
+    /// the connection's budget) and sends again.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_with(
+        &self,
+        policy: &Backoff,
+        method: http::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        verb: &str,
+        resource: &str,
+        ns: Option<&str>,
+    ) -> Sent {
+        let started = tokio::time::Instant::now();
+        let mut sent = Sent {
+            result: Ok(String::new()),
+            retries: 0,
+            token_wait: Duration::ZERO,
+            maybe_repeated: false,
+        };
+        let mut token_retries = 0u32;
+        let mut spent_any = false;
+        if let Ok(mut st) = self.retry.lock() {
+            st.requests += 1;
+            st.budget.earn();
+        }
+        loop {
+            let (error, retry_after) = match self.attempt(&method, path, body.as_ref()).await {
+                Ok(text) => {
+                    self.mark_answered();
+                    sent.result = Ok(text);
+                    return sent;
+                }
+                Err(e) => e,
+            };
+            if matches!(error, kube::Error::Api(_)) {
+                self.mark_answered();
+            }
+            let failure = failure_of(&error, retry_after);
+            let verdict = match &failure {
+                None => Verdict::Stop(Stop::NotTransient),
+                Some(f) => {
+                    let (answered, budget_left) = self
+                        .retry
+                        .lock()
+                        .map(|st| (st.answered, st.budget.has_retry()))
+                        .unwrap_or((false, false));
+                    api_retry::decide(
+                        policy,
+                        f,
+                        answered,
+                        sent.retries,
+                        token_retries,
+                        budget_left,
+                        fastrand::f64(),
+                    )
+                }
+            };
+            match verdict {
+                Verdict::Retry { wait, class } => {
+                    if class == Class::Transient {
+                        let spent = self.retry.lock().is_ok_and(|mut st| {
+                            let ok = st.budget.spend();
+                            if ok && !spent_any {
+                                st.retried += 1;
+                            }
+                            ok
+                        });
+                        if !spent {
+                            sent.result =
+                                Err(self.kept_failing(&method, path, &sent, started, true, error));
+                            return sent;
+                        }
+                        spent_any = true;
+                    } else {
+                        token_retries += 1;
+                        sent.token_wait += wait;
+                    }
+                    // A 503 or 429 was not carried out; a 500, 502, 504 or a connection
+                    // that broke after it was made may have been.
+                    sent.maybe_repeated |= matches!(
+                        failure,
+                        Some(
+                            Failure::Broken
+                                | Failure::Status {
+                                    code: 500 | 502 | 504,
+                                    ..
+                                }
+                        )
+                    ) && class == Class::Transient;
+                    tracing::debug!(
+                        "{method} {path}: {}; trying again in {} ms",
+                        crate::error::chain(&error),
+                        wait.as_millis()
+                    );
+                    sent.retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::Stop(Stop::NotTransient) => {
+                    sent.result = Err(self.map_err(path, verb, resource, ns, error));
+                    return sent;
+                }
+                Verdict::Stop(Stop::Retries) => {
+                    sent.result =
+                        Err(self.kept_failing(&method, path, &sent, started, false, error));
+                    return sent;
+                }
+                Verdict::Stop(Stop::Budget) => {
+                    sent.result =
+                        Err(self.kept_failing(&method, path, &sent, started, true, error));
+                    return sent;
+                }
+            }
+        }
+    }
+
+    fn mark_answered(&self) {
+        if let Ok(mut st) = self.retry.lock() {
+            st.answered = true;
+        }
+    }
+
+    fn kept_failing(
+        &self,
+        method: &http::Method,
+        path: &str,
+        sent: &Sent,
+        started: tokio::time::Instant,
+        budget_spent: bool,
+        source: kube::Error,
+    ) -> ClusterError {
+        let (requests, retried) = self.retry_counts();
+        ClusterError::KeptFailing(Box::new(KeptFailing {
+            server: self.server.clone(),
+            what: format!("{method} {path}"),
+            tries: sent.retries + 1,
+            secs: started.elapsed().as_secs(),
+            budget_spent,
+            retried,
+            requests,
+            source,
+        }))
+    }
+
+    /// One try: the body of a 2xx answer; else the error (an answer's Status as kube
+    /// reads it) and the answer's Retry-After.
+    async fn attempt(
+        &self,
+        method: &http::Method,
+        path: &str,
+        body: Option<&(&str, Vec<u8>)>,
+    ) -> Result<String, (kube::Error, Option<Duration>)> {
+        let mut req = http::Request::builder().method(method.clone()).uri(path);
+        let bytes = match body {
             Some((content_type, bytes)) => {
-                req = req.header("content-type", content_type);
-                bytes
+                req = req.header("content-type", *content_type);
+                bytes.clone()
             }
             None => Vec::new(),
         };
-        let req = req.body(body).map_err(|e| ClusterError::Api {
-            what: path.into(),
-            source: kube::Error::HttpError(e),
-        })?;
-        self.client
-            .request_text(req)
+        let req = req
+            .body(kube::client::Body::from(bytes))
+            .map_err(|e| (kube::Error::HttpError(e), None))?;
+        let res = self.bare.send(req).await.map_err(|e| (e, None))?;
+        let code = res.status();
+        let retry_after = res
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = res
+            .into_body()
+            .collect()
             .await
-            .map_err(|e| self.map_err(path, verb, resource, ns, e))
+            .map_err(|e| (e, None))?
+            .to_bytes();
+        if code.is_client_error() || code.is_server_error() {
+            let text = String::from_utf8_lossy(&bytes);
+            // As kube reads an error answer: its Status, or one made of the text.
+            let mut status =
+                serde_json::from_str::<kube::core::Status>(&text).unwrap_or_else(|_| {
+                    kube::core::Status::failure(text.trim(), "Failed to parse error data")
+                });
+            if status.code == 0 {
+                status.code = code.as_u16();
+            }
+            return Err((kube::Error::Api(status.boxed()), retry_after));
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|e| (kube::Error::FromUtf8(e), None))
     }
 
-    /// A discovery GET of a group version, tried again by [`Backoff::DISCOVERY`] when it
-    /// failed for a moment, not by kube's retry layer: an aggregated API that is down
-    /// answers 503 for as long as it is down, and that layer would wait minutes on it.
+    /// A discovery GET of a group version, tried again by [`Backoff::DISCOVERY`] (not
+    /// [`Backoff::API`]): an aggregated API that is down answers 503 for as long as it is
+    /// down, and every backup and restore would wait half a minute on it before
+    /// recording the group as an error.
     async fn get_discovery(&self, path: &str) -> Result<String, ClusterError> {
-        let get = || async {
-            let req = http::Request::get(path)
-                .body(Vec::new())
-                .map_err(|e| ClusterError::Api {
-                    what: path.into(),
-                    source: kube::Error::HttpError(e),
-                })?;
-            self.bare
-                .request_text(req)
-                .await
-                .map_err(|e| self.map_err(path, "get", "discovery", None, e))
-        };
-        get.retry(Backoff::DISCOVERY.builder())
-            .sleep(tokio::time::sleep)
-            .when(ClusterError::is_transient)
-            .await
+        self.send_with(
+            &Backoff::DISCOVERY,
+            http::Method::GET,
+            path,
+            None,
+            "get",
+            "discovery",
+            None,
+        )
+        .await
+        .result
     }
 
     /// Every served resource type, at its group's preferred version — or, for a resource
@@ -801,41 +1116,37 @@ impl Cluster {
         }
     }
 
-    /// Creates an object; `false` when it already exists. A create that fails for a moment
-    /// is tried again ([`Backoff::API_CREATE`]): e.g. a pod in a namespace made a moment
-    /// ago, before the token controller made its ServiceAccount's token (the API server
-    /// answers 500 ServerTimeout "retry after the token is automatically created").
+    /// Creates an object (tried again as every request is, `types::rules::api_retry`;
+    /// a pod whose namespace's ServiceAccount token does not exist yet waits for it, for
+    /// minutes). [`Created::Exists`] says whether the object found may be this create's
+    /// own, made by a try whose answer was lost.
     pub async fn create_raw(
         &self,
         r: &ApiResource,
         namespace: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<bool, ClusterError> {
+    ) -> Result<Created, ClusterError> {
         let path = collection_path(r, namespace);
-        let resource = r.group_resource();
-        let create = || async {
-            match self
-                .send(
-                    http::Method::POST,
-                    &path,
-                    Some(("application/json", body.clone())),
-                    "create",
-                    &resource,
-                    namespace,
-                )
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(e) if e.is_already_exists() => Ok(false),
-                Err(e) => Err(e),
-            }
-        };
-        create
-            .retry(Backoff::API_CREATE.builder())
-            .sleep(tokio::time::sleep)
-            .when(ClusterError::is_transient)
-            .await
-            .map_err(|e| e.in_group(&r.group))
+        let sent = self
+            .send_with(
+                &Backoff::API,
+                http::Method::POST,
+                &path,
+                Some(("application/json", body)),
+                "create",
+                &r.group_resource(),
+                namespace,
+            )
+            .await;
+        match sent.result {
+            Ok(_) => Ok(Created::New {
+                token_wait: sent.token_wait,
+            }),
+            Err(e) if e.is_already_exists() => Ok(Created::Exists {
+                maybe_own: sent.maybe_repeated,
+            }),
+            Err(e) => Err(e.in_group(&r.group)),
+        }
     }
 
     /// Applies a JSON merge patch to an object.

@@ -14,7 +14,7 @@
 //! - `--dry-run` creates and changes nothing in the cluster and writes nothing to the
 //!   location.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,7 @@ use serde_json::Value;
 
 use crate::archive::gzip;
 use crate::catalog::{self, CatalogError};
-use crate::cluster::{ApiErrorKind, Cluster, ClusterError};
+use crate::cluster::{ApiErrorKind, Cluster, ClusterError, Created};
 use crate::error::chain;
 use crate::extract::{ArchiveError, Limits, check_room, extract_validated};
 use crate::modifiers::Modifiers;
@@ -574,6 +574,35 @@ impl Exec<'_> {
             }
             Err(e) => return Err(chain(&e)),
         };
+        let (created, maybe_own) = match created {
+            Created::New { token_wait } => {
+                if !token_wait.is_zero() {
+                    self.log.info(
+                        &format!(
+                            "{gr} {}: waited {} s for the ServiceAccount token of its namespace",
+                            display_key(ns, &name),
+                            token_wait.as_secs()
+                        ),
+                        &[],
+                    );
+                }
+                (true, false)
+            }
+            Created::Exists { maybe_own } => (false, maybe_own),
+        };
+        // A create sent again after a try whose answer was lost finds its own object:
+        // identical to what was sent, it is this restore's.
+        let created = created
+            || (maybe_own && {
+                let live = self
+                    .cluster
+                    .get_raw(&r, ns, &name)
+                    .await
+                    .map_err(|e| chain(&e))?
+                    .ok_or("it exists but cannot be read")?;
+                compare(gr, &obj, &live, &self.sanitize, self.policy, false)?
+                    == Outcome::SkipIdentical
+            });
         if created {
             if let Ok(mut l) = self.restored.lock() {
                 l.add(&format!("{api_version}/{kind}"), ns, &name);
@@ -765,7 +794,15 @@ pub async fn run_restore(
     }
     // The cluster must answer before the archive is fetched. Group versions it could not
     // discover are recorded once the plan says which groups this restore writes to.
-    let (_, discovery_failures) = cluster.discover().await.map_err(cluster_err)?;
+    let (served, discovery_failures) = cluster.discover().await.map_err(cluster_err)?;
+    // What the cluster serves but does not allow creating (componentstatuses) is skipped
+    // with a note, never tried (issue 12, item 3).
+    let not_creatable: BTreeSet<String> = served
+        .iter()
+        .filter(|r| !r.verbs.is_empty() && !r.verbs.iter().any(|v| v == "create"))
+        .map(|r| r.group_resource())
+        .collect();
+    let filter = filter.with_not_creatable(not_creatable.clone());
 
     // Extract and validate the whole archive first.
     let tmp = tempfile::Builder::new()
@@ -869,6 +906,18 @@ pub async fn run_restore(
     );
     for w in &plan.warnings {
         exec.warn(None, w.clone());
+    }
+    let mut uncreatable: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in files.iter().filter(|f| not_creatable.contains(&f.gr)) {
+        *uncreatable.entry(f.gr.as_str()).or_default() += 1;
+    }
+    for (gr, n) in uncreatable {
+        exec.log.info(
+            &format!(
+                "{gr}: {n} object(s) not restored: the API server does not allow creating them"
+            ),
+            &[],
+        );
     }
     // A group the cluster could not discover is an error when this restore has objects
     // of it (they may not be restorable, and their results say why); otherwise it does

@@ -316,6 +316,9 @@ pub struct BackupPlan {
     pub dependents: Dependents,
     /// Namespaces named in the spec that do not exist (a warning each).
     pub missing_namespaces: Vec<String>,
+    /// Served resources the API server does not allow listing (`tokenreviews`,
+    /// `bindings`): never backed up, named in one line of the backup's log.
+    pub not_listable: Vec<String>,
 }
 
 impl BackupPlan {
@@ -543,6 +546,11 @@ pub fn plan_backup(
         server_selector,
         dependents,
         missing_namespaces,
+        not_listable: served
+            .iter()
+            .filter(|r| !r.listable())
+            .map(|r| r.group_resource())
+            .collect(),
     })
 }
 
@@ -768,8 +776,10 @@ mod tests {
 
     #[test]
     fn tokenreviews_are_not_listable() {
-        let n = names(&plan_backup(&BackupSpec::default(), &served(), &ns_list()).unwrap());
-        assert!(!n.iter().any(|x| x.starts_with("tokenreviews")));
+        let plan = plan_backup(&BackupSpec::default(), &served(), &ns_list()).unwrap();
+        assert!(!names(&plan).iter().any(|x| x.starts_with("tokenreviews")));
+        // ... and the plan says so, for the backup's log.
+        assert_eq!(plan.not_listable, ["tokenreviews.authentication.k8s.io"]);
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub enum SkipReason {
     /// A PersistentVolume whose data is not restored and whose reclaim policy is `Delete`:
     /// its claim provisions a new volume.
     VolumeWithoutData,
+    /// The API server serves the resource but does not allow creating it (its discovery
+    /// verbs lack `create`: `componentstatuses`): no restore can create it.
+    NotCreatable,
 }
 
 /// A Restore spec, compiled for deciding item by item.
@@ -136,6 +139,7 @@ pub struct RestoreFilter {
     cluster_resources: Option<bool>,
     mapping: BTreeMap<String, String>,
     pv_scope: PvScope,
+    not_creatable: BTreeSet<String>,
 }
 
 /// Whether a user's resource name (`deployments`, `deployments.apps`, `deploy` is not
@@ -175,7 +179,15 @@ impl RestoreFilter {
             cluster_resources: spec.include_cluster_resources,
             mapping: spec.namespace_mapping.clone(),
             pv_scope,
+            not_creatable: BTreeSet::new(),
         })
+    }
+
+    /// The resources (group-resource) the target cluster serves without the `create` verb:
+    /// skipped as [`SkipReason::NotCreatable`], never tried.
+    pub fn with_not_creatable(mut self, not_creatable: BTreeSet<String>) -> Self {
+        self.not_creatable = not_creatable;
+        self
     }
 
     /// Which PersistentVolumes this restore may create ([`volumes::pv_scope`]).
@@ -216,6 +228,9 @@ impl RestoreFilter {
     ) -> Decision {
         if never_restored(gr) {
             return Decision::Skip(SkipReason::NeverRestored);
+        }
+        if self.not_creatable.contains(gr) {
+            return Decision::Skip(SkipReason::NotCreatable);
         }
         if !self.resource_included(gr) {
             return Decision::Skip(SkipReason::Filtered);
@@ -718,6 +733,23 @@ mod tests {
         #[case] expected: Decision,
     ) {
         let f = RestoreFilter::new(&spec).unwrap();
+        assert_eq!(f.decide(gr, ns, "x", &BTreeMap::new()), expected);
+    }
+
+    /// Issue 12, item 3: a resource the API server does not allow creating
+    /// (`componentstatuses`) was tried and reported as 405 errors.
+    #[rstest]
+    #[case::not_creatable("componentstatuses", None, Decision::Skip(SkipReason::NotCreatable))]
+    #[case::never_restored_wins("nodes", None, Decision::Skip(SkipReason::NeverRestored))]
+    #[case::others_unchanged("configmaps", Some("a"), Decision::Restore { namespace: Some("a".into()) })]
+    fn resources_that_cannot_be_created_are_skipped(
+        #[case] gr: &str,
+        #[case] ns: Option<&str>,
+        #[case] expected: Decision,
+    ) {
+        let f = RestoreFilter::new(&RestoreSpec::default())
+            .unwrap()
+            .with_not_creatable(["componentstatuses".to_string(), "nodes".to_string()].into());
         assert_eq!(f.decide(gr, ns, "x", &BTreeMap::new()), expected);
     }
 }

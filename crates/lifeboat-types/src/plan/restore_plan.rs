@@ -161,6 +161,7 @@ fn skip_label(reason: &SkipReason) -> &'static str {
         SkipReason::VolumeWithoutData => {
             "persistent volumes without restored data and reclaim policy Delete"
         }
+        SkipReason::NotCreatable => "resources the API server does not allow creating",
     }
 }
 

@@ -28,14 +28,29 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// A create the API server asks to try again (ServerTimeout: a pod in a namespace
-    /// made a moment ago waits for its ServiceAccount token): 0.25 s doubling to 2 s,
-    /// 9 retries, about 14 s in all — well beyond the token controller's usual lag.
-    pub const API_CREATE: Backoff = Backoff {
+    /// An API server request that failed for a moment (429, 5xx, a broken connection:
+    /// `rules::api_retry`): 0.25 s doubling to 8 s, 8 retries (about 32 s), with jitter —
+    /// enough to ride out an etcd leader change or an API server restart, and the
+    /// requests of a parallel LIST or restore that failed together do not come back
+    /// together.
+    pub const API: Backoff = Backoff {
         initial: Duration::from_millis(250),
         factor: 2,
-        max: Duration::from_secs(2),
-        retries: Some(9),
+        max: Duration::from_secs(8),
+        retries: Some(8),
+        jitter: true,
+    };
+
+    /// A pod created in a namespace made a moment ago, refused until the token controller
+    /// made the namespace's ServiceAccount token (500 ServerTimeout, clusters before
+    /// 1.24): 1 s doubling to 5 s, 45 retries (about 3.6 minutes). With hundreds of
+    /// namespaces restored at once on a small control plane the token controller lags by
+    /// minutes, not seconds.
+    pub const TOKEN_WAIT: Backoff = Backoff {
+        initial: Duration::from_secs(1),
+        factor: 2,
+        max: Duration::from_secs(5),
+        retries: Some(45),
         jitter: false,
     };
 
@@ -51,14 +66,16 @@ impl Backoff {
     };
 
     /// The discovery of one group version that failed for a moment: 0.25 s doubling to
-    /// 1 s, 3 retries (1.75 s). An aggregated API whose service is down answers 503 for as
-    /// long as it is down; kube's own retry layer would wait minutes on it, for every
-    /// backup and restore, before the run records the group as an error.
+    /// 1 s, 5 retries (3.75 s). An aggregated API whose service is down answers 503 for
+    /// as long as it is down; [`Backoff::API`] would hold every backup and restore half
+    /// a minute on it before the run records the group as an error. Five retries still
+    /// ride out a server that fails one request in ten (one group version in a million
+    /// lost).
     pub const DISCOVERY: Backoff = Backoff {
         initial: Duration::from_millis(250),
         factor: 2,
         max: Duration::from_secs(1),
-        retries: Some(3),
+        retries: Some(5),
         jitter: false,
     };
 
@@ -132,10 +149,10 @@ mod tests {
     }
 
     #[rstest]
-    #[case::api_create(Backoff::API_CREATE, &[250, 500, 1000, 2000, 2000, 2000, 2000, 2000, 2000])]
+    #[case::api(Backoff::API, &[250, 500, 1000, 2000, 4000, 8000, 8000, 8000])]
     #[case::status_write(Backoff::STATUS_WRITE, &[500, 1000, 2000, 2000])]
     #[case::storage(Backoff::STORAGE, &[200, 400, 800, 1600, 3200])]
-    #[case::discovery(Backoff::DISCOVERY, &[250, 500, 1000])]
+    #[case::discovery(Backoff::DISCOVERY, &[250, 500, 1000, 1000, 1000])]
     fn bounded_policies_wait_these_times(#[case] policy: Backoff, #[case] waits: &[u64]) {
         assert_eq!(policy.delays().collect::<Vec<_>>(), ms(waits));
     }
@@ -161,7 +178,7 @@ mod tests {
     }
 
     #[rstest]
-    #[case(Backoff::API_CREATE)]
+    #[case(Backoff::TOKEN_WAIT)]
     #[case(Backoff::STATUS_WRITE)]
     #[case(Backoff::DISCOVERY)]
     fn the_backon_builder_waits_the_same(#[case] policy: Backoff) {

@@ -1,10 +1,12 @@
-//! Decisions as pure functions, tested as tables: schedules, retention of stored
+//! Decisions as pure functions, tested as tables: which API requests are retried and how
+//! long (within a budget), schedules, retention of stored
 //! snapshots, when a storage location is validated and synced, how retries back off, what
 //! a diff may show of a Secret, whose stored data a deletion may delete and what sync
 //! makes of a bucket, which volumes a restore creates, which archive items may be restored,
 //! whether an archive fits on the disk it is extracted to, how a LIST goes on when its
 //! continue token expired.
 
+pub mod api_retry;
 pub mod archive;
 pub mod backoff;
 pub mod backup_controller;

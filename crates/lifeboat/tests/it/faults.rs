@@ -1,13 +1,16 @@
-//! A fault-injecting reverse proxy in front of the test API server, for failures a real
-//! API server does not produce on demand: an expired continue token, an aggregated API
-//! that is down, a garbled answer, a burst of 5xx/429.
+//! A fault-injecting reverse proxy in front of the test API server or the test S3 server,
+//! for failures real servers do not produce on demand: an expired continue token, an
+//! aggregated API that is down, a garbled answer, a steady rate of 5xx/429, an answer
+//! lost after the request was carried out, a connection cut mid-answer.
 //!
 //! [`FaultProxy::start`] listens on 127.0.0.1 (plain HTTP), writes a kubeconfig pointing at
 //! it (the client's bearer token is the test cluster's admin token, passed through), and
 //! forwards every request to the real API server over HTTPS (its CA from the test
 //! kubeconfig), streaming the answers back — except the requests a [`Rule`] picks, which
-//! get the rule's [`Fault`] instead. Every request is recorded ([`FaultProxy::seen`]).
-//! The proxy stops when dropped.
+//! get the rule's [`Fault`] instead. [`FaultProxy::http`] does the same in front of a
+//! plain-HTTP server (moto; its URL is [`FaultProxy::url`]). Every request is recorded
+//! ([`FaultProxy::seen`]). Random picks come from a seeded generator per rule, so a run
+//! injects the same number of faults each time. The proxy stops when dropped.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -34,6 +37,14 @@ pub enum Fault {
     Status { code: u16, reason: &'static str },
     /// This code and body as they are (a garbled answer).
     Body { code: u16, body: &'static str },
+    /// One of these Statuses, picked by the rule's generator.
+    OneOf(&'static [(u16, &'static str)]),
+    /// The request is forwarded and carried out, and its answer replaced by this Status:
+    /// an answer lost on the way back (a create that happened, its client told 500).
+    AfterForwarding { code: u16, reason: &'static str },
+    /// The request is forwarded, and the answer's body cut off after its first bytes:
+    /// a connection that broke mid-answer.
+    CutBody,
 }
 
 /// Which of the requests a rule matches it answers. Every rule counts every request it
@@ -45,8 +56,24 @@ pub enum Hits {
     /// Every one.
     All,
     /// Every n-th (n, 2n, ...): a steady rate of transient failures.
-    #[allow(dead_code)] // for the transient-failure tests to come (issue 12)
+    #[allow(dead_code)]
     EveryNth(usize),
+    /// Each with this chance in percent, drawn from the rule's generator seeded with
+    /// `seed`.
+    Random { percent: u64, seed: u64 },
+}
+
+/// A small seeded generator (SplitMix64): the same seed, the same picks.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 /// A request as the rules see it and the log records it.
@@ -71,6 +98,7 @@ pub struct Rule {
     hits: Hits,
     fault: Fault,
     matched: usize,
+    rng: Rng,
 }
 
 impl Rule {
@@ -85,6 +113,10 @@ impl Rule {
         Rule {
             name: name.to_owned(),
             matches: Box::new(matches),
+            rng: Rng(match hits {
+                Hits::Random { seed, .. } => seed,
+                _ => 0,
+            }),
             hits,
             fault,
             matched: 0,
@@ -101,6 +133,18 @@ impl Rule {
             Hits::Nth(n) => self.matched == n,
             Hits::All => true,
             Hits::EveryNth(n) => n > 0 && self.matched.is_multiple_of(n),
+            Hits::Random { percent, .. } => self.rng.next() % 100 < percent,
+        }
+    }
+
+    /// The fault for a request this rule answers (a [`Fault::OneOf`] picked).
+    fn pick(&mut self) -> Fault {
+        match &self.fault {
+            Fault::OneOf(choices) if !choices.is_empty() => {
+                let (code, reason) = choices[(self.rng.next() % choices.len() as u64) as usize];
+                Fault::Status { code, reason }
+            }
+            f => f.clone(),
         }
     }
 }
@@ -114,8 +158,11 @@ struct Shared {
 
 /// The running proxy; stopped when dropped.
 pub struct FaultProxy {
-    /// A kubeconfig whose server is the proxy.
+    /// A kubeconfig whose server is the proxy (for a proxy in front of an API server).
     pub kubeconfig: PathBuf,
+    /// The proxy's own URL (`http://127.0.0.1:<port>`).
+    #[allow(dead_code)]
+    pub url: String,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -202,6 +249,27 @@ impl FaultProxy {
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .build()
             .unwrap();
+        FaultProxy::serve(upstream, client, rules, &token)
+    }
+
+    /// Starts a proxy in front of the plain-HTTP server at `upstream` (an S3 server).
+    #[allow(dead_code)]
+    pub fn http(upstream: &str, rules: Vec<Rule>) -> FaultProxy {
+        let client = reqwest::Client::builder().build().unwrap();
+        FaultProxy::serve(
+            upstream.trim_end_matches('/').to_owned(),
+            client,
+            rules,
+            "unused",
+        )
+    }
+
+    fn serve(
+        upstream: String,
+        client: reqwest::Client,
+        rules: Vec<Rule>,
+        token: &str,
+    ) -> FaultProxy {
         let shared = Arc::new(Shared {
             upstream,
             client,
@@ -258,6 +326,7 @@ current-context: fault-proxy
         .unwrap();
         FaultProxy {
             kubeconfig: kc,
+            url: format!("http://{addr}"),
             shared,
             stop: Some(stop),
             thread: Some(thread),
@@ -300,7 +369,7 @@ fn status(code: u16, reason: &str, message: &str, cont: Option<&str>) -> Respons
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
-    let mut query = parts.uri.query().unwrap_or_default().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
     let mut seen = Seen {
         method: parts.method.to_string(),
         path: path.clone(),
@@ -312,41 +381,58 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let fault = {
         let mut rules = shared.rules.lock().unwrap();
         let fired: Vec<bool> = rules.iter_mut().map(|r| r.fires(&seen)).collect();
-        rules
-            .iter()
-            .zip(fired)
-            .find(|(_, f)| *f)
-            .map(|(r, _)| (r.name.clone(), r.fault.clone()))
+        match fired.iter().position(|f| *f) {
+            Some(i) => {
+                let name = rules[i].name.clone();
+                Some((name, rules[i].pick()))
+            }
+            None => None,
+        }
     };
-    if let Some((name, fault)) = fault {
-        seen.fault = Some(name);
-        let cont = seen.continue_token.clone();
+    let Some((name, fault)) = fault else {
         shared.seen.lock().unwrap().push(seen);
-        return match fault {
-            Fault::Expired { fresh_token } => {
-                let fresh = cont
-                    .filter(|_| fresh_token)
-                    .map(|c| format!("{FRESH_TOKEN_PREFIX}{c}"));
-                status(
-                    410,
-                    "Expired",
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
-                    fresh.as_deref(),
-                )
-            }
-            Fault::Status { code, reason } => {
-                status(code, reason, "injected by the test proxy", None)
-            }
-            Fault::Body { code, body } => Response::builder()
-                .status(code)
-                .header("content-type", "application/json")
-                .body(Body::from(body))
-                .unwrap(),
-        };
+        return forward(&shared, parts, body, query, None).await;
+    };
+    seen.fault = Some(name);
+    let cont = seen.continue_token.clone();
+    shared.seen.lock().unwrap().push(seen);
+    match fault {
+        Fault::Expired { fresh_token } => {
+            let fresh = cont
+                .filter(|_| fresh_token)
+                .map(|c| format!("{FRESH_TOKEN_PREFIX}{c}"));
+            status(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                fresh.as_deref(),
+            )
+        }
+        Fault::Status { code, reason } => status(code, reason, "injected by the test proxy", None),
+        Fault::Body { code, body } => Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap(),
+        f @ (Fault::AfterForwarding { .. } | Fault::CutBody) => {
+            forward(&shared, parts, body, query, Some(f)).await
+        }
+        Fault::OneOf(_) => unreachable!("a rule picks one of them"),
     }
+}
+
+/// Forwards the request upstream and streams the answer back — or, with `after`, replaces
+/// the answer (the request was carried out) or cuts its body short.
+async fn forward(
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    body: Body,
+    mut query: String,
+    after: Option<Fault>,
+) -> Response {
+    let path = parts.uri.path().to_owned();
     // A token the proxy handed out goes upstream as the one behind it.
-    if let Some(inner) = seen
-        .continue_token
+    if let Some(inner) = continue_param(&query)
         .as_deref()
         .and_then(|c| c.strip_prefix(FRESH_TOKEN_PREFIX))
     {
@@ -362,7 +448,6 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .collect::<Vec<_>>()
             .join("&");
     }
-    shared.seen.lock().unwrap().push(seen);
     let url = if query.is_empty() {
         format!("{}{path}", shared.upstream)
     } else {
@@ -385,12 +470,39 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Ok(a) => a,
         Err(e) => return status(502, "BadGateway", &format!("proxy: {e}"), None),
     };
+    match after {
+        Some(Fault::AfterForwarding { code, reason }) => {
+            // Carried out upstream; its answer is lost.
+            let _ = answer.bytes().await;
+            return status(
+                code,
+                reason,
+                "injected by the test proxy after forwarding",
+                None,
+            );
+        }
+        Some(Fault::CutBody) => {
+            let code = answer.status();
+            let whole = answer.bytes().await.unwrap_or_default();
+            let cut = whole.slice(..whole.len() / 2);
+            // The length promised, half of it sent, then the connection drops.
+            let stream = futures::stream::iter(vec![
+                Ok::<_, std::io::Error>(cut),
+                Err(std::io::Error::other("cut by the test proxy")),
+            ]);
+            return Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .header("content-length", whole.len())
+                .body(Body::from_stream(stream))
+                .unwrap();
+        }
+        _ => {}
+    }
+    // The length is kept (an S3 client needs it); the body is streamed.
     let mut res = Response::builder().status(answer.status());
     for (k, v) in answer.headers() {
-        if !matches!(
-            k.as_str(),
-            "content-length" | "connection" | "transfer-encoding"
-        ) {
+        if !matches!(k.as_str(), "connection" | "transfer-encoding") {
             res = res.header(k, v);
         }
     }

@@ -879,3 +879,113 @@ fn restore_into_an_invalid_namespace_name_is_refused() {
     let nss = env.kubectl(&["get", "namespaces", "-o", "name"], None);
     assert!(!nss.contains("it-hostile"), "{nss}");
 }
+
+/// Issue 12, item 2: a restore of ~200 namespaces at once lost pods — 500 ServerTimeout
+/// "No API token found for service account default", the create's retry (14 s) over
+/// before the token controller of a small control plane caught up. A pod now waits for
+/// its namespace's token (for minutes, reported in the restore's log): 200 namespaces
+/// with a pod each restore in one run with no pod error.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn two_hundred_new_namespaces_get_their_pods() {
+    const N: usize = 200;
+    let env = Env::new();
+    let source: Vec<String> = (0..N).map(|i| format!("it-many-{i:03}")).collect();
+    let target: Vec<String> = (0..N).map(|i| format!("it-manyr-{i:03}")).collect();
+    let tokens_in = |prefix: &str| {
+        env.kubectl(
+            &[
+                "get",
+                "secrets",
+                "-A",
+                "--field-selector",
+                "type=kubernetes.io/service-account-token",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.namespace}{\"\\n\"}{end}",
+            ],
+            None,
+        )
+        .lines()
+        .filter(|ns| ns.strip_prefix(prefix).is_some_and(|r| r.len() == 3))
+        .count()
+    };
+    let mut yaml = String::new();
+    for ns in &source {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+        ));
+    }
+    env.apply(&yaml);
+    // The source pods need their namespaces' tokens too (kubectl does not wait for them).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while tokens_in("it-many-") < N {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token controller made {} of {N} tokens in 5 minutes",
+            tokens_in("it-many-")
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let mut pods = String::new();
+    for ns in &source {
+        pods.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: {ns}, labels: {{it: many}}}}\nspec: {{containers: [{{name: app, image: registry.invalid/app:1}}]}}\n"
+        ));
+    }
+    env.apply(&pods);
+
+    env.ok(&[
+        "backup",
+        "create",
+        "many",
+        "--include-namespaces",
+        "it-many-*",
+        "--include-resources",
+        "pods",
+        "--wait",
+    ]);
+    let mappings = source
+        .iter()
+        .zip(&target)
+        .map(|(s, t)| format!("{s}:{t}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = env.run(&[
+        "restore",
+        "create",
+        "many-r",
+        "--from-backup",
+        "many",
+        "--namespace-mappings",
+        &mappings,
+        "--wait",
+    ]);
+    let logs = env.ok(&["restore", "logs", "many-r"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}\nlogs:\n{logs}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = env.kubectl(
+        &[
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "it=many",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    let in_targets = restored
+        .lines()
+        .filter(|ns| ns.starts_with("it-manyr-"))
+        .count();
+    assert_eq!(in_targets, N, "pods restored");
+    for ns in source.iter().chain(&target) {
+        env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    }
+}
