@@ -187,40 +187,89 @@ impl Default for BackupOptions {
 }
 
 /// The pods the backup includes (namespace and label filters of the plan), as the hook
-/// planner needs them; listed in pages.
+/// planner needs them; listed in pages through the cluster's retry loop, and resumed as
+/// every LIST is when its continue token expires (`types::rules::list_resume`).
 async fn hook_pods(
     cluster: &Cluster,
     plan: &BackupPlan,
-) -> Result<Vec<lifeboat_types::plan::backup_hooks::PodInfo>, kube::Error> {
-    use k8s_openapi::api::core::v1::Pod;
-    let api: kube::Api<Pod> = kube::Api::all(cluster.client().clone());
-    let mut out = Vec::new();
-    let mut lp = kube::api::ListParams::default().limit(500);
-    if let Some(sel) = &plan.server_selector {
-        lp = lp.labels(sel);
+) -> Result<Vec<lifeboat_types::plan::backup_hooks::PodInfo>, ClusterError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Meta {
+        name: String,
+        namespace: String,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
     }
+    #[derive(serde::Deserialize)]
+    struct Container {
+        name: String,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Spec {
+        containers: Vec<Container>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Pod {
+        #[serde(default)]
+        metadata: Meta,
+        #[serde(default)]
+        spec: Spec,
+    }
+    let pods = ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        plural: "pods".into(),
+        singular: "pod".into(),
+        kind: "Pod".into(),
+        namespaced: true,
+        short_names: vec![],
+        verbs: vec![],
+    };
+    let decode = |source| ClusterError::Decode {
+        what: "pods (for their hooks)".into(),
+        source,
+    };
+    let mut out = Vec::new();
+    let mut pager = ListPager::new();
     loop {
-        let page = api.list(&lp).await?;
-        for p in page.items {
-            let ns = p.metadata.namespace.clone().unwrap_or_default();
-            let labels = p.metadata.labels.clone().unwrap_or_default();
-            if !plan.namespaces.includes(&ns) || !plan.selects(&labels) {
+        let page = match cluster
+            .list_page(
+                &pods,
+                None,
+                plan.server_selector.as_deref(),
+                pager.token(),
+                500,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => match pager.failed(e.list_failure().as_ref()) {
+                ListResume::Continue(_) | ListResume::Restart => continue,
+                ListResume::Fail | ListResume::GiveUp(_) => return Err(e),
+            },
+        };
+        let (items, next) = split_list(&page).map_err(decode)?;
+        for raw in items {
+            let p: Pod = serde_json::from_str(raw.get()).map_err(decode)?;
+            let m = p.metadata;
+            if !pager.admit(&list_key(Some(&m.namespace), &m.name))
+                || !plan.namespaces.includes(&m.namespace)
+                || !plan.selects(&m.labels)
+            {
                 continue;
             }
             out.push(lifeboat_types::plan::backup_hooks::PodInfo {
-                namespace: ns,
-                name: p.metadata.name.clone().unwrap_or_default(),
-                labels,
-                annotations: p.metadata.annotations.clone().unwrap_or_default(),
-                containers: p
-                    .spec
-                    .map(|s| s.containers.into_iter().map(|c| c.name).collect())
-                    .unwrap_or_default(),
+                namespace: m.namespace,
+                name: m.name,
+                labels: m.labels,
+                annotations: m.annotations,
+                containers: p.spec.containers.into_iter().map(|c| c.name).collect(),
             });
         }
-        match page.metadata.continue_ {
-            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-            _ => break,
+        if !pager.advance(next) {
+            break;
         }
     }
     Ok(out)

@@ -56,7 +56,6 @@ pub enum Hits {
     /// Every one.
     All,
     /// Every n-th (n, 2n, ...): a steady rate of transient failures.
-    #[allow(dead_code)]
     EveryNth(usize),
     /// Each with this chance in percent, drawn from the rule's generator seeded with
     /// `seed`.
@@ -161,7 +160,6 @@ pub struct FaultProxy {
     /// A kubeconfig whose server is the proxy (for a proxy in front of an API server).
     pub kubeconfig: PathBuf,
     /// The proxy's own URL (`http://127.0.0.1:<port>`).
-    #[allow(dead_code)]
     pub url: String,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -253,7 +251,6 @@ impl FaultProxy {
     }
 
     /// Starts a proxy in front of the plain-HTTP server at `upstream` (an S3 server).
-    #[allow(dead_code)]
     pub fn http(upstream: &str, rules: Vec<Rule>) -> FaultProxy {
         let client = reqwest::Client::builder().build().unwrap();
         FaultProxy::serve(

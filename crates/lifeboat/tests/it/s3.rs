@@ -44,6 +44,10 @@ fn backup_to_s3_matches_directory_layout() {
     env.apply(
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: it-s3}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1, namespace: it-s3}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s1, namespace: it-s3}\nstringData: {k: v}\n",
     );
+    // What the controllers add to a new namespace is there before the first backup: the
+    // two backups below are compared, and a busy control plane adds it between them.
+    env.wait_for(&["configmaps", "-n", "it-s3"], 2);
+    env.wait_for(&["serviceaccounts", "-n", "it-s3"], 1);
     let creds = env.dir.path().join("credentials-velero");
     std::fs::write(
         &creds,
