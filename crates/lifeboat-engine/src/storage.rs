@@ -771,12 +771,52 @@ impl Store {
                 .await
                 .map(|_| ());
         }
-        self.op
-            .write_with(path, data)
+        match self
+            .op
+            .write_with(path, data.clone())
             .if_not_exists(self.conditional_create())
             .await
-            .map(|_| ())
             .map_err(|e| self.map("write", path, e))
+        {
+            Ok(_) => Ok(()),
+            // The retry layer sent the write again after a try whose answer was lost: the
+            // object found is this write's own when it holds exactly what was sent.
+            Err(e @ StorageError::AlreadyExists { .. }) => {
+                if self.op.read(path).await.is_ok_and(|b| b.to_bytes() == data) {
+                    tracing::debug!("{path}: stored by an earlier try of this write");
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the object at `path` holds `size` bytes whose SHA-256 is `digest` (read
+    /// streamed).
+    async fn holds(&self, path: &str, size: u64, digest: &[u8]) -> bool {
+        use futures::TryStreamExt;
+        use sha2::Digest;
+        let Ok(reader) = self.op.reader(path).await else {
+            return false;
+        };
+        let Ok(mut stream) = reader.into_bytes_stream(..).await else {
+            return false;
+        };
+        let mut hash = sha2::Sha256::new();
+        let mut read = 0u64;
+        loop {
+            match stream.try_next().await {
+                Ok(Some(b)) => {
+                    read += b.len() as u64;
+                    hash.update(&b);
+                }
+                Ok(None) => break,
+                Err(_) => return false,
+            }
+        }
+        read == size && hash.finalize().as_slice() == digest
     }
 
     /// Whether the store can refuse to create an object that exists (OpenDAL's capability;
@@ -811,18 +851,21 @@ impl Store {
             .await
             .map_err(|e| self.upload_error(path, e))?;
         let mut size = 0u64;
+        let mut hash = <sha2::Sha256 as sha2::Digest>::new();
         let failed = loop {
             match chunks.next().await {
                 None => break None,
                 Some(Err(e)) => break Some(e),
                 Some(Ok(chunk)) => {
                     size += chunk.len() as u64;
+                    sha2::Digest::update(&mut hash, &chunk);
                     if let Err(e) = w.write(chunk).await {
                         break Some(self.upload_error(path, e));
                     }
                 }
             }
         };
+        let failed_before_close = failed.is_some();
         let closed = match failed {
             Some(e) => Err(e),
             None => w
@@ -840,6 +883,17 @@ impl Store {
                     "storage location {:?}: aborting the upload of {path:?}: {abort}",
                     self.name
                 );
+            }
+            // ... unless it is this upload's own, completed by a try whose answer was lost
+            // and sent again by the retry layer: the same bytes.
+            if matches!(e, StorageError::AlreadyExists { .. })
+                && !failed_before_close
+                && self
+                    .holds(path, size, sha2::Digest::finalize(hash).as_slice())
+                    .await
+            {
+                tracing::debug!("{path}: stored by an earlier try of this upload");
+                return Ok(size);
             }
             return Err(e);
         }

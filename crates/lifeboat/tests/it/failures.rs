@@ -549,7 +549,7 @@ fn s3_file(bucket: &str, key: &str, dir: &std::path::Path) -> std::path::PathBuf
 /// answers mid-body), and 10% of the S3 server's with 500 or 503, a backup of 10
 /// namespaces and its restore into 10 others end Completed with every object, each
 /// ConfigMap once; a create whose answer was lost counts as restored (not as "already
-/// exists").
+/// exists"), and an object store write whose answer was lost is not a name taken.
 #[test]
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn a_tenth_of_requests_failing_for_a_moment_costs_no_object() {
@@ -587,15 +587,28 @@ fn a_tenth_of_requests_failing_for_a_moment_costs_no_object() {
     );
     let s3 = FaultProxy::http(
         &crate::s3::s3_endpoint(),
-        vec![Rule::new(
-            "s3-transient",
-            |_| true,
-            Hits::Random {
-                percent: 10,
-                seed: 12,
-            },
-            Fault::OneOf(S3_FAULTS),
-        )],
+        vec![
+            // Every third write is stored and its answer lost: the conditional create
+            // sent again finds the object, which is its own.
+            Rule::new(
+                "s3-answer-lost",
+                |r: &Seen| matches!(r.method.as_str(), "PUT" | "POST"),
+                Hits::EveryNth(3),
+                Fault::AfterForwarding {
+                    code: 500,
+                    reason: "InternalError",
+                },
+            ),
+            Rule::new(
+                "s3-transient",
+                |_| true,
+                Hits::Random {
+                    percent: 10,
+                    seed: 12,
+                },
+                Fault::OneOf(S3_FAULTS),
+            ),
+        ],
     );
     let api = FaultProxy::start(
         &env.kubeconfig,
@@ -801,6 +814,7 @@ fn a_tenth_of_requests_failing_for_a_moment_costs_no_object() {
     );
     assert!(fired(&api, "create-answer-lost") >= 5, "lost answers");
     assert!(fired(&api, "list-cut") >= 3, "cut answers");
+    assert!(fired(&s3, "s3-answer-lost") >= 3, "lost S3 answers");
     let s3_requests = s3.seen().len();
     let s3_faults = fired(&s3, "s3-transient");
     assert!(
