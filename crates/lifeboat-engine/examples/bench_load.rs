@@ -1,8 +1,10 @@
 //! Loads the benchmark's objects: COUNT ConfigMaps of about SIZE bytes each in NAMESPACE,
 //! named cm-000000..., created with bounded concurrency. Existing ones are kept, so the
-//! load can grow step by step (10k, then 100k).
+//! load can grow step by step (10k, then 100k). With SPREAD > 1 they are spread evenly
+//! over SPREAD namespaces NAMESPACE-00, NAMESPACE-01, ... (object i in namespace i mod
+//! SPREAD).
 //!
-//! Usage: bench_load KUBECONFIG NAMESPACE COUNT [SIZE] [configmaps|secrets]
+//! Usage: bench_load KUBECONFIG NAMESPACE COUNT [SIZE] [configmaps|secrets] [SPREAD]
 
 use futures::{StreamExt, stream};
 use lifeboat_engine::cluster::{Cluster, ClusterOptions};
@@ -10,9 +12,9 @@ use lifeboat_engine::cluster::{Cluster, ClusterOptions};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let kubeconfig = args
-        .get(1)
-        .ok_or("usage: bench_load KUBECONFIG NAMESPACE COUNT [SIZE]")?;
+    let kubeconfig = args.get(1).ok_or(
+        "usage: bench_load KUBECONFIG NAMESPACE COUNT [SIZE] [configmaps|secrets] [SPREAD]",
+    )?;
     let ns = args.get(2).ok_or("missing NAMESPACE")?.clone();
     let count: usize = args.get(3).ok_or("missing COUNT")?.parse()?;
     let size: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(3072);
@@ -24,6 +26,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if kind != "configmaps" && kind != "secrets" {
         return Err(format!("unknown kind {kind:?}: configmaps or secrets").into());
     }
+    let spread: usize = args.get(6).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let namespace_of = |i: usize| -> String {
+        if spread > 1 {
+            let width = (spread - 1).to_string().len().max(2);
+            format!("{ns}-{:0width$}", i % spread)
+        } else {
+            ns.clone()
+        }
+    };
     let cluster = Cluster::connect(&ClusterOptions {
         kubeconfig: Some(kubeconfig.into()),
         context: None,
@@ -44,11 +55,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     };
-    post(
-        "/api/v1/namespaces".into(),
-        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )
-    .await?;
+    for i in 0..spread.max(1) {
+        post(
+            "/api/v1/namespaces".into(),
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_of(i)}}),
+        )
+        .await?;
+    }
     // Pseudo-random payload so that gzip does not make the archive trivially small.
     let payload = |i: usize| -> String {
         let mut x = (i as u64)
@@ -76,14 +89,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "metadata": {"name": format!("{prefix}-{i:06}"), "labels": {"bench": "lifeboat", "shard": (i % 10).to_string()}},
                 field: {"payload": payload(i)}
             });
-            post(format!("/api/v1/namespaces/{ns}/{kind}"), body)
+            post(format!("/api/v1/namespaces/{}/{kind}", namespace_of(i)), body)
         })
         .buffer_unordered(48)
         .filter(|r| std::future::ready(r.is_err()))
         .count()
         .await;
     eprintln!(
-        "loaded {count} configmaps into {ns} in {:.1}s ({errors} errors)",
+        "loaded {count} {kind} into {} in {:.1}s ({errors} errors)",
+        if spread > 1 {
+            format!("{spread} namespaces {ns}-*")
+        } else {
+            ns.clone()
+        },
         started.elapsed().as_secs_f64()
     );
     if errors > 0 {

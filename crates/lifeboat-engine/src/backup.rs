@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use lifeboat_types::api::names::{NameError, validate_name};
 use lifeboat_types::api::velero::{
     Backup, BackupPhase, BackupProgress, BackupStatus, STORAGE_LOCATION_LABEL, Time,
@@ -32,6 +32,7 @@ use lifeboat_types::plan::backup::{
 };
 use lifeboat_types::rules::backups::{TtlOverflow, expiration};
 use lifeboat_types::rules::list_resume::{ListPager, ListResume, list_key};
+use lifeboat_types::rules::namespaced_list::worth_asking;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -343,6 +344,151 @@ pub fn item_json(raw: &str, api_version: &str, kind: &str, has_type: bool) -> Ve
     out
 }
 
+/// The namespace and name of a LIST item, read from its raw JSON up to
+/// `metadata.namespace` and `metadata.name` and no further (the API server writes
+/// `metadata` first, `name` before `namespace`): a cluster-wide LIST drops the items of
+/// namespaces not selected without parsing them. `None` when the item cannot be read this
+/// way (no `metadata` object, no `name`, a key or value with escapes, a `null`): the
+/// caller then parses it as any other item. `raw` is a JSON value already checked as such
+/// (an item of [`split_list`]); anything else gives `None` or a wrong answer, never a
+/// panic.
+pub fn raw_key(raw: &str) -> Option<(Option<&str>, &str)> {
+    let mut s = RawScan { raw, i: 0 };
+    s.eat(b'{')?;
+    if s.peek()? == b'}' {
+        return None;
+    }
+    loop {
+        let key = s.plain_string()?;
+        s.eat(b':')?;
+        if key == "metadata" {
+            s.eat(b'{')?;
+            if s.peek()? == b'}' {
+                return None;
+            }
+            let (mut name, mut namespace) = (None, None);
+            loop {
+                let key = s.plain_string()?;
+                s.eat(b':')?;
+                match key {
+                    "name" => name = Some(s.plain_string()?),
+                    "namespace" => namespace = Some(s.plain_string()?),
+                    _ => s.skip_value()?,
+                }
+                if let (Some(name), Some(_)) = (name, namespace) {
+                    return Some((namespace, name));
+                }
+                match s.next()? {
+                    b',' => {}
+                    b'}' => return name.map(|n| (namespace, n)),
+                    _ => return None,
+                }
+            }
+        }
+        s.skip_value()?;
+        if s.next()? != b',' {
+            return None;
+        }
+    }
+}
+
+/// A cursor over a JSON text for [`raw_key`].
+struct RawScan<'a> {
+    raw: &'a str,
+    i: usize,
+}
+
+impl<'a> RawScan<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.raw.as_bytes()
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.i) {
+            self.i += 1;
+        }
+        self.bytes().get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// A string without escapes, as it is in the text.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        loop {
+            match self.bytes().get(self.i)? {
+                b'"' => break,
+                b'\\' => return None,
+                _ => self.i += 1,
+            }
+        }
+        let s = self.raw.get(start..self.i)?;
+        self.i += 1;
+        Some(s)
+    }
+
+    /// Past the string that starts here (escapes included).
+    fn skip_string(&mut self) -> Option<()> {
+        self.i += 1;
+        loop {
+            match self.bytes().get(self.i)? {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Past the value that starts here.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.bytes().get(self.i)? {
+                        b'"' => {
+                            self.skip_string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => {
+                while let Some(c) = self.bytes().get(self.i) {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                Some(())
+            }
+        }
+    }
+}
+
 /// Shared state of the listers.
 struct Run<'a> {
     cluster: &'a Cluster,
@@ -369,20 +515,41 @@ impl Run<'_> {
     /// Turns raw items into tarball items, applying the namespace and label filters. A
     /// LIST's items pass its `pager` first (before any filter: it follows the server's
     /// position), which drops those a restarted LIST sends again; also returns how many
-    /// items the pager took as new.
+    /// items the pager took as new. With `keep` (a cluster-wide LIST of a backup that
+    /// selects namespaces), an item of another namespace is dropped after reading only its
+    /// namespace and name ([`raw_key`]), never parsed further.
     fn convert(
         &self,
         pr: &PlannedResource,
         raws: &[&serde_json::value::RawValue],
         skip: &BTreeSet<String>,
         mut pager: Option<&mut ListPager>,
+        keep: Option<&BTreeSet<String>>,
     ) -> (Vec<Item>, usize) {
         let r = &pr.resource;
         let api_version = r.api_version();
         let is_pvc = r.group.is_empty() && r.plural == "persistentvolumeclaims";
+        let kept = |ns: Option<&str>| keep.is_none_or(|k| ns.is_some_and(|n| k.contains(n)));
         let mut out = Vec::with_capacity(raws.len());
         let mut new = 0;
         for raw in raws {
+            // The pager has seen this item already (by its key, read without parsing).
+            let mut admitted = false;
+            if keep.is_some()
+                && let Some((ns, name)) = raw_key(raw.get())
+            {
+                let ns = ns.filter(|n| !n.is_empty());
+                if let Some(p) = pager.as_deref_mut() {
+                    if !p.admit(&list_key(ns, name)) {
+                        continue;
+                    }
+                    new += 1;
+                }
+                admitted = true;
+                if !kept(ns) {
+                    continue;
+                }
+            }
             let head: ItemHead<'_> = match serde_json::from_str(raw.get()) {
                 Ok(h) => h,
                 Err(e) => {
@@ -395,11 +562,14 @@ impl Run<'_> {
             };
             let ns = head.metadata.namespace.as_deref().filter(|n| !n.is_empty());
             let key = list_key(ns, &head.metadata.name);
-            if let Some(p) = pager.as_deref_mut() {
+            if !admitted && let Some(p) = pager.as_deref_mut() {
                 if !p.admit(&key) {
                     continue;
                 }
                 new += 1;
+            }
+            if !kept(ns) {
+                continue;
             }
             if r.namespaced {
                 match ns {
@@ -489,7 +659,16 @@ impl Run<'_> {
     async fn list_resource(&self, pr: &PlannedResource) {
         let r = Arc::new(pr.resource.clone());
         let gr = r.group_resource();
-        self.log.info("Listing items", &[("resource", &gr)]);
+        let how = match &pr.scope {
+            ListScope::Cluster => "cluster-scoped".to_owned(),
+            ListScope::AllNamespaces => "all namespaces".to_owned(),
+            ListScope::Namespaces(ns) => format!("per namespace ({})", ns.len()),
+            ListScope::AllNamespacesKeeping(ns) => {
+                format!("all namespaces, keeping {} selected", ns.len())
+            }
+        };
+        self.log
+            .info("Listing items", &[("resource", &gr), ("listed", &how)]);
         // Objects named in orderedResources go first, in their order.
         let mut skip = BTreeSet::new();
         if !pr.ordered.is_empty() {
@@ -506,7 +685,7 @@ impl Run<'_> {
                         else {
                             continue;
                         };
-                        let (items, _) = self.convert(pr, &[raw], &BTreeSet::new(), None);
+                        let (items, _) = self.convert(pr, &[raw], &BTreeSet::new(), None, None);
                         if !items.is_empty() {
                             skip.insert(key.clone());
                         }
@@ -522,14 +701,15 @@ impl Run<'_> {
                 return;
             }
         }
-        let scopes: Vec<Option<String>> = match &pr.scope {
-            ListScope::Cluster | ListScope::AllNamespaces => vec![None],
-            ListScope::Namespaces(ns) => ns.iter().cloned().map(Some).collect(),
+        let (scopes, keep): (Vec<Option<String>>, _) = match &pr.scope {
+            ListScope::Cluster | ListScope::AllNamespaces => (vec![None], None),
+            ListScope::Namespaces(ns) => (ns.iter().cloned().map(Some).collect(), None),
+            ListScope::AllNamespacesKeeping(ns) => (vec![None], Some(ns)),
         };
         let mut count = 0usize;
         for ns in scopes {
             if !self
-                .list_scope(pr, &r, ns.as_deref(), &skip, &mut count)
+                .list_scope(pr, &r, ns.as_deref(), keep, &skip, &mut count)
                 .await
             {
                 return;
@@ -547,12 +727,13 @@ impl Run<'_> {
     /// as an error — except an expired continue token, which goes on as
     /// `types::rules::list_resume` decides: with the Status's fresh token, else from the
     /// start skipping what was taken ([`ListPager`]: constant memory), else an error
-    /// naming the resource.
+    /// naming the resource. With `keep`, only the items of those namespaces are kept.
     async fn list_scope(
         &self,
         pr: &PlannedResource,
         r: &Arc<ApiResource>,
         ns: Option<&str>,
+        keep: Option<&BTreeSet<String>>,
         skip: &BTreeSet<String>,
         count: &mut usize,
     ) -> bool {
@@ -624,7 +805,7 @@ impl Run<'_> {
                     return true;
                 }
             };
-            let (items, new) = self.convert(pr, &raws, skip, Some(&mut pager));
+            let (items, new) = self.convert(pr, &raws, skip, Some(&mut pager), keep);
             drop(raws);
             read += new;
             *count += items.len();
@@ -690,7 +871,7 @@ impl Run<'_> {
                         filter_names_as_namespaces: false,
                         ordered: vec![],
                     };
-                    let (items, _) = self.convert(&pr, &[raw], &BTreeSet::new(), None);
+                    let (items, _) = self.convert(&pr, &[raw], &BTreeSet::new(), None, None);
                     // Dependents are not subject to the label selector.
                     let items = if items.is_empty() {
                         vec![Item {
@@ -784,12 +965,14 @@ pub async fn run_backup(
     let (discovered, namespaces) = tokio::join!(cluster.discover(), cluster.namespaces());
     let (served, discovery_failures) = discovered.map_err(cluster_err)?;
     let namespaces = namespaces.map_err(cluster_err)?;
-    let plan =
+    let mut plan =
         plan_backup(&backup.spec, &served, &namespaces).map_err(|source| BackupError::Plan {
             backup: name.clone(),
             source,
         })?;
-    preflight(cluster, &plan).await.map_err(cluster_err)?;
+    preflight(cluster, &mut plan, namespaces.len())
+        .await
+        .map_err(cluster_err)?;
 
     let start = Time::now();
     // Checked before anything is written: a TTL past the last date is refused.
@@ -1141,8 +1324,43 @@ impl<'a> Written<'a> {
     }
 }
 
-/// Checks LIST permission on every planned resource before anything is written.
-async fn preflight(cluster: &Cluster, plan: &BackupPlan) -> Result<(), ClusterError> {
+/// Checks LIST permission on every planned resource before anything is written, and
+/// chooses how each namespaced type of a backup that selects namespaces is listed
+/// ([`ListScope::chosen`], by `types::rules::namespaced_list`; `in_cluster`: the cluster's
+/// namespace count). Where a cluster-wide LIST would be chosen, the access review asks
+/// for that first; when it is refused, the type is listed per namespace and every selected
+/// namespace is checked as before — a user allowed to LIST only inside the selected
+/// namespaces gets a complete backup.
+async fn preflight(
+    cluster: &Cluster,
+    plan: &mut BackupPlan,
+    in_cluster: usize,
+) -> Result<(), ClusterError> {
+    let ask: Vec<usize> = plan
+        .resources
+        .iter()
+        .enumerate()
+        .filter(|(_, pr)| {
+            matches!(&pr.scope, ListScope::Namespaces(list) if worth_asking(list.len(), in_cluster))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let resources = &plan.resources;
+    let answers: Vec<(usize, bool)> = stream::iter(ask)
+        .map(|i| async move {
+            cluster
+                .can_i("list", &resources[i].resource, None)
+                .await
+                .map(|allowed| (i, allowed))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    for (i, allowed) in answers {
+        let pr = &mut plan.resources[i];
+        let planned = std::mem::replace(&mut pr.scope, ListScope::Cluster);
+        pr.scope = planned.chosen(in_cluster, allowed);
+    }
     let mut checks = Vec::new();
     for pr in &plan.resources {
         match &pr.scope {
@@ -1154,6 +1372,8 @@ async fn preflight(cluster: &Cluster, plan: &BackupPlan) -> Result<(), ClusterEr
                     checks.push((pr.resource.clone(), Some(ns.clone())));
                 }
             }
+            // Allowed: the access review above said so.
+            ListScope::AllNamespacesKeeping(_) => {}
         }
     }
     check_list_permissions(cluster, checks).await
@@ -1240,6 +1460,85 @@ mod tests {
             "backup \"b\" already exists in storage location \"default\"; choose another name or delete it first"
         );
         assert!(!e.is_retryable());
+    }
+
+    /// Issue 12, item 5: a cluster-wide LIST reads an item's namespace and name without
+    /// parsing it; what it cannot read that way is left to the full parse (`None`).
+    #[rstest::rstest]
+    #[case::as_the_api_server_writes(r#"{"metadata":{"name":"cm-1","namespace":"load-07","uid":"u"},"data":{"k":"v"}}"#, Some((Some("load-07"), "cm-1")))]
+    #[case::namespace_first(r#"{"metadata":{"namespace":"a","name":"b"}}"#, Some((Some("a"), "b")))]
+    #[case::metadata_last(r#"{"kind":"ConfigMap","data":{"x":"}\"{[","y":[1,{"z":null}]},"n":-1.5e3,"t":true,"metadata":{"labels":{"name":"no"},"name":"b","namespace":"a"}}"#, Some((Some("a"), "b")))]
+    #[case::whitespace(" {\n \"metadata\" : { \"name\" : \"b\" ,\t\"namespace\" : \"a\" } } ", Some((Some("a"), "b")))]
+    #[case::cluster_scoped(r#"{"metadata":{"name":"pv-1","uid":"u"},"spec":{}}"#, Some((None, "pv-1")))]
+    #[case::nested_namespace_is_not_it(r#"{"metadata":{"name":"b","ownerReferences":[{"namespace":"x"}],"labels":{"namespace":"y"}}}"#, Some((None, "b")))]
+    #[case::escaped_value(r#"{"metadata":{"name":"b","namespace":"a\u0062"}}"#, None)]
+    #[case::escaped_key(r#"{"metadata":{"n\u0061me":"b","namespace":"a"}}"#, None)]
+    #[case::escaped_top_key(r#"{"met\u0061data":{"name":"b","namespace":"a"}}"#, None)]
+    #[case::no_name(r#"{"metadata":{"namespace":"a"}}"#, None)]
+    #[case::null_name(r#"{"metadata":{"name":null,"namespace":"a"}}"#, None)]
+    #[case::empty_metadata(r#"{"metadata":{}}"#, None)]
+    #[case::no_metadata(r#"{"kind":"X"}"#, None)]
+    #[case::empty(r#"{}"#, None)]
+    #[case::not_an_object(r#"[1]"#, None)]
+    #[case::truncated(r#"{"metadata":{"name":"b","namesp"#, None)]
+    fn raw_keys(#[case] raw: &str, #[case] expected: Option<(Option<&str>, &str)>) {
+        assert_eq!(raw_key(raw), expected);
+    }
+
+    proptest::proptest! {
+        /// Whatever the order and content of the other fields, the key read without
+        /// parsing is the parsed one, or none.
+        #[test]
+        fn raw_key_agrees_with_the_parser(
+            fields in proptest::collection::vec(("[a-z]{1,9}|name|namespace|metadata", any_json()), 0..6),
+            mut meta in proptest::collection::vec(("[a-z]{1,9}|name|namespace", any_json()), 0..6),
+            name in "[a-z0-9.-]{1,12}|.{0,4}",
+            namespace in proptest::option::of("[a-z0-9-]{1,12}|.{0,4}"),
+            at in 0usize..6,
+        ) {
+            meta.push(("name".into(), serde_json::Value::String(name)));
+            if let Some(ns) = namespace {
+                meta.push(("namespace".into(), serde_json::Value::String(ns)));
+            }
+            let mut object = serde_json::Map::new();
+            for (i, (k, v)) in fields.into_iter().enumerate() {
+                if i == at {
+                    object.insert("metadata".into(), serde_json::Value::Object(meta.clone().into_iter().collect()));
+                }
+                object.insert(k, v);
+            }
+            object
+                .entry("metadata")
+                .or_insert_with(|| serde_json::Value::Object(meta.into_iter().collect()));
+            let text = serde_json::Value::Object(object).to_string();
+            #[derive(Deserialize)]
+            struct Meta { name: String, namespace: Option<String> }
+            #[derive(Deserialize)]
+            struct Head { metadata: Meta }
+            if let Some((ns, name)) = raw_key(&text) {
+                let head: Head = serde_json::from_str(&text).unwrap();
+                proptest::prop_assert_eq!(name, head.metadata.name);
+                proptest::prop_assert_eq!(ns.map(str::to_owned), head.metadata.namespace);
+            }
+        }
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<String>().prop_map(serde_json::Value::String),
+            "[a-z\"\\\\{}\\[\\],: ]{0,8}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[a-z]{1,4}|name|namespace", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]

@@ -277,6 +277,29 @@ pub enum ListScope {
     AllNamespaces,
     /// One LIST per namespace.
     Namespaces(Vec<String>),
+    /// One LIST over all namespaces keeping only the objects of these namespaces. The
+    /// plan never makes it: a backup's preflight turns a [`ListScope::Namespaces`] into it
+    /// when RBAC allows and [`crate::rules::namespaced_list`] chooses it.
+    AllNamespacesKeeping(BTreeSet<String>),
+}
+
+impl ListScope {
+    /// The scope a backup lists with: [`ListScope::Namespaces`] as
+    /// [`crate::rules::namespaced_list::namespaced_list`] decides for a cluster of
+    /// `in_cluster` namespaces (`cluster_wide_allowed`: what the access review answered for
+    /// a cluster-wide LIST); every other scope as it is.
+    pub fn chosen(self, in_cluster: usize, cluster_wide_allowed: bool) -> ListScope {
+        use crate::rules::namespaced_list::{NamespacedList, namespaced_list};
+        match self {
+            ListScope::Namespaces(list)
+                if namespaced_list(list.len(), in_cluster, cluster_wide_allowed)
+                    == NamespacedList::ClusterWide =>
+            {
+                ListScope::AllNamespacesKeeping(list.into_iter().collect())
+            }
+            other => other,
+        }
+    }
 }
 
 /// One resource type to back up.
@@ -637,7 +660,7 @@ mod tests {
         assert!(plan.resources.iter().all(|r| match r.scope {
             ListScope::Cluster => !r.resource.namespaced,
             ListScope::AllNamespaces => r.resource.namespaced,
-            ListScope::Namespaces(_) => false,
+            ListScope::Namespaces(_) | ListScope::AllNamespacesKeeping(_) => false,
         }));
         assert_eq!(plan.dependents, Dependents::default());
     }
@@ -669,6 +692,30 @@ mod tests {
         assert!(ns.filter_names_as_namespaces);
     }
 
+    fn scope_of(names: &[&str]) -> ListScope {
+        ListScope::Namespaces(names.iter().map(|n| n.to_string()).collect())
+    }
+
+    fn keeping(names: &[&str]) -> ListScope {
+        ListScope::AllNamespacesKeeping(names.iter().map(|n| n.to_string()).collect())
+    }
+
+    /// Issue 12, item 5: how the preflight turns a plan's scope into the one listed.
+    #[rstest]
+    #[case::many_namespaces_allowed(scope_of(&["team-a", "team-b"]), 4, true, keeping(&["team-a", "team-b"]))]
+    #[case::many_namespaces_refused(scope_of(&["team-a", "team-b"]), 4, false, scope_of(&["team-a", "team-b"]))]
+    #[case::one_namespace_of_many(scope_of(&["team-a"]), 100, true, scope_of(&["team-a"]))]
+    #[case::whole_cluster_stays(ListScope::AllNamespaces, 100, false, ListScope::AllNamespaces)]
+    #[case::cluster_scoped_stays(ListScope::Cluster, 100, true, ListScope::Cluster)]
+    fn scopes_chosen_for_listing(
+        #[case] planned: ListScope,
+        #[case] in_cluster: usize,
+        #[case] allowed: bool,
+        #[case] expected: ListScope,
+    ) {
+        assert_eq!(planned.chosen(in_cluster, allowed), expected);
+    }
+
     #[rstest]
     #[case(&["team-*"], &[], &["team-a", "team-b"])]
     #[case(&["*"], &["kube-*"], &["default", "team-a", "team-b"])]
@@ -691,7 +738,7 @@ mod tests {
                 .into_iter()
                 .filter(|n| plan.namespaces.includes(n))
                 .collect(),
-            ListScope::Cluster => unreachable!(),
+            ListScope::Cluster | ListScope::AllNamespacesKeeping(_) => unreachable!(),
         };
         let mut listed = listed;
         listed.sort();

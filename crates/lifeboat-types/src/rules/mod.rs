@@ -4,7 +4,7 @@
 //! a diff may show of a Secret, whose stored data a deletion may delete and what sync
 //! makes of a bucket, which volumes a restore creates, which archive items may be restored,
 //! whether an archive fits on the disk it is extracted to, how a LIST goes on when its
-//! continue token expired.
+//! continue token expired, whether a backup lists a type per namespace or cluster-wide.
 
 pub mod api_retry;
 pub mod archive;
@@ -14,6 +14,7 @@ pub mod backups;
 pub mod disk_space;
 pub mod list_resume;
 pub mod location;
+pub mod namespaced_list;
 pub mod retention;
 pub mod schedule;
 pub mod secrets;
