@@ -188,12 +188,35 @@ impl Default for BackupOptions {
 }
 
 /// The pods the backup includes (namespace and label filters of the plan), as the hook
-/// planner needs them; listed in pages through the cluster's retry loop, and resumed as
-/// every LIST is when its continue token expires (`types::rules::list_resume`).
+/// planner needs them; listed in pages where the backup lists pods (`scope`: per
+/// namespace, or cluster-wide), so that the hooks need no other permission than the
+/// backup's LISTs — through the cluster's retry loop, and resumed as every LIST is when
+/// its continue token expires (`types::rules::list_resume`).
 async fn hook_pods(
     cluster: &Cluster,
     plan: &BackupPlan,
+    scope: &ListScope,
 ) -> Result<Vec<lifeboat_types::plan::backup_hooks::PodInfo>, ClusterError> {
+    let (scopes, keep): (Vec<Option<&str>>, _) = match scope {
+        ListScope::Namespaces(list) => (list.iter().map(|n| Some(n.as_str())).collect(), None),
+        ListScope::AllNamespacesKeeping(keep) => (vec![None], Some(keep)),
+        ListScope::Cluster | ListScope::AllNamespaces => (vec![None], None),
+    };
+    let mut out = Vec::new();
+    for ns in scopes {
+        hook_pods_of(cluster, ns, plan, keep, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// The pods of one LIST (in `namespace`, or everywhere) for [`hook_pods`], added to `out`.
+async fn hook_pods_of(
+    cluster: &Cluster,
+    namespace: Option<&str>,
+    plan: &BackupPlan,
+    keep: Option<&BTreeSet<String>>,
+    out: &mut Vec<lifeboat_types::plan::backup_hooks::PodInfo>,
+) -> Result<(), ClusterError> {
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
     struct Meta {
@@ -232,13 +255,12 @@ async fn hook_pods(
         what: "pods (for their hooks)".into(),
         source,
     };
-    let mut out = Vec::new();
     let mut pager = ListPager::new();
     loop {
         let page = match cluster
             .list_page(
                 &pods,
-                None,
+                namespace,
                 plan.server_selector.as_deref(),
                 pager.token(),
                 500,
@@ -257,6 +279,7 @@ async fn hook_pods(
             let m = p.metadata;
             if !pager.admit(&list_key(Some(&m.namespace), &m.name))
                 || !plan.namespaces.includes(&m.namespace)
+                || keep.is_some_and(|k| !k.contains(&m.namespace))
                 || !plan.selects(&m.labels)
             {
                 continue;
@@ -273,7 +296,7 @@ async fn hook_pods(
             break;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One item on its way to the tarball.
@@ -501,6 +524,9 @@ struct Run<'a> {
     bound_pvs: Mutex<BTreeSet<String>>,
     /// Custom resource types (group-resource) that had items.
     seen_types: Mutex<BTreeSet<String>>,
+    /// Types (group-resource) listed per namespace because RBAC refused a cluster-wide
+    /// LIST (the preflight's).
+    refused_cluster_wide: BTreeSet<String>,
 }
 
 impl Run<'_> {
@@ -662,6 +688,10 @@ impl Run<'_> {
         let how = match &pr.scope {
             ListScope::Cluster => "cluster-scoped".to_owned(),
             ListScope::AllNamespaces => "all namespaces".to_owned(),
+            ListScope::Namespaces(ns) if self.refused_cluster_wide.contains(&gr) => format!(
+                "per namespace ({}; a cluster-wide LIST is not allowed)",
+                ns.len()
+            ),
             ListScope::Namespaces(ns) => format!("per namespace ({})", ns.len()),
             ListScope::AllNamespacesKeeping(ns) => {
                 format!("all namespaces, keeping {} selected", ns.len())
@@ -970,7 +1000,7 @@ pub async fn run_backup(
             backup: name.clone(),
             source,
         })?;
-    preflight(cluster, &mut plan, namespaces.len())
+    let refused_cluster_wide = preflight(cluster, &mut plan, namespaces.len())
         .await
         .map_err(cluster_err)?;
 
@@ -1026,6 +1056,7 @@ pub async fn run_backup(
         tx,
         bound_pvs: Default::default(),
         seen_types: Default::default(),
+        refused_cluster_wide,
     };
     // A group version that could not be discovered may hold resources this backup
     // should have: an error (the backup ends PartiallyFailed), never a warning.
@@ -1053,12 +1084,12 @@ pub async fn run_backup(
     // Exec hooks of the pods in the backup (spec hooks and pod annotations), all pre
     // hooks before the first LIST and all post hooks after the last item: the pods stay
     // quiesced for the whole resource backup.
-    let pod_hooks = if plan
+    let pods = plan
         .resources
         .iter()
-        .any(|r| r.resource.group.is_empty() && r.resource.plural == "pods")
-    {
-        match hook_pods(cluster, &plan).await {
+        .find(|r| r.resource.group.is_empty() && r.resource.plural == "pods");
+    let pod_hooks = if let Some(pods) = pods {
+        match hook_pods(cluster, &plan, &pods.scope).await {
             Ok(pods) => {
                 let (planned, problems) = lifeboat_types::plan::backup_hooks::plan_backup_hooks(
                     &backup.spec.hooks,
@@ -1331,11 +1362,13 @@ impl<'a> Written<'a> {
 /// for that first; when it is refused, the type is listed per namespace and every selected
 /// namespace is checked as before — a user allowed to LIST only inside the selected
 /// namespaces gets a complete backup.
+///
+/// Returns the group-resources whose cluster-wide LIST was asked for and refused.
 async fn preflight(
     cluster: &Cluster,
     plan: &mut BackupPlan,
     in_cluster: usize,
-) -> Result<(), ClusterError> {
+) -> Result<BTreeSet<String>, ClusterError> {
     let ask: Vec<usize> = plan
         .resources
         .iter()
@@ -1356,8 +1389,12 @@ async fn preflight(
         .buffer_unordered(16)
         .try_collect()
         .await?;
+    let mut refused = BTreeSet::new();
     for (i, allowed) in answers {
         let pr = &mut plan.resources[i];
+        if !allowed {
+            refused.insert(pr.resource.group_resource());
+        }
         let planned = std::mem::replace(&mut pr.scope, ListScope::Cluster);
         pr.scope = planned.chosen(in_cluster, allowed);
     }
@@ -1376,7 +1413,8 @@ async fn preflight(
             ListScope::AllNamespacesKeeping(_) => {}
         }
     }
-    check_list_permissions(cluster, checks).await
+    check_list_permissions(cluster, checks).await?;
+    Ok(refused)
 }
 
 #[cfg(test)]

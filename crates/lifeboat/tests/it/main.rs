@@ -14,6 +14,7 @@ mod failures;
 mod faults;
 mod hooks;
 mod image;
+mod many_namespaces;
 mod rbac;
 mod regression;
 mod restore;
