@@ -100,7 +100,7 @@ stringData: {{k: v}}
     }
     env.apply(&yaml);
 
-    env.ok(&[
+    let out = env.run(&[
         "backup",
         "create",
         "wide",
@@ -108,6 +108,20 @@ stringData: {{k: v}}
         "it-wide-*",
     ]);
     let dir = env.storage().join("backups/wide");
+    if !out.status.success() {
+        // What went wrong is in the results (tests that run beside it change the cluster).
+        let results = dir.join("wide-results.gz");
+        let results = results
+            .exists()
+            .then(|| read_json_gz(&results).to_string())
+            .unwrap_or_default();
+        panic!(
+            "backup wide: exit {:?}\nstdout: {}\nstderr: {}\nresults: {results}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("velero-backup.json")).unwrap()).unwrap();
     assert_eq!(meta["status"]["phase"], "Completed", "{meta}");
