@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::{ArchiveWriter, ChunkSink, gzip};
-use crate::cluster::{Cluster, ClusterError, check_list_permissions, split_list};
+use crate::cluster::{ApiErrorKind, Cluster, ClusterError, check_list_permissions, split_list};
 use crate::error::chain;
 use crate::runlog::RunLog;
 use crate::storage::{StorageError, Store};
@@ -793,6 +793,17 @@ impl Run<'_> {
             };
             let body = match listed {
                 Ok(b) => b,
+                Err(e) if e.is_unserved() => {
+                    // Discovered, then no longer served: its CRD (and with it every
+                    // object of it) was deleted while the backup ran.
+                    self.warn(
+                        ns,
+                        format!(
+                            "listing {gr}: the API server no longer serves it (its definition was removed while the backup ran); what was read of it is stored"
+                        ),
+                    );
+                    return true;
+                }
                 Err(e) => {
                     match pager.failed(e.list_failure().as_ref()) {
                         ListResume::Fail => {

@@ -879,3 +879,60 @@ fn a_list_the_api_server_keeps_failing_is_an_error_saying_how_often() {
         errors[0]
     );
 }
+
+/// A custom resource type discovered and then no longer served (its CRD deleted while
+/// the backup ran: another test's uninstall, an operator upgrade) made the backup
+/// PartiallyFailed with "listing ... failed: 404". Every object of it went with its CRD;
+/// it is a warning, and the backup of everything else is Completed.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_type_removed_while_the_backup_runs_is_a_warning() {
+    let env = Env::new();
+    let ns = "it-fault-removed";
+    gadget_crd(&env, ns);
+    let proxy = FaultProxy::start(
+        &env.kubeconfig,
+        vec![Rule::new(
+            "crd-gone",
+            |r: &Seen| {
+                r.method == "GET"
+                    && r.path.contains("/apis/faults.example.com/v1/")
+                    && r.path.ends_with("/gadgets")
+            },
+            Hits::All,
+            Fault::Status {
+                code: 404,
+                reason: "NotFound",
+            },
+        )],
+    );
+    let out = via(
+        &env,
+        &proxy,
+        &[
+            "backup",
+            "create",
+            "removed",
+            "--include-namespaces",
+            ns,
+            "--wait",
+        ],
+    );
+    assert_eq!(code(&out), Some(0), "{}", show(&out));
+    assert!(
+        proxy.seen().iter().any(|r| r.fault.is_some()),
+        "the LIST was answered 404"
+    );
+    let (meta, results) = stored(&env, "removed");
+    assert_eq!(meta["status"]["phase"], "Completed", "{results}");
+    let warnings = messages(&results, "warnings", Some(ns));
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with("listing gadgets.faults.example.com: the API server no longer serves it")),
+        "{results}"
+    );
+    assert_eq!(
+        configmaps_in_tarball(&env, "removed", ns),
+        ["kube-root-ca.crt", "settings"]
+    );
+}

@@ -111,10 +111,11 @@ stringData: {{k: v}}
     if !out.status.success() {
         // What went wrong is in the results (tests that run beside it change the cluster).
         let results = dir.join("wide-results.gz");
-        let results = results
-            .exists()
-            .then(|| read_json_gz(&results).to_string())
-            .unwrap_or_default();
+        let results = if results.exists() {
+            read_json_gz(&results).to_string()
+        } else {
+            String::new()
+        };
         panic!(
             "backup wide: exit {:?}\nstdout: {}\nstderr: {}\nresults: {results}",
             out.status.code(),
