@@ -590,20 +590,29 @@ impl Exec<'_> {
             }
             Created::Exists { maybe_own } => (false, maybe_own),
         };
-        // A create sent again after a try whose answer was lost finds its own object:
-        // identical to what was sent, it is this restore's.
-        let created = created
-            || (maybe_own && {
-                let live = self
-                    .cluster
-                    .get_raw(&r, ns, &name)
-                    .await
-                    .map_err(|e| chain(&e))?
-                    .ok_or("it exists but cannot be read")?;
-                compare(gr, &obj, &live, &self.sanitize, self.policy, false)?
-                    == Outcome::SkipIdentical
-            });
-        if created {
+        // The object found, compared with what was sent (read once) — none when this
+        // create made it, or when a create sent again after a try whose answer was lost
+        // finds its own object: identical to what was sent, it is this restore's.
+        let existing = if created {
+            None
+        } else {
+            let live = self
+                .cluster
+                .get_raw(&r, ns, &name)
+                .await
+                .map_err(|e| chain(&e))?
+                .ok_or("it exists but cannot be read")?;
+            Some(compare(
+                gr,
+                &obj,
+                &live,
+                &self.sanitize,
+                self.policy,
+                false,
+            )?)
+        }
+        .filter(|o| !(maybe_own && *o == Outcome::SkipIdentical));
+        let Some(outcome) = existing else {
             if let Ok(mut l) = self.restored.lock() {
                 l.add(&format!("{api_version}/{kind}"), ns, &name);
             }
@@ -626,14 +635,7 @@ impl Exec<'_> {
                 }
             }
             return Ok(Outcome::Created);
-        }
-        let live = self
-            .cluster
-            .get_raw(&r, ns, &name)
-            .await
-            .map_err(|e| chain(&e))?
-            .ok_or("it exists but cannot be read")?;
-        let outcome = compare(gr, &obj, &live, &self.sanitize, self.policy, false)?;
+        };
         if let Outcome::SkipDiffers { .. } = &outcome
             && self.policy == ExistingPolicy::Update
         {
