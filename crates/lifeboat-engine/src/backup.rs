@@ -32,7 +32,7 @@ use lifeboat_types::plan::backup::{
 };
 use lifeboat_types::rules::backups::{TtlOverflow, expiration};
 use lifeboat_types::rules::list_resume::{ListPager, ListResume, list_key};
-use lifeboat_types::rules::namespaced_list::worth_asking;
+use lifeboat_types::rules::namespaced_list::{NamespacedList, after_first_page, worth_asking};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -512,6 +512,32 @@ impl<'a> RawScan<'a> {
     }
 }
 
+/// How the LIST of one scope ended.
+enum Listed {
+    /// Listed to the end (failures recorded).
+    Done,
+    /// The writer is gone or the run was stopped.
+    Stopped,
+    /// A cluster-wide LIST whose first page said the type has this many objects in the
+    /// cluster, too many for one LIST: nothing of it was kept; list per namespace.
+    PerNamespace(u64),
+}
+
+/// The `metadata.remainingItemCount` of a LIST page: how many objects come after it (the
+/// API server leaves it out when it cannot tell, as with a label selector).
+fn remaining_item_count(body: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Page {
+        metadata: Option<PageMeta>,
+    }
+    #[derive(Deserialize)]
+    struct PageMeta {
+        #[serde(rename = "remainingItemCount")]
+        remaining: Option<u64>,
+    }
+    serde_json::from_str::<Page>(body).ok()?.metadata?.remaining
+}
+
 /// Shared state of the listers.
 struct Run<'a> {
     cluster: &'a Cluster,
@@ -527,6 +553,8 @@ struct Run<'a> {
     /// Types (group-resource) listed per namespace because RBAC refused a cluster-wide
     /// LIST (the preflight's).
     refused_cluster_wide: BTreeSet<String>,
+    /// The cluster's namespace count.
+    in_cluster: usize,
 }
 
 impl Run<'_> {
@@ -738,11 +766,31 @@ impl Run<'_> {
         };
         let mut count = 0usize;
         for ns in scopes {
-            if !self
+            match self
                 .list_scope(pr, &r, ns.as_deref(), keep, &skip, &mut count)
                 .await
             {
-                return;
+                Listed::Done => {}
+                Listed::Stopped => return,
+                Listed::PerNamespace(total) => {
+                    let keep = keep.into_iter().flatten();
+                    self.log.info(
+                        "Listing items per namespace instead",
+                        &[
+                            ("resource", &gr),
+                            ("inCluster", &total.to_string()),
+                            ("namespaces", &keep.clone().count().to_string()),
+                        ],
+                    );
+                    for ns in keep {
+                        if let Listed::Stopped = self
+                            .list_scope(pr, &r, Some(ns), None, &skip, &mut count)
+                            .await
+                        {
+                            return;
+                        }
+                    }
+                }
             }
         }
         self.progress.types_done.fetch_add(1, Ordering::Relaxed);
@@ -753,11 +801,15 @@ impl Run<'_> {
     }
 
     /// Lists one scope of a resource type (a namespace, or everywhere) page by page,
-    /// sending the items out; `false` when the writer is gone or the run was stopped. A failed page is recorded
-    /// as an error — except an expired continue token, which goes on as
-    /// `types::rules::list_resume` decides: with the Status's fresh token, else from the
-    /// start skipping what was taken ([`ListPager`]: constant memory), else an error
-    /// naming the resource. With `keep`, only the items of those namespaces are kept.
+    /// sending the items out; [`Listed::Stopped`] when the writer is gone or the run was
+    /// stopped. A failed page is recorded as an error — except an expired continue token,
+    /// which goes on as `types::rules::list_resume` decides: with the Status's fresh
+    /// token, else from the start skipping what was taken ([`ListPager`]: constant
+    /// memory), else an error naming the resource. With `keep` (a cluster-wide LIST of a
+    /// backup that selects namespaces), only the items of those namespaces are kept, and
+    /// when the first page says the type is too large for one LIST
+    /// (`types::rules::namespaced_list::after_first_page`) nothing of it is kept and the
+    /// answer is [`Listed::PerNamespace`].
     async fn list_scope(
         &self,
         pr: &PlannedResource,
@@ -766,7 +818,8 @@ impl Run<'_> {
         keep: Option<&BTreeSet<String>>,
         skip: &BTreeSet<String>,
         count: &mut usize,
-    ) -> bool {
+    ) -> Listed {
+        let mut first_page = true;
         let gr = r.group_resource();
         let scope = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
         let mut pager = ListPager::new();
@@ -782,7 +835,7 @@ impl Run<'_> {
             // written yet.
             let listed = tokio::select! {
                 biased;
-                _ = self.opts.stop.cancelled() => return false,
+                _ = self.opts.stop.cancelled() => return Listed::Stopped,
                 listed = self.cluster.list_page(
                     r,
                     ns,
@@ -802,13 +855,13 @@ impl Run<'_> {
                             "listing {gr}: the API server no longer serves it (its definition was removed while the backup ran); what was read of it is stored"
                         ),
                     );
-                    return true;
+                    return Listed::Done;
                 }
                 Err(e) => {
                     match pager.failed(e.list_failure().as_ref()) {
                         ListResume::Fail => {
                             self.error(ns, format!("listing {gr} failed: {}", chain(&e)));
-                            return true;
+                            return Listed::Done;
                         }
                         ListResume::Continue(_) => {
                             self.warn(
@@ -833,7 +886,7 @@ impl Run<'_> {
                                 ns,
                                 format!("listing {gr}{scope} stopped after {read} item(s): {why}"),
                             );
-                            return true;
+                            return Listed::Done;
                         }
                     }
                     continue;
@@ -843,18 +896,31 @@ impl Run<'_> {
                 Ok(x) => x,
                 Err(e) => {
                     self.error(ns, format!("listing {gr}: unreadable answer: {e}"));
-                    return true;
+                    return Listed::Done;
                 }
             };
+            if first_page
+                && let Some(keep) = keep
+                && next.is_some()
+                && let Some(remaining) = remaining_item_count(&body)
+            {
+                let total = remaining.saturating_add(raws.len() as u64);
+                if after_first_page(total, keep.len(), self.in_cluster)
+                    == NamespacedList::PerNamespace
+                {
+                    return Listed::PerNamespace(total);
+                }
+            }
+            first_page = false;
             let (items, new) = self.convert(pr, &raws, skip, Some(&mut pager), keep);
             drop(raws);
             read += new;
             *count += items.len();
             if !self.send(r, items).await {
-                return false;
+                return Listed::Stopped;
             }
             if !pager.advance(next) {
-                return true;
+                return Listed::Done;
             }
         }
     }
@@ -1068,6 +1134,7 @@ pub async fn run_backup(
         bound_pvs: Default::default(),
         seen_types: Default::default(),
         refused_cluster_wide,
+        in_cluster: namespaces.len(),
     };
     // A group version that could not be discovered may hold resources this backup
     // should have: an error (the backup ends PartiallyFailed), never a warning.
@@ -1588,6 +1655,15 @@ mod tests {
                     .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
             ]
         })
+    }
+
+    #[rstest::rstest]
+    #[case::counted(r#"{"kind":"ConfigMapList","metadata":{"continue":"x","remainingItemCount":99500},"items":[{"metadata":{"name":"a"}}]}"#, Some(99_500))]
+    #[case::last_page(r#"{"metadata":{"resourceVersion":"1"},"items":[]}"#, None)]
+    #[case::no_metadata(r#"{"items":[]}"#, None)]
+    #[case::not_json("<html>", None)]
+    fn remaining_items(#[case] body: &str, #[case] expected: Option<u64>) {
+        assert_eq!(remaining_item_count(body), expected);
     }
 
     #[test]

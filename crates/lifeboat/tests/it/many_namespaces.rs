@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 
-use lifeboat_types::rules::namespaced_list::MIN_SHARE_PERCENT;
+use lifeboat_types::rules::namespaced_list::{MIN_SHARE_PERCENT, NamespacedList, after_first_page};
 
 use crate::support::*;
 
@@ -316,6 +316,104 @@ subjects: [{{kind: User, name: nobody, apiGroup: rbac.authorization.k8s.io}}]
         );
     }
     clean_later(&env, "nsonly");
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_type_too_large_for_one_list_is_listed_per_namespace_after_its_first_page() {
+    let env = Env::new();
+    clean(&env, "large");
+    let k = enough_namespaces(&env, "a_type_too_large_for_one_list");
+    // Named to come first in the API server's order (then the decoy's): the dropped
+    // first page holds selected objects, which must not end up in the backup twice.
+    let selected: Vec<String> = (0..k).map(|i| format!("0-it-large-{i:02}")).collect();
+    let decoy = "0-it-largeout";
+    // Enough ConfigMaps in the decoy namespace for the rule to give up the cluster-wide
+    // LIST after its first page (with room for namespaces other tests delete meanwhile).
+    let namespaces = env
+        .kubectl(&["get", "namespaces", "-o", "name"], None)
+        .lines()
+        .count()
+        + k
+        + 1;
+    let many = (1..)
+        .map(|i| i * 50)
+        .find(|m| after_first_page(*m, k, namespaces / 2) == NamespacedList::PerNamespace)
+        .unwrap();
+    eprintln!("{many} configmaps in {decoy}");
+    let mut yaml = String::new();
+    for ns in &selected {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {{it-many: large}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a, namespace: {ns}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: b, namespace: {ns}}}\n"
+        ));
+    }
+    yaml.push_str(&format!(
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {decoy}, labels: {{it-many: large}}}}\n"
+    ));
+    env.apply(&yaml);
+    let mut bulk = String::new();
+    for i in 0..many {
+        bulk.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bulk-{i:04}, namespace: {decoy}}}\n"
+        ));
+    }
+    env.kubectl(&["create", "-f", "-"], Some(&bulk));
+
+    env.ok(&[
+        "backup",
+        "create",
+        "large",
+        "--include-namespaces",
+        "0-it-large-*",
+        "--page-size",
+        "100",
+    ]);
+    let dir = env.storage().join("backups/large");
+    let log = logs(&env, "large");
+    assert!(
+        log.contains(&format!(
+            "resource=\"configmaps\" listed=\"all namespaces, keeping {k} selected\""
+        )) && log.contains(
+            "msg=\"Listing items per namespace instead\" backup=velero/large resource=\"configmaps\""
+        ),
+        "{log}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("velero-backup.json")).unwrap()).unwrap();
+    assert_eq!(meta["status"]["phase"], "Completed", "{meta}");
+    let t = read_tarball(&dir.join("large.tar.gz"));
+    // Each item once: nothing of the dropped first page, nothing twice.
+    let unique: BTreeSet<&String> = t.names.iter().collect();
+    assert_eq!(
+        unique.len(),
+        t.names.len(),
+        "an entry is in the tarball twice"
+    );
+    let found = by_namespace(&t);
+    assert_eq!(
+        found.keys().collect::<BTreeSet<_>>(),
+        selected.iter().collect::<BTreeSet<_>>()
+    );
+    for ns in &selected {
+        let cms: BTreeSet<&str> = found[ns]["configmaps"]
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != "kube-root-ca.crt")
+            .collect();
+        assert_eq!(cms, BTreeSet::from(["a", "b"]), "configmaps of {ns}");
+    }
+    let rl = read_json_gz(&dir.join("large-resource-list.json.gz"));
+    let cms = rl["v1/ConfigMap"].as_array().unwrap();
+    assert_eq!(
+        cms.len(),
+        found.values().map(|f| f["configmaps"].len()).sum::<usize>()
+    );
+    let listed_count = format!(
+        "msg=\"Listed items\" backup=velero/large resource=\"configmaps\" count=\"{}\"",
+        cms.len()
+    );
+    assert!(log.contains(&listed_count), "{listed_count}\n{log}");
+    clean_later(&env, "large");
 }
 
 /// Deletes a test's namespaces without waiting.
