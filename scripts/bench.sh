@@ -44,25 +44,28 @@ measure() {
   cat "$WORK/time"
 }
 
-# Runs a command REPEAT times (running "$WORK/before" first each time, untimed), printing
-# "<median wall seconds> <largest peak RSS KiB>".
+# "<median wall seconds> <largest peak RSS KiB>" of lines "<wall> <KiB>".
+median() {
+  printf '%s\n' "$@" | sort -n -k1,1 | awk '{ w[NR] = $1; if ($2 > m) m = $2 } END { print w[int((NR + 1) / 2)], m }'
+}
+
+# Runs a command REPEAT times: "<median s> <peak KiB>".
 measure_median() {
   local r out=()
-  for ((r = 0; r < REPEAT; r++)); do
-    [[ -x $WORK/before ]] && "$WORK/before"
-    out+=("$(measure "$@")")
-  done
-  printf '%s\n' "${out[@]}" | sort -n -k1,1 | awk '{ w[NR] = $1; if ($2 > m) m = $2 } END { print w[int((NR + 1) / 2)], m }'
+  for ((r = 0; r < REPEAT; r++)); do out+=("$(measure "$@")"); done
+  median "${out[@]}"
 }
 
 # A lifeboat backup into a fresh directory, REPEAT times: "<median s> <peak KiB>".
 backup() { # NAME STORAGE ARGS...
-  local name=$1 storage=$2; shift 2
-  printf '#!/bin/sh\nrm -rf %q\n' "$storage" >"$WORK/before"
-  chmod +x "$WORK/before"
-  measure_median env LIFEBOAT_CONFIG="$WORK/locations.yaml" LIFEBOAT_STORAGE_DIR="$storage" \
-    "$BIN/lifeboat" --kubeconfig "$KC" backup create "$name" "$@"
-  rm -f "$WORK/before"
+  local name=$1 storage=$2 r out=()
+  shift 2
+  for ((r = 0; r < REPEAT; r++)); do
+    rm -rf "$storage"
+    out+=("$(measure env LIFEBOAT_CONFIG="$WORK/locations.yaml" LIFEBOAT_STORAGE_DIR="$storage" \
+      "$BIN/lifeboat" --kubeconfig "$KC" backup create "$name" "$@")")
+  done
+  median "${out[@]}"
 }
 
 items_of() { # STORAGE NAME
