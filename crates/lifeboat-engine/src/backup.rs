@@ -959,8 +959,8 @@ impl Run<'_> {
                 .unwrap_or_default();
             for gr in seen {
                 // A custom resource's CRD is named <plural>.<group>; built-in groups have none.
-                if gr.contains('.') {
-                    wanted.push((crd.clone(), gr));
+                if let Some(name) = lifeboat_types::api::groups::crd_name_of(&gr) {
+                    wanted.push((crd.clone(), name.to_owned()));
                 }
             }
         }
@@ -991,7 +991,7 @@ impl Run<'_> {
                     };
                     self.send(&r, items).await;
                 }
-                Ok(None) => {} // a built-in group without a CRD, or a PV gone meanwhile
+                Ok(None) => {} // an aggregated API's group (no CRD), or a PV gone meanwhile
                 Err(e) => self.error(
                     None,
                     format!("{} {name}: {}", r.group_resource(), chain(&e)),

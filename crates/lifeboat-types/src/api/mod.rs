@@ -1,8 +1,9 @@
 //! The objects: velero.io/v1 resources, the lifeboat.dev CRDs, names, durations, label
-//! selectors.
+//! selectors, Kubernetes' built-in API groups.
 
 pub mod crd;
 pub mod duration;
+pub mod groups;
 pub mod names;
 pub mod selector;
 pub mod velero;

@@ -92,32 +92,7 @@ const CORE_NOT_READ: &[&str] = &["bindings"];
 /// never restores (`types::plan::restore::NEVER_RESTORED`).
 const CORE_NOT_WRITTEN: &[&str] = &["bindings", "componentstatuses", "events", "nodes"];
 
-/// The built-in API groups of Kubernetes 1.20 to 1.33 (`extensions` until 1.21).
-pub const BUILTIN_GROUPS: &[&str] = &[
-    "admissionregistration.k8s.io",
-    "apiextensions.k8s.io",
-    "apiregistration.k8s.io",
-    "apps",
-    "authentication.k8s.io",
-    "authorization.k8s.io",
-    "autoscaling",
-    "batch",
-    "certificates.k8s.io",
-    "coordination.k8s.io",
-    "discovery.k8s.io",
-    "events.k8s.io",
-    "extensions",
-    "flowcontrol.apiserver.k8s.io",
-    "internal.apiserver.k8s.io",
-    "networking.k8s.io",
-    "node.k8s.io",
-    "policy",
-    "rbac.authorization.k8s.io",
-    "resource.k8s.io",
-    "scheduling.k8s.io",
-    "storage.k8s.io",
-    "storagemigration.k8s.io",
-];
+pub use crate::api::groups::BUILTIN_GROUPS;
 
 /// Groups granted even when not served at install time: Velero's and lifeboat's own, and
 /// CSI volume snapshots.

@@ -201,10 +201,11 @@ fn a_user_allowed_to_list_only_in_the_selected_namespaces_gets_them_all() {
     clean(&env, "nsonly");
     let k = enough_namespaces(&env, "a_user_allowed_to_list_only_in_the_selected");
     let selected: Vec<String> = (0..k).map(|i| format!("it-nsonly-{i:02}")).collect();
-    // Cluster-wide: listing namespaces (needed to expand a wildcard, as with Velero) and
-    // getting CRDs (the backup GETs the CRD of each type in a dotted group that had items,
-    // here roles.rbac.authorization.k8s.io, and a 403 would be an error); LIST of anything
-    // else only through a Role in each selected namespace.
+    // Cluster-wide: listing namespaces only (needed to expand a wildcard, as with Velero);
+    // LIST of anything else only through a Role in each selected namespace. No GET of
+    // CRDs: the backup has Roles (roles.rbac.authorization.k8s.io, a built-in group with
+    // no CRD) and must not ask for a CRD of that name (regression: it did, and the 403
+    // made the backup PartiallyFailed).
     let mut yaml = String::from(
         r#"
 apiVersion: rbac.authorization.k8s.io/v1
@@ -212,7 +213,6 @@ kind: ClusterRole
 metadata: {name: it-nobody-namespaces-only}
 rules:
 - {apiGroups: [""], resources: [namespaces], verbs: [list, get]}
-- {apiGroups: [apiextensions.k8s.io], resources: [customresourcedefinitions], verbs: [get]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
