@@ -1,7 +1,7 @@
 //! Types and pure logic of lifeboat, with no I/O. Grouped by what a module is about:
 //!
 //! - [`api`]: the objects — velero.io/v1 resources, the lifeboat.dev CRDs derived from
-//!   them, names, Go durations, label selectors.
+//!   them, names, Go durations, byte sizes, label selectors.
 //! - [`format`]: what is stored and read — Velero's object-store and tarball layout, the
 //!   resource list, velero.io/v1 YAML documents, kubectl's JSONPath for `-o jsonpath=`.
 //! - [`plan`]: turning a spec into work — backup and restore planning, backup and restore
@@ -26,3 +26,4 @@ pub mod plan;
 pub mod rules;
 
 pub use api::duration::GoDuration;
+pub use api::size::ByteSize;

@@ -1,9 +1,10 @@
-//! The objects: velero.io/v1 resources, the lifeboat.dev CRDs, names, durations, label
-//! selectors, Kubernetes' built-in API groups.
+//! The objects: velero.io/v1 resources, the lifeboat.dev CRDs, names, durations, byte
+//! sizes, label selectors, Kubernetes' built-in API groups.
 
 pub mod crd;
 pub mod duration;
 pub mod groups;
 pub mod names;
 pub mod selector;
+pub mod size;
 pub mod velero;

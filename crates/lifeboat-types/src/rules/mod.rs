@@ -1,7 +1,7 @@
 //! Decisions as pure functions, tested as tables: which API requests are retried and how
-//! long (within a budget), schedules, retention of stored
-//! snapshots, when a storage location is validated and synced, how retries back off, what
-//! a diff may show of a Secret, whose stored data a deletion may delete and what sync
+//! long (within a budget), schedules, retention of stored snapshots, which stored etcd
+//! snapshot is meant and whether the newest is fresh and big enough, when a storage
+//! location is validated and synced, how retries back off, what a diff may show of a Secret, whose stored data a deletion may delete and what sync
 //! makes of a bucket, which volumes a restore creates, which archive items may be restored,
 //! whether an archive fits on the disk it is extracted to, how a LIST goes on when its
 //! continue token expired, whether a backup lists a type per namespace or cluster-wide.
@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod backup_controller;
 pub mod backups;
 pub mod disk_space;
+pub mod etcd_snapshots;
 pub mod list_resume;
 pub mod location;
 pub mod namespaced_list;
