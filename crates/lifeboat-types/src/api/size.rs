@@ -89,7 +89,10 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match UNITS.iter().find(|(_, n)| self.0 != 0 && self.0.is_multiple_of(*n)) {
+        match UNITS
+            .iter()
+            .find(|(_, n)| self.0 != 0 && self.0.is_multiple_of(*n))
+        {
             Some((unit, n)) => write!(f, "{}{unit}", self.0 / n),
             None => write!(f, "{}B", self.0),
         }

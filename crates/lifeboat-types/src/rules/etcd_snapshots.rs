@@ -326,11 +326,7 @@ mod tests {
         let got = pick(&snaps, cluster, which)
             .map(|s| (s.cluster.as_deref(), s.name.as_str()))
             .map_err(|e| e.to_string());
-        assert_eq!(
-            got,
-            want.map_err(str::to_owned),
-            "{which:?} of {cluster:?}"
-        );
+        assert_eq!(got, want.map_err(str::to_owned), "{which:?} of {cluster:?}");
     }
 
     fn want(max_age: Option<&str>, min_size: Option<&str>) -> Freshness {
