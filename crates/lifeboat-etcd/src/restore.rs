@@ -672,12 +672,34 @@ fn sync_dir(dir: &Path) -> Result<(), RestoreError> {
         .map_err(werr(dir))
 }
 
+/// What [`restore`] checks of the settings and the target directories before it reads the
+/// snapshot, without writing anything: the membership, and that the data directory and a
+/// separate WAL directory are absent or empty. A caller that must first fetch the
+/// snapshot (from a storage location, or out of a gzip file) calls this before it does.
+pub fn check_targets(cfg: &RestoreConfig) -> Result<Membership, RestoreError> {
+    let membership = membership(cfg)?;
+    for (what, dir) in [
+        ("WAL directory", cfg.wal_dir.as_ref()),
+        ("data directory", Some(&cfg.data_dir)),
+    ] {
+        if let Some(d) = dir
+            && std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some())
+        {
+            return Err(RestoreError::NotEmpty {
+                what,
+                path: d.clone(),
+            });
+        }
+    }
+    Ok(membership)
+}
+
 /// Restores `cfg.snapshot` into a new member directory. Checks first (settings, target
 /// directories, the snapshot's trailer and tree), writes under a staging name, and
 /// renames into place only when everything is synced. `progress(done, total)` is told
 /// the database bytes written.
 pub fn restore(cfg: &RestoreConfig, progress: &dyn Fn(u64, u64)) -> Result<Restored, RestoreError> {
-    let membership = membership(cfg)?;
+    let membership = check_targets(cfg)?;
     let snap_err = |source| RestoreError::Snapshot {
         path: cfg.snapshot.clone(),
         source,
@@ -690,14 +712,6 @@ pub fn restore(cfg: &RestoreConfig, progress: &dyn Fn(u64, u64)) -> Result<Resto
     snapshot::check_tree(&db).map_err(snap_err)?;
     let status = snapshot::compute_status(&db).map_err(snap_err)?;
 
-    if let Some(w) = &cfg.wal_dir
-        && std::fs::read_dir(w).is_ok_and(|mut e| e.next().is_some())
-    {
-        return Err(RestoreError::NotEmpty {
-            what: "WAL directory",
-            path: w.clone(),
-        });
-    }
     let created_data = prepare_dir(&cfg.data_dir, "data directory")?;
     let staging = cfg.data_dir.join(".lifeboat-restoring");
     let total = db.high_water * db.page_size as u64;

@@ -9,9 +9,11 @@ use lifeboat_engine::cluster::ClusterError;
 use lifeboat_engine::objects::ObjectError;
 use lifeboat_engine::restore::RestoreError;
 use lifeboat_engine::storage::StorageError;
+use lifeboat_etcd::receive::ReceiveError;
 use lifeboat_etcd::restore::{RestoreError as EtcdRestoreError, Setting};
 use lifeboat_etcd::save::{SaveError, TlsFile, TlsProblem};
 use lifeboat_etcd::snapshot::SnapshotError;
+use lifeboat_types::rules::etcd_snapshots::PickError;
 
 /// `e` for the terminal: its chain joined by `": "` (each cause once), then a line
 /// `hint: ...` when one of the errors in the chain has CLI advice.
@@ -86,6 +88,26 @@ fn hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
             }
             .into(),
         );
+    }
+    if let Some(e) = e.downcast_ref::<PickError>() {
+        return Some(match e {
+            PickError::NotFound { .. } => "`lifeboat etcd snapshot list` lists the stored snapshots; --storage-location names another location".into(),
+            PickError::SeveralClusters { .. } => "pass --cluster-name (one of them)".into(),
+        });
+    }
+    if let Some(e) = e.downcast_ref::<ReceiveError>() {
+        return match e {
+            ReceiveError::Exists { .. } => Some("pass --force to replace it, or -o another file".into()),
+            ReceiveError::Snapshot(SnapshotError::NoTrailer(_)) => Some(
+                "a raw db file (a copied member/snap/db) has no trailer: `etcd snapshot restore --skip-hash-check` accepts it; otherwise use another snapshot (`lifeboat etcd snapshot list`)".into(),
+            ),
+            ReceiveError::Snapshot(_) | ReceiveError::Gzip(_) => Some(
+                "the stored copy is damaged: use another snapshot (`lifeboat etcd snapshot list`), or take a new one with `lifeboat etcd snapshot save`".into(),
+            ),
+            ReceiveError::Write { .. } => Some(
+                "free space there (the snapshot needs its decompressed size), or choose another directory (-o, --data-dir)".into(),
+            ),
+        };
     }
     if let Some(SnapshotError::NoTrailer(_)) = e.downcast_ref::<SnapshotError>() {
         return Some("--skip-hash-check accepts a raw db file (a copied member/snap/db)".into());

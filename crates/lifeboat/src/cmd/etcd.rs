@@ -1,15 +1,19 @@
-//! `etcd snapshot save|list|prune|schedule|status|restore|verify`.
+//! `etcd snapshot save|list|download|prune|schedule|status|restore|verify`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use lifeboat_engine::storage::Store;
+use lifeboat_etcd::receive::{Form, Received, Receiver, is_gzip};
 use lifeboat_etcd::{restore, save, snapshot};
-use lifeboat_types::GoDuration;
 use lifeboat_types::api::names::validate_name;
 use lifeboat_types::format::layout;
+use lifeboat_types::rules::etcd_snapshots::{
+    Freshness, PickError, Verdict, Which, check_newest, pick,
+};
 use lifeboat_types::rules::retention::{StoredSnapshot, only_cluster, prunable};
+use lifeboat_types::{ByteSize, GoDuration};
 
 use crate::cli::{Cli, ConfirmArg, Output};
 use crate::common::{byte_bar, cronjob_api_version, open_store, resolve_location};
@@ -35,8 +39,19 @@ pub enum SnapshotCmd {
     )]
     Save(SaveArgs),
     /// List the snapshots stored in a location (metadata/etcd/<cluster>/), with the
-    /// cluster each was taken from.
+    /// cluster each was taken from; with --max-age/--min-size, check the newest one.
+    #[command(
+        after_help = "Exit codes: 0 listed (and with --max-age/--min-size: the newest snapshot passed every\ncheck); 1 a check failed (each check is printed: which one and why; -o json carries the\nverdict), or the location could not be read; 2 a flag was not understood.\n\nExamples:\n  lifeboat etcd snapshot list --storage-location default\n  # a DR validator: the newest snapshot is younger than 24 h and larger than 1 MB\n  lifeboat etcd snapshot list --storage-location default --max-age 24h --min-size 1MB\n  lifeboat etcd snapshot list --cluster-name prod-eu --max-age 30m --min-size 512KiB -o json"
+    )]
     List(ListArgs),
+    /// Fetch a stored snapshot into a local file (0600), streamed; published only after
+    /// the snapshot's sha256 trailer matched (a gzip-compressed snapshot is decompressed on
+    /// the way to check it, and its CRC checked). A damaged or truncated snapshot is
+    /// refused and leaves no file.
+    #[command(
+        after_help = "A snapshot stored gzip-compressed (told by its magic bytes) is written as stored unless\n--decompress is given; a plain one is written as it is.\n\nExamples:\n  lifeboat etcd snapshot download etcd-snapshot-20261202080509.db --storage-location default\n  lifeboat etcd snapshot download --latest --storage-location s3 --cluster-name prod-eu -o /var/backups/etcd/latest.db\n  lifeboat etcd snapshot download before-upgrade.db.gz --decompress   # ./before-upgrade.db"
+    )]
+    Download(DownloadArgs),
     /// Delete one cluster's stored snapshots beyond its newest N and/or older than an age;
     /// its newest is always kept. Other clusters' snapshots in the location are neither
     /// counted nor deleted.
@@ -57,9 +72,12 @@ pub enum SnapshotCmd {
     /// Turn a snapshot into the data directory of a new etcd member (what `etcdctl
     /// snapshot restore` writes for etcd 3.4): membership rewritten, consistent index reset,
     /// a raft snapshot and a WAL with the new members. Refuses a snapshot that fails
-    /// verify (unless --skip-hash-check) and a data directory that is not empty.
+    /// verify (unless --skip-hash-check) and a data directory that is not empty. The
+    /// snapshot is a local file, or with --storage-location a stored one (NAME or
+    /// --latest), streamed and checked before anything is written to the data directory;
+    /// gzip-compressed snapshots (told by their magic bytes) are read as well.
     #[command(
-        after_help = "Examples:\n  # one member, then start etcd with the same --name and --data-dir\n  lifeboat etcd snapshot restore snapshot.db --data-dir /var/lib/etcd-restored \\\n      --name m1 --initial-cluster m1=https://10.0.0.1:2380 \\\n      --initial-advertise-peer-urls https://10.0.0.1:2380\n  # three members: run once per member, each with its own --name and peer URL\n  lifeboat etcd snapshot restore snapshot.db --data-dir /var/lib/etcd-restored --name m2 \\\n      --initial-cluster m1=https://10.0.0.1:2380,m2=https://10.0.0.2:2380,m3=https://10.0.0.3:2380 \\\n      --initial-advertise-peer-urls https://10.0.0.2:2380 --initial-cluster-token restored-1"
+        after_help = "A stored or gzip-compressed snapshot is first written, decompressed, to a private (0600)\ntemporary file next to the data directory (it needs that much free space there) and removed\nafterwards.\n\nExamples:\n  # one member, then start etcd with the same --name and --data-dir\n  lifeboat etcd snapshot restore snapshot.db --data-dir /var/lib/etcd-restored \\\n      --name m1 --initial-cluster m1=https://10.0.0.1:2380 \\\n      --initial-advertise-peer-urls https://10.0.0.1:2380\n  # three members: run once per member, each with its own --name and peer URL\n  lifeboat etcd snapshot restore snapshot.db --data-dir /var/lib/etcd-restored --name m2 \\\n      --initial-cluster m1=https://10.0.0.1:2380,m2=https://10.0.0.2:2380,m3=https://10.0.0.3:2380 \\\n      --initial-advertise-peer-urls https://10.0.0.2:2380 --initial-cluster-token restored-1\n  # the newest snapshot stored in a location (of its only cluster, or --cluster-name)\n  lifeboat etcd snapshot restore --storage-location default --latest --data-dir /var/lib/etcd-restored\n  lifeboat etcd snapshot restore snapshot.db.gz --data-dir /var/lib/etcd-restored"
     )]
     Restore(RestoreArgs),
     /// Check the sha256 trailer and walk the whole bbolt tree; exit 1 with the reason when
@@ -104,12 +122,57 @@ pub struct ListArgs {
     /// The storage location.
     #[arg(long)]
     pub storage_location: Option<String>,
-    /// Only this cluster's snapshots.
+    /// Only this cluster's snapshots (needed with --max-age/--min-size when the location
+    /// holds several clusters' snapshots).
     #[arg(long)]
     pub cluster_name: Option<String>,
-    /// Output format: table, json, yaml.
+    /// Fail (exit 1) unless the newest snapshot was stored at most this long ago (a Go
+    /// duration: 24h, 30m, 1h30m).
+    #[arg(long, value_parser = parse_duration)]
+    pub max_age: Option<GoDuration>,
+    /// Fail (exit 1) unless the newest snapshot is at least this big: 1MB, 512KB (powers
+    /// of 1000), 1MiB, 512KiB (powers of 1024), or bytes.
+    #[arg(long, value_parser = parse_size)]
+    pub min_size: Option<ByteSize>,
+    /// Output format: table, json, yaml (with checks: {snapshots, verdict}).
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
+}
+
+fn parse_duration(s: &str) -> Result<GoDuration, String> {
+    s.parse()
+        .map_err(|e: lifeboat_types::api::duration::DurationError| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<ByteSize, String> {
+    s.parse()
+        .map_err(|e: lifeboat_types::api::size::SizeError| e.to_string())
+}
+
+/// `etcd snapshot download`.
+#[derive(Args, Debug)]
+pub struct DownloadArgs {
+    /// The stored snapshot's name (as `etcd snapshot list` shows it).
+    #[arg(required_unless_present = "latest")]
+    pub name: Option<String>,
+    /// The newest stored snapshot (of --cluster-name, or of the only cluster).
+    #[arg(long, conflicts_with = "name")]
+    pub latest: bool,
+    /// The storage location (default: the default location).
+    #[arg(long)]
+    pub storage_location: Option<String>,
+    /// The cluster the snapshot was stored under, when several clusters' are in the location.
+    #[arg(long)]
+    pub cluster_name: Option<String>,
+    /// The file to write (default: ./NAME, without .gz when decompressing).
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// Write a gzip-compressed snapshot decompressed (a plain one is written as it is).
+    #[arg(long)]
+    pub decompress: bool,
 }
 
 /// `etcd snapshot prune`.
@@ -200,8 +263,21 @@ pub struct StatusArgs {
 /// `etcd snapshot restore`.
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// The snapshot file.
-    pub file: PathBuf,
+    /// The snapshot file (plain or gzip-compressed); with --storage-location, the stored
+    /// snapshot's name (as `etcd snapshot list` shows it).
+    #[arg(value_name = "FILE|NAME", required_unless_present = "latest")]
+    pub file: Option<String>,
+    /// Restore from this storage location (NAME or --latest) instead of a local file.
+    #[arg(long)]
+    pub storage_location: Option<String>,
+    /// With --storage-location: its newest snapshot (of --cluster-name, or of the only
+    /// cluster).
+    #[arg(long, conflicts_with = "file", requires = "storage_location")]
+    pub latest: bool,
+    /// With --storage-location: the cluster the snapshot was stored under, when several
+    /// clusters' are in the location.
+    #[arg(long, requires = "storage_location")]
+    pub cluster_name: Option<String>,
     /// Data directory to create (or an empty existing one). Default: <name>.etcd.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -245,10 +321,11 @@ pub async fn run(cli: &Cli, cmd: &EtcdCmd) -> Result<Exit> {
     match cmd {
         SnapshotCmd::Save(a) => save_cmd(a).await,
         SnapshotCmd::List(a) => list(a).await,
+        SnapshotCmd::Download(a) => download(a).await,
         SnapshotCmd::Prune(a) => prune(a).await,
         SnapshotCmd::Schedule(a) => schedule(cli, a).await,
         SnapshotCmd::Status(a) => status(a),
-        SnapshotCmd::Restore(a) => restore_cmd(a),
+        SnapshotCmd::Restore(a) => restore_cmd(a).await,
         SnapshotCmd::Verify(a) => verify(a),
     }
 }
@@ -390,29 +467,262 @@ async fn save_cmd(a: &SaveArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+fn print_snapshots(snaps: &[StoredSnapshot]) {
+    let rows: Vec<Vec<String>> = snaps
+        .iter()
+        .map(|s| {
+            vec![
+                s.cluster.clone().unwrap_or_else(|| "-".into()),
+                s.name.clone(),
+                s.taken.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                human_bytes(s.size),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["CLUSTER", "NAME", "TAKEN", "SIZE"], &rows)
+    );
+}
+
+/// `list -o json` with --max-age/--min-size: the snapshots and the verdict on the newest.
+#[derive(serde::Serialize)]
+struct Checked<'a> {
+    snapshots: &'a [StoredSnapshot],
+    verdict: &'a Verdict,
+}
+
 async fn list(a: &ListArgs) -> Result<Exit> {
     let store = open_store(a.storage_location.as_deref())?;
     let mut snaps = stored_snapshots(&store).await?;
     if let Some(c) = &a.cluster_name {
         snaps.retain(|s| s.cluster.as_ref() == Some(c));
     }
-    if !output::print_structured(&snaps, &a.output)? {
-        let rows: Vec<Vec<String>> = snaps
+    let want = Freshness {
+        max_age: a.max_age,
+        min_size: a.min_size,
+    };
+    if !want.is_set() {
+        if !output::print_structured(&snaps, &a.output)? {
+            print_snapshots(&snaps);
+        }
+        return Ok(Exit::Ok);
+    }
+    // The newest of one cluster: several clusters' snapshots are never compared.
+    let newest = match pick(&snaps, a.cluster_name.as_deref(), Which::Newest) {
+        Ok(s) => Some(s),
+        Err(PickError::NotFound { .. }) => None,
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot check the newest etcd snapshot of storage location {:?}",
+                store.name()
+            )));
+        }
+    };
+    let verdict = check_newest(newest, &want, chrono::Utc::now());
+    let checked = Checked {
+        snapshots: &snaps,
+        verdict: &verdict,
+    };
+    if !output::print_structured(&checked, &a.output)? {
+        print_snapshots(&snaps);
+        let rows: Vec<Vec<String>> = verdict
+            .checks
             .iter()
-            .map(|s| {
+            .map(|c| {
                 vec![
-                    s.cluster.clone().unwrap_or_else(|| "-".into()),
-                    s.name.clone(),
-                    s.taken.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                    human_bytes(s.size),
+                    c.check.clone(),
+                    if c.ok { "ok" } else { "FAILED" }.into(),
+                    c.detail.clone(),
                 ]
             })
             .collect();
-        print!(
-            "{}",
-            output::table(&["CLUSTER", "NAME", "TAKEN", "SIZE"], &rows)
+        println!();
+        print!("{}", output::table(&["CHECK", "RESULT", "DETAIL"], &rows));
+    }
+    let whose = a
+        .cluster_name
+        .as_ref()
+        .or(newest.and_then(|s| s.cluster.as_ref()))
+        .map(|c| format!(" of cluster {c}"))
+        .unwrap_or_default();
+    if verdict.ok {
+        eprintln!(
+            "The newest etcd snapshot{whose} in storage location {:?} passed every check.",
+            store.name()
+        );
+    } else {
+        let failed: Vec<String> = verdict
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.check, c.detail))
+            .collect();
+        eprintln!(
+            "error: the newest etcd snapshot{whose} in storage location {:?} failed: {}",
+            store.name(),
+            failed.join("; ")
         );
     }
+    Ok(Exit::of_check(verdict.ok))
+}
+
+/// Where stored snapshot `which` of `cluster` is: its object path and what was listed.
+async fn find_stored(
+    store: &Store,
+    cluster: Option<&str>,
+    name: Option<&str>,
+) -> Result<(String, StoredSnapshot)> {
+    if let Some(c) = cluster {
+        validate_name("etcd cluster", c)?;
+    }
+    if let Some(n) = name {
+        validate_name("etcd snapshot", n)?;
+    }
+    let snaps = stored_snapshots(store).await?;
+    let which = name.map_or(Which::Newest, Which::Named);
+    let s = pick(&snaps, cluster, which)
+        .with_context(|| format!("storage location {:?}", store.name()))?;
+    let path = match &s.cluster {
+        Some(c) => store.etcd_cluster_snapshot(c, &s.name),
+        None => store.etcd_snapshot(&s.name),
+    };
+    Ok((path, s.clone()))
+}
+
+/// Streams stored object `path` (`size` bytes, for the progress bar) through a
+/// [`Receiver`] into a private temporary file in `dir`: checked, and gone on any error.
+async fn receive_stored(
+    store: &Store,
+    path: &str,
+    size: u64,
+    dir: &Path,
+    form: Form,
+    skip_hash: bool,
+) -> Result<Received> {
+    use tokio::io::AsyncReadExt;
+    let mut rx = Receiver::new(dir, form, skip_hash)?;
+    let reader = store.reader(path).await?;
+    let mut reader = tokio_util::compat::FuturesAsyncReadCompatExt::compat(reader);
+    let bar = byte_bar();
+    if let Some(pb) = &bar {
+        pb.set_length(size);
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).await.with_context(|| {
+            format!(
+                "cannot read {path} from storage location {:?}",
+                store.name()
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        // Hashing, inflating and writing are blocking work: off the runtime's workers.
+        tokio::task::block_in_place(|| rx.write_chunk(&buf[..n]))?;
+        if let Some(pb) = &bar {
+            pb.inc(n as u64);
+        }
+    }
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    Ok(tokio::task::block_in_place(|| rx.finish())?)
+}
+
+/// The directory a file is written from: its parent (`.` for a bare name).
+fn parent_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Where a restore stages the snapshot it fetches or decompresses: next to the data
+/// directory (the disk it restores onto), in its nearest existing ancestor.
+fn staging_dir(data_dir: &Path) -> PathBuf {
+    let mut dir = parent_dir(data_dir);
+    while !dir.is_dir() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_owned(),
+            _ => return PathBuf::from("."),
+        }
+    }
+    dir
+}
+
+/// `download`'s file: `-o` (a directory gets the snapshot's name in it), else `./NAME`;
+/// decompressing drops a `.gz` suffix. Pure but for whether `-o` is a directory.
+fn download_target(output: Option<&Path>, name: &str, decompress: bool) -> PathBuf {
+    let name = if decompress {
+        name.strip_suffix(".gz").unwrap_or(name)
+    } else {
+        name
+    };
+    match output {
+        Some(o) if o.is_dir() => o.join(name),
+        Some(o) => o.to_owned(),
+        None => PathBuf::from(name),
+    }
+}
+
+async fn download(a: &DownloadArgs) -> Result<Exit> {
+    let store = open_store(a.storage_location.as_deref())?;
+    let (path, snap) = find_stored(&store, a.cluster_name.as_deref(), a.name.as_deref()).await?;
+    let out = download_target(a.output.as_deref(), &snap.name, a.decompress);
+    // Checked first so that nothing is fetched in vain; the final rename checks again.
+    if !a.force && out.symlink_metadata().is_ok() {
+        bail!(
+            "{} already exists; pass --force to replace it, or -o another file",
+            out.display()
+        );
+    }
+    let form = if a.decompress {
+        Form::Decompressed
+    } else {
+        Form::AsStored
+    };
+    let refused = || {
+        format!(
+            "cannot download etcd snapshot {path} from storage location {:?}; nothing was written",
+            store.name()
+        )
+    };
+    let got = receive_stored(&store, &path, snap.size, &parent_dir(&out), form, false)
+        .await
+        .with_context(refused)?;
+    // When the file is the snapshot itself, its whole tree is walked too.
+    let status = if !got.gzip || a.decompress {
+        Some(
+            tokio::task::block_in_place(|| snapshot::verify(got.path(), false))
+                .with_context(refused)?,
+        )
+    } else {
+        None
+    };
+    let (gzip, bytes) = (got.gzip, got.file_bytes);
+    let snapshot_bytes = got.snapshot_bytes;
+    got.persist(&out, a.force)?;
+    let abs = std::fs::canonicalize(&out).unwrap_or(out);
+    let checked = match (status, gzip) {
+        (Some(st), false) => format!(
+            "sha256 trailer matches; revision {}, {} keys",
+            st.revision, st.total_key
+        ),
+        (Some(st), true) => format!(
+            "decompressed from gzip; sha256 trailer matches; revision {}, {} keys",
+            st.revision, st.total_key
+        ),
+        (None, _) => format!(
+            "gzip-compressed as stored, {snapshot_bytes} bytes decompressed; CRC and sha256 trailer match"
+        ),
+    };
+    println!(
+        "Downloaded etcd snapshot {path} from storage location {:?} to {} ({bytes} bytes; {checked}).",
+        store.name(),
+        abs.display()
+    );
     Ok(Exit::Ok)
 }
 
@@ -585,13 +895,43 @@ fn status(a: &StatusArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn restore_cmd(a: &RestoreArgs) -> Result<Exit> {
-    let cfg = restore::RestoreConfig {
-        snapshot: a.file.clone(),
-        data_dir: a
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", a.name))),
+/// Whether a local file starts as gzip does (a file that cannot be read is left to the
+/// restore to report).
+fn local_is_gzip(file: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| is_gzip(&head))
+}
+
+/// Decompresses local gzip file `file` into a checked temporary file in `dir`.
+fn receive_local(file: &Path, dir: &Path, skip_hash: bool) -> Result<Received> {
+    use std::io::Read;
+    let mut rx = Receiver::new(dir, Form::Decompressed, skip_hash)?;
+    let mut f = std::fs::File::open(file)
+        .with_context(|| format!("cannot read snapshot {}", file.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("cannot read snapshot {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        rx.write_chunk(&buf[..n])?;
+    }
+    Ok(rx.finish()?)
+}
+
+async fn restore_cmd(a: &RestoreArgs) -> Result<Exit> {
+    let data_dir = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", a.name)));
+    let mut cfg = restore::RestoreConfig {
+        snapshot: PathBuf::from(a.file.clone().unwrap_or_default()),
+        data_dir: data_dir.clone(),
         wal_dir: a.wal_dir.clone(),
         name: a.name.clone(),
         initial_cluster: a.initial_cluster.clone(),
@@ -599,22 +939,77 @@ fn restore_cmd(a: &RestoreArgs) -> Result<Exit> {
         initial_advertise_peer_urls: a.initial_advertise_peer_urls.clone(),
         skip_hash_check: a.skip_hash_check,
     };
-    let bar = byte_bar();
-    let done = restore::restore(&cfg, &|done, total| {
-        if let Some(pb) = &bar {
-            pb.set_length(total);
-            pb.set_position(done);
+    // Settings and target directories first: nothing is fetched or decompressed for a
+    // restore that would be refused.
+    restore::check_targets(&cfg)?;
+    let staging = staging_dir(&data_dir);
+    // A stored or gzip-compressed snapshot is streamed into a checked temporary file,
+    // removed when `fetched` is dropped; the restore then reads it as a local file.
+    let (fetched, source) = match &a.storage_location {
+        Some(loc) => {
+            let store = open_store(Some(loc))?;
+            let (path, snap) =
+                find_stored(&store, a.cluster_name.as_deref(), a.file.as_deref()).await?;
+            let got = receive_stored(
+                &store,
+                &path,
+                snap.size,
+                &staging,
+                Form::Decompressed,
+                a.skip_hash_check,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "refusing to restore etcd snapshot {path} from storage location {:?}; nothing was written to {}",
+                    store.name(),
+                    data_dir.display()
+                )
+            })?;
+            (
+                Some(got),
+                format!("{path} of storage location {:?}", store.name()),
+            )
         }
+        None if local_is_gzip(&cfg.snapshot) => {
+            let file = cfg.snapshot.clone();
+            let got =
+                tokio::task::block_in_place(|| receive_local(&file, &staging, a.skip_hash_check))
+                    .with_context(|| {
+                    format!(
+                        "refusing to restore {}; nothing was written to {}",
+                        file.display(),
+                        data_dir.display()
+                    )
+                })?;
+            (Some(got), file.display().to_string())
+        }
+        None => (None, cfg.snapshot.display().to_string()),
+    };
+    if let Some(f) = &fetched {
+        cfg.snapshot = f.path().to_owned();
+    }
+    let bar = byte_bar();
+    let done = tokio::task::block_in_place(|| {
+        restore::restore(&cfg, &|done, total| {
+            if let Some(pb) = &bar {
+                pb.set_length(total);
+                pb.set_position(done);
+            }
+        })
     });
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
-    let r = done?;
+    // The temporary file's name means nothing to the user: name where it came from.
+    let r = match fetched {
+        Some(_) => done.with_context(|| format!("cannot restore {source}"))?,
+        None => done?,
+    };
     if !output::print_structured(&r, &a.output)? {
         let m = &r.membership;
         println!(
-            "Restored {} (revision {}, {} keys) into {}.",
-            a.file.display(),
+            "Restored {source} (revision {}, {} keys) into {}.",
             r.snapshot.revision,
             r.snapshot.total_key,
             r.data_dir.display()
@@ -690,6 +1085,95 @@ mod tests {
     ) {
         let (cluster, object) = snapshot_object(cluster_name, cluster_id, name, at()).unwrap();
         assert_eq!((cluster.as_str(), object.as_str()), want);
+    }
+
+    #[rstest]
+    #[case::by_name(None, "s.db", false, "s.db")]
+    #[case::gzip_kept(None, "s.db.gz", false, "s.db.gz")]
+    #[case::gzip_decompressed(None, "s.db.gz", true, "s.db")]
+    #[case::plain_decompressed(None, "s.db", true, "s.db")]
+    #[case::named_file(Some("/x/latest.db"), "s.db.gz", true, "/x/latest.db")]
+    fn a_download_is_written_to(
+        #[case] output: Option<&str>,
+        #[case] name: &str,
+        #[case] decompress: bool,
+        #[case] want: &str,
+    ) {
+        assert_eq!(
+            download_target(output.map(Path::new), name, decompress),
+            PathBuf::from(want)
+        );
+    }
+
+    #[test]
+    fn a_download_into_a_directory_keeps_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            download_target(Some(dir.path()), "s.db.gz", true),
+            dir.path().join("s.db")
+        );
+    }
+
+    #[test]
+    fn a_restore_stages_next_to_its_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(staging_dir(&d.join("m1.etcd")), d);
+        assert_eq!(staging_dir(&d.join("not/yet/m1.etcd")), d);
+        assert_eq!(staging_dir(Path::new("m1.etcd")), PathBuf::from("."));
+    }
+
+    fn parse(args: &[&str]) -> SnapshotCmd {
+        match crate::cli::parse_for_test(&["etcd", "snapshot"], args) {
+            crate::cli::Command::Etcd(EtcdCmd::Snapshot(c)) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn refused(args: &[&str]) -> String {
+        let argv = ["lifeboat", "etcd", "snapshot"].iter().chain(args).copied();
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn list_checks_parse_sizes_and_durations() {
+        let SnapshotCmd::List(l) = parse(&["list", "--max-age", "24h", "--min-size", "1MB"]) else {
+            panic!()
+        };
+        assert_eq!(l.max_age, Some(GoDuration::hours(24)));
+        assert_eq!(l.min_size, Some(ByteSize(1_000_000)));
+        let e = refused(&["list", "--min-size", "1XB"]);
+        assert!(e.contains("invalid size \"1XB\""), "{e}");
+        let e = refused(&["list", "--max-age", "1d"]);
+        assert!(e.contains("invalid duration \"1d\""), "{e}");
+    }
+
+    #[test]
+    fn restore_takes_a_file_or_a_stored_snapshot() {
+        let SnapshotCmd::Restore(r) = parse(&["restore", "s.db.gz"]) else {
+            panic!()
+        };
+        assert_eq!(r.file.as_deref(), Some("s.db.gz"));
+        let SnapshotCmd::Restore(r) =
+            parse(&["restore", "--storage-location", "default", "--latest"])
+        else {
+            panic!()
+        };
+        assert!(r.latest && r.file.is_none());
+        assert!(refused(&["restore", "--latest"]).contains("--storage-location"));
+        assert!(
+            refused(&["restore", "--storage-location", "d", "--latest", "x.db"])
+                .contains("cannot be used with")
+        );
+        assert!(refused(&["restore", "--storage-location", "d"]).contains("required"));
+        let SnapshotCmd::Download(d) = parse(&["download", "--latest", "-o", "x.db"]) else {
+            panic!()
+        };
+        assert!(d.latest && d.output == Some(PathBuf::from("x.db")));
+        assert!(refused(&["download"]).contains("required"));
     }
 
     #[rstest]
