@@ -161,11 +161,17 @@ impl ReceiveError {
 struct Tee {
     file: BufWriter<std::fs::File>,
     check: TrailerCheck,
+    /// Whether writing the file failed: behind a decoder, an error is the file's (a full
+    /// disk) or else the stream's (damaged gzip).
+    file_failed: bool,
 }
 
 impl Write for Tee {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = self
+            .file
+            .write(buf)
+            .inspect_err(|_| self.file_failed = true)?;
         self.check.update(&buf[..n]);
         Ok(n)
     }
@@ -239,6 +245,7 @@ impl Receiver {
             pipe: Pipe::Undecided(Tee {
                 file: BufWriter::with_capacity(1 << 20, file),
                 check: TrailerCheck::default(),
+                file_failed: false,
             }),
             head: Vec::with_capacity(2),
             form,
@@ -305,9 +312,9 @@ impl Receiver {
             }
             // An error of the file is told apart from a damaged stream by its kind: the
             // decoder reports a bad stream as InvalidInput/InvalidData.
-            Pipe::GzipDecompressed(decoder) => {
-                decoder.write_all(data).map_err(gzip_or_write(&path))
-            }
+            Pipe::GzipDecompressed(decoder) => decoder
+                .write_all(data)
+                .map_err(|e| gzip_or_write(decoder.get_ref(), &path, e)),
         }
     }
 
@@ -334,8 +341,11 @@ impl Receiver {
                     .map_err(|e| ReceiveError::Gzip(e.to_string()))?;
                 (true, file, check)
             }
-            Pipe::GzipDecompressed(decoder) => {
-                let tee = decoder.finish().map_err(gzip_or_write(&path))?;
+            Pipe::GzipDecompressed(mut decoder) => {
+                decoder
+                    .try_finish()
+                    .map_err(|e| gzip_or_write(decoder.get_ref(), &path, e))?;
+                let tee = decoder.finish().map_err(&werr)?;
                 (true, tee.file, tee.check)
             }
         };
@@ -355,15 +365,15 @@ impl Receiver {
     }
 }
 
-fn gzip_or_write(path: &Path) -> impl Fn(std::io::Error) -> ReceiveError + '_ {
-    move |e| match e.kind() {
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-            ReceiveError::Gzip(e.to_string())
-        }
-        _ => ReceiveError::Write {
+/// A decoder's error: the file's when writing it failed, else the gzip stream's.
+fn gzip_or_write(tee: &Tee, path: &Path, e: std::io::Error) -> ReceiveError {
+    if tee.file_failed {
+        ReceiveError::Write {
             path: path.to_owned(),
             reason: e.to_string(),
-        },
+        }
+    } else {
+        ReceiveError::Gzip(e.to_string())
     }
 }
 
@@ -505,6 +515,7 @@ mod tests {
         FlipInData,
         FlipInGzip,
         GzipCut,
+        GzipCutInData,
         GarbageAfterMagic,
         Empty,
     }
@@ -516,6 +527,7 @@ mod tests {
     #[case::bit_flip_then_gzipped(true, Damage::FlipInData, "hash mismatch")]
     #[case::damaged_gzip(true, Damage::FlipInGzip, "gzip stream is damaged")]
     #[case::gzip_cut_short(true, Damage::GzipCut, "gzip stream is damaged")]
+    #[case::gzip_cut_in_its_data(true, Damage::GzipCutInData, "gzip stream is damaged")]
     #[case::gzip_magic_then_garbage(true, Damage::GarbageAfterMagic, "gzip stream is damaged")]
     #[case::nothing(false, Damage::Empty, "no sha256 trailer (0 bytes")]
     fn a_damaged_snapshot_is_refused_and_leaves_nothing(
@@ -536,6 +548,7 @@ mod tests {
                 stored[at] ^= 0xff;
             }
             Damage::GzipCut => stored.truncate(stored.len() - 4),
+            Damage::GzipCutInData => stored.truncate(stored.len() / 2),
             Damage::GarbageAfterMagic => {
                 stored = vec![0x1f, 0x8b, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 1, 2]
             }

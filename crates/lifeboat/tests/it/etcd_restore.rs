@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn etcdctl(endpoint: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) fn etcdctl(endpoint: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", endpoint, "--command-timeout", "5s"])
@@ -25,7 +25,7 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> Result<String, String> {
 }
 
 /// A child process (etcd, kube-apiserver) stopped when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -35,15 +35,15 @@ impl Drop for Proc {
 }
 
 /// One etcd member: name, data dir, client and peer URLs.
-struct Member {
-    name: String,
-    data: PathBuf,
-    client: String,
-    peer: String,
+pub(crate) struct Member {
+    pub(crate) name: String,
+    pub(crate) data: PathBuf,
+    pub(crate) client: String,
+    pub(crate) peer: String,
 }
 
 impl Member {
-    fn new(dir: &Path, name: &str) -> Member {
+    pub(crate) fn new(dir: &Path, name: &str) -> Member {
         Member {
             name: name.into(),
             data: dir.join(format!("{name}.etcd")),
@@ -53,7 +53,7 @@ impl Member {
     }
 
     /// Starts etcd on this member's data dir (the cluster flags only matter for a new dir).
-    fn start(&self, initial_cluster: &str, log: &Path) -> Proc {
+    pub(crate) fn start(&self, initial_cluster: &str, log: &Path) -> Proc {
         let log = std::fs::File::create(log).unwrap();
         let child = Command::new("etcd")
             .args(["--name", &self.name])
@@ -71,7 +71,7 @@ impl Member {
         Proc(child)
     }
 
-    fn wait_healthy(&self, log: &Path) {
+    pub(crate) fn wait_healthy(&self, log: &Path) {
         for _ in 0..150 {
             if etcdctl(&self.client, &["endpoint", "health"]).is_ok() {
                 return;
@@ -87,7 +87,7 @@ impl Member {
 }
 
 /// Every key and value etcd serves (`get --prefix ""`), decoded.
-fn all_keys(endpoint: &str) -> BTreeMap<String, String> {
+pub(crate) fn all_keys(endpoint: &str) -> BTreeMap<String, String> {
     let out = etcdctl(endpoint, &["get", "", "--prefix", "-w", "json"]).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let b64 = |s: &serde_json::Value| {
@@ -146,7 +146,7 @@ fn buckets(db: &Path) -> Buckets {
     out
 }
 
-fn restore_args<'a>(
+pub(crate) fn restore_args<'a>(
     snap: &'a str,
     data: &'a str,
     m: &'a Member,

@@ -10,6 +10,7 @@ mod backup;
 mod errors;
 mod etcd;
 mod etcd_restore;
+mod etcd_stored;
 mod failures;
 mod faults;
 mod hooks;
