@@ -296,6 +296,28 @@ mod tests {
                 "snapshot has no sha256 trailer (5 bytes is not a whole number of pages plus 32); it was truncated, or it is a raw db file (which is accepted only when the hash check is skipped)\n\
                  hint: --skip-hash-check accepts a raw db file (a copied member/snap/db)",
             ),
+            (
+                anyhow::Error::new(PickError::SeveralClusters {
+                    name: None,
+                    clusters: vec!["a".into(), "b".into()],
+                })
+                .context("storage location \"s3\""),
+                "storage location \"s3\": etcd snapshots of several clusters are stored in the location (a, b); say which cluster\n\
+                 hint: pass --cluster-name (one of them)",
+            ),
+            (
+                anyhow::Error::new(ReceiveError::Exists {
+                    path: "s.db".into(),
+                }),
+                "s.db already exists; it was left as it was\n\
+                 hint: pass --force to replace it, or -o another file",
+            ),
+            (
+                anyhow::Error::new(ReceiveError::Gzip("corrupt deflate stream".into()))
+                    .context("cannot download etcd snapshot metadata/etcd/c/s.db.gz from storage location \"s3\"; nothing was written"),
+                "cannot download etcd snapshot metadata/etcd/c/s.db.gz from storage location \"s3\"; nothing was written: the gzip stream is damaged or truncated: corrupt deflate stream\n\
+                 hint: the stored copy is damaged: use another snapshot (`lifeboat etcd snapshot list`), or take a new one with `lifeboat etcd snapshot save`",
+            ),
         ] {
             assert_eq!(render(&e), want);
         }
