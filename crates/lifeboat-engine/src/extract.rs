@@ -52,7 +52,9 @@ pub enum ArchiveError {
     )]
     MissingVersion(String),
     /// A format version lifeboat does not read.
-    #[error("the backup tarball has format version {0:?}; lifeboat reads 1.x")]
+    #[error(
+        "the backup tarball has format version {0:?}; lifeboat reads Velero's formats 1 and 1.x"
+    )]
     UnsupportedVersion(String),
     /// A path that escapes, is absolute, or is not a Velero path.
     #[error("the backup tarball holds a hostile or unexpected path {0:?}; refused")]
@@ -290,7 +292,7 @@ fn walk<R: Read>(
                 return Err(ArchiveError::MissingVersion(shown));
             }
             let v = String::from_utf8_lossy(&data).trim().to_owned();
-            if !v.starts_with("1.") {
+            if !lifeboat_types::rules::archive::is_supported_format(&v) {
                 return Err(ArchiveError::UnsupportedVersion(v));
             }
             out.version = v;
@@ -491,7 +493,7 @@ mod tests {
     #[case::empty_archive(raw_tar(&[]), "no metadata/version as its first entry (found \"<empty archive>\")")]
     #[case::unsupported_version(
         raw_tar(&[("metadata/version", b"2.0.0\n", Regular)]),
-        "format version \"2.0.0\"; lifeboat reads 1.x"
+        "format version \"2.0.0\"; lifeboat reads Velero's formats 1 and 1.x"
     )]
     #[case::truncated(good()[..good().len() / 2].to_vec(), "corrupt or truncated")]
     #[case::not_gzip(b"not gzip at all".to_vec(), "corrupt or truncated")]

@@ -79,9 +79,26 @@ pub fn is_dns_label(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-/// A DNS-1123 subdomain: the name of almost every object, API groups.
+/// A DNS-1123 subdomain: the name of almost every object, API groups. Each dot-separated
+/// part is shaped as a label but, as the API server's `IsDNS1123Subdomain` has it, of any
+/// length within the 253 (a 190-character ConfigMap name without dots is valid).
 pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && p.as_bytes()[0].is_ascii_alphanumeric()
+                && p.as_bytes()[p.len() - 1].is_ascii_alphanumeric()
+        })
+}
+
+/// Whether lifeboat reads a tarball whose `metadata/version` says `version`: Velero's
+/// format 1.x (`1.1.0` since Velero 1.4), and `1`, which Velero wrote before (its items
+/// once, unversioned).
+pub fn is_supported_format(version: &str) -> bool {
+    version == "1" || version.starts_with("1.")
 }
 
 /// A name the API server accepts as a path segment (RBAC objects' names, as
@@ -565,5 +582,32 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[rstest]
+    #[case::plain("web", true)]
+    #[case::dotted("web.v2.example", true)]
+    // Regression: a 190-character ConfigMap name without dots (valid for the API server)
+    // was refused as if each part were a 63-character label.
+    #[case::a_long_part(&format!("{}end", "a-very-long-name-".repeat(11)), true)]
+    #[case::at_the_limit(&"a".repeat(253), true)]
+    #[case::over_the_limit(&"a".repeat(254), false)]
+    #[case::empty_part("a..b", false)]
+    #[case::part_ending_with_a_dash("a-.b", false)]
+    #[case::upper_case("Web", false)]
+    #[case::underscore("a_b", false)]
+    fn dns_subdomains(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(is_dns_subdomain(name), ok, "{name}");
+    }
+
+    #[rstest]
+    #[case::velero_before_1_4("1", true)]
+    #[case::velero_1_4_and_later("1.1.0", true)]
+    #[case::a_later_minor("1.2.0", true)]
+    #[case::major_2("2.0.0", false)]
+    #[case::ten("10", false)]
+    #[case::empty("", false)]
+    fn formats(#[case] version: &str, #[case] ok: bool) {
+        assert_eq!(is_supported_format(version), ok, "{version:?}");
     }
 }

@@ -27,5 +27,6 @@ mod server_fixture;
 mod server_lease;
 mod support;
 mod tcp_proxy;
+mod velero_made;
 mod verify;
 mod writes;
