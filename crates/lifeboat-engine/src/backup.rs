@@ -830,19 +830,25 @@ impl Run<'_> {
                 "listing {gr}{scope}: the continue token expired (410 Gone: the API server's storage compacted the list's resourceVersion) after {read} item(s)"
             )
         };
+        // The next page, asked for while this one is converted and handed to the writer:
+        // the API server prepares it meanwhile (at most two pages are held).
+        let mut prefetched = None;
         loop {
             // A page in flight is given up when the run is stopped: nothing of it was
             // written yet.
-            let listed = tokio::select! {
-                biased;
-                _ = self.opts.stop.cancelled() => return Listed::Stopped,
-                listed = self.cluster.list_page(
-                    r,
-                    ns,
-                    self.plan.server_selector.as_deref(),
-                    pager.token(),
-                    self.opts.page_size,
-                ) => listed,
+            let listed = match prefetched.take() {
+                Some(listed) => listed,
+                None => tokio::select! {
+                    biased;
+                    _ = self.opts.stop.cancelled() => return Listed::Stopped,
+                    listed = self.cluster.list_page(
+                        r,
+                        ns,
+                        self.plan.server_selector.as_deref(),
+                        pager.token(),
+                        self.opts.page_size,
+                    ) => listed,
+                },
             };
             let body = match listed {
                 Ok(b) => b,
@@ -912,16 +918,36 @@ impl Run<'_> {
                 }
             }
             first_page = false;
-            let (items, new) = self.convert(pr, &raws, skip, Some(&mut pager), keep);
-            drop(raws);
-            read += new;
-            *count += items.len();
-            if !self.send(r, items).await {
+            let more = pager.advance(next);
+            let token = pager.token().map(str::to_owned);
+            let fetch_next = async {
+                let token = token.filter(|_| more)?;
+                tokio::select! {
+                    biased;
+                    _ = self.opts.stop.cancelled() => None,
+                    listed = self.cluster.list_page(
+                        r,
+                        ns,
+                        self.plan.server_selector.as_deref(),
+                        Some(&token),
+                        self.opts.page_size,
+                    ) => Some(listed),
+                }
+            };
+            let process = async {
+                let (items, new) = self.convert(pr, &raws, skip, Some(&mut pager), keep);
+                read += new;
+                *count += items.len();
+                self.send(r, items).await
+            };
+            let (next_page, sent) = tokio::join!(fetch_next, process);
+            if !sent {
                 return Listed::Stopped;
             }
-            if !pager.advance(next) {
+            if !more {
                 return Listed::Done;
             }
+            prefetched = next_page;
         }
     }
 
