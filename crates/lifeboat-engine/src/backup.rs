@@ -1245,6 +1245,9 @@ pub async fn run_backup(
             &[],
         );
     }
+    for w in &plan.warnings {
+        run.warn(None, w.clone());
+    }
     for ns in &plan.missing_namespaces {
         run.warn(
             None,

@@ -754,8 +754,8 @@ pub async fn run_restore(
         ExistingPolicy::parse(spec.existing_resource_policy.as_deref()).map_err(|reason| {
             RestoreError::Plan {
                 restore: name.clone(),
-                source: PlanError::BadOrder {
-                    resource: "existingResourcePolicy".into(),
+                source: PlanError::BadValue {
+                    field: "existingResourcePolicy",
                     reason,
                 },
             }

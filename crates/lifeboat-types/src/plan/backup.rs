@@ -127,12 +127,12 @@ pub enum PlanError {
     /// A resource is both included and excluded explicitly.
     #[error("resource {0:?} is both included and excluded")]
     IncludedAndExcluded(String),
-    /// An orderedResources entry is malformed.
-    #[error("invalid orderedResources entry for {resource:?}: {reason}")]
-    BadOrder {
-        /// The resource key.
-        resource: String,
-        /// What is wrong.
+    /// A field's value is not one it takes.
+    #[error("{field}: {reason}")]
+    BadValue {
+        /// The field.
+        field: &'static str,
+        /// What is wrong and what it takes.
         reason: String,
     },
 }
@@ -268,6 +268,72 @@ fn resolve(
     Ok((all, out))
 }
 
+/// The resources (group-resource names) an `orderedResources` key orders, and the warning
+/// for the backup when the key is ignored or read in a way Velero does not read it.
+///
+/// Velero looks a key up by the plural resource name only (`pods`, `persistentvolumes`)
+/// and silently ignores any other key. lifeboat never fails a backup for a key (issue 13,
+/// item 3), and says what it did with one Velero would not match:
+/// - a plural resource name: ordered, no warning (as Velero);
+/// - another name `includedResources` takes (`Secret`, `cm`, `deployments.apps`): ordered,
+///   with a warning that Velero ignores the key and which plural to write;
+/// - `<apiVersion>/<Kind>` (`v1/Secret`, `apps/v1/Deployment`: the keys of a backup's
+///   resource list; a DR guide writes them): the resource of that group and kind, with the
+///   same warning;
+/// - a key naming nothing the cluster serves, or several resources: ignored, with a warning.
+pub fn ordered_key(key: &str, served: &[ApiResource]) -> (Vec<String>, Option<String>) {
+    let by_name = match resolve(&[key.to_owned()], "orderedResources", served) {
+        Ok((_, grs)) => Ok(grs.into_iter().collect::<Vec<_>>()),
+        Err(e) => Err(e),
+    };
+    let hits = match by_name {
+        Ok(grs) => grs,
+        Err(PlanError::AmbiguousResource { candidates, .. }) => {
+            return (
+                vec![],
+                Some(format!(
+                    "orderedResources key {key:?} matches {candidates}; it is ignored: write the plural with its group (deployments.apps)"
+                )),
+            );
+        }
+        Err(_) => match key.rsplit_once('/') {
+            // `v1/Secret`, `apps/v1/Deployment`: group and kind; the version may be any.
+            Some((api_version, kind)) => {
+                let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                served
+                    .iter()
+                    .filter(|r| r.group == group && r.kind.eq_ignore_ascii_case(kind))
+                    .map(ApiResource::group_resource)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            }
+            None => vec![],
+        },
+    };
+    if hits.is_empty() {
+        return (
+            vec![],
+            Some(format!(
+                "orderedResources key {key:?} names no resource the cluster serves; it is ignored (keys are plural resource names such as pods or persistentvolumes)"
+            )),
+        );
+    }
+    let plurals: BTreeSet<&str> = served
+        .iter()
+        .filter(|r| hits.contains(&r.group_resource()))
+        .map(|r| r.plural.as_str())
+        .collect();
+    let warning = (!plurals.contains(key)).then(|| {
+        format!(
+            "orderedResources key {key:?} is read as {}; Velero matches only plural resource names and would ignore it: write {}",
+            hits.join(", "),
+            plurals.into_iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(" or ")
+        )
+    });
+    (hits, warning)
+}
+
 /// How a resource type is listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListScope {
@@ -342,6 +408,9 @@ pub struct BackupPlan {
     /// Served resources the API server does not allow listing (`tokenreviews`,
     /// `bindings`): never backed up, named in one line of the backup's log.
     pub not_listable: Vec<String>,
+    /// What the spec asks that is ignored or read differently from Velero, for the
+    /// backup's warnings (`orderedResources` keys and items; see [`ordered_key`]).
+    pub warnings: Vec<String>,
 }
 
 impl BackupPlan {
@@ -471,19 +540,20 @@ pub fn plan_backup(
         None => vec![],
     };
 
+    let mut warnings = Vec::new();
     let mut ordered_map = std::collections::BTreeMap::new();
     for (key, list) in &spec.ordered_resources {
-        let (_, grs) = resolve(std::slice::from_ref(key), "orderedResources", &listable)?;
-        let items: Vec<String> = list
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if items.iter().any(|i| i.split('/').count() > 2) {
-            return Err(PlanError::BadOrder {
-                resource: key.clone(),
-                reason: "items are name or namespace/name, separated by commas".into(),
-            });
+        let (grs, warning) = ordered_key(key, &listable);
+        warnings.extend(warning);
+        let mut items = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item.split('/').count() > 2 {
+                warnings.push(format!(
+                    "orderedResources {key:?}: item {item:?} is not name or namespace/name; it is not ordered"
+                ));
+            } else {
+                items.push(item.to_owned());
+            }
         }
         for gr in grs {
             ordered_map.insert(gr, items.clone());
@@ -569,6 +639,7 @@ pub fn plan_backup(
         server_selector,
         dependents,
         missing_namespaces,
+        warnings,
         not_listable: served
             .iter()
             .filter(|r| !r.listable())
@@ -819,6 +890,76 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(message), "{err}");
+    }
+
+    /// Issue 13, item 3: an orderedResources key is never a reason to fail a backup.
+    #[rstest]
+    #[case::plural("configmaps", &["configmaps"], None)]
+    #[case::group_plural("deployments", &["deployments.apps"], None)]
+    #[case::kind_of_a_guide("v1/Secret", &["secrets"], Some("\"v1/Secret\" is read as secrets; Velero matches only plural resource names and would ignore it: write \"secrets\""))]
+    #[case::grouped_kind("apps/v1/Deployment", &["deployments.apps"], Some("write \"deployments\""))]
+    #[case::other_version("apps/v1beta2/deployment", &["deployments.apps"], Some("write \"deployments\""))]
+    #[case::singular("secret", &["secrets"], Some("write \"secrets\""))]
+    #[case::short_name("cm", &["configmaps"], Some("write \"configmaps\""))]
+    #[case::qualified("deployments.apps", &["deployments.apps"], Some("write \"deployments\""))]
+    #[case::core_events("events", &["events"], None)]
+    #[case::unserved("widgetz", &[], Some("orderedResources key \"widgetz\" names no resource the cluster serves; it is ignored"))]
+    #[case::unserved_kind("v1/Widget", &[], Some("names no resource the cluster serves"))]
+    #[case::kind_of_another_group("v1/Deployment", &[], Some("names no resource the cluster serves"))]
+    #[case::ambiguous("ev", &[], Some("orderedResources key \"ev\" matches events, events.events.k8s.io; it is ignored"))]
+    fn ordered_resources_keys(
+        #[case] key: &str,
+        #[case] resources: &[&str],
+        #[case] warning: Option<&str>,
+    ) {
+        let (grs, w) = ordered_key(key, &served());
+        assert_eq!(grs, resources);
+        match (warning, w) {
+            (None, None) => {}
+            (Some(want), Some(got)) => assert!(got.contains(want), "{got}"),
+            (want, got) => panic!("want {want:?}, got {got:?}"),
+        }
+    }
+
+    #[test]
+    fn ordered_resources_that_velero_ignores_do_not_fail_the_plan() {
+        let s = spec(|s| {
+            s.ordered_resources = [
+                (
+                    "v1/Secret".into(),
+                    "production/db-credentials, payments/stripe-keys".into(),
+                ),
+                ("nosuchthings".into(), "a/b".into()),
+                ("configmaps".into(), "ns/a/b,ns/cm1".into()),
+            ]
+            .into();
+        });
+        let plan = plan_backup(&s, &served(), &ns_list()).unwrap();
+        let ordered = |gr: &str| {
+            plan.resources
+                .iter()
+                .find(|r| r.resource.group_resource() == gr)
+                .unwrap()
+                .ordered
+                .clone()
+        };
+        assert_eq!(
+            ordered("secrets"),
+            ["production/db-credentials", "payments/stripe-keys"]
+        );
+        // The malformed item is dropped with a warning; the rest is ordered as asked.
+        assert_eq!(ordered("configmaps"), ["ns/cm1"]);
+        assert_eq!(plan.warnings.len(), 3, "{:?}", plan.warnings);
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("\"ns/a/b\" is not name or namespace/name"))
+        );
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("\"nosuchthings\" names no resource"))
+        );
     }
 
     #[test]
