@@ -273,6 +273,49 @@ impl Schedules {
     }
 }
 
+/// One lifeboat.dev object of namespace `ns` (a Backup or Restore `wait` follows, a
+/// VolumeSnapshotLocation); `what` names it in a not-found error (`backup`).
+pub async fn get<K>(cluster: &Cluster, ns: &str, what: &str, name: &str) -> Result<K, ObjectError>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(cluster.client().clone(), ns);
+    api.get(name)
+        .await
+        .map_err(|e| of_named(&K::kind(&()), what, ns, name, e))
+}
+
+/// The named lifeboat.dev objects of namespace `ns`, or every one when `names` is empty.
+pub async fn get_or_list<K>(
+    cluster: &Cluster,
+    ns: &str,
+    what: &str,
+    names: &[String],
+) -> Result<Vec<K>, ObjectError>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    if names.is_empty() {
+        let api: Api<K> = Api::namespaced(cluster.client().clone(), ns);
+        return Ok(api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| of_list(&K::kind(&()), e))?
+            .items);
+    }
+    let mut v = Vec::new();
+    for n in names {
+        v.push(get(cluster, ns, what, n).await?);
+    }
+    Ok(v)
+}
+
 /// Creates a lifeboat.dev object in namespace `ns` with the name, labels and annotations
 /// of `meta` (what `apply --server` does with a velero.io/v1 document).
 pub async fn create<K>(

@@ -46,6 +46,27 @@ pub enum InstallError {
         /// How long uninstall waited.
         waited: u64,
     },
+    /// `install --wait`: the Deployment had no available replica in time.
+    #[error(
+        "Deployment {namespace}/lifeboat has no available replica {waited}s after install ({status}); see `kubectl -n {namespace} describe deploy/lifeboat` and its pods' events (image pull, scheduling), then run install --wait again or wait longer with --wait-timeout"
+    )]
+    NotAvailable {
+        /// The namespace.
+        namespace: String,
+        /// How long install waited.
+        waited: u64,
+        /// What the Deployment's status said last.
+        status: String,
+    },
+    /// The Deployment could not be read.
+    #[error("cannot read Deployment {namespace}/lifeboat")]
+    Deployment {
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
     /// The Lease could not be read.
     #[error(
         "cannot read the leader Lease {namespace}/{}",
@@ -68,6 +89,7 @@ impl InstallError {
             InstallError::NotEstablished(_) | InstallError::NotAggregated(_) => true,
             InstallError::UnknownKind(_) => false,
             InstallError::ServerRunning { .. } | InstallError::Lease { .. } => true,
+            InstallError::NotAvailable { .. } | InstallError::Deployment { .. } => true,
         }
     }
 }
@@ -246,5 +268,43 @@ pub async fn wait_server_stopped(
             });
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `install --wait`: waits until the server's Deployment `lifeboat` in `namespace` has an
+/// available replica (as Velero's `install --wait`), for up to `timeout`.
+pub async fn wait_available(
+    cluster: &Cluster,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<(), InstallError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(cluster.client().clone(), namespace);
+    let start = tokio::time::Instant::now();
+    loop {
+        let d = api
+            .get("lifeboat")
+            .await
+            .map_err(|source| InstallError::Deployment {
+                namespace: namespace.to_owned(),
+                source,
+            })?;
+        let st = d.status.unwrap_or_default();
+        if st.available_replicas.unwrap_or(0) > 0 {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(InstallError::NotAvailable {
+                namespace: namespace.to_owned(),
+                waited: timeout.as_secs(),
+                status: format!(
+                    "{} replicas, {} updated, {} ready",
+                    st.replicas.unwrap_or(0),
+                    st.updated_replicas.unwrap_or(0),
+                    st.ready_replicas.unwrap_or(0)
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(timeout)).await;
     }
 }

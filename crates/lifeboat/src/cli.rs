@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use lifeboat_types::api::selector::Selector;
 use lifeboat_types::api::velero::LabelSelector;
+use lifeboat_types::rules::list_sort::{SortKey, Sortable, sort_by};
 
 use crate::cmd::apply::ApplyArgs;
 use crate::cmd::backup::{BackupCmd, BackupCreate, BackupGet};
@@ -18,6 +19,7 @@ use crate::cmd::location::LocationCmd;
 use crate::cmd::restore::{RestoreCmd, RestoreCreate, RestoreGet};
 use crate::cmd::schedule::ScheduleCmd;
 use crate::cmd::server::{InstallArgs, ServerArgs, UninstallArgs};
+use crate::cmd::snapshot_location::SnapshotLocationCmd;
 
 /// Kubernetes backup, restore and disaster recovery, Velero-compatible.
 #[derive(Parser, Debug)]
@@ -75,14 +77,19 @@ pub enum Command {
     /// Work with storage locations.
     #[command(subcommand, visible_alias = "backup-location")]
     Location(LocationCmd),
+    /// Volume snapshot locations (kept and shown; lifeboat takes no volume snapshots yet).
+    #[command(subcommand, name = "snapshot-location")]
+    SnapshotLocation(SnapshotLocationCmd),
     /// Run velero.io/v1 documents: here, a Backup or Restore is run and a
-    /// BackupStorageLocation saved locally; with --server they become lifeboat.dev objects
-    /// the in-cluster server runs. A Schedule always goes to the server.
+    /// BackupStorageLocation or VolumeSnapshotLocation saved locally; with --server they
+    /// become lifeboat.dev objects the in-cluster server runs (or keeps). A Schedule always
+    /// goes to the server.
     #[command(after_help = "\
 Examples:
   lifeboat apply -f backup.yaml                 # run the Backup now, from here
   lifeboat apply -f restore.yaml                # run the Restore now, from here
   lifeboat apply -f schedule.yaml               # a Schedule for the server
+  lifeboat apply -f locations.yaml              # a BackupStorageLocation and a VolumeSnapshotLocation, saved
   lifeboat -n lifeboat apply -f dr.yaml --server  # every document to the server")]
     Apply(ApplyArgs),
     /// Install the server into the cluster: CRDs, RBAC, Deployment, metrics Service and
@@ -198,6 +205,52 @@ pub struct NameArgs {
     pub name: String,
     #[command(flatten)]
     pub location: LocationArg,
+}
+
+/// `backup wait` / `restore wait`. The verb words its own help for `names`.
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// The names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Stop waiting after this long (a Go duration; 0s: no limit). Exit code 4 then: the
+    /// run goes on.
+    #[arg(long, default_value = "4h")]
+    pub timeout: String,
+    /// Follow the cluster's lifeboat.dev objects (namespace -n), run by `lifeboat server`,
+    /// instead of the storage location (where a run of the CLI appears when it ends).
+    #[arg(long)]
+    pub server: bool,
+    #[command(flatten)]
+    pub location: LocationArg,
+}
+
+/// `--sort-by` of `get` (backups, restores, schedules).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SortArg {
+    /// Sort by a field, ascending: .metadata.name (name), .metadata.creationTimestamp
+    /// (created), .status.phase (status), and for backups and restores .status.startTimestamp,
+    /// .status.completionTimestamp, for backups .status.expiration (expires), for schedules
+    /// .status.lastBackup. Default: creation time.
+    #[arg(long)]
+    pub sort_by: Option<String>,
+}
+
+impl SortArg {
+    /// The key of `--sort-by` for a list of `T` (creation time when unset); checked before
+    /// anything is read.
+    pub fn key<T: Sortable>(&self) -> Result<SortKey> {
+        Ok(match &self.sort_by {
+            Some(v) => SortKey::parse(v, T::KIND, T::KEYS)?,
+            None => SortKey::Created,
+        })
+    }
+
+    /// Sorts `items` by `--sort-by` (creation time when unset).
+    pub fn sort<T: Sortable>(&self, items: &mut [T]) -> Result<()> {
+        sort_by(items, self.key::<T>()?);
+        Ok(())
+    }
 }
 
 /// `delete` of stored objects (backups, restores). The verb words its own help for

@@ -1,11 +1,12 @@
-//! lifeboat's user config file: storage locations kept locally when no cluster CRDs are
-//! used. The file holds velero.io/v1 BackupStorageLocation documents, so it can be
-//! applied to a cluster running Velero unchanged.
+//! lifeboat's user config file: storage and volume snapshot locations kept locally when no
+//! cluster CRDs are used. The file holds velero.io/v1 BackupStorageLocation and
+//! VolumeSnapshotLocation documents, so it can be applied to a cluster running Velero
+//! unchanged.
 
 use std::path::{Path, PathBuf};
 
 use lifeboat_types::api::velero::{
-    BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation,
+    BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation, VolumeSnapshotLocation,
 };
 use lifeboat_types::format::document::{DocumentError, VeleroDocument, parse_documents};
 
@@ -36,6 +37,11 @@ pub enum ConfigError {
     /// No location has this name.
     #[error("storage location {0:?} not found; see `lifeboat location get`")]
     NotFound(String),
+    /// A volume snapshot location with this name exists.
+    #[error(
+        "volume snapshot location {0:?} already exists; choose another name (or edit the config file)"
+    )]
+    SnapshotLocationExists(String),
 }
 
 /// The locations of the config file.
@@ -44,6 +50,8 @@ pub struct Config {
     path: PathBuf,
     /// The locations, in file order.
     pub locations: Vec<BackupStorageLocation>,
+    /// The volume snapshot locations, in file order.
+    pub snapshot_locations: Vec<VolumeSnapshotLocation>,
 }
 
 /// The config file's path: `$LIFEBOAT_CONFIG`, else `~/.config/lifeboat/locations.yaml`.
@@ -98,16 +106,19 @@ impl Config {
             path: path.into(),
             source,
         })?;
-        let locations = docs
-            .into_iter()
-            .filter_map(|d| match d {
-                VeleroDocument::BackupStorageLocation(l) => Some(*l),
-                _ => None,
-            })
-            .collect();
+        let mut locations = Vec::new();
+        let mut snapshot_locations = Vec::new();
+        for d in docs {
+            match d {
+                VeleroDocument::BackupStorageLocation(l) => locations.push(*l),
+                VeleroDocument::VolumeSnapshotLocation(l) => snapshot_locations.push(*l),
+                _ => {}
+            }
+        }
         Ok(Config {
             path: path.into(),
             locations,
+            snapshot_locations,
         })
     }
 
@@ -122,6 +133,10 @@ impl Config {
         }
         let mut text = String::new();
         for l in &self.locations {
+            text.push_str("---\n");
+            text.push_str(&serde_yaml_ng::to_string(l).unwrap_or_default());
+        }
+        for l in &self.snapshot_locations {
             text.push_str("---\n");
             text.push_str(&serde_yaml_ng::to_string(l).unwrap_or_default());
         }
@@ -141,6 +156,19 @@ impl Config {
             }
         }
         self.locations.push(l);
+        Ok(())
+    }
+
+    /// Adds a volume snapshot location.
+    pub fn add_snapshot_location(&mut self, l: VolumeSnapshotLocation) -> Result<(), ConfigError> {
+        if self
+            .snapshot_locations
+            .iter()
+            .any(|o| o.metadata.name == l.metadata.name)
+        {
+            return Err(ConfigError::SnapshotLocationExists(l.metadata.name));
+        }
+        self.snapshot_locations.push(l);
         Ok(())
     }
 
@@ -218,6 +246,33 @@ mod tests {
         assert_eq!(c2.default_location().metadata.name, "a");
         c2.remove("a").unwrap();
         assert!(matches!(c2.remove("a"), Err(ConfigError::NotFound(_))));
+    }
+
+    /// Issue 13: both kinds of location live in one file; saving keeps both.
+    #[test]
+    fn snapshot_locations_are_kept_beside_storage_locations() {
+        use lifeboat_types::api::velero::VolumeSnapshotLocationSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locations.yaml");
+        let mut c = Config::load(&path).unwrap();
+        c.add(embedded_default()).unwrap();
+        let vsl = VolumeSnapshotLocation::new(
+            "default",
+            VolumeSnapshotLocationSpec {
+                provider: "aws".into(),
+                config: [("region".into(), "us-east-1".into())].into(),
+                credential: None,
+            },
+        );
+        c.add_snapshot_location(vsl.clone()).unwrap();
+        assert!(matches!(
+            c.add_snapshot_location(vsl.clone()),
+            Err(ConfigError::SnapshotLocationExists(n)) if n == "default"
+        ));
+        c.save().unwrap();
+        let c2 = Config::load(&path).unwrap();
+        assert_eq!(c2.locations.len(), 1);
+        assert_eq!(c2.snapshot_locations, [vsl]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The process's exit codes, one type: 0 success, 1 error, 2 usage error, 3 a backup or
-//! restore that ran to its end but ended PartiallyFailed (its data is stored).
+//! restore that ran to its end but ended PartiallyFailed (its data is stored), 4 `wait`
+//! gave up before the backup or restore ended (it goes on).
 
 use std::process::ExitCode;
 
@@ -17,6 +18,8 @@ pub enum Exit {
     Usage = 2,
     /// The run ended PartiallyFailed: stored, with errors recorded in its results.
     PartiallyFailed = 3,
+    /// `backup wait` / `restore wait` stopped at its `--timeout` before the run ended.
+    TimedOut = 4,
 }
 
 impl Exit {
@@ -77,8 +80,15 @@ mod tests {
     #[test]
     fn codes_are_the_documented_ones() {
         assert_eq!(
-            [Exit::Ok, Exit::Error, Exit::Usage, Exit::PartiallyFailed].map(|e| e as u8),
-            [0, 1, 2, 3]
+            [
+                Exit::Ok,
+                Exit::Error,
+                Exit::Usage,
+                Exit::PartiallyFailed,
+                Exit::TimedOut
+            ]
+            .map(|e| e as u8),
+            [0, 1, 2, 3, 4]
         );
         // `apply -f` with several documents: a partial failure outranks a failure, as
         // the numeric maximum did.

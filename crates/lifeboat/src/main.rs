@@ -10,6 +10,7 @@ mod confirm;
 mod exit;
 mod output;
 mod report;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -82,6 +83,7 @@ async fn run(cli: &Cli) -> Result<Exit> {
         Command::Create(CreateCmd::Restore(c)) => cmd::restore::create(cli, c).await,
         Command::Get(GetCmd::Restores(g)) => cmd::restore::get(g).await,
         Command::Location(cmd) => cmd::location::run(cmd).await,
+        Command::SnapshotLocation(cmd) => cmd::snapshot_location::run(cli, cmd).await,
         Command::Etcd(cmd) => cmd::etcd::run(cli, cmd).await,
         Command::Apply(a) => cmd::apply::run(cli, a).await,
         Command::Install(a) => cmd::server::install(cli, a).await,

@@ -9,7 +9,7 @@ use kube::CustomResourceExt;
 
 pub use crate::api::velero::{
     BackupResource, BackupStorageLocationResource, DeleteBackupRequestResource, RestoreResource,
-    ScheduleResource,
+    ScheduleResource, VolumeSnapshotLocationResource,
 };
 
 /// The API group.
@@ -27,6 +27,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         RestoreResource::crd(),
         ScheduleResource::crd(),
         DeleteBackupRequestResource::crd(),
+        VolumeSnapshotLocationResource::crd(),
     ]
 }
 

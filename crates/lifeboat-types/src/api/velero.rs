@@ -721,6 +721,89 @@ impl BackupStorageLocation {
     }
 }
 
+/// `spec` of a velero.io/v1 VolumeSnapshotLocation (and of lifeboat.dev/v1alpha1's): where
+/// volume snapshots would be taken. lifeboat keeps and shows these; it takes no volume
+/// snapshots yet (a backup records `volumeSnapshotLocations` in its spec only).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource,
+)]
+#[kube(
+    group = "lifeboat.dev",
+    version = "v1alpha1",
+    kind = "VolumeSnapshotLocation",
+    root = "VolumeSnapshotLocationResource",
+    namespaced,
+    status = "VolumeSnapshotLocationStatus",
+    category = "lifeboat",
+    shortname = "vsl",
+    doc = "Where volume snapshots are taken (fields as velero.io/v1 VolumeSnapshotLocation; kept, not used yet).",
+    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase")
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeSnapshotLocationSpec {
+    /// The snapshot provider (`aws`, `gcp`, `azure`, `alibabacloud`, a plugin's name).
+    pub provider: String,
+    /// Provider options (`region`, `apiTimeout`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<SecretKeySelector>,
+}
+
+/// The phase of a volume snapshot location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum VolumeSnapshotLocationPhase {
+    /// Usable.
+    Available,
+    /// Not usable.
+    Unavailable,
+}
+
+/// `status` of a VolumeSnapshotLocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotLocationStatus {
+    /// Available or Unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<VolumeSnapshotLocationPhase>,
+}
+
+/// A velero.io/v1 VolumeSnapshotLocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeSnapshotLocation {
+    /// Always `VolumeSnapshotLocation`.
+    pub kind: String,
+    /// Always `velero.io/v1`.
+    pub api_version: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Provider and options.
+    pub spec: VolumeSnapshotLocationSpec,
+    /// What the server found (kept as read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<VolumeSnapshotLocationStatus>,
+}
+
+impl VolumeSnapshotLocation {
+    /// A new location named `name`.
+    pub fn new(name: impl Into<String>, spec: VolumeSnapshotLocationSpec) -> Self {
+        VolumeSnapshotLocation {
+            kind: "VolumeSnapshotLocation".into(),
+            api_version: API_VERSION.into(),
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some(DEFAULT_NAMESPACE.into()),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+}
+
 /// `spec.restoreStatus`: which resources keep their status on restore.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

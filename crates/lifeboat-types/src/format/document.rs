@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 use crate::api::names::{NameError, validate_name};
-use crate::api::velero::{API_VERSION, Backup, BackupStorageLocation, Restore, Schedule};
+use crate::api::velero::{
+    API_VERSION, Backup, BackupStorageLocation, Restore, Schedule, VolumeSnapshotLocation,
+};
 
 /// One velero.io/v1 document.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +18,8 @@ pub enum VeleroDocument {
     Restore(Box<Restore>),
     /// A Schedule (run by `lifeboat server`).
     Schedule(Box<Schedule>),
+    /// A volume snapshot location: save it (kept and shown; no volume is snapshotted yet).
+    VolumeSnapshotLocation(Box<VolumeSnapshotLocation>),
 }
 
 /// Why a document was rejected. Each message says which document and what to change.
@@ -32,7 +36,7 @@ pub enum DocumentError {
     },
     /// The document is not a velero.io/v1 object lifeboat knows.
     #[error(
-        "document {index} ({kind} {name:?}): apiVersion {api_version:?} is not supported; lifeboat reads velero.io/v1 Backup, Restore, Schedule and BackupStorageLocation"
+        "document {index} ({kind} {name:?}): apiVersion {api_version:?} is not supported; lifeboat reads velero.io/v1 Backup, Restore, Schedule, BackupStorageLocation and VolumeSnapshotLocation"
     )]
     Unsupported {
         /// 1-based position.
@@ -106,6 +110,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<VeleroDocument>, DocumentError>
             (API_VERSION, "Schedule") => VeleroDocument::Schedule(Box::new(
                 serde_yaml_ng::from_value(value.clone()).map_err(typed_err)?,
             )),
+            (API_VERSION, "VolumeSnapshotLocation") => VeleroDocument::VolumeSnapshotLocation(
+                Box::new(serde_yaml_ng::from_value(value.clone()).map_err(typed_err)?),
+            ),
             _ => {
                 return Err(DocumentError::Unsupported {
                     index,
@@ -124,6 +131,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<VeleroDocument>, DocumentError>
             VeleroDocument::BackupStorageLocation(_) => "backup storage location",
             VeleroDocument::Restore(_) => "restore",
             VeleroDocument::Schedule(_) => "schedule",
+            VeleroDocument::VolumeSnapshotLocation(_) => "volume snapshot location",
         };
         validate_name(what, &name).map_err(|source| DocumentError::Name { index, source })?;
         out.push(doc);
@@ -180,6 +188,61 @@ spec:
         assert!(err.contains("includeNamespaces"), "{err}");
     }
 
+    /// Issue 13: a guide's file holds a BackupStorageLocation and a VolumeSnapshotLocation;
+    /// the VSL made the whole file refused.
+    #[test]
+    fn a_storage_and_a_snapshot_location_in_one_file() {
+        let docs = parse_documents(
+            r#"
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: default, namespace: velero}
+spec:
+  provider: alibabacloud
+  objectStorage: {bucket: velero-backup-bucket, prefix: cluster-prod}
+  config: {region: cn-hangzhou}
+---
+apiVersion: velero.io/v1
+kind: VolumeSnapshotLocation
+metadata: {name: default, namespace: velero}
+spec:
+  provider: alibabacloud
+  config: {region: cn-hangzhou}
+"#,
+        )
+        .unwrap();
+        let [
+            VeleroDocument::BackupStorageLocation(b),
+            VeleroDocument::VolumeSnapshotLocation(v),
+        ] = docs.as_slice()
+        else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(b.spec.object_storage.prefix, "cluster-prod");
+        assert_eq!(v.metadata.name, "default");
+        assert_eq!(v.spec.provider, "alibabacloud");
+        assert_eq!(v.spec.config["region"], "cn-hangzhou");
+    }
+
+    #[rstest::rstest]
+    #[case::in_spec("spec:\n  provider: aws\n  regoin: x\n", "regoin")]
+    #[case::in_credential(
+        "spec:\n  provider: aws\n  credential: {name: s, key: k, file: f}\n",
+        "file"
+    )]
+    #[case::top_level("spec: {provider: aws}\nspecs: {}\n", "specs")]
+    #[case::no_provider("spec: {config: {region: x}}\n", "provider")]
+    fn a_snapshot_location_with_an_unknown_field_names_it(#[case] body: &str, #[case] field: &str) {
+        let err = parse_documents(&format!(
+            "apiVersion: velero.io/v1\nkind: VolumeSnapshotLocation\nmetadata: {{name: vsl1}}\n{body}"
+        ))
+        .unwrap_err();
+        assert!(matches!(err, DocumentError::Field { .. }), "{err}");
+        let err = err.to_string();
+        assert!(err.contains("VolumeSnapshotLocation \"vsl1\""), "{err}");
+        assert!(err.contains(&format!("`{field}`")), "{err}");
+    }
+
     #[test]
     fn malformed_yaml_is_an_error() {
         let err = parse_documents("apiVersion: velero.io/v1\nkind: Backup\n  bad: [").unwrap_err();
@@ -218,7 +281,7 @@ mod props {
 
         #[test]
         fn document_like_text_never_panics(
-            kind in "(Backup|Restore|Schedule|BackupStorageLocation|Other)",
+            kind in "(Backup|Restore|Schedule|BackupStorageLocation|VolumeSnapshotLocation|Other)",
             body in "[a-zA-Z:{}\\[\\] ,\\n-]{0,120}",
         ) {
             let _ = parse_documents(&format!("apiVersion: velero.io/v1\nkind: {kind}\nmetadata: {{name: x}}\n{body}"));

@@ -42,6 +42,17 @@ pub struct InstallOptions {
     pub api: ApiScope,
     /// A default storage location to create (provider, bucket, prefix, config).
     pub location: Option<LocationOptions>,
+    /// A default volume snapshot location to record (kept; no volume is snapshotted yet).
+    pub snapshot_location: Option<SnapshotLocationOptions>,
+}
+
+/// The volume snapshot location `default` that `install` records.
+#[derive(Debug, Clone)]
+pub struct SnapshotLocationOptions {
+    /// Velero provider name.
+    pub provider: String,
+    /// Provider config (`--snapshot-location-config`).
+    pub config: BTreeMap<String, String>,
 }
 
 /// The default location `install` creates.
@@ -70,6 +81,7 @@ impl Default for InstallOptions {
             metrics_port: 8085,
             api: ApiScope::builtin(),
             location: None,
+            snapshot_location: None,
         }
     }
 }
@@ -106,6 +118,7 @@ pub fn collection(api_version: &str, kind: &str, namespace: &str) -> Option<Stri
         "RoleBinding" => ("rolebindings", true),
         "Deployment" => ("deployments", true),
         "BackupStorageLocation" => ("backupstoragelocations", true),
+        "VolumeSnapshotLocation" => ("volumesnapshotlocations", true),
         _ => return None,
     };
     let root = if api_version == "v1" {
@@ -232,6 +245,20 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         }
         out.push(json!({
             "apiVersion": crd::API_VERSION, "kind": "BackupStorageLocation",
+            "metadata": { "name": "default", "namespace": ns, "labels": labels() },
+            "spec": spec
+        }));
+    }
+    if let Some(v) = &o.snapshot_location {
+        let mut spec = json!({ "provider": v.provider });
+        if !v.config.is_empty() {
+            spec["config"] = json!(v.config);
+        }
+        if o.location.as_ref().is_some_and(|l| l.credentials.is_some()) {
+            spec["credential"] = json!({ "name": "cloud-credentials", "key": "cloud" });
+        }
+        out.push(json!({
+            "apiVersion": crd::API_VERSION, "kind": "VolumeSnapshotLocation",
             "metadata": { "name": "default", "namespace": ns, "labels": labels() },
             "spec": spec
         }));

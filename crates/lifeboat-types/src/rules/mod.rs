@@ -14,6 +14,7 @@ pub mod backups;
 pub mod disk_space;
 pub mod etcd_snapshots;
 pub mod list_resume;
+pub mod list_sort;
 pub mod location;
 pub mod namespaced_list;
 pub mod retention;

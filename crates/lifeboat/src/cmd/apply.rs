@@ -1,6 +1,6 @@
 //! `apply -f`: velero.io/v1 documents run here (Backup, Restore), saved locally
-//! (BackupStorageLocation), or handed to the in-cluster server (Schedule always; the
-//! others with `--server`).
+//! (BackupStorageLocation, VolumeSnapshotLocation), or handed to the in-cluster server
+//! (Schedule always; the others with `--server`).
 
 use std::path::PathBuf;
 
@@ -14,6 +14,7 @@ use lifeboat_types::rules::schedule::Cron;
 use crate::cli::Cli;
 use crate::cmd::backup::run_one_backup;
 use crate::cmd::restore::{RestoreCreate, run_one_restore};
+use crate::cmd::snapshot_location::save_in_cluster;
 use crate::common::{connect, load_config, open_store};
 use crate::exit::Exit;
 
@@ -26,10 +27,10 @@ pub struct ApplyArgs {
     /// Override the storage location of every Backup in the file.
     #[arg(long)]
     pub storage_location: Option<String>,
-    /// Hand Backups, Restores and BackupStorageLocations to the lifeboat server in the
-    /// cluster (created as lifeboat.dev objects in their namespace, else -n) instead of
-    /// running them here / saving the location locally. Schedules always go to the
-    /// server.
+    /// Hand Backups, Restores, BackupStorageLocations and VolumeSnapshotLocations to the
+    /// lifeboat server in the cluster (created as lifeboat.dev objects in their namespace,
+    /// else -n) instead of running them here / saving the location locally. Schedules
+    /// always go to the server.
     #[arg(long)]
     pub server: bool,
 }
@@ -82,6 +83,23 @@ pub async fn run(cli: &Cli, a: &ApplyArgs) -> Result<Exit> {
                 cfg.add(*l)?;
                 cfg.save()?;
                 println!("Backup storage location \"{name}\" configured successfully.");
+            }
+            VeleroDocument::VolumeSnapshotLocation(l) if to_server => {
+                let name = l.metadata.name.clone();
+                save_in_cluster(cli, *l).await?;
+                println!(
+                    "VolumeSnapshotLocation {name:?} created in namespace {}; kept (lifeboat takes no volume snapshots yet).",
+                    cli.namespace
+                );
+            }
+            VeleroDocument::VolumeSnapshotLocation(l) => {
+                let mut cfg = load_config()?;
+                let name = l.metadata.name.clone();
+                cfg.add_snapshot_location(*l)?;
+                cfg.save()?;
+                println!(
+                    "Volume snapshot location \"{name}\" configured successfully (kept; lifeboat takes no volume snapshots yet)."
+                );
             }
             VeleroDocument::Restore(mut r) => {
                 let store = open_store(location)?;

@@ -17,7 +17,7 @@ use lifeboat_types::api::velero::{Backup, BackupSpec, BackupStorageLocation};
 
 use crate::cli::{
     Cli, DeleteArgs, DescribeArgs, FilterArgs, LocationArg, NameArgs, Output, SelectorArgs,
-    parse_opt_bool,
+    SortArg, WaitArgs, parse_opt_bool,
 };
 use crate::cmd::verify::{self, BackupVerify};
 use crate::common::{
@@ -39,6 +39,12 @@ Examples:
   lifeboat backup create b1 --storage-location file:///var/backups/lifeboat")]
     Create(Box<BackupCreate>),
     /// List backups.
+    #[command(after_help = "\
+Examples:
+  lifeboat backup get
+  lifeboat backup get --sort-by=.metadata.creationTimestamp | tail -5
+  lifeboat backup get -l velero.io/schedule-name=daily --sort-by expiration
+  lifeboat backup get nightly -o jsonpath='{.status.phase}'")]
     Get(BackupGet),
     /// Describe backups.
     #[command(
@@ -66,10 +72,20 @@ Examples:
     Verify(Box<BackupVerify>),
     /// Download a backup's tarball.
     Download(DownloadArgs),
-    /// Wait until a backup is stored (lifeboat runs backups in the foreground, so this
-    /// returns at once with the backup's phase as exit code).
-    #[command(mut_arg("name", |a| a.help("The backup")))]
-    Wait(NameArgs),
+    /// Wait until backups end (Completed, PartiallyFailed, Failed, FailedValidation).
+    /// A backup of `backup create` is read from its storage location, where it appears when
+    /// stored; with --server, the cluster's Backup objects that `lifeboat server` runs.
+    /// Exit code: 0 Completed, 3 PartiallyFailed, 1 Failed or FailedValidation (or an
+    /// error), 4 --timeout passed first; with several backups the largest.
+    #[command(
+        mut_arg("names", |a| a.help("The backups")),
+        after_help = "\
+Examples:
+  lifeboat backup wait nightly
+  lifeboat backup wait b1 b2 --timeout 30m
+  lifeboat -n velero backup wait b1 --server       # a Backup run by the in-cluster server"
+    )]
+    Wait(WaitArgs),
 }
 
 /// `backup create`.
@@ -151,9 +167,8 @@ pub struct BackupGet {
     /// Output format: table, json, yaml, jsonpath=TEMPLATE.
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
-    /// Sort by a field (accepted: .metadata.creationTimestamp, .metadata.name).
-    #[arg(long)]
-    pub sort_by: Option<String>,
+    #[command(flatten)]
+    pub sort: SortArg,
     #[command(flatten)]
     pub location: LocationArg,
 }
@@ -187,12 +202,7 @@ pub async fn run(cli: &Cli, cmd: &BackupCmd) -> Result<Exit> {
         BackupCmd::Delete(d) => delete(d).await,
         BackupCmd::Verify(v) => verify::backup_verify(cli, v).await,
         BackupCmd::Download(d) => download(d).await,
-        BackupCmd::Wait(a) => {
-            let store = open_store(a.location.storage_location.as_deref())?;
-            let b = catalog::get_backup(&store, &a.name).await?;
-            println!("Backup {}: {}", a.name, b.phase());
-            Ok(Exit::of_backup(b.phase()))
-        }
+        BackupCmd::Wait(a) => wait(cli, a).await,
     }
 }
 
@@ -334,6 +344,7 @@ fn print_backups(backups: &[Backup], output: &Output, single: bool) -> Result<()
 
 /// `backup get` / `get backups`.
 pub async fn get(g: &BackupGet) -> Result<Exit> {
+    g.sort.key::<Backup>()?;
     // Without --storage-location, every configured location (and the default) is read.
     let locations: Vec<BackupStorageLocation> = match &g.location.storage_location {
         Some(l) => vec![resolve_location(Some(l))?],
@@ -368,16 +379,71 @@ pub async fn get(g: &BackupGet) -> Result<Exit> {
         let s = Selector::parse(sel)?;
         backups.retain(|b| s.matches(&b.metadata.labels));
     }
-    match g.sort_by.as_deref() {
-        Some(".metadata.name") => backups.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name)),
-        _ => backups.sort_by_key(|b| (b.metadata.creation_timestamp, b.metadata.name.clone())),
-    }
+    g.sort.sort(&mut backups)?;
     if g.output == Output::Table {
         print!("{}", output::backups_table(&backups));
     } else {
         print_backups(&backups, &g.output, g.names.len() == 1)?;
     }
     Ok(Exit::Ok)
+}
+
+/// `backup wait`.
+async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
+    use crate::wait::{POLL_EVERY, Seen, exit_of, parse_timeout, until_terminal};
+    let timeout = parse_timeout(&a.timeout)?;
+    let mut code = Exit::Ok;
+    if a.server {
+        let cluster = connect(cli).await?;
+        for name in &a.names {
+            let w = until_terminal(
+                timeout,
+                POLL_EVERY,
+                || async {
+                    let b: lifeboat_types::api::crd::BackupResource =
+                        lifeboat_engine::objects::get(&cluster, &cli.namespace, "backup", name)
+                            .await?;
+                    Ok(Seen::Phase(b.status.map(|s| s.phase).unwrap_or_default()))
+                },
+                || {},
+            )
+            .await?;
+            crate::wait::report(
+                "Backup",
+                name,
+                &format!("namespace {}", cli.namespace),
+                &a.timeout,
+                w,
+            );
+            code = code.max(exit_of(w));
+        }
+        return Ok(code);
+    }
+    let store = open_store(a.location.storage_location.as_deref())?;
+    for name in &a.names {
+        let w = until_terminal(
+            timeout,
+            POLL_EVERY,
+            || async {
+                match catalog::get_backup(&store, name).await {
+                    Ok(b) => Ok(Seen::Phase(b.phase())),
+                    Err(catalog::CatalogError::NotFound { .. }) => Ok(Seen::Absent),
+                    Err(e) => Err(e.into()),
+                }
+            },
+            || {
+                eprintln!(
+                    "Backup {name:?} is not in storage location {:?} yet; waiting for it to be stored (a backup appears there when it ends).",
+                    store.name()
+                )
+            },
+        )
+        .await?;
+        let place = format!("storage location {:?}", store.name());
+        crate::wait::report("Backup", name, &place, &a.timeout, w);
+        code = code.max(exit_of(w));
+    }
+    Ok(code)
 }
 
 async fn describe(d: &DescribeArgs) -> Result<Exit> {

@@ -9,4 +9,5 @@ pub mod location;
 pub mod restore;
 pub mod schedule;
 pub mod server;
+pub mod snapshot_location;
 pub mod verify;

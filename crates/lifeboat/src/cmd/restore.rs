@@ -21,7 +21,7 @@ use lifeboat_types::rules::backups::{COMPLETED, newest};
 
 use crate::cli::{
     Cli, DeleteArgs, DescribeArgs, FilterArgs, LocationArg, NameArgs, Output, SelectorArgs,
-    parse_opt_bool,
+    SortArg, WaitArgs, parse_opt_bool,
 };
 use crate::common::{connect, open_store, progress_bar};
 use crate::confirm::{confirm, counted};
@@ -40,6 +40,11 @@ Examples:
   lifeboat restore create --from-backup nightly --existing-resource-policy update")]
     Create(Box<RestoreCreate>),
     /// List restores.
+    #[command(after_help = "\
+Examples:
+  lifeboat restore get
+  lifeboat restore get --sort-by .status.completionTimestamp
+  lifeboat restore get r1 -o jsonpath='{.status.phase}'")]
     Get(RestoreGet),
     /// Describe restores.
     #[command(
@@ -56,6 +61,20 @@ Examples:
         mut_arg("all", |a| a.help("Delete every restore record")),
     )]
     Delete(DeleteArgs),
+    /// Wait until restores end (Completed, PartiallyFailed, Failed, FailedValidation).
+    /// A restore of `restore create` is read from the storage location, where it appears
+    /// when it ends; with --server, the cluster's Restore objects that `lifeboat server`
+    /// runs. Exit code: 0 Completed, 3 PartiallyFailed, 1 Failed or FailedValidation (or an
+    /// error), 4 --timeout passed first; with several restores the largest.
+    #[command(
+        mut_arg("names", |a| a.help("The restores")),
+        after_help = "\
+Examples:
+  lifeboat restore wait r1
+  lifeboat restore wait r1 --timeout 1h
+  lifeboat -n velero restore wait r1 --server      # a Restore run by the in-cluster server"
+    )]
+    Wait(WaitArgs),
 }
 
 /// `restore get`.
@@ -66,6 +85,8 @@ pub struct RestoreGet {
     /// Output format: table, json, yaml, jsonpath=TEMPLATE.
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
+    #[command(flatten)]
+    pub sort: SortArg,
     #[command(flatten)]
     pub location: LocationArg,
 }
@@ -498,7 +519,66 @@ pub async fn run(cli: &Cli, cmd: &RestoreCmd) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         RestoreCmd::Delete(d) => delete(d).await,
+        RestoreCmd::Wait(a) => wait(cli, a).await,
     }
+}
+
+/// `restore wait`.
+async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
+    use crate::wait::{POLL_EVERY, Seen, exit_of, parse_timeout, report, until_terminal};
+    let timeout = parse_timeout(&a.timeout)?;
+    let mut code = Exit::Ok;
+    if a.server {
+        let cluster = connect(cli).await?;
+        for name in &a.names {
+            let w = until_terminal(
+                timeout,
+                POLL_EVERY,
+                || async {
+                    let r: lifeboat_types::api::crd::RestoreResource =
+                        lifeboat_engine::objects::get(&cluster, &cli.namespace, "restore", name)
+                            .await?;
+                    Ok(Seen::Phase(r.status.map(|s| s.phase).unwrap_or_default()))
+                },
+                || {},
+            )
+            .await?;
+            report(
+                "Restore",
+                name,
+                &format!("namespace {}", cli.namespace),
+                &a.timeout,
+                w,
+            );
+            code = code.max(exit_of(w));
+        }
+        return Ok(code);
+    }
+    let store = open_store(a.location.storage_location.as_deref())?;
+    for name in &a.names {
+        let w = until_terminal(
+            timeout,
+            POLL_EVERY,
+            || async {
+                match catalog::get_restore(&store, name).await {
+                    Ok(r) => Ok(Seen::Phase(r.phase())),
+                    Err(catalog::CatalogError::NotFound { .. }) => Ok(Seen::Absent),
+                    Err(e) => Err(e.into()),
+                }
+            },
+            || {
+                eprintln!(
+                    "Restore {name:?} is not in storage location {:?} yet; waiting for it to be stored (a restore appears there when it ends).",
+                    store.name()
+                )
+            },
+        )
+        .await?;
+        let place = format!("storage location {:?}", store.name());
+        report("Restore", name, &place, &a.timeout, w);
+        code = code.max(exit_of(w));
+    }
+    Ok(code)
 }
 
 async fn describe_cmd(d: &DescribeArgs) -> Result<Exit> {
@@ -553,6 +633,7 @@ async fn delete(d: &DeleteArgs) -> Result<Exit> {
 
 /// `restore get` / `get restores`.
 pub async fn get(g: &RestoreGet) -> Result<Exit> {
+    g.sort.key::<Restore>()?;
     let store = open_store(g.location.storage_location.as_deref())?;
     let mut restores = catalog::list_restores(&store).await?;
     if !g.names.is_empty() {
@@ -563,12 +644,7 @@ pub async fn get(g: &RestoreGet) -> Result<Exit> {
         }
         restores.retain(|r| g.names.contains(&r.metadata.name));
     }
-    restores.sort_by_key(|r| {
-        (
-            r.status.as_ref().and_then(|s| s.start_timestamp),
-            r.metadata.name.clone(),
-        )
-    });
+    g.sort.sort(&mut restores)?;
     if g.output == Output::Table {
         print!("{}", restores_table(&restores));
     } else {

@@ -66,6 +66,8 @@ pub struct ScheduleGet {
     /// Output format: table, json, yaml.
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
+    #[command(flatten)]
+    pub sort: crate::cli::SortArg,
 }
 
 /// `schedule describe`.
@@ -133,7 +135,9 @@ pub async fn run(cli: &Cli, cmd: &ScheduleCmd) -> Result<Exit> {
             }
         }
         ScheduleCmd::Get(g) => {
-            let items = open(cli).await?.get_or_list(&g.names).await?;
+            g.sort.key::<ScheduleResource>()?;
+            let mut items = open(cli).await?.get_or_list(&g.names).await?;
+            g.sort.sort(&mut items)?;
             if matches!(g.output, Output::Table) {
                 print!("{}", table(&items));
             } else {

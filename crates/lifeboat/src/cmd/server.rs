@@ -6,11 +6,13 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use lifeboat_server::{self as server, ServerOptions};
 use lifeboat_types::GoDuration;
-use lifeboat_types::manifests::install::{InstallOptions, LocationOptions, manifests};
+use lifeboat_types::manifests::install::{
+    InstallOptions, LocationOptions, SnapshotLocationOptions, manifests,
+};
 use lifeboat_types::manifests::rbac::{self, ApiScope};
 use serde_json::json;
 
-use crate::cli::{Cli, Output};
+use crate::cli::{Cli, Output, parse_opt_bool};
 use crate::common::{connect, kube_config, parse_kv};
 use crate::confirm::confirm;
 use crate::exit::Exit;
@@ -44,8 +46,45 @@ pub struct InstallArgs {
     #[arg(long, value_delimiter = ',')]
     pub backup_location_config: Vec<String>,
     /// A credentials file, stored as Secret cloud-credentials (key cloud).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_secret")]
     pub secret_file: Option<std::path::PathBuf>,
+    /// Create no credentials Secret (the provider's environment or workload identity
+    /// gives access). Accepted as Velero's confirmation; lifeboat does not require it.
+    #[arg(long)]
+    pub no_secret: bool,
+    /// Create no default storage location (Velero's confirmation when --provider and
+    /// --bucket are not given; lifeboat does not require it).
+    #[arg(long, conflicts_with_all = ["provider", "bucket"])]
+    pub no_default_backup_location: bool,
+    /// Velero plugin images. Accepted and ignored with a warning: lifeboat's providers
+    /// (aws, gcp, azure, alibabacloud, file) are built in.
+    #[arg(long, value_delimiter = ',')]
+    pub plugins: Vec<String>,
+    /// Create volume snapshot location `default` (Velero's default: true). Not supported
+    /// yet: with a provider, the location is recorded (warned); no volume is snapshotted.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub use_volume_snapshots: Option<bool>,
+    /// Config of volume snapshot location `default`: key=value,... Not supported yet:
+    /// recorded with a warning.
+    #[arg(long, value_delimiter = ',')]
+    pub snapshot_location_config: Vec<String>,
+    /// Install the node agent (file-system volume backups). Not supported yet: warned,
+    /// nothing installed for it.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub use_node_agent: Option<bool>,
+    /// Back up pod volumes with the file-system uploader by default. Not supported yet:
+    /// warned (a backup records its own --default-volumes-to-fs-backup).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub default_volumes_to_fs_backup: Option<bool>,
+    /// Uploader of pod volume data: kopia or restic. Not supported yet: warned.
+    #[arg(long, value_parser = ["kopia", "restic"])]
+    pub uploader_type: Option<String>,
+    /// Wait until the server's Deployment is available (at most --wait-timeout).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "5m", requires = "wait")]
+    pub wait_timeout: String,
     /// Port of /metrics, /healthz and /readyz.
     #[arg(long, default_value_t = 8085)]
     pub metrics_port: u16,
@@ -120,8 +159,64 @@ pub enum MetricNamesArg {
     Promlint,
 }
 
+/// The one-line warnings of install flags lifeboat takes but does not act on (yet), in
+/// flag order. None of them stops the install.
+pub fn install_warnings(a: &InstallArgs) -> Vec<String> {
+    let mut w = Vec::new();
+    if !a.plugins.is_empty() {
+        w.push(format!(
+            "--plugins {} ignored: lifeboat has no plugins; its providers (aws, gcp, azure, alibabacloud, file) are built in",
+            a.plugins.join(",")
+        ));
+    }
+    let snapshots = a.use_volume_snapshots == Some(true) || !a.snapshot_location_config.is_empty();
+    if snapshots {
+        w.push(format!(
+            "not supported yet: volume snapshots (--use-volume-snapshots, --snapshot-location-config): {}; backups store resources only",
+            if a.provider.is_some() && a.use_volume_snapshots != Some(false) {
+                "volume snapshot location \"default\" is recorded, no volume is snapshotted"
+            } else {
+                "nothing is installed for them"
+            }
+        ));
+    }
+    if a.use_node_agent == Some(true) {
+        w.push(
+            "not supported yet: the node agent (--use-node-agent): no DaemonSet is installed; pod volume data is not backed up".into(),
+        );
+    }
+    if a.default_volumes_to_fs_backup == Some(true) {
+        w.push("not supported yet: file-system volume backups (--default-volumes-to-fs-backup): pod volume data is not backed up".into());
+    }
+    if let Some(u) = &a.uploader_type {
+        w.push(format!(
+            "not supported yet: --uploader-type {u}: lifeboat uploads no pod volume data"
+        ));
+    }
+    w
+}
+
+/// The volume snapshot location `default` install records: Velero creates it with the
+/// provider when volume snapshots are on (its default) and a snapshot location config or
+/// --use-volume-snapshots is given.
+fn snapshot_location(a: &InstallArgs) -> Result<Option<SnapshotLocationOptions>> {
+    let wanted = a.use_volume_snapshots == Some(true) || !a.snapshot_location_config.is_empty();
+    match &a.provider {
+        Some(provider) if wanted && a.use_volume_snapshots != Some(false) => {
+            Ok(Some(SnapshotLocationOptions {
+                provider: provider.clone(),
+                config: parse_kv(&a.snapshot_location_config, "snapshot-location-config")?,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// `install`.
 pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
+    for w in install_warnings(a) {
+        eprintln!("warning: {w}");
+    }
     let location = match (&a.provider, &a.bucket) {
         (Some(provider), Some(bucket)) => Some(LocationOptions {
             provider: provider.clone(),
@@ -131,6 +226,7 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
             credentials: a
                 .secret_file
                 .as_ref()
+                .filter(|_| !a.no_secret)
                 .map(|p| {
                     std::fs::read_to_string(p)
                         .with_context(|| format!("cannot read --secret-file {}", p.display()))
@@ -148,6 +244,7 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
         metrics_port: a.metrics_port,
         api: ApiScope::builtin(),
         location,
+        snapshot_location: snapshot_location(a)?,
     };
     if a.dry_run {
         let objs = manifests(&opts);
@@ -178,6 +275,18 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
     let done = lifeboat_server::install::apply(&cluster, &objs).await?;
     for d in &done {
         println!("{d}: applied");
+    }
+    if a.wait {
+        let limit = a
+            .wait_timeout
+            .parse::<GoDuration>()
+            .map_err(|e| anyhow::anyhow!("--wait-timeout: {e}"))?;
+        println!(
+            "Waiting for Deployment {}/lifeboat to be available...",
+            cli.namespace
+        );
+        lifeboat_server::install::wait_available(&cluster, &cli.namespace, limit.0).await?;
+        println!("Deployment {}/lifeboat is available.", cli.namespace);
     }
     println!(
         "lifeboat is installed in namespace {:?}. Check the server with `kubectl -n {} logs deploy/lifeboat`.",
@@ -214,6 +323,10 @@ pub async fn uninstall(cli: &Cli, a: &UninstallArgs) -> Result<Exit> {
             prefix: String::new(),
             config: Default::default(),
             credentials: Some(String::new()),
+        }),
+        snapshot_location: Some(SnapshotLocationOptions {
+            provider: String::new(),
+            config: Default::default(),
         }),
         ..Default::default()
     });
@@ -322,6 +435,93 @@ mod tests {
     use super::*;
     use crate::cli::Command;
     use clap::Parser;
+
+    fn install(args: &[&str]) -> InstallArgs {
+        match crate::cli::parse_for_test(&["install"], args) {
+            Command::Install(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 13: the `velero install` lines of the DR guides (002, 003) parse, configure
+    /// the storage location they name, and warn once per flag lifeboat does not act on.
+    #[test]
+    fn the_guides_install_lines_are_taken() {
+        let a = install(&[
+            "--provider",
+            "alibabacloud",
+            "--plugins",
+            "registry.cn-hangzhou.aliyuncs.com/acs/velero-plugin-alibabacloud:v1.8",
+            "--bucket",
+            "velero-backup-bucket",
+            "--secret-file",
+            "./credentials-velero",
+            "--backup-location-config",
+            "region=cn-hangzhou",
+            "--snapshot-location-config",
+            "region=cn-hangzhou",
+            "--use-volume-snapshots=true",
+            "--use-node-agent",
+        ]);
+        assert_eq!(a.provider.as_deref(), Some("alibabacloud"));
+        assert_eq!(a.bucket.as_deref(), Some("velero-backup-bucket"));
+        assert_eq!(a.backup_location_config, ["region=cn-hangzhou"]);
+        let w = install_warnings(&a);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].starts_with("--plugins registry.cn-hangzhou.aliyuncs.com/acs/velero-plugin-alibabacloud:v1.8 ignored"), "{}", w[0]);
+        assert!(
+            w[1].starts_with("not supported yet: volume snapshots"),
+            "{}",
+            w[1]
+        );
+        assert!(
+            w[1].contains("volume snapshot location \"default\" is recorded"),
+            "{}",
+            w[1]
+        );
+        assert!(
+            w[2].starts_with("not supported yet: the node agent (--use-node-agent)"),
+            "{}",
+            w[2]
+        );
+        let vsl = snapshot_location(&a).unwrap().unwrap();
+        assert_eq!(vsl.provider, "alibabacloud");
+        assert_eq!(vsl.config["region"], "cn-hangzhou");
+
+        let a = install(&[
+            "--provider",
+            "aws",
+            "--bucket",
+            "b",
+            "--use-volume-snapshots=false",
+            "--default-volumes-to-fs-backup",
+            "--uploader-type",
+            "kopia",
+            "--wait",
+            "--no-secret",
+        ]);
+        assert!(snapshot_location(&a).unwrap().is_none());
+        let w = install_warnings(&a);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("--default-volumes-to-fs-backup"), "{}", w[0]);
+        assert!(w[1].contains("--uploader-type kopia"), "{}", w[1]);
+        assert!(a.wait && a.no_secret);
+        // Nothing asked for, nothing warned.
+        assert!(install_warnings(&install(&[])).is_empty());
+    }
+
+    #[rstest::rstest]
+    #[case::uploader(&["--uploader-type", "rsync"], "invalid value 'rsync' for '--uploader-type")]
+    #[case::bool_value(&["--use-node-agent=yes"], "expected true or false, got \"yes\"")]
+    #[case::no_location(&["--provider", "aws", "--bucket", "b", "--no-default-backup-location"], "cannot be used with")]
+    #[case::secret(&["--secret-file", "f", "--no-secret"], "cannot be used with")]
+    fn bad_install_flags_are_usage_errors(#[case] args: &[&str], #[case] want: &str) {
+        let argv = std::iter::once("lifeboat")
+            .chain(std::iter::once("install"))
+            .chain(args.iter().copied());
+        let e = Cli::try_parse_from(argv).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
 
     #[test]
     fn uninstall_keeps_force_as_confirm() {

@@ -92,8 +92,15 @@ fn seed_backups_and_locations_parse() {
             .find_map(|l| l.strip_prefix("kind: "))
             .unwrap_or("")
             .trim();
-        // VolumeSnapshotLocation belongs to a later issue.
-        if !["Backup", "BackupStorageLocation", "Restore", "Schedule"].contains(&kind) {
+        if ![
+            "Backup",
+            "BackupStorageLocation",
+            "Restore",
+            "Schedule",
+            "VolumeSnapshotLocation",
+        ]
+        .contains(&kind)
+        {
             continue;
         }
         let parsed = parse_documents(doc).unwrap_or_else(|e| panic!("{at}: {e}\n{doc}"));
@@ -101,7 +108,8 @@ fn seed_backups_and_locations_parse() {
         match (&parsed[0], kind) {
             (VeleroDocument::Backup(_), "Backup")
             | (VeleroDocument::BackupStorageLocation(_), "BackupStorageLocation")
-            | (VeleroDocument::Restore(_), "Restore") => {}
+            | (VeleroDocument::Restore(_), "Restore")
+            | (VeleroDocument::VolumeSnapshotLocation(_), "VolumeSnapshotLocation") => {}
             (VeleroDocument::Schedule(s), "Schedule") => {
                 // Every seed schedule's cron line is one the server accepts.
                 lifeboat_types::rules::schedule::Cron::parse(&s.spec.schedule)
