@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod backup;
+mod dropin;
 mod errors;
 mod etcd;
 mod etcd_restore;

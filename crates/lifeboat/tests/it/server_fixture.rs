@@ -35,6 +35,8 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "srv-it-rb-restored",
     "srv-it-secret",
     "srv-it-secret-restored",
+    "srv-it-app-waited",
+    "dropin-locations-it",
 ];
 /// ClusterRoles labelled for lifeboat's backup and restore roles that grant the API groups
 /// of the CRDs other tests make (`backup.rs`, `restore.rs`).
@@ -334,6 +336,29 @@ pub struct Standby {
 }
 
 static STANDBY_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The second control plane to oneself (one test at a time: install and uninstall are
+/// cluster-wide), without an install: for tests of `install` itself. Its namespace
+/// [`STANDBY_NS`] is uninstalled and deleted first.
+pub fn standby_cluster() -> (std::sync::MutexGuard<'static, ()>, Env) {
+    let alone = STANDBY_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        kubeconfig: PathBuf::from(std::env::var("LIFEBOAT_IT_KUBECONFIG_STANDBY").expect(NEEDS)),
+    };
+    let _ = env.run(&["-n", STANDBY_NS, "uninstall", "--force"]);
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            STANDBY_NS,
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+        None,
+    );
+    (alone, env)
+}
 
 impl Standby {
     /// Installs lifeboat (after removing a previous run's leftovers) and starts its server.
