@@ -318,9 +318,10 @@ impl SelectorArgs {
 
 /// A Velero tri-state flag: `--flag`, `--flag=true`, `--flag=false`.
 pub fn parse_opt_bool(s: &str) -> Result<bool, String> {
+    // Go's strconv.ParseBool, which Velero's flags use.
     match s {
-        "true" | "True" | "1" => Ok(true),
-        "false" | "False" | "0" => Ok(false),
+        "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(true),
+        "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(false),
         _ => Err(format!("expected true or false, got {s:?}")),
     }
 }
@@ -342,6 +343,19 @@ pub fn parse_for_test(verb: &[&str], args: &[&str]) -> Command {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[rstest::rstest]
+    #[case("true", Ok(true))]
+    #[case("TRUE", Ok(true))]
+    #[case("t", Ok(true))]
+    #[case("1", Ok(true))]
+    #[case("False", Ok(false))]
+    #[case("F", Ok(false))]
+    #[case("0", Ok(false))]
+    #[case("yes", Err("expected true or false, got \"yes\"".to_string()))]
+    fn bool_flags_take_what_go_takes(#[case] s: &str, #[case] want: Result<bool, String>) {
+        assert_eq!(parse_opt_bool(s), want);
+    }
 
     #[test]
     fn cli_is_consistent() {

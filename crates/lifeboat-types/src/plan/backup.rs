@@ -268,6 +268,28 @@ fn resolve(
     Ok((all, out))
 }
 
+/// [`resolve`] for an exclude list: a name the cluster does not serve excludes nothing
+/// and is a warning, not an error (Velero ignores it too; a script that excludes, say,
+/// `volumesnapshots` runs on clusters without that API). An ambiguous name is still an
+/// error: it may be meant to exclude something that is there.
+fn resolve_excludes(
+    names: &[String],
+    field: &'static str,
+    served: &[ApiResource],
+    warnings: &mut Vec<String>,
+) -> Result<(bool, BTreeSet<String>), PlanError> {
+    let mut known = Vec::new();
+    for n in names {
+        match resolve(std::slice::from_ref(n), field, served) {
+            Err(PlanError::UnknownResource { .. }) => warnings.push(format!(
+                "{field}: {n:?} names no resource the cluster serves; there is nothing to exclude"
+            )),
+            _ => known.push(n.clone()),
+        }
+    }
+    resolve(&known, field, served)
+}
+
 /// The resources (group-resource names) an `orderedResources` key orders, and the warning
 /// for the backup when the key is ignored or read in a way Velero does not read it.
 ///
@@ -451,6 +473,7 @@ pub fn plan_backup(
         .cloned()
         .collect();
 
+    let mut warnings = Vec::new();
     // Which cluster-scoped and namespaced types are in.
     let (cluster_filter, ns_filter, cluster_mode) = if new_style {
         let (ci_all, ci) = resolve(
@@ -458,20 +481,22 @@ pub fn plan_backup(
             "includedClusterScopedResources",
             &listable,
         )?;
-        let (_, ce) = resolve(
+        let (_, ce) = resolve_excludes(
             &spec.excluded_cluster_scoped_resources,
             "excludedClusterScopedResources",
             &listable,
+            &mut warnings,
         )?;
         let (ni_all, ni) = resolve(
             &spec.included_namespace_scoped_resources,
             "includedNamespaceScopedResources",
             &listable,
         )?;
-        let (_, ne) = resolve(
+        let (_, ne) = resolve_excludes(
             &spec.excluded_namespace_scoped_resources,
             "excludedNamespaceScopedResources",
             &listable,
+            &mut warnings,
         )?;
         (
             ResourceFilter {
@@ -489,7 +514,12 @@ pub fn plan_backup(
         )
     } else {
         let (all, inc) = resolve(&spec.included_resources, "includedResources", &listable)?;
-        let (_, exc) = resolve(&spec.excluded_resources, "excludedResources", &listable)?;
+        let (_, exc) = resolve_excludes(
+            &spec.excluded_resources,
+            "excludedResources",
+            &listable,
+            &mut warnings,
+        )?;
         if let Some(both) = inc.intersection(&exc).next() {
             return Err(PlanError::IncludedAndExcluded(both.clone()));
         }
@@ -540,7 +570,6 @@ pub fn plan_backup(
         None => vec![],
     };
 
-    let mut warnings = Vec::new();
     let mut ordered_map = std::collections::BTreeMap::new();
     for (key, list) in &spec.ordered_resources {
         let (grs, warning) = ordered_key(key, &listable);
@@ -880,6 +909,7 @@ mod tests {
 
     #[rstest]
     #[case(spec(|s| s.included_resources = vec!["deploymentz".into()]), "unknown resource \"deploymentz\"")]
+    #[case::ambiguous_exclude(spec(|s| s.excluded_resources = vec!["ev".into()]), "ambiguous resource \"ev\" in excludedResources")]
     #[case(spec(|s| s.included_resources = vec!["ev".into()]), "ambiguous resource")]
     #[case(spec(|s| s.included_namespaces = vec!["[a".into()]), "invalid namespace pattern")]
     #[case(spec(|s| { s.included_resources = vec!["pods".into()]; s.included_cluster_scoped_resources = vec!["pv".into()]; }), "cannot be combined")]
@@ -960,6 +990,21 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("\"nosuchthings\" names no resource"))
         );
+    }
+
+    /// Issue 13, item 3: excluding what the cluster does not serve excludes nothing; an
+    /// include of it is still refused (a typo there would leave data out unnoticed).
+    #[rstest]
+    #[case::old_style(spec(|s| s.excluded_resources = vec!["volumesnapshots".into(), "secrets".into()]), "excludedResources: \"volumesnapshots\" names no resource")]
+    #[case::cluster_scoped(spec(|s| s.excluded_cluster_scoped_resources = vec!["volumesnapshotclasses".into()]), "excludedClusterScopedResources: \"volumesnapshotclasses\"")]
+    #[case::namespace_scoped(spec(|s| { s.included_namespace_scoped_resources = vec!["*".into()]; s.excluded_namespace_scoped_resources = vec!["volumesnapshots".into()]; }), "excludedNamespaceScopedResources: \"volumesnapshots\"")]
+    fn excluding_what_is_not_served_is_a_warning(#[case] s: BackupSpec, #[case] warning: &str) {
+        let plan = plan_backup(&s, &served(), &ns_list()).unwrap();
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(plan.warnings[0].starts_with(warning), "{:?}", plan.warnings);
+        if !s.excluded_resources.is_empty() {
+            assert!(!names(&plan).contains(&"secrets".into()));
+        }
     }
 
     #[test]
