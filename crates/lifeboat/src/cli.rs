@@ -30,13 +30,15 @@ use crate::cmd::snapshot_location::SnapshotLocationCmd;
     after_help = "\
 Examples:
   lifeboat backup create nightly --include-namespaces shop --wait
-  lifeboat backup get
+  lifeboat backup get --sort-by=.metadata.creationTimestamp
+  lifeboat backup wait nightly --timeout 1h
   lifeboat backup describe nightly --details
   lifeboat location create s3 --provider aws --bucket velero \\
       --config region=us-east-1,s3Url=http://127.0.0.1:9000,s3ForcePathStyle=true --credential ./credentials-velero
   lifeboat apply -f backup.yaml
 
-Exit codes: 0 success, 1 error, 2 usage error, 3 backup ended PartiallyFailed."
+Exit codes: 0 success, 1 error, 2 usage error, 3 backup ended PartiallyFailed,
+4 backup|restore wait timed out."
 )]
 pub struct Cli {
     /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the local dev cluster).
@@ -99,7 +101,11 @@ Examples:
   lifeboat install --dry-run -o yaml                    # review everything first
   lifeboat install --image registry.example/lifeboat:0.1 --provider aws --bucket backups \\
       --backup-location-config region=eu-west-1 --secret-file ./credentials-velero
-  lifeboat install --backup-only                        # no cluster-wide write role")]
+  lifeboat install --backup-only                        # no cluster-wide write role
+  lifeboat install --provider alibabacloud --plugins IMAGE --bucket velero-backup-bucket \\
+      --secret-file ./credentials-velero --backup-location-config region=cn-hangzhou \\
+      --snapshot-location-config region=cn-hangzhou --use-volume-snapshots=true --use-node-agent
+      # a DR guide's velero line: --plugins ignored, volume flags warned (not supported yet)")]
     Install(InstallArgs),
     /// Remove what install created (stored backups are not touched).
     Uninstall(UninstallArgs),
