@@ -275,8 +275,37 @@ async fn load_modifiers(
 pub async fn create(cli: &Cli, c: &RestoreCreate) -> Result<Exit> {
     let store = open_store(c.location.storage_location.as_deref())?;
     let backup = resolve_backup(&store, c).await?;
-    let restore = restore_from_flags(c, &cli.namespace, &backup)?;
+    let mut restore = restore_from_flags(c, &cli.namespace, &backup)?;
+    if c.name.is_none() {
+        // A generated name (<backup>-<timestamp>) taken by a restore of the same second
+        // gets the next free suffix: scripts run several unnamed restores of one backup
+        // in a row (the guides do). A name the user gave is never changed.
+        let base = restore.metadata.name.clone();
+        for n in 1..=MAX_NAME_SUFFIX {
+            let candidate = generated_name(&base, n);
+            match lifeboat_engine::catalog::get_restore(&store, &candidate).await {
+                Err(lifeboat_engine::catalog::CatalogError::NotFound { .. }) => {
+                    restore.metadata.name = candidate;
+                    break;
+                }
+                _ => continue,
+            }
+        }
+    }
     run_one_restore(cli, &store, restore, c).await
+}
+
+/// How many generated names `restore create` tries before it lets the name clash be the
+/// error.
+const MAX_NAME_SUFFIX: u32 = 100;
+
+/// The `n`-th generated restore name: the base itself, then `<base>-2`, `<base>-3`, ...
+fn generated_name(base: &str, n: u32) -> String {
+    if n <= 1 {
+        base.to_owned()
+    } else {
+        format!("{base}-{n}")
+    }
 }
 
 /// Runs a Restore (from flags or a document) and prints the outcome.
@@ -746,5 +775,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn generated_restore_names_go_on_with_a_suffix() {
+        assert_eq!(generated_name("b-20260101000000", 1), "b-20260101000000");
+        assert_eq!(generated_name("b-20260101000000", 2), "b-20260101000000-2");
+        assert_eq!(
+            generated_name("b-20260101000000", 10),
+            "b-20260101000000-10"
+        );
     }
 }

@@ -14,6 +14,7 @@ mod etcd_restore;
 mod etcd_stored;
 mod failures;
 mod faults;
+mod guide_lines;
 mod hooks;
 mod image;
 mod many_namespaces;

@@ -9,7 +9,7 @@ use crate::support::*;
 /// shared/seeds: `$LIFEBOAT_SHARED_DIR/seeds`, else `../shared/seeds` beside the clone.
 /// A clone that does not sit next to shared/ has no seeds: the seed checks are then
 /// skipped with a note, except in CI (`CI=true`), where shared/ is always laid out.
-fn seeds_dir() -> Option<PathBuf> {
+pub fn seeds_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("LIFEBOAT_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
