@@ -435,8 +435,13 @@ spec:
     let b: serde_json::Value =
         serde_json::from_str(&env.ok(&["backup", "get", "ordered", "-o", "json"])).unwrap();
     assert_eq!(b["status"]["phase"], "Completed");
-    assert_eq!(b["status"]["warnings"], 2, "{b}");
     let results = read_json_gz(&env.storage().join("backups/ordered/ordered-results.gz"));
+    // The two keys' warnings; other tests running at the same time can add one of their
+    // own (a CRD of theirs removed while this backup lists every type).
+    assert!(
+        b["status"]["warnings"].as_u64().is_some_and(|n| n >= 2),
+        "{b}\n{results}"
+    );
     let warnings = results["warnings"]["cluster"].to_string();
     assert!(
         warnings.contains("orderedResources key \\\"widgets.example.com\\\" names no resource the cluster serves; it is ignored"),
