@@ -422,7 +422,7 @@ spec:
   includedNamespaces: [dropin-order]
   orderedResources:
     v1/Secret: \"dropin-order/db-credentials\"
-    widgets.example.com: \"dropin-order/w1\"
+    sprockets.unserved.example.com: \"dropin-order/w1\"
     configmaps: \"dropin-order/cm2,dropin-order/cm1\"
 ",
     )
@@ -444,7 +444,7 @@ spec:
     );
     let warnings = results["warnings"]["cluster"].to_string();
     assert!(
-        warnings.contains("orderedResources key \\\"widgets.example.com\\\" names no resource the cluster serves; it is ignored"),
+        warnings.contains("orderedResources key \\\"sprockets.unserved.example.com\\\" names no resource the cluster serves; it is ignored"),
         "{warnings}"
     );
     assert!(
@@ -452,9 +452,12 @@ spec:
         "{warnings}"
     );
     let describe = env.ok(&["backup", "describe", "ordered", "--details"]);
-    assert!(describe.contains("widgets.example.com"), "{describe}");
+    assert!(
+        describe.contains("sprockets.unserved.example.com"),
+        "{describe}"
+    );
     let log = env.ok(&["backup", "logs", "ordered"]);
-    assert!(log.contains("widgets.example.com"), "{log}");
+    assert!(log.contains("sprockets.unserved.example.com"), "{log}");
     // Ordered as asked: cm2 before cm1.
     let t = read_tarball(&env.storage().join("backups/ordered/ordered.tar.gz"));
     let cms: Vec<&String> = t

@@ -39,21 +39,22 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "dropin-locations-it",
 ];
 /// ClusterRoles labelled for lifeboat's backup and restore roles that grant the API groups
-/// of the CRDs other tests make (`backup.rs`, `restore.rs`).
+/// of the CRDs other tests make (`backup.rs`, `restore.rs`, `failures.rs`: a CRD made while
+/// the server runs backups of every type would otherwise fail them as not listable).
 const TEST_GROUP_ROLES: &str = r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
   name: it-lifeboat-test-groups-backup
   labels: {lifeboat.dev/aggregate-to-backup: "true"}
-rules: [{apiGroups: [example.com, example.org], resources: ["*"], verbs: [get, list, watch]}]
+rules: [{apiGroups: [example.com, example.org, faults.example.com], resources: ["*"], verbs: [get, list, watch]}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
   name: it-lifeboat-test-groups-restore
   labels: {lifeboat.dev/aggregate-to-restore: "true"}
-rules: [{apiGroups: [example.com, example.org], resources: ["*"], verbs: [create, patch, update]}]
+rules: [{apiGroups: [example.com, example.org, faults.example.com], resources: ["*"], verbs: [create, patch, update]}]
 "#;
 const LOG_FILTER: &str = "warn,lifeboat=info,lifeboat_engine=info,lifeboat_server=info";
 
