@@ -97,6 +97,39 @@ pub fn report<P: Phase>(kind: &str, name: &str, place: &str, timeout: &str, w: W
     }
 }
 
+/// Waits for each run of `names` in turn (`kind`: `Backup`, `Restore`), reading its phase
+/// with `read(name)` every [`POLL_EVERY`]; reports how each wait ended (`place`: where the
+/// runs are read) and returns the largest exit code. `on_absent(name)` is called the first
+/// time a run is not found.
+pub async fn each<P, F, Fut>(
+    kind: &str,
+    names: &[String],
+    place: &str,
+    timeout: Option<Duration>,
+    timeout_flag: &str,
+    mut read: F,
+    on_absent: impl Fn(&str),
+) -> Result<Exit>
+where
+    P: Phase,
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<Seen<P>>>,
+{
+    let mut code = Exit::Ok;
+    for name in names {
+        let w = until_terminal(
+            timeout,
+            POLL_EVERY,
+            || read(name.clone()),
+            || on_absent(name),
+        )
+        .await?;
+        report(kind, name, place, timeout_flag, w);
+        code = code.max(exit_of(w));
+    }
+    Ok(code)
+}
+
 /// Reads the phase by `poll` every `every` until it is terminal or `timeout` passed.
 /// `on_absent` is called once, the first time the run is not found.
 pub async fn until_terminal<P, F, Fut>(

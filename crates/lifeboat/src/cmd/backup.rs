@@ -390,60 +390,48 @@ pub async fn get(g: &BackupGet) -> Result<Exit> {
 
 /// `backup wait`.
 async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
-    use crate::wait::{POLL_EVERY, Seen, exit_of, parse_timeout, until_terminal};
+    use crate::wait::{Seen, each, parse_timeout};
     let timeout = parse_timeout(&a.timeout)?;
-    let mut code = Exit::Ok;
     if a.server {
-        let cluster = connect(cli).await?;
-        for name in &a.names {
-            let w = until_terminal(
-                timeout,
-                POLL_EVERY,
-                || async {
-                    let b: lifeboat_types::api::crd::BackupResource =
-                        lifeboat_engine::objects::get(&cluster, &cli.namespace, "backup", name)
-                            .await?;
-                    Ok(Seen::Phase(b.status.map(|s| s.phase).unwrap_or_default()))
-                },
-                || {},
-            )
-            .await?;
-            crate::wait::report(
-                "Backup",
-                name,
-                &format!("namespace {}", cli.namespace),
-                &a.timeout,
-                w,
-            );
-            code = code.max(exit_of(w));
-        }
-        return Ok(code);
-    }
-    let store = open_store(a.location.storage_location.as_deref())?;
-    for name in &a.names {
-        let w = until_terminal(
+        let cluster = &connect(cli).await?;
+        let ns = cli.namespace.as_str();
+        return each(
+            "Backup",
+            &a.names,
+            &format!("namespace {ns}"),
             timeout,
-            POLL_EVERY,
-            || async {
-                match catalog::get_backup(&store, name).await {
-                    Ok(b) => Ok(Seen::Phase(b.phase())),
-                    Err(catalog::CatalogError::NotFound { .. }) => Ok(Seen::Absent),
-                    Err(e) => Err(e.into()),
-                }
+            &a.timeout,
+            |name| async move {
+                let o: lifeboat_types::api::crd::BackupResource =
+                    lifeboat_engine::objects::get(cluster, ns, "backup", &name).await?;
+                Ok(Seen::Phase(o.status.map(|s| s.phase).unwrap_or_default()))
             },
-            || {
-                eprintln!(
-                    "Backup {name:?} is not in storage location {:?} yet; waiting for it to be stored (a backup appears there when it ends).",
-                    store.name()
-                )
-            },
+            |_| {},
         )
-        .await?;
-        let place = format!("storage location {:?}", store.name());
-        crate::wait::report("Backup", name, &place, &a.timeout, w);
-        code = code.max(exit_of(w));
+        .await;
     }
-    Ok(code)
+    let store = &open_store(a.location.storage_location.as_deref())?;
+    each(
+        "Backup",
+        &a.names,
+        &format!("storage location {:?}", store.name()),
+        timeout,
+        &a.timeout,
+        |name| async move {
+            match catalog::get_backup(store, &name).await {
+                Ok(r) => Ok(Seen::Phase(r.phase())),
+                Err(catalog::CatalogError::NotFound { .. }) => Ok(Seen::Absent),
+                Err(e) => Err(e.into()),
+            }
+        },
+        |name| {
+            eprintln!(
+                "Backup {name:?} is not in storage location {:?} yet; waiting for it to be stored (a backup appears there when it ends).",
+                store.name()
+            )
+        },
+    )
+    .await
 }
 
 async fn describe(d: &DescribeArgs) -> Result<Exit> {

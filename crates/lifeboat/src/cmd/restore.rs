@@ -554,60 +554,48 @@ pub async fn run(cli: &Cli, cmd: &RestoreCmd) -> Result<Exit> {
 
 /// `restore wait`.
 async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
-    use crate::wait::{POLL_EVERY, Seen, exit_of, parse_timeout, report, until_terminal};
+    use crate::wait::{Seen, each, parse_timeout};
     let timeout = parse_timeout(&a.timeout)?;
-    let mut code = Exit::Ok;
     if a.server {
-        let cluster = connect(cli).await?;
-        for name in &a.names {
-            let w = until_terminal(
-                timeout,
-                POLL_EVERY,
-                || async {
-                    let r: lifeboat_types::api::crd::RestoreResource =
-                        lifeboat_engine::objects::get(&cluster, &cli.namespace, "restore", name)
-                            .await?;
-                    Ok(Seen::Phase(r.status.map(|s| s.phase).unwrap_or_default()))
-                },
-                || {},
-            )
-            .await?;
-            report(
-                "Restore",
-                name,
-                &format!("namespace {}", cli.namespace),
-                &a.timeout,
-                w,
-            );
-            code = code.max(exit_of(w));
-        }
-        return Ok(code);
-    }
-    let store = open_store(a.location.storage_location.as_deref())?;
-    for name in &a.names {
-        let w = until_terminal(
+        let cluster = &connect(cli).await?;
+        let ns = cli.namespace.as_str();
+        return each(
+            "Restore",
+            &a.names,
+            &format!("namespace {ns}"),
             timeout,
-            POLL_EVERY,
-            || async {
-                match catalog::get_restore(&store, name).await {
-                    Ok(r) => Ok(Seen::Phase(r.phase())),
-                    Err(catalog::CatalogError::NotFound { .. }) => Ok(Seen::Absent),
-                    Err(e) => Err(e.into()),
-                }
+            &a.timeout,
+            |name| async move {
+                let o: lifeboat_types::api::crd::RestoreResource =
+                    lifeboat_engine::objects::get(cluster, ns, "restore", &name).await?;
+                Ok(Seen::Phase(o.status.map(|s| s.phase).unwrap_or_default()))
             },
-            || {
-                eprintln!(
-                    "Restore {name:?} is not in storage location {:?} yet; waiting for it to be stored (a restore appears there when it ends).",
-                    store.name()
-                )
-            },
+            |_| {},
         )
-        .await?;
-        let place = format!("storage location {:?}", store.name());
-        report("Restore", name, &place, &a.timeout, w);
-        code = code.max(exit_of(w));
+        .await;
     }
-    Ok(code)
+    let store = &open_store(a.location.storage_location.as_deref())?;
+    each(
+        "Restore",
+        &a.names,
+        &format!("storage location {:?}", store.name()),
+        timeout,
+        &a.timeout,
+        |name| async move {
+            match catalog::get_restore(store, &name).await {
+                Ok(r) => Ok(Seen::Phase(r.phase())),
+                Err(catalog::CatalogError::NotFound { .. }) => Ok(Seen::Absent),
+                Err(e) => Err(e.into()),
+            }
+        },
+        |name| {
+            eprintln!(
+                "Restore {name:?} is not in storage location {:?} yet; waiting for it to be stored (a restore appears there when it ends).",
+                store.name()
+            )
+        },
+    )
+    .await
 }
 
 async fn describe_cmd(d: &DescribeArgs) -> Result<Exit> {
