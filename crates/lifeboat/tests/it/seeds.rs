@@ -9,7 +9,7 @@ use crate::support::*;
 /// shared/seeds: `$LIFEBOAT_SHARED_DIR/seeds`, else `../shared/seeds` beside the clone.
 /// A clone that does not sit next to shared/ has no seeds: the seed checks are then
 /// skipped with a note, except in CI (`CI=true`), where shared/ is always laid out.
-pub fn seeds_dir() -> Option<PathBuf> {
+fn seeds_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("LIFEBOAT_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
@@ -29,24 +29,33 @@ pub fn seeds_dir() -> Option<PathBuf> {
     None
 }
 
-/// Cuts every velero.io/v1 YAML document out of the guides' text: from its `apiVersion`
-/// line, as long as lines stay indented at least as deep.
-pub fn seed_documents() -> Vec<(String, String)> {
-    let mut out = Vec::new();
+/// The guides (`*.txt` in shared/seeds) in name order, each with its text; none when no
+/// shared/ sits beside this clone (see [`seeds_dir`]).
+pub fn seed_texts() -> Vec<(PathBuf, String)> {
     let Some(dir) = seeds_dir() else {
-        return out;
+        return Vec::new();
     };
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|f| f.extension().is_some_and(|e| e == "txt"))
         .collect();
     files.sort();
-    for f in files
+    files
         .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "txt"))
-    {
-        let text = std::fs::read_to_string(&f).unwrap();
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            (f, text)
+        })
+        .collect()
+}
+
+/// Cuts every velero.io/v1 YAML document out of the guides' text: from its `apiVersion`
+/// line, as long as lines stay indented at least as deep.
+pub fn seed_documents() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (f, text) in seed_texts() {
         let lines: Vec<&str> = text.lines().collect();
         for (i, l) in lines.iter().enumerate() {
             if l.trim() != "apiVersion: velero.io/v1" {
