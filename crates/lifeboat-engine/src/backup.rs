@@ -918,10 +918,11 @@ impl Run<'_> {
                 }
             }
             first_page = false;
+            // `advance` keeps the token it answers for: there is one exactly when `more`.
             let more = pager.advance(next);
             let token = pager.token().map(str::to_owned);
             let fetch_next = async {
-                let token = token.filter(|_| more)?;
+                let token = token?;
                 tokio::select! {
                     biased;
                     _ = self.opts.stop.cancelled() => None,
