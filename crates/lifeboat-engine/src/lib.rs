@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod error;
 pub mod extract;
 pub mod hooks;
+pub mod location_object;
 pub mod modifiers;
 pub mod objects;
 pub mod restore;

@@ -273,6 +273,22 @@ impl Schedules {
     }
 }
 
+/// Whether the cluster serves lifeboat's Backup resource (lifeboat is installed): the
+/// CLI's question before it follows the kube context (`types::rules::cli_mode`). One
+/// discovery GET, tried again as every request is.
+pub async fn lifeboat_installed(cluster: &Cluster) -> Result<bool, crate::cluster::ClusterError> {
+    let path = format!("/apis/{}", lifeboat_types::api::crd::API_VERSION);
+    let Some(text) = cluster.get_path_opt(&path, "discovery").await? else {
+        return Ok(false);
+    };
+    let list: k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList =
+        serde_json::from_str(&text).map_err(|source| crate::cluster::ClusterError::Decode {
+            what: path.clone(),
+            source,
+        })?;
+    Ok(list.resources.iter().any(|r| r.name == "backups"))
+}
+
 /// One lifeboat.dev object of namespace `ns` (a Backup or Restore `wait` follows, a
 /// VolumeSnapshotLocation); `what` names it in a not-found error (`backup`).
 pub async fn get<K>(cluster: &Cluster, ns: &str, what: &str, name: &str) -> Result<K, ObjectError>
@@ -314,6 +330,49 @@ where
         v.push(get(cluster, ns, what, n).await?);
     }
     Ok(v)
+}
+
+/// Deletes the lifeboat.dev object `name` of namespace `ns` (a Restore's record; its
+/// server does the rest); `what` names it in a not-found error.
+pub async fn delete<K>(
+    cluster: &Cluster,
+    ns: &str,
+    what: &str,
+    name: &str,
+) -> Result<(), ObjectError>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(cluster.client().clone(), ns);
+    api.delete(name, &DeleteParams::default())
+        .await
+        .map_err(|e| of_named(&K::kind(&()), what, ns, name, e))?;
+    Ok(())
+}
+
+/// Merges `patch` into the lifeboat.dev object `name` of namespace `ns` (`backup-location
+/// set`); `what` names it in a not-found error.
+pub async fn merge_patch<K>(
+    cluster: &Cluster,
+    ns: &str,
+    what: &str,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<(), ObjectError>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(cluster.client().clone(), ns);
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|e| of_named(&K::kind(&()), what, ns, name, e))?;
+    Ok(())
 }
 
 /// Creates a lifeboat.dev object in namespace `ns` with the name, labels and annotations

@@ -495,7 +495,7 @@ async fn cleanup(b: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError> {
             Ok(s) => s,
             // The location object is gone: its data cannot be reached from here; keeping
             // the Backup object forever would not bring it back.
-            Err(e @ (ServerError::LocationMissing { .. } | ServerError::SecretMissing { .. })) => {
+            Err(ServerError::Location(e)) if e.is_gone() => {
                 tracing::warn!(backup = %name, "{e}; the object goes, its stored data (if any) is left");
                 return Ok(false);
             }

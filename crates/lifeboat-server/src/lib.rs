@@ -39,14 +39,13 @@ mod schedules;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kube::Api;
 use lifeboat_types::api::crd::BackupStorageLocationResource;
-use lifeboat_types::api::velero::{self, SecretKeySelector};
+use lifeboat_types::api::velero;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -123,49 +122,9 @@ pub enum ServerError {
         #[source]
         source: serde_json::Error,
     },
-    /// The named storage location does not exist.
-    #[error(
-        "storage location {name:?} does not exist in namespace {namespace}; create it (a BackupStorageLocation) or name another"
-    )]
-    LocationMissing {
-        /// The location.
-        name: String,
-        /// The server's namespace.
-        namespace: String,
-    },
-    /// No location is named and none is the default.
-    #[error(
-        "no default storage location in namespace {namespace}: create a BackupStorageLocation with spec.default: true"
-    )]
-    NoDefaultLocation {
-        /// The server's namespace.
-        namespace: String,
-    },
-    /// The credentials Secret a location names does not exist.
-    #[error("credentials Secret {name:?} does not exist in namespace {namespace}")]
-    SecretMissing {
-        /// The Secret.
-        name: String,
-        /// The server's namespace.
-        namespace: String,
-    },
-    /// The credentials Secret a location names lacks the key.
-    #[error("Secret {name:?} has no key {key:?}")]
-    SecretKeyMissing {
-        /// The Secret.
-        name: String,
-        /// The key.
-        key: String,
-    },
-    /// A location's credentials could not be staged on the local disk.
-    #[error("cannot write credentials of Secret {secret:?} to the local disk")]
-    StageCredentials {
-        /// The Secret.
-        secret: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A storage location object could not be opened.
+    #[error(transparent)]
+    Location(#[from] lifeboat_engine::location_object::LocationError),
     /// The private directory for credentials could not be made.
     #[error("cannot create a private directory for credentials")]
     PrivateDir(#[source] std::io::Error),
@@ -203,19 +162,14 @@ impl ServerError {
     /// later (the API server, a store that failed for a moment, the local disk) is not.
     pub fn is_permanent(&self) -> bool {
         match self {
-            ServerError::LocationMissing { .. }
-            | ServerError::NoDefaultLocation { .. }
-            | ServerError::SecretMissing { .. }
-            | ServerError::SecretKeyMissing { .. }
-            | ServerError::ReadOnlyData { .. }
-            | ServerError::Convert { .. } => true,
+            ServerError::ReadOnlyData { .. } | ServerError::Convert { .. } => true,
             ServerError::Storage(e) => !e.is_retryable(),
+            ServerError::Location(e) => e.is_permanent(),
             ServerError::Catalog(e) => !e.is_retryable(),
             ServerError::Kube(_)
             | ServerError::Cluster(_)
             | ServerError::Listen { .. }
             | ServerError::LostLease(_)
-            | ServerError::StageCredentials { .. }
             | ServerError::PrivateDir(_)
             | ServerError::NotObserved { .. }
             | ServerError::Closed(_) => false,
@@ -245,21 +199,16 @@ pub(crate) struct Ctx {
     pub secrets_dir: tempfile::TempDir,
 }
 
-/// A lifeboat.dev object as its velero.io/v1 twin (same fields; managedFields dropped).
+/// A lifeboat.dev object as its velero.io/v1 twin (`types::api::crd::to_velero`); `what`
+/// names it in the error.
 pub(crate) fn to_velero<T: DeserializeOwned>(
     obj: &impl Serialize,
     what: &str,
 ) -> Result<T, ServerError> {
-    let conv = |source| ServerError::Convert {
+    lifeboat_types::api::crd::to_velero(obj).map_err(|source| ServerError::Convert {
         what: what.to_string(),
         source,
-    };
-    let mut v = serde_json::to_value(obj).map_err(conv)?;
-    v["apiVersion"] = serde_json::Value::String(velero::API_VERSION.into());
-    if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        m.remove("managedFields");
-    }
-    serde_json::from_value(v).map_err(conv)
+    })
 }
 
 impl Ctx {
@@ -269,91 +218,15 @@ impl Ctx {
         &self,
         name: Option<&str>,
     ) -> Result<(Store, velero::BackupStorageLocation), ServerError> {
-        let api: Api<BackupStorageLocationResource> =
-            Api::namespaced(self.client.clone(), &self.ns);
-        let bsl = match name.filter(|n| !n.is_empty()) {
-            Some(n) => api
-                .get_opt(n)
-                .await?
-                .ok_or_else(|| ServerError::LocationMissing {
-                    name: n.to_owned(),
-                    namespace: self.ns.clone(),
-                })?,
-            None => {
-                let all = api.list(&Default::default()).await?;
-                let mut items = all.items;
-                let pick = lifeboat_types::rules::location::default_index(items.iter().map(|l| {
-                    (
-                        l.metadata.name.as_deref().unwrap_or_default(),
-                        l.spec.default,
-                    )
-                }))
-                .ok_or_else(|| ServerError::NoDefaultLocation {
-                    namespace: self.ns.clone(),
-                })?;
-                items.swap_remove(pick)
-            }
-        };
-        let lname = bsl.metadata.name.clone().unwrap_or_default();
-        let mut v: velero::BackupStorageLocation =
-            to_velero(&bsl, &format!("BackupStorageLocation {lname}"))?;
-        if let Some(SecretKeySelector { name, key }) = v.spec.credential.clone() {
-            let path = self.secret_file(&name, &key).await?;
-            v.spec.credential = Some(SecretKeySelector {
-                name: path.to_string_lossy().into_owned(),
-                key,
-            });
-        }
-        let store = Store::open(&v)?;
-        Ok((store, v))
-    }
-
-    /// Writes key `key` of Secret `name` to a private file; returns its path.
-    async fn secret_file(&self, name: &str, key: &str) -> Result<PathBuf, ServerError> {
-        let api: Api<k8s_openapi::api::core::v1::Secret> =
-            Api::namespaced(self.client.clone(), &self.ns);
-        let secret = api
-            .get_opt(name)
-            .await?
-            .ok_or_else(|| ServerError::SecretMissing {
-                name: name.to_owned(),
-                namespace: self.ns.clone(),
-            })?;
-        let data = secret
-            .data
-            .and_then(|d| d.get(key).map(|b| b.0.clone()))
-            .ok_or_else(|| ServerError::SecretKeyMissing {
-                name: name.to_owned(),
-                key: key.to_owned(),
-            })?;
-        // Many runs open locations at once: each reader must see a whole file, so it is
-        // written under a unique name and renamed into place (atomic on one filesystem).
-        let path = self.secrets_dir.path().join(format!("{name}-{key}"));
-        let staged = self.secrets_dir.path().join(format!(
-            ".{name}-{key}.{}",
-            SECRET_WRITES.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut o = std::fs::File::options();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        use std::io::Write;
-        o.open(&staged)
-            .and_then(|mut f| f.write_all(&data))
-            .and_then(|()| std::fs::rename(&staged, &path))
-            .map_err(|source| {
-                let _ = std::fs::remove_file(&staged);
-                ServerError::StageCredentials {
-                    secret: name.to_owned(),
-                    source,
-                }
-            })?;
-        Ok(path)
+        Ok(lifeboat_engine::location_object::open(
+            &self.client,
+            &self.ns,
+            name,
+            self.secrets_dir.path(),
+        )
+        .await?)
     }
 }
-
-/// Distinct names for staged credential files.
-static SECRET_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs one kube-runtime controller over `api` until shutdown: a failed reconcile is
 /// logged (as `what`) and retried with backoff ([`Backoff::RECONCILE`]).
@@ -708,6 +581,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifeboat_engine::location_object::LocationError;
     use rstest::rstest;
     use std::sync::atomic::AtomicU64;
 
@@ -737,10 +611,14 @@ mod tests {
     /// FailedValidation (true) is for what the spec says; everything that may work later
     /// is retried by the controller (false).
     #[rstest]
-    #[case::location_missing(ServerError::LocationMissing { name: "l".into(), namespace: "velero".into() }, true)]
-    #[case::no_default(ServerError::NoDefaultLocation { namespace: "velero".into() }, true)]
-    #[case::secret_missing(ServerError::SecretMissing { name: "s".into(), namespace: "velero".into() }, true)]
-    #[case::secret_key_missing(ServerError::SecretKeyMissing { name: "s".into(), key: "cloud".into() }, true)]
+    #[case::location_missing(ServerError::Location(LocationError::Missing { name: "l".into(), namespace: "velero".into() }), true)]
+    #[case::no_default(ServerError::Location(LocationError::NoDefault { namespace: "velero".into() }), true)]
+    #[case::secret_missing(ServerError::Location(LocationError::SecretMissing { name: "s".into(), namespace: "velero".into() }), true)]
+    #[case::secret_key_missing(ServerError::Location(LocationError::SecretKeyMissing { name: "s".into(), key: "cloud".into() }), true)]
+    #[case::location_store_failed_for_a_moment(
+        ServerError::Location(LocationError::Storage(store_io(true))),
+        false
+    )]
     #[case::read_only_data(ServerError::ReadOnlyData { location: "l".into(), backup: "b".into() }, true)]
     #[case::location_misconfigured(ServerError::Storage(StorageError::Missing { location: "l".into(), setting: "region" }), true)]
     #[case::location_read_only(ServerError::Storage(StorageError::ReadOnly { location: "l".into() }), true)]
@@ -751,7 +629,7 @@ mod tests {
         ServerError::Catalog(CatalogError::Storage(store_io(true))),
         false
     )]
-    #[case::local_disk_while_staging_a_secret(ServerError::StageCredentials { secret: "s".into(), source: disk() }, false)]
+    #[case::local_disk_while_staging_a_secret(ServerError::Location(LocationError::StageCredentials { secret: "s".into(), source: disk() }), false)]
     #[case::private_dir(ServerError::PrivateDir(disk()), false)]
     #[case::api_server_unavailable(ServerError::Kube(api(503, "ServiceUnavailable")), false)]
     #[case::api_server_refused(ServerError::Kube(api(403, "Forbidden")), false)]
@@ -762,10 +640,12 @@ mod tests {
     #[test]
     fn a_reconcile_error_wrapped_by_the_finalizer_prints_each_cause_once() {
         let e: kube::runtime::finalizer::Error<ServerError> =
-            kube::runtime::finalizer::Error::ApplyFailed(ServerError::StageCredentials {
-                secret: "creds".into(),
-                source: disk(),
-            });
+            kube::runtime::finalizer::Error::ApplyFailed(ServerError::Location(
+                LocationError::StageCredentials {
+                    secret: "creds".into(),
+                    source: disk(),
+                },
+            ));
         assert_eq!(
             chain(&e),
             "failed to apply object: cannot write credentials of Secret \"creds\" to the local disk: No space left on device"

@@ -50,6 +50,17 @@ pub struct Cli {
     /// Velero namespace (accepted for compatibility; lifeboat writes it into stored metadata).
     #[arg(short = 'n', long, global = true, default_value = "velero")]
     pub namespace: String,
+    /// Where backup, restore and location verbs work: auto (through the lifeboat server
+    /// when the kube context has lifeboat installed, else from this machine), local (this
+    /// machine and its storage locations), cluster (the server, or an error).
+    #[arg(
+        long,
+        global = true,
+        env = "LIFEBOAT_MODE",
+        default_value = "auto",
+        value_name = "auto|local|cluster"
+    )]
+    pub mode: lifeboat_types::rules::cli_mode::Requested,
     /// More logs on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -23,7 +23,7 @@ pub fn load_config() -> Result<Config> {
 /// Resolves `--storage-location` (a name, or a URL) to a location.
 pub fn resolve_location(arg: Option<&str>) -> Result<BackupStorageLocation> {
     match arg {
-        Some(s) if s.contains("://") || s.starts_with('/') => Ok(location_from_url(s)?),
+        Some(s) if is_location_url(s) => Ok(location_from_url(s)?),
         other => Ok(load_config()?.resolve(other)?),
     }
 }
@@ -37,6 +37,135 @@ pub fn open_store(arg: Option<&str>) -> Result<Store> {
 /// cluster started by scripts/dev-cluster.sh.
 pub async fn connect(cli: &Cli) -> Result<Cluster> {
     Ok(Cluster::connect(&cluster_options(cli)?).await?)
+}
+
+/// Where a verb works (`types::rules::cli_mode`): here, or through the cluster's server.
+pub enum Mode {
+    /// On this machine, with the storage locations of the user's config file.
+    Local,
+    /// Through the lifeboat.dev objects of the cluster, which its server runs.
+    Cluster(Box<Server>),
+}
+
+/// The lifeboat server of a cluster, as the CLI reaches it.
+pub struct Server {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// The namespace of its objects (`-n`).
+    pub ns: String,
+    /// How to name it in messages: `the lifeboat server in namespace velero (context x)`.
+    pub label: String,
+    /// A private directory for the credentials of locations opened from here, removed
+    /// when the command ends.
+    secrets: tempfile::TempDir,
+}
+
+impl Server {
+    /// Opens the storage location `name` (the default when `None`) as the server does: its
+    /// BackupStorageLocation object, with the credentials of the Secret it names (which
+    /// the user must be allowed to read).
+    pub async fn location(&self, name: Option<&str>) -> Result<(Store, BackupStorageLocation)> {
+        lifeboat_engine::location_object::open(
+            self.cluster.client(),
+            &self.ns,
+            name,
+            self.secrets.path(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot read storage location {} of {} from here",
+                name.map(|n| format!("{n:?}"))
+                    .unwrap_or_else(|| "(the default)".into()),
+                self.label
+            )
+        })
+    }
+
+    /// The storage location where the server stores backup `name` (its Backup object
+    /// names it), opened.
+    pub async fn backup_store(&self, name: &str) -> Result<(Store, BackupStorageLocation)> {
+        let b: lifeboat_types::api::crd::BackupResource =
+            lifeboat_engine::objects::get(&self.cluster, &self.ns, "backup", name).await?;
+        self.location(b.spec.storage_location.as_deref()).await
+    }
+}
+
+/// Decides where a verb works (`--mode`, and whether lifeboat is installed in the kube
+/// context's cluster); `location` is the verb's `--storage-location`. A warning of the
+/// decision is printed on stderr.
+///
+/// `server` is a verb's own `--server` flag (older than `--mode`): it means
+/// `--mode cluster`.
+pub async fn mode(cli: &Cli, location: Option<&str>, server: bool) -> Result<Mode> {
+    use lifeboat_types::rules::cli_mode::{Installed, Observed, Requested, Step, decide};
+    let opts = cluster_options(cli);
+    let mut o = Observed {
+        requested: if server { Requested::Cluster } else { cli.mode },
+        cluster_configured: opts.is_ok(),
+        location_is_url: location.is_some_and(is_location_url),
+        installed: None,
+    };
+    let step = match decide(&o) {
+        Step::Ask => {
+            let asked = async {
+                let cluster = Cluster::connect(&opts?).await?;
+                let installed = tokio::time::timeout(
+                    std::time::Duration::from_secs(20),
+                    lifeboat_engine::objects::lifeboat_installed(&cluster),
+                )
+                .await
+                .map_err(|_| anyhow!("the API server did not answer within 20s"))??;
+                anyhow::Ok((cluster, installed))
+            }
+            .await;
+            let why;
+            let (cluster, answer) = match asked {
+                Ok((c, true)) => (Some(c), Installed::Yes),
+                Ok((_, false)) => (None, Installed::No),
+                Err(e) => {
+                    why = format!("{e:#}");
+                    (None, Installed::Unknown(&why))
+                }
+            };
+            o.installed = Some(answer);
+            match (decide(&o), cluster) {
+                (Step::Cluster, Some(cluster)) => {
+                    let context = match &cli.kubecontext {
+                        Some(c) => format!("context {c:?}"),
+                        None => "the current kube context".to_owned(),
+                    };
+                    return Ok(Mode::Cluster(Box::new(Server {
+                        cluster,
+                        label: format!(
+                            "the lifeboat server in namespace {} ({context})",
+                            cli.namespace
+                        ),
+                        ns: cli.namespace.clone(),
+                        secrets: tempfile::tempdir()
+                            .context("cannot create a private directory for credentials")?,
+                    })));
+                }
+                (step, _) => step,
+            }
+        }
+        step => step,
+    };
+    match step {
+        Step::Local { warning } => {
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            Ok(Mode::Local)
+        }
+        Step::Refuse(m) => bail!("{m}"),
+        Step::Ask | Step::Cluster => bail!("internal error: the CLI mode was not decided"),
+    }
+}
+
+/// A `--storage-location` that is a URL or a path, opened here (not a location's name).
+pub fn is_location_url(s: &str) -> bool {
+    s.contains("://") || s.starts_with('/')
 }
 
 /// The kube config of `connect`, for the server's own clients.

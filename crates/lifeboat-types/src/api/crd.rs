@@ -31,6 +31,20 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
 }
 
+/// A lifeboat.dev object as its velero.io/v1 twin (the same fields; `apiVersion` set to
+/// velero.io/v1, managedFields dropped): how the server runs an object and how the CLI
+/// shows one.
+pub fn to_velero<T: serde::de::DeserializeOwned>(
+    obj: &impl serde::Serialize,
+) -> Result<T, serde_json::Error> {
+    let mut v = serde_json::to_value(obj)?;
+    v["apiVersion"] = serde_json::Value::String(crate::api::velero::API_VERSION.into());
+    if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("managedFields");
+    }
+    serde_json::from_value(v)
+}
+
 /// Schema of a free-form object (restore hooks, uploader options): kept as written.
 pub fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
@@ -42,6 +56,27 @@ pub fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lifeboat_object_reads_as_its_velero_twin() {
+        use crate::api::velero::{Backup, BackupSpec};
+        let mut obj = BackupResource::new(
+            "b1",
+            BackupSpec {
+                included_namespaces: vec!["shop".into()],
+                ..Default::default()
+            },
+        );
+        obj.metadata.namespace = Some("velero".into());
+        obj.metadata.managed_fields = Some(vec![Default::default()]);
+        let b: Backup = to_velero(&obj).unwrap();
+        assert_eq!(b.api_version, "velero.io/v1");
+        assert_eq!(b.kind, "Backup");
+        assert_eq!(b.metadata.name, "b1");
+        assert_eq!(b.metadata.namespace.as_deref(), Some("velero"));
+        assert_eq!(b.spec.included_namespaces, ["shop"]);
+        assert!(!serde_json::to_string(&b).unwrap().contains("managedFields"));
+    }
 
     #[test]
     fn crds_are_structural_enough_for_the_api_server() {

@@ -4,13 +4,15 @@
 //! location is validated and synced, how retries back off, what a diff may show of a Secret, whose stored data a deletion may delete and what sync
 //! makes of a bucket, which volumes a restore creates, which archive items may be restored,
 //! whether an archive fits on the disk it is extracted to, how a LIST goes on when its
-//! continue token expired, whether a backup lists a type per namespace or cluster-wide.
+//! continue token expired, whether a backup lists a type per namespace or cluster-wide,
+//! whether the CLI works through the cluster's server or from this machine.
 
 pub mod api_retry;
 pub mod archive;
 pub mod backoff;
 pub mod backup_controller;
 pub mod backups;
+pub mod cli_mode;
 pub mod disk_space;
 pub mod etcd_snapshots;
 pub mod list_resume;

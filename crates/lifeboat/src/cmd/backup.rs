@@ -10,10 +10,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use lifeboat_engine::backup::{BackupOptions, Progress, run_backup};
 use lifeboat_engine::catalog;
+use lifeboat_engine::objects;
 use lifeboat_engine::storage::Store;
+use lifeboat_types::api::crd::{BackupResource, DeleteBackupRequestResource, to_velero};
 use lifeboat_types::api::names::validate_name;
 use lifeboat_types::api::selector::Selector;
-use lifeboat_types::api::velero::{Backup, BackupSpec, BackupStorageLocation};
+use lifeboat_types::api::velero::{
+    Backup, BackupSpec, BackupStorageLocation, DeleteBackupRequestSpec,
+};
 
 use crate::cli::{
     Cli, DeleteArgs, DescribeArgs, FilterArgs, LocationArg, NameArgs, Output, SelectorArgs,
@@ -21,7 +25,8 @@ use crate::cli::{
 };
 use crate::cmd::verify::{self, BackupVerify};
 use crate::common::{
-    connect, load_config, open_store, parse_duration, parse_kv, progress_bar, resolve_location,
+    Mode, Server, connect, load_config, mode, open_store, parse_duration, parse_kv, progress_bar,
+    resolve_location,
 };
 use crate::confirm::{confirm, counted};
 use crate::exit::Exit;
@@ -192,16 +197,19 @@ pub struct DownloadArgs {
 pub async fn run(cli: &Cli, cmd: &BackupCmd) -> Result<Exit> {
     match cmd {
         BackupCmd::Create(c) => create(cli, c).await,
-        BackupCmd::Get(g) => get(g).await,
-        BackupCmd::Describe(d) => describe(d).await,
+        BackupCmd::Get(g) => get(cli, g).await,
+        BackupCmd::Describe(d) => describe(cli, d).await,
         BackupCmd::Logs(a) => {
-            let store = open_store(a.location.storage_location.as_deref())?;
+            let store = match mode(cli, a.location.storage_location.as_deref(), false).await? {
+                Mode::Local => open_store(a.location.storage_location.as_deref())?,
+                Mode::Cluster(s) => s.backup_store(&a.name).await?.0,
+            };
             print!("{}", catalog::backup_logs(&store, &a.name).await?);
             Ok(Exit::Ok)
         }
-        BackupCmd::Delete(d) => delete(d).await,
+        BackupCmd::Delete(d) => delete(cli, d).await,
         BackupCmd::Verify(v) => verify::backup_verify(cli, v).await,
-        BackupCmd::Download(d) => download(d).await,
+        BackupCmd::Download(d) => download(cli, d).await,
         BackupCmd::Wait(a) => wait(cli, a).await,
     }
 }
@@ -267,6 +275,9 @@ pub fn backup_from_flags(c: &BackupCreate, namespace: &str) -> Result<Backup> {
 /// `backup create` / `create backup`.
 pub async fn create(cli: &Cli, c: &BackupCreate) -> Result<Exit> {
     let backup = backup_from_flags(c, &cli.namespace)?;
+    if let Mode::Cluster(s) = mode(cli, c.location.storage_location.as_deref(), false).await? {
+        return submit_backup(&s, backup, c.wait, c.output.as_ref()).await;
+    }
     let opts = BackupOptions {
         gzip_level: c.compression_level,
         page_size: c.page_size.max(1),
@@ -338,13 +349,112 @@ pub async fn run_one_backup(
     Ok(Exit::of_backup(stored.phase()))
 }
 
+/// A Backup handed to the cluster's server (`backup create` through the cluster): the
+/// object is created; with `wait`, its status is followed to the end with a progress bar.
+pub async fn submit_backup(
+    s: &Server,
+    backup: Backup,
+    wait: bool,
+    output: Option<&Output>,
+) -> Result<Exit> {
+    let name = backup.metadata.name.clone();
+    let obj = BackupResource::new(&name, backup.spec.clone());
+    objects::create(&s.cluster, &s.ns, obj, &backup.metadata).await?;
+    let read = || async {
+        let o: BackupResource = objects::get(&s.cluster, &s.ns, "backup", &name).await?;
+        anyhow::Ok(to_velero::<Backup>(&o)?)
+    };
+    if output.is_none() {
+        println!(
+            "Backup request \"{name}\" submitted successfully to {}.",
+            s.label
+        );
+    }
+    if !wait {
+        match output {
+            Some(o) => {
+                output::print_structured(&read().await?, o)?;
+            }
+            None => println!(
+                "Run `lifeboat backup describe {name}` or `lifeboat backup logs {name}` for more details."
+            ),
+        }
+        return Ok(Exit::Ok);
+    }
+    if output.is_none() {
+        println!(
+            "Waiting for backup to complete. You may safely press ctrl-c to stop waiting - your backup will continue in the background."
+        );
+    }
+    let bar = progress_bar(
+        true,
+        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} items",
+    );
+    let last = std::cell::RefCell::new(None);
+    crate::wait::until_terminal(
+        None,
+        crate::wait::POLL_EVERY,
+        || async {
+            let b = read().await?;
+            let phase = b.phase();
+            if let (Some(pb), Some(p)) = (&bar, b.status.as_ref().and_then(|s| s.progress)) {
+                pb.set_length(p.total_items);
+                pb.set_position(p.items_backed_up);
+            }
+            *last.borrow_mut() = Some(b);
+            Ok(crate::wait::Seen::Phase(phase))
+        },
+        || {},
+    )
+    .await?;
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let stored = last
+        .into_inner()
+        .ok_or_else(|| anyhow!("backup {name:?} was not read"))?;
+    if let Some(o) = output {
+        output::print_structured(&stored, o)?;
+    } else {
+        let st = stored.status.clone().unwrap_or_default();
+        let items = st.progress.map(|p| p.items_backed_up).unwrap_or(0);
+        println!(
+            "Backup completed with status: {}. {items} items stored in location {:?}. You may check for more information using the commands `lifeboat backup describe {name}` and `lifeboat backup logs {name}`.",
+            stored.phase(),
+            stored.spec.storage_location.as_deref().unwrap_or("default")
+        );
+        if let Some(msg) = st.failure_reason.filter(|m| !m.is_empty()) {
+            println!("Failure reason: {msg}");
+        }
+    }
+    Ok(Exit::of_backup(stored.phase()))
+}
+
+/// The cluster's Backup objects (`names`, or all), as velero.io/v1 Backups.
+pub async fn cluster_backups(s: &Server, names: &[String]) -> Result<Vec<Backup>> {
+    let objs: Vec<BackupResource> =
+        objects::get_or_list(&s.cluster, &s.ns, "backup", names).await?;
+    objs.iter()
+        .map(|o| {
+            to_velero(o).with_context(|| format!("backup {:?} cannot be read", o.metadata.name))
+        })
+        .collect()
+}
+
 fn print_backups(backups: &[Backup], output: &Output, single: bool) -> Result<()> {
     output::print_one_or_list(backups, "BackupList", single, output)
 }
 
 /// `backup get` / `get backups`.
-pub async fn get(g: &BackupGet) -> Result<Exit> {
+pub async fn get(cli: &Cli, g: &BackupGet) -> Result<Exit> {
     g.sort.key::<Backup>()?;
+    if let Mode::Cluster(s) = mode(cli, g.location.storage_location.as_deref(), false).await? {
+        let mut backups = cluster_backups(&s, &g.names).await?;
+        if let Some(l) = &g.location.storage_location {
+            backups.retain(|b| b.spec.storage_location.as_deref().unwrap_or("default") == l);
+        }
+        return print_got(g, backups, &s.label);
+    }
     // Without --storage-location, every configured location (and the default) is read.
     let locations: Vec<BackupStorageLocation> = match &g.location.storage_location {
         Some(l) => vec![resolve_location(Some(l))?],
@@ -375,12 +485,21 @@ pub async fn get(g: &BackupGet) -> Result<Exit> {
         }
         backups.retain(|b| g.names.contains(&b.metadata.name));
     }
+    print_got(g, backups, "")
+}
+
+/// Filters, sorts and prints what `backup get` found (`place`: where, when it is the
+/// cluster's server, for the message of an empty table).
+fn print_got(g: &BackupGet, mut backups: Vec<Backup>, place: &str) -> Result<Exit> {
     if let Some(sel) = &g.selector {
         let s = Selector::parse(sel)?;
         backups.retain(|b| s.matches(&b.metadata.labels));
     }
     g.sort.sort(&mut backups)?;
     if g.output == Output::Table {
+        if backups.is_empty() && !place.is_empty() {
+            eprintln!("No backups found in {place}.");
+        }
         print!("{}", output::backups_table(&backups));
     } else {
         print_backups(&backups, &g.output, g.names.len() == 1)?;
@@ -392,13 +511,12 @@ pub async fn get(g: &BackupGet) -> Result<Exit> {
 async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
     use crate::wait::{Seen, each, parse_timeout};
     let timeout = parse_timeout(&a.timeout)?;
-    if a.server {
-        let cluster = &connect(cli).await?;
-        let ns = cli.namespace.as_str();
+    if let Mode::Cluster(s) = mode(cli, a.location.storage_location.as_deref(), a.server).await? {
+        let (cluster, ns) = (&s.cluster, s.ns.as_str());
         return each(
             "Backup",
             &a.names,
-            &format!("namespace {ns}"),
+            &s.label,
             timeout,
             &a.timeout,
             |name| async move {
@@ -434,7 +552,44 @@ async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
     .await
 }
 
-async fn describe(d: &DescribeArgs) -> Result<Exit> {
+async fn describe(cli: &Cli, d: &DescribeArgs) -> Result<Exit> {
+    if let Mode::Cluster(s) = mode(cli, d.location.storage_location.as_deref(), false).await? {
+        let backups = cluster_backups(&s, &d.names).await?;
+        if d.output != Output::Table {
+            print_backups(&backups, &d.output, d.names.len() == 1)?;
+            return Ok(Exit::Ok);
+        }
+        for (i, b) in backups.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            // What the server stored (results, the resource list) is read from the
+            // backup's location; a backup still running has none yet.
+            let stored = if b.phase().is_terminal() {
+                match s.backup_store(&b.metadata.name).await {
+                    Ok((store, _)) => Some(store),
+                    Err(e) => {
+                        eprintln!(
+                            "warning: {e:#}; describing backup {:?} without its stored results",
+                            b.metadata.name
+                        );
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let (results, rl) = match &stored {
+                Some(store) => stored_details(store, &b.metadata.name, d.details).await?,
+                None => (Default::default(), None),
+            };
+            print!(
+                "{}",
+                output::describe_backup(b, &results, rl.as_ref(), d.details)
+            );
+        }
+        return Ok(Exit::Ok);
+    }
     let store = open_store(d.location.storage_location.as_deref())?;
     let backups = if d.names.is_empty() {
         catalog::list_backups(&store).await?
@@ -453,12 +608,7 @@ async fn describe(d: &DescribeArgs) -> Result<Exit> {
         if i > 0 {
             println!();
         }
-        let results = catalog::backup_results(&store, &b.metadata.name).await?;
-        let rl = if d.details {
-            Some(catalog::resource_list(&store, &b.metadata.name).await?)
-        } else {
-            None
-        };
+        let (results, rl) = stored_details(&store, &b.metadata.name, d.details).await?;
         print!(
             "{}",
             output::describe_backup(b, &results, rl.as_ref(), d.details)
@@ -467,7 +617,28 @@ async fn describe(d: &DescribeArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-async fn delete(d: &DeleteArgs) -> Result<Exit> {
+/// A stored backup's results, and (`details`) its resource list.
+async fn stored_details(
+    store: &Store,
+    name: &str,
+    details: bool,
+) -> Result<(
+    lifeboat_types::api::velero::BackupResults,
+    Option<std::collections::BTreeMap<String, Vec<String>>>,
+)> {
+    let results = catalog::backup_results(store, name).await?;
+    let rl = if details {
+        Some(catalog::resource_list(store, name).await?)
+    } else {
+        None
+    };
+    Ok((results, rl))
+}
+
+async fn delete(cli: &Cli, d: &DeleteArgs) -> Result<Exit> {
+    if let Mode::Cluster(s) = mode(cli, d.location.storage_location.as_deref(), false).await? {
+        return delete_in_cluster(&s, d).await;
+    }
     let store = open_store(d.location.storage_location.as_deref())?;
     let targets: Vec<String> = if d.all {
         store.list_backups().await?
@@ -497,9 +668,78 @@ async fn delete(d: &DeleteArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-async fn download(d: &DownloadArgs) -> Result<Exit> {
+/// `backup delete` through the cluster: a DeleteBackupRequest per backup, as Velero's
+/// CLI makes; the server deletes the stored data (when it is the cluster's own), then
+/// the Backup object.
+async fn delete_in_cluster(s: &Server, d: &DeleteArgs) -> Result<Exit> {
+    let targets: Vec<String> = if d.all {
+        cluster_backups(s, &[])
+            .await?
+            .into_iter()
+            .map(|b| b.metadata.name)
+            .collect()
+    } else if d.names.is_empty() {
+        bail!("name the backups to delete, or pass --all");
+    } else {
+        // Each must exist: a request for a name that is not there would wait forever.
+        cluster_backups(s, &d.names).await?;
+        d.names.clone()
+    };
+    if !confirm(
+        &format!("delete {} through {}", counted("backup", &targets), s.label),
+        "",
+        d.confirm.confirm,
+    )? {
+        return Ok(Exit::Ok);
+    }
+    for n in &targets {
+        let req = DeleteBackupRequestResource::new(
+            &delete_request_name(n),
+            DeleteBackupRequestSpec {
+                backup_name: n.clone(),
+            },
+        );
+        let meta = lifeboat_types::api::velero::ObjectMeta {
+            name: req.metadata.name.clone().unwrap_or_default(),
+            labels: [("velero.io/backup-name".to_owned(), label_value(n))].into(),
+            ..Default::default()
+        };
+        objects::create(&s.cluster, &s.ns, req, &meta).await?;
+        println!(
+            "Request to delete backup \"{n}\" submitted successfully to {}.\nThe backup will be fully deleted after all associated data (disk snapshots, backup files, restores) are removed.",
+            s.label
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// The name of a DeleteBackupRequest for `backup`: the backup's name and a time stamp,
+/// cut to the 253 characters a name may have.
+fn delete_request_name(backup: &str) -> String {
+    let suffix = format!("-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
+    let keep = 253usize.saturating_sub(suffix.len()).min(backup.len());
+    let mut cut = keep;
+    while !backup.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", backup[..cut].trim_end_matches(['-', '.']))
+}
+
+/// A label value for a name (at most 63 characters, as Velero cuts them).
+fn label_value(name: &str) -> String {
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.', '_'])
+        .to_owned()
+}
+
+async fn download(cli: &Cli, d: &DownloadArgs) -> Result<Exit> {
     let name = &d.name;
-    let store = open_store(d.location.storage_location.as_deref())?;
+    let store = match mode(cli, d.location.storage_location.as_deref(), false).await? {
+        Mode::Local => open_store(d.location.storage_location.as_deref())?,
+        Mode::Cluster(s) => s.backup_store(name).await?.0,
+    };
     catalog::get_backup(&store, name).await?;
     let path = d
         .output
@@ -605,6 +845,24 @@ mod tests {
             create(&["b", "--include-cluster-resources"]).include_cluster_resources,
             Some(true)
         );
+    }
+
+    #[test]
+    fn delete_requests_are_named_after_their_backup_and_fit_a_name() {
+        let short = delete_request_name("nightly");
+        assert!(
+            short.starts_with("nightly-") && short.len() == "nightly-".len() + 17,
+            "{short}"
+        );
+        let long = delete_request_name(&"a".repeat(253));
+        assert!(long.len() <= 253, "{}", long.len());
+        assert!(long.starts_with("aaa"));
+        assert!(
+            long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{long}"
+        );
+        assert_eq!(label_value(&"b".repeat(70)).len(), 63);
+        assert_eq!(label_value("x-"), "x");
     }
 
     #[rstest::rstest]

@@ -1,4 +1,6 @@
-//! `location create|get|delete|set`: storage locations kept in the user's config file.
+//! `location create|get|delete|set` (alias `backup-location`): storage locations kept in
+//! the user's config file, or — when the CLI works through the cluster (`--mode`) — the
+//! BackupStorageLocation objects of the server's namespace.
 
 use std::path::PathBuf;
 
@@ -11,8 +13,11 @@ use lifeboat_types::api::velero::{
     BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation, SecretKeySelector,
 };
 
-use crate::cli::{ConfirmArg, Output};
-use crate::common::{load_config, parse_kv};
+use lifeboat_engine::objects;
+use lifeboat_types::api::crd::{BackupStorageLocationResource, to_velero};
+
+use crate::cli::{Cli, ConfirmArg, Output};
+use crate::common::{Mode, Server, load_config, mode, parse_kv};
 use crate::confirm::{confirm, counted};
 use crate::exit::Exit;
 use crate::output;
@@ -36,7 +41,7 @@ Examples:
 }
 
 /// `location create`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct LocationCreate {
     /// The location's name.
     pub name: String,
@@ -122,8 +127,17 @@ impl From<AccessModeArg> for lifeboat_types::api::velero::AccessMode {
     }
 }
 
-/// `location ...`.
-pub async fn run(cmd: &LocationCmd) -> Result<Exit> {
+/// `location ...`: through the cluster's BackupStorageLocation objects when the kube
+/// context has lifeboat installed (`--mode`), else the user's config file.
+pub async fn run(cli: &Cli, cmd: &LocationCmd) -> Result<Exit> {
+    if let Mode::Cluster(s) = mode(cli, None, false).await? {
+        return match cmd {
+            LocationCmd::Create(c) => create_in_cluster(&s, c).await,
+            LocationCmd::Get(g) => get_in_cluster(&s, g).await,
+            LocationCmd::Delete(d) => delete_in_cluster(&s, d).await,
+            LocationCmd::Set(a) => set_in_cluster(&s, a).await,
+        };
+    }
     match cmd {
         LocationCmd::Create(c) => create(c),
         LocationCmd::Get(g) => get(g).await,
@@ -171,6 +185,151 @@ fn location_from_flags(c: &LocationCreate) -> Result<BackupStorageLocation> {
     Ok(l)
 }
 
+/// `--credential` through the cluster: `SECRET=KEY` (Velero's form), a key of a Secret in
+/// the server's namespace.
+fn secret_credential(arg: &str) -> Result<SecretKeySelector> {
+    match arg.split_once('=') {
+        Some((name, key)) if !name.trim().is_empty() && !key.trim().is_empty() => {
+            Ok(SecretKeySelector {
+                name: name.trim().to_owned(),
+                key: key.trim().to_owned(),
+            })
+        }
+        _ => bail!(
+            "--credential {arg:?}: through the cluster it names a key of a Secret in the server's namespace, SECRET=KEY (e.g. cloud-credentials=cloud); for a credentials file on this machine pass --mode local"
+        ),
+    }
+}
+
+async fn create_in_cluster(s: &Server, c: &LocationCreate) -> Result<Exit> {
+    let credential = c.credential.as_deref().map(secret_credential).transpose()?;
+    let mut l = location_from_flags(&LocationCreate {
+        credential: None,
+        ..c.clone()
+    })?;
+    l.spec.credential = credential;
+    let obj = BackupStorageLocationResource::new(&c.name, l.spec.clone());
+    objects::create(&s.cluster, &s.ns, obj, &l.metadata).await?;
+    println!(
+        "Backup storage location \"{}\" configured successfully in {}.",
+        c.name, s.label
+    );
+    Ok(Exit::Ok)
+}
+
+/// The server's BackupStorageLocation objects (`names`, or all).
+async fn cluster_locations(
+    s: &Server,
+    names: &[String],
+) -> Result<Vec<BackupStorageLocationResource>> {
+    Ok(objects::get_or_list(&s.cluster, &s.ns, "storage location", names).await?)
+}
+
+async fn get_in_cluster(s: &Server, g: &LocationGet) -> Result<Exit> {
+    let objs = cluster_locations(s, &g.names).await?;
+    if g.output != Output::Table {
+        let locs = objs
+            .iter()
+            .map(|o| {
+                to_velero::<serde_json::Value>(o).with_context(|| {
+                    format!("storage location {:?} cannot be read", o.metadata.name)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        output::print_one_or_list(
+            &locs,
+            "BackupStorageLocationList",
+            g.names.len() == 1,
+            &g.output,
+        )?;
+        return Ok(Exit::Ok);
+    }
+    // The phase is the server's: it validates each location from inside the cluster.
+    let mut rows = Vec::new();
+    for o in &objs {
+        let l: BackupStorageLocation = to_velero(o)
+            .with_context(|| format!("storage location {:?} cannot be read", o.metadata.name))?;
+        let phase = o
+            .status
+            .as_ref()
+            .and_then(|st| st.phase)
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_else(|| "Unknown".into());
+        rows.push(location_row(&l, phase));
+    }
+    if rows.is_empty() {
+        eprintln!("No storage locations found in {}.", s.label);
+    }
+    print!("{}", locations_table(&rows));
+    Ok(Exit::Ok)
+}
+
+async fn delete_in_cluster(s: &Server, d: &LocationDelete) -> Result<Exit> {
+    if d.names.is_empty() {
+        bail!("name the storage locations to delete");
+    }
+    cluster_locations(s, &d.names).await?;
+    if !confirm(
+        &format!(
+            "delete {} from {}",
+            counted("storage location", &d.names),
+            s.label
+        ),
+        "Their backups stay in the bucket.",
+        d.confirm.confirm,
+    )? {
+        return Ok(Exit::Ok);
+    }
+    for n in &d.names {
+        objects::delete::<BackupStorageLocationResource>(&s.cluster, &s.ns, "storage location", n)
+            .await?;
+        println!("Backup storage location \"{n}\" deleted. Its backups stay in the bucket.");
+    }
+    Ok(Exit::Ok)
+}
+
+async fn set_in_cluster(s: &Server, a: &LocationSet) -> Result<Exit> {
+    let all = cluster_locations(s, &[]).await?;
+    let name_of = |l: &BackupStorageLocationResource| l.metadata.name.clone().unwrap_or_default();
+    if !all.iter().any(|l| name_of(l) == a.name) {
+        bail!("storage location {:?} not found in {}", a.name, s.label);
+    }
+    if a.default {
+        // One default: the others lose the mark first.
+        for l in all
+            .iter()
+            .filter(|l| l.spec.default && name_of(l) != a.name)
+        {
+            objects::merge_patch::<BackupStorageLocationResource>(
+                &s.cluster,
+                &s.ns,
+                "storage location",
+                &name_of(l),
+                &serde_json::json!({"spec": {"default": false}}),
+            )
+            .await?;
+        }
+    }
+    let mut spec = serde_json::Map::new();
+    if a.default {
+        spec.insert("default".into(), true.into());
+    }
+    if let Some(m) = a.access_mode {
+        let mode: lifeboat_types::api::velero::AccessMode = m.into();
+        spec.insert("accessMode".into(), serde_json::to_value(mode)?);
+    }
+    objects::merge_patch::<BackupStorageLocationResource>(
+        &s.cluster,
+        &s.ns,
+        "storage location",
+        &a.name,
+        &serde_json::json!({ "spec": spec }),
+    )
+    .await?;
+    println!("Backup storage location \"{}\" updated.", a.name);
+    Ok(Exit::Ok)
+}
+
 fn create(c: &LocationCreate) -> Result<Exit> {
     let l = location_from_flags(c)?;
     let mut cfg = load_config()?;
@@ -213,42 +372,48 @@ async fn get(g: &LocationGet) -> Result<Exit> {
             },
             Err(_) => "Unavailable".to_string(),
         };
-        let bucket = if l.spec.object_storage.prefix.is_empty() {
-            l.spec.object_storage.bucket.clone()
-        } else {
-            format!(
-                "{}/{}",
-                l.spec.object_storage.bucket, l.spec.object_storage.prefix
-            )
-        };
-        rows.push(vec![
-            l.metadata.name.clone(),
-            l.spec.provider.clone(),
-            bucket,
-            phase,
-            format!("{:?}", l.spec.access_mode.unwrap_or_default()),
-            if l.spec.default {
-                "true".into()
-            } else {
-                String::new()
-            },
-        ]);
+        rows.push(location_row(l, phase));
     }
-    print!(
-        "{}",
-        output::table(
-            &[
-                "NAME",
-                "PROVIDER",
-                "BUCKET/PREFIX",
-                "PHASE",
-                "ACCESS MODE",
-                "DEFAULT"
-            ],
-            &rows
-        )
-    );
+    print!("{}", locations_table(&rows));
     Ok(Exit::Ok)
+}
+
+/// A row of `location get`'s table.
+fn location_row(l: &BackupStorageLocation, phase: String) -> Vec<String> {
+    let bucket = if l.spec.object_storage.prefix.is_empty() {
+        l.spec.object_storage.bucket.clone()
+    } else {
+        format!(
+            "{}/{}",
+            l.spec.object_storage.bucket, l.spec.object_storage.prefix
+        )
+    };
+    vec![
+        l.metadata.name.clone(),
+        l.spec.provider.clone(),
+        bucket,
+        phase,
+        format!("{:?}", l.spec.access_mode.unwrap_or_default()),
+        if l.spec.default {
+            "true".into()
+        } else {
+            String::new()
+        },
+    ]
+}
+
+fn locations_table(rows: &[Vec<String>]) -> String {
+    output::table(
+        &[
+            "NAME",
+            "PROVIDER",
+            "BUCKET/PREFIX",
+            "PHASE",
+            "ACCESS MODE",
+            "DEFAULT",
+        ],
+        rows,
+    )
 }
 
 fn delete(d: &LocationDelete) -> Result<Exit> {
@@ -297,6 +462,21 @@ fn set(s: &LocationSet) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_through_the_cluster_is_a_secret_and_key() {
+        let c = secret_credential("cloud-credentials=cloud").unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.key.as_str()),
+            ("cloud-credentials", "cloud")
+        );
+        let e = secret_credential("./credentials-velero").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("SECRET=KEY") && format!("{e:#}").contains("--mode local"),
+            "{e:#}"
+        );
+        assert!(secret_credential("=cloud").is_err());
+    }
     use crate::cli::Command;
     use lifeboat_types::api::velero::AccessMode;
 

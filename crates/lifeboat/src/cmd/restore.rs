@@ -23,10 +23,12 @@ use crate::cli::{
     Cli, DeleteArgs, DescribeArgs, FilterArgs, LocationArg, NameArgs, Output, SelectorArgs,
     SortArg, WaitArgs, parse_opt_bool,
 };
-use crate::common::{connect, open_store, progress_bar};
+use crate::common::{Mode, Server, connect, mode, open_store, progress_bar};
 use crate::confirm::{confirm, counted};
 use crate::exit::Exit;
 use crate::output;
+use lifeboat_engine::objects;
+use lifeboat_types::api::crd::{RestoreResource, to_velero};
 
 /// `restore ...` commands.
 #[derive(Subcommand, Debug)]
@@ -206,10 +208,18 @@ pub fn restore_from_flags(c: &RestoreCreate, namespace: &str, backup: &str) -> R
     Ok(r)
 }
 
+/// The backup --from-backup names (the flags' errors when it is not the one given).
+fn resolve_backup_name(c: &RestoreCreate) -> Result<String> {
+    match (&c.from_backup, &c.from_schedule) {
+        (Some(b), None) => Ok(b.clone()),
+        (Some(_), Some(_)) => bail!("use either --from-backup or --from-schedule, not both"),
+        _ => bail!("name the backup to restore: --from-backup NAME (or --from-schedule NAME)"),
+    }
+}
+
 /// Picks the backup: --from-backup, or the newest completed backup of --from-schedule.
 async fn resolve_backup(store: &Store, c: &RestoreCreate) -> Result<String> {
     match (&c.from_backup, &c.from_schedule) {
-        (Some(b), None) => Ok(b.clone()),
         (None, Some(s)) => {
             let backups = catalog::list_backups(store).await?;
             newest(&backups, Some(s), COMPLETED)
@@ -221,10 +231,7 @@ async fn resolve_backup(store: &Store, c: &RestoreCreate) -> Result<String> {
                     )
                 })
         }
-        (Some(_), Some(_)) => bail!("use either --from-backup or --from-schedule, not both"),
-        (None, None) => {
-            bail!("name the backup to restore: --from-backup NAME (or --from-schedule NAME)")
-        }
+        _ => resolve_backup_name(c),
     }
 }
 
@@ -273,6 +280,9 @@ async fn load_modifiers(
 
 /// `restore create` / `create restore`.
 pub async fn create(cli: &Cli, c: &RestoreCreate) -> Result<Exit> {
+    if let Mode::Cluster(s) = mode(cli, c.location.storage_location.as_deref(), false).await? {
+        return create_in_cluster(cli, &s, c).await;
+    }
     let store = open_store(c.location.storage_location.as_deref())?;
     let backup = resolve_backup(&store, c).await?;
     let mut restore = restore_from_flags(c, &cli.namespace, &backup)?;
@@ -293,6 +303,114 @@ pub async fn create(cli: &Cli, c: &RestoreCreate) -> Result<Exit> {
         }
     }
     run_one_restore(cli, &store, restore, c).await
+}
+
+/// `restore create` through the cluster: a Restore object the server runs; with
+/// `--wait`, its status is followed to the end. A dry run changes nothing, so it runs
+/// here, reading the backup from the server's location.
+async fn create_in_cluster(cli: &Cli, s: &Server, c: &RestoreCreate) -> Result<Exit> {
+    let backup = match (&c.from_backup, &c.from_schedule) {
+        (None, Some(sched)) if c.from_backup.is_none() => {
+            let backups = crate::cmd::backup::cluster_backups(s, &[]).await?;
+            newest(&backups, Some(sched), COMPLETED)
+                .map(|b| b.metadata.name.clone())
+                .ok_or_else(|| {
+                    anyhow!("schedule {sched:?} has no Completed backup in {}", s.label)
+                })?
+        }
+        _ => resolve_backup_name(c)?,
+    };
+    if c.dry_run {
+        let (store, _) = s.backup_store(&backup).await?;
+        let restore = restore_from_flags(c, &cli.namespace, &backup)?;
+        return run_one_restore(cli, &store, restore, c).await;
+    }
+    if c.resource_modifier_file.is_some() {
+        bail!(
+            "--resource-modifier-file is read on this machine, and the restore runs in the cluster: put the rules in a ConfigMap and pass --resource-modifier-configmap NAME, or pass --mode local"
+        );
+    }
+    let mut restore = restore_from_flags(c, &s.ns, &backup)?;
+    // A generated name taken already gets the next free suffix, as here.
+    let base = restore.metadata.name.clone();
+    let tries = if c.name.is_none() { MAX_NAME_SUFFIX } else { 1 };
+    let mut n = 1;
+    loop {
+        restore.metadata.name = generated_name(&base, n);
+        let obj = RestoreResource::new(&restore.metadata.name, restore.spec.clone());
+        match objects::create(&s.cluster, &s.ns, obj, &restore.metadata).await {
+            Ok(()) => break,
+            Err(objects::ObjectError::AlreadyExists { .. }) if n < tries => n += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let name = restore.metadata.name.clone();
+    let read = || async {
+        let o: RestoreResource = objects::get(&s.cluster, &s.ns, "restore", &name).await?;
+        anyhow::Ok(to_velero::<Restore>(&o)?)
+    };
+    if c.output.is_none() {
+        println!(
+            "Restore request \"{name}\" submitted successfully to {}.",
+            s.label
+        );
+    }
+    if !c.wait {
+        match &c.output {
+            Some(o) => {
+                output::print_structured(&read().await?, o)?;
+            }
+            None => println!(
+                "Run `lifeboat restore describe {name}` or `lifeboat restore logs {name}` for more details."
+            ),
+        }
+        return Ok(Exit::Ok);
+    }
+    let bar = progress_bar(
+        true,
+        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} objects",
+    );
+    let last = std::cell::RefCell::new(None);
+    crate::wait::until_terminal(
+        None,
+        crate::wait::POLL_EVERY,
+        || async {
+            let r = read().await?;
+            let phase = r.phase();
+            if let (Some(pb), Some(p)) = (&bar, r.status.as_ref().and_then(|s| s.progress)) {
+                pb.set_length(p.total_items);
+                pb.set_position(p.items_restored);
+            }
+            *last.borrow_mut() = Some(r);
+            Ok(crate::wait::Seen::Phase(phase))
+        },
+        || {},
+    )
+    .await?;
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let done = last
+        .into_inner()
+        .ok_or_else(|| anyhow!("restore {name:?} was not read"))?;
+    if let Some(o) = &c.output {
+        output::print_structured(&done, o)?;
+    } else {
+        let st = done.status.clone().unwrap_or_default();
+        let p = st.progress.unwrap_or_default();
+        println!(
+            "Restore completed with status: {}. {} of {} objects restored ({} errors, {} warnings). You may check for more information using the commands `lifeboat restore describe {name}` and `lifeboat restore logs {name}`.",
+            done.phase(),
+            p.items_restored,
+            p.total_items,
+            st.errors,
+            st.warnings
+        );
+        if let Some(msg) = st.failure_reason.filter(|m| !m.is_empty()) {
+            println!("Failure reason: {msg}");
+        }
+    }
+    Ok(Exit::of_restore(done.phase()))
 }
 
 /// How many generated names `restore create` tries before it lets the name clash be the
@@ -540,14 +658,17 @@ fn describe(r: &Restore, results: &BackupResults, details: bool) -> String {
 pub async fn run(cli: &Cli, cmd: &RestoreCmd) -> Result<Exit> {
     match cmd {
         RestoreCmd::Create(c) => create(cli, c).await,
-        RestoreCmd::Get(g) => get(g).await,
-        RestoreCmd::Describe(d) => describe_cmd(d).await,
+        RestoreCmd::Get(g) => get(cli, g).await,
+        RestoreCmd::Describe(d) => describe_cmd(cli, d).await,
         RestoreCmd::Logs(a) => {
-            let store = open_store(a.location.storage_location.as_deref())?;
+            let store = match mode(cli, a.location.storage_location.as_deref(), false).await? {
+                Mode::Local => open_store(a.location.storage_location.as_deref())?,
+                Mode::Cluster(s) => restore_store(&s, &a.name).await?,
+            };
             print!("{}", catalog::restore_logs(&store, &a.name).await?);
             Ok(Exit::Ok)
         }
-        RestoreCmd::Delete(d) => delete(d).await,
+        RestoreCmd::Delete(d) => delete(cli, d).await,
         RestoreCmd::Wait(a) => wait(cli, a).await,
     }
 }
@@ -556,13 +677,12 @@ pub async fn run(cli: &Cli, cmd: &RestoreCmd) -> Result<Exit> {
 async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
     use crate::wait::{Seen, each, parse_timeout};
     let timeout = parse_timeout(&a.timeout)?;
-    if a.server {
-        let cluster = &connect(cli).await?;
-        let ns = cli.namespace.as_str();
+    if let Mode::Cluster(s) = mode(cli, a.location.storage_location.as_deref(), a.server).await? {
+        let (cluster, ns) = (&s.cluster, s.ns.as_str());
         return each(
             "Restore",
             &a.names,
-            &format!("namespace {ns}"),
+            &s.label,
             timeout,
             &a.timeout,
             |name| async move {
@@ -598,7 +718,54 @@ async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
     .await
 }
 
-async fn describe_cmd(d: &DescribeArgs) -> Result<Exit> {
+/// The cluster's Restore objects (`names`, or all), as velero.io/v1 Restores.
+async fn cluster_restores(s: &Server, names: &[String]) -> Result<Vec<Restore>> {
+    let objs: Vec<RestoreResource> =
+        objects::get_or_list(&s.cluster, &s.ns, "restore", names).await?;
+    objs.iter()
+        .map(|o| {
+            to_velero(o).with_context(|| format!("restore {:?} cannot be read", o.metadata.name))
+        })
+        .collect()
+}
+
+/// The storage location where the server stores restore `name`'s logs and results: its
+/// backup's.
+async fn restore_store(s: &Server, name: &str) -> Result<Store> {
+    let r: RestoreResource = objects::get(&s.cluster, &s.ns, "restore", name).await?;
+    Ok(s.backup_store(&r.spec.backup_name).await?.0)
+}
+
+async fn describe_cmd(cli: &Cli, d: &DescribeArgs) -> Result<Exit> {
+    if let Mode::Cluster(s) = mode(cli, d.location.storage_location.as_deref(), false).await? {
+        let restores = cluster_restores(&s, &d.names).await?;
+        if d.output != Output::Table {
+            output::print_one_or_list(&restores, "RestoreList", d.names.len() == 1, &d.output)?;
+            return Ok(Exit::Ok);
+        }
+        for (i, r) in restores.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            // The results are stored when the restore ends.
+            let results = if crate::wait::Phase::is_terminal(r.phase()) {
+                match restore_store(&s, &r.metadata.name).await {
+                    Ok(store) => catalog::restore_results(&store, &r.metadata.name).await?,
+                    Err(e) => {
+                        eprintln!(
+                            "warning: {e:#}; describing restore {:?} without its stored results",
+                            r.metadata.name
+                        );
+                        Default::default()
+                    }
+                }
+            } else {
+                Default::default()
+            };
+            print!("{}", describe(r, &results, d.details));
+        }
+        return Ok(Exit::Ok);
+    }
     let store = open_store(d.location.storage_location.as_deref())?;
     let restores = if d.names.is_empty() {
         catalog::list_restores(&store).await?
@@ -623,7 +790,38 @@ async fn describe_cmd(d: &DescribeArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-async fn delete(d: &DeleteArgs) -> Result<Exit> {
+async fn delete(cli: &Cli, d: &DeleteArgs) -> Result<Exit> {
+    if let Mode::Cluster(s) = mode(cli, d.location.storage_location.as_deref(), false).await? {
+        let targets: Vec<String> = if d.all {
+            cluster_restores(&s, &[])
+                .await?
+                .into_iter()
+                .map(|r| r.metadata.name)
+                .collect()
+        } else {
+            cluster_restores(&s, &d.names).await?;
+            d.names.clone()
+        };
+        if targets.is_empty() {
+            bail!("name the restores to delete, or pass --all");
+        }
+        if !confirm(
+            &format!(
+                "delete {} through {}",
+                counted("restore", &targets),
+                s.label
+            ),
+            "Restored objects stay in the cluster.",
+            d.confirm.confirm,
+        )? {
+            return Ok(Exit::Ok);
+        }
+        for n in &targets {
+            objects::delete::<RestoreResource>(&s.cluster, &s.ns, "restore", n).await?;
+            println!("Restore \"{n}\" deleted.");
+        }
+        return Ok(Exit::Ok);
+    }
     let store = open_store(d.location.storage_location.as_deref())?;
     let targets = if d.all {
         store.list_restores().await?
@@ -649,10 +847,16 @@ async fn delete(d: &DeleteArgs) -> Result<Exit> {
 }
 
 /// `restore get` / `get restores`.
-pub async fn get(g: &RestoreGet) -> Result<Exit> {
+pub async fn get(cli: &Cli, g: &RestoreGet) -> Result<Exit> {
     g.sort.key::<Restore>()?;
-    let store = open_store(g.location.storage_location.as_deref())?;
-    let mut restores = catalog::list_restores(&store).await?;
+    let (mut restores, place) =
+        match mode(cli, g.location.storage_location.as_deref(), false).await? {
+            Mode::Cluster(s) => (cluster_restores(&s, &g.names).await?, s.label),
+            Mode::Local => {
+                let store = open_store(g.location.storage_location.as_deref())?;
+                (catalog::list_restores(&store).await?, String::new())
+            }
+        };
     if !g.names.is_empty() {
         for n in &g.names {
             if !restores.iter().any(|r| &r.metadata.name == n) {
@@ -663,6 +867,9 @@ pub async fn get(g: &RestoreGet) -> Result<Exit> {
     }
     g.sort.sort(&mut restores)?;
     if g.output == Output::Table {
+        if restores.is_empty() && !place.is_empty() {
+            eprintln!("No restores found in {place}.");
+        }
         print!("{}", restores_table(&restores));
     } else {
         output::print_one_or_list(&restores, "RestoreList", g.names.len() == 1, &g.output)?;

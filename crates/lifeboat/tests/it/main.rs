@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod backup;
+mod cli_mode;
 mod dropin;
 mod errors;
 mod etcd;

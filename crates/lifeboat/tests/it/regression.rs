@@ -876,6 +876,13 @@ fn standby_sharing_the_primarys_location_deletes_none_of_its_data() {
             "{record}"
         );
     }
+    // The CLI follows `--kubecontext` to the standby's records (issue 13, item 1).
+    crate::cli_mode::standby_context_lists_synced_backups(
+        &fx.env,
+        &standby.env,
+        STANDBY_NS,
+        &["primary-kept", "primary-recreated"],
+    );
     let stored = files_below(&bucket);
     let of = |name: &str| -> Vec<String> {
         stored

@@ -37,6 +37,7 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "srv-it-secret-restored",
     "srv-it-app-waited",
     "dropin-locations-it",
+    "srv-it-app-cli",
 ];
 /// ClusterRoles labelled for lifeboat's backup and restore roles that grant the API groups
 /// of the CRDs other tests make (`backup.rs`, `restore.rs`, `failures.rs`: a CRD made while

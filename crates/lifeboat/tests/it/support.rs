@@ -36,6 +36,9 @@ impl Env {
             .env("LIFEBOAT_STORAGE_DIR", self.storage())
             .env("KUBECONFIG", &self.kubeconfig)
             .env_remove("LIFEBOAT_KUBECONFIG")
+            // The tests share a cluster where lifeboat is installed: they work from here
+            // unless they ask otherwise (`cli_mode.rs` tests following the context).
+            .env("LIFEBOAT_MODE", "local")
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
         c
