@@ -1084,19 +1084,25 @@ pub async fn run_backup(
         source,
     };
 
-    // Checks first; nothing is written until they pass.
-    store.check(true).await.map_err(storage_err)?;
+    // Checks first; nothing is written until they pass. The location's (writable, the
+    // name not taken) run while the cluster is discovered.
     let paths = store.backup_paths(&name);
-    if store.exists(&paths.metadata()).await.map_err(storage_err)?
-        || store.exists(&paths.contents()).await.map_err(storage_err)?
-    {
+    let location_checks = async {
+        store.check(true).await?;
+        let (metadata_path, contents_path) = (paths.metadata(), paths.contents());
+        let (metadata, contents) =
+            tokio::join!(store.exists(&metadata_path), store.exists(&contents_path));
+        Ok::<_, StorageError>(metadata? || contents?)
+    };
+    let (taken, discovered, namespaces) =
+        tokio::join!(location_checks, cluster.discover(), cluster.namespaces());
+    if taken.map_err(storage_err)? {
         return Err(BackupError::AlreadyExists {
             backup: name.clone(),
             location: store.name().to_owned(),
             object: None,
         });
     }
-    let (discovered, namespaces) = tokio::join!(cluster.discover(), cluster.namespaces());
     let (served, discovery_failures) = discovered.map_err(cluster_err)?;
     let namespaces = namespaces.map_err(cluster_err)?;
     let mut plan =
@@ -1437,17 +1443,29 @@ impl<'a> Written<'a> {
         }
     }
 
-    /// Creates `files` in order (each conditionally: see [`Store::create`]), recording
-    /// each one stored; stops at the first error.
+    /// Creates `files` at once (each conditionally: see [`Store::create`]; the store's
+    /// concurrency limit bounds them), recording each one stored; the first error is
+    /// returned once all have ended, so that every file stored is recorded for
+    /// [`Written::failed`]. What must come after them is created by a later call.
     async fn create_all(
         &self,
         files: impl IntoIterator<Item = (String, Bytes)>,
     ) -> Result<(), StorageError> {
-        for (path, data) in files {
-            self.store.create(&path, data).await?;
-            self.record(path);
+        let ended = futures::future::join_all(files.into_iter().map(|(path, data)| async move {
+            let r = self.store.create(&path, data).await;
+            (path, r)
+        }))
+        .await;
+        let mut first = None;
+        for (path, r) in ended {
+            match r {
+                Ok(()) => self.record(path),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     /// Deletes the files this run stored (best effort, each failure logged) and returns

@@ -36,8 +36,16 @@ pub fn open_store(arg: Option<&str>) -> Result<Store> {
 /// The cluster: --kubeconfig/--kubecontext, else the usual kubeconfig, else the local dev
 /// cluster started by scripts/dev-cluster.sh.
 pub async fn connect(cli: &Cli) -> Result<Cluster> {
-    Ok(Cluster::connect(&cluster_options(cli)?).await?)
+    if let Some(c) = CONNECTED.get() {
+        return Ok(c.clone());
+    }
+    let c = Cluster::connect(&cluster_options(cli)?).await?;
+    Ok(CONNECTED.get_or_init(|| c).clone())
 }
+
+/// The command's one connection to its cluster (the flags do not change while it runs):
+/// `mode`'s question and the verb's work share it.
+static CONNECTED: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
 
 /// Where a verb works (`types::rules::cli_mode`): here, or through the cluster's server.
 pub enum Mode {
@@ -99,17 +107,16 @@ impl Server {
 /// `--mode cluster`.
 pub async fn mode(cli: &Cli, location: Option<&str>, server: bool) -> Result<Mode> {
     use lifeboat_types::rules::cli_mode::{Installed, Observed, Requested, Step, decide};
-    let opts = cluster_options(cli);
     let mut o = Observed {
         requested: if server { Requested::Cluster } else { cli.mode },
-        cluster_configured: opts.is_ok(),
+        cluster_configured: cluster_options(cli).is_ok(),
         location_is_url: location.is_some_and(is_location_url),
         installed: None,
     };
     let step = match decide(&o) {
         Step::Ask => {
             let asked = async {
-                let cluster = Cluster::connect(&opts?).await?;
+                let cluster = connect(cli).await?;
                 let installed = tokio::time::timeout(
                     std::time::Duration::from_secs(20),
                     lifeboat_engine::objects::lifeboat_installed(&cluster),

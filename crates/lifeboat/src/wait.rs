@@ -130,6 +130,48 @@ where
     Ok(code)
 }
 
+/// Follows a run of the cluster's server (`--wait` of a create through the cluster): reads
+/// it with `read` every [`POLL_EVERY`] until its phase is terminal, drawing its progress
+/// (`progress`: done and total) on a bar drawn with `template`; returns the last read.
+pub async fn follow<T, P, F, Fut>(
+    template: &str,
+    mut read: F,
+    phase: impl Fn(&T) -> P,
+    progress: impl Fn(&T) -> Option<(u64, u64)>,
+) -> Result<T>
+where
+    P: Phase,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let bar = crate::common::progress_bar(true, template);
+    let last = std::cell::RefCell::new(None);
+    until_terminal(
+        None,
+        POLL_EVERY,
+        || {
+            let next = read();
+            async {
+                let run = next.await?;
+                let p = phase(&run);
+                if let (Some(pb), Some((done, total))) = (&bar, progress(&run)) {
+                    pb.set_length(total);
+                    pb.set_position(done);
+                }
+                *last.borrow_mut() = Some(run);
+                Ok(Seen::Phase(p))
+            }
+        },
+        || {},
+    )
+    .await?;
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    last.into_inner()
+        .ok_or_else(|| anyhow::anyhow!("the run was never read"))
+}
+
 /// Reads the phase by `poll` every `every` until it is terminal or `timeout` passed.
 /// `on_absent` is called once, the first time the run is not found.
 pub async fn until_terminal<P, F, Fut>(

@@ -386,33 +386,16 @@ pub async fn submit_backup(
             "Waiting for backup to complete. You may safely press ctrl-c to stop waiting - your backup will continue in the background."
         );
     }
-    let bar = progress_bar(
-        true,
+    let stored = crate::wait::follow(
         "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} items",
-    );
-    let last = std::cell::RefCell::new(None);
-    crate::wait::until_terminal(
-        None,
-        crate::wait::POLL_EVERY,
-        || async {
-            let b = read().await?;
-            let phase = b.phase();
-            if let (Some(pb), Some(p)) = (&bar, b.status.as_ref().and_then(|s| s.progress)) {
-                pb.set_length(p.total_items);
-                pb.set_position(p.items_backed_up);
-            }
-            *last.borrow_mut() = Some(b);
-            Ok(crate::wait::Seen::Phase(phase))
+        read,
+        Backup::phase,
+        |b| {
+            let p = b.status.as_ref()?.progress?;
+            Some((p.items_backed_up, p.total_items))
         },
-        || {},
     )
     .await?;
-    if let Some(pb) = &bar {
-        pb.finish_and_clear();
-    }
-    let stored = last
-        .into_inner()
-        .ok_or_else(|| anyhow!("backup {name:?} was not read"))?;
     if let Some(o) = output {
         output::print_structured(&stored, o)?;
     } else {
@@ -706,7 +689,7 @@ async fn delete_in_cluster(s: &Server, d: &DeleteArgs) -> Result<Exit> {
         };
         objects::create(&s.cluster, &s.ns, req, &meta).await?;
         println!(
-            "Request to delete backup \"{n}\" submitted successfully to {}.\nThe backup will be fully deleted after all associated data (disk snapshots, backup files, restores) are removed.",
+            "Request to delete backup \"{n}\" submitted successfully to {}.\nThe server deletes its stored data (when that data is this cluster's own), then the Backup object.",
             s.label
         );
     }

@@ -366,33 +366,16 @@ async fn create_in_cluster(cli: &Cli, s: &Server, c: &RestoreCreate) -> Result<E
         }
         return Ok(Exit::Ok);
     }
-    let bar = progress_bar(
-        true,
+    let done = crate::wait::follow(
         "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} objects",
-    );
-    let last = std::cell::RefCell::new(None);
-    crate::wait::until_terminal(
-        None,
-        crate::wait::POLL_EVERY,
-        || async {
-            let r = read().await?;
-            let phase = r.phase();
-            if let (Some(pb), Some(p)) = (&bar, r.status.as_ref().and_then(|s| s.progress)) {
-                pb.set_length(p.total_items);
-                pb.set_position(p.items_restored);
-            }
-            *last.borrow_mut() = Some(r);
-            Ok(crate::wait::Seen::Phase(phase))
+        read,
+        Restore::phase,
+        |r| {
+            let p = r.status.as_ref()?.progress?;
+            Some((p.items_restored, p.total_items))
         },
-        || {},
     )
     .await?;
-    if let Some(pb) = &bar {
-        pb.finish_and_clear();
-    }
-    let done = last
-        .into_inner()
-        .ok_or_else(|| anyhow!("restore {name:?} was not read"))?;
     if let Some(o) = &c.output {
         output::print_structured(&done, o)?;
     } else {
