@@ -109,7 +109,7 @@ pub async fn mode(cli: &Cli, location: Option<&str>, server: bool) -> Result<Mod
     use lifeboat_types::rules::cli_mode::{Installed, Observed, Requested, Step, decide};
     let mut o = Observed {
         requested: if server { Requested::Cluster } else { cli.mode },
-        cluster_configured: cluster_options(cli).is_ok(),
+        cluster: cluster_source(cli),
         location_is_url: location.is_some_and(is_location_url),
         installed: None,
     };
@@ -178,6 +178,21 @@ pub fn is_location_url(s: &str) -> bool {
 /// The kube config of `connect`, for the server's own clients.
 pub async fn kube_config(cli: &Cli) -> Result<kube::Config> {
     Ok(Cluster::load_config(&cluster_options(cli)?).await?)
+}
+
+/// Which cluster `connect` would use (for `mode`).
+fn cluster_source(cli: &Cli) -> lifeboat_types::rules::cli_mode::ClusterSource {
+    use lifeboat_types::rules::cli_mode::ClusterSource as Source;
+    if cli.kubeconfig.is_some()
+        || kubeconfig_configured()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+    {
+        Source::Configured
+    } else if dev_cluster_kubeconfig().is_some() {
+        Source::DevFallback
+    } else {
+        Source::None
+    }
 }
 
 fn cluster_options(cli: &Cli) -> Result<ClusterOptions> {

@@ -10,7 +10,9 @@
 //!   yes means the cluster, no means here. When no cluster is configured at all, or a
 //!   `--storage-location` is a URL (a place this machine opens, not a location object of
 //!   a server), it works here without asking. When the API server cannot be asked, it
-//!   works here with a warning that says so and how to insist on the cluster.
+//!   works here with a warning that says so and how to insist on the cluster — silently
+//!   when that cluster is only the local dev cluster the CLI falls back to (nobody
+//!   configured it: a stopped dev cluster is no news).
 //!
 //! The decision is asked in two steps: first without the probe's answer ([`Step::Ask`]
 //! says "ask the cluster"), then with it.
@@ -46,12 +48,23 @@ impl std::str::FromStr for Requested {
 pub struct Observed<'a> {
     /// `--mode` / `LIFEBOAT_MODE`.
     pub requested: Requested,
-    /// A cluster is configured (a kubeconfig, in-cluster credentials or the dev cluster).
-    pub cluster_configured: bool,
+    /// Which cluster the CLI would use.
+    pub cluster: ClusterSource,
     /// `--storage-location` is a URL or a path (opened here), not a location's name.
     pub location_is_url: bool,
     /// The probe's answer, once asked.
     pub installed: Option<Installed<'a>>,
+}
+
+/// Which cluster the CLI would use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// None at all.
+    None,
+    /// The local dev cluster, used when no kubeconfig is configured.
+    DevFallback,
+    /// One the user configured (`--kubeconfig`, `KUBECONFIG`, `~/.kube/config`, in-cluster).
+    Configured,
 }
 
 /// The probe's answer: does the cluster serve lifeboat's CRDs?
@@ -88,7 +101,7 @@ pub fn decide(o: &Observed<'_>) -> Step {
         Requested::Cluster if o.location_is_url => Step::Refuse(
             "--storage-location is a URL, which only this machine can open; through the cluster, name one of its BackupStorageLocations, or pass --mode local".into(),
         ),
-        Requested::Cluster if !o.cluster_configured => Step::Refuse(
+        Requested::Cluster if o.cluster == ClusterSource::None => Step::Refuse(
             "--mode cluster needs a cluster: pass --kubeconfig FILE or --kubecontext NAME, or set KUBECONFIG".into(),
         ),
         Requested::Cluster => match o.installed {
@@ -101,13 +114,16 @@ pub fn decide(o: &Observed<'_>) -> Step {
                 "cannot ask the cluster whether lifeboat is installed: {why}; check the kube context, or pass --mode local to work from this machine"
             )),
         },
-        Requested::Auto if o.location_is_url || !o.cluster_configured => {
+        Requested::Auto if o.location_is_url || o.cluster == ClusterSource::None => {
             Step::Local { warning: None }
         }
         Requested::Auto => match o.installed {
             None => Step::Ask,
             Some(Installed::Yes) => Step::Cluster,
             Some(Installed::No) => Step::Local { warning: None },
+            Some(Installed::Unknown(_)) if o.cluster == ClusterSource::DevFallback => {
+                Step::Local { warning: None }
+            }
             Some(Installed::Unknown(why)) => Step::Local {
                 warning: Some(format!(
                     "cannot ask the cluster whether lifeboat is installed ({why}); working from this machine with its storage locations (pass --mode cluster to insist on the cluster)"
@@ -131,7 +147,11 @@ mod tests {
     ) -> Observed<'static> {
         Observed {
             requested,
-            cluster_configured: configured,
+            cluster: if configured {
+                ClusterSource::Configured
+            } else {
+                ClusterSource::None
+            },
             location_is_url: url,
             installed,
         }
@@ -187,6 +207,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_stopped_dev_cluster_nobody_configured_is_no_news() {
+        let o = Observed {
+            requested: Auto,
+            cluster: ClusterSource::DevFallback,
+            location_is_url: false,
+            installed: None,
+        };
+        assert_eq!(decide(&o), Step::Ask);
+        let asked = Observed {
+            installed: Some(Unknown("connection refused")),
+            ..o.clone()
+        };
+        assert_eq!(decide(&asked), Step::Local { warning: None });
+        let installed = Observed {
+            installed: Some(Yes),
+            ..o
+        };
+        assert_eq!(decide(&installed), Step::Cluster);
     }
 
     #[rstest::rstest]
