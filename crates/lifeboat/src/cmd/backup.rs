@@ -538,40 +538,24 @@ async fn wait(cli: &Cli, a: &WaitArgs) -> Result<Exit> {
 async fn describe(cli: &Cli, d: &DescribeArgs) -> Result<Exit> {
     if let Mode::Cluster(s) = mode(cli, d.location.storage_location.as_deref(), false).await? {
         let backups = cluster_backups(&s, &d.names).await?;
-        if d.output != Output::Table {
-            print_backups(&backups, &d.output, d.names.len() == 1)?;
-            return Ok(Exit::Ok);
-        }
-        for (i, b) in backups.iter().enumerate() {
-            if i > 0 {
-                println!();
+        // What the server stored (results, the resource list) is read from the backup's
+        // location; a backup still running has none yet.
+        return print_described(&backups, d, async |b: &Backup| {
+            if !b.phase().is_terminal() {
+                return Ok((Default::default(), None));
             }
-            // What the server stored (results, the resource list) is read from the
-            // backup's location; a backup still running has none yet.
-            let stored = if b.phase().is_terminal() {
-                match s.backup_store(&b.metadata.name).await {
-                    Ok((store, _)) => Some(store),
-                    Err(e) => {
-                        eprintln!(
-                            "warning: {e:#}; describing backup {:?} without its stored results",
-                            b.metadata.name
-                        );
-                        None
-                    }
+            match s.location(b.spec.storage_location.as_deref()).await {
+                Ok((store, _)) => stored_details(&store, &b.metadata.name, d.details).await,
+                Err(e) => {
+                    eprintln!(
+                        "warning: {e:#}; describing backup {:?} without its stored results",
+                        b.metadata.name
+                    );
+                    Ok((Default::default(), None))
                 }
-            } else {
-                None
-            };
-            let (results, rl) = match &stored {
-                Some(store) => stored_details(store, &b.metadata.name, d.details).await?,
-                None => (Default::default(), None),
-            };
-            print!(
-                "{}",
-                output::describe_backup(b, &results, rl.as_ref(), d.details)
-            );
-        }
-        return Ok(Exit::Ok);
+            }
+        })
+        .await;
     }
     let store = open_store(d.location.storage_location.as_deref())?;
     let backups = if d.names.is_empty() {
@@ -583,15 +567,35 @@ async fn describe(cli: &Cli, d: &DescribeArgs) -> Result<Exit> {
         }
         v
     };
+    print_described(&backups, d, async |b: &Backup| {
+        stored_details(&store, &b.metadata.name, d.details).await
+    })
+    .await
+}
+
+/// What a stored backup's describe shows beside the object: its results and (with
+/// `--details`) its resource list.
+type Details = (
+    lifeboat_types::api::velero::BackupResults,
+    Option<std::collections::BTreeMap<String, Vec<String>>>,
+);
+
+/// Prints `backup describe` of `backups` (here or through the cluster: `details_of`
+/// reads what was stored of each).
+async fn print_described(
+    backups: &[Backup],
+    d: &DescribeArgs,
+    details_of: impl AsyncFn(&Backup) -> Result<Details>,
+) -> Result<Exit> {
     if d.output != Output::Table {
-        print_backups(&backups, &d.output, d.names.len() == 1)?;
+        print_backups(backups, &d.output, d.names.len() == 1)?;
         return Ok(Exit::Ok);
     }
     for (i, b) in backups.iter().enumerate() {
         if i > 0 {
             println!();
         }
-        let (results, rl) = stored_details(&store, &b.metadata.name, d.details).await?;
+        let (results, rl) = details_of(b).await?;
         print!(
             "{}",
             output::describe_backup(b, &results, rl.as_ref(), d.details)
@@ -601,14 +605,7 @@ async fn describe(cli: &Cli, d: &DescribeArgs) -> Result<Exit> {
 }
 
 /// A stored backup's results, and (`details`) its resource list.
-async fn stored_details(
-    store: &Store,
-    name: &str,
-    details: bool,
-) -> Result<(
-    lifeboat_types::api::velero::BackupResults,
-    Option<std::collections::BTreeMap<String, Vec<String>>>,
-)> {
+async fn stored_details(store: &Store, name: &str, details: bool) -> Result<Details> {
     let results = catalog::backup_results(store, name).await?;
     let rl = if details {
         Some(catalog::resource_list(store, name).await?)

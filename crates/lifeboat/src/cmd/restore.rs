@@ -722,32 +722,23 @@ async fn restore_store(s: &Server, name: &str) -> Result<Store> {
 async fn describe_cmd(cli: &Cli, d: &DescribeArgs) -> Result<Exit> {
     if let Mode::Cluster(s) = mode(cli, d.location.storage_location.as_deref(), false).await? {
         let restores = cluster_restores(&s, &d.names).await?;
-        if d.output != Output::Table {
-            output::print_one_or_list(&restores, "RestoreList", d.names.len() == 1, &d.output)?;
-            return Ok(Exit::Ok);
-        }
-        for (i, r) in restores.iter().enumerate() {
-            if i > 0 {
-                println!();
+        // The results are stored, in its backup's location, when the restore ends.
+        return print_described(&restores, d, async |r: &Restore| {
+            if !crate::wait::Phase::is_terminal(r.phase()) {
+                return Ok(Default::default());
             }
-            // The results are stored when the restore ends.
-            let results = if crate::wait::Phase::is_terminal(r.phase()) {
-                match restore_store(&s, &r.metadata.name).await {
-                    Ok(store) => catalog::restore_results(&store, &r.metadata.name).await?,
-                    Err(e) => {
-                        eprintln!(
-                            "warning: {e:#}; describing restore {:?} without its stored results",
-                            r.metadata.name
-                        );
-                        Default::default()
-                    }
+            match s.backup_store(&r.spec.backup_name).await {
+                Ok((store, _)) => Ok(catalog::restore_results(&store, &r.metadata.name).await?),
+                Err(e) => {
+                    eprintln!(
+                        "warning: {e:#}; describing restore {:?} without its stored results",
+                        r.metadata.name
+                    );
+                    Ok(Default::default())
                 }
-            } else {
-                Default::default()
-            };
-            print!("{}", describe(r, &results, d.details));
-        }
-        return Ok(Exit::Ok);
+            }
+        })
+        .await;
     }
     let store = open_store(d.location.storage_location.as_deref())?;
     let restores = if d.names.is_empty() {
@@ -759,15 +750,28 @@ async fn describe_cmd(cli: &Cli, d: &DescribeArgs) -> Result<Exit> {
         }
         v
     };
+    print_described(&restores, d, async |r: &Restore| {
+        Ok(catalog::restore_results(&store, &r.metadata.name).await?)
+    })
+    .await
+}
+
+/// Prints `restore describe` of `restores` (here or through the cluster: `results_of`
+/// reads each one's stored results).
+async fn print_described(
+    restores: &[Restore],
+    d: &DescribeArgs,
+    results_of: impl AsyncFn(&Restore) -> Result<BackupResults>,
+) -> Result<Exit> {
     if d.output != Output::Table {
-        output::print_one_or_list(&restores, "RestoreList", d.names.len() == 1, &d.output)?;
+        output::print_one_or_list(restores, "RestoreList", d.names.len() == 1, &d.output)?;
         return Ok(Exit::Ok);
     }
     for (i, r) in restores.iter().enumerate() {
         if i > 0 {
             println!();
         }
-        let results = catalog::restore_results(&store, &r.metadata.name).await?;
+        let results = results_of(r).await?;
         print!("{}", describe(r, &results, d.details));
     }
     Ok(Exit::Ok)
