@@ -5,10 +5,17 @@
 # one in a few seconds. Several instances run side by side on distinct ports.
 #
 #   scripts/dev-cluster.sh build                 build (or reuse) the cached binaries
-#   scripts/dev-cluster.sh up   [NAME] [PORT]    start instance NAME (default: dev) with
+#   scripts/dev-cluster.sh up   [NAME] [PORT] [--nodes N]
+#                                                start instance NAME (default: dev) with
 #                                                the API server on PORT (default: 16443);
-#                                                etcd takes PORT+1 and PORT+2
-#   scripts/dev-cluster.sh down [NAME]           stop instance NAME (only its own PIDs)
+#                                                etcd takes PORT+1 and PORT+2. With N > 0
+#                                                (default 0), kube-scheduler and N real
+#                                                nodes (kubelet + containerd + kube-proxy,
+#                                                see scripts/dev-node.sh) run pods
+#   scripts/dev-cluster.sh images NAME [FILE...] import the dev images (or the image
+#                                                tarballs FILE) into every node of NAME
+#   scripts/dev-cluster.sh down [NAME]           stop instance NAME (only its own PIDs;
+#                                                its nodes' pods first)
 #   scripts/dev-cluster.sh kubeconfig [NAME]     print the path of NAME's admin kubeconfig
 #   scripts/dev-cluster.sh status [NAME]         exit 0 when NAME is up and ready
 #   scripts/dev-cluster.sh bindir                print the directory of the cached binaries
@@ -22,6 +29,9 @@ K8S_VERSION=1.20.2
 CACHE=${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}
 BIN=$CACHE/control-plane-$K8S_VERSION/bin
 DEV_HOME=${LIFEBOAT_DEV_HOME:-$HOME/.local/share/lifeboat/dev-clusters}
+
+# shellcheck source=dev-node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/dev-node.sh"
 
 log() { printf '[dev-cluster] %s\n' "$*" >&2; }
 die() { printf '[dev-cluster] error: %s\n' "$*" >&2; exit 1; }
@@ -43,7 +53,8 @@ need_root_apt() {
 }
 
 cmd_build() {
-  if [[ -x $BIN/kube-apiserver && -x $BIN/kube-controller-manager && -f $BIN/.reflect2-fixed ]]; then
+  if [[ -x $BIN/kube-apiserver && -x $BIN/kube-controller-manager && -x $BIN/kube-scheduler &&
+    -x $BIN/kubelet && -x $BIN/kube-proxy && -f $BIN/.reflect2-fixed ]]; then
     log "cached control plane at $BIN"
     need_root_apt etcd:etcd-server etcdctl:etcd-client openssl:openssl
     return 0
@@ -82,12 +93,14 @@ cmd_build() {
     mkdir -p .go/src/k8s.io
     ln -sfn ../../.. .go/src/k8s.io/kubernetes
     mkdir -p "$work/home"
-    log "building kube-apiserver, kube-controller-manager, kube-scheduler (several minutes on a cold cache)"
+    local what="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kube-proxy"
+    log "building ${what//cmd\//} (several minutes on a cold cache)"
     env GOPATH="$PWD/.go" CGO_ENABLED=0 HOME="$work/home" \
-      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" >"$work/build.log" 2>&1 ||
+      make WHAT="$what" >"$work/build.log" 2>&1 ||
       { tail -40 "$work/build.log" >&2; die "build failed; full log in $work/build.log"; }
     mkdir -p "$BIN"
-    cp _output/bin/kube-apiserver _output/bin/kube-controller-manager _output/bin/kube-scheduler "$BIN/"
+    cp _output/bin/kube-apiserver _output/bin/kube-controller-manager _output/bin/kube-scheduler \
+      _output/bin/kubelet _output/bin/kube-proxy "$BIN/"
     touch "$BIN/.reflect2-fixed"
   )
   log "built into $BIN"
@@ -99,7 +112,11 @@ pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 gen_certs() {
   local d=$1
-  [[ -f $d/pki/apiserver.crt ]] && return 0
+  if [[ -f $d/pki/apiserver.crt ]]; then
+    # The API server's client certificate for kubelets (exec, logs, port-forward).
+    node_client_cert "$d" kube-apiserver-kubelet-client system:masters "$d/pki/apiserver-kubelet-client"
+    return 0
+  fi
   mkdir -p "$d/pki"
   (
     cd "$d/pki"
@@ -115,6 +132,7 @@ gen_certs() {
     # Static tokens: an admin, and a user with no RBAC bindings (for "forbidden" tests).
     printf '%s,admin,admin,system:masters\n%s,nobody,nobody\n' "$(openssl rand -hex 16)" "$(openssl rand -hex 16)" >tokens.csv
   )
+  node_client_cert "$d" kube-apiserver-kubelet-client system:masters "$d/pki/apiserver-kubelet-client"
 }
 
 write_kubeconfig() {
@@ -141,11 +159,21 @@ EOF
 }
 
 cmd_up() {
-  local name=${1:-dev} port=${2:-16443}
+  local args=() nodes=0
+  while (($#)); do
+    case $1 in
+      --nodes) nodes=${2:?--nodes needs a number}; shift 2 ;;
+      --nodes=*) nodes=${1#--nodes=}; shift ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  [[ $nodes =~ ^[0-9]+$ ]] || die "--nodes takes a number, not '$nodes'"
+  local name=${args[0]:-dev} port=${args[1]:-16443}
   local d
   d=$(inst_dir "$name")
   if cmd_status "$name" 2>/dev/null; then
     log "instance '$name' already up; kubeconfig: $d/kubeconfig"
+    ((nodes > 0)) && cmd_nodes_up "$name" "$(cat "$d/port")" "$nodes"
     echo "$d/kubeconfig"
     return 0
   fi
@@ -178,10 +206,12 @@ cmd_up() {
     "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 \
       --secure-port="$port" --tls-cert-file="$d/pki/apiserver.crt" --tls-private-key-file="$d/pki/apiserver.key" \
       --client-ca-file="$d/pki/ca.crt" \
-      --token-auth-file="$d/pki/tokens.csv" --authorization-mode=RBAC \
+      --token-auth-file="$d/pki/tokens.csv" --authorization-mode=Node,RBAC \
+      --kubelet-client-certificate="$d/pki/apiserver-kubelet-client.crt" \
+      --kubelet-client-key="$d/pki/apiserver-kubelet-client.key" --kubelet-preferred-address-types=InternalIP \
       --service-account-key-file="$d/pki/sa.pub" --service-account-signing-key-file="$d/pki/sa.key" \
       --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/16 \
-      --advertise-address=127.0.0.1 --allow-privileged=true \
+      --advertise-address="$(cluster_host_ip "$port")" --allow-privileged=true \
       --max-requests-inflight=800 --max-mutating-requests-inflight=400 >"$d/logs/apiserver.log" 2>&1 &
     echo $! >"$d/apiserver.pid"
   fi
@@ -207,7 +237,30 @@ cmd_up() {
   done
   cmd_status "$name" || die "instance '$name' did not become ready; logs in $d/logs"
   log "instance '$name' up on https://127.0.0.1:$port; kubeconfig: $d/kubeconfig"
+  ((nodes > 0)) && cmd_nodes_up "$name" "$port" "$nodes"
   echo "$d/kubeconfig"
+}
+
+cmd_nodes_up() {
+  local name=$1 port=$2 nodes=$3 d i
+  d=$(inst_dir "$name")
+  node_packages
+  images_build
+  cluster_node_parts_up "$d"
+  for ((i = 0; i < nodes; i++)); do node_up "$d" "$name" "$port" "$i"; done
+  for ((i = 0; i < nodes; i++)); do node_wait_ready "$d" "$port" "$(node_name "$name" "$i")"; done
+  log "instance '$name': $nodes node(s) Ready"
+}
+
+cmd_images() {
+  local name=${1:?images needs an instance name} d nd
+  shift
+  d=$(inst_dir "$name")
+  for nd in "$d"/nodes/*/; do
+    pid_alive "$nd/containerd.pid" || continue
+    images_import "$nd/containerd.sock" "$@"
+    log "imported into $(basename "$nd")"
+  done
 }
 
 cmd_status() {
@@ -236,6 +289,7 @@ stop_pid() {
 cmd_down() {
   local name=${1:-dev} d
   d=$(inst_dir "$name")
+  nodes_down "$d"
   stop_pid "$d/controller-manager.pid"
   stop_pid "$d/apiserver.pid"
   stop_pid "$d/etcd.pid"
@@ -248,7 +302,8 @@ case ${1:-} in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;
   status) shift; cmd_status "$@" ;;
+  images) shift; cmd_images "$@" ;;
   kubeconfig) echo "$(inst_dir "${2:-dev}")/kubeconfig" ;;
   bindir) echo "$BIN" ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
