@@ -19,6 +19,9 @@
 #   scripts/dev-cluster.sh kubeconfig [NAME]     print the path of NAME's admin kubeconfig
 #   scripts/dev-cluster.sh status [NAME]         exit 0 when NAME is up and ready
 #   scripts/dev-cluster.sh bindir                print the directory of the cached binaries
+#   scripts/dev-cluster.sh hostip [NAME]         print the address at which NAME's nodes and
+#                                                pods reach the host's loopback ports
+#   scripts/dev-cluster.sh sockets [NAME]        print NAME's nodes' containerd sockets (a:b)
 #
 # Environment: LIFEBOAT_CACHE (default ~/.cache/lifeboat) holds the built binaries;
 # LIFEBOAT_DEV_HOME (default ~/.local/share/lifeboat/dev-clusters) holds each instance's
@@ -110,28 +113,44 @@ inst_dir() { echo "$DEV_HOME/${1:-dev}"; }
 
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-gen_certs() {
-  local d=$1
-  if [[ -f $d/pki/apiserver.crt ]]; then
-    # The API server's client certificate for kubelets (exec, logs, port-forward).
-    node_client_cert "$d" kube-apiserver-kubelet-client system:masters "$d/pki/apiserver-kubelet-client"
+# The API server's serving certificate: for 127.0.0.1 (the host), and for the names and
+# addresses pods use (the `kubernetes` Service's 10.96.0.1, the cluster's host address).
+apiserver_cert() {
+  local d=$1 port=$2
+  if [[ -f $d/pki/apiserver.crt ]] && openssl x509 -in "$d/pki/apiserver.crt" -noout -text 2>/dev/null | grep -q "IP Address:10.96.0.1"; then
     return 0
   fi
-  mkdir -p "$d/pki"
   (
     cd "$d/pki"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lifeboat-dev-ca" \
-      -keyout ca.key -out ca.crt 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key \
       -out apiserver.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,IP:%s,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
+      "$(cluster_host_ip "$port")" >ext.cnf
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
       -extfile ext.cnf -out apiserver.crt 2>/dev/null
-    openssl genrsa -out sa.key 2048 2>/dev/null
-    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-    # Static tokens: an admin, and a user with no RBAC bindings (for "forbidden" tests).
-    printf '%s,admin,admin,system:masters\n%s,nobody,nobody\n' "$(openssl rand -hex 16)" "$(openssl rand -hex 16)" >tokens.csv
+    rm -f apiserver.csr
+    chmod 600 apiserver.key
   )
+}
+
+gen_certs() {
+  local d=$1 port=$2
+  mkdir -p "$d/pki"
+  if [[ ! -f $d/pki/ca.crt ]]; then
+    (
+      cd "$d/pki"
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lifeboat-dev-ca" \
+        -keyout ca.key -out ca.crt 2>/dev/null
+      chmod 600 ca.key
+      openssl genrsa -out sa.key 2048 2>/dev/null
+      openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+      # Static tokens: an admin, and a user with no RBAC bindings (for "forbidden" tests).
+      printf '%s,admin,admin,system:masters\n%s,nobody,nobody\n' "$(openssl rand -hex 16)" "$(openssl rand -hex 16)" >tokens.csv
+      chmod 600 tokens.csv
+    )
+  fi
+  apiserver_cert "$d" "$port"
+  # The API server's client certificate for kubelets (exec, logs, port-forward).
   node_client_cert "$d" kube-apiserver-kubelet-client system:masters "$d/pki/apiserver-kubelet-client"
 }
 
@@ -179,7 +198,7 @@ cmd_up() {
   fi
   cmd_build
   mkdir -p "$d/logs"
-  gen_certs "$d"
+  gen_certs "$d" "$port"
   local etcd_port=$((port + 1)) peer_port=$((port + 2))
   echo "$port" >"$d/port"
   local admin_token nobody_token
@@ -303,7 +322,9 @@ case ${1:-} in
   down) shift; cmd_down "$@" ;;
   status) shift; cmd_status "$@" ;;
   images) shift; cmd_images "$@" ;;
+  hostip) cluster_host_ip "$(cat "$(inst_dir "${2:-dev}")/port")" ;;
+  sockets) ls "$(inst_dir "${2:-dev}")"/nodes/*/containerd.sock 2>/dev/null | paste -sd: ;;
   kubeconfig) echo "$(inst_dir "${2:-dev}")/kubeconfig" ;;
   bindir) echo "$BIN" ;;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

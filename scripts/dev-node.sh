@@ -31,6 +31,15 @@ cluster_host_ip() { echo "10.250.$(($1 / 256 % 256)).$(($1 % 256))"; }
 
 node_name() { echo "$1-node-$2"; }
 
+# Writes stdin to $1 only when it differs: kube-proxy exits when its config file changes,
+# and `up` on a running node must leave it alone.
+write_if_changed() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX")
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 # An allocation of a slot number (0..1023) for a node, atomic across clusters.
 node_slot_alloc() {
   local nd=$1 k
@@ -222,7 +231,7 @@ node_up() {
   node_kubeconfig "$d" "https://$cip:$port" "$nd/pki/kubelet-client" "$nd/kubelet.kubeconfig"
   node_kubeconfig "$d" "https://$cip:$port" "$nd/pki/kube-proxy" "$nd/kube-proxy.kubeconfig"
 
-  cat >"$nd/cni/10-lifeboat.conflist" <<EOF
+  write_if_changed "$nd/cni/10-lifeboat.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "lifeboat",
@@ -235,7 +244,7 @@ node_up() {
 }
 EOF
 
-  cat >"$nd/containerd.toml" <<EOF
+  write_if_changed "$nd/containerd.toml" <<EOF
 version = 2
 root = "$nd/containerd/root"
 state = "$nd/containerd/state"
@@ -281,7 +290,7 @@ EOF
   cpid=$(cat "$nd/containerd.pid")
   images_import "$nd/containerd.sock"
 
-  cat >"$nd/kubelet.yaml" <<EOF
+  write_if_changed "$nd/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $nip
@@ -317,7 +326,7 @@ EOF
     echo $! >"$nd/kubelet.pid"
   fi
 
-  cat >"$nd/kube-proxy.yaml" <<EOF
+  write_if_changed "$nd/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $nd/kube-proxy.kubeconfig}

@@ -29,6 +29,7 @@ cleanup() {
   [[ -n $S3S_PID ]] && kill "$S3S_PID" 2>/dev/null || true
   LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it >/dev/null 2>&1 || true
   LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it-standby >/dev/null 2>&1 || true
+  LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it-node >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -44,6 +45,12 @@ export LIFEBOAT_IT_ETCD="http://127.0.0.1:$((API_PORT + 1))"
 # A second control plane: a standby cluster sharing the primary's bucket.
 export LIFEBOAT_IT_KUBECONFIG_STANDBY
 LIFEBOAT_IT_KUBECONFIG_STANDBY=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it-standby "${LIFEBOAT_IT_STANDBY_PORT:-$((API_PORT + 100))}" | tail -1)
+# A third control plane with one real node (kubelet + containerd + kube-proxy): pods run
+# there, for the tests that need them (tests/it/node.rs).
+export LIFEBOAT_IT_NODE_KUBECONFIG LIFEBOAT_IT_NODE_HOST LIFEBOAT_IT_NODE_CONTAINERD
+LIFEBOAT_IT_NODE_KUBECONFIG=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it-node "${LIFEBOAT_IT_NODE_PORT:-$((API_PORT + 200))}" --nodes 1 | tail -1)
+LIFEBOAT_IT_NODE_HOST=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh hostip it-node)
+LIFEBOAT_IT_NODE_CONTAINERD=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh sockets it-node)
 # kube-apiserver of the cache, for the test that starts one on a restored etcd.
 export LIFEBOAT_IT_CP_BIN
 LIFEBOAT_IT_CP_BIN=$(bash scripts/dev-cluster.sh bindir)

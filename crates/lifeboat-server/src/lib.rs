@@ -31,6 +31,7 @@
 
 mod backups;
 pub mod install;
+pub mod leader_pod;
 mod lease;
 mod locations;
 pub mod metrics;
@@ -78,6 +79,9 @@ pub struct ServerOptions {
     pub concurrent_restores: usize,
     /// This replica's identity in the Lease.
     pub identity: String,
+    /// The pod this server runs in (POD_NAME), labelled while it leads
+    /// ([`leader_pod`]); None outside a pod.
+    pub own_pod: Option<String>,
     /// How often locations are validated, unless they say (`0`: never).
     pub validation_every: Duration,
     /// How often backups are synced from locations, unless they say (`0`: never).
@@ -516,6 +520,9 @@ pub async fn run(
     };
     tracing::info!("leading: running the controllers");
     metrics.leader.set(1);
+    if let Some(pod) = &opts.own_pod {
+        leader_pod::mark(&client, &opts.namespace, pod).await;
+    }
 
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -565,6 +572,9 @@ pub async fn run(
     }
     renew.abort();
     metrics.leader.set(0);
+    if let Some(pod) = &opts.own_pod {
+        leader_pod::unmark(&client, &opts.namespace, pod).await;
+    }
     if lost.is_cancelled() {
         let _ = http.await;
         return Err(ServerError::LostLease(lease::LEASE_NAME.into()));

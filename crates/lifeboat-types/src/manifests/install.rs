@@ -213,7 +213,10 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
             { "apiGroups": [crd::GROUP], "resources": ["*"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"] },
             { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"] },
             { "apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"] },
-            { "apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get"] }
+            { "apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get"] },
+            // The leader labels its own pod, and unlabels a former leader's, so that the
+            // metrics Service selects the leader (lifeboat-server's leader_pod.rs).
+            { "apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"] }
         ]
     }));
     out.push(json!({
@@ -304,7 +307,8 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "apiVersion": "v1", "kind": "Service",
         "metadata": { "name": "lifeboat-metrics", "namespace": ns, "labels": labels() },
         "spec": {
-            "selector": { "app.kubernetes.io/name": "lifeboat" },
+            // The leader only: a follower's counters do not move.
+            "selector": { "app.kubernetes.io/name": "lifeboat", "lifeboat.dev/role": "leader" },
             "ports": [{ "name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP" }]
         }
     }));

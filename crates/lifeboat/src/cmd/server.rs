@@ -392,6 +392,7 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         concurrent_backups: a.concurrent_backups,
         concurrent_restores: a.concurrent_restores,
         identity,
+        own_pod: std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()),
         validation_every: dur(
             "store-validation-frequency",
             &a.default_validation_frequency,

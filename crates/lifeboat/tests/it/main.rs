@@ -19,6 +19,7 @@ mod guide_lines;
 mod hooks;
 mod image;
 mod many_namespaces;
+mod node;
 mod rbac;
 mod regression;
 mod restore;

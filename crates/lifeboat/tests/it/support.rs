@@ -26,6 +26,15 @@ impl Env {
         }
     }
 
+    /// A world on the test cluster that has a real node (kubelet + containerd): pods
+    /// there really run (scripts/test.sh starts it: `dev-cluster.sh up it-node ... --nodes 1`).
+    pub fn on_node() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            kubeconfig: PathBuf::from(required("LIFEBOAT_IT_NODE_KUBECONFIG")),
+        }
+    }
+
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("storage")
     }

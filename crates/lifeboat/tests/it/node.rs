@@ -1,0 +1,563 @@
+//! On a real node (issue 14): the test cluster `it-node` has a kubelet, containerd and
+//! kube-proxy (scripts/dev-cluster.sh `--nodes 1`), and images built without a registry
+//! (localhost/busybox, lifeboat built from the binary under test). Pods really run here, so
+//! hooks execute in real containers and the server runs as its Deployment.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const BUSYBOX: &str = "localhost/busybox:1.35.0";
+
+fn fresh_namespace(env: &Env, ns: &str) {
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            ns,
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+        None,
+    );
+    env.kubectl(&["create", "namespace", ns], None);
+}
+
+fn wait_pod_ready(env: &Env, ns: &str, pod: &str) {
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "wait",
+            "--for=condition=Ready",
+            &format!("pod/{pod}"),
+            "--timeout=120s",
+        ],
+        None,
+    );
+}
+
+/// Runs `script` with sh in the pod's container; returns its stdout.
+fn sh(env: &Env, ns: &str, pod: &str, script: &str) -> String {
+    env.kubectl(&["-n", ns, "exec", pod, "--", "sh", "-c", script], None)
+}
+
+/// Backup exec hooks run in the container: the pre hook writes a file and logs, the post
+/// hook logs and removes it (after the backup, the file is gone and the log says pre then
+/// post). A hook that exits non-zero with onError Fail makes the backup PartiallyFailed
+/// (Velero's outcome) with an error naming the pod, the container and the exit code.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn backup_hooks_run_in_real_containers() {
+    let env = Env::on_node();
+    let ns = "node-hooks";
+    fresh_namespace(&env, ns);
+    env.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: db
+  namespace: {ns}
+  labels: {{app: db}}
+  annotations:
+    pre.hook.backup.velero.io/container: main
+    pre.hook.backup.velero.io/command: '["/bin/sh","-c","date +%s > /data/frozen && echo pre >> /data/hooks.log"]'
+    post.hook.backup.velero.io/container: main
+    post.hook.backup.velero.io/command: '["/bin/sh","-c","test -f /data/frozen && echo post >> /data/hooks.log && rm /data/frozen"]'
+spec:
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "3600"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"#
+    ));
+    wait_pod_ready(&env, ns, "db");
+    let out = env.ok(&[
+        "backup",
+        "create",
+        "node-hk1",
+        "--include-namespaces",
+        ns,
+        "--wait",
+    ]);
+    assert!(out.contains("Completed"), "{out}");
+    assert_eq!(sh(&env, ns, "db", "cat /data/hooks.log"), "pre\npost\n");
+    assert_eq!(
+        sh(
+            &env,
+            ns,
+            "db",
+            "test -e /data/frozen && echo left || echo removed"
+        ),
+        "removed\n"
+    );
+    let meta = read_json(&env.storage().join("backups/node-hk1/velero-backup.json"));
+    assert_eq!(meta["status"]["phase"], "Completed");
+    assert_eq!(meta["status"]["hookStatus"]["hooksAttempted"], 2);
+    assert!(
+        meta["status"]["hookStatus"]["hooksFailed"].is_null()
+            || meta["status"]["hookStatus"]["hooksFailed"] == 0
+    );
+
+    // A pre hook that fails, onError Fail.
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "annotate",
+            "--overwrite",
+            "pod",
+            "db",
+            r#"pre.hook.backup.velero.io/command=["/bin/sh","-c","echo cannot freeze >&2; exit 7"]"#,
+            "pre.hook.backup.velero.io/on-error=Fail",
+        ],
+        None,
+    );
+    let err = env.fails_with(
+        3,
+        &[
+            "backup",
+            "create",
+            "node-hk2",
+            "--include-namespaces",
+            ns,
+            "--wait",
+        ],
+    );
+    let results = read_json_gz(&env.storage().join("backups/node-hk2/node-hk2-results.gz"));
+    let errors = results["errors"]["namespaces"][ns]
+        .as_array()
+        .unwrap_or_else(|| panic!("{results}\n{err}"));
+    let e = errors[0].as_str().unwrap();
+    assert!(
+        e.contains(&format!("pod {ns}/db"))
+            && e.contains("in container main")
+            && e.contains("exit code 7")
+            && e.contains("cannot freeze"),
+        "{e}"
+    );
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Restore hooks on a real node: the init container the restore adds runs before the
+/// pod's own containers (it writes a file into the pod's emptyDir), and the post exec hook
+/// runs in the main container once it runs (as Velero: the wait is for the container to be
+/// running, not for its readiness probe, which a hook may be what satisfies); it copies
+/// what the init container wrote. Both outcomes are read back from the pod, Ready.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn restore_hooks_run_init_containers_then_exec_when_ready() {
+    let env = Env::on_node();
+    let ns = "node-rhooks";
+    let target = "node-rhooks-restored";
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            target,
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+        None,
+    );
+    fresh_namespace(&env, ns);
+    env.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  namespace: {ns}
+  labels: {{app: app}}
+spec:
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, "sleep 2; touch /tmp/ready; exec sleep 3600"]
+    readinessProbe: {{exec: {{command: [cat, /tmp/ready]}}, periodSeconds: 1}}
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"#
+    ));
+    env.ok(&[
+        "backup",
+        "create",
+        "node-rh1",
+        "--include-namespaces",
+        ns,
+        "--wait",
+    ]);
+    let doc = format!(
+        r#"apiVersion: velero.io/v1
+kind: Restore
+metadata:
+  name: node-rh1-r
+spec:
+  backupName: node-rh1
+  namespaceMapping: {{{ns}: {target}}}
+  hooks:
+    resources:
+    - name: prepare
+      includedNamespaces: ["{target}"]
+      labelSelector: {{matchLabels: {{app: app}}}}
+      postHooks:
+      - init:
+          initContainers:
+          - name: fetch
+            image: {BUSYBOX}
+            imagePullPolicy: IfNotPresent
+            command: ["/bin/sh", "-c", "echo fetched > /data/init"]
+            volumeMounts: [{{name: data, mountPath: /data}}]
+      - exec:
+          container: main
+          command: ["/bin/sh", "-c", "cat /data/init > /data/post"]
+          waitTimeout: 2m
+          onError: Fail
+"#
+    );
+    let file = env.dir.path().join("restore.yaml");
+    std::fs::write(&file, doc).unwrap();
+    let out = env.run(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        read_json_gz(
+            &env.storage()
+                .join("restores/node-rh1-r/restore-node-rh1-r-results.gz")
+        )
+    );
+    let pod: serde_json::Value = serde_json::from_str(
+        &env.kubectl(&["-n", target, "get", "pod", "app", "-o", "json"], None),
+    )
+    .unwrap();
+    let init = pod["status"]["initContainerStatuses"][0].clone();
+    assert_eq!(init["name"], "fetch", "{pod}");
+    assert_eq!(init["state"]["terminated"]["exitCode"], 0, "{pod}");
+    assert_eq!(sh(&env, target, "app", "cat /data/post"), "fetched\n");
+    wait_pod_ready(&env, target, "app");
+    for n in [ns, target] {
+        env.kubectl(&["delete", "namespace", n, "--wait=false"], None);
+    }
+}
+
+/// Waits until `check` holds (polling every 500 ms) or panics after `limit` with `what`.
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+fn kubectl_maybe(env: &Env, args: &[&str]) -> Option<String> {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", &env.kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn node_host() -> String {
+    std::env::var("LIFEBOAT_IT_NODE_HOST").expect(NEEDS)
+}
+
+/// Builds lifeboat's image from the binary under test (scripts/build-image.py) and
+/// imports it into the node's containerd: no registry is reachable.
+fn import_lifeboat_image(env: &Env, tag: &str) {
+    let image = env.dir.path().join("lifeboat-image.tar");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-image.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([
+            "--binary",
+            env!("CARGO_BIN_EXE_lifeboat"),
+            "--tag",
+            tag,
+            "--out",
+        ])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sockets = std::env::var("LIFEBOAT_IT_NODE_CONTAINERD").expect(NEEDS);
+    for sock in sockets.split(':') {
+        let out = Command::new("ctr")
+            .args(["-a", sock, "-n", "k8s.io", "images", "import"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn lease_holder(env: &Env, ns: &str) -> Option<String> {
+    kubectl_maybe(
+        env,
+        &[
+            "-n",
+            ns,
+            "get",
+            "lease",
+            "lifeboat-server",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+    )
+    .filter(|h| !h.is_empty())
+}
+
+/// `lifeboat install` with the image built here: the server runs as its Deployment on
+/// the node (2 replicas, one leading), reaches the S3 location (moto on the host, at the
+/// cluster's host address), and a Schedule makes a Completed backup through it; its
+/// /metrics answers through the Service's ClusterIP from another pod (kube-proxy); when
+/// the leading pod is deleted, the other replica takes the Lease within its duration.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn installed_server_runs_as_its_deployment() {
+    let env = Env::on_node();
+    let ns = "lifeboat-node";
+    let app = "node-app";
+    let _ = env.run(&["-n", ns, "uninstall", "--force"]);
+    env.kubectl(
+        &[
+            "delete",
+            "namespace",
+            ns,
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+        None,
+    );
+    fresh_namespace(&env, app);
+    env.kubectl(
+        &[
+            "-n",
+            app,
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=mode=prod",
+        ],
+        None,
+    );
+    let tag = "lifeboat:it-node";
+    import_lifeboat_image(&env, tag);
+    let bucket = "lifeboat-node";
+    crate::s3::boto(
+        "try:\n    s3.create_bucket(Bucket=sys.argv[1])\nexcept s3.exceptions.BucketAlreadyOwnedByYou:\n    pass",
+        &[bucket],
+    );
+    let moto_port = crate::s3::s3_endpoint()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let creds = env.dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let config = format!(
+        "region=us-east-1,s3ForcePathStyle=true,s3Url=http://{}:{moto_port}",
+        node_host()
+    );
+    let out = env.ok(&[
+        "-n",
+        ns,
+        "install",
+        "--image",
+        tag,
+        "--replicas",
+        "2",
+        "--provider",
+        "aws",
+        "--bucket",
+        bucket,
+        "--secret-file",
+        creds.to_str().unwrap(),
+        "--backup-location-config",
+        &config,
+        "--wait",
+    ]);
+    assert!(!out.contains("aws_secret_access_key"), "{out}");
+    let pods = || -> Vec<String> {
+        kubectl_maybe(
+            &env,
+            &[
+                "-n",
+                ns,
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/name=lifeboat",
+                "--field-selector=status.phase=Running",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+        )
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+    };
+    eventually(Duration::from_secs(120), "2 server pods Running", || {
+        pods().len() == 2
+    });
+    let leader = {
+        let mut holder = None;
+        eventually(Duration::from_secs(60), "a leader", || {
+            holder = lease_holder(&env, ns);
+            holder.is_some()
+        });
+        holder.unwrap()
+    };
+    assert!(
+        pods().contains(&leader),
+        "leader {leader} is not one of {:?}",
+        pods()
+    );
+
+    // A Schedule backs up through the in-cluster server.
+    let out = env.ok(&[
+        "-n",
+        ns,
+        "schedule",
+        "create",
+        "nightly",
+        "--schedule=* * * * *",
+        "--include-namespaces",
+        app,
+    ]);
+    assert!(out.contains("created successfully"), "{out}");
+    let mut completed = String::new();
+    eventually(
+        Duration::from_secs(150),
+        "a Completed backup of schedule nightly",
+        || {
+            let listed = kubectl_maybe(
+                &env,
+                &[
+                    "-n",
+                    ns,
+                    "get",
+                    "backups.lifeboat.dev",
+                    "-l",
+                    "velero.io/schedule-name=nightly",
+                    "-o",
+                    "json",
+                ],
+            )
+            .unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            if let Some(b) = items.iter().find(|b| b["status"]["phase"] == "Completed") {
+                completed = b["metadata"]["name"].as_str().unwrap().to_string();
+                return true;
+            }
+            if let Some(b) = items.iter().find(|b| {
+                b["status"]["phase"] == "Failed" || b["status"]["phase"] == "PartiallyFailed"
+            }) {
+                panic!("schedule backup did not complete: {b}");
+            }
+            false
+        },
+    );
+    let keys = crate::s3::list_keys(bucket);
+    assert!(
+        keys.contains(&format!("backups/{completed}/velero-backup.json"))
+            && keys.contains(&format!("backups/{completed}/{completed}.tar.gz")),
+        "{keys:?}"
+    );
+
+    // /metrics through the Service, from another pod on the node.
+    let ip = env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "service",
+            "lifeboat-metrics",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+        None,
+    );
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: scraper, namespace: {app}}}\nspec:\n  containers: [{{name: c, image: {BUSYBOX}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}]\n"
+    ));
+    wait_pod_ready(&env, app, "scraper");
+    let metrics = sh(
+        &env,
+        app,
+        "scraper",
+        &format!("wget -qO- http://{ip}:8085/metrics"),
+    );
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("velero_backup_success_total{schedule=\"nightly\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+
+    // The leader's pod goes: another replica (the waiting one, or the Deployment's
+    // replacement: whichever asks first) takes the Lease within its duration, and the
+    // Service follows the label to it.
+    let scrape = format!("wget -qO- http://{ip}:8085/metrics");
+    assert!(sh(&env, app, "scraper", &scrape).contains("lifeboat_leader 1"));
+    env.kubectl(&["-n", ns, "delete", "pod", &leader, "--wait=false"], None);
+    let mut next = String::new();
+    let took = eventually(
+        Duration::from_secs(20),
+        "another replica leading",
+        || match lease_holder(&env, ns) {
+            Some(h) if h != leader && pods().contains(&h) => {
+                next = h;
+                true
+            }
+            _ => false,
+        },
+    );
+    eprintln!("leadership moved from {leader} to {next} in {took:?}");
+    eventually(
+        Duration::from_secs(30),
+        "the Service reaching the new leader",
+        || {
+            kubectl_maybe(
+                &env,
+                &["-n", app, "exec", "scraper", "--", "sh", "-c", &scrape],
+            )
+            .is_some_and(|m| m.contains("lifeboat_leader 1"))
+        },
+    );
+
+    env.ok(&["-n", ns, "schedule", "delete", "nightly", "--confirm"]);
+    let _ = env.run(&["-n", ns, "uninstall", "--force"]);
+    env.kubectl(&["delete", "namespace", app, "--wait=false"], None);
+}
