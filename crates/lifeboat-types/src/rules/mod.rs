@@ -5,7 +5,8 @@
 //! makes of a bucket, which volumes a restore creates, which archive items may be restored,
 //! whether an archive fits on the disk it is extracted to, how a LIST goes on when its
 //! continue token expired, whether a backup lists a type per namespace or cluster-wide,
-//! whether the CLI works through the cluster's server or from this machine.
+//! whether the CLI works through the cluster's server or from this machine, whether a
+//! restored workload serves again.
 
 pub mod api_retry;
 pub mod archive;
@@ -24,3 +25,4 @@ pub mod schedule;
 pub mod secrets;
 pub mod stored_data;
 pub mod volumes;
+pub mod workload_ready;

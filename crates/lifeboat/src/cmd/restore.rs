@@ -151,6 +151,14 @@ pub struct RestoreCreate {
     /// Show progress and wait (lifeboat always runs the restore to the end).
     #[arg(short = 'w', long)]
     pub wait: bool,
+    /// After the restore, wait until the Deployments, StatefulSets and DaemonSets it made
+    /// serve again (Available / all replicas ready), reporting each with the time it took;
+    /// exit 4 naming the ones that are not when --wait-ready-timeout passes.
+    #[arg(long)]
+    pub wait_ready: bool,
+    /// How long --wait-ready waits.
+    #[arg(long, default_value = "10m", requires = "wait_ready")]
+    pub wait_ready_timeout: String,
     /// Output format (json, yaml) instead of messages.
     #[arg(short = 'o', long)]
     pub output: Option<Output>,
@@ -355,7 +363,7 @@ async fn create_in_cluster(cli: &Cli, s: &Server, c: &RestoreCreate) -> Result<E
             s.label
         );
     }
-    if !c.wait {
+    if !c.wait && !c.wait_ready {
         match &c.output {
             Some(o) => {
                 output::print_structured(&read().await?, o)?;
@@ -393,7 +401,7 @@ async fn create_in_cluster(cli: &Cli, s: &Server, c: &RestoreCreate) -> Result<E
             println!("Failure reason: {msg}");
         }
     }
-    Ok(Exit::of_restore(done.phase()))
+    wait_ready_after(&s.cluster, c, &name, Exit::of_restore(done.phase())).await
 }
 
 /// How many generated names `restore create` tries before it lets the name clash be the
@@ -468,7 +476,27 @@ pub async fn run_one_restore(
             st.warnings
         );
     }
-    Ok(Exit::of_restore(report.restore.phase()))
+    let exit = Exit::of_restore(report.restore.phase());
+    wait_ready_after(&cluster, c, &name, exit).await
+}
+
+/// `--wait-ready` after a restore that ended in `exit`: a failed restore is not waited on.
+async fn wait_ready_after(
+    cluster: &lifeboat_engine::cluster::Cluster,
+    c: &RestoreCreate,
+    name: &str,
+    exit: Exit,
+) -> Result<Exit> {
+    if !c.wait_ready || c.dry_run || exit == Exit::Error {
+        return Ok(exit);
+    }
+    let timeout = c
+        .wait_ready_timeout
+        .parse::<lifeboat_types::GoDuration>()
+        .map_err(|e| anyhow::anyhow!("--wait-ready-timeout: {e}"))?
+        .0;
+    let waited = crate::wait::workloads_ready(cluster.client(), name, timeout).await?;
+    Ok(exit.max(waited))
 }
 
 fn action_name(o: &Outcome) -> &'static str {

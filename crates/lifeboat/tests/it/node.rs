@@ -561,3 +561,128 @@ fn installed_server_runs_as_its_deployment() {
     let _ = env.run(&["-n", ns, "uninstall", "--force"]);
     env.kubectl(&["delete", "namespace", app, "--wait=false"], None);
 }
+
+/// `restore create --wait-ready`: the restored Deployment's pods really start, and the
+/// restore waits until it is Available, reporting it with the time it took; a restored
+/// Deployment that cannot start (its image is on no node and no registry is reachable)
+/// is named with why when --wait-ready-timeout passes, exit 4.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn restore_waits_until_restored_deployments_are_available() {
+    let env = Env::on_node();
+    let ns = "node-ready";
+    let (target, target2) = ("node-ready-restored", "node-ready-again");
+    for n in [target, target2] {
+        env.kubectl(
+            &[
+                "delete",
+                "namespace",
+                n,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+    fresh_namespace(&env, ns);
+    env.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: {BUSYBOX}
+        imagePullPolicy: IfNotPresent
+        command: [sh, -c, "sleep 1; touch /tmp/ok; exec sleep 3600"]
+        readinessProbe: {{exec: {{command: [cat, /tmp/ok]}}, periodSeconds: 1}}
+"#
+    ));
+    env.ok(&[
+        "backup",
+        "create",
+        "node-ready1",
+        "--include-namespaces",
+        ns,
+        "--wait",
+    ]);
+    let out = env.ok(&[
+        "restore",
+        "create",
+        "node-ready1-r",
+        "--from-backup",
+        "node-ready1",
+        "--namespace-mappings",
+        &format!("{ns}:{target}"),
+        "--wait-ready",
+    ]);
+    assert!(
+        out.contains(&format!("deployments.apps {target}/web: ready "))
+            && out.contains("All 1 restored workload(s) ready."),
+        "{out}"
+    );
+    let available = env.kubectl(
+        &[
+            "-n",
+            target,
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.status.availableReplicas}",
+        ],
+        None,
+    );
+    assert_eq!(available, "2");
+
+    // The same Deployment pointing at an image no node has.
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "set",
+            "image",
+            "deployment/web",
+            "web=localhost/not-imported:1",
+        ],
+        None,
+    );
+    env.ok(&[
+        "backup",
+        "create",
+        "node-ready2",
+        "--include-namespaces",
+        ns,
+        "--wait",
+    ]);
+    let err = env.fails_with(
+        4,
+        &[
+            "restore",
+            "create",
+            "node-ready2-r",
+            "--from-backup",
+            "node-ready2",
+            "--namespace-mappings",
+            &format!("{ns}:{target2}"),
+            "--wait-ready",
+            "--wait-ready-timeout",
+            "8s",
+        ],
+    );
+    assert!(
+        err.contains("1 restored workload(s) not ready 8s after the restore")
+            && err.contains(&format!(
+                "deployments.apps {target2}/web: 0/2 replicas available"
+            )),
+        "{err}"
+    );
+    for n in [ns, target, target2] {
+        env.kubectl(&["delete", "namespace", n, "--wait=false"], None);
+    }
+}
