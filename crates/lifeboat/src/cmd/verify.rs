@@ -8,7 +8,7 @@ use lifeboat_types::GoDuration;
 use lifeboat_types::rules::backups::{FINISHED, newest};
 
 use crate::cli::{Cli, LocationArg, Output};
-use crate::common::{connect, cronjob_api_version, open_store};
+use crate::common::{Mode, connect, cronjob_api_version, mode, open_store};
 use crate::exit::Exit;
 use crate::output;
 
@@ -60,7 +60,14 @@ pub async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<Exit> {
         })
         .transpose()?;
     if v.print_cronjob {
-        let mut args = vec!["backup".to_string(), "verify".to_string()];
+        // The job runs in the cluster with the server's ServiceAccount: through the
+        // server's objects of this namespace (its storage locations and their Secrets).
+        let mut args = vec![
+            "-n".to_string(),
+            cli.namespace.clone(),
+            "backup".to_string(),
+            "verify".to_string(),
+        ];
         match &v.name {
             Some(n) => args.push(n.clone()),
             None => args.push("--latest".into()),
@@ -102,7 +109,13 @@ pub async fn backup_verify(cli: &Cli, v: &BackupVerify) -> Result<Exit> {
         print!("{}", texts.join("---\n"));
         return Ok(Exit::Ok);
     }
-    let store = open_store(v.location.storage_location.as_deref())?;
+    // Through the cluster (lifeboat installed in the kube context, or in the verify
+    // CronJob's pod): the server's location and credentials; else this machine's.
+    let location = v.location.storage_location.as_deref();
+    let store = match mode(cli, location, false).await? {
+        Mode::Cluster(s) => s.location(location).await?.0,
+        Mode::Local => open_store(location)?,
+    };
     let name = match &v.name {
         Some(n) => n.clone(),
         None => {

@@ -512,11 +512,21 @@ fn installed_server_runs_as_its_deployment() {
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: scraper, namespace: {app}}}\nspec:\n  containers: [{{name: c, image: {BUSYBOX}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}]\n"
     ));
     wait_pod_ready(&env, app, "scraper");
-    let metrics = sh(
-        &env,
-        app,
-        "scraper",
-        &format!("wget -qO- http://{ip}:8085/metrics"),
+    // The label, the Service's endpoints and kube-proxy's rules follow each other within
+    // moments of the leader taking the Lease.
+    let scrape = format!("wget -qO- http://{ip}:8085/metrics");
+    let mut metrics = String::new();
+    eventually(
+        Duration::from_secs(30),
+        "/metrics through the Service",
+        || {
+            metrics = kubectl_maybe(
+                &env,
+                &["-n", app, "exec", "scraper", "--", "sh", "-c", &scrape],
+            )
+            .unwrap_or_default();
+            !metrics.is_empty()
+        },
     );
     assert!(
         metrics.lines().any(
@@ -529,8 +539,7 @@ fn installed_server_runs_as_its_deployment() {
     // The leader's pod goes: another replica (the waiting one, or the Deployment's
     // replacement: whichever asks first) takes the Lease within its duration, and the
     // Service follows the label to it.
-    let scrape = format!("wget -qO- http://{ip}:8085/metrics");
-    assert!(sh(&env, app, "scraper", &scrape).contains("lifeboat_leader 1"));
+    assert!(metrics.contains("lifeboat_leader 1"), "{metrics}");
     env.kubectl(&["-n", ns, "delete", "pod", &leader, "--wait=false"], None);
     let mut next = String::new();
     let took = eventually(
@@ -555,6 +564,61 @@ fn installed_server_runs_as_its_deployment() {
             )
             .is_some_and(|m| m.contains("lifeboat_leader 1"))
         },
+    );
+
+    // The `backup verify` CronJob runs as a Job on the node (every minute here), with the
+    // server's ServiceAccount, through the server's location, and passes.
+    let cronjob = env.ok(&[
+        "-n",
+        ns,
+        "backup",
+        "verify",
+        "--latest",
+        "--schedule",
+        "nightly",
+        "--print-cronjob",
+        "--image",
+        tag,
+        "--cron",
+        "* * * * *",
+    ]);
+    env.apply(&cronjob);
+    let mut job = String::new();
+    let done = eventually(Duration::from_secs(150), "a verify Job finished", || {
+        let listed =
+            kubectl_maybe(&env, &["-n", ns, "get", "jobs", "-o", "json"]).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        match items.iter().find(|j| {
+            j["status"]["succeeded"].as_i64() == Some(1)
+                || j["status"]["failed"].as_i64().unwrap_or(0) > 0
+        }) {
+            Some(j) => {
+                job = j["metadata"]["name"].as_str().unwrap().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    let logs = env.kubectl(&["-n", ns, "logs", &format!("job/{job}")], None);
+    let succeeded = env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "job",
+            &job,
+            "-o",
+            "jsonpath={.status.succeeded}",
+        ],
+        None,
+    );
+    assert_eq!(succeeded, "1", "the verify Job failed:\n{logs}");
+    assert!(logs.contains("nightly-"), "{logs}");
+    eprintln!("verify Job {job} done {done:?} after the CronJob was made");
+    env.kubectl(
+        &["-n", ns, "delete", "cronjob", "lifeboat-backup-verify"],
+        None,
     );
 
     env.ok(&["-n", ns, "schedule", "delete", "nightly", "--confirm"]);
