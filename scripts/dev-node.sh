@@ -448,7 +448,7 @@ IMAGES=$CACHE/images
 
 images_build() {
   need_root_apt gcc:gcc strip:binutils /bin/busybox:busybox-static python3:python3 \
-    /usr/lib/postgresql:postgresql file:file
+    /usr/lib/postgresql:postgresql
   local script src
   script=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/build-image.py
   src=$CACHE/src/kubernetes-$K8S_VERSION/build/pause/linux/pause.c
