@@ -1,7 +1,7 @@
 # Real nodes for the dev cluster: sourced by scripts/dev-cluster.sh (not run on its own).
 #
 # A node is what a machine of a real cluster is, made of the same parts:
-#   - its own network namespace (lb-<cluster>-<i>), joined to the host by a veth pair
+#   - its own network namespace (lifeboat-node-<slot>), joined to the host by a veth pair
 #     (host side 10.251.x.y/30, node side its InternalIP); pods live on a CNI bridge inside
 #     it (Debian's containernetworking-plugins: bridge + host-local + portmap), so each node
 #     has its own iptables, bridge and kube-proxy, and two clusters never touch each other;
@@ -14,7 +14,10 @@
 #     entering that namespace; the kubelet authenticates with a client certificate
 #     (CN system:node:<name>, O system:nodes) and serves the API server (exec, logs,
 #     port-forward) over TLS, checking the API server's own client certificate;
-#   - its own cgroup root (/lb-<cluster>-n<i> in every v1 hierarchy).
+#   - its own cgroup root (/lifeboat-node-<slot> in every v1 hierarchy).
+# A slot is a number taken atomically under /run/lifeboat-dev-nodes for each node of every
+# dev cluster on the machine: names, addresses, bridges and cgroups come from it, so
+# clusters of different names or LIFEBOAT_DEV_HOMEs never share one.
 # The nodes reach the API server, and pods reach it through the `kubernetes` Service, at
 # the cluster's host address (10.250.x.y, from the API port): the host rewrites that
 # address to its loopback (DNAT + route_localnet on the node's veth only), so every server
@@ -194,10 +197,12 @@ node_up() {
   hip=$(slot_host_ip "$slot")
   nip=$(slot_node_ip "$slot")
   subnet=$(slot_pod_subnet "$slot")
-  ns=lb-$name-$i
+  # Named by the slot: unique across every dev cluster on the machine, whatever their
+  # names or LIFEBOAT_DEV_HOME (two test runs both have an `it-node`).
+  ns=lifeboat-node-$slot
   veth=lbv$slot
   cip=$(cluster_host_ip "$port")
-  cgroot=/lb-$name-n$i
+  cgroot=/lifeboat-node-$slot
   echo "$ns" >"$nd/netns"
   echo "$cgroot" >"$nd/cgroup-root"
 

@@ -51,6 +51,8 @@ export LIFEBOAT_IT_NODE_KUBECONFIG LIFEBOAT_IT_NODE_HOST LIFEBOAT_IT_NODE_CONTAI
 LIFEBOAT_IT_NODE_KUBECONFIG=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it-node "${LIFEBOAT_IT_NODE_PORT:-$((API_PORT + 200))}" --nodes 1 | tail -1)
 LIFEBOAT_IT_NODE_HOST=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh hostip it-node)
 LIFEBOAT_IT_NODE_CONTAINERD=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh sockets it-node)
+# etcd of that cluster as its node sees it (the etcd snapshot CronJob runs there).
+export LIFEBOAT_IT_NODE_ETCD="http://$LIFEBOAT_IT_NODE_HOST:$((${LIFEBOAT_IT_NODE_PORT:-$((API_PORT + 200))} + 1))"
 # kube-apiserver of the cache, for the test that starts one on a restored etcd.
 export LIFEBOAT_IT_CP_BIN
 LIFEBOAT_IT_CP_BIN=$(bash scripts/dev-cluster.sh bindir)

@@ -1,5 +1,7 @@
 //! The CronJob that takes etcd snapshots on a control-plane node with `lifeboat etcd
-//! snapshot save` and prunes old ones, as the DR guides' etcdctl CronJobs do. Pure.
+//! snapshot save --keep N` (stores one, prunes this cluster's older ones), as the DR
+//! guides' etcdctl CronJobs do. It runs lifeboat directly, with no shell: lifeboat's
+//! image has none, and every value is one argument, never script text. Pure.
 
 use serde_json::{Value, json};
 
@@ -34,14 +36,17 @@ pub struct EtcdSchedule {
     pub cluster_name: Option<String>,
     /// ConfigMap with a locations.yaml to mount, when the location is a name.
     pub config_map: Option<String>,
+    /// Through the lifeboat server's objects: its ServiceAccount in `namespace`, and
+    /// `-n namespace` (the location is one of the server's, credentials from its Secret).
+    pub through_server: bool,
 }
 
-/// The job's script; `$1`..`$7` are the endpoints, CA, certificate, key, location, how
-/// many snapshots to keep, and the cluster name (empty: none given).
-const SCRIPT: &str = "set -e\n\
-name=etcd-snapshot-$(date -u +%Y%m%d%H%M%S).db\n\
-lifeboat etcd snapshot save --endpoints \"$1\" --cacert \"$2\" --cert \"$3\" --key \"$4\" --storage-location \"$5\" --name \"$name\" ${7:+--cluster-name} ${7:+\"$7\"}\n\
-lifeboat etcd snapshot prune --storage-location \"$5\" --keep \"$6\" ${7:+--cluster-name} ${7:+\"$7\"} --confirm\n";
+/// Whether the job talks TLS to etcd (then it mounts the certificates' directory).
+fn tls(endpoints: &str) -> bool {
+    endpoints
+        .split(',')
+        .any(|e| e.trim().starts_with("https://"))
+}
 
 /// The CronJob manifest.
 pub fn cronjob(s: &EtcdSchedule) -> Value {
@@ -50,27 +55,37 @@ pub fn cronjob(s: &EtcdSchedule) -> Value {
         .rsplit_once('/')
         .map(|(d, _)| d)
         .unwrap_or("/etc/kubernetes/pki/etcd");
-    // The values reach the shell as positional parameters, never as script text: a path
-    // or location name with quotes, `$(...)` or `;` stays one argument (issue 11, item 8).
-    let args = [
-        s.endpoints.clone(),
-        s.cacert.clone(),
-        s.cert.clone(),
-        s.key.clone(),
+    let mut command: Vec<String> = vec!["lifeboat".into()];
+    if s.through_server {
+        command.extend(["-n".into(), s.namespace.clone()]);
+    }
+    command.extend(["etcd", "snapshot", "save", "--endpoints"].map(String::from));
+    command.push(s.endpoints.clone());
+    let tls = tls(&s.endpoints);
+    if tls {
+        command.extend([
+            "--cacert".into(),
+            s.cacert.clone(),
+            "--cert".into(),
+            s.cert.clone(),
+            "--key".into(),
+            s.key.clone(),
+        ]);
+    }
+    command.extend([
+        "--storage-location".into(),
         s.storage_location.clone(),
+        "--keep".into(),
         s.keep.to_string(),
-        s.cluster_name.clone().unwrap_or_default(),
-    ];
-    let mut command = vec![
-        "/bin/sh".to_owned(),
-        "-c".into(),
-        SCRIPT.into(),
-        "etcd-snapshot".into(),
-    ];
-    command.extend(args);
-    let mut mounts = vec![json!({"name": "etcd-certs", "mountPath": dir, "readOnly": true})];
-    let mut volumes =
-        vec![json!({"name": "etcd-certs", "hostPath": {"path": dir, "type": "Directory"}})];
+    ]);
+    if let Some(c) = &s.cluster_name {
+        command.extend(["--cluster-name".into(), c.clone()]);
+    }
+    let (mut mounts, mut volumes) = (vec![], vec![]);
+    if tls {
+        mounts.push(json!({"name": "etcd-certs", "mountPath": dir, "readOnly": true}));
+        volumes.push(json!({"name": "etcd-certs", "hostPath": {"path": dir, "type": "Directory"}}));
+    }
     let mut env = vec![];
     if let Some(cm) = &s.config_map {
         mounts.push(
@@ -78,6 +93,26 @@ pub fn cronjob(s: &EtcdSchedule) -> Value {
         );
         volumes.push(json!({"name": "lifeboat-config", "configMap": {"name": cm}}));
         env.push(json!({"name": "LIFEBOAT_CONFIG", "value": "/etc/lifeboat/locations.yaml"}));
+    }
+    let mut pod = json!({
+        "restartPolicy": "OnFailure",
+        "hostNetwork": true,
+        "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+        "tolerations": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"}
+        ],
+        "containers": [{
+            "name": "etcd-snapshot",
+            "image": s.image,
+            "command": command,
+            "env": env,
+            "volumeMounts": mounts
+        }],
+        "volumes": volumes
+    });
+    if s.through_server {
+        pod["serviceAccountName"] = json!("lifeboat");
     }
     json!({
         "apiVersion": s.api_version,
@@ -88,23 +123,7 @@ pub fn cronjob(s: &EtcdSchedule) -> Value {
             "concurrencyPolicy": "Forbid",
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"spec": {"backoffLimit": 2, "template": {"spec": {
-                "restartPolicy": "OnFailure",
-                "hostNetwork": true,
-                "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
-                "tolerations": [
-                    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
-                    {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"}
-                ],
-                "containers": [{
-                    "name": "etcd-snapshot",
-                    "image": s.image,
-                    "command": command,
-                    "env": env,
-                    "volumeMounts": mounts
-                }],
-                "volumes": volumes
-            }}}}
+            "jobTemplate": {"spec": {"backoffLimit": 2, "template": {"spec": pod}}}
         }
     })
 }
@@ -129,14 +148,25 @@ mod tests {
             keep: 10,
             cluster_name: None,
             config_map: Some("lifeboat-locations".into()),
+            through_server: false,
         };
         insta::assert_yaml_snapshot!(cronjob(&s));
     }
 
-    /// Issue 11, item 8: every value is quoted, a hostile one stays one argument.
+    fn command_of(job: &Value) -> Vec<String> {
+        job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Issue 11, item 8: a hostile value stays one argument. Issue 14: lifeboat runs
+    /// directly (its image has no shell).
     #[test]
-    fn values_never_become_script_text() {
-        let hostile = "x'; touch /tmp/pwned; echo '$(id)`id`";
+    fn values_are_arguments_never_script_text() {
+        let hostile = "https://x'; touch /tmp/pwned; echo '$(id)`id`";
         let s = EtcdSchedule {
             name: "etcd-snapshot".into(),
             namespace: "kube-system".into(),
@@ -151,38 +181,74 @@ mod tests {
             keep: 3,
             cluster_name: Some(hostile.into()),
             config_map: None,
+            through_server: false,
         };
-        let job = cronjob(&s);
-        let command =
-            &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"];
-        let command: Vec<&str> = command
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        assert_eq!(&command[..4], ["/bin/sh", "-c", SCRIPT, "etcd-snapshot"]);
+        let pki = format!("/pki/{hostile}");
         assert_eq!(
-            &command[4..],
+            command_of(&cronjob(&s)),
             [
+                "lifeboat",
+                "etcd",
+                "snapshot",
+                "save",
+                "--endpoints",
                 hostile,
-                &format!("/pki/{hostile}"),
+                "--cacert",
+                &pki,
+                "--cert",
                 hostile,
+                "--key",
                 hostile,
+                "--storage-location",
                 hostile,
+                "--keep",
                 "3",
-                hostile
+                "--cluster-name",
+                hostile,
             ]
         );
-        assert!(!SCRIPT.contains("pwned"));
-        // Every positional parameter is used inside double quotes only.
-        for n in 1..=7 {
-            let p = format!("${n}");
-            assert_eq!(
-                SCRIPT.matches(&p).count(),
-                SCRIPT.matches(&format!("\"{p}\"")).count(),
-                "{p}"
-            );
-        }
+    }
+
+    /// Plain-HTTP etcd: no certificates passed or mounted. Through the server: its
+    /// ServiceAccount and namespace, no config to mount.
+    #[test]
+    fn plain_etcd_through_the_server() {
+        let s = EtcdSchedule {
+            name: "lifeboat-etcd-snapshot".into(),
+            namespace: "lifeboat".into(),
+            schedule: "* * * * *".into(),
+            api_version: "batch/v1beta1".into(),
+            image: "lifeboat:dev".into(),
+            endpoints: "http://10.0.0.1:2379".into(),
+            cacert: "/etc/kubernetes/pki/etcd/ca.crt".into(),
+            cert: "c".into(),
+            key: "k".into(),
+            storage_location: "default".into(),
+            keep: 2,
+            cluster_name: None,
+            config_map: None,
+            through_server: true,
+        };
+        let job = cronjob(&s);
+        assert_eq!(
+            command_of(&job),
+            [
+                "lifeboat",
+                "-n",
+                "lifeboat",
+                "etcd",
+                "snapshot",
+                "save",
+                "--endpoints",
+                "http://10.0.0.1:2379",
+                "--storage-location",
+                "default",
+                "--keep",
+                "2",
+            ]
+        );
+        let pod = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "lifeboat");
+        assert_eq!(pod["volumes"], json!([]));
     }
 }

@@ -16,7 +16,7 @@ use lifeboat_types::rules::retention::{StoredSnapshot, only_cluster, prunable};
 use lifeboat_types::{ByteSize, GoDuration};
 
 use crate::cli::{Cli, ConfirmArg, Output};
-use crate::common::{byte_bar, cronjob_api_version, open_store, resolve_location};
+use crate::common::{Mode, byte_bar, cronjob_api_version, mode, open_store, resolve_location};
 use crate::confirm::{confirm, counted};
 use crate::exit::Exit;
 use crate::output;
@@ -114,6 +114,10 @@ pub struct SaveArgs {
     /// cluster id (16 hex digits, as `etcdctl member list` prints it).
     #[arg(long)]
     pub cluster_name: Option<String>,
+    /// After storing, delete this cluster's older snapshots in the location, keeping the
+    /// newest N (the one just stored included); as `prune --keep N --confirm`.
+    #[arg(long, requires = "storage_location")]
+    pub keep: Option<usize>,
 }
 
 /// `etcd snapshot list`.
@@ -239,7 +243,8 @@ pub struct ScheduleArgs {
     /// lifeboat's container image.
     #[arg(long, default_value = "lifeboat:latest")]
     pub image: String,
-    /// Namespace of the CronJob.
+    /// Namespace of the CronJob (with lifeboat installed in the kube context: the
+    /// server's namespace, and the job uses its ServiceAccount and location).
     #[arg(long, default_value = "kube-system")]
     pub job_namespace: String,
     /// CronJob API version (default: batch/v1 when the cluster serves it, else batch/v1beta1).
@@ -319,7 +324,7 @@ pub struct VerifyArgs {
 pub async fn run(cli: &Cli, cmd: &EtcdCmd) -> Result<Exit> {
     let EtcdCmd::Snapshot(cmd) = cmd;
     match cmd {
-        SnapshotCmd::Save(a) => save_cmd(a).await,
+        SnapshotCmd::Save(a) => save_cmd(cli, a).await,
         SnapshotCmd::List(a) => list(a).await,
         SnapshotCmd::Download(a) => download(a).await,
         SnapshotCmd::Prune(a) => prune(a).await,
@@ -395,18 +400,27 @@ fn snapshot_object(
     Ok((cluster, object))
 }
 
-async fn save_cmd(a: &SaveArgs) -> Result<Exit> {
+/// The store of `--storage-location` for the verbs a CronJob runs: through the cluster's
+/// lifeboat server (its location, credentials from its Secret) when lifeboat is installed
+/// in the kube context or the job's pod, else this machine's config.
+async fn etcd_store(cli: &Cli, location: &str) -> Result<lifeboat_engine::storage::Store> {
+    Ok(match mode(cli, Some(location), false).await? {
+        Mode::Cluster(s) => s.location(Some(location)).await?.0,
+        Mode::Local => open_store(Some(location))?,
+    })
+}
+
+async fn save_cmd(cli: &Cli, a: &SaveArgs) -> Result<Exit> {
     let ep = save::EtcdEndpoint {
         endpoints: a.endpoints.clone(),
         cacert: a.cacert.clone(),
         cert: a.cert.clone(),
         key: a.key.clone(),
     };
-    let store = a
-        .storage_location
-        .as_deref()
-        .map(|l| open_store(Some(l)))
-        .transpose()?;
+    let store = match a.storage_location.as_deref() {
+        Some(l) => Some(etcd_store(cli, l).await?),
+        None => None,
+    };
     let tmp = tempfile::tempdir()?;
     let file =
         a.to.clone()
@@ -463,6 +477,19 @@ async fn save_cmd(a: &SaveArgs) -> Result<Exit> {
             "Uploaded to storage location {:?} as {path} (cluster {cluster}).",
             store.name()
         );
+        if let Some(keep) = a.keep {
+            let snaps = stored_snapshots(&store).await?;
+            prune_cluster(
+                &store,
+                &snaps,
+                Some(&cluster),
+                Some(keep),
+                None,
+                false,
+                true,
+            )
+            .await?;
+        }
     }
     Ok(Exit::Ok)
 }
@@ -758,6 +785,30 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
             ),
         },
     };
+    prune_cluster(
+        &store,
+        &snaps,
+        cluster,
+        a.keep,
+        max_age.map(|d| d.0),
+        a.dry_run,
+        a.confirm.confirm,
+    )
+    .await?;
+    Ok(Exit::Ok)
+}
+
+/// Deletes one cluster's snapshots beyond `keep` / older than `max_age` (`prunable`),
+/// after confirmation (`confirmed`: given); `dry_run` only says what.
+async fn prune_cluster(
+    store: &lifeboat_engine::storage::Store,
+    snaps: &[StoredSnapshot],
+    cluster: Option<&str>,
+    keep: Option<usize>,
+    max_age: Option<std::time::Duration>,
+    dry_run: bool,
+    confirmed: bool,
+) -> Result<()> {
     let path = |name: &str| match cluster {
         Some(c) => store.etcd_cluster_snapshot(c, name),
         None => store.etcd_snapshot(name),
@@ -770,14 +821,8 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
         Some(c) => format!("cluster {c}"),
         None => "no named cluster".to_owned(),
     };
-    let doomed = prunable(
-        &snaps,
-        cluster,
-        a.keep,
-        max_age.map(|d| d.0),
-        chrono::Utc::now(),
-    );
-    if !a.dry_run
+    let doomed = prunable(snaps, cluster, keep, max_age, chrono::Utc::now());
+    if !dry_run
         && !doomed.is_empty()
         && !confirm(
             &format!(
@@ -786,13 +831,13 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
                 store.name()
             ),
             "",
-            a.confirm.confirm,
+            confirmed,
         )?
     {
-        return Ok(Exit::Ok);
+        return Ok(());
     }
     for n in &doomed {
-        if a.dry_run {
+        if dry_run {
             println!("Would delete {n}");
         } else {
             store.delete(&path(n)).await?;
@@ -803,13 +848,13 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
         "{} of {} snapshots of {whose} {}.",
         doomed.len(),
         counted_here,
-        if a.dry_run {
+        if dry_run {
             "would be deleted"
         } else {
             "deleted"
         }
     );
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 async fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<Exit> {
@@ -825,7 +870,14 @@ async fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<Exit> {
     let storage_location = &a.storage_location;
     let is_url = storage_location.contains("://");
     let mut items = Vec::new();
-    let config_map = if is_url {
+    // With lifeboat installed, the job runs in the server's namespace with its
+    // ServiceAccount and stores through the server's location (credentials from its
+    // Secret): nothing of this machine's config is copied into the cluster.
+    let server_ns = match mode(cli, Some(storage_location), false).await? {
+        Mode::Cluster(s) => Some(s.ns.clone()),
+        Mode::Local => None,
+    };
+    let config_map = if is_url || server_ns.is_some() {
         None
     } else {
         let loc = resolve_location(Some(storage_location))?;
@@ -851,7 +903,7 @@ async fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<Exit> {
     items.push(lifeboat_types::manifests::etcd_schedule::cronjob(
         &lifeboat_types::manifests::etcd_schedule::EtcdSchedule {
             name: "lifeboat-etcd-snapshot".into(),
-            namespace: a.job_namespace.clone(),
+            namespace: server_ns.clone().unwrap_or_else(|| a.job_namespace.clone()),
             schedule: a.schedule.clone(),
             api_version,
             image: a.image.clone(),
@@ -863,6 +915,7 @@ async fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<Exit> {
             keep: a.keep,
             cluster_name: a.cluster_name.clone(),
             config_map,
+            through_server: server_ns.is_some(),
         },
     ));
     let doc = if items.len() == 1 {

@@ -556,19 +556,29 @@ fn schedule_prints_a_cronjob_the_cluster_accepts() {
         .find(|o| o["kind"] == "CronJob")
         .unwrap_or_else(|| panic!("the server did not accept the CronJob: {out}"));
     assert_eq!(job["metadata"]["name"], "lifeboat-etcd-snapshot");
-    // The values are the script's positional parameters, never script text.
+    // lifeboat runs directly (its image has no shell); each value is one argument.
     let command =
         &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"];
     assert_eq!(
-        command.as_array().unwrap()[3..],
+        command.as_array().unwrap()[..],
         [
-            "etcd-snapshot",
+            "lifeboat",
+            "etcd",
+            "snapshot",
+            "save",
+            "--endpoints",
             "https://127.0.0.1:2379",
+            "--cacert",
             "/etc/kubernetes/pki/etcd/ca.crt",
+            "--cert",
             "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+            "--key",
             "/etc/kubernetes/pki/etcd/healthcheck-client.key",
+            "--storage-location",
             "default",
+            "--keep",
             "7",
+            "--cluster-name",
             "prod-eu"
         ],
         "{command}"
@@ -590,5 +600,5 @@ fn schedule_prints_a_cronjob_the_cluster_accepts() {
     assert_eq!(json["apiVersion"], "batch/v1");
     let command =
         &json["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"];
-    assert_eq!(command[8], "s3://b/etcd?region=us-east-1", "{command}");
+    assert_eq!(command[13], "s3://b/etcd?region=us-east-1", "{command}");
 }

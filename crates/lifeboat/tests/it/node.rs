@@ -621,6 +621,106 @@ fn installed_server_runs_as_its_deployment() {
         None,
     );
 
+    // The etcd snapshot CronJob (`etcd snapshot schedule`, through the installed server:
+    // its namespace, ServiceAccount and location) runs as a Job on the control-plane node
+    // — here the dev node, labelled so — and stores a snapshot of this cluster's etcd.
+    let node = env.kubectl(
+        &["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"],
+        None,
+    );
+    env.kubectl(
+        &[
+            "label",
+            "node",
+            &node,
+            "node-role.kubernetes.io/control-plane=",
+            "--overwrite",
+        ],
+        None,
+    );
+    let etcd = std::env::var("LIFEBOAT_IT_NODE_ETCD").expect(NEEDS);
+    let mut schedule = env.cmd();
+    let out = schedule
+        .env("LIFEBOAT_MODE", "auto")
+        .args([
+            "-n",
+            ns,
+            "etcd",
+            "snapshot",
+            "schedule",
+            "--endpoints",
+            &etcd,
+            "--storage-location",
+            "default",
+            "--keep",
+            "2",
+            "--cluster-name",
+            "it-node",
+            "--image",
+            tag,
+            "--schedule",
+            "* * * * *",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cronjob = String::from_utf8(out.stdout).unwrap();
+    assert!(!cronjob.contains("kind: ConfigMap"), "{cronjob}");
+    env.apply(&cronjob);
+    let mut job = String::new();
+    let done = eventually(
+        Duration::from_secs(150),
+        "an etcd snapshot Job finished",
+        || {
+            let listed =
+                kubectl_maybe(&env, &["-n", ns, "get", "jobs", "-o", "json"]).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            match items.iter().find(|j| {
+                j["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("lifeboat-etcd-snapshot")
+                    && (j["status"]["succeeded"].as_i64() == Some(1)
+                        || j["status"]["failed"].as_i64().unwrap_or(0) > 0)
+            }) {
+                Some(j) => {
+                    job = j["metadata"]["name"].as_str().unwrap().to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    let logs = env.kubectl(&["-n", ns, "logs", &format!("job/{job}")], None);
+    let succeeded = env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "job",
+            &job,
+            "-o",
+            "jsonpath={.status.succeeded}",
+        ],
+        None,
+    );
+    assert_eq!(succeeded, "1", "the etcd snapshot Job failed:\n{logs}");
+    eprintln!("etcd snapshot Job {job} done {done:?} after the CronJob was made");
+    env.kubectl(
+        &["-n", ns, "delete", "cronjob", "lifeboat-etcd-snapshot"],
+        None,
+    );
+    let stored: Vec<String> = crate::s3::list_keys(bucket)
+        .into_iter()
+        .filter(|k| k.starts_with("metadata/etcd/it-node/") && k.ends_with(".db"))
+        .collect();
+    assert!((1..=2).contains(&stored.len()), "{stored:?}\n{logs}");
+
     env.ok(&["-n", ns, "schedule", "delete", "nightly", "--confirm"]);
     let _ = env.run(&["-n", ns, "uninstall", "--force"]);
     env.kubectl(&["delete", "namespace", app, "--wait=false"], None);
@@ -749,4 +849,81 @@ spec:
     for n in [ns, target, target2] {
         env.kubectl(&["delete", "namespace", n, "--wait=false"], None);
     }
+}
+
+fn dev_cluster(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dev-cluster.sh");
+    Command::new("bash")
+        .arg(script)
+        .args(args)
+        .env("LIFEBOAT_DEV_HOME", home)
+        .output()
+        .unwrap()
+}
+
+/// Two dev clusters, each with a node, at the same time — here both named `it-node`,
+/// as two test runs' are (regression: the second's node took the first's network
+/// namespace, named after the cluster, and its `down` deleted it). Pods run in both,
+/// with their own addresses; the second's `down` leaves the first's pods running.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn two_dev_clusters_with_nodes_run_side_by_side() {
+    let env = Env::on_node();
+    let kubeconfig = std::fs::read_to_string(&env.kubeconfig).unwrap();
+    let port: u16 = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://127.0.0.1:"))
+        .and_then(|p| p.parse().ok())
+        .expect("the node cluster's port");
+    let home = tempfile::tempdir().unwrap();
+    let second_port = (port + 100).to_string();
+    let up = dev_cluster(
+        home.path(),
+        &["up", "it-node", &second_port, "--nodes", "1"],
+    );
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let second = Env {
+        dir: tempfile::tempdir().unwrap(),
+        kubeconfig: home.path().join("it-node/kubeconfig"),
+    };
+    let pod = |env: &Env, ns: &str| {
+        fresh_namespace(env, ns);
+        env.apply(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: {ns}}}\nspec:\n  containers: [{{name: c, image: {BUSYBOX}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}]\n"
+        ));
+        wait_pod_ready(env, ns, "p");
+        env.kubectl(
+            &[
+                "-n",
+                ns,
+                "get",
+                "pod",
+                "p",
+                "-o",
+                "jsonpath={.status.podIP}",
+            ],
+            None,
+        )
+    };
+    let ip1 = pod(&env, "node-side-a");
+    let ip2 = pod(&second, "node-side-b");
+    assert_ne!(ip1, ip2);
+    assert_eq!(sh(&env, "node-side-a", "p", "echo a"), "a\n");
+    assert_eq!(sh(&second, "node-side-b", "p", "echo b"), "b\n");
+    let down = dev_cluster(home.path(), &["down", "it-node", "--purge"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(sh(&env, "node-side-a", "p", "echo still"), "still\n");
+    env.kubectl(
+        &["delete", "namespace", "node-side-a", "--wait=false"],
+        None,
+    );
 }
