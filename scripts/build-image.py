@@ -234,8 +234,10 @@ def busybox_layer(a, work):
 
 POSTGRES_ENTRYPOINT = r"""#!/bin/sh
 # Makes the database cluster in $PGDATA when it is empty, then runs postgres in front.
+# PGDATA is a directory below the volume's mount point (the volume's root belongs to root;
+# a directory the server makes there is its own, mode 0700 as postgres demands).
 set -e
-: "${PGDATA:=/var/lib/postgresql/data}"
+: "${PGDATA:=/var/lib/postgresql/data/pgdata}"
 export PGDATA
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   mkdir -p "$PGDATA"
@@ -276,6 +278,7 @@ def postgres_layer(a, work):
     root = f"{lib}/{major}"
     layer = Layer()
     busybox_into(layer, "/usr/local/sbin")
+    layer.link("/bin/sh", "/usr/local/sbin/busybox")
     walk_into(layer, root, lambda p: 0o755 if os.access(p, os.X_OK) else 0o644)
     # Without the JIT (LLVM is most of the size; postgres runs without it, jit = off).
     for path in [p for p in layer.entries if "/llvmjit" in p or "/bitcode/" in p or p.endswith("/bitcode")]:
@@ -295,7 +298,7 @@ def postgres_layer(a, work):
         "Entrypoint": ["/usr/local/bin/docker-entrypoint.sh"],
         "Env": [
             f"PATH=/usr/local/bin:{root}/bin:/usr/local/sbin",
-            "PGDATA=/var/lib/postgresql/data",
+            "PGDATA=/var/lib/postgresql/data/pgdata",
             "TZ=UTC",
             "LANG=C.UTF-8",
         ],

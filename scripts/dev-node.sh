@@ -449,7 +449,8 @@ nodes_down() {
 # imagePullPolicy IfNotPresent (or Never): localhost/pause:3.4, localhost/busybox:1.35.0,
 # localhost/postgres:<Debian's version>, and lifeboat:<version> when a test imports it.
 PAUSE_IMAGE=localhost/pause:3.4
-IMAGES=$CACHE/images
+# Keyed by build-image.py's content: a changed recipe builds the images again.
+IMAGES=$CACHE/images/$(sha256sum "$(dirname "${BASH_SOURCE[0]}")/build-image.py" | cut -c1-12)
 
 images_build() {
   need_root_apt gcc:gcc strip:binutils /bin/busybox:busybox-static python3:python3 \

@@ -927,3 +927,61 @@ fn two_dev_clusters_with_nodes_run_side_by_side() {
         None,
     );
 }
+
+/// The PostgreSQL image made from Debian's binaries (scripts/build-image.py --image
+/// postgres) runs as a pod: it makes its database in an emptyDir as user 999, becomes
+/// Ready, keeps rows, and checks passwords over TCP (the volume issue backs up such a
+/// database).
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn postgres_image_runs_a_database() {
+    let env = Env::on_node();
+    let ns = "node-postgres";
+    fresh_namespace(&env, ns);
+    let image = env.kubectl(
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[0].status.images[*].names}",
+        ],
+        None,
+    );
+    let postgres = image
+        .split(['[', ']', ',', '"', ' '])
+        .find(|n| n.starts_with("localhost/postgres:") && !n.ends_with(":latest"))
+        .unwrap_or_else(|| panic!("no localhost/postgres image on the node: {image}"))
+        .to_string();
+    env.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: db, namespace: {ns}}}
+spec:
+  containers:
+  - name: postgres
+    image: {postgres}
+    imagePullPolicy: IfNotPresent
+    env: [{{name: POSTGRES_PASSWORD, value: not-a-real-password}}, {{name: POSTGRES_DB, value: shop}}]
+    readinessProbe: {{exec: {{command: [pg_isready, -h, /tmp]}}, periodSeconds: 1}}
+    volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"#
+    ));
+    wait_pod_ready(&env, ns, "db");
+    let rows = sh(
+        &env,
+        ns,
+        "db",
+        "PGPASSWORD=not-a-real-password psql -h 127.0.0.1 -U postgres -d shop -Atc \
+         'create table t(x int); insert into t values (42); select x from t'",
+    );
+    assert_eq!(rows.lines().last(), Some("42"), "{rows}");
+    let wrong = sh(
+        &env,
+        ns,
+        "db",
+        "PGPASSWORD=wrong psql -h 127.0.0.1 -U postgres -d shop -Atc 'select 1' 2>&1 || true",
+    );
+    assert!(wrong.contains("password authentication failed"), "{wrong}");
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
