@@ -230,12 +230,7 @@ pub async fn workloads_ready(
     let mut announced = false;
     loop {
         waiting.clear();
-        for (resource, _) in WORKLOADS {
-            let kind = match *resource {
-                "deployments.apps" => "Deployment",
-                "statefulsets.apps" => "StatefulSet",
-                _ => "DaemonSet",
-            };
+        for (resource, kind) in WORKLOADS {
             let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", kind));
             let api: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &ar);
             let listed = api

@@ -5,21 +5,12 @@
 
 use serde_json::Value;
 
-/// The restored resources `--wait-ready` waits for, with their REST collection (under
-/// /apis/apps/v1).
+/// The restored resources `--wait-ready` waits for, with their kind (all apps/v1).
 pub const WORKLOADS: &[(&str, &str)] = &[
-    ("deployments.apps", "deployments"),
-    ("statefulsets.apps", "statefulsets"),
-    ("daemonsets.apps", "daemonsets"),
+    ("deployments.apps", "Deployment"),
+    ("statefulsets.apps", "StatefulSet"),
+    ("daemonsets.apps", "DaemonSet"),
 ];
-
-/// The REST collection of a workload resource, or None for other resources.
-pub fn collection(resource: &str) -> Option<&'static str> {
-    WORKLOADS
-        .iter()
-        .find(|(r, _)| *r == resource)
-        .map(|(_, c)| *c)
-}
 
 /// What a workload's status says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,11 +108,5 @@ mod tests {
     fn daemonsets(#[case] obj: Value, #[case] waiting: Option<&str>) {
         let want = waiting.map_or(Readiness::Ready, |w| Readiness::Waiting(w.into()));
         assert_eq!(readiness("daemonsets.apps", &obj), want);
-    }
-
-    #[test]
-    fn only_workloads_have_a_collection() {
-        assert_eq!(collection("deployments.apps"), Some("deployments"));
-        assert_eq!(collection("configmaps"), None);
     }
 }
