@@ -45,19 +45,7 @@ fn in_image(root: &Path, args: &[&str]) -> std::process::Output {
 #[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
 fn image_layer_runs_lifeboat_as_the_deployment_user() {
     let env = Env::new();
-    let image = env.dir.path().join("lifeboat-image.tar");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-image.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(["--binary", env!("CARGO_BIN_EXE_lifeboat"), "--out"])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let image = build_lifeboat_image(env.dir.path(), &[]);
     let dir = env.dir.path().join("image");
     std::fs::create_dir_all(&dir).unwrap();
     let st = Command::new("tar")

@@ -280,26 +280,7 @@ fn node_host() -> String {
 /// Builds lifeboat's image from the binary under test (scripts/build-image.py) and
 /// imports it into the node's containerd: no registry is reachable.
 fn import_lifeboat_image(env: &Env, tag: &str) {
-    let image = env.dir.path().join("lifeboat-image.tar");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-image.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([
-            "--binary",
-            env!("CARGO_BIN_EXE_lifeboat"),
-            "--tag",
-            tag,
-            "--out",
-        ])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let image = build_lifeboat_image(env.dir.path(), &["--tag", tag]);
     let sockets = std::env::var("LIFEBOAT_IT_NODE_CONTAINERD").expect(NEEDS);
     for sock in sockets.split(':') {
         let out = Command::new("ctr")
@@ -583,39 +564,8 @@ fn installed_server_runs_as_its_deployment() {
         "* * * * *",
     ]);
     env.apply(&cronjob);
-    let mut job = String::new();
-    let done = eventually(Duration::from_secs(150), "a verify Job finished", || {
-        let listed =
-            kubectl_maybe(&env, &["-n", ns, "get", "jobs", "-o", "json"]).unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
-        let items = v["items"].as_array().cloned().unwrap_or_default();
-        match items.iter().find(|j| {
-            j["status"]["succeeded"].as_i64() == Some(1)
-                || j["status"]["failed"].as_i64().unwrap_or(0) > 0
-        }) {
-            Some(j) => {
-                job = j["metadata"]["name"].as_str().unwrap().to_string();
-                true
-            }
-            None => false,
-        }
-    });
-    let logs = env.kubectl(&["-n", ns, "logs", &format!("job/{job}")], None);
-    let succeeded = env.kubectl(
-        &[
-            "-n",
-            ns,
-            "get",
-            "job",
-            &job,
-            "-o",
-            "jsonpath={.status.succeeded}",
-        ],
-        None,
-    );
-    assert_eq!(succeeded, "1", "the verify Job failed:\n{logs}");
+    let logs = cronjob_ran(&env, ns, "lifeboat-backup-verify");
     assert!(logs.contains("nightly-"), "{logs}");
-    eprintln!("verify Job {job} done {done:?} after the CronJob was made");
     env.kubectl(
         &["-n", ns, "delete", "cronjob", "lifeboat-backup-verify"],
         None,
@@ -671,46 +621,7 @@ fn installed_server_runs_as_its_deployment() {
     let cronjob = String::from_utf8(out.stdout).unwrap();
     assert!(!cronjob.contains("kind: ConfigMap"), "{cronjob}");
     env.apply(&cronjob);
-    let mut job = String::new();
-    let done = eventually(
-        Duration::from_secs(150),
-        "an etcd snapshot Job finished",
-        || {
-            let listed =
-                kubectl_maybe(&env, &["-n", ns, "get", "jobs", "-o", "json"]).unwrap_or_default();
-            let v: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
-            let items = v["items"].as_array().cloned().unwrap_or_default();
-            match items.iter().find(|j| {
-                j["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("lifeboat-etcd-snapshot")
-                    && (j["status"]["succeeded"].as_i64() == Some(1)
-                        || j["status"]["failed"].as_i64().unwrap_or(0) > 0)
-            }) {
-                Some(j) => {
-                    job = j["metadata"]["name"].as_str().unwrap().to_string();
-                    true
-                }
-                None => false,
-            }
-        },
-    );
-    let logs = env.kubectl(&["-n", ns, "logs", &format!("job/{job}")], None);
-    let succeeded = env.kubectl(
-        &[
-            "-n",
-            ns,
-            "get",
-            "job",
-            &job,
-            "-o",
-            "jsonpath={.status.succeeded}",
-        ],
-        None,
-    );
-    assert_eq!(succeeded, "1", "the etcd snapshot Job failed:\n{logs}");
-    eprintln!("etcd snapshot Job {job} done {done:?} after the CronJob was made");
+    let logs = cronjob_ran(&env, ns, "lifeboat-etcd-snapshot");
     env.kubectl(
         &["-n", ns, "delete", "cronjob", "lifeboat-etcd-snapshot"],
         None,
@@ -984,4 +895,53 @@ spec:
     );
     assert!(wrong.contains("password authentication failed"), "{wrong}");
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
+
+/// Waits (up to 150 s) for the first Job of CronJob `cronjob` in `ns` to finish, asserts
+/// that it succeeded, and returns its log.
+fn cronjob_ran(env: &Env, ns: &str, cronjob: &str) -> String {
+    let mut job = String::new();
+    let done = eventually(
+        Duration::from_secs(150),
+        &format!("a Job of CronJob {cronjob} finished"),
+        || {
+            let listed =
+                kubectl_maybe(env, &["-n", ns, "get", "jobs", "-o", "json"]).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            match items.iter().find(|j| {
+                j["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(cronjob)
+                    && (j["status"]["succeeded"].as_i64() == Some(1)
+                        || j["status"]["failed"].as_i64().unwrap_or(0) > 0)
+            }) {
+                Some(j) => {
+                    job = j["metadata"]["name"].as_str().unwrap().to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    let logs = env.kubectl(&["-n", ns, "logs", &format!("job/{job}")], None);
+    let succeeded = env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "job",
+            &job,
+            "-o",
+            "jsonpath={.status.succeeded}",
+        ],
+        None,
+    );
+    assert_eq!(
+        succeeded, "1",
+        "Job {job} of CronJob {cronjob} failed:\n{logs}"
+    );
+    eprintln!("Job {job} of CronJob {cronjob} done {done:?} after the CronJob was made");
+    logs
 }

@@ -152,6 +152,28 @@ impl Env {
     }
 }
 
+/// Builds lifeboat's container image from the binary under test with
+/// scripts/build-image.py into `dir`/lifeboat-image.tar (`extra`: more flags, as
+/// `--tag T`); returns its path.
+pub fn build_lifeboat_image(dir: &Path, extra: &[&str]) -> PathBuf {
+    let image = dir.join("lifeboat-image.tar");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-image.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--binary", env!("CARGO_BIN_EXE_lifeboat")])
+        .args(extra)
+        .arg("--out")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    image
+}
+
 /// Reads a .tar.gz with Python's tarfile: entry names in order, and the content of every
 /// `.json` entry parsed as JSON.
 pub struct Tarball {
