@@ -158,7 +158,7 @@ pub struct RestoreCreate {
     pub wait_ready: bool,
     /// How long --wait-ready waits.
     #[arg(long, default_value = "10m", requires = "wait_ready")]
-    pub wait_ready_timeout: String,
+    pub wait_ready_timeout: lifeboat_types::GoDuration,
     /// Output format (json, yaml) instead of messages.
     #[arg(short = 'o', long)]
     pub output: Option<Output>,
@@ -490,11 +490,7 @@ async fn wait_ready_after(
     if !c.wait_ready || c.dry_run || exit == Exit::Error {
         return Ok(exit);
     }
-    let timeout = c
-        .wait_ready_timeout
-        .parse::<lifeboat_types::GoDuration>()
-        .map_err(|e| anyhow::anyhow!("--wait-ready-timeout: {e}"))?
-        .0;
+    let timeout = c.wait_ready_timeout.0;
     let waited = crate::wait::workloads_ready(cluster.client(), name, timeout).await?;
     Ok(exit.max(waited))
 }
@@ -972,6 +968,33 @@ mod tests {
             format!("{e:#}").contains("invalid label selector \"app in web\""),
             "{e:#}"
         );
+    }
+
+    /// A bad --wait-ready-timeout is refused with the command line, before any restore
+    /// runs (it was parsed only after the restore had ended).
+    #[test]
+    fn wait_ready_timeout_is_checked_before_the_restore() {
+        let c = create(&[
+            "--from-backup",
+            "b",
+            "--wait-ready",
+            "--wait-ready-timeout",
+            "90s",
+        ]);
+        assert_eq!(c.wait_ready_timeout.0, std::time::Duration::from_secs(90));
+        let argv = [
+            "lifeboat",
+            "restore",
+            "create",
+            "--from-backup",
+            "b",
+            "--wait-ready",
+            "--wait-ready-timeout",
+            "bogus",
+        ];
+        let e = Cli::try_parse_from(argv).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("--wait-ready-timeout"), "{e}");
     }
 
     #[test]
