@@ -21,6 +21,9 @@ apt_install() {
 }
 
 apt_install curl openssl python3 jq
+# Plain restic (Debian 12: 0.14.0): the volume tests prove it reads lifeboat's repositories
+# and lifeboat reads its own; the volume benchmark compares against it.
+apt_install restic
 # promtool (Debian's prometheus package) checks the server's /metrics in the tests.
 apt_install prometheus
 if ! python3 -c 'import moto.server' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then

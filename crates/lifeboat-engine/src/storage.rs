@@ -730,6 +730,22 @@ impl Store {
             .map_err(|e| self.map("read", path, e))
     }
 
+    /// Reads `len` bytes of an object from `offset` (a ranged GET on object stores).
+    pub async fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, StorageError> {
+        let end = offset.saturating_add(len);
+        self.op
+            .read_with(path)
+            .range(offset..end)
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| self.map("read", path, e))
+    }
+
     /// A streaming reader of a (large) object, as a futures `AsyncRead`.
     pub async fn reader(&self, path: &str) -> Result<opendal::FuturesAsyncReader, StorageError> {
         let r = self
@@ -1087,6 +1103,35 @@ impl Store {
             ));
         }
         out.sort();
+        Ok(out)
+    }
+
+    /// Every object under `dir`, at any depth: its path relative to `dir` and its size.
+    /// Sizes come from the listing where the store gives them (object stores), else from a
+    /// stat of each object (a local directory). Empty when `dir` does not exist.
+    pub async fn list_sizes(&self, dir: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let entries = match self.op.list_with(dir).recursive(true).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(self.map("list", dir, e)),
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            if e.metadata().is_dir() {
+                continue;
+            }
+            let mut size = e.metadata().content_length();
+            if size == 0 {
+                size = self
+                    .op
+                    .stat(e.path())
+                    .await
+                    .map_err(|err| self.map("stat", e.path(), err))?
+                    .content_length();
+            }
+            let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+            out.push((rel.trim_start_matches('/').to_owned(), size));
+        }
         Ok(out)
     }
 

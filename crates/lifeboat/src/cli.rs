@@ -20,6 +20,7 @@ use crate::cmd::restore::{RestoreCmd, RestoreCreate, RestoreGet};
 use crate::cmd::schedule::ScheduleCmd;
 use crate::cmd::server::{InstallArgs, ServerArgs, UninstallArgs};
 use crate::cmd::snapshot_location::SnapshotLocationCmd;
+use crate::cmd::volume::VolumeCmd;
 
 /// Kubernetes backup, restore and disaster recovery, Velero-compatible.
 #[derive(Parser, Debug)]
@@ -87,6 +88,10 @@ pub enum Command {
     /// etcd snapshots (files): status and verify.
     #[command(subcommand)]
     Etcd(EtcdCmd),
+    /// Volume data in restic-format repositories that plain restic reads: back a directory
+    /// up, restore a snapshot, list snapshots (on the node the data is on).
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Work with storage locations.
     #[command(subcommand, visible_alias = "backup-location")]
     Location(LocationCmd),

@@ -158,6 +158,23 @@ pub fn backups_dir(prefix: &str) -> String {
     join_prefix(prefix, "backups/")
 }
 
+/// `restic/<namespace>/` under `prefix`: the restic-format repository holding the volume
+/// data of one namespace's pods (the layout of Velero's restic uploader).
+pub fn restic_repo(prefix: &str, namespace: &str) -> String {
+    join_prefix(prefix, &format!("restic/{namespace}/"))
+}
+
+/// Where a restic repository keeps one of its files, relative to the repository: `config`,
+/// `data/<first two hex digits>/<id>` for packs, `<dir>/<id>` for keys, snapshots and
+/// indexes (restic's design document).
+pub fn restic_file(dir: &str, id_hex: &str) -> String {
+    match dir {
+        "config" => "config".to_owned(),
+        "data" => format!("data/{}/{id_hex}", id_hex.get(..2).unwrap_or(id_hex)),
+        _ => format!("{dir}/{id_hex}"),
+    }
+}
+
 /// `metadata/etcd/` under `prefix`: where etcd snapshots are stored (a lifeboat
 /// addition under Velero's `metadata/` top-level directory, which Velero ignores).
 pub fn etcd_snapshots_dir(prefix: &str) -> String {
@@ -307,6 +324,31 @@ mod tests {
             BackupPaths::new("/team-a/", "b1").metadata(),
             "team-a/backups/b1/velero-backup.json"
         );
+    }
+
+    #[rstest]
+    #[case::config("config", "00ff", "config")]
+    #[case::pack_one_dir_down("data", "ab12cd", "data/ab/ab12cd")]
+    #[case::snapshot("snapshots", "ab12cd", "snapshots/ab12cd")]
+    #[case::index("index", "ab12cd", "index/ab12cd")]
+    #[case::key("keys", "ab12cd", "keys/ab12cd")]
+    fn restic_files_are_where_restic_keeps_them(
+        #[case] dir: &str,
+        #[case] id: &str,
+        #[case] want: &str,
+    ) {
+        assert_eq!(restic_file(dir, id), want);
+    }
+
+    #[rstest]
+    #[case::no_prefix("", "app", "restic/app/")]
+    #[case::prefix("/team-a/", "app", "team-a/restic/app/")]
+    fn a_namespaces_repository_is_velero_s_restic_directory(
+        #[case] prefix: &str,
+        #[case] ns: &str,
+        #[case] want: &str,
+    ) {
+        assert_eq!(restic_repo(prefix, ns), want);
     }
 
     #[rstest]

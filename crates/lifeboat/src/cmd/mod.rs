@@ -11,3 +11,4 @@ pub mod schedule;
 pub mod server;
 pub mod snapshot_location;
 pub mod verify;
+pub mod volume;

@@ -33,4 +33,5 @@ mod support;
 mod tcp_proxy;
 mod velero_made;
 mod verify;
+mod volume;
 mod writes;

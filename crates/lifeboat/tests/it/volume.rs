@@ -1,0 +1,432 @@
+//! Volume data in restic-format repositories, against Debian's plain `restic` (installed
+//! by scripts/setup.sh): restic lists, checks (reading every pack) and restores what
+//! lifeboat wrote, lifeboat restores what restic wrote, in a local directory and in S3
+//! (moto); and the key is the user's, never a default.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::s3::{boto, list_keys, s3_endpoint};
+use crate::support::*;
+
+/// Runs plain restic with `key`; asserts success; returns stdout.
+fn restic(key: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = Command::new("restic")
+        .env("RESTIC_PASSWORD", key)
+        .env(
+            "RESTIC_CACHE_DIR",
+            std::env::temp_dir().join("lifeboat-it-restic-cache"),
+        )
+        .envs(envs.iter().copied())
+        .args(args)
+        .output()
+        .expect("restic (Debian's package; scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A volume's worth of files: text, an empty file, a larger random file, a nested
+/// directory, a symlink, and two files with the same content.
+fn make_volume(dir: &Path) {
+    std::fs::create_dir_all(dir.join("pgdata/base/1")).unwrap();
+    std::fs::write(dir.join("PG_VERSION"), "15\n").unwrap();
+    std::fs::write(dir.join("empty"), "").unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let random: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("pgdata/base/1/16384"), &random).unwrap();
+    std::fs::write(dir.join("pgdata/base/1/copy"), &random).unwrap();
+    std::fs::write(dir.join("pgdata/notes.txt"), "row 1\nrow 2\n".repeat(1000)).unwrap();
+    std::os::unix::fs::symlink("pgdata/notes.txt", dir.join("link")).unwrap();
+}
+
+/// Every entry below `dir` with its content (a symlink: its target), to compare trees.
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.file_type().is_symlink() {
+                out.push((
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                ));
+            } else if meta.is_dir() {
+                out.push((rel.clone(), "dir".into()));
+                walk(base, &p, out);
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                out.push((
+                    rel,
+                    format!("{} bytes, sum {}", data.len(), checksum(&data)),
+                ));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn checksum(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+#[test]
+#[ignore = "needs restic and moto: run scripts/test.sh"]
+fn plain_restic_reads_lifeboat_repositories_and_lifeboat_restores_restics() {
+    let env = Env::new();
+    let vol = env.dir.path().join("volume");
+    make_volume(&vol);
+    let repo = env.dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let key = "correct horse battery staple";
+    let lb = |args: &[&str]| {
+        let mut c = env.cmd();
+        c.env("LIFEBOAT_REPO_PASSWORD", key).args(args);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "lifeboat {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // lifeboat writes, restic reads: the snapshot, every pack's data, the files.
+    let first: serde_json::Value = serde_json::from_str(&lb(&[
+        "volume",
+        "backup",
+        "--path",
+        vol.to_str().unwrap(),
+        "--repo",
+        repo_s,
+        "--host",
+        "node-1",
+        "--tag",
+        "ns=shop",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let snaps: serde_json::Value =
+        serde_json::from_str(&restic(key, &["-r", repo_s, "snapshots", "--json"], &[])).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "{snaps}");
+    assert_eq!(snaps[0]["id"], first["id"]);
+    assert_eq!(snaps[0]["hostname"], "node-1");
+    assert_eq!(snaps[0]["tags"][0], "ns=shop");
+    let check = restic(key, &["-r", repo_s, "check", "--read-data"], &[]);
+    assert!(check.contains("no errors were found"), "{check}");
+    let by_restic = env.dir.path().join("by-restic");
+    restic(
+        key,
+        &[
+            "-r",
+            repo_s,
+            "restore",
+            "latest",
+            "--target",
+            by_restic.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let restored = by_restic.join(vol.strip_prefix("/").unwrap());
+    assert_eq!(contents(&restored), contents(&vol));
+
+    // A second backup has the first as parent and reads only the changed file.
+    std::fs::write(vol.join("pgdata/notes.txt"), "row 3\n").unwrap();
+    let second: serde_json::Value = serde_json::from_str(&lb(&[
+        "volume",
+        "backup",
+        "--path",
+        vol.to_str().unwrap(),
+        "--repo",
+        repo_s,
+        "--host",
+        "node-1",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(second["parent"], first["id"]);
+    assert_eq!(second["summary"]["filesRead"], 1, "{second}");
+    let check = restic(key, &["-r", repo_s, "check", "--read-data"], &[]);
+    assert!(check.contains("no errors were found"), "{check}");
+
+    // restic writes (a relative path, and an absolute one), lifeboat restores.
+    let other = env.dir.path().join("other");
+    make_volume(&other);
+    std::fs::write(other.join("only-restic"), "x").unwrap();
+    let out = Command::new("restic")
+        .env("RESTIC_PASSWORD", key)
+        .env(
+            "RESTIC_CACHE_DIR",
+            std::env::temp_dir().join("lifeboat-it-restic-cache"),
+        )
+        .current_dir(env.dir.path())
+        .args([
+            "-r",
+            repo_s,
+            "backup",
+            "other",
+            "--host",
+            "by-restic",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_lifeboat = env.dir.path().join("by-lifeboat");
+    let snaps: serde_json::Value = serde_json::from_str(&lb(&[
+        "volume",
+        "snapshots",
+        "--repo",
+        repo_s,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let restic_snap = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == "by-restic")
+        .unwrap_or_else(|| panic!("restic's snapshot is listed: {snaps}"));
+    let id = restic_snap["id"].as_str().unwrap();
+    lb(&[
+        "volume",
+        "restore",
+        &id[..8],
+        "--target",
+        by_lifeboat.to_str().unwrap(),
+        "--repo",
+        repo_s,
+    ]);
+    assert_eq!(contents(&by_lifeboat), contents(&other));
+
+    restic(
+        key,
+        &[
+            "-r",
+            repo_s,
+            "backup",
+            other.to_str().unwrap(),
+            "--host",
+            "abs",
+        ],
+        &[],
+    );
+    let abs = env.dir.path().join("abs");
+    lb(&[
+        "volume",
+        "restore",
+        "latest",
+        "--target",
+        abs.to_str().unwrap(),
+        "--repo",
+        repo_s,
+    ]);
+    assert_eq!(contents(&abs), contents(&other));
+}
+
+#[test]
+#[ignore = "needs restic and moto: run scripts/test.sh"]
+fn a_namespaces_repository_in_s3_is_velero_s_restic_directory_and_restic_reads_it() {
+    let env = Env::new();
+    let bucket = "lifeboat-it-volumes";
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[bucket]);
+    let creds = env.dir.path().join("credentials-velero");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let config = format!(
+        "region=us-east-1,s3Url={},s3ForcePathStyle=true",
+        s3_endpoint()
+    );
+    env.ok(&[
+        "location",
+        "create",
+        "s3",
+        "--provider",
+        "aws",
+        "--bucket",
+        bucket,
+        "--prefix",
+        "cluster-a",
+        "--config",
+        &config,
+        "--credential",
+        creds.to_str().unwrap(),
+    ]);
+    let vol = env.dir.path().join("volume");
+    make_volume(&vol);
+    let key = "s3 key";
+    let out = env
+        .cmd()
+        .env("LIFEBOAT_REPO_PASSWORD", key)
+        .args([
+            "volume",
+            "backup",
+            "--path",
+            vol.to_str().unwrap(),
+            "--storage-location",
+            "s3",
+            "--namespace",
+            "shop",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = list_keys(bucket);
+    assert!(
+        keys.contains(&"cluster-a/restic/shop/config".to_owned()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().all(|k| k.starts_with("cluster-a/restic/shop/")),
+        "everything is in the namespace's repository: {keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("cluster-a/restic/shop/data/")),
+        "{keys:?}"
+    );
+
+    let repo = format!(
+        "s3:{}/{bucket}/cluster-a/restic/shop",
+        s3_endpoint().trim_end_matches('/')
+    );
+    let s3_env = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    let check = restic(key, &["-r", &repo, "check", "--read-data"], &s3_env);
+    assert!(check.contains("no errors were found"), "{check}");
+    let target = env.dir.path().join("restored");
+    restic(
+        key,
+        &[
+            "-r",
+            &repo,
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        &s3_env,
+    );
+    assert_eq!(
+        contents(&target.join(vol.strip_prefix("/").unwrap())),
+        contents(&vol)
+    );
+}
+
+#[test]
+#[ignore = "needs restic and moto: run scripts/test.sh"]
+fn volume_work_without_the_right_key_is_refused_and_writes_nothing() {
+    let env = Env::new();
+    let vol = env.dir.path().join("volume");
+    make_volume(&vol);
+    let repo = env.dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let backup = [
+        "volume",
+        "backup",
+        "--path",
+        vol.to_str().unwrap(),
+        "--repo",
+        repo_s,
+    ];
+
+    // No key at all: refused before anything is read or written, and the error says how.
+    let out = env
+        .cmd()
+        .env_remove("LIFEBOAT_REPO_PASSWORD")
+        .env_remove("LIFEBOAT_REPO_PASSWORD_FILE")
+        .args(backup)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no built-in key") && stderr.contains("LIFEBOAT_REPO_PASSWORD"),
+        "{stderr}"
+    );
+    assert!(!repo.exists(), "no repository was created without a key");
+
+    // The right key makes the repository; restic opens it with that key.
+    let ok = env
+        .cmd()
+        .env("LIFEBOAT_REPO_PASSWORD", "right")
+        .args(backup)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    restic("right", &["-r", repo_s, "snapshots"], &[]);
+    let before = files_below(&repo);
+
+    // The wrong key: refused by name, and the repository is as it was.
+    std::fs::write(vol.join("new-file"), "changed").unwrap();
+    let out = env
+        .cmd()
+        .env("LIFEBOAT_REPO_PASSWORD", "wrong")
+        .args(backup)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not open it"), "{stderr}");
+    assert_eq!(
+        files_below(&repo),
+        before,
+        "nothing was written with the wrong key"
+    );
+
+    // A key in a file works as the variable does (a mounted Secret).
+    let key_file = env.dir.path().join("key");
+    std::fs::write(&key_file, "right\n").unwrap();
+    let out = env
+        .cmd()
+        .env_remove("LIFEBOAT_REPO_PASSWORD")
+        .env("LIFEBOAT_REPO_PASSWORD_FILE", &key_file)
+        .args(["volume", "snapshots", "--repo", repo_s, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 1);
+}
