@@ -6,7 +6,8 @@
 //! whether an archive fits on the disk it is extracted to, how a LIST goes on when its
 //! continue token expired, whether a backup lists a type per namespace or cluster-wide,
 //! whether the CLI works through the cluster's server or from this machine, whether a
-//! restored workload serves again.
+//! restored workload serves again, which pod volumes have their files backed up and where
+//! they are on the node.
 
 pub mod api_retry;
 pub mod archive;
@@ -16,6 +17,7 @@ pub mod backups;
 pub mod cli_mode;
 pub mod disk_space;
 pub mod etcd_snapshots;
+pub mod fs_backup;
 pub mod list_resume;
 pub mod list_sort;
 pub mod location;
