@@ -12,6 +12,9 @@ pub const KEY_ENV: &str = "LIFEBOAT_REPO_PASSWORD";
 /// in the server and the node agent).
 pub const KEY_FILE_ENV: &str = "LIFEBOAT_REPO_PASSWORD_FILE";
 
+/// Velero's static repository password (public, in its source).
+const VELERO_STATIC_KEY: &str = "static-passw0rd";
+
 /// A repository key. Its `Debug` never shows the value, so it cannot reach a log.
 #[derive(Clone)]
 pub struct RepoKey(String);
@@ -69,6 +72,14 @@ impl RepoKey {
                 ),
             }),
         }
+    }
+
+    /// The one key Velero encrypted every repository with (`static-passw0rd`, its
+    /// `pkg/repository/keys`), to read repositories Velero wrote when migrating. It is
+    /// public: anyone with the bucket reads such a repository. Never a default; callers
+    /// offer it for reading only, on an explicit flag.
+    pub fn velero_legacy() -> RepoKey {
+        RepoKey(VELERO_STATIC_KEY.to_owned())
     }
 
     /// The key's value, for the repository code only.

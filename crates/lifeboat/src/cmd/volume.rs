@@ -42,7 +42,10 @@ Examples:
 Examples:
   lifeboat volume restore latest --target /srv/data --storage-location default --namespace shop
   lifeboat volume restore 4f2a91c0 --target /tmp/check --repo file:///backups/repo
-  lifeboat volume restore 4f2a91c0:/srv/data/sub --target /tmp/sub --repo file:///backups/repo")]
+  lifeboat volume restore 4f2a91c0:/srv/data/sub --target /tmp/sub --repo file:///backups/repo
+  # a repository Velero's restic uploader wrote (its static key), to migrate its data
+  lifeboat volume restore latest --target /tmp/migrate --storage-location velero --namespace shop \
+      --velero-legacy-key")]
     Restore(RestoreArgs),
     /// List a repository's snapshots, oldest first.
     #[command(after_help = "\
@@ -70,6 +73,17 @@ pub struct RepoArgs {
     /// A file holding the repository key (one trailing newline is ignored).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+}
+
+/// Reading a repository Velero wrote.
+#[derive(Args, Debug)]
+pub struct LegacyArg {
+    /// Open the repository with Velero's static key (`static-passw0rd`, public in Velero's
+    /// source), to read or migrate a repository Velero's restic uploader wrote. Anyone with
+    /// the bucket can read such a repository: restore its data and back it up again into a
+    /// repository with your own key.
+    #[arg(long, conflicts_with = "password_file")]
+    pub velero_legacy_key: bool,
 }
 
 /// `volume backup`.
@@ -107,6 +121,8 @@ pub struct RestoreArgs {
     pub target: PathBuf,
     #[command(flatten)]
     pub repo: RepoArgs,
+    #[command(flatten)]
+    pub legacy: LegacyArg,
     /// Output format: table, json, yaml.
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
@@ -117,6 +133,8 @@ pub struct RestoreArgs {
 pub struct SnapshotsArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    #[command(flatten)]
+    pub legacy: LegacyArg,
     /// Output format: table, json, yaml.
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
@@ -133,8 +151,15 @@ pub async fn run(_cli: &Cli, cmd: &VolumeCmd) -> Result<Exit> {
 
 /// The repository the flags name, opened with the user's key (checked before anything
 /// else is done).
-fn open_repo(a: &RepoArgs) -> Result<Repo<TtyBars>> {
-    let key = RepoKey::resolve(a.password_file.as_deref(), |k| std::env::var(k).ok())?;
+fn open_repo(a: &RepoArgs, legacy: bool) -> Result<Repo<TtyBars>> {
+    let key = if legacy {
+        eprintln!(
+            "warning: opening the repository with Velero's public static key: anyone with the bucket can read it; restore its data and back it up into a repository with your own key"
+        );
+        RepoKey::velero_legacy()
+    } else {
+        RepoKey::resolve(a.password_file.as_deref(), |k| std::env::var(k).ok())?
+    };
     let (store, dir) = match (&a.repo, &a.namespace) {
         (Some(url), _) => {
             anyhow::ensure!(
@@ -165,7 +190,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 async fn backup(a: &BackupArgs) -> Result<Exit> {
-    let repo = open_repo(&a.repo)?;
+    let repo = open_repo(&a.repo, false)?;
     let path = a.path.clone();
     let req = BackupRequest {
         host: a.host.clone(),
@@ -202,7 +227,7 @@ async fn backup(a: &BackupArgs) -> Result<Exit> {
 }
 
 async fn restore(a: &RestoreArgs) -> Result<Exit> {
-    let repo = open_repo(&a.repo)?;
+    let repo = open_repo(&a.repo, a.legacy.velero_legacy_key)?;
     let (snapshot, target) = (a.snapshot.clone(), a.target.clone());
     let report = blocking(move || Ok(repo.restore(&snapshot, &target)?)).await?;
     if !output::print_structured(&report, &a.output)? {
@@ -219,7 +244,7 @@ async fn restore(a: &RestoreArgs) -> Result<Exit> {
 }
 
 async fn snapshots(a: &SnapshotsArgs) -> Result<Exit> {
-    let repo = open_repo(&a.repo)?;
+    let repo = open_repo(&a.repo, a.legacy.velero_legacy_key)?;
     let snaps = blocking(move || Ok(repo.snapshots()?)).await?;
     if !output::print_structured(&snaps, &a.output)? {
         let rows: Vec<Vec<String>> = snaps

@@ -430,3 +430,73 @@ fn volume_work_without_the_right_key_is_refused_and_writes_nothing() {
     let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 1);
 }
+
+#[test]
+#[ignore = "needs restic and moto: run scripts/test.sh"]
+fn a_repository_velero_wrote_is_read_with_its_static_key_only_when_asked() {
+    let env = Env::new();
+    // What Velero's restic uploader leaves: <prefix>/restic/<namespace>, its static key.
+    let loc = env.dir.path().join("velero-bucket");
+    let repo = loc.join("restic/shop");
+    let vol = env.dir.path().join("volume");
+    make_volume(&vol);
+    restic(
+        "static-passw0rd",
+        &["-r", repo.to_str().unwrap(), "init"],
+        &[],
+    );
+    restic(
+        "static-passw0rd",
+        &[
+            "-r",
+            repo.to_str().unwrap(),
+            "backup",
+            vol.to_str().unwrap(),
+            "--host",
+            "velero",
+        ],
+        &[],
+    );
+    let url = format!("file://{}", loc.display());
+    let target = env.dir.path().join("migrated");
+    let restore = [
+        "volume",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--storage-location",
+        &url,
+        "--namespace",
+        "shop",
+    ];
+
+    // Not without the flag: the static key is never a default.
+    let out = env
+        .cmd()
+        .env_remove("LIFEBOAT_REPO_PASSWORD")
+        .args(restore)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no built-in key"));
+    assert!(!target.exists());
+
+    let out = env
+        .cmd()
+        .env_remove("LIFEBOAT_REPO_PASSWORD")
+        .args(restore)
+        .arg("--velero-legacy-key")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Velero's public static key"),
+        "the user is told what the key means"
+    );
+    assert_eq!(contents(&target), contents(&vol));
+}
