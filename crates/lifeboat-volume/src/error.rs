@@ -44,6 +44,18 @@ pub enum VolumeError {
         /// Why, and what to do.
         reason: String,
     },
+    /// The target's disk has no room for what a restore writes.
+    #[error(
+        "restoring into {target} needs {needed} bytes and {free} are free there; free space on that disk or restore elsewhere (--target)"
+    )]
+    NoRoom {
+        /// The restore's target.
+        target: String,
+        /// Bytes free there.
+        free: u64,
+        /// Bytes the restore writes.
+        needed: u64,
+    },
     /// The repository work failed.
     #[error("repository {repo}: {what} failed: {message}")]
     Repository {

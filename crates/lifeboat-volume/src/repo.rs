@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use lifeboat_types::rules::disk_space;
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, FileType, KeyOptions, LocalDestination, LsOptions,
     NoProgressBars, OpenStatus, ParentOptions, PathList, ProgressBars, ReadBackend, Repository,
@@ -307,8 +308,42 @@ impl<P: ProgressBars + Clone> Repo<P> {
             files_unchanged: plan.stats.files.unchanged,
             bytes: plan.restore_size,
         };
-        repo.restore(plan, &opts, ls, &dest)
-            .map_err(self.err("restore"))?;
+        // Refused before anything is written when the disk cannot hold it (rustic_core
+        // stops a restore whose writes fail with a panic, caught below).
+        if let Ok(Some(free)) = lifeboat_engine::extract::free_space(target)
+            && let Err(short) = disk_space::check(free, report.bytes, 0)
+        {
+            return Err(VolumeError::NoRoom {
+                target: target_str.to_owned(),
+                free: short.free,
+                needed: short.needed,
+            });
+        }
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            repo.restore(plan, &opts, ls, &dest)
+        }));
+        match run {
+            Ok(done) => done.map_err(self.err("restore"))?,
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                return Err(VolumeError::Repository {
+                    repo: self.name.clone(),
+                    what: "restore",
+                    message: if text.contains("No space left") {
+                        format!(
+                            "the disk of {target_str} is full; free space there or restore elsewhere (--target)"
+                        )
+                    } else {
+                        format!("writing into {target_str} stopped: {text}")
+                    },
+                    retryable: false,
+                });
+            }
+        }
         Ok(report)
     }
 }
