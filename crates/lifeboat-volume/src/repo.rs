@@ -293,7 +293,9 @@ impl<P: ProgressBars + Clone> Repo<P> {
                 reason: e.display_log(),
             }
         })?;
-        let opts = RestoreOptions::default();
+        // Owners by number: a volume's files belong to the container's users, whose ids
+        // mean nothing in the node's (or this machine's) user database.
+        let opts = RestoreOptions::default().numeric_id(true);
         let ls = repo
             .ls(&node, &LsOptions::default())
             .map_err(self.err("restore"))?;

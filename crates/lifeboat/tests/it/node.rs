@@ -849,20 +849,7 @@ fn postgres_image_runs_a_database() {
     let env = Env::on_node();
     let ns = "node-postgres";
     fresh_namespace(&env, ns);
-    let image = env.kubectl(
-        &[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={.items[0].status.images[*].names}",
-        ],
-        None,
-    );
-    let postgres = image
-        .split(['[', ']', ',', '"', ' '])
-        .find(|n| n.starts_with("localhost/postgres:") && !n.ends_with(":latest"))
-        .unwrap_or_else(|| panic!("no localhost/postgres image on the node: {image}"))
-        .to_string();
+    let postgres = postgres_image(&env);
     env.apply(&format!(
         r#"apiVersion: v1
 kind: Pod
@@ -894,6 +881,223 @@ spec:
         "PGPASSWORD=wrong psql -h 127.0.0.1 -U postgres -d shop -Atc 'select 1' 2>&1 || true",
     );
     assert!(wrong.contains("password authentication failed"), "{wrong}");
+    env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
+
+/// The PostgreSQL image on the node (scripts/build-image.py --image postgres).
+fn postgres_image(env: &Env) -> String {
+    let image = env.kubectl(
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[0].status.images[*].names}",
+        ],
+        None,
+    );
+    image
+        .split(['[', ']', ',', '"', ' '])
+        .find(|n| n.starts_with("localhost/postgres:") && !n.ends_with(":latest"))
+        .unwrap_or_else(|| panic!("no localhost/postgres image on the node: {image}"))
+        .to_string()
+}
+
+/// The node's kubelet root directory on this machine (beside its containerd socket).
+fn kubelet_root() -> std::path::PathBuf {
+    let sock = std::env::var("LIFEBOAT_IT_NODE_CONTAINERD").expect(NEEDS);
+    let first = sock.split(':').next().unwrap_or_default().to_owned();
+    std::path::Path::new(&first)
+        .parent()
+        .expect("the node's directory")
+        .join("kubelet")
+}
+
+/// Where volume `volume` (an emptyDir) of pod `pod` is on the node, by the rule the node
+/// agent uses.
+fn empty_dir_on_node(env: &Env, ns: &str, pod: &str, volume: &str) -> String {
+    use lifeboat_types::rules::fs_backup::{Decision, Source, VolumeChoice, node_path};
+    let uid = env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "pod",
+            pod,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+        None,
+    );
+    let choice = VolumeChoice {
+        name: volume.to_owned(),
+        source: Source::EmptyDir,
+        decision: Decision::Backup,
+    };
+    node_path(kubelet_root().to_str().unwrap(), uid.trim(), &choice, None).unwrap()
+}
+
+/// A database on the real node, without the server (`lifeboat volume` on the node, as the
+/// docs tell people who run no node agent): PostgreSQL writes 1,000 rows into an emptyDir;
+/// the guides' two pre hooks run (CHECKPOINT, and pg_dump into the volume); the volume is
+/// backed up; the post hook removes the dump; the namespace is deleted. The pod comes back
+/// with an init container that waits for the data (the test plays the restore's wait: the
+/// init container the restore will inject is not built yet), `volume restore` writes the
+/// volume into the new pod's directory, and PostgreSQL starts on it: every row is there,
+/// and the dump removed after the backup is in the snapshot.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn a_database_volume_comes_back_on_the_real_node() {
+    let env = Env::on_node();
+    let ns = "node-vol-db";
+    fresh_namespace(&env, ns);
+    let postgres = postgres_image(&env);
+    let pod = |name: &str, wait: bool| {
+        let init = if wait {
+            format!(
+                "  initContainers:\n  - name: restore-wait\n    image: {BUSYBOX}\n    imagePullPolicy: IfNotPresent\n    command: [sh, -c, 'until [ -f /var/lib/postgresql/data/.lifeboat-restored ]; do sleep 0.2; done; rm /var/lib/postgresql/data/.lifeboat-restored']\n    volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]\n"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {ns}
+  annotations: {{backup.velero.io/backup-volumes: data}}
+spec:
+{init}  containers:
+  - name: postgres
+    image: {postgres}
+    imagePullPolicy: IfNotPresent
+    env: [{{name: POSTGRES_PASSWORD, value: not-a-real-password}}, {{name: POSTGRES_DB, value: shop}}]
+    readinessProbe: {{exec: {{command: [pg_isready, -h, /tmp]}}, periodSeconds: 1}}
+    volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"#
+        )
+    };
+    env.apply(&pod("db", false));
+    wait_pod_ready(&env, ns, "db");
+    let psql = "PGPASSWORD=not-a-real-password psql -h 127.0.0.1 -U postgres -d shop -Atc";
+    sh(
+        &env,
+        ns,
+        "db",
+        &format!("{psql} 'create table t(x int); insert into t select generate_series(1, 1000)'"),
+    );
+    // The pre hooks of the guides: a checkpoint, and a dump into the volume.
+    sh(&env, ns, "db", &format!("{psql} CHECKPOINT"));
+    sh(
+        &env,
+        ns,
+        "db",
+        "PGPASSWORD=not-a-real-password pg_dump -h 127.0.0.1 -U postgres shop > /var/lib/postgresql/data/shop.sql",
+    );
+    let path = empty_dir_on_node(&env, ns, "db", "data");
+    assert!(
+        std::path::Path::new(&path)
+            .join("pgdata/PG_VERSION")
+            .is_file(),
+        "the emptyDir is where the rule says: {path}"
+    );
+    let location = format!("file://{}", env.dir.path().join("bucket").display());
+    let volume = |args: &[&str]| {
+        let out = env
+            .cmd()
+            .env("LIFEBOAT_REPO_PASSWORD", "node-key")
+            .arg("volume")
+            .args(args)
+            .args(["--storage-location", &location, "--namespace", ns])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lifeboat volume {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    volume(&[
+        "backup",
+        "--path",
+        &path,
+        "--as-path",
+        "/db/data",
+        "--tag",
+        "volume=data",
+    ]);
+    // The post hook.
+    sh(&env, ns, "db", "rm /var/lib/postgresql/data/shop.sql");
+
+    env.kubectl(&["delete", "namespace", ns, "--wait=true"], None);
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "the old volume is gone"
+    );
+    env.kubectl(&["create", "namespace", ns], None);
+    env.apply(&pod("db", true));
+    // The new pod's volume exists once its init container runs.
+    let mut new_path = String::new();
+    eventually(
+        Duration::from_secs(90),
+        "the new pod's volume exists",
+        || {
+            let uid = kubectl_maybe(
+                &env,
+                &[
+                    "-n",
+                    ns,
+                    "get",
+                    "pod",
+                    "db",
+                    "-o",
+                    "jsonpath={.metadata.uid}",
+                ],
+            )
+            .unwrap_or_default();
+            if uid.trim().is_empty() {
+                return false;
+            }
+            new_path = empty_dir_on_node(&env, ns, "db", "data");
+            std::path::Path::new(&new_path).is_dir()
+        },
+    );
+    assert_ne!(new_path, path);
+    volume(&["restore", "latest", "--target", &new_path]);
+    std::fs::write(
+        std::path::Path::new(&new_path).join(".lifeboat-restored"),
+        "",
+    )
+    .unwrap();
+    wait_pod_ready(&env, ns, "db");
+    let count = sh(
+        &env,
+        ns,
+        "db",
+        &format!("{psql} 'select count(*), sum(x) from t'"),
+    );
+    assert_eq!(
+        count.trim(),
+        "1000|500500",
+        "every row written before the backup"
+    );
+
+    // The dump the post hook removed is in the snapshot.
+    let dump_dir = env.dir.path().join("dump");
+    volume(&[
+        "restore",
+        "latest:/db/data/shop.sql",
+        "--target",
+        dump_dir.join("shop.sql").to_str().unwrap(),
+    ]);
+    let dump = std::fs::read_to_string(dump_dir.join("shop.sql")).unwrap();
+    assert!(
+        dump.contains("COPY public.t (x) FROM stdin;"),
+        "{}",
+        &dump[..dump.len().min(400)]
+    );
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
 }
 
