@@ -10,12 +10,15 @@
 //! - `backend`: rustic_core's backend traits over `lifeboat_engine::storage::Store`.
 //! - `key`: where the key comes from; refused when there is none.
 //! - `repo`: open or create, back up a directory, restore a snapshot, list snapshots.
+//! - `restorer`: a snapshot's tree written into a directory, a few files at a time, naming
+//!   the files that could not be restored.
 //! - `error`: what went wrong, naming the repository, and whether to retry.
 
 pub mod backend;
 pub mod error;
 pub mod key;
 pub mod repo;
+pub mod restorer;
 
 pub use backend::StoreBackend;
 pub use error::VolumeError;

@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use lifeboat_types::rules::disk_space;
 use rustic_core::{
-    BackupOptions, ConfigOptions, Credentials, FileType, KeyOptions, LocalDestination, LsOptions,
-    NoProgressBars, OpenStatus, ParentOptions, PathList, ProgressBars, ReadBackend, Repository,
-    RepositoryBackends, RepositoryOptions, RestoreOptions, SnapshotOptions, repofile::SnapshotFile,
+    BackupOptions, ConfigOptions, Credentials, FileType, KeyOptions, NoProgressBars, OpenStatus,
+    ParentOptions, PathList, ProgressBars, ReadBackend, Repository, RepositoryBackends,
+    RepositoryOptions, SnapshotOptions, repofile::SnapshotFile,
 };
 use serde::Serialize;
 
 use crate::backend::StoreBackend;
 use crate::error::VolumeError;
 use crate::key::RepoKey;
+use crate::restorer::{self, FailedFile};
 
 /// A repository in a storage location, with the key that opens it.
 #[derive(Debug, Clone)]
@@ -107,12 +108,14 @@ pub struct RestoreReport {
     pub path: String,
     /// Where it was written.
     pub target: String,
-    /// Files written (new or changed).
+    /// Files written whole.
     pub files_restored: u64,
-    /// Files already there with the same content.
-    pub files_unchanged: u64,
-    /// Bytes to write.
+    /// Bytes of those files.
     pub bytes: u64,
+    /// Files not restored (their data could not be read, or written), each with why; the
+    /// rest was restored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedFile>,
 }
 
 impl Repo<NoProgressBars> {
@@ -283,69 +286,36 @@ impl<P: ProgressBars + Clone> Repo<P> {
                 snapshot: format!("{id}:{path}"),
             });
         };
-        let target_str = target.to_str().ok_or_else(|| VolumeError::Path {
-            path: target.display().to_string(),
-            reason: "the target path is not valid UTF-8".into(),
-        })?;
-        let dest = LocalDestination::new(target_str, true, !node.is_dir()).map_err(|e| {
-            VolumeError::Path {
-                path: target_str.to_owned(),
-                reason: e.display_log(),
-            }
-        })?;
-        // Owners by number: a volume's files belong to the container's users, whose ids
-        // mean nothing in the node's (or this machine's) user database.
-        let opts = RestoreOptions::default().numeric_id(true);
-        let ls = repo
-            .ls(&node, &LsOptions::default())
-            .map_err(self.err("restore"))?;
-        let plan = repo
-            .prepare_restore(&opts, ls.clone(), &dest, false)
-            .map_err(self.err("restore"))?;
-        let report = RestoreReport {
-            snapshot: snap.id.to_hex().as_str().to_owned(),
-            path,
-            target: target_str.to_owned(),
-            files_restored: plan.stats.files.restore,
-            files_unchanged: plan.stats.files.unchanged,
-            bytes: plan.restore_size,
+        let target_str = target.display().to_string();
+        let needed = restorer::total_size(&repo, &node).map_err(self.err("restore"))?;
+        // Refused before anything is written when the disk cannot hold it.
+        let room_at = if node.is_dir() {
+            target
+        } else {
+            target.parent().unwrap_or(target)
         };
-        // Refused before anything is written when the disk cannot hold it (rustic_core
-        // stops a restore whose writes fail with a panic, caught below).
-        if let Ok(Some(free)) = lifeboat_engine::extract::free_space(target)
-            && let Err(short) = disk_space::check(free, report.bytes, 0)
+        std::fs::create_dir_all(room_at).map_err(|e| VolumeError::Path {
+            path: room_at.display().to_string(),
+            reason: format!("cannot create the target: {e}"),
+        })?;
+        if let Ok(Some(free)) = lifeboat_engine::extract::free_space(room_at)
+            && let Err(short) = disk_space::check(free, needed, 0)
         {
             return Err(VolumeError::NoRoom {
-                target: target_str.to_owned(),
+                target: target_str,
                 free: short.free,
                 needed: short.needed,
             });
         }
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            repo.restore(plan, &opts, ls, &dest)
-        }));
-        match run {
-            Ok(done) => done.map_err(self.err("restore"))?,
-            Err(panic) => {
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default();
-                return Err(VolumeError::Repository {
-                    repo: self.name.clone(),
-                    what: "restore",
-                    message: if text.contains("No space left") {
-                        format!(
-                            "the disk of {target_str} is full; free space there or restore elsewhere (--target)"
-                        )
-                    } else {
-                        format!("writing into {target_str} stopped: {text}")
-                    },
-                    retryable: false,
-                });
-            }
-        }
+        let outcome = restorer::restore(&repo, &node, target).map_err(self.err("restore"))?;
+        let report = RestoreReport {
+            snapshot: snap.id.to_hex().as_str().to_owned(),
+            path,
+            target: target_str,
+            files_restored: outcome.files,
+            bytes: outcome.bytes,
+            failed: outcome.failed,
+        };
         Ok(report)
     }
 }

@@ -39,6 +39,10 @@ Examples:
     /// snapshot of one directory is restored from that directory, so its files land
     /// directly in --target. Snapshots written by plain restic restore the same way.
     #[command(after_help = "\
+Exit codes: 0 restored whole; 1 nothing restored (the error says why: key, snapshot, room on
+the disk); 2 usage; 3 some files could not be restored (a damaged or missing pack): each is
+named with why and removed, and every other file was restored.
+
 Examples:
   lifeboat volume restore latest --target /srv/data --storage-location default --namespace shop
   lifeboat volume restore 4f2a91c0 --target /tmp/check --repo file:///backups/repo
@@ -232,15 +236,26 @@ async fn restore(a: &RestoreArgs) -> Result<Exit> {
     let report = blocking(move || Ok(repo.restore(&snapshot, &target)?)).await?;
     if !output::print_structured(&report, &a.output)? {
         println!(
-            "restored snapshot {} ({}) into {}: {} files written, {} already there",
+            "restored snapshot {} ({}) into {}: {} files, {}",
             short(&report.snapshot),
             report.path,
             report.target,
             report.files_restored,
-            report.files_unchanged
+            human(report.bytes)
         );
     }
-    Ok(Exit::Ok)
+    if report.failed.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    eprintln!(
+        "error: {} files could not be restored (removed from {}); the rest was restored:",
+        report.failed.len(),
+        report.target
+    );
+    for f in &report.failed {
+        eprintln!("  {}: {}", f.path, f.reason);
+    }
+    Ok(Exit::PartiallyFailed)
 }
 
 async fn snapshots(a: &SnapshotsArgs) -> Result<Exit> {

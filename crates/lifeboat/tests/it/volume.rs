@@ -687,3 +687,97 @@ fn a_restore_onto_a_full_disk_fails_naming_where() {
         "nothing was written"
     );
 }
+
+/// A damaged pack: the restore names each file whose data was in it (with why), removes
+/// them, restores every other file whole, and exits 3. Regression: rustic_core's restorer
+/// panicked on the first pack it could not read.
+#[test]
+#[ignore = "needs restic and moto: run scripts/test.sh"]
+fn a_damaged_pack_costs_only_the_files_in_it() {
+    let env = Env::new();
+    let vol = env.dir.path().join("volume");
+    random_files(&vol, 12, 3 << 20);
+    let repo = env.dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let out = env
+        .cmd()
+        .env("LIFEBOAT_REPO_PASSWORD", "k")
+        .args([
+            "volume",
+            "backup",
+            "--path",
+            vol.to_str().unwrap(),
+            "--repo",
+            repo_s,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packs: Vec<std::path::PathBuf> = files_below(&repo.join("data"))
+        .into_iter()
+        .map(|p| repo.join("data").join(p))
+        .collect();
+    assert!(
+        packs.len() >= 3,
+        "several packs to damage one of: {packs:?}"
+    );
+    let victim = packs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut data = std::fs::read(victim).unwrap();
+    let mid = data.len() / 2;
+    for b in &mut data[mid..mid + 64] {
+        *b ^= 0xff;
+    }
+    std::fs::write(victim, data).unwrap();
+
+    let target = env.dir.path().join("restored");
+    let out = env
+        .cmd()
+        .env("LIFEBOAT_REPO_PASSWORD", "k")
+        .args([
+            "volume",
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+            "--repo",
+            repo_s,
+        ])
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<String> = report["failed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("failed files are listed: {report}"))
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!failed.is_empty() && failed.len() < 12, "{failed:?}");
+    for f in &failed {
+        assert!(stderr.contains(f.as_str()), "stderr names {f}: {stderr}");
+        assert!(
+            !target.join(f).exists(),
+            "{f} is removed, not left half-written"
+        );
+    }
+    for name in files_below(&vol) {
+        if failed.contains(&name) {
+            continue;
+        }
+        assert_eq!(
+            std::fs::read(target.join(&name)).unwrap(),
+            std::fs::read(vol.join(&name)).unwrap(),
+            "{name} is restored whole"
+        );
+    }
+}
