@@ -64,12 +64,21 @@ fn init_logging(cli: &Cli) {
         1 => "info,lifeboat=info",
         _ => "debug,hyper=info,rustls=info,tower=info,h2=info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-                .unwrap_or_else(|_| filter.into()),
+    use tracing_subscriber::prelude::*;
+    let shown = tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
+        .unwrap_or_else(|_| filter.into());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(shown),
         )
-        .with_writer(std::io::stderr)
+        // Volume backups count what rustic_core skipped, whatever is shown.
+        .with(
+            matches!(cli.command, Command::Volume(_))
+                .then_some(cmd::volume::SkipCounter)
+                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+        )
         .init();
 }
 

@@ -182,11 +182,11 @@ pub fn install_warnings(a: &InstallArgs) -> Vec<String> {
     }
     if a.use_node_agent == Some(true) {
         w.push(
-            "not supported yet: the node agent (--use-node-agent): no DaemonSet is installed; pod volume data is not backed up".into(),
+            "not supported yet: the node agent (--use-node-agent): no DaemonSet is installed; pod volume data is not backed up by backups (copy it on the node with `lifeboat volume backup`: docs/volumes.md)".into(),
         );
     }
     if a.default_volumes_to_fs_backup == Some(true) {
-        w.push("not supported yet: file-system volume backups (--default-volumes-to-fs-backup): pod volume data is not backed up".into());
+        w.push("not supported yet: file-system volume backups (--default-volumes-to-fs-backup): pod volume data is not backed up by backups (copy it on the node with `lifeboat volume backup`: docs/volumes.md)".into());
     }
     if let Some(u) = &a.uploader_type {
         w.push(format!(

@@ -202,7 +202,11 @@ async fn backup(a: &BackupArgs) -> Result<Exit> {
         tags: a.tags.clone(),
         force: a.force,
     };
+    let skipped_before = SKIPPED.load(std::sync::atomic::Ordering::Relaxed);
     let snap = blocking(move || Ok(repo.backup(&path, &req)?)).await?;
+    let skipped = SKIPPED
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(skipped_before);
     if !output::print_structured(&snap, &a.output)? {
         let counted = snap
             .summary
@@ -226,6 +230,13 @@ async fn backup(a: &BackupArgs) -> Result<Exit> {
             short(&snap.id),
             snap.paths.join(", ")
         );
+    }
+    if skipped > 0 {
+        eprintln!(
+            "error: snapshot {} lacks {skipped} files or directories that could not be read (each is logged above); the rest is stored",
+            short(&snap.id)
+        );
+        return Ok(Exit::PartiallyFailed);
     }
     Ok(Exit::Ok)
 }
@@ -341,5 +352,55 @@ impl RusticProgress for Bar {
     }
     fn finish(&self) {
         self.0.finish_and_clear();
+    }
+}
+
+/// Entries rustic_core skipped while backing up because they could not be read (it logs
+/// "ignoring error: ..." and goes on, as restic does). Counted from its log records by
+/// [`SkipCounter`], so that `volume backup` can say its snapshot lacks them.
+static SKIPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A logging layer counting rustic_core's skipped entries (into [`SKIPPED`]); it sees every
+/// event, whatever the log filter shows.
+pub struct SkipCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SkipCounter {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if *event.metadata().level() > tracing::Level::WARN {
+            return;
+        }
+        // rustic_core logs through the `log` crate: its records arrive as events whose
+        // own target is the bridge's, with the real one in the `log.target` field.
+        #[derive(Default)]
+        struct Seen {
+            target: String,
+            skipped: bool,
+        }
+        impl tracing::field::Visit for Seen {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "log.target" {
+                    value.clone_into(&mut self.target);
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.skipped = format!("{value:?}").starts_with("ignoring error:");
+                }
+            }
+        }
+        let mut seen = Seen::default();
+        event.record(&mut seen);
+        let target = if seen.target.is_empty() {
+            event.metadata().target()
+        } else {
+            &seen.target
+        };
+        if seen.skipped && target.starts_with("rustic_core::archiver") {
+            SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
