@@ -35,16 +35,6 @@ impl StoreBackend {
         StoreBackend { store, root, rt }
     }
 
-    /// The store the repository lives in.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// The repository's directory in its location.
-    pub fn root(&self) -> &str {
-        &self.root
-    }
-
     fn path(&self, tpe: FileType, id: &Id) -> String {
         join_prefix(&self.root, &restic_file(tpe.dirname(), &id.to_hex()))
     }

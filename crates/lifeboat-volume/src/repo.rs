@@ -179,16 +179,21 @@ impl<P: ProgressBars + Clone> Repo<P> {
                 repo: self.name.clone(),
             });
         }
+        self.open_existing()
+    }
+
+    /// Opens the repository known to exist.
+    fn open_existing(&self) -> Result<Repository<OpenStatus>, VolumeError> {
         self.repository()?
             .open(&self.credentials())
             .map_err(self.err("open"))
     }
 
     /// Opens the repository, creating it (format version 2, compressed) when there is
-    /// none. Returns whether it was created.
-    pub fn open_or_init(&self) -> Result<(Repository<OpenStatus>, bool), VolumeError> {
+    /// none.
+    pub fn open_or_init(&self) -> Result<Repository<OpenStatus>, VolumeError> {
         if self.exists()? {
-            return Ok((self.open()?, false));
+            return self.open_existing();
         }
         let repo = self
             .repository()?
@@ -199,7 +204,7 @@ impl<P: ProgressBars + Clone> Repo<P> {
             )
             .map_err(self.err("create"))?;
         tracing::info!(repo = %self.name, "created the repository");
-        Ok((repo, true))
+        Ok(repo)
     }
 
     /// Backs `source` (a directory) up into a new snapshot, creating the repository when
@@ -220,7 +225,7 @@ impl<P: ProgressBars + Clone> Repo<P> {
             path: source.display().to_string(),
             reason: e.to_string(),
         })?;
-        let (repo, _) = self.open_or_init()?;
+        let repo = self.open_or_init()?;
         let repo = repo.to_indexed_ids().map_err(self.err("read the index"))?;
         let mut snap_opts = SnapshotOptions::default();
         if let Some(h) = &req.host {

@@ -1,7 +1,6 @@
 //! `volume backup|restore|snapshots`: volume data in restic-format repositories, from the
 //! machine the data is on (a node, for people without the server's node agent).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -12,7 +11,7 @@ use lifeboat_volume::{BackupRequest, Repo, RepoKey, StoreBackend};
 use lifeboat_volume::{Progress, ProgressBars, ProgressType, RusticProgress};
 
 use crate::cli::{Cli, Output};
-use crate::common::{is_location_url, resolve_location};
+use crate::common::{is_location_url, progress_bar, resolve_location};
 use crate::exit::Exit;
 use crate::output;
 
@@ -313,9 +312,6 @@ pub struct TtyBars;
 
 impl ProgressBars for TtyBars {
     fn progress(&self, kind: ProgressType, prefix: &str) -> Progress {
-        if !std::io::stderr().is_terminal() {
-            return Progress::hidden();
-        }
         let template = match kind {
             ProgressType::Spinner => "{spinner} {prefix} {elapsed}",
             ProgressType::Counter => "{spinner} {prefix} [{bar:30}] {pos}/{len}",
@@ -323,12 +319,10 @@ impl ProgressBars for TtyBars {
                 "{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
             }
         };
-        let pb = indicatif::ProgressBar::new(0).with_prefix(prefix.to_owned());
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
+        let Some(pb) = progress_bar(true, template) else {
+            return Progress::hidden();
+        };
+        pb.set_prefix(prefix.to_owned());
         pb.enable_steady_tick(std::time::Duration::from_millis(200));
         Progress::new(Bar(pb))
     }
