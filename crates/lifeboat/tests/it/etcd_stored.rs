@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::etcd_restore::{Member, all_keys, etcdctl, restore_args};
-use crate::s3::s3_endpoint;
+use crate::s3::{s3_endpoint, s3_location};
 use crate::support::*;
 
 fn etcd_endpoint() -> String {
@@ -33,36 +33,6 @@ fn boto(script: &str, args: &[&str]) {
         "boto3: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A location `name` on moto's bucket `bucket` under prefix `p`.
-fn s3_location(env: &Env, name: &str, bucket: &str) {
-    boto("s3.create_bucket(Bucket=sys.argv[1])", &[bucket]);
-    let creds = env.dir.path().join("credentials-velero");
-    std::fs::write(
-        &creds,
-        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
-    )
-    .unwrap();
-    let config = format!(
-        "region=us-east-1,s3Url={},s3ForcePathStyle=true",
-        s3_endpoint()
-    );
-    env.ok(&[
-        "location",
-        "create",
-        name,
-        "--provider",
-        "aws",
-        "--bucket",
-        bucket,
-        "--prefix",
-        "p",
-        "--config",
-        &config,
-        "--credential",
-        creds.to_str().unwrap(),
-    ]);
 }
 
 fn get_object(bucket: &str, key: &str, to: &Path) -> Vec<u8> {
@@ -119,7 +89,7 @@ fn download_writes_what_was_stored_privately_and_refuses_damage() {
     let env = Env::new();
     // moto keeps buckets between runs: one per run.
     let bucket = &format!("lifeboat-it-etcd-download-{}", std::process::id());
-    s3_location(&env, "s3", bucket);
+    s3_location(&env, "s3", bucket, "p");
     save(&env, &etcd_endpoint(), "s3", "it", "e1.db");
     let scratch = env.dir.path().join("scratch");
     let stored = get_object(bucket, "p/metadata/etcd/it/e1.db", &scratch);
@@ -265,7 +235,7 @@ fn restore_from_a_location_gzip_and_damage() {
     let env = Env::new();
     let dir = env.dir.path();
     let bucket = &format!("lifeboat-it-etcd-restore-{}", std::process::id());
-    s3_location(&env, "s3", bucket);
+    s3_location(&env, "s3", bucket, "p");
     // A source etcd whose keys change between two stored snapshots.
     let src = Member::new(dir, "src");
     let src_log = dir.join("src.log");

@@ -1004,20 +1004,10 @@ spec:
     );
     let location = format!("file://{}", env.dir.path().join("bucket").display());
     let volume = |args: &[&str]| {
-        let out = env
-            .cmd()
-            .env("LIFEBOAT_REPO_PASSWORD", "node-key")
-            .arg("volume")
-            .args(args)
-            .args(["--storage-location", &location, "--namespace", ns])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "lifeboat volume {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut all = vec!["volume"];
+        all.extend_from_slice(args);
+        all.extend(["--storage-location", &location, "--namespace", ns]);
+        crate::volume::ok_with_key(&env, "node-key", &all)
     };
     volume(&[
         "backup",

@@ -27,27 +27,10 @@ pub(crate) fn boto(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-pub(crate) fn list_keys(bucket: &str) -> Vec<String> {
-    let out = boto(
-        "p = s3.get_paginator('list_objects_v2')\nkeys = [o['Key'] for page in p.paginate(Bucket=sys.argv[1]) for o in page.get('Contents', [])]\nprint(json.dumps(sorted(keys)))",
-        &[bucket],
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
-#[test]
-#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
-fn backup_to_s3_matches_directory_layout() {
-    let env = Env::new();
-    let bucket = "lifeboat-it";
+/// A location `name` on moto's bucket `bucket` (created) under prefix `prefix`; returns
+/// the Velero credentials file it uses.
+pub(crate) fn s3_location(env: &Env, name: &str, bucket: &str, prefix: &str) -> std::path::PathBuf {
     boto("s3.create_bucket(Bucket=sys.argv[1])", &[bucket]);
-    env.apply(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: it-s3}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1, namespace: it-s3}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s1, namespace: it-s3}\nstringData: {k: v}\n",
-    );
-    // What the controllers add to a new namespace is there before the first backup: the
-    // two backups below are compared, and a busy control plane adds it between them.
-    env.wait_for(&["configmaps", "-n", "it-s3"], 2);
-    env.wait_for(&["serviceaccounts", "-n", "it-s3"], 1);
     let creds = env.dir.path().join("credentials-velero");
     std::fs::write(
         &creds,
@@ -61,18 +44,42 @@ fn backup_to_s3_matches_directory_layout() {
     env.ok(&[
         "location",
         "create",
-        "s3",
+        name,
         "--provider",
         "aws",
         "--bucket",
         bucket,
         "--prefix",
-        "cluster-a",
+        prefix,
         "--config",
         &config,
         "--credential",
         creds.to_str().unwrap(),
     ]);
+    creds
+}
+
+pub(crate) fn list_keys(bucket: &str) -> Vec<String> {
+    let out = boto(
+        "p = s3.get_paginator('list_objects_v2')\nkeys = [o['Key'] for page in p.paginate(Bucket=sys.argv[1]) for o in page.get('Contents', [])]\nprint(json.dumps(sorted(keys)))",
+        &[bucket],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn backup_to_s3_matches_directory_layout() {
+    let env = Env::new();
+    let bucket = "lifeboat-it";
+    env.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: it-s3}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1, namespace: it-s3}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s1, namespace: it-s3}\nstringData: {k: v}\n",
+    );
+    // What the controllers add to a new namespace is there before the first backup: the
+    // two backups below are compared, and a busy control plane adds it between them.
+    env.wait_for(&["configmaps", "-n", "it-s3"], 2);
+    env.wait_for(&["serviceaccounts", "-n", "it-s3"], 1);
+    let creds = s3_location(&env, "s3", bucket, "cluster-a");
     let locs = env.ok(&["location", "get"]);
     assert!(locs.contains("s3") && locs.contains("Available"), "{locs}");
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::s3::{boto, list_keys, s3_endpoint};
+use crate::s3::{list_keys, s3_endpoint, s3_location};
 use crate::support::*;
 
 /// Runs plain restic with `key`; asserts success; returns stdout.
@@ -25,6 +25,27 @@ fn restic(key: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
         out.status.success(),
         "restic {args:?} failed:\nstdout: {}\nstderr: {}",
         String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs lifeboat with the repository key `key` (`LIFEBOAT_REPO_PASSWORD`); returns its
+/// output.
+pub(crate) fn with_key(env: &Env, key: &str, args: &[&str]) -> std::process::Output {
+    env.cmd()
+        .env("LIFEBOAT_REPO_PASSWORD", key)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs lifeboat with the repository key `key`, asserts it succeeded; returns stdout.
+pub(crate) fn ok_with_key(env: &Env, key: &str, args: &[&str]) -> String {
+    let out = with_key(env, key, args);
+    assert!(
+        out.status.success(),
+        "lifeboat {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
@@ -96,17 +117,7 @@ fn plain_restic_reads_lifeboat_repositories_and_lifeboat_restores_restics() {
     let repo = env.dir.path().join("repo");
     let repo_s = repo.to_str().unwrap();
     let key = "correct horse battery staple";
-    let lb = |args: &[&str]| {
-        let mut c = env.cmd();
-        c.env("LIFEBOAT_REPO_PASSWORD", key).args(args);
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "lifeboat {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let lb = |args: &[&str]| ok_with_key(&env, key, args);
 
     // lifeboat writes, restic reads: the snapshot, every pack's data, the files.
     let first: serde_json::Value = serde_json::from_str(&lb(&[
@@ -253,39 +264,14 @@ fn plain_restic_reads_lifeboat_repositories_and_lifeboat_restores_restics() {
 fn a_namespaces_repository_in_s3_is_velero_s_restic_directory_and_restic_reads_it() {
     let env = Env::new();
     let bucket = "lifeboat-it-volumes";
-    boto("s3.create_bucket(Bucket=sys.argv[1])", &[bucket]);
-    let creds = env.dir.path().join("credentials-velero");
-    std::fs::write(
-        &creds,
-        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
-    )
-    .unwrap();
-    let config = format!(
-        "region=us-east-1,s3Url={},s3ForcePathStyle=true",
-        s3_endpoint()
-    );
-    env.ok(&[
-        "location",
-        "create",
-        "s3",
-        "--provider",
-        "aws",
-        "--bucket",
-        bucket,
-        "--prefix",
-        "cluster-a",
-        "--config",
-        &config,
-        "--credential",
-        creds.to_str().unwrap(),
-    ]);
+    s3_location(&env, "s3", bucket, "cluster-a");
     let vol = env.dir.path().join("volume");
     make_volume(&vol);
     let key = "s3 key";
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", key)
-        .args([
+    ok_with_key(
+        &env,
+        key,
+        &[
             "volume",
             "backup",
             "--path",
@@ -294,13 +280,7 @@ fn a_namespaces_repository_in_s3_is_velero_s_restic_directory_and_restic_reads_i
             "s3",
             "--namespace",
             "shop",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let keys = list_keys(bucket);
     assert!(
@@ -381,28 +361,13 @@ fn volume_work_without_the_right_key_is_refused_and_writes_nothing() {
     assert!(!repo.exists(), "no repository was created without a key");
 
     // The right key makes the repository; restic opens it with that key.
-    let ok = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "right")
-        .args(backup)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    ok_with_key(&env, "right", &backup);
     restic("right", &["-r", repo_s, "snapshots"], &[]);
     let before = files_below(&repo);
 
     // The wrong key: refused by name, and the repository is as it was.
     std::fs::write(vol.join("new-file"), "changed").unwrap();
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "wrong")
-        .args(backup)
-        .output()
-        .unwrap();
+    let out = with_key(&env, "wrong", &backup);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("does not open it"), "{stderr}");
@@ -560,20 +525,11 @@ fn an_interrupted_backup_lists_nothing_partial_and_the_next_one_completes() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let status = child.wait().unwrap();
-    let snaps: serde_json::Value = serde_json::from_str(&{
-        let out = env
-            .cmd()
-            .env("LIFEBOAT_REPO_PASSWORD", "k")
-            .args(["volume", "snapshots", "--repo", repo_s, "-o", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    })
+    let snaps: serde_json::Value = serde_json::from_str(&ok_with_key(
+        &env,
+        "k",
+        &["volume", "snapshots", "--repo", repo_s, "-o", "json"],
+    ))
     .unwrap();
     if killed {
         assert_eq!(
@@ -588,24 +544,14 @@ fn an_interrupted_backup_lists_nothing_partial_and_the_next_one_completes() {
     let check = restic("k", &["-r", repo_s, "check"], &[]);
     assert!(check.contains("no errors were found"), "{check}");
 
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "k")
-        .args(backup)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_with_key(&env, "k", &backup);
     let check = restic("k", &["-r", repo_s, "check", "--read-data"], &[]);
     assert!(check.contains("no errors were found"), "{check}");
     let target = env.dir.path().join("restored");
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "k")
-        .args([
+    ok_with_key(
+        &env,
+        "k",
+        &[
             "volume",
             "restore",
             "latest",
@@ -613,13 +559,7 @@ fn an_interrupted_backup_lists_nothing_partial_and_the_next_one_completes() {
             target.to_str().unwrap(),
             "--repo",
             repo_s,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     assert_eq!(contents(&target), contents(&vol));
 }
@@ -639,29 +579,23 @@ fn a_restore_onto_a_full_disk_fails_naming_where() {
     random_files(&vol, 6, 2 << 20);
     let repo = env.dir.path().join("repo");
     let repo_s = repo.to_str().unwrap();
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "k")
-        .args([
+    ok_with_key(
+        &env,
+        "k",
+        &[
             "volume",
             "backup",
             "--path",
             vol.to_str().unwrap(),
             "--repo",
             repo_s,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let target = tiny.path().join("restore");
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "k")
-        .args([
+    let out = with_key(
+        &env,
+        "k",
+        &[
             "volume",
             "restore",
             "latest",
@@ -669,9 +603,8 @@ fn a_restore_onto_a_full_disk_fails_naming_where() {
             target.to_str().unwrap(),
             "--repo",
             repo_s,
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -699,23 +632,17 @@ fn a_damaged_pack_costs_only_the_files_in_it() {
     random_files(&vol, 12, 3 << 20);
     let repo = env.dir.path().join("repo");
     let repo_s = repo.to_str().unwrap();
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "k")
-        .args([
+    ok_with_key(
+        &env,
+        "k",
+        &[
             "volume",
             "backup",
             "--path",
             vol.to_str().unwrap(),
             "--repo",
             repo_s,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let packs: Vec<std::path::PathBuf> = files_below(&repo.join("data"))
         .into_iter()
@@ -737,10 +664,10 @@ fn a_damaged_pack_costs_only_the_files_in_it() {
     std::fs::write(victim, data).unwrap();
 
     let target = env.dir.path().join("restored");
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "k")
-        .args([
+    let out = with_key(
+        &env,
+        "k",
+        &[
             "volume",
             "restore",
             "latest",
@@ -748,10 +675,10 @@ fn a_damaged_pack_costs_only_the_files_in_it() {
             target.to_str().unwrap(),
             "--repo",
             repo_s,
-        ])
-        .args(["-o", "json"])
-        .output()
-        .unwrap();
+            "-o",
+            "json",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -830,24 +757,18 @@ fn a_file_that_cannot_be_read_makes_the_backup_partial() {
 
     let env = Env::new();
     let target = env.dir.path().join("restored");
-    let out = env
-        .cmd()
-        .env("LIFEBOAT_REPO_PASSWORD", "k")
-        .args([
+    ok_with_key(
+        &env,
+        "k",
+        &[
             "volume",
             "restore",
             "latest",
             "--target",
             target.to_str().unwrap(),
             "--repo",
-        ])
-        .arg(&repo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            repo.to_str().unwrap(),
+        ],
     );
     std::fs::remove_file(vol.join("unreadable")).unwrap();
     assert_eq!(
