@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::{ArchiveWriter, ChunkSink, gzip};
 use crate::cluster::{ApiErrorKind, Cluster, ClusterError, check_list_permissions, split_list};
 use crate::error::chain;
+use crate::pod_volumes::{PodVolumeSettings, PodVolumes};
 use crate::runlog::RunLog;
 use crate::storage::{StorageError, Store};
 
@@ -174,11 +175,15 @@ pub struct BackupOptions {
     /// hooks, aborts the upload, removes what it wrote and ends with
     /// [`BackupError::Interrupted`].
     pub stop: CancellationToken,
+    /// Where the node agents take pod volume work; `None`: no volume data is copied
+    /// (the chosen volumes are named in a warning).
+    pub pod_volumes: Option<PodVolumeSettings>,
 }
 
 impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
+            pod_volumes: None,
             gzip_level: DEFAULT_GZIP_LEVEL,
             page_size: PAGE_SIZE,
             concurrency: LIST_CONCURRENCY,
@@ -196,17 +201,25 @@ async fn hook_pods(
     cluster: &Cluster,
     plan: &BackupPlan,
     scope: &ListScope,
-) -> Result<Vec<lifeboat_types::plan::backup_hooks::PodInfo>, ClusterError> {
+) -> Result<PodsSeen, ClusterError> {
     let (scopes, keep): (Vec<Option<&str>>, _) = match scope {
         ListScope::Namespaces(list) => (list.iter().map(|n| Some(n.as_str())).collect(), None),
         ListScope::AllNamespacesKeeping(keep) => (vec![None], Some(keep)),
         ListScope::Cluster | ListScope::AllNamespaces => (vec![None], None),
     };
-    let mut out = Vec::new();
+    let mut out = PodsSeen::default();
     for ns in scopes {
         hook_pods_of(cluster, ns, plan, keep, &mut out).await?;
     }
     Ok(out)
+}
+
+/// The backup's pods as the hooks and the volume choice need them.
+#[derive(Default)]
+struct PodsSeen {
+    hooks: Vec<lifeboat_types::plan::backup_hooks::PodInfo>,
+    /// Pods that have volumes other than cluster state.
+    volumes: Vec<PodVolumes>,
 }
 
 /// The pods of one LIST (in `namespace`, or everywhere) for [`hook_pods`], added to `out`.
@@ -215,13 +228,14 @@ async fn hook_pods_of(
     namespace: Option<&str>,
     plan: &BackupPlan,
     keep: Option<&BTreeSet<String>>,
-    out: &mut Vec<lifeboat_types::plan::backup_hooks::PodInfo>,
+    out: &mut PodsSeen,
 ) -> Result<(), ClusterError> {
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
     struct Meta {
         name: String,
         namespace: String,
+        uid: String,
         labels: BTreeMap<String, String>,
         annotations: BTreeMap<String, String>,
     }
@@ -230,9 +244,16 @@ async fn hook_pods_of(
         name: String,
     }
     #[derive(serde::Deserialize, Default)]
-    #[serde(default)]
+    #[serde(default, rename_all = "camelCase")]
     struct Spec {
         containers: Vec<Container>,
+        node_name: String,
+        volumes: Vec<serde_json::Value>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Status {
+        phase: String,
     }
     #[derive(serde::Deserialize)]
     struct Pod {
@@ -240,6 +261,8 @@ async fn hook_pods_of(
         metadata: Meta,
         #[serde(default)]
         spec: Spec,
+        #[serde(default)]
+        status: Status,
     }
     let pods = ApiResource {
         group: String::new(),
@@ -284,7 +307,29 @@ async fn hook_pods_of(
             {
                 continue;
             }
-            out.push(lifeboat_types::plan::backup_hooks::PodInfo {
+            let volumes: Vec<serde_json::Value> = p
+                .spec
+                .volumes
+                .into_iter()
+                .filter(|v| {
+                    lifeboat_types::rules::fs_backup::source(v)
+                        != lifeboat_types::rules::fs_backup::Source::ClusterState
+                })
+                .collect();
+            if !volumes.is_empty() {
+                out.volumes.push(PodVolumes {
+                    namespace: m.namespace.clone(),
+                    name: m.name.clone(),
+                    uid: m.uid,
+                    node: p.spec.node_name,
+                    phase: p.status.phase,
+                    shape: serde_json::json!({
+                        "metadata": { "annotations": &m.annotations },
+                        "spec": { "volumes": volumes },
+                    }),
+                });
+            }
+            out.hooks.push(lifeboat_types::plan::backup_hooks::PodInfo {
                 namespace: m.namespace,
                 name: m.name,
                 labels: m.labels,
@@ -1199,28 +1244,31 @@ pub async fn run_backup(
         .resources
         .iter()
         .find(|r| r.resource.group.is_empty() && r.resource.plural == "pods");
-    let pod_hooks = if let Some(pods) = pods {
+    let (pod_hooks, pod_volumes) = if let Some(pods) = pods {
         match hook_pods(cluster, &plan, &pods.scope).await {
             Ok(pods) => {
                 let (planned, problems) = lifeboat_types::plan::backup_hooks::plan_backup_hooks(
                     &backup.spec.hooks,
-                    &pods,
+                    &pods.hooks,
                 );
                 for (ns, p) in problems {
                     run.error(Some(&ns), p);
                 }
-                planned
+                (planned, pods.volumes)
             }
             Err(e) => {
                 run.error(
                     None,
-                    format!("cannot list pods for their hooks: {}", chain(&e)),
+                    format!(
+                        "cannot list pods for their hooks and volumes: {}",
+                        chain(&e)
+                    ),
                 );
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
         }
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let executor = crate::hooks::KubeExec::shared(cluster.client().clone());
     let mut hook_status = lifeboat_types::api::velero::HookStatus::default();
@@ -1265,6 +1313,20 @@ pub async fn run_backup(
         .for_each_concurrent(opts.concurrency.max(1), |pr| run.list_resource(pr))
         .await;
     run.dependents(&served).await;
+    // The pods' volumes, after their objects and before their post hooks (the guides'
+    // pre hooks make a database consistent on disk; the post hooks undo it).
+    let pod_volume_backups = crate::pod_volumes::back_up(
+        cluster,
+        opts.pod_volumes.as_ref(),
+        &name,
+        backup.metadata.uid.as_deref(),
+        store.name(),
+        backup.spec.default_volumes_to_fs_backup == Some(true),
+        &pod_volumes,
+        &opts.stop,
+        &log,
+    )
+    .await;
     if !pod_hooks.is_empty() {
         let post = crate::hooks::run_hooks(
             &*executor,
@@ -1274,14 +1336,26 @@ pub async fn run_backup(
         .await;
         record_hooks(post, &run);
     }
-    let claims = run.bound_pvs.lock().map(|s| s.len()).unwrap_or(0);
-    if claims > 0
-        && (backup.spec.snapshot_volumes != Some(false)
-            || backup.spec.default_volumes_to_fs_backup == Some(true))
-    {
+    // Claims whose data no PodVolumeBackup carries: snapshots are not taken yet.
+    let copied: BTreeSet<(String, String)> = pod_volume_backups
+        .iter()
+        .filter_map(|v| {
+            Some((
+                v.pointer("/spec/pod/namespace")?.as_str()?.to_owned(),
+                v.pointer("/spec/tags/pvc")?.as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let claims = run
+        .bound_pvs
+        .lock()
+        .map(|s| s.len())
+        .unwrap_or(0)
+        .saturating_sub(copied.len());
+    if claims > 0 && backup.spec.snapshot_volumes != Some(false) {
         run.warn(
             None,
-            format!("{claims} bound volume(s) were backed up as objects only: this version of lifeboat does not copy volume data"),
+            format!("{claims} bound volume(s) were backed up as objects only: volume snapshots are not taken yet; choose their pods' volumes for file-system backup (backup.velero.io/backup-volumes, --default-volumes-to-fs-backup) to copy their data"),
         );
     }
     let Run { tx, .. } = run;
@@ -1359,7 +1433,10 @@ pub async fn run_backup(
             paths.results(),
             json_gz(&serde_json::to_value(&results).unwrap_or_default()),
         ),
-        (paths.pod_volume_backups(), json_gz(&empty)),
+        (
+            paths.pod_volume_backups(),
+            json_gz(&serde_json::Value::Array(pod_volume_backups)),
+        ),
         (paths.volume_snapshots(), json_gz(&empty)),
         (paths.item_operations(), json_gz(&empty)),
         (paths.volume_info(), json_gz(&empty)),

@@ -214,6 +214,21 @@ pub async fn resource_list(
     .await
 }
 
+/// The backup's PodVolumeBackups (`<b>-podvolumebackups.json.gz`, as Velero stores
+/// them); none when the file is missing (older backups).
+pub async fn pod_volume_backups(
+    store: &Store,
+    name: &str,
+) -> Result<Vec<serde_json::Value>, CatalogError> {
+    let list: Option<Vec<serde_json::Value>> = read_gz_json(
+        store,
+        &store.backup_paths(name).pod_volume_backups(),
+        backup_owner(name),
+    )
+    .await?;
+    Ok(list.unwrap_or_default())
+}
+
 /// Reads the stored Restore `name`.
 pub async fn get_restore(store: &Store, name: &str) -> Result<Restore, CatalogError> {
     read_json(

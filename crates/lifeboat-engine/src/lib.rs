@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod location_object;
 pub mod modifiers;
 pub mod objects;
+pub mod pod_volumes;
 pub mod restore;
 pub mod runlog;
 pub mod storage;

@@ -193,6 +193,9 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Resource modifiers to apply.
     pub modifiers: Option<Modifiers>,
+    /// Where the node agents take pod volume work; `None`: no volume data is restored
+    /// (the pods with backed-up volumes are named in a warning).
+    pub pod_volumes: Option<crate::pod_volumes::PodVolumeSettings>,
 }
 
 impl Default for RestoreOptions {
@@ -201,6 +204,7 @@ impl Default for RestoreOptions {
             parallelism: DEFAULT_PARALLELISM,
             dry_run: false,
             modifiers: None,
+            pod_volumes: None,
         }
     }
 }
@@ -441,6 +445,12 @@ struct Exec<'a> {
     hooks: lifeboat_types::plan::restore_hooks::RestoreHooks,
     /// Exec hooks of the pods this restore created, run after the last phase.
     pod_hooks: Mutex<Vec<crate::hooks::RestorePodHooks>>,
+    /// The backed-up volumes with files to restore, by source namespace and pod.
+    stored_volumes: BTreeMap<(String, String), Vec<crate::pod_volumes::StoredVolume>>,
+    /// The image of the restore-wait container (`None`: volume data is not restored).
+    wait_image: Option<String>,
+    /// The volumes of the pods this restore created, for the node agents.
+    volume_restores: Mutex<Vec<crate::pod_volumes::PendingRestore>>,
 }
 
 impl Exec<'_> {
@@ -535,6 +545,41 @@ impl Exec<'_> {
                 );
             }
         }
+        // The pod's backed-up volumes: restored by the node agent of its node while its
+        // restore-wait init container holds the application back.
+        let mut wait_for: Vec<crate::pod_volumes::StoredVolume> = Vec::new();
+        if gr == "pods"
+            && let (Some(ns), Some(source_ns)) =
+                (p.target_ns.as_deref(), p.file.namespace.as_deref())
+            && let Some(vols) = self
+                .stored_volumes
+                .get(&(source_ns.to_owned(), p.file.name.clone()))
+        {
+            match &self.wait_image {
+                Some(image) => {
+                    let names: Vec<String> = vols.iter().map(|v| v.volume.clone()).collect();
+                    let mounted = lifeboat_types::api::pod_volume::add_restore_wait(
+                        &mut obj,
+                        &names,
+                        image,
+                        &self.sanitize.restore_name,
+                    );
+                    wait_for = vols
+                        .iter()
+                        .filter(|v| mounted.contains(&v.volume))
+                        .cloned()
+                        .collect();
+                }
+                None => self.warn(
+                    Some(ns),
+                    format!(
+                        "pod {ns}/{}: the files of its volume(s) {} are in the backup but not restored: volume data is restored by lifeboat's node agent — restore through the server (lifeboat install --use-node-agent), or with `lifeboat volume restore` on the node (docs/volumes.md)",
+                        p.file.name,
+                        vols.iter().map(|v| v.volume.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+            }
+        }
         // Exec hooks are planned on the pod as it will be created, and kept only if this
         // restore creates it (not for a pod that exists, nor in a dry run).
         let exec_plan = match (gr.as_str(), p.target_ns.as_deref()) {
@@ -615,6 +660,31 @@ impl Exec<'_> {
         let Some(outcome) = existing else {
             if let Ok(mut l) = self.restored.lock() {
                 l.add(&format!("{api_version}/{kind}"), ns, &name);
+            }
+            if let Some(ns) = ns
+                && !wait_for.is_empty()
+            {
+                // The restored pod's uid: the node agent restores into this pod only.
+                let uid = self
+                    .cluster
+                    .get_raw(&r, Some(ns), &name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v.pointer("/metadata/uid")?.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if let Ok(mut l) = self.volume_restores.lock() {
+                    for v in wait_for {
+                        l.push(crate::pod_volumes::PendingRestore {
+                            source_namespace: p.file.namespace.clone().unwrap_or_default(),
+                            namespace: ns.to_owned(),
+                            pod: name.clone(),
+                            uid: uid.clone(),
+                            volume: v,
+                        });
+                    }
+                }
             }
             if let Some(ns) = ns {
                 for w in &exec_plan.warnings {
@@ -863,6 +933,13 @@ pub async fn run_restore(
     let plan = restore_plan::plan(&index, &filter);
     progress.total.store(plan.len() as u64, Ordering::Relaxed);
 
+    // The backed-up pod volumes (none in backups made before they were, or by a tool
+    // that wrote none).
+    let mut unreadable = Vec::new();
+    let stored_volumes = crate::pod_volumes::stored_volumes(
+        &catalog::pod_volume_backups(store, &spec.backup_name).await?,
+        &mut unreadable,
+    );
     let hooks =
         lifeboat_types::plan::restore_hooks::parse(spec.hooks.as_ref()).map_err(|reason| {
             RestoreError::Hooks {
@@ -895,6 +972,13 @@ pub async fn run_restore(
         progress: progress.clone(),
         hooks,
         pod_hooks: Default::default(),
+        stored_volumes,
+        wait_image: opts
+            .pod_volumes
+            .as_ref()
+            .and_then(|s| s.image.clone())
+            .filter(|_| !opts.dry_run),
+        volume_restores: Default::default(),
     };
     exec.log.info(
         &format!(
@@ -908,6 +992,16 @@ pub async fn run_restore(
     );
     for w in &plan.warnings {
         exec.warn(None, w.clone());
+    }
+    if !unreadable.is_empty() {
+        exec.warn(
+            None,
+            format!(
+                "pod volume backup(s) {} of backup {} do not read as PodVolumeBackups (written by another tool or version); their volumes' files are not restored",
+                unreadable.join(", "),
+                spec.backup_name
+            ),
+        );
     }
     let mut uncreatable: BTreeMap<&str, usize> = BTreeMap::new();
     for f in files.iter().filter(|f| not_creatable.contains(&f.gr)) {
@@ -1005,6 +1099,24 @@ pub async fn run_restore(
         items.extend(reports);
     }
 
+    // The created pods' volumes, by the node agents; their containers start once done.
+    let volume_restores = std::mem::take(
+        &mut *exec
+            .volume_restores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    if let Some(settings) = &opts.pod_volumes {
+        crate::pod_volumes::restore(
+            cluster,
+            settings,
+            &name,
+            store.name(),
+            &volume_restores,
+            &exec.log,
+        )
+        .await;
+    }
     // Exec hooks of the created pods, once everything is restored (Velero runs them as
     // their containers start; the restore ends when they are done).
     let pod_hooks = std::mem::take(&mut *exec.pod_hooks.lock().unwrap_or_else(|e| e.into_inner()));

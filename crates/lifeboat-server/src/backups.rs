@@ -271,7 +271,10 @@ async fn run(
 
     let clock = Instant::now();
     let progress = Arc::new(Progress::default());
-    let opts = BackupOptions::default();
+    let opts = BackupOptions {
+        pod_volumes: Some(ctx.pod_volume_settings()),
+        ..Default::default()
+    };
     let run = run_backup(&ctx.cluster, store, backup, &opts, progress.clone());
     let outcome = super::drive_with_progress(
         ctx,

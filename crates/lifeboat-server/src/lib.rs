@@ -216,6 +216,19 @@ pub(crate) fn to_velero<T: DeserializeOwned>(
 }
 
 impl Ctx {
+    /// Where this server's node agents take pod volume work: its own namespace; the
+    /// restore-wait container runs the server's own image (the install sets
+    /// `LIFEBOAT_IMAGE`).
+    pub(crate) fn pod_volume_settings(&self) -> lifeboat_engine::pod_volumes::PodVolumeSettings {
+        lifeboat_engine::pod_volumes::PodVolumeSettings {
+            namespace: self.ns.clone(),
+            image: std::env::var(lifeboat_types::manifests::install::IMAGE_ENV)
+                .ok()
+                .filter(|i| !i.is_empty()),
+            timeout: lifeboat_engine::pod_volumes::PodVolumeSettings::DEFAULT_TIMEOUT,
+        }
+    }
+
     /// Opens the storage location `name` (the default one when `None`): its
     /// BackupStorageLocation object, with credentials from the Secret it names.
     pub(crate) async fn store(

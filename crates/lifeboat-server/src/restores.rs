@@ -179,6 +179,7 @@ async fn reconcile(cached: Arc<RestoreResource>, ctx: Arc<Ctx>) -> Result<Action
     let clock = Instant::now();
     let opts = RestoreOptions {
         modifiers,
+        pod_volumes: Some(ctx.pod_volume_settings()),
         ..Default::default()
     };
     let progress = Arc::new(RestoreProgressCounters::default());

@@ -16,6 +16,7 @@ use crate::cmd::backup::{BackupCmd, BackupCreate, BackupGet};
 use crate::cmd::completion::CompletionArgs;
 use crate::cmd::etcd::EtcdCmd;
 use crate::cmd::location::LocationCmd;
+use crate::cmd::node_agent::{NodeAgentArgs, RestoreWaitArgs};
 use crate::cmd::restore::{RestoreCmd, RestoreCreate, RestoreGet};
 use crate::cmd::schedule::ScheduleCmd;
 use crate::cmd::server::{InstallArgs, ServerArgs, UninstallArgs};
@@ -128,6 +129,14 @@ Examples:
     /// Run the in-cluster server: Backup, Schedule, DeleteBackupRequest and
     /// BackupStorageLocation controllers, metrics and health endpoints.
     Server(ServerArgs),
+    /// Run the node agent (the DaemonSet of `install --use-node-agent`): it copies the
+    /// files of this node's pod volumes for backups and restores (PodVolumeBackup and
+    /// PodVolumeRestore objects in the server's namespace).
+    NodeAgent(NodeAgentArgs),
+    /// Wait until the node agent restored this pod's volumes (the init container a
+    /// restore adds to pods whose volume data it restores; not for direct use).
+    #[command(hide = true)]
+    RestoreWait(RestoreWaitArgs),
     /// Scheduled backups (needs `lifeboat server` running for the cluster).
     #[command(subcommand)]
     Schedule(ScheduleCmd),

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 /// Logs on stderr: the server logs its work by default; CLI commands only their warnings.
 /// `-v`/`-vv` or `LIFEBOAT_LOG` say more.
 fn init_logging(cli: &Cli) {
-    let server = matches!(cli.command, Command::Server(_));
+    let server = matches!(cli.command, Command::Server(_) | Command::NodeAgent(_));
     let filter = match cli.verbose {
         0 if server => "info,kube_runtime=warn",
         0 => "warn",
@@ -99,6 +99,8 @@ async fn run(cli: &Cli) -> Result<Exit> {
         Command::Install(a) => cmd::server::install(cli, a).await,
         Command::Uninstall(a) => cmd::server::uninstall(cli, a).await,
         Command::Server(a) => cmd::server::server(cli, a).await,
+        Command::NodeAgent(a) => cmd::node_agent::node_agent(cli, a).await,
+        Command::RestoreWait(a) => cmd::node_agent::restore_wait(a).await,
         Command::Schedule(cmd) => cmd::schedule::run(cli, cmd).await,
         Command::Completion(a) => Ok(cmd::completion::run(a)),
         Command::Version => {

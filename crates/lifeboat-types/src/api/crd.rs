@@ -28,6 +28,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ScheduleResource::crd(),
         DeleteBackupRequestResource::crd(),
         VolumeSnapshotLocationResource::crd(),
+        crate::api::pod_volume::PodVolumeBackupResource::crd(),
+        crate::api::pod_volume::PodVolumeRestoreResource::crd(),
     ]
 }
 

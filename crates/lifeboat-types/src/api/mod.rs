@@ -5,6 +5,7 @@ pub mod crd;
 pub mod duration;
 pub mod groups;
 pub mod names;
+pub mod pod_volume;
 pub mod selector;
 pub mod size;
 pub mod velero;

@@ -44,7 +44,34 @@ pub struct InstallOptions {
     pub location: Option<LocationOptions>,
     /// A default volume snapshot location to record (kept; no volume is snapshotted yet).
     pub snapshot_location: Option<SnapshotLocationOptions>,
+    /// The node agent DaemonSet (`--use-node-agent`), which copies pod volumes' files.
+    pub node_agent: Option<NodeAgentOptions>,
 }
+
+/// The node agent `install --use-node-agent` runs on every node.
+#[derive(Debug, Clone)]
+pub struct NodeAgentOptions {
+    /// The kubelet's root directory on the nodes (`--kubelet-root-dir`); its `pods`
+    /// directory is mounted into the agent.
+    pub kubelet_root: String,
+    /// The repository key (`--repo-password-file`), stored as Secret
+    /// [`REPO_KEY_SECRET`] (key [`REPO_KEY_KEY`]) and mounted into the agent. `None`
+    /// keeps a Secret made earlier; without any, volume backups fail naming the fix.
+    pub repo_key: Option<String>,
+}
+
+/// The Secret holding the repository key of pod volume data.
+pub const REPO_KEY_SECRET: &str = "lifeboat-repo-credentials";
+/// Its key.
+pub const REPO_KEY_KEY: &str = "repository-password";
+/// Where the node agent finds the kubelet's root directory (the node's `<root>/pods` is
+/// mounted at `<this>/pods`).
+pub const AGENT_KUBELET_ROOT: &str = "/host_kubelet";
+/// Where the node agent finds the repository key.
+pub const AGENT_KEY_FILE: &str = "/credentials/repository-password";
+/// The environment variable naming the image of the restore-wait init container (the
+/// server's own image).
+pub const IMAGE_ENV: &str = "LIFEBOAT_IMAGE";
 
 /// The volume snapshot location `default` that `install` records.
 #[derive(Debug, Clone)]
@@ -82,6 +109,7 @@ impl Default for InstallOptions {
             api: ApiScope::builtin(),
             location: None,
             snapshot_location: None,
+            node_agent: None,
         }
     }
 }
@@ -117,6 +145,7 @@ pub fn collection(api_version: &str, kind: &str, namespace: &str) -> Option<Stri
         "Role" => ("roles", true),
         "RoleBinding" => ("rolebindings", true),
         "Deployment" => ("deployments", true),
+        "DaemonSet" => ("daemonsets", true),
         "BackupStorageLocation" => ("backupstoragelocations", true),
         "VolumeSnapshotLocation" => ("volumesnapshotlocations", true),
         _ => return None,
@@ -289,7 +318,10 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                         "ports": [{ "name": "metrics", "containerPort": port, "protocol": "TCP" }],
                         "livenessProbe": { "httpGet": { "path": "/healthz", "port": "metrics" } },
                         "readinessProbe": { "httpGet": { "path": "/readyz", "port": "metrics" } },
-                        "env": [{ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }],
+                        "env": [
+                            { "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
+                            { "name": IMAGE_ENV, "value": o.image }
+                        ],
                         "resources": { "requests": { "cpu": "100m", "memory": "128Mi" }, "limits": { "memory": "512Mi" } },
                         "securityContext": {
                             "allowPrivilegeEscalation": false,
@@ -310,6 +342,111 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
             // The leader only: a follower's counters do not move.
             "selector": { "app.kubernetes.io/name": "lifeboat", "lifeboat.dev/role": "leader" },
             "ports": [{ "name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP" }]
+        }
+    }));
+    if let Some(agent) = &o.node_agent {
+        out.extend(node_agent(o, agent));
+    }
+    out
+}
+
+/// The node agent: its ServiceAccount and roles, the key's Secret, the DaemonSet.
+///
+/// What it may do, and why:
+/// - in the install namespace: read and update PodVolumeBackups and PodVolumeRestores
+///   (its work), read BackupStorageLocations and the Secrets they name (the repository's
+///   location);
+/// - everywhere: read pods, claims and volumes (where a volume's files are on its node).
+///
+/// It runs as root, without privilege escalation and with the default capabilities less
+/// NET_RAW: the files of a volume belong to whatever user the application runs as, and
+/// a restore writes them back with their owners. The kubelet's pods directory is mounted
+/// (with HostToContainer propagation, so that volumes mounted after the agent started
+/// are seen) and nothing else of the node.
+fn node_agent(o: &InstallOptions, agent: &NodeAgentOptions) -> Vec<Value> {
+    let ns = &o.namespace;
+    let name = "lifeboat-node-agent";
+    let mut out = vec![
+        json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": { "name": name, "namespace": ns, "labels": labels() }
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": { "name": name, "namespace": ns, "labels": labels() },
+            "rules": [
+                { "apiGroups": [crd::GROUP], "resources": ["podvolumebackups", "podvolumerestores"], "verbs": ["get", "list", "watch", "update", "patch"] },
+                { "apiGroups": [crd::GROUP], "resources": ["podvolumebackups/status", "podvolumerestores/status"], "verbs": ["get", "update", "patch"] },
+                { "apiGroups": [crd::GROUP], "resources": ["backupstoragelocations"], "verbs": ["get"] },
+                { "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }
+            ]
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": { "name": name, "namespace": ns, "labels": labels() },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+            "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": ns }]
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": { "name": name, "labels": labels() },
+            "rules": [
+                { "apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "persistentvolumes"], "verbs": ["get", "list", "watch"] }
+            ]
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": format!("{name}-{ns}"), "labels": labels() },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+            "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": ns }]
+        }),
+    ];
+    if let Some(key) = &agent.repo_key {
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": REPO_KEY_SECRET, "namespace": ns, "labels": labels() },
+            "type": "Opaque",
+            "stringData": { REPO_KEY_KEY: key }
+        }));
+    }
+    let pods_dir = format!("{}/pods", agent.kubelet_root.trim_end_matches('/'));
+    out.push(json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": { "name": "node-agent", "namespace": ns, "labels": labels() },
+        "spec": {
+            "selector": { "matchLabels": { "app.kubernetes.io/name": "lifeboat-node-agent" } },
+            "template": {
+                "metadata": { "labels": { "app.kubernetes.io/name": "lifeboat-node-agent", COMPONENT_LABEL.0: COMPONENT_LABEL.1 } },
+                "spec": {
+                    "serviceAccountName": name,
+                    "securityContext": { "runAsUser": 0, "seccompProfile": { "type": "RuntimeDefault" } },
+                    "containers": [{
+                        "name": "node-agent",
+                        "image": o.image,
+                        "args": ["node-agent", "--namespace", ns, "--kubelet-root-dir", AGENT_KUBELET_ROOT],
+                        "env": [
+                            { "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } },
+                            { "name": "LIFEBOAT_REPO_PASSWORD_FILE", "value": AGENT_KEY_FILE }
+                        ],
+                        "resources": { "requests": { "cpu": "100m", "memory": "128Mi" }, "limits": { "memory": "1Gi" } },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": { "drop": ["NET_RAW"] }
+                        },
+                        "volumeMounts": [
+                            { "name": "host-pods", "mountPath": format!("{AGENT_KUBELET_ROOT}/pods"), "mountPropagation": "HostToContainer" },
+                            { "name": "repo-key", "mountPath": "/credentials", "readOnly": true },
+                            { "name": "tmp", "mountPath": "/tmp" }
+                        ]
+                    }],
+                    "volumes": [
+                        { "name": "host-pods", "hostPath": { "path": pods_dir } },
+                        { "name": "repo-key", "secret": { "secretName": REPO_KEY_SECRET, "optional": true, "defaultMode": 0o400 } },
+                        { "name": "tmp", "emptyDir": {} }
+                    ]
+                }
+            }
         }
     }));
     out

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod completion;
 pub mod etcd;
 pub mod location;
+pub mod node_agent;
 pub mod restore;
 pub mod schedule;
 pub mod server;

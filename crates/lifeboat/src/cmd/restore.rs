@@ -430,6 +430,9 @@ pub async fn run_one_restore(
         parallelism: c.parallelism.max(1),
         dry_run: c.dry_run,
         modifiers,
+        // Here, without the server, no node agent takes volume work: a backed-up pod's
+        // volume data is named in a warning (restore through the server to restore it).
+        pod_volumes: None,
     };
     let name = restore.metadata.name.clone();
     let quiet = c.output.is_some();

@@ -7,7 +7,8 @@ use clap::Args;
 use lifeboat_server::{self as server, ServerOptions};
 use lifeboat_types::GoDuration;
 use lifeboat_types::manifests::install::{
-    InstallOptions, LocationOptions, SnapshotLocationOptions, manifests,
+    InstallOptions, LocationOptions, NodeAgentOptions, REPO_KEY_KEY, REPO_KEY_SECRET,
+    SnapshotLocationOptions, manifests,
 };
 use lifeboat_types::manifests::rbac::{self, ApiScope};
 use serde_json::json;
@@ -68,10 +69,20 @@ pub struct InstallArgs {
     /// recorded with a warning.
     #[arg(long, value_delimiter = ',')]
     pub snapshot_location_config: Vec<String>,
-    /// Install the node agent (file-system volume backups). Not supported yet: warned,
-    /// nothing installed for it.
+    /// Install the node agent: a DaemonSet that copies pod volumes' files into
+    /// restic-format repositories (backups choose volumes with Velero's annotations or
+    /// --default-volumes-to-fs-backup; docs/volumes.md).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
     pub use_node_agent: Option<bool>,
+    /// The kubelet's root directory on the nodes (the node agent reads `<dir>/pods`).
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_root_dir: String,
+    /// A file holding the key of the volume data repositories, stored as Secret
+    /// lifeboat-repo-credentials for the node agent. There is no default key: without one
+    /// (here or in that Secret) volume backups fail, saying so. Keep a copy: without the
+    /// key no snapshot can be read.
+    #[arg(long)]
+    pub repo_password_file: Option<std::path::PathBuf>,
     /// Back up pod volumes with the file-system uploader by default. Not supported yet:
     /// warned (a backup records its own --default-volumes-to-fs-backup).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
@@ -180,18 +191,22 @@ pub fn install_warnings(a: &InstallArgs) -> Vec<String> {
             }
         ));
     }
-    if a.use_node_agent == Some(true) {
+    if a.use_node_agent == Some(true) && a.repo_password_file.is_none() {
+        w.push(format!(
+            "the node agent has no repository key unless Secret {REPO_KEY_SECRET} (key {REPO_KEY_KEY}) exists already: volume backups fail until it does (give --repo-password-file FILE)"
+        ));
+    }
+    if a.use_node_agent != Some(true) && a.repo_password_file.is_some() {
         w.push(
-            "not supported yet: the node agent (--use-node-agent): no DaemonSet is installed; pod volume data is not backed up by backups (copy it on the node with `lifeboat volume backup`: docs/volumes.md)".into(),
+            "--repo-password-file is kept for the node agent, which --use-node-agent installs"
+                .into(),
         );
     }
     if a.default_volumes_to_fs_backup == Some(true) {
-        w.push("not supported yet: file-system volume backups (--default-volumes-to-fs-backup): pod volume data is not backed up by backups (copy it on the node with `lifeboat volume backup`: docs/volumes.md)".into());
+        w.push("not supported yet: a server-wide --default-volumes-to-fs-backup: give it to each backup and schedule (or annotate pods with backup.velero.io/backup-volumes)".into());
     }
-    if let Some(u) = &a.uploader_type {
-        w.push(format!(
-            "not supported yet: --uploader-type {u}: lifeboat uploads no pod volume data"
-        ));
+    if a.uploader_type.as_deref() == Some("kopia") {
+        w.push("--uploader-type kopia: lifeboat writes restic-format repositories (plain restic reads them); the volume data is uploaded as restic's".into());
     }
     w
 }
@@ -245,6 +260,30 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
         api: ApiScope::builtin(),
         location,
         snapshot_location: snapshot_location(a)?,
+        node_agent: (a.use_node_agent == Some(true))
+            .then_some(())
+            .map(|()| -> Result<_> {
+                Ok(NodeAgentOptions {
+                    kubelet_root: a.kubelet_root_dir.clone(),
+                    repo_key: a
+                        .repo_password_file
+                        .as_ref()
+                        .map(|p| {
+                            let key = std::fs::read_to_string(p).with_context(|| {
+                                format!("cannot read --repo-password-file {}", p.display())
+                            })?;
+                            let key = key.trim_end_matches(['\n', '\r']).to_owned();
+                            anyhow::ensure!(
+                                !key.is_empty(),
+                                "--repo-password-file {} is empty",
+                                p.display()
+                            );
+                            Ok(key)
+                        })
+                        .transpose()?,
+                })
+            })
+            .transpose()?,
     };
     if a.dry_run {
         let objs = manifests(&opts);
@@ -327,6 +366,10 @@ pub async fn uninstall(cli: &Cli, a: &UninstallArgs) -> Result<Exit> {
         snapshot_location: Some(SnapshotLocationOptions {
             provider: String::new(),
             config: Default::default(),
+        }),
+        node_agent: Some(NodeAgentOptions {
+            kubelet_root: String::new(),
+            repo_key: Some(String::new()),
         }),
         ..Default::default()
     });
@@ -413,22 +456,23 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
             MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,
         },
     };
-    let shutdown = async {
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    server::run(config, opts, shutdown).await?;
+    server::run(config, opts, shutdown_signal()).await?;
     Ok(Exit::Ok)
+}
+
+/// SIGTERM or Ctrl-C: how the kubelet (and a user) stops the server and the node agent.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]
@@ -481,7 +525,9 @@ mod tests {
             w[1]
         );
         assert!(
-            w[2].starts_with("not supported yet: the node agent (--use-node-agent)"),
+            w[2].starts_with(
+                "the node agent has no repository key unless Secret lifeboat-repo-credentials"
+            ),
             "{}",
             w[2]
         );
