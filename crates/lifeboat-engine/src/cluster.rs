@@ -531,9 +531,7 @@ impl Cluster {
 
     /// Connects with a ready kube config.
     pub fn from_config(mut config: kube::Config) -> Result<Self, ClusterError> {
-        // Several TLS backends are linked (kube's and the object stores'); pick one for
-        // the process. An error only means one was installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let server = config.cluster_url.to_string();
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
         config.read_timeout = Some(std::time::Duration::from_secs(120));
@@ -1321,6 +1319,13 @@ pub async fn check_list_permissions(
         .try_collect::<Vec<()>>()
         .await
         .map(|_| ())
+}
+
+/// Picks the process's TLS backend before any kube client is made: several are linked
+/// (kube's and the object stores'), and rustls refuses to guess. Idempotent.
+pub fn install_tls_provider() {
+    // An error only means one was installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]

@@ -82,6 +82,7 @@ pub async fn run(
     opts: AgentOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
+    lifeboat_engine::cluster::install_tls_provider();
     let mut watch_config = config;
     watch_config.read_timeout = None;
     let client = kube::Client::try_from(watch_config)?;
@@ -547,7 +548,11 @@ async fn restore(
         Ok(_) => {
             // A failure an earlier try recorded is over.
             let _ = std::fs::remove_file(path.join(pv::marker(&restore, true)));
-            write_marker(&path, &pv::marker(&restore, false), "")
+            let written = write_marker(&path, &pv::marker(&restore, false), "");
+            if written.is_ok() {
+                tokio::spawn(tidy_markers(path.clone(), restore.clone()));
+            }
+            written
         }
         Err(m) => write_marker(&path, &pv::marker(&restore, true), m),
     };
@@ -559,6 +564,21 @@ async fn restore(
         ));
     }
     outcome
+}
+
+/// Removes the marker directory once restore-wait took the marker away (it runs as the
+/// pod's user, who may not write the volume's root to remove the directory itself);
+/// another restore's marker keeps it.
+async fn tidy_markers(volume: PathBuf, restore: String) {
+    let marker = volume.join(pv::marker(&restore, false));
+    let start = tokio::time::Instant::now();
+    while marker.exists() {
+        if start.elapsed() > VOLUME_DIR_WAIT {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = std::fs::remove_dir(volume.join(pv::MARKER_DIR));
 }
 
 /// Writes the marker `rel` (with `text`) into the volume at `dir`: the marker directory
@@ -579,6 +599,21 @@ fn write_marker(dir: &Path, rel: &str, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_marker_directory_goes_once_restore_wait_took_the_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        write_marker(dir.path(), &pv::marker("r1", false), "").unwrap();
+        let tidy = tokio::spawn(tidy_markers(dir.path().to_owned(), "r1".into()));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(
+            dir.path().join(".lifeboat").is_dir(),
+            "kept while the marker is there"
+        );
+        std::fs::remove_file(dir.path().join(".lifeboat/r1")).unwrap();
+        tidy.await.unwrap();
+        assert!(!dir.path().join(".lifeboat").exists());
+    }
 
     #[test]
     fn markers_are_written_where_restore_wait_looks() {

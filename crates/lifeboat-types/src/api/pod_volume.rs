@@ -270,7 +270,7 @@ fn short_hash(parts: &[&str]) -> String {
 
 /// Puts the restore-wait init container first in `pod` (a pod object about to be
 /// created): it mounts each of `volumes` at `/restores/<name>` and runs
-/// `lifeboat restore-wait --restore NAME DIR...`, which returns once the node agent has
+/// `lifeboat restore-wait --restore NAME DIR...` (the image's entrypoint is lifeboat), which returns once the node agent has
 /// written each volume's files (its marker is there) and fails on a failed one, so that
 /// the application starts on full data or not at all. A restore-wait container already
 /// in the pod (a pod restored from a restored pod) is replaced. Volumes the pod does not
@@ -306,7 +306,7 @@ pub fn add_restore_wait(
         "name": RESTORE_WAIT_CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["lifeboat"],
+        // The image's entrypoint is lifeboat.
         "args": args,
         "resources": { "requests": { "cpu": "10m", "memory": "16Mi" }, "limits": { "memory": "64Mi" } },
         "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true },

@@ -359,9 +359,16 @@ fn install_takes_the_guides_flags() {
         warnings[1].starts_with("warning: not supported yet: volume snapshots"),
         "{stderr}"
     );
+    // The node agent is installed; the guide's line gives no repository key, which is
+    // said (volume backups fail until one is given).
     assert!(
-        warnings[2].starts_with("warning: not supported yet: the node agent"),
+        warnings[2].starts_with("warning: the node agent has no repository key"),
         "{stderr}"
+    );
+    let ds = json(&env, &["-n", STANDBY_NS, "get", "daemonset", "node-agent"]);
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["containers"][0]["args"][0],
+        "node-agent"
     );
     // No secret value on the terminal.
     assert!(!stdout.contains("not-a-secret") && !stderr.contains("not-a-secret"));
@@ -401,6 +408,23 @@ fn install_takes_the_guides_flags() {
     assert!(
         !left.contains("volumesnapshotlocations.lifeboat.dev"),
         "{left}"
+    );
+    let agent = env.kubectl(
+        &[
+            "-n",
+            STANDBY_NS,
+            "get",
+            "daemonset",
+            "node-agent",
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(
+        agent.trim().is_empty(),
+        "uninstall removes the node agent: {agent}"
     );
 }
 

@@ -1139,3 +1139,336 @@ fn cronjob_ran(env: &Env, ns: &str, cronjob: &str) -> String {
     eprintln!("Job {job} of CronJob {cronjob} done {done:?} after the CronJob was made");
     logs
 }
+
+/// Runs lifeboat through the installed server (`LIFEBOAT_MODE=cluster`) and returns its
+/// stdout, asserting success.
+fn through_server(env: &Env, args: &[&str]) -> String {
+    let out = env
+        .cmd()
+        .env("LIFEBOAT_MODE", "cluster")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "lifeboat {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Issue 15, items 3–5, end to end on the real node through the server: `install
+/// --use-node-agent` runs the node agent as a DaemonSet (the lifeboat image built here,
+/// the kubelet's pods directory mounted, the key from --repo-password-file). A PostgreSQL
+/// pod chooses its volume with Velero's annotation; the guides' pre hook makes the data
+/// consistent (CHECKPOINT) and writes a dump into the volume, the post hook removes it.
+/// `backup create` through the server makes a PodVolumeBackup that the agent completes
+/// (bytes in its status, recorded in the backup's podvolumebackups file); a second backup
+/// has the first snapshot as parent. The namespace is deleted; `restore create` brings the
+/// pod back with the restore-wait init container first, the agent writes the volume, and
+/// PostgreSQL starts on it: every row is there, and so is the dump.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn a_database_comes_back_through_the_server_and_its_node_agent() {
+    let env = Env::on_node();
+    let ns = "lifeboat-vol";
+    let app = "node-vol-app";
+    let _ = env.run(&["-n", ns, "uninstall", "--force"]);
+    for n in [ns, app] {
+        env.kubectl(
+            &[
+                "delete",
+                "namespace",
+                n,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+    let tag = "lifeboat:it-node-agent";
+    import_lifeboat_image(&env, tag);
+    let bucket = "lifeboat-vol";
+    crate::s3::boto(
+        "try:\n    s3.create_bucket(Bucket=sys.argv[1])\nexcept s3.exceptions.BucketAlreadyOwnedByYou:\n    pass\nfor o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []):\n    s3.delete_object(Bucket=sys.argv[1], Key=o['Key'])",
+        &[bucket],
+    );
+    let moto_port = crate::s3::s3_endpoint()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let creds = env.dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let key = env.dir.path().join("repo-key");
+    std::fs::write(&key, "node-agent-key\n").unwrap();
+    let config = format!(
+        "region=us-east-1,s3ForcePathStyle=true,s3Url=http://{}:{moto_port}",
+        node_host()
+    );
+    let kubelet = kubelet_root();
+    let out = env.ok(&[
+        "-n",
+        ns,
+        "install",
+        "--image",
+        tag,
+        "--provider",
+        "aws",
+        "--bucket",
+        bucket,
+        "--secret-file",
+        creds.to_str().unwrap(),
+        "--backup-location-config",
+        &config,
+        "--use-node-agent",
+        "--repo-password-file",
+        key.to_str().unwrap(),
+        "--kubelet-root-dir",
+        kubelet.to_str().unwrap(),
+        "--wait",
+    ]);
+    assert!(!out.contains("node-agent-key"), "{out}");
+    assert!(out.contains("DaemonSet"), "{out}");
+    eventually(Duration::from_secs(120), "the node agent Running", || {
+        kubectl_maybe(
+            &env,
+            &[
+                "-n",
+                ns,
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/name=lifeboat-node-agent",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ],
+        )
+        .is_some_and(|p| p.trim() == "Running")
+    });
+
+    env.kubectl(&["create", "namespace", app], None);
+    let postgres = postgres_image(&env);
+    let psql = "PGPASSWORD=not-a-real-password psql -h 127.0.0.1 -U postgres -d shop -Atc";
+    let data = "/var/lib/postgresql/data";
+    env.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: db
+  namespace: {app}
+  annotations:
+    backup.velero.io/backup-volumes: data
+    pre.hook.backup.velero.io/container: postgres
+    pre.hook.backup.velero.io/command: '["/bin/sh","-c","{psql} CHECKPOINT && PGPASSWORD=not-a-real-password pg_dump -h 127.0.0.1 -U postgres shop > {data}/shop.sql"]'
+    post.hook.backup.velero.io/container: postgres
+    post.hook.backup.velero.io/command: '["/bin/sh","-c","rm {data}/shop.sql"]'
+spec:
+  containers:
+  - name: postgres
+    image: {postgres}
+    imagePullPolicy: IfNotPresent
+    env: [{{name: POSTGRES_PASSWORD, value: not-a-real-password}}, {{name: POSTGRES_DB, value: shop}}]
+    readinessProbe: {{exec: {{command: [pg_isready, -h, /tmp]}}, periodSeconds: 1}}
+    volumeMounts: [{{name: data, mountPath: {data}}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"#
+    ));
+    wait_pod_ready(&env, app, "db");
+    sh(
+        &env,
+        app,
+        "db",
+        &format!("{psql} 'create table t(x int); insert into t select generate_series(1, 1000)'"),
+    );
+
+    let out = through_server(
+        &env,
+        &[
+            "-n",
+            ns,
+            "backup",
+            "create",
+            "vol-b1",
+            "--include-namespaces",
+            app,
+            "--wait",
+        ],
+    );
+    assert!(out.contains("Completed"), "{out}");
+    assert_eq!(
+        sh(
+            &env,
+            app,
+            "db",
+            &format!("test -e {data}/shop.sql && echo left || echo removed")
+        ),
+        "removed\n",
+        "the post hook ran after the volume was copied"
+    );
+    let pvbs = |backup: &str| -> Vec<serde_json::Value> {
+        let list = json_of(&env.kubectl(
+            &[
+                "-n",
+                ns,
+                "get",
+                "podvolumebackups.lifeboat.dev",
+                "-l",
+                &format!("velero.io/backup-name={backup}"),
+                "-o",
+                "json",
+            ],
+            None,
+        ));
+        list["items"].as_array().cloned().unwrap_or_default()
+    };
+    let first = pvbs("vol-b1");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let pvb = &first[0];
+    assert_eq!(pvb["status"]["phase"], "Completed", "{pvb}");
+    assert_eq!(pvb["spec"]["volume"], "data");
+    assert_eq!(pvb["spec"]["pod"]["name"], "db");
+    assert_eq!(pvb["spec"]["repoIdentifier"], format!("restic/{app}"));
+    assert!(
+        pvb["status"]["progress"]["bytesDone"].as_u64().unwrap_or(0) > 1_000_000,
+        "{pvb}"
+    );
+    let snap1 = pvb["status"]["snapshotID"].as_str().unwrap().to_owned();
+    let keys = crate::s3::list_keys(bucket);
+    assert!(
+        keys.contains(&"backups/vol-b1/vol-b1-podvolumebackups.json.gz".to_owned())
+            && keys.contains(&format!("restic/{app}/config")),
+        "{keys:?}"
+    );
+
+    // Incremental: the second backup's snapshot has the first as parent.
+    through_server(
+        &env,
+        &[
+            "-n",
+            ns,
+            "backup",
+            "create",
+            "vol-b2",
+            "--include-namespaces",
+            app,
+            "--wait",
+        ],
+    );
+    let second = pvbs("vol-b2");
+    assert_eq!(second[0]["status"]["phase"], "Completed", "{second:?}");
+    let snap2 = second[0]["status"]["snapshotID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::s3::s3_location(&env, "vol", bucket, "");
+    let snaps = json_of(&crate::volume::ok_with_key(
+        &env,
+        "node-agent-key",
+        &[
+            "volume",
+            "snapshots",
+            "--storage-location",
+            "vol",
+            "--namespace",
+            app,
+            "-o",
+            "json",
+        ],
+    ));
+    let parent = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == snap2.as_str())
+        .unwrap_or_else(|| panic!("{snaps}"))["parent"]
+        .clone();
+    assert_eq!(parent, snap1.as_str(), "{snaps}");
+
+    env.kubectl(&["delete", "namespace", app, "--wait=true"], None);
+    let out = through_server(
+        &env,
+        &[
+            "-n",
+            ns,
+            "restore",
+            "create",
+            "vol-r1",
+            "--from-backup",
+            "vol-b1",
+            "--wait",
+        ],
+    );
+    assert!(out.contains("Completed"), "{out}");
+    let init = env.kubectl(
+        &[
+            "-n",
+            app,
+            "get",
+            "pod",
+            "db",
+            "-o",
+            "jsonpath={.spec.initContainers[0].name}",
+        ],
+        None,
+    );
+    assert_eq!(init, "restore-wait");
+    wait_pod_ready(&env, app, "db");
+    let count = sh(
+        &env,
+        app,
+        "db",
+        &format!("{psql} 'select count(*), sum(x) from t'"),
+    );
+    assert_eq!(
+        count.trim(),
+        "1000|500500",
+        "every row written before the backup"
+    );
+    let dump = sh(&env, app, "db", &format!("cat {data}/shop.sql"));
+    assert!(
+        dump.contains("COPY public.t (x) FROM stdin;"),
+        "{}",
+        &dump[..dump.len().min(400)]
+    );
+    // restore-wait removes its marker; the agent then removes the empty directory.
+    eventually(
+        Duration::from_secs(10),
+        "the marker directory removed",
+        || {
+            sh(
+                &env,
+                app,
+                "db",
+                &format!("test -e {data}/.lifeboat && echo left || echo removed"),
+            ) == "removed\n"
+        },
+    );
+    let pvr = json_of(&env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "podvolumerestores.lifeboat.dev",
+            "-l",
+            "velero.io/restore-name=vol-r1",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(pvr["items"][0]["status"]["phase"], "Completed", "{pvr}");
+    assert_eq!(pvr["items"][0]["spec"]["snapshotID"], snap1.as_str());
+
+    let _ = env.run(&["-n", ns, "uninstall", "--force"]);
+    env.kubectl(&["delete", "namespace", app, "--wait=false"], None);
+}
