@@ -341,6 +341,21 @@ pub struct StoredVolume {
     pub volume: String,
     /// The snapshot.
     pub snapshot_id: String,
+    /// The claim the volume came from (the `pvc` tag), if any.
+    pub claim: Option<String>,
+}
+
+/// The claims (namespace, name) whose volume's files are among `stored`.
+pub fn claims_with_files(
+    stored: &BTreeMap<(String, String), Vec<StoredVolume>>,
+) -> BTreeSet<(String, String)> {
+    stored
+        .iter()
+        .flat_map(|((ns, _), vols)| {
+            vols.iter()
+                .filter_map(|v| Some((ns.clone(), v.claim.clone()?)))
+        })
+        .collect()
 }
 
 /// The completed pod volume backups of a stored backup, by source namespace and pod name.
@@ -370,6 +385,7 @@ pub fn stored_volumes(
         out.entry((o.spec.pod.namespace, o.spec.pod.name))
             .or_default()
             .push(StoredVolume {
+                claim: o.spec.tags.get("pvc").cloned(),
                 volume: o.spec.volume,
                 snapshot_id: s.snapshot_id,
             });

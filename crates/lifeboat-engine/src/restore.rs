@@ -930,16 +930,18 @@ pub async fn run_restore(
             &obj,
         ));
     }
-    let plan = restore_plan::plan(&index, &filter);
-    progress.total.store(plan.len() as u64, Ordering::Relaxed);
-
     // The backed-up pod volumes (none in backups made before they were, or by a tool
-    // that wrote none).
+    // that wrote none): their claims provision new volumes, which the node agents fill.
     let mut unreadable = Vec::new();
     let stored_volumes = crate::pod_volumes::stored_volumes(
         &catalog::pod_volume_backups(store, &spec.backup_name).await?,
         &mut unreadable,
     );
+    let filter =
+        filter.with_claims_with_files(crate::pod_volumes::claims_with_files(&stored_volumes));
+    let plan = restore_plan::plan(&index, &filter);
+    progress.total.store(plan.len() as u64, Ordering::Relaxed);
+
     let hooks =
         lifeboat_types::plan::restore_hooks::parse(spec.hooks.as_ref()).map_err(|reason| {
             RestoreError::Hooks {

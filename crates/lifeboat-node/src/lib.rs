@@ -261,7 +261,7 @@ async fn volume_dir(
     let pods_dir = ctx.opts.kubelet_root.join("pods");
     if !Path::new(&path).starts_with(&pods_dir) {
         return Err(format!(
-            "volume {volume}'s files are at {path} on the node, outside the kubelet's pods directory that the node agent reads (hostPath and local volumes): copy them with `lifeboat volume backup --path {path}` on the node"
+            "volume {volume}'s files are at {path} on the node, outside the kubelet's pods directory that the node agent reads (a hostPath volume): copy them with `lifeboat volume backup --path {path}` on the node"
         ));
     }
     Ok((PathBuf::from(path), claim))
@@ -412,6 +412,13 @@ async fn back_up(
         .await
         .map_err(|e| format!("the backup stopped: {e}"))?
         .map_err(|e| e.to_string())?;
+    if !path.is_dir() {
+        return Err(format!(
+            "the volume's directory {} disappeared while it was backed up (its pod deleted or moved); snapshot {} lacks what was not read by then: back up again",
+            path.display(),
+            snap.id
+        ));
+    }
     Ok((path, snap))
 }
 

@@ -46,6 +46,32 @@ impl StoreBackend {
     fn block<T>(&self, f: impl Future<Output = Result<T, StorageError>>) -> RusticResult<T> {
         self.rt.block_on(f).map_err(to_rustic)
     }
+
+    /// The object that claims the creation of this repository: beside its directory
+    /// (`restic/<namespace>.lifeboat-init`), never inside, where restic would read it.
+    pub fn init_marker(&self) -> String {
+        format!("{}.lifeboat-init", self.root.trim_end_matches('/'))
+    }
+
+    /// Claims the creation of the repository: `true` when this writer made the marker
+    /// (it creates the repository, then [`release_init`](Self::release_init)s), `false`
+    /// when another writer holds it (created conditionally: S3 `If-None-Match`, a local
+    /// directory's rename without replacing).
+    pub fn claim_init(&self, who: &str) -> Result<bool, StorageError> {
+        match self.rt.block_on(
+            self.store
+                .create(&self.init_marker(), Bytes::from(who.to_owned())),
+        ) {
+            Ok(()) => Ok(true),
+            Err(StorageError::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the creation marker.
+    pub fn release_init(&self) -> Result<(), StorageError> {
+        self.rt.block_on(self.store.delete(&self.init_marker()))
+    }
 }
 
 /// A storage error as rustic_core carries it; its text names the location, the object and

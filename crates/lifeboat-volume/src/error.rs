@@ -101,8 +101,38 @@ impl VolumeError {
         VolumeError::Repository {
             repo: repo.to_owned(),
             what,
-            message: e.display_log(),
+            message: concise(&e.display_log()),
             retryable,
         }
+    }
+}
+
+/// rustic_core's log form of an error on one line: its first line, and the message of
+/// the error it wraps (which rustic_core renders over many lines, with a backtrace).
+fn concise(log: &str) -> String {
+    let mut lines = log.lines();
+    let mut out = lines.next().unwrap_or_default().trim_end().to_owned();
+    let mut rest = lines.skip_while(|l| l.trim() != "Message:");
+    if rest.next().is_some()
+        && let Some(m) = rest.find(|l| !l.trim().is_empty())
+    {
+        out.push_str(" — ");
+        out.push_str(m.trim());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustic_errors_are_told_on_one_line() {
+        let log = "Error: error processing Index:8b32 (kind: related to cryptographic operations): caused by: `rustic_core` experienced an error.\n\nMessage:\nData decryption failed, MAC check failed.\n\nFor more information, see: https://x\n\nBacktrace:\ndisabled";
+        assert_eq!(
+            concise(log),
+            "Error: error processing Index:8b32 (kind: related to cryptographic operations): caused by: `rustic_core` experienced an error. — Data decryption failed, MAC check failed."
+        );
+        assert_eq!(concise("Error: short (kind: x)"), "Error: short (kind: x)");
     }
 }

@@ -43,6 +43,12 @@ pub struct BackupRequest {
     pub force: bool,
 }
 
+/// Creations of repositories in this process, one at a time.
+static INIT_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How long a writer waits for another to finish creating the repository.
+const INIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A snapshot, as listed and as a backup reports it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -191,18 +197,74 @@ impl<P: ProgressBars + Clone> Repo<P> {
 
     /// Opens the repository, creating it (format version 2, compressed) when there is
     /// none.
+    ///
+    /// Writers that find no repository at once (two volumes of a namespace backed up
+    /// together, on one node or on several) must not each create one: the second would
+    /// replace the first's config and key, and every pack the first wrote would no longer
+    /// decrypt. Within a process they take turns; across processes the first to create
+    /// the marker [`StoreBackend::init_marker`] (a conditional write) creates the
+    /// repository and the others wait for its config, then open it. A store that ignores
+    /// conditional writes keeps only the writers of one process apart.
     pub fn open_or_init(&self) -> Result<Repository<OpenStatus>, VolumeError> {
         if self.exists()? {
             return self.open_existing();
         }
-        let repo = self
-            .repository()?
-            .init(
-                &self.credentials(),
-                &KeyOptions::default(),
-                &ConfigOptions::default(),
-            )
-            .map_err(self.err("create"))?;
+        // Writers of this process take turns (a store without conditional writes cannot
+        // keep two of them apart); the marker keeps writers of other processes apart.
+        let _turn = INIT_TURN.lock().unwrap_or_else(|p| p.into_inner());
+        if self.exists()? {
+            return self.open_existing();
+        }
+        let storage = |e: lifeboat_engine::storage::StorageError| VolumeError::Repository {
+            repo: self.name.clone(),
+            what: "create",
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        };
+        let who = format!(
+            "{} pid {}",
+            std::env::var("HOSTNAME").unwrap_or_default(),
+            std::process::id()
+        );
+        if !self.backend.claim_init(&who).map_err(storage)? {
+            let start = std::time::Instant::now();
+            while start.elapsed() < INIT_WAIT {
+                if self.exists()? {
+                    return self.open_existing();
+                }
+                // Repository work runs on a blocking thread (rustic_core is synchronous),
+                // never on a runtime worker: this crate's documented contract.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            return Err(VolumeError::Repository {
+                repo: self.name.clone(),
+                what: "create",
+                retryable: false,
+                message: format!(
+                    "another writer began creating it ({} exists) and did not finish within {}s; if no backup is running, delete that object and back up again",
+                    self.backend.init_marker(),
+                    INIT_WAIT.as_secs()
+                ),
+            });
+        }
+        // Another writer may have finished between the first look and the claim.
+        let made = if self.exists()? {
+            self.open_existing()
+        } else {
+            self.repository()?
+                .init(
+                    &self.credentials(),
+                    &KeyOptions::default(),
+                    &ConfigOptions::default(),
+                )
+                .map_err(self.err("create"))
+        };
+        if let Err(e) = self.backend.release_init() {
+            // Harmless once the config exists: writers look for it first.
+            tracing::warn!(repo = %self.name, "the creation marker stays: {e}");
+        }
+        let repo = made?;
         tracing::info!(repo = %self.name, "created the repository");
         Ok(repo)
     }

@@ -100,3 +100,54 @@ fn restoring_from_no_repository_says_so() {
         .expect_err("none");
     assert!(matches!(err, VolumeError::NoRepository { .. }), "{err:?}");
 }
+
+/// Regression (found by the node agent's end-to-end test): two volumes of one namespace
+/// backed up at the same time into a repository that did not exist yet each created it;
+/// the second replaced the first's config and key, and every later open failed ("Data
+/// decryption failed, MAC check failed" on the first writer's index). Now one writer
+/// creates it and the others open it: every snapshot of every writer reads back.
+#[test]
+fn regression_writers_that_find_no_repository_at_once_create_one_together() {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let loc = tempfile::tempdir().expect("loc");
+    let sources: Vec<tempfile::TempDir> = (0..4)
+        .map(|i| {
+            let d = tempfile::tempdir().expect("src");
+            write_tree(d.path());
+            std::fs::write(d.path().join("which"), format!("writer {i}\n")).expect("write");
+            d
+        })
+        .collect();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = sources
+            .iter()
+            .map(|src| {
+                let r = repo(loc.path(), "k1", &rt);
+                s.spawn(move || {
+                    r.backup(src.path(), &BackupRequest::default())
+                        .expect("backup")
+                        .id
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
+    });
+    let keys = std::fs::read_dir(loc.path().join("restic/app/keys"))
+        .expect("keys")
+        .count();
+    assert_eq!(keys, 1, "one key: one writer created the repository");
+    assert!(
+        !loc.path().join("restic/app.lifeboat-init").exists(),
+        "the creation marker is removed"
+    );
+    let r = repo(loc.path(), "k1", &rt);
+    assert_eq!(r.snapshots().expect("list").len(), 4);
+    for (id, src) in ids.iter().zip(&sources) {
+        let out = tempfile::tempdir().expect("out");
+        r.restore(id, out.path()).expect("restore");
+        assert_eq!(files(out.path()), files(src.path()));
+    }
+}

@@ -123,6 +123,9 @@ pub enum SkipReason {
     /// A PersistentVolume whose data is not restored and whose reclaim policy is `Delete`:
     /// its claim provisions a new volume.
     VolumeWithoutData,
+    /// A PersistentVolume whose files are in the backup: its claim provisions a new volume,
+    /// which the node agent fills.
+    VolumeWithFiles,
     /// The API server serves the resource but does not allow creating it (its discovery
     /// verbs lack `create`: `componentstatuses`): no restore can create it.
     NotCreatable,
@@ -140,6 +143,7 @@ pub struct RestoreFilter {
     mapping: BTreeMap<String, String>,
     pv_scope: PvScope,
     not_creatable: BTreeSet<String>,
+    claims_with_files: BTreeSet<(String, String)>,
 }
 
 /// Whether a user's resource name (`deployments`, `deployments.apps`, `deploy` is not
@@ -180,6 +184,7 @@ impl RestoreFilter {
             mapping: spec.namespace_mapping.clone(),
             pv_scope,
             not_creatable: BTreeSet::new(),
+            claims_with_files: BTreeSet::new(),
         })
     }
 
@@ -188,6 +193,20 @@ impl RestoreFilter {
     pub fn with_not_creatable(mut self, not_creatable: BTreeSet<String>) -> Self {
         self.not_creatable = not_creatable;
         self
+    }
+
+    /// The claims (namespace and name in the backup) whose volume's files are in the
+    /// backup (pod volume backups): their volumes are provisioned afresh
+    /// ([`volumes::VolumeData::Files`]).
+    pub fn with_claims_with_files(mut self, claims: BTreeSet<(String, String)>) -> Self {
+        self.claims_with_files = claims;
+        self
+    }
+
+    /// Whether claim `namespace/name` of the backup has its volume's files in it.
+    pub fn claim_has_files(&self, namespace: &str, name: &str) -> bool {
+        self.claims_with_files
+            .contains(&(namespace.to_owned(), name.to_owned()))
     }
 
     /// Which PersistentVolumes this restore may create ([`volumes::pv_scope`]).

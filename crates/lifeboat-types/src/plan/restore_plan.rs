@@ -161,6 +161,9 @@ fn skip_label(reason: &SkipReason) -> &'static str {
         SkipReason::VolumeWithoutData => {
             "persistent volumes without restored data and reclaim policy Delete"
         }
+        SkipReason::VolumeWithFiles => {
+            "persistent volumes whose files are in the backup (their claims provision new ones)"
+        }
         SkipReason::NotCreatable => "resources the API server does not allow creating",
     }
 }
@@ -230,19 +233,39 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
         .filter(|i| i.gr == "persistentvolumeclaims")
         .filter_map(|i| i.volume_name.as_deref())
         .collect();
+    // Volumes whose files are in the backup (a pod volume backup of their claim's pod).
+    let with_files: BTreeSet<&str> = items
+        .iter()
+        .filter(|i| i.gr == "persistentvolumeclaims")
+        .filter(|i| filter.claim_has_files(i.namespace.as_deref().unwrap_or_default(), &i.name))
+        .filter_map(|i| i.volume_name.as_deref())
+        .collect();
     let mut restored_volumes = BTreeSet::new();
     kept.retain(|p| {
         let item = &items[p.index];
         if item.gr != "persistentvolumes" {
             return true;
         }
-        // Lifeboat restores no volume data (yet): no volume is "with data".
+        // Volume snapshots are not restored (yet): a volume has its files or nothing.
+        let data = if with_files.contains(item.name.as_str()) {
+            volumes::VolumeData::Files
+        } else {
+            volumes::VolumeData::None
+        };
         match volumes::pv_decision(
             filter.pv_scope(),
             claimed.contains(item.name.as_str()),
             item.reclaim_policy.as_deref(),
-            false,
+            data,
         ) {
+            PvDecision::ProvisionForFiles => {
+                warnings.push(format!(
+                    "persistent volume {} not restored: its files are in the backup; its claim provisions a new volume and the node agent writes them into it",
+                    item.name
+                ));
+                skip(SkipReason::VolumeWithFiles);
+                false
+            }
             PvDecision::Restore => {
                 restored_volumes.insert(item.name.as_str());
                 true
@@ -652,6 +675,55 @@ mod tests {
         for (got, want) in plan.warnings.iter().zip(warnings) {
             assert!(got.starts_with(want), "{got}");
         }
+    }
+
+    /// Issue 15 item 4: a claim whose volume's files are in the backup provisions a new
+    /// volume (the node agent fills it), whatever the old volume's reclaim policy; the old
+    /// volume is not created (it would point at the original disk).
+    #[test]
+    fn a_volume_whose_files_are_in_the_backup_is_provisioned_afresh() {
+        let items = vec![
+            pv("v1", "Retain"),
+            pvc("data", Some("v1")),
+            pv("v2", "Retain"),
+            pvc("logs", Some("v2")),
+        ];
+        let filter = RestoreFilter::new(&RestoreSpec::default())
+            .unwrap()
+            .with_claims_with_files([("a".to_string(), "data".to_string())].into());
+        let plan = plan(&items, &filter);
+        let got: Vec<(String, bool)> = plan
+            .steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Phase { items: p, .. } => p.clone(),
+                Step::EnsureNamespaces(_) => vec![],
+            })
+            .map(|p| (items[p.index].name.clone(), p.provision_fresh))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("v2".to_string(), false),
+                ("data".to_string(), true),
+                ("logs".to_string(), false)
+            ]
+        );
+        assert_eq!(
+            plan.skipped,
+            [(
+                "persistent volumes whose files are in the backup (their claims provision new ones)",
+                1
+            )]
+            .into_iter()
+            .collect()
+        );
+        assert!(
+            plan.warnings[0]
+                .starts_with("persistent volume v1 not restored: its files are in the backup"),
+            "{:?}",
+            plan.warnings
+        );
     }
 
     #[rstest]

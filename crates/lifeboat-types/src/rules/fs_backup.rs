@@ -155,8 +155,9 @@ pub fn choose(
 
 /// Where a chosen volume's files are on its node, from the kubelet's root directory
 /// (`/var/lib/kubelet`): emptyDirs and most plugins under the pod's volumes directory,
-/// a claim's volume by its PersistentVolume (`pv`: a hostPath or local volume is its
-/// path on the node; CSI volumes are mounted at `.../kubernetes.io~csi/<pv>/mount`).
+/// a claim's volume by its PersistentVolume (`pv`: a hostPath volume is its path on the
+/// node; a local volume is bind-mounted at `.../kubernetes.io~local-volume/<pv>`, CSI
+/// volumes at `.../kubernetes.io~csi/<pv>/mount`).
 /// `None` when the data is not on the node in a form the node agent can read.
 pub fn node_path(
     kubelet_root: &str,
@@ -176,8 +177,9 @@ pub fn node_path(
             let pv_name = pv.pointer("/metadata/name")?.as_str()?;
             if let Some(p) = pv.pointer("/spec/hostPath/path").and_then(Value::as_str) {
                 Some(p.to_owned())
-            } else if let Some(p) = pv.pointer("/spec/local/path").and_then(Value::as_str) {
-                Some(p.to_owned())
+            } else if pv.pointer("/spec/local/path").is_some() {
+                // The kubelet bind-mounts a local volume into the pod's directory.
+                Some(format!("{pod_dir}/kubernetes.io~local-volume/{pv_name}"))
             } else if pv.pointer("/spec/csi").is_some() {
                 Some(format!("{pod_dir}/kubernetes.io~csi/{pv_name}/mount"))
             } else {
@@ -313,7 +315,7 @@ mod tests {
         Some("/srv/pv1"))]
     #[case::claim_on_local_pv(choice("data", Source::Claim("c".into())),
         Some(json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {}, "local": {"path": "/mnt/disk1"}}})),
-        Some("/mnt/disk1"))]
+        Some("/var/lib/kubelet/pods/u1/volumes/kubernetes.io~local-volume/pv1"))]
     #[case::claim_on_csi_pv(choice("data", Source::Claim("c".into())),
         Some(json!({"metadata": {"name": "pvc-123"}, "spec": {"csi": {"driver": "x"}}})),
         Some("/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/pvc-123/mount"))]

@@ -80,6 +80,9 @@ pub enum PvDecision {
     /// its claim provisions a new volume (Velero: "Dynamically re-provisioning persistent
     /// volume because it doesn't have a snapshot and its reclaim policy is Delete").
     ProvisionFresh,
+    /// Not created: its files are in the backup; its claim provisions a new volume and the
+    /// node agent writes them into it.
+    ProvisionForFiles,
 }
 
 /// Whether `reclaim_policy` (`spec.persistentVolumeReclaimPolicy`) is `Delete`.
@@ -87,13 +90,29 @@ pub fn reclaims_by_delete(reclaim_policy: Option<&str>) -> bool {
     reclaim_policy == Some("Delete")
 }
 
+/// What a backup holds of a PersistentVolume's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeData {
+    /// Nothing: only the object.
+    None,
+    /// A snapshot the volume is created from.
+    Snapshot,
+    /// Its files (a pod volume backup of a pod using its claim), which the node agent
+    /// writes into whatever volume the restored claim gets.
+    Files,
+}
+
 /// Decides on a PersistentVolume: in `scope`, `claimed` when a claim this restore creates
-/// names it (`spec.volumeName`), `with_data` when the restore restores its data.
+/// names it (`spec.volumeName`), and what the backup holds of its data.
+///
+/// As Velero: a volume whose files are in the backup is not created — its claim
+/// provisions a new volume and the files are written into it — so that the restore never
+/// points at the original disk, whatever its reclaim policy.
 pub fn pv_decision(
     scope: PvScope,
     claimed: bool,
     reclaim_policy: Option<&str>,
-    with_data: bool,
+    data: VolumeData,
 ) -> PvDecision {
     let in_scope = match scope {
         PvScope::All => true,
@@ -102,7 +121,9 @@ pub fn pv_decision(
     };
     if !in_scope {
         PvDecision::OutOfScope
-    } else if reclaims_by_delete(reclaim_policy) && !with_data {
+    } else if data == VolumeData::Files {
+        PvDecision::ProvisionForFiles
+    } else if reclaims_by_delete(reclaim_policy) && data == VolumeData::None {
         PvDecision::ProvisionFresh
     } else {
         PvDecision::Restore
@@ -193,45 +214,102 @@ mod tests {
         PvScope::All,
         true,
         Some("Delete"),
-        false,
+        VolumeData::None,
         PvDecision::ProvisionFresh
     )]
     #[case::delete_claimed(
         PvScope::Claimed,
         true,
         Some("Delete"),
-        false,
+        VolumeData::None,
         PvDecision::ProvisionFresh
     )]
-    #[case::delete_with_data(PvScope::All, true, Some("Delete"), true, PvDecision::Restore)]
-    #[case::retain(PvScope::All, false, Some("Retain"), false, PvDecision::Restore)]
-    #[case::recycle(PvScope::All, false, Some("Recycle"), false, PvDecision::Restore)]
-    #[case::no_policy(PvScope::All, false, None, false, PvDecision::Restore)]
-    #[case::retain_claimed(PvScope::Claimed, true, Some("Retain"), false, PvDecision::Restore)]
+    #[case::delete_with_data(
+        PvScope::All,
+        true,
+        Some("Delete"),
+        VolumeData::Snapshot,
+        PvDecision::Restore
+    )]
+    #[case::files_retain(
+        PvScope::All,
+        true,
+        Some("Retain"),
+        VolumeData::Files,
+        PvDecision::ProvisionForFiles
+    )]
+    #[case::files_delete(
+        PvScope::Claimed,
+        true,
+        Some("Delete"),
+        VolumeData::Files,
+        PvDecision::ProvisionForFiles
+    )]
+    #[case::files_not_asked(
+        PvScope::Nothing,
+        true,
+        Some("Retain"),
+        VolumeData::Files,
+        PvDecision::OutOfScope
+    )]
+    #[case::retain(
+        PvScope::All,
+        false,
+        Some("Retain"),
+        VolumeData::None,
+        PvDecision::Restore
+    )]
+    #[case::recycle(
+        PvScope::All,
+        false,
+        Some("Recycle"),
+        VolumeData::None,
+        PvDecision::Restore
+    )]
+    #[case::no_policy(PvScope::All, false, None, VolumeData::None, PvDecision::Restore)]
+    #[case::retain_claimed(
+        PvScope::Claimed,
+        true,
+        Some("Retain"),
+        VolumeData::None,
+        PvDecision::Restore
+    )]
     #[case::retain_unclaimed(
         PvScope::Claimed,
         false,
         Some("Retain"),
-        false,
+        VolumeData::None,
         PvDecision::OutOfScope
     )]
-    #[case::retain_not_asked(PvScope::Nothing, true, Some("Retain"), false, PvDecision::OutOfScope)]
-    #[case::delete_not_asked(PvScope::Nothing, true, Some("Delete"), false, PvDecision::OutOfScope)]
+    #[case::retain_not_asked(
+        PvScope::Nothing,
+        true,
+        Some("Retain"),
+        VolumeData::None,
+        PvDecision::OutOfScope
+    )]
+    #[case::delete_not_asked(
+        PvScope::Nothing,
+        true,
+        Some("Delete"),
+        VolumeData::None,
+        PvDecision::OutOfScope
+    )]
     #[case::policy_is_case_sensitive(
         PvScope::All,
         false,
         Some("delete"),
-        false,
+        VolumeData::None,
         PvDecision::Restore
     )]
     fn what_happens_to_a_volume(
         #[case] scope: PvScope,
         #[case] claimed: bool,
         #[case] policy: Option<&str>,
-        #[case] with_data: bool,
+        #[case] data: VolumeData,
         #[case] want: PvDecision,
     ) {
-        assert_eq!(pv_decision(scope, claimed, policy, with_data), want);
+        assert_eq!(pv_decision(scope, claimed, policy, data), want);
     }
 
     #[rstest]

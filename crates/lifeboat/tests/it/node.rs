@@ -1165,13 +1165,16 @@ fn json_of(text: &str) -> serde_json::Value {
 /// Issue 15, items 3–5, end to end on the real node through the server: `install
 /// --use-node-agent` runs the node agent as a DaemonSet (the lifeboat image built here,
 /// the kubelet's pods directory mounted, the key from --repo-password-file). A PostgreSQL
-/// pod chooses its volume with Velero's annotation; the guides' pre hook makes the data
-/// consistent (CHECKPOINT) and writes a dump into the volume, the post hook removes it.
-/// `backup create` through the server makes a PodVolumeBackup that the agent completes
-/// (bytes in its status, recorded in the backup's podvolumebackups file); a second backup
-/// has the first snapshot as parent. The namespace is deleted; `restore create` brings the
-/// pod back with the restore-wait init container first, the agent writes the volume, and
-/// PostgreSQL starts on it: every row is there, and so is the dump.
+/// pod chooses its volumes with Velero's annotation — an emptyDir, and a claim on a static
+/// local PersistentVolume (read through the kubelet's bind mount); the guides' pre hook
+/// makes the data consistent (CHECKPOINT) and writes a dump into the volume, the post hook
+/// removes it. `backup create` through the server makes a PodVolumeBackup per volume that
+/// the agent completes (bytes in its status, recorded in the backup's podvolumebackups
+/// file); a second backup has the first snapshot as parent. The namespace and the old
+/// volume are deleted; `restore create` brings the pod back with the restore-wait init
+/// container first, the agent writes the volumes, and PostgreSQL starts: every row is
+/// there, and so is the dump. The claim is restored without its old volume (the test plays
+/// the provisioner with a new local one) and its files are written into the new one.
 #[test]
 #[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
 fn a_database_comes_back_through_the_server_and_its_node_agent() {
@@ -1257,6 +1260,55 @@ fn a_database_comes_back_through_the_server_and_its_node_agent() {
     });
 
     env.kubectl(&["create", "namespace", app], None);
+    // A claim on a static local volume (the dev cluster has no provisioner).
+    let local_pv = |name: &str| {
+        let dir = env.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The application writes as its own user.
+        std::fs::set_permissions(
+            &dir,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o777),
+        )
+        .unwrap();
+        env.kubectl(
+            &["delete", "pv", name, "--ignore-not-found", "--wait=true"],
+            None,
+        );
+        env.apply(&format!(
+            r#"apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: {name}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: it-local
+  local: {{path: {}}}
+  nodeAffinity: {{required: {{nodeSelectorTerms: [{{matchExpressions: [{{key: kubernetes.io/hostname, operator: Exists}}]}}]}}}}
+"#,
+            dir.display()
+        ));
+        dir
+    };
+    let dir_a = local_pv("vol-it-local-a");
+    env.apply(&format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: files, namespace: {app}}}\nspec: {{accessModes: [ReadWriteOnce], storageClassName: it-local, resources: {{requests: {{storage: 1Gi}}}}}}\n"
+    ));
+    eventually(Duration::from_secs(60), "claim files Bound", || {
+        kubectl_maybe(
+            &env,
+            &[
+                "-n",
+                app,
+                "get",
+                "pvc",
+                "files",
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
+        )
+        .is_some_and(|p| p == "Bound")
+    });
     let postgres = postgres_image(&env);
     let psql = "PGPASSWORD=not-a-real-password psql -h 127.0.0.1 -U postgres -d shop -Atc";
     let data = "/var/lib/postgresql/data";
@@ -1267,7 +1319,7 @@ metadata:
   name: db
   namespace: {app}
   annotations:
-    backup.velero.io/backup-volumes: data
+    backup.velero.io/backup-volumes: data,files
     pre.hook.backup.velero.io/container: postgres
     pre.hook.backup.velero.io/command: '["/bin/sh","-c","{psql} CHECKPOINT && PGPASSWORD=not-a-real-password pg_dump -h 127.0.0.1 -U postgres shop > {data}/shop.sql"]'
     post.hook.backup.velero.io/container: postgres
@@ -1279,11 +1331,17 @@ spec:
     imagePullPolicy: IfNotPresent
     env: [{{name: POSTGRES_PASSWORD, value: not-a-real-password}}, {{name: POSTGRES_DB, value: shop}}]
     readinessProbe: {{exec: {{command: [pg_isready, -h, /tmp]}}, periodSeconds: 1}}
-    volumeMounts: [{{name: data, mountPath: {data}}}]
-  volumes: [{{name: data, emptyDir: {{}}}}]
+    volumeMounts: [{{name: data, mountPath: {data}}}, {{name: files, mountPath: /files}}]
+  volumes: [{{name: data, emptyDir: {{}}}}, {{name: files, persistentVolumeClaim: {{claimName: files}}}}]
 "#
     ));
     wait_pod_ready(&env, app, "db");
+    sh(
+        &env,
+        app,
+        "db",
+        "echo uploaded-invoice > /files/invoice.txt",
+    );
     sh(
         &env,
         app,
@@ -1332,8 +1390,24 @@ spec:
         list["items"].as_array().cloned().unwrap_or_default()
     };
     let first = pvbs("vol-b1");
-    assert_eq!(first.len(), 1, "{first:?}");
-    let pvb = &first[0];
+    assert_eq!(first.len(), 2, "{first:?}");
+    let of = |list: &[serde_json::Value], volume: &str| -> serde_json::Value {
+        list.iter()
+            .find(|p| p["spec"]["volume"] == volume)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {volume}: {list:?}"))
+    };
+    let files = of(&first, "files");
+    assert_eq!(files["status"]["phase"], "Completed", "{files}");
+    assert_eq!(files["spec"]["tags"]["pvc"], "files");
+    assert!(
+        files["status"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/volumes/kubernetes.io~local-volume/vol-it-local-a"),
+        "{files}"
+    );
+    let pvb = &of(&first, "data");
     assert_eq!(pvb["status"]["phase"], "Completed", "{pvb}");
     assert_eq!(pvb["spec"]["volume"], "data");
     assert_eq!(pvb["spec"]["pod"]["name"], "db");
@@ -1364,12 +1438,9 @@ spec:
             "--wait",
         ],
     );
-    let second = pvbs("vol-b2");
-    assert_eq!(second[0]["status"]["phase"], "Completed", "{second:?}");
-    let snap2 = second[0]["status"]["snapshotID"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = of(&pvbs("vol-b2"), "data");
+    assert_eq!(second["status"]["phase"], "Completed", "{second}");
+    let snap2 = second["status"]["snapshotID"].as_str().unwrap().to_owned();
     crate::s3::s3_location(&env, "vol", bucket, "");
     let snaps = json_of(&crate::volume::ok_with_key(
         &env,
@@ -1395,6 +1466,9 @@ spec:
     assert_eq!(parent, snap1.as_str(), "{snaps}");
 
     env.kubectl(&["delete", "namespace", app, "--wait=true"], None);
+    // The old volume goes; the test plays the provisioner with a new, empty one.
+    env.kubectl(&["delete", "pv", "vol-it-local-a", "--wait=true"], None);
+    let dir_b = local_pv("vol-it-local-b");
     let out = through_server(
         &env,
         &[
@@ -1453,6 +1527,47 @@ spec:
             ) == "removed\n"
         },
     );
+    // The claim's files, in the new volume; the old one was not created again.
+    assert_eq!(
+        sh(&env, app, "db", "cat /files/invoice.txt"),
+        "uploaded-invoice\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir_b.join("invoice.txt")).unwrap(),
+        "uploaded-invoice\n"
+    );
+    assert_eq!(
+        env.kubectl(
+            &[
+                "-n",
+                app,
+                "get",
+                "pvc",
+                "files",
+                "-o",
+                "jsonpath={.spec.volumeName}"
+            ],
+            None
+        ),
+        "vol-it-local-b"
+    );
+    assert!(
+        env.kubectl(
+            &[
+                "get",
+                "pv",
+                "vol-it-local-a",
+                "--ignore-not-found",
+                "-o",
+                "name"
+            ],
+            None
+        )
+        .trim()
+        .is_empty(),
+        "the restore does not point at the original disk"
+    );
+    assert!(dir_a.join("invoice.txt").is_file());
     let pvr = json_of(&env.kubectl(
         &[
             "-n",
@@ -1466,9 +1581,18 @@ spec:
         ],
         None,
     ));
-    assert_eq!(pvr["items"][0]["status"]["phase"], "Completed", "{pvr}");
-    assert_eq!(pvr["items"][0]["spec"]["snapshotID"], snap1.as_str());
+    let restores = pvr["items"].as_array().unwrap();
+    assert_eq!(restores.len(), 2, "{pvr}");
+    assert!(
+        restores.iter().all(|r| r["status"]["phase"] == "Completed"),
+        "{pvr}"
+    );
+    assert_eq!(of(restores, "data")["spec"]["snapshotID"], snap1.as_str());
 
     let _ = env.run(&["-n", ns, "uninstall", "--force"]);
-    env.kubectl(&["delete", "namespace", app, "--wait=false"], None);
+    env.kubectl(&["delete", "namespace", app, "--wait=true"], None);
+    env.kubectl(
+        &["delete", "pv", "vol-it-local-b", "--ignore-not-found"],
+        None,
+    );
 }

@@ -777,3 +777,66 @@ fn a_file_that_cannot_be_read_makes_the_backup_partial() {
         "everything else is in the snapshot"
     );
 }
+
+/// A volume that disappears while it is backed up (its pod deleted, the directory gone):
+/// the backup says it lacks what it could not read and exits 3, the repository stays
+/// sound (restic's check), and the next backup of the volume, back again, completes.
+#[test]
+#[ignore = "needs restic and moto: run scripts/test.sh"]
+fn a_volume_that_disappears_mid_backup_is_reported_and_the_repository_stays_sound() {
+    let env = Env::new();
+    let vol = env.dir.path().join("volume");
+    random_files(&vol, 48, 2 << 20);
+    let repo = env.dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let backup = [
+        "volume",
+        "backup",
+        "--path",
+        vol.to_str().unwrap(),
+        "--repo",
+        repo_s,
+    ];
+    let child = env
+        .cmd()
+        .env("LIFEBOAT_REPO_PASSWORD", "k")
+        .args(backup)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(60)
+        && files_below(&repo.join("data")).is_empty()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::fs::remove_dir_all(&vol).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("files or directories that could not be read"),
+        "{stderr}"
+    );
+    let check = restic("k", &["-r", repo_s, "check", "--read-data"], &[]);
+    assert!(check.contains("no errors were found"), "{check}");
+
+    random_files(&vol, 4, 1 << 20);
+    ok_with_key(&env, "k", &backup);
+    let target = env.dir.path().join("restored");
+    ok_with_key(
+        &env,
+        "k",
+        &[
+            "volume",
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+            "--repo",
+            repo_s,
+        ],
+    );
+    assert_eq!(contents(&target), contents(&vol));
+}
