@@ -33,6 +33,22 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), NameError> {
     }
 }
 
+/// Eight hex digits of FNV-1a over the parts (separated): stable across versions.
+pub fn short_hash(parts: &[&str]) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        for b in p.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    }
+    format!("{h:08x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -244,28 +244,18 @@ pub fn marker(restore_uid: &str, failed: bool) -> String {
 /// so that a create sent twice finds the first; short enough for a label value's 63
 /// characters when the backup's name is.
 pub fn backup_object_name(backup: &str, namespace: &str, pod: &str, volume: &str) -> String {
-    format!("{backup}-{}", short_hash(&[namespace, pod, volume]))
+    format!(
+        "{backup}-{}",
+        crate::api::names::short_hash(&[namespace, pod, volume])
+    )
 }
 
 /// The name of the PodVolumeRestore of `volume` of the restored pod `namespace/pod`.
 pub fn restore_object_name(restore: &str, namespace: &str, pod: &str, volume: &str) -> String {
-    format!("{restore}-{}", short_hash(&[namespace, pod, volume]))
-}
-
-/// Eight hex digits of FNV-1a over the parts (separated): stable across versions.
-fn short_hash(parts: &[&str]) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0xff;
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        for b in p.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    }
-    format!("{h:08x}")
+    format!(
+        "{restore}-{}",
+        crate::api::names::short_hash(&[namespace, pod, volume])
+    )
 }
 
 /// Puts the restore-wait init container first in `pod` (a pod object about to be

@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod backup_controller;
 pub mod backups;
 pub mod cli_mode;
+pub mod csi;
 pub mod disk_space;
 pub mod etcd_snapshots;
 pub mod fs_backup;
