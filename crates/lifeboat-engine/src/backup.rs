@@ -593,6 +593,8 @@ struct Run<'a> {
     tx: mpsc::Sender<Batch>,
     /// PVs bound to backed-up claims.
     bound_pvs: Mutex<BTreeSet<String>>,
+    /// The backed-up claims bound to volumes (for CSI snapshots).
+    bound_claims: Mutex<Vec<crate::csi::Claim>>,
     /// Custom resource types (group-resource) that had items.
     seen_types: Mutex<BTreeSet<String>>,
     /// Types (group-resource) listed per namespace because RBAC refused a cluster-wide
@@ -700,6 +702,13 @@ impl Run<'_> {
                     .filter(|v| !v.is_empty())
                 && let Ok(mut pvs) = self.bound_pvs.lock()
             {
+                if let Ok(mut claims) = self.bound_claims.lock() {
+                    claims.push(crate::csi::Claim {
+                        namespace: ns.unwrap_or_default().to_owned(),
+                        name: head.metadata.name.to_string(),
+                        volume: v.clone(),
+                    });
+                }
                 pvs.insert(v);
             }
             let has_type = head.api_version.is_some() && head.kind.is_some();
@@ -998,6 +1007,24 @@ impl Run<'_> {
     }
 
     /// Items that go in because of others: PVs of claims, CRDs of custom resources.
+    /// Adds objects read with GET (`texts`, with their apiVersion and kind) to the tarball
+    /// as items of `r` (Velero's additional items: the VolumeSnapshots a backup made).
+    pub(crate) async fn add_objects(
+        &self,
+        r: &ApiResource,
+        texts: Vec<(Option<String>, String, String)>,
+    ) {
+        let items = texts
+            .into_iter()
+            .map(|(namespace, name, text)| Item {
+                namespace,
+                name,
+                json: text.into_bytes(),
+            })
+            .collect();
+        self.send(&Arc::new(r.clone()), items).await;
+    }
+
     async fn dependents(&self, served: &[ApiResource]) {
         let planned: BTreeSet<String> = self
             .plan
@@ -1210,6 +1237,7 @@ pub async fn run_backup(
         progress: progress.clone(),
         tx,
         bound_pvs: Default::default(),
+        bound_claims: Default::default(),
         seen_types: Default::default(),
         refused_cluster_wide,
         in_cluster: namespaces.len(),
@@ -1327,16 +1355,7 @@ pub async fn run_backup(
         &log,
     )
     .await;
-    if !pod_hooks.is_empty() {
-        let post = crate::hooks::run_hooks(
-            &*executor,
-            &pod_hooks,
-            lifeboat_types::plan::backup_hooks::Phase::Post,
-        )
-        .await;
-        record_hooks(post, &run);
-    }
-    // Claims whose data no PodVolumeBackup carries: snapshots are not taken yet.
+    // CSI snapshots of the claims whose files were not copied, stored with the objects.
     let copied: BTreeSet<(String, String)> = pod_volume_backups
         .iter()
         .filter_map(|v| {
@@ -1346,16 +1365,58 @@ pub async fn run_backup(
             ))
         })
         .collect();
+    let csi_taken = if backup.spec.snapshot_volumes != Some(false) {
+        let claims = run
+            .bound_claims
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        crate::csi::snapshot_claims(
+            cluster,
+            &served,
+            &name,
+            &claims,
+            &copied,
+            backup
+                .spec
+                .csi_snapshot_timeout
+                .map(|d| d.0)
+                .filter(|d| !d.is_zero())
+                .unwrap_or(crate::csi::DEFAULT_TIMEOUT),
+            &opts.stop,
+            &log,
+        )
+        .await
+    } else {
+        Default::default()
+    };
+    if let Some((vs, vsc)) = &csi_taken.resources
+        && !csi_taken.snapshots.is_empty()
+    {
+        run.add_objects(vs, csi_taken.snapshots.clone()).await;
+        run.add_objects(vsc, csi_taken.contents.clone()).await;
+    }
+    if !pod_hooks.is_empty() {
+        let post = crate::hooks::run_hooks(
+            &*executor,
+            &pod_hooks,
+            lifeboat_types::plan::backup_hooks::Phase::Post,
+        )
+        .await;
+        record_hooks(post, &run);
+    }
+    // Claims whose data no PodVolumeBackup and no CSI snapshot carries.
     let claims = run
         .bound_pvs
         .lock()
         .map(|s| s.len())
         .unwrap_or(0)
-        .saturating_sub(copied.len());
+        .saturating_sub(copied.len())
+        .saturating_sub(csi_taken.records.len());
     if claims > 0 && backup.spec.snapshot_volumes != Some(false) {
         run.warn(
             None,
-            format!("{claims} bound volume(s) were backed up as objects only: volume snapshots are not taken yet; choose their pods' volumes for file-system backup (backup.velero.io/backup-volumes, --default-volumes-to-fs-backup) to copy their data"),
+            format!("{claims} bound volume(s) were backed up as objects only: they are not CSI volumes (only those are snapshotted); choose their pods' volumes for file-system backup (backup.velero.io/backup-volumes, --default-volumes-to-fs-backup) to copy their data"),
         );
     }
     let Run { tx, .. } = run;
@@ -1438,8 +1499,32 @@ pub async fn run_backup(
             json_gz(&serde_json::Value::Array(pod_volume_backups)),
         ),
         (paths.volume_snapshots(), json_gz(&empty)),
-        (paths.item_operations(), json_gz(&empty)),
-        (paths.volume_info(), json_gz(&empty)),
+        (
+            paths.item_operations(),
+            json_gz(&serde_json::Value::Array(
+                csi_taken
+                    .records
+                    .iter()
+                    .map(|r| {
+                        r.to_item_operation(
+                            &name,
+                            backup.metadata.uid.as_deref().unwrap_or_default(),
+                            &start.to_string(),
+                        )
+                    })
+                    .collect(),
+            )),
+        ),
+        (
+            paths.volume_info(),
+            json_gz(&serde_json::Value::Array(
+                csi_taken
+                    .records
+                    .iter()
+                    .map(|r| r.to_volume_info())
+                    .collect(),
+            )),
+        ),
     ];
     if let Err(e) = written.create_all(files).await {
         return Err(written.failed(storage_err(e)).await);

@@ -229,6 +229,21 @@ pub async fn pod_volume_backups(
     Ok(list.unwrap_or_default())
 }
 
+/// The backup's volume records (`<b>-volumeinfo.json.gz`, Velero's `BackupVolumeInfo`
+/// list); none when the file is missing.
+pub async fn volume_info(
+    store: &Store,
+    name: &str,
+) -> Result<Vec<serde_json::Value>, CatalogError> {
+    let list: Option<Vec<serde_json::Value>> = read_gz_json(
+        store,
+        &store.backup_paths(name).volume_info(),
+        backup_owner(name),
+    )
+    .await?;
+    Ok(list.unwrap_or_default())
+}
+
 /// Reads the stored Restore `name`.
 pub async fn get_restore(store: &Store, name: &str) -> Result<Restore, CatalogError> {
     read_json(

@@ -449,6 +449,8 @@ struct Exec<'a> {
     stored_volumes: BTreeMap<(String, String), Vec<crate::pod_volumes::StoredVolume>>,
     /// The image of the restore-wait container (`None`: volume data is not restored).
     wait_image: Option<String>,
+    /// The backup's CSI snapshots, by the claim's namespace and name in the backup.
+    snapshots: BTreeMap<(String, String), lifeboat_types::rules::csi::SnapshotRecord>,
     /// The volumes of the pods this restore created, for the node agents.
     volume_restores: Mutex<Vec<crate::pod_volumes::PendingRestore>>,
 }
@@ -460,6 +462,71 @@ impl Exec<'_> {
 
     fn warn(&self, ns: Option<&str>, msg: String) {
         self.log.warn(ns, msg);
+    }
+
+    /// Imports the CSI snapshot `rec` into namespace `ns` before its claim is created: a
+    /// pre-provisioned VolumeSnapshotContent found by the snapshot's handle (Retain), and
+    /// its VolumeSnapshot. Either found already is taken as it is (a restore run again).
+    async fn import_snapshot(
+        &self,
+        rec: &lifeboat_types::rules::csi::SnapshotRecord,
+        ns: &str,
+    ) -> Result<(), String> {
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let restore = &self.sanitize.restore_name;
+        let content = format!(
+            "{restore}-{}",
+            lifeboat_types::api::names::short_hash(&[ns, &rec.snapshot])
+        );
+        let resource = |plural: &str, kind: &str, namespaced: bool| ApiResource {
+            group: lifeboat_types::rules::csi::GROUP.into(),
+            version: "v1".into(),
+            plural: plural.into(),
+            singular: String::new(),
+            kind: kind.into(),
+            namespaced,
+            short_names: vec![],
+            verbs: vec![],
+        };
+        let what = format!(
+            "CSI snapshot {} of claim {}/{}",
+            rec.handle, rec.namespace, rec.claim
+        );
+        for (r, namespace, body) in [
+            (
+                resource("volumesnapshotcontents", "VolumeSnapshotContent", false),
+                None,
+                rec.restored_content(&content, ns, restore),
+            ),
+            (
+                resource("volumesnapshots", "VolumeSnapshot", true),
+                Some(ns),
+                rec.restored_snapshot(ns, &content, restore),
+            ),
+        ] {
+            let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+            match self.cluster.create_raw(&r, namespace, body).await {
+                Ok(_) => {}
+                Err(e) if e.is_unserved() => {
+                    return Err(format!(
+                        "{what}: the cluster does not serve {}/v1 {}: install the CSI snapshot CRDs and controller first",
+                        lifeboat_types::rules::csi::GROUP,
+                        r.kind
+                    ));
+                }
+                Err(e) => return Err(format!("{what}: {}", chain(&e))),
+            }
+        }
+        self.log.info(
+            &format!(
+                "{what}: imported into {ns} (VolumeSnapshot {}, content {content})",
+                rec.snapshot
+            ),
+            &[],
+        );
+        Ok(())
     }
 
     /// Restores one object and reports its outcome.
@@ -525,6 +592,16 @@ impl Exec<'_> {
                 ),
                 &[],
             );
+        }
+        if gr == "persistentvolumeclaims"
+            && let (Some(ns), Some(source_ns)) =
+                (p.target_ns.as_deref(), p.file.namespace.as_deref())
+            && let Some(rec) = self
+                .snapshots
+                .get(&(source_ns.to_owned(), p.file.name.clone()))
+        {
+            self.import_snapshot(rec, ns).await?;
+            lifeboat_types::rules::csi::claim_from_snapshot(&mut obj, &rec.snapshot);
         }
         if let Some(m) = &self.opts.modifiers {
             m.apply(gr, p.target_ns.as_deref(), &p.file.name, &mut obj)
@@ -937,8 +1014,25 @@ pub async fn run_restore(
         &catalog::pod_volume_backups(store, &spec.backup_name).await?,
         &mut unreadable,
     );
-    let filter =
-        filter.with_claims_with_files(crate::pod_volumes::claims_with_files(&stored_volumes));
+    // The backup's CSI snapshots: imported by their handles, their claims provisioned
+    // from them.
+    let snapshots: BTreeMap<(String, String), lifeboat_types::rules::csi::SnapshotRecord> =
+        catalog::volume_info(store, &spec.backup_name)
+            .await?
+            .iter()
+            .filter_map(lifeboat_types::rules::csi::SnapshotRecord::from_volume_info)
+            .map(|r| ((r.namespace.clone(), r.claim.clone()), r))
+            .collect();
+    let filter = filter
+        .with_claims_with_files(crate::pod_volumes::claims_with_files(&stored_volumes))
+        .with_csi_imports(lifeboat_types::plan::restore::CsiImports {
+            claims: snapshots.keys().cloned().collect(),
+            snapshots: snapshots
+                .values()
+                .map(|r| (r.namespace.clone(), r.snapshot.clone()))
+                .collect(),
+            contents: snapshots.values().map(|r| r.content.clone()).collect(),
+        });
     let plan = restore_plan::plan(&index, &filter);
     progress.total.store(plan.len() as u64, Ordering::Relaxed);
 
@@ -975,6 +1069,7 @@ pub async fn run_restore(
         hooks,
         pod_hooks: Default::default(),
         stored_volumes,
+        snapshots,
         wait_image: opts
             .pod_volumes
             .as_ref()

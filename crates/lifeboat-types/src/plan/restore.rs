@@ -126,6 +126,11 @@ pub enum SkipReason {
     /// A PersistentVolume whose files are in the backup: its claim provisions a new volume,
     /// which the node agent fills.
     VolumeWithFiles,
+    /// A PersistentVolume whose claim is restored from its CSI snapshot.
+    VolumeFromSnapshot,
+    /// A VolumeSnapshot or VolumeSnapshotContent of a CSI snapshot the restore imports by
+    /// its handle (it makes its own).
+    SnapshotImported,
     /// The API server serves the resource but does not allow creating it (its discovery
     /// verbs lack `create`: `componentstatuses`): no restore can create it.
     NotCreatable,
@@ -144,6 +149,20 @@ pub struct RestoreFilter {
     pv_scope: PvScope,
     not_creatable: BTreeSet<String>,
     claims_with_files: BTreeSet<(String, String)>,
+    csi: CsiImports,
+}
+
+/// The CSI snapshots of a backup a restore imports by their handles
+/// (`types::rules::csi`): their claims provision from them; the backed-up VolumeSnapshots
+/// and contents are not restored as they were (the restore makes its own).
+#[derive(Debug, Clone, Default)]
+pub struct CsiImports {
+    /// Claims (namespace, name in the backup).
+    pub claims: BTreeSet<(String, String)>,
+    /// VolumeSnapshots (namespace, name in the backup).
+    pub snapshots: BTreeSet<(String, String)>,
+    /// VolumeSnapshotContents (name).
+    pub contents: BTreeSet<String>,
 }
 
 /// Whether a user's resource name (`deployments`, `deployments.apps`, `deploy` is not
@@ -185,6 +204,7 @@ impl RestoreFilter {
             pv_scope,
             not_creatable: BTreeSet::new(),
             claims_with_files: BTreeSet::new(),
+            csi: CsiImports::default(),
         })
     }
 
@@ -201,6 +221,17 @@ impl RestoreFilter {
     pub fn with_claims_with_files(mut self, claims: BTreeSet<(String, String)>) -> Self {
         self.claims_with_files = claims;
         self
+    }
+
+    /// The CSI snapshots this restore imports.
+    pub fn with_csi_imports(mut self, csi: CsiImports) -> Self {
+        self.csi = csi;
+        self
+    }
+
+    /// The CSI snapshots this restore imports.
+    pub fn csi_imports(&self) -> &CsiImports {
+        &self.csi
     }
 
     /// Whether claim `namespace/name` of the backup has its volume's files in it.

@@ -161,6 +161,12 @@ fn skip_label(reason: &SkipReason) -> &'static str {
         SkipReason::VolumeWithoutData => {
             "persistent volumes without restored data and reclaim policy Delete"
         }
+        SkipReason::VolumeFromSnapshot => {
+            "persistent volumes whose claims are restored from their CSI snapshots"
+        }
+        SkipReason::SnapshotImported => {
+            "CSI snapshot objects of the backup (the restore imports the snapshots by handle)"
+        }
         SkipReason::VolumeWithFiles => {
             "persistent volumes whose files are in the backup (their claims provision new ones)"
         }
@@ -181,6 +187,20 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
     for (index, item) in items.iter().enumerate() {
         if item.service_account_token {
             skip(SkipReason::ServiceAccountToken);
+            continue;
+        }
+        let csi = filter.csi_imports();
+        let key = || {
+            (
+                item.namespace.clone().unwrap_or_default(),
+                item.name.clone(),
+            )
+        };
+        if (item.gr == "volumesnapshots.snapshot.storage.k8s.io" && csi.snapshots.contains(&key()))
+            || (item.gr == "volumesnapshotcontents.snapshot.storage.k8s.io"
+                && csi.contents.contains(&item.name))
+        {
+            skip(SkipReason::SnapshotImported);
             continue;
         }
         match filter.decide(
@@ -240,6 +260,18 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
         .filter(|i| filter.claim_has_files(i.namespace.as_deref().unwrap_or_default(), &i.name))
         .filter_map(|i| i.volume_name.as_deref())
         .collect();
+    // Volumes whose claims are restored from their CSI snapshots.
+    let from_snapshot: BTreeSet<&str> = items
+        .iter()
+        .filter(|i| i.gr == "persistentvolumeclaims")
+        .filter(|i| {
+            filter
+                .csi_imports()
+                .claims
+                .contains(&(i.namespace.clone().unwrap_or_default(), i.name.clone()))
+        })
+        .filter_map(|i| i.volume_name.as_deref())
+        .collect();
     let mut restored_volumes = BTreeSet::new();
     kept.retain(|p| {
         let item = &items[p.index];
@@ -249,6 +281,8 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
         // Volume snapshots are not restored (yet): a volume has its files or nothing.
         let data = if with_files.contains(item.name.as_str()) {
             volumes::VolumeData::Files
+        } else if from_snapshot.contains(item.name.as_str()) {
+            volumes::VolumeData::CsiSnapshot
         } else {
             volumes::VolumeData::None
         };
@@ -258,6 +292,14 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
             item.reclaim_policy.as_deref(),
             data,
         ) {
+            PvDecision::ProvisionFromSnapshot => {
+                warnings.push(format!(
+                    "persistent volume {} not restored: its claim is restored from its CSI snapshot (a new volume provisioned from it)",
+                    item.name
+                ));
+                skip(SkipReason::VolumeFromSnapshot);
+                false
+            }
             PvDecision::ProvisionForFiles => {
                 warnings.push(format!(
                     "persistent volume {} not restored: its files are in the backup; its claim provisions a new volume and the node agent writes them into it",
@@ -723,6 +765,68 @@ mod tests {
                 .starts_with("persistent volume v1 not restored: its files are in the backup"),
             "{:?}",
             plan.warnings
+        );
+    }
+
+    /// Issue 15 item 6: a claim restored from its CSI snapshot provisions a new volume;
+    /// the old volume and the backup's own snapshot objects are not restored (the restore
+    /// imports the snapshot by its handle); other snapshot objects are restored as usual.
+    #[test]
+    fn a_claim_with_a_csi_snapshot_is_restored_from_it() {
+        let vs = |ns: &str, name: &str| {
+            Item::new(
+                "volumesnapshots.snapshot.storage.k8s.io",
+                Some(ns),
+                name,
+                &json!({"metadata": {"name": name}}),
+            )
+        };
+        let vsc = |name: &str| {
+            Item::new(
+                "volumesnapshotcontents.snapshot.storage.k8s.io",
+                None,
+                name,
+                &json!({"metadata": {"name": name}}),
+            )
+        };
+        let items = vec![
+            pv("v1", "Delete"),
+            pvc("data", Some("v1")),
+            vs("a", "velero-data-1"),
+            vsc("snapcontent-1"),
+            vs("a", "users-own"),
+        ];
+        let csi = crate::plan::restore::CsiImports {
+            claims: [("a".to_string(), "data".to_string())].into(),
+            snapshots: [("a".to_string(), "velero-data-1".to_string())].into(),
+            contents: ["snapcontent-1".to_string()].into(),
+        };
+        let filter = RestoreFilter::new(&RestoreSpec::default())
+            .unwrap()
+            .with_csi_imports(csi);
+        let plan = plan(&items, &filter);
+        let got: Vec<(String, bool)> = plan
+            .steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Phase { items: p, .. } => p.clone(),
+                Step::EnsureNamespaces(_) => vec![],
+            })
+            .map(|p| (items[p.index].name.clone(), p.provision_fresh))
+            .collect();
+        assert_eq!(
+            got,
+            // Snapshots come before claims in Velero's priorities.
+            [("users-own".to_string(), false), ("data".to_string(), true)]
+        );
+        assert_eq!(
+            plan.skipped,
+            [
+                ("CSI snapshot objects of the backup (the restore imports the snapshots by handle)", 2),
+                ("persistent volumes whose claims are restored from their CSI snapshots", 1)
+            ]
+            .into_iter()
+            .collect()
         );
     }
 

@@ -83,6 +83,9 @@ pub enum PvDecision {
     /// Not created: its files are in the backup; its claim provisions a new volume and the
     /// node agent writes them into it.
     ProvisionForFiles,
+    /// Not created: its claim is restored from its CSI snapshot (a new volume provisioned
+    /// from it).
+    ProvisionFromSnapshot,
 }
 
 /// Whether `reclaim_policy` (`spec.persistentVolumeReclaimPolicy`) is `Delete`.
@@ -100,6 +103,8 @@ pub enum VolumeData {
     /// Its files (a pod volume backup of a pod using its claim), which the node agent
     /// writes into whatever volume the restored claim gets.
     Files,
+    /// A CSI snapshot: the restored claim provisions a new volume from it.
+    CsiSnapshot,
 }
 
 /// Decides on a PersistentVolume: in `scope`, `claimed` when a claim this restore creates
@@ -123,6 +128,8 @@ pub fn pv_decision(
         PvDecision::OutOfScope
     } else if data == VolumeData::Files {
         PvDecision::ProvisionForFiles
+    } else if data == VolumeData::CsiSnapshot {
+        PvDecision::ProvisionFromSnapshot
     } else if reclaims_by_delete(reclaim_policy) && data == VolumeData::None {
         PvDecision::ProvisionFresh
     } else {
@@ -244,6 +251,13 @@ mod tests {
         Some("Delete"),
         VolumeData::Files,
         PvDecision::ProvisionForFiles
+    )]
+    #[case::csi_snapshot(
+        PvScope::All,
+        true,
+        Some("Delete"),
+        VolumeData::CsiSnapshot,
+        PvDecision::ProvisionFromSnapshot
     )]
     #[case::files_not_asked(
         PvScope::Nothing,

@@ -8,6 +8,7 @@
 
 mod backup;
 mod cli_mode;
+mod csi;
 mod dropin;
 mod errors;
 mod etcd;
