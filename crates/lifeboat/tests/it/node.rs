@@ -296,6 +296,15 @@ fn import_lifeboat_image(env: &Env, tag: &str) {
     }
 }
 
+/// The tests that install lifeboat on the node's cluster, one at a time: an install or
+/// uninstall applies or deletes the cluster-wide CRDs, which would delete the other test's
+/// Backups and PodVolumeBackups under it. Regression: run side by side, the node agent's
+/// test lost its objects when the server test began with `uninstall`.
+fn installs_on_the_node() -> std::sync::MutexGuard<'static, ()> {
+    static NODE_INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    NODE_INSTALL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn lease_holder(env: &Env, ns: &str) -> Option<String> {
     kubectl_maybe(
         env,
@@ -320,6 +329,7 @@ fn lease_holder(env: &Env, ns: &str) -> Option<String> {
 #[test]
 #[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
 fn installed_server_runs_as_its_deployment() {
+    let _alone = installs_on_the_node();
     let env = Env::on_node();
     let ns = "lifeboat-node";
     let app = "node-app";
@@ -1178,6 +1188,7 @@ fn json_of(text: &str) -> serde_json::Value {
 #[test]
 #[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
 fn a_database_comes_back_through_the_server_and_its_node_agent() {
+    let _alone = installs_on_the_node();
     let env = Env::on_node();
     let ns = "lifeboat-vol";
     let app = "node-vol-app";
