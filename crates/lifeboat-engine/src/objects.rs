@@ -469,3 +469,29 @@ pub async fn wait_crds_gone(cluster: &Cluster) -> Vec<String> {
     }
     left
 }
+/// Merge-patches the status subresource of `name`: every controller's status writes (the
+/// server's and the node agent's). A write that fails for a moment (an API server
+/// restart, a timeout) is tried again (`Backoff::STATUS_WRITE`): a lost terminal status
+/// would leave a backup looking orphaned, or a volume's work looking unfinished.
+pub async fn patch_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    use backon::Retryable;
+    let patch = Patch::Merge(json!({ "status": status }));
+    let params = PatchParams::default();
+    let write = || api.patch_status(name, &params, &patch);
+    write
+        .retry(lifeboat_types::rules::backoff::Backoff::STATUS_WRITE.builder())
+        .sleep(tokio::time::sleep)
+        .when(kube::Error::is_transient)
+        .notify(|e, _| {
+            tracing::warn!(object = %name, "status write failed, retrying: {}", crate::error::chain(e));
+        })
+        .await?;
+    Ok(())
+}

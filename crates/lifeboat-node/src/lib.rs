@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
+use lifeboat_engine::objects::patch_status;
 use lifeboat_types::api::pod_volume::{
     self as pv, PodVolumeBackupResource, PodVolumeRestoreResource, VolumePhase,
 };
@@ -133,24 +133,6 @@ fn on_error<K: kube::Resource<DynamicType = ()>>(
         lifeboat_engine::error::chain(e)
     );
     Action::requeue(Duration::from_secs(10))
-}
-
-/// Merge-patches an object's status.
-async fn patch_status<K>(
-    api: &Api<K>,
-    name: &str,
-    status: serde_json::Value,
-) -> Result<(), kube::Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Counts the bytes rustic_core reports, for `status.progress`.
@@ -337,21 +319,8 @@ async fn reconcile_backup(
         }
         VolumePhase::New => {}
     }
-    if running(&ctx, &name, Some(true)) {
-        return Ok(Action::await_change());
-    }
-    let result = async {
-        patch_status(
-            &api,
-            &name,
-            json!({ "phase": "InProgress", "startTimestamp": Time::now() }),
-        )
-        .await?;
-        let bytes = Bytes::default();
-        let progress = report_progress(api.clone(), name.clone(), bytes.clone());
-        let outcome = back_up(&ctx, &obj, bytes).await;
-        progress.abort();
-        let status = match outcome {
+    copy(&ctx, &api, &name, |bytes| async {
+        match back_up(&ctx, &obj, bytes).await {
             Ok((path, snap)) => {
                 let size = snap.summary.as_ref().map(|s| s.bytes).unwrap_or_default();
                 tracing::info!(object = %name, snapshot = %snap.id, path = %path.display(), "volume backed up");
@@ -367,11 +336,42 @@ async fn reconcile_backup(
                 tracing::warn!(object = %name, "volume backup failed: {message}");
                 json!({ "phase": "Failed", "message": message, "completionTimestamp": Time::now() })
             }
-        };
-        patch_status(&api, &name, status).await
+        }
+    })
+    .await
+}
+
+/// Copies the volume of object `name`: marks it InProgress, writes `status.progress` while
+/// `work` runs, then writes the status `work` returns. The object counts as running in
+/// this process ([`running`]) from before the first write to after the last.
+async fn copy<K, Fut>(
+    ctx: &Ctx,
+    api: &Api<K>,
+    name: &str,
+    work: impl FnOnce(Bytes) -> Fut,
+) -> Result<Action, AgentError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    Fut: std::future::Future<Output = serde_json::Value>,
+{
+    if running(ctx, name, Some(true)) {
+        return Ok(Action::await_change());
+    }
+    let result = async {
+        patch_status(
+            api,
+            name,
+            json!({ "phase": "InProgress", "startTimestamp": Time::now() }),
+        )
+        .await?;
+        let bytes = Bytes::default();
+        let progress = report_progress(api.clone(), name.to_owned(), bytes.clone());
+        let status = work(bytes).await;
+        progress.abort();
+        patch_status(api, name, status).await
     }
     .await;
-    running(&ctx, &name, Some(false));
+    running(ctx, name, Some(false));
     result?;
     Ok(Action::await_change())
 }
@@ -464,21 +464,8 @@ async fn reconcile_restore(
         }
         tracing::info!(object = %name, "restoring again a volume an earlier agent left unfinished");
     }
-    if running(&ctx, &name, Some(true)) {
-        return Ok(Action::await_change());
-    }
-    let result = async {
-        patch_status(
-            &api,
-            &name,
-            json!({ "phase": "InProgress", "startTimestamp": Time::now() }),
-        )
-        .await?;
-        let bytes = Bytes::default();
-        let progress = report_progress(api.clone(), name.clone(), bytes.clone());
-        let outcome = restore(&ctx, &obj, &pod, bytes).await;
-        progress.abort();
-        let status = match outcome {
+    copy(&ctx, &api, &name, |bytes| async {
+        match restore(&ctx, &obj, &pod, bytes).await {
             Ok(size) => json!({
                 "phase": "Completed",
                 "completionTimestamp": Time::now(),
@@ -488,13 +475,9 @@ async fn reconcile_restore(
                 tracing::warn!(object = %name, "volume restore failed: {message}");
                 fail(message)
             }
-        };
-        patch_status(&api, &name, status).await
-    }
-    .await;
-    running(&ctx, &name, Some(false));
-    result?;
-    Ok(Action::await_change())
+        }
+    })
+    .await
 }
 
 /// Restores the volume of `obj` into `pod`'s directory and writes the marker; the bytes

@@ -52,7 +52,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use lifeboat_engine::catalog::CatalogError;
-use lifeboat_engine::cluster::{ApiErrorKind, Cluster, ClusterError};
+use lifeboat_engine::cluster::{Cluster, ClusterError};
 use lifeboat_engine::storage::{StorageError, Store};
 use lifeboat_types::rules::backoff::Backoff;
 
@@ -393,7 +393,8 @@ where
     .await
 }
 
-/// Merge-patches the status subresource of `name` (every controller's status writes).
+/// Merge-patches the status subresource of `name` (every controller's status writes),
+/// tried again when it fails for a moment ([`lifeboat_engine::objects::patch_status`]).
 pub(crate) async fn patch_status<K>(
     api: &Api<K>,
     name: &str,
@@ -402,22 +403,7 @@ pub(crate) async fn patch_status<K>(
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    // A status write that fails for a moment (an API server restart, a timeout) is tried
-    // again ([`Backoff::STATUS_WRITE`]): a lost terminal status would make a stored backup
-    // look orphaned.
-    use backon::Retryable;
-    let patch = kube::api::Patch::Merge(serde_json::json!({ "status": status }));
-    let params = kube::api::PatchParams::default();
-    let write = || api.patch_status(name, &params, &patch);
-    write
-        .retry(Backoff::STATUS_WRITE.builder())
-        .sleep(tokio::time::sleep)
-        .when(kube::Error::is_transient)
-        .notify(|e, _| {
-            tracing::warn!(object = %name, "status write failed, retrying: {}", chain(e));
-        })
-        .await?;
-    Ok(())
+    Ok(lifeboat_engine::objects::patch_status(api, name, status).await?)
 }
 
 /// Serves /metrics, /healthz and /readyz until `stop`.
