@@ -203,11 +203,8 @@ pub(crate) async fn back_up(
             (pv::BACKUP_NAME_LABEL.to_owned(), backup.to_owned()),
             (pv::NODE_LABEL.to_owned(), pod.node.clone()),
         ]));
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {
-                made.insert(name);
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => {
+        match create_once(&api, &obj).await {
+            Ok(()) => {
                 made.insert(name);
             }
             Err(e) => log.error(
@@ -281,6 +278,19 @@ pub(crate) async fn back_up(
         stored.push(v);
     }
     stored
+}
+
+/// Creates `obj`. One found under its name is taken as made: the names are fixed per
+/// backup (or restore) and volume, so it is this run's, from a try whose answer was lost.
+async fn create_once<K>(api: &Api<K>, obj: &K) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether claim `namespace/name` exists and is bound.
@@ -447,11 +457,8 @@ pub(crate) async fn restore(
             pv::RESTORE_NAME_LABEL.to_owned(),
             restore.to_owned(),
         )]));
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {
-                made.insert(name);
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => {
+        match create_once(&api, &obj).await {
+            Ok(()) => {
                 made.insert(name);
             }
             Err(e) => log.error(

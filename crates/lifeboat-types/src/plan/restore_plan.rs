@@ -719,6 +719,18 @@ mod tests {
         }
     }
 
+    /// The planned items in order: each one's name and whether it provisions afresh.
+    fn names_and_fresh(items: &[Item], plan: &RestorePlan) -> Vec<(String, bool)> {
+        plan.steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Phase { items: p, .. } => p.clone(),
+                Step::EnsureNamespaces(_) => vec![],
+            })
+            .map(|p| (items[p.index].name.clone(), p.provision_fresh))
+            .collect()
+    }
+
     /// Issue 15 item 4: a claim whose volume's files are in the backup provisions a new
     /// volume (the node agent fills it), whatever the old volume's reclaim policy; the old
     /// volume is not created (it would point at the original disk).
@@ -734,15 +746,7 @@ mod tests {
             .unwrap()
             .with_claims_with_files([("a".to_string(), "data".to_string())].into());
         let plan = plan(&items, &filter);
-        let got: Vec<(String, bool)> = plan
-            .steps
-            .iter()
-            .flat_map(|s| match s {
-                Step::Phase { items: p, .. } => p.clone(),
-                Step::EnsureNamespaces(_) => vec![],
-            })
-            .map(|p| (items[p.index].name.clone(), p.provision_fresh))
-            .collect();
+        let got = names_and_fresh(&items, &plan);
         assert_eq!(
             got,
             [
@@ -805,15 +809,7 @@ mod tests {
             .unwrap()
             .with_csi_imports(csi);
         let plan = plan(&items, &filter);
-        let got: Vec<(String, bool)> = plan
-            .steps
-            .iter()
-            .flat_map(|s| match s {
-                Step::Phase { items: p, .. } => p.clone(),
-                Step::EnsureNamespaces(_) => vec![],
-            })
-            .map(|p| (items[p.index].name.clone(), p.provision_fresh))
-            .collect();
+        let got = names_and_fresh(&items, &plan);
         assert_eq!(
             got,
             // Snapshots come before claims in Velero's priorities.
