@@ -6,6 +6,7 @@ pub mod archive;
 pub mod backup;
 pub mod catalog;
 pub mod cluster;
+pub mod controller;
 pub mod csi;
 pub mod error;
 pub mod extract;

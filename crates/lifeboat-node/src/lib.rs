@@ -26,11 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
+use lifeboat_engine::controller;
 use lifeboat_engine::objects::patch_status;
 use lifeboat_types::api::pod_volume::{
     self as pv, PodVolumeBackupResource, PodVolumeRestoreResource, VolumePhase,
@@ -93,32 +93,30 @@ pub async fn run(
         running: Mutex::default(),
     });
     tracing::info!(node = %opts.node, namespace = %opts.namespace, kubelet = %opts.kubelet_root.display(), "node agent started");
-    let stop = tokio_shutdown(shutdown);
-    let backups = Controller::new(
-        Api::<PodVolumeBackupResource>::namespaced(client.clone(), &opts.namespace),
-        watcher::Config::default().labels(&format!("{}={}", pv::NODE_LABEL, opts.node)),
-    )
-    .graceful_shutdown_on(stop.clone())
-    .run(reconcile_backup, on_error, ctx.clone())
-    .for_each(|_| async {});
-    let restores = Controller::new(
-        Api::<PodVolumeRestoreResource>::namespaced(client, &opts.namespace),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(stop)
-    .run(reconcile_restore, on_error, ctx)
-    .for_each(|_| async {});
+    let stop = controller::stop_on(shutdown);
+    let backups = controller::run(
+        Controller::new(
+            Api::<PodVolumeBackupResource>::namespaced(client.clone(), &opts.namespace),
+            watcher::Config::default().labels(&format!("{}={}", pv::NODE_LABEL, opts.node)),
+        ),
+        stop.clone(),
+        reconcile_backup,
+        on_error,
+        ctx.clone(),
+    );
+    let restores = controller::run(
+        Controller::new(
+            Api::<PodVolumeRestoreResource>::namespaced(client, &opts.namespace),
+            watcher::Config::default(),
+        ),
+        stop,
+        reconcile_restore,
+        on_error,
+        ctx,
+    );
     tokio::join!(backups, restores);
     tracing::info!("node agent stopped");
     Ok(())
-}
-
-/// `shutdown` as a cloneable future.
-fn tokio_shutdown(
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> futures::future::Shared<futures::future::BoxFuture<'static, ()>> {
-    use futures::FutureExt;
-    shutdown.boxed().shared()
 }
 
 fn on_error<K: kube::Resource<DynamicType = ()>>(

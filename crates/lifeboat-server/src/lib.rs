@@ -264,39 +264,38 @@ pub(crate) async fn run_controller<K, F>(
     F: futures::TryFuture<Ok = kube::runtime::controller::Action> + Send + 'static,
     F::Error: std::error::Error + Send + 'static,
 {
-    use futures::StreamExt;
     use kube::ResourceExt;
     let stop = ctx.shutdown.clone();
+    let stop = lifeboat_engine::controller::stop_on(async move { stop.cancelled().await });
     // Per object: failures in a row and when the last one was. A failure more than
     // twice the longest wait after the previous one starts the count again.
     let failures: std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::time::Instant)>> =
         Default::default();
-    kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            reconcile,
-            move |obj, e, _| {
-                let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
-                let now = tokio::time::Instant::now();
-                let entry = f.entry(obj.name_any()).or_insert((0, now));
-                if now.duration_since(entry.1) > Backoff::RECONCILE.max * 2 {
-                    entry.0 = 0;
-                }
-                entry.0 += 1;
-                entry.1 = now;
-                let delay = Backoff::RECONCILE.delay(entry.0);
-                tracing::warn!(
-                    "{what} {}: {} (retry in {}s)",
-                    obj.name_any(),
-                    chain(e),
-                    delay.as_secs()
-                );
-                kube::runtime::controller::Action::requeue(delay)
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    lifeboat_engine::controller::run(
+        kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default()),
+        stop,
+        reconcile,
+        move |obj, e, _| {
+            let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+            let now = tokio::time::Instant::now();
+            let entry = f.entry(obj.name_any()).or_insert((0, now));
+            if now.duration_since(entry.1) > Backoff::RECONCILE.max * 2 {
+                entry.0 = 0;
+            }
+            entry.0 += 1;
+            entry.1 = now;
+            let delay = Backoff::RECONCILE.delay(entry.0);
+            tracing::warn!(
+                "{what} {}: {} (retry in {}s)",
+                obj.name_any(),
+                chain(e),
+                delay.as_secs()
+            );
+            kube::runtime::controller::Action::requeue(delay)
+        },
+        ctx,
+    )
+    .await;
 }
 
 /// How often a running backup's or restore's `status.progress` is written.
