@@ -1148,6 +1148,7 @@ pub async fn run_backup(
     opts: &BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<Backup, BackupError> {
+    let began = std::time::Instant::now();
     let name = backup.metadata.name.clone();
     validate_name("backup", &name)?;
     let storage_err = |source| storage_error(&name, source);
@@ -1176,6 +1177,11 @@ pub async fn run_backup(
         });
     }
     let (served, discovery_failures) = discovered.map_err(cluster_err)?;
+    tracing::debug!(
+        "backup {name}: discovered {} resource types in {} ms",
+        served.len(),
+        began.elapsed().as_millis()
+    );
     let namespaces = namespaces.map_err(cluster_err)?;
     let mut plan =
         plan_backup(&backup.spec, &served, &namespaces).map_err(|source| BackupError::Plan {
@@ -1185,6 +1191,10 @@ pub async fn run_backup(
     let refused_cluster_wide = preflight(cluster, &mut plan, namespaces.len())
         .await
         .map_err(cluster_err)?;
+    tracing::debug!(
+        "backup {name}: access checked at {} ms",
+        began.elapsed().as_millis()
+    );
 
     let start = Time::now();
     // Checked before anything is written: a TTL past the last date is refused.
@@ -1337,10 +1347,19 @@ pub async fn run_backup(
             format!("namespace {ns:?} does not exist; nothing backed up from it"),
         );
     }
+    tracing::debug!(
+        "backup {name}: listing {} resource types from {} ms",
+        plan.resources.len(),
+        began.elapsed().as_millis()
+    );
     stream::iter(plan.resources.iter())
         .for_each_concurrent(opts.concurrency.max(1), |pr| run.list_resource(pr))
         .await;
     run.dependents(&served).await;
+    tracing::debug!(
+        "backup {name}: listed at {} ms",
+        began.elapsed().as_millis()
+    );
     // The pods' volumes, after their objects and before their post hooks (the guides'
     // pre hooks make a database consistent on disk; the post hooks undo it).
     let pod_volume_backups = crate::pod_volumes::back_up(
@@ -1563,6 +1582,10 @@ pub async fn run_backup(
     {
         return Err(written.failed(storage_err(e)).await);
     }
+    tracing::debug!(
+        "backup {name}: stored at {} ms",
+        began.elapsed().as_millis()
+    );
     Ok(backup)
 }
 

@@ -657,6 +657,10 @@ impl Cluster {
             let (error, retry_after) = match self.attempt(&method, path, body.as_ref()).await {
                 Ok(text) => {
                     self.mark_answered();
+                    tracing::trace!(
+                        "{method} {path}: answered in {} ms",
+                        started.elapsed().as_millis()
+                    );
                     sent.result = Ok(text);
                     return sent;
                 }
