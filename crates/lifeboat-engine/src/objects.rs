@@ -469,6 +469,7 @@ pub async fn wait_crds_gone(cluster: &Cluster) -> Vec<String> {
     }
     left
 }
+
 /// Merge-patches the status subresource of `name`: every controller's status writes (the
 /// server's and the node agent's). A write that fails for a moment (an API server
 /// restart, a timeout) is tried again (`Backoff::STATUS_WRITE`): a lost terminal status
