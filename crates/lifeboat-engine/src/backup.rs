@@ -32,7 +32,9 @@ use lifeboat_types::plan::backup::{
 };
 use lifeboat_types::rules::backups::{TtlOverflow, expiration};
 use lifeboat_types::rules::list_resume::{ListPager, ListResume, list_key};
-use lifeboat_types::rules::namespaced_list::{NamespacedList, after_first_page, worth_asking};
+use lifeboat_types::rules::namespaced_list::{
+    NAMESPACE_CONCURRENCY, NamespacedList, after_first_page, complete_in_first_page, worth_asking,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -54,6 +56,10 @@ pub const PAGE_SIZE: u32 = 500;
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 /// Resource types listed at the same time.
 pub const LIST_CONCURRENCY: usize = 4;
+/// LIST pages a backup holds at most at once, asked for or being converted, over all the
+/// types and namespaces it lists at the same time: what bounds its memory (a page is at
+/// most `--page-size` objects). A page asked for ahead is given up when none is free.
+pub const PAGES_IN_FLIGHT: usize = 16;
 
 /// Why a backup could not be made. Nothing is left in the location in these cases.
 #[derive(Debug, thiserror::Error)]
@@ -563,9 +569,13 @@ enum Listed {
     Done,
     /// The writer is gone or the run was stopped.
     Stopped,
-    /// A cluster-wide LIST whose first page said the type has this many objects in the
-    /// cluster, too many for one LIST: nothing of it was kept; list per namespace.
-    PerNamespace(u64),
+    /// A cluster-wide LIST whose first page said the type has `total` objects in the
+    /// cluster, too many for one LIST: only the first page's items of the namespaces it
+    /// holds all of (`complete`) were kept; list the others per namespace.
+    PerNamespace {
+        total: u64,
+        complete: BTreeSet<String>,
+    },
 }
 
 /// The `metadata.remainingItemCount` of a LIST page: how many objects come after it (the
@@ -602,6 +612,8 @@ struct Run<'a> {
     refused_cluster_wide: BTreeSet<String>,
     /// The cluster's namespace count.
     in_cluster: usize,
+    /// The LIST pages held ([`PAGES_IN_FLIGHT`]).
+    pages: tokio::sync::Semaphore,
 }
 
 impl Run<'_> {
@@ -813,38 +825,55 @@ impl Run<'_> {
                 return;
             }
         }
-        let (scopes, keep): (Vec<Option<String>>, _) = match &pr.scope {
-            ListScope::Cluster | ListScope::AllNamespaces => (vec![None], None),
-            ListScope::Namespaces(ns) => (ns.iter().cloned().map(Some).collect(), None),
-            ListScope::AllNamespacesKeeping(ns) => (vec![None], Some(ns)),
+        let keep = match &pr.scope {
+            ListScope::AllNamespacesKeeping(ns) => Some(ns),
+            _ => None,
         };
         let mut count = 0usize;
-        for ns in scopes {
-            match self
-                .list_scope(pr, &r, ns.as_deref(), keep, &skip, &mut count)
-                .await
-            {
-                Listed::Done => {}
-                Listed::Stopped => return,
-                Listed::PerNamespace(total) => {
-                    let keep = keep.into_iter().flatten();
-                    self.log.info(
-                        "Listing items per namespace instead",
-                        &[
-                            ("resource", &gr),
-                            ("inCluster", &total.to_string()),
-                            ("namespaces", &keep.clone().count().to_string()),
-                        ],
-                    );
-                    for ns in keep {
-                        if let Listed::Stopped = self
-                            .list_scope(pr, &r, Some(ns), None, &skip, &mut count)
-                            .await
-                        {
-                            return;
-                        }
+        let per_namespace: Vec<&str> = match &pr.scope {
+            ListScope::Namespaces(ns) => ns.iter().map(String::as_str).collect(),
+            ListScope::Cluster | ListScope::AllNamespaces | ListScope::AllNamespacesKeeping(_) => {
+                match self.list_scope(pr, &r, None, keep, &skip, &mut count).await {
+                    Listed::Done => Vec::new(),
+                    Listed::Stopped => return,
+                    Listed::PerNamespace { total, complete } => {
+                        let rest: Vec<&str> = keep
+                            .into_iter()
+                            .flatten()
+                            .filter(|n| !complete.contains(*n))
+                            .map(String::as_str)
+                            .collect();
+                        self.log.info(
+                            "Listing items per namespace instead",
+                            &[
+                                ("resource", &gr),
+                                ("inCluster", &total.to_string()),
+                                ("fromFirstPage", &complete.len().to_string()),
+                                ("namespaces", &rest.len().to_string()),
+                            ],
+                        );
+                        rest
                     }
                 }
+            }
+        };
+        // The namespaces' LISTs run a few at a time: the API server answers them on
+        // every core (types::rules::namespaced_list::NAMESPACE_CONCURRENCY).
+        // The namespaces' LISTs run a few at a time: the API server answers them on every
+        // core (`types::rules::namespaced_list::NAMESPACE_CONCURRENCY`).
+        let mut namespaces = per_namespace.into_iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        loop {
+            while running.len() < NAMESPACE_CONCURRENCY {
+                let Some(ns) = namespaces.next() else { break };
+                running.push(self.list_namespace(pr, &r, ns, &skip));
+            }
+            let Some((listed, n)) = running.next().await else {
+                break;
+            };
+            count += n;
+            if let Listed::Stopped = listed {
+                return;
             }
         }
         self.progress.types_done.fetch_add(1, Ordering::Relaxed);
@@ -852,6 +881,19 @@ impl Run<'_> {
             "Listed items",
             &[("resource", &gr), ("count", &count.to_string())],
         );
+    }
+
+    /// Lists one namespace of a resource type: how it ended, and how many items it kept.
+    async fn list_namespace(
+        &self,
+        pr: &PlannedResource,
+        r: &Arc<ApiResource>,
+        ns: &str,
+        skip: &BTreeSet<String>,
+    ) -> (Listed, usize) {
+        let mut n = 0usize;
+        let listed = self.list_scope(pr, r, Some(ns), None, skip, &mut n).await;
+        (listed, n)
     }
 
     /// Lists one scope of a resource type (a namespace, or everywhere) page by page,
@@ -884,24 +926,29 @@ impl Run<'_> {
                 "listing {gr}{scope}: the continue token expired (410 Gone: the API server's storage compacted the list's resourceVersion) after {read} item(s)"
             )
         };
-        // The next page, asked for while this one is converted and handed to the writer:
-        // the API server prepares it meanwhile (at most two pages are held).
+        // The next page, asked for while this one is converted and handed to the writer
+        // when a page of the run's budget is free: the API server prepares it meanwhile.
         let mut prefetched = None;
         loop {
             // A page in flight is given up when the run is stopped: nothing of it was
-            // written yet.
-            let listed = match prefetched.take() {
+            // written yet. Each page holds a permit of `pages` until it was handed on.
+            let (listed, _page) = match prefetched.take() {
                 Some(listed) => listed,
                 None => tokio::select! {
                     biased;
                     _ = self.opts.stop.cancelled() => return Listed::Stopped,
-                    listed = self.cluster.list_page(
-                        r,
-                        ns,
-                        self.plan.server_selector.as_deref(),
-                        pager.token(),
-                        self.opts.page_size,
-                    ) => listed,
+                    listed = async {
+                        // Never closed: the error cannot happen.
+                        let page = self.pages.acquire().await.ok();
+                        let listed = self.cluster.list_page(
+                            r,
+                            ns,
+                            self.plan.server_selector.as_deref(),
+                            pager.token(),
+                            self.opts.page_size,
+                        ).await;
+                        (listed, page)
+                    } => listed,
                 },
             };
             let body = match listed {
@@ -968,7 +1015,28 @@ impl Run<'_> {
                 if after_first_page(total, keep.len(), self.in_cluster)
                     == NamespacedList::PerNamespace
                 {
-                    return Listed::PerNamespace(total);
+                    // The selected namespaces this page holds all of are kept from it;
+                    // the others are listed one by one.
+                    let namespaces: Option<Vec<&str>> = raws
+                        .iter()
+                        .map(|raw| raw_key(raw.get()).and_then(|(ns, _)| ns))
+                        .collect();
+                    let complete: BTreeSet<String> = namespaces
+                        .as_deref()
+                        .map(complete_in_first_page)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|n| keep.contains(*n))
+                        .map(str::to_owned)
+                        .collect();
+                    if !complete.is_empty() {
+                        let (items, _) = self.convert(pr, &raws, skip, None, Some(&complete));
+                        *count += items.len();
+                        if !self.send(r, items).await {
+                            return Listed::Stopped;
+                        }
+                    }
+                    return Listed::PerNamespace { total, complete };
                 }
             }
             first_page = false;
@@ -977,6 +1045,7 @@ impl Run<'_> {
             let token = pager.token().map(str::to_owned);
             let fetch_next = async {
                 let token = token?;
+                let page = self.pages.try_acquire().ok()?;
                 tokio::select! {
                     biased;
                     _ = self.opts.stop.cancelled() => None,
@@ -986,7 +1055,7 @@ impl Run<'_> {
                         self.plan.server_selector.as_deref(),
                         Some(&token),
                         self.opts.page_size,
-                    ) => Some(listed),
+                    ) => Some((listed, Some(page))),
                 }
             };
             let process = async {
@@ -1251,6 +1320,7 @@ pub async fn run_backup(
         seen_types: Default::default(),
         refused_cluster_wide,
         in_cluster: namespaces.len(),
+        pages: tokio::sync::Semaphore::new(PAGES_IN_FLIGHT),
     };
     // A group version that could not be discovered may hold resources this backup
     // should have: an error (the backup ends PartiallyFailed), never a warning.
