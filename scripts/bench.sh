@@ -18,7 +18,8 @@
 #
 # Prints wall time (median of LIFEBOAT_BENCH_REPEAT runs, default 3; kubectl runs once),
 # the ratio to the raw LIST of the same ConfigMaps, and peak RSS (the largest of the runs),
-# per N.
+# per N. The raw LIST and lifeboat's backup of the same objects run in alternation, a round
+# each, so that both medians come from the same minutes.
 #
 #   scripts/bench.sh [N ...]     default: 10000 100000
 #   LIFEBOAT_BENCH_SCENARIOS="one spread" (default both)
@@ -49,13 +50,6 @@ median() {
   printf '%s\n' "$@" | sort -n -k1,1 | awk '{ w[NR] = $1; if ($2 > m) m = $2 } END { print w[int((NR + 1) / 2)], m }'
 }
 
-# Runs a command REPEAT times: "<median s> <peak KiB>".
-measure_median() {
-  local r out=()
-  for ((r = 0; r < REPEAT; r++)); do out+=("$(measure "$@")"); done
-  median "${out[@]}"
-}
-
 # A lifeboat backup into a fresh directory, REPEAT times: "<median s> <peak KiB>".
 backup() { # NAME STORAGE ARGS...
   local name=$1 storage=$2 r out=()
@@ -66,6 +60,21 @@ backup() { # NAME STORAGE ARGS...
       "$BIN/lifeboat" --kubeconfig "$KC" backup create "$name" "$@")")
   done
   median "${out[@]}"
+}
+
+# The raw LIST of SCOPE and a lifeboat backup, one after the other, REPEAT rounds: both see
+# the same machine (two cores shared with the control plane, whose load drifts between
+# minutes). "<raw median s> <raw peak KiB> <lifeboat median s> <lifeboat peak KiB>".
+pair() { # SCOPE NAME STORAGE BACKUP_ARGS...
+  local scope=$1 name=$2 storage=$3 r raw=() lb=()
+  shift 3
+  for ((r = 0; r < REPEAT; r++)); do
+    raw+=("$(measure "$BIN/examples/raw_list" "$KC" "$scope")")
+    rm -rf "$storage"
+    lb+=("$(measure env LIFEBOAT_CONFIG="$WORK/locations.yaml" LIFEBOAT_STORAGE_DIR="$storage" \
+      "$BIN/lifeboat" --kubeconfig "$KC" backup create "$name" "$@")")
+  done
+  echo "$(median "${raw[@]}") $(median "${lb[@]}")"
 }
 
 items_of() { # STORAGE NAME
@@ -85,11 +94,10 @@ for n in "${COUNTS[@]}"; do
     "$BIN/examples/bench_load" "$KC" "$NS" "$n"
     # Warm the API server's caches once so that every tool sees the same state.
     "$BIN/examples/raw_list" "$KC" "$NS" >/dev/null
-    read -r raw_s raw_kb < <(measure_median "$BIN/examples/raw_list" "$KC" "$NS")
+    read -r raw_s raw_kb lb_s lb_kb < <(pair "$NS" "bench-$n" "$WORK/storage" --include-namespaces "$NS")
     read -r kc_s kc_kb < <(measure env KUBECONFIG="$KC" kubectl get configmaps -n "$NS" -o json)
     read -r z6_s z6_kb < <(backup "bench-$n" "$WORK/storage6" --include-namespaces "$NS" --compression-level 6)
     size6=$(du -m "$WORK/storage6/backups/bench-$n/bench-$n.tar.gz" | cut -f1)
-    read -r lb_s lb_kb < <(backup "bench-$n" "$WORK/storage" --include-namespaces "$NS")
     items=$(items_of "$WORK/storage" "bench-$n")
     size=$(du -m "$WORK/storage/backups/bench-$n/bench-$n.tar.gz" | cut -f1)
     row "$n" 1 raw "$raw_s" "$raw_kb" "$raw_s"
@@ -102,11 +110,9 @@ for n in "${COUNTS[@]}"; do
     KC=$(bash scripts/dev-cluster.sh up bench-spread "$((PORT + 10))" | tail -1)
     "$BIN/examples/bench_load" "$KC" load "$n" 3072 configmaps "$SPREAD"
     "$BIN/examples/raw_list" "$KC" '*' >/dev/null
-    read -r raw_s raw_kb < <(measure_median "$BIN/examples/raw_list" "$KC" '*')
-    read -r raw1_s raw1_kb < <(measure_median "$BIN/examples/raw_list" "$KC" load-00)
-    read -r lb_s lb_kb < <(backup "spread-$n" "$WORK/storage-spread" --include-namespaces 'load-*')
+    read -r raw_s raw_kb lb_s lb_kb < <(pair '*' "spread-$n" "$WORK/storage-spread" --include-namespaces 'load-*')
     items=$(items_of "$WORK/storage-spread" "spread-$n")
-    read -r lb1_s lb1_kb < <(backup "one-$n" "$WORK/storage-one" --include-namespaces load-00)
+    read -r raw1_s raw1_kb lb1_s lb1_kb < <(pair load-00 "one-$n" "$WORK/storage-one" --include-namespaces load-00)
     items1=$(items_of "$WORK/storage-one" "one-$n")
     row "$n" "$SPREAD" raw "$raw_s" "$raw_kb" "$raw_s"
     row "$n" "$SPREAD" lifeboat "$lb_s" "$lb_kb" "$raw_s"

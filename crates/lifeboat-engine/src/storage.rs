@@ -146,7 +146,7 @@ pub enum StorageError {
         source: Box<opendal::Error>,
     },
     /// A local file to upload could not be read.
-    #[error("storage location {location:?}: cannot read {} to upload it: {source}", path.display())]
+    #[error("storage location {location:?}: cannot read {} to upload it", path.display())]
     LocalFile {
         /// The location.
         location: String,

@@ -14,7 +14,7 @@ use lifeboat_types::format::document::{DocumentError, VeleroDocument, parse_docu
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read or written.
-    #[error("config file {}: {source}", path.display())]
+    #[error("config file {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -23,7 +23,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file does not parse.
-    #[error("config file {}: {source}; fix or remove it", path.display())]
+    #[error("config file {} is not valid (fix or remove it)", path.display())]
     Parse {
         /// The file.
         path: PathBuf,

@@ -26,7 +26,7 @@ pub enum VeleroDocument {
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
     /// The text is not YAML.
-    #[error("document {index}: not valid YAML: {source}")]
+    #[error("document {index}: not valid YAML")]
     Yaml {
         /// 1-based position of the document in the stream.
         index: usize,
@@ -49,7 +49,7 @@ pub enum DocumentError {
         api_version: String,
     },
     /// A field is unknown, of the wrong type, or missing.
-    #[error("document {index} ({kind} {name:?}): {source}")]
+    #[error("document {index} ({kind} {name:?})")]
     Field {
         /// 1-based position.
         index: usize,
@@ -62,7 +62,7 @@ pub enum DocumentError {
         source: serde_yaml_ng::Error,
     },
     /// The object's name is invalid.
-    #[error("document {index}: {source}")]
+    #[error("document {index}")]
     Name {
         /// 1-based position.
         index: usize,
@@ -177,13 +177,47 @@ spec:
         assert_eq!(b.spec.hooks.resources[0].pre[0].exec.command.len(), 3);
     }
 
+    /// The error and its causes, as the CLI shows it (`lifeboat_engine::error::chain`).
+    fn shown(e: &DocumentError) -> String {
+        let mut out = e.to_string();
+        let mut cur = std::error::Error::source(e);
+        while let Some(c) = cur {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cur = c.source();
+        }
+        out
+    }
+
+    /// Each error says its cause once: the message leaves it to the chain (it was said
+    /// twice in `lifeboat`'s output, "document 1 (...): X; fix or remove it: document 1
+    /// (...): X").
+    #[rstest::rstest]
+    #[case::yaml("apiVersion: velero.io/v1\nkind: Backup\n  bad: [")]
+    #[case::field(
+        "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: b1}\nspec:\n  includeNamespaces: [a]\n"
+    )]
+    #[case::name("apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: Bad_Name}\n")]
+    fn regression_a_cause_is_shown_once(#[case] text: &str) {
+        let err = parse_documents(text).unwrap_err();
+        let cause = std::error::Error::source(&err)
+            .expect("a cause")
+            .to_string();
+        assert_eq!(
+            shown(&err).matches(cause.as_str()).count(),
+            1,
+            "{}",
+            shown(&err)
+        );
+    }
+
     #[test]
     fn unknown_field_names_the_object_and_field() {
         let err = parse_documents(
             "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: b1}\nspec:\n  includeNamespaces: [a]\n",
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        let err = shown(&err);
         assert!(err.contains("Backup \"b1\""), "{err}");
         assert!(err.contains("includeNamespaces"), "{err}");
     }
@@ -238,7 +272,7 @@ spec:
         ))
         .unwrap_err();
         assert!(matches!(err, DocumentError::Field { .. }), "{err}");
-        let err = err.to_string();
+        let err = shown(&err);
         assert!(err.contains("VolumeSnapshotLocation \"vsl1\""), "{err}");
         assert!(err.contains(&format!("`{field}`")), "{err}");
     }
@@ -259,10 +293,12 @@ spec:
 
     #[test]
     fn bad_name_is_refused() {
-        let err =
-            parse_documents("apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: Bad_Name}\n")
-                .unwrap_err()
-                .to_string();
+        let err = shown(
+            &parse_documents(
+                "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: Bad_Name}\n",
+            )
+            .unwrap_err(),
+        );
         assert!(err.contains("Bad_Name"), "{err}");
     }
 }

@@ -1416,3 +1416,27 @@ fn restore_onto_a_disk_without_room_is_refused() {
     );
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
 }
+
+/// An unreadable config file's error said its cause twice ("config file F: document 1
+/// (...): X; fix or remove it: document 1 (...): X"); each cause is said once now.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_bad_config_file_is_named_with_its_cause_once() {
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("locations.yaml"),
+        "apiVersion: velero.io/v1\nkind: BackupStorageLocation\nmetadata: {name: x}\nspec: {provider: aws, objectStorage: {bucket: b}, regoin: y}\n",
+    )
+    .unwrap();
+    let err = env.fails(&["location", "get"]);
+    assert!(
+        err.contains("locations.yaml is not valid (fix or remove it)"),
+        "{err}"
+    );
+    assert_eq!(err.matches("regoin").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("BackupStorageLocation \"x\"").count(),
+        1,
+        "{err}"
+    );
+}
