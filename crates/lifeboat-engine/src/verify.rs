@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifeboat_types::api::velero::{BackupPhase, Restore, RestorePhase, RestoreSpec};
+use lifeboat_types::plan::backup::ApiResource;
+use lifeboat_types::rules::csi;
 
 use crate::catalog;
-use crate::cluster::Cluster;
+use crate::cluster::{ApiErrorKind, Cluster, split_list};
 use crate::error::chain;
 use crate::extract::{Limits, scan_validated};
 use crate::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
@@ -359,6 +361,61 @@ async fn test_restore(
                 }
             }
         }
+    }
+    // The pre-provisioned VolumeSnapshotContents the restore made for the backup's CSI
+    // snapshots are cluster-scoped: not deleted with the namespaces.
+    let contents = ApiResource {
+        group: csi::GROUP.into(),
+        version: "v1".into(),
+        plural: "volumesnapshotcontents".into(),
+        singular: String::new(),
+        kind: "VolumeSnapshotContent".into(),
+        namespaced: false,
+        short_names: vec![],
+        verbs: vec![],
+    };
+    let selector = format!("velero.io/restore-name={restore_name}");
+    match cluster
+        .list_page(&contents, None, Some(&selector), None, 500)
+        .await
+    {
+        Ok(page) => {
+            let items = split_list(&page)
+                .map(|(items, _)| {
+                    items
+                        .iter()
+                        .filter_map(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for c in items {
+                let name = c
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some(uid) = csi::scratch_content(&restore_name, &c) else {
+                    left.push(format!(
+                        "VolumeSnapshotContent {name}: not deleted: it is not one this restore made with deletionPolicy Retain"
+                    ));
+                    continue;
+                };
+                if let Err(e) = cluster
+                    .delete_if_uid(
+                        &format!("/apis/{}/v1/volumesnapshotcontents", csi::GROUP),
+                        &name,
+                        "volumesnapshotcontents",
+                        &uid,
+                    )
+                    .await
+                {
+                    left.push(format!("VolumeSnapshotContent {name}: {}", chain(&e)));
+                }
+            }
+        }
+        // No snapshot CRDs: the restore made none.
+        Err(e) if e.is_unserved() => {}
+        Err(e) => left.push(format!("VolumeSnapshotContents: {}", chain(&e))),
     }
     let _ = store.delete_restore(&restore_name).await;
     check(

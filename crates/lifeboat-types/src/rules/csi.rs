@@ -245,6 +245,24 @@ impl SnapshotRecord {
     }
 }
 
+/// The uid of a VolumeSnapshotContent that a test restore named `restore` made and may
+/// delete when it cleans up (pure): labelled with that restore and kept on deletion
+/// (`Retain`: deleting the object leaves the snapshot, which belongs to the backed-up
+/// cluster's storage). Any other content is left alone — one with `Delete` would take
+/// the snapshot with it.
+pub fn scratch_content(restore: &str, content: &Value) -> Option<String> {
+    let labelled = content
+        .pointer("/metadata/labels/velero.io~1restore-name")
+        .and_then(Value::as_str)
+        == Some(restore);
+    let retained = content
+        .pointer("/spec/deletionPolicy")
+        .and_then(Value::as_str)
+        == Some("Retain");
+    let uid = content.pointer("/metadata/uid").and_then(Value::as_str)?;
+    (labelled && retained && !uid.is_empty()).then(|| uid.to_owned())
+}
+
 /// Makes a restored claim provision its volume from snapshot `snapshot`: `dataSource`
 /// set, the old volume's name removed.
 pub fn claim_from_snapshot(claim: &mut Value, snapshot: &str) {
@@ -259,6 +277,19 @@ pub fn claim_from_snapshot(claim: &mut Value, snapshot: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[rstest::rstest]
+    #[case::ours(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain"}}), Some("u1"))]
+    #[case::another_restores(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "other"}}, "spec": {"deletionPolicy": "Retain"}}), None)]
+    #[case::unlabelled(json!({"metadata": {"uid": "u1"}, "spec": {"deletionPolicy": "Retain"}}), None)]
+    #[case::would_delete_the_snapshot(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Delete"}}), None)]
+    #[case::no_uid(json!({"metadata": {"labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain"}}), None)]
+    fn a_test_restore_deletes_only_its_retained_contents(
+        #[case] content: Value,
+        #[case] expected: Option<&str>,
+    ) {
+        assert_eq!(scratch_content("b-verify-x", &content).as_deref(), expected);
+    }
+
     use super::*;
     use rstest::rstest;
 

@@ -309,6 +309,35 @@ spec:
         .is_empty(),
         "the old volume is not created again"
     );
+
+    // A test restore makes its own pre-provisioned content, and deletes it when it cleans
+    // up (it was left behind: cluster-scoped, it did not go with the scratch namespace).
+    let out = env.ok(&[
+        "backup",
+        "verify",
+        "csi1",
+        "--test-restore",
+        "--test-restore-id",
+        "t1",
+    ]);
+    assert!(out.contains("cleanup"), "{out}");
+    let left = env.kubectl(
+        &[
+            "get",
+            "volumesnapshotcontent",
+            "-l",
+            "velero.io/restore-name=csi1-verify-t1",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(left.trim().is_empty(), "left behind: {left}\n{out}");
+    // The restore's own content (not the test restore's) is still there.
+    json(
+        &env,
+        &["get", "volumesnapshotcontent", &content, "-o", "json"],
+    );
     env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
     env.kubectl(
         &[
