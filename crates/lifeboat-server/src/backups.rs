@@ -249,6 +249,18 @@ async fn run(
             )
             .await?;
     }
+    if backup.spec.default_volumes_to_fs_backup.is_none() && ctx.default_volumes_to_fs_backup {
+        // As Velero: a backup that does not say takes the server's
+        // --default-volumes-to-fs-backup, recorded in its spec.
+        backups(ctx)
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "defaultVolumesToFsBackup": true } })),
+            )
+            .await?;
+        backup.spec.default_volumes_to_fs_backup = Some(true);
+    }
     backup.spec.storage_location = Some(location.to_owned());
     backup
         .metadata

@@ -92,6 +92,10 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// Velero's metric names, or promtool-clean ones.
     pub metric_names: metrics::MetricNames,
+    /// What a backup whose spec does not set defaultVolumesToFsBackup uses.
+    pub default_volumes_to_fs_backup: bool,
+    /// How long the node agents may take for the volumes of one backup or restore.
+    pub fs_backup_timeout: Duration,
 }
 
 /// Why the server stopped, or why a reconcile did not finish. Render it with [`chain`];
@@ -201,6 +205,10 @@ pub(crate) struct Ctx {
     pub grace: Duration,
     /// Credentials of locations, written from their Secrets (0600, removed on exit).
     pub secrets_dir: tempfile::TempDir,
+    /// [`ServerOptions::default_volumes_to_fs_backup`].
+    pub default_volumes_to_fs_backup: bool,
+    /// [`ServerOptions::fs_backup_timeout`].
+    pub fs_backup_timeout: Duration,
 }
 
 /// A lifeboat.dev object as its velero.io/v1 twin (`types::api::crd::to_velero`); `what`
@@ -225,7 +233,7 @@ impl Ctx {
             image: std::env::var(lifeboat_types::manifests::install::IMAGE_ENV)
                 .ok()
                 .filter(|i| !i.is_empty()),
-            timeout: lifeboat_engine::pod_volumes::PodVolumeSettings::DEFAULT_TIMEOUT,
+            timeout: self.fs_backup_timeout,
         }
     }
 
@@ -532,6 +540,8 @@ pub async fn run(
         shutdown: token.clone(),
         grace: opts.shutdown_grace,
         secrets_dir: tempfile::tempdir().map_err(ServerError::PrivateDir)?,
+        default_volumes_to_fs_backup: opts.default_volumes_to_fs_backup,
+        fs_backup_timeout: opts.fs_backup_timeout,
     });
 
     // Renewal goes on through the shutdown grace period (running work still leads) and

@@ -46,6 +46,11 @@ pub struct InstallOptions {
     pub snapshot_location: Option<SnapshotLocationOptions>,
     /// The node agent DaemonSet (`--use-node-agent`), which copies pod volumes' files.
     pub node_agent: Option<NodeAgentOptions>,
+    /// The server's `--default-volumes-to-fs-backup`: backups that do not say copy every
+    /// pod volume's files.
+    pub default_volumes_to_fs_backup: bool,
+    /// The server's `--fs-backup-timeout` (its default, 4h, when `None`).
+    pub fs_backup_timeout: Option<std::time::Duration>,
 }
 
 /// The node agent `install --use-node-agent` runs on every node.
@@ -110,6 +115,8 @@ impl Default for InstallOptions {
             location: None,
             snapshot_location: None,
             node_agent: None,
+            default_volumes_to_fs_backup: false,
+            fs_backup_timeout: None,
         }
     }
 }
@@ -296,6 +303,24 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         }));
     }
     let port = o.metrics_port;
+    let mut args: Vec<String> = vec![
+        "server".into(),
+        "--namespace".into(),
+        ns.to_string(),
+        "--metrics-address".into(),
+        format!("0.0.0.0:{port}"),
+        "--shutdown-grace-period".into(),
+        crate::GoDuration(SHUTDOWN_GRACE).to_string(),
+    ];
+    if o.default_volumes_to_fs_backup {
+        args.push("--default-volumes-to-fs-backup".into());
+    }
+    if let Some(t) = o.fs_backup_timeout {
+        args.extend([
+            "--fs-backup-timeout".into(),
+            crate::GoDuration(t).to_string(),
+        ]);
+    }
     out.push(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": { "name": "lifeboat", "namespace": ns, "labels": labels() },
@@ -311,10 +336,7 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                     "containers": [{
                         "name": "lifeboat",
                         "image": o.image,
-                        "args": [
-                            "server", "--namespace", ns, "--metrics-address", format!("0.0.0.0:{port}"),
-                            "--shutdown-grace-period", crate::GoDuration(SHUTDOWN_GRACE).to_string(),
-                        ],
+                        "args": args,
                         "ports": [{ "name": "metrics", "containerPort": port, "protocol": "TCP" }],
                         "livenessProbe": { "httpGet": { "path": "/healthz", "port": "metrics" } },
                         "readinessProbe": { "httpGet": { "path": "/readyz", "port": "metrics" } },
@@ -529,6 +551,43 @@ mod tests {
             .collect()
     }
 
+    /// `install --default-volumes-to-fs-backup --fs-backup-timeout` reach the server
+    /// (they were accepted with a "not supported" warning); without them the server runs
+    /// its defaults.
+    #[rstest::rstest]
+    #[case::defaults(false, None, &[])]
+    #[case::fs_backup_by_default(true, None, &["--default-volumes-to-fs-backup"])]
+    #[case::timeout(false, Some(5400), &["--fs-backup-timeout", "1h30m0s"])]
+    #[case::both(true, Some(60), &["--default-volumes-to-fs-backup", "--fs-backup-timeout", "1m0s"])]
+    fn the_server_gets_the_volume_defaults(
+        #[case] by_default: bool,
+        #[case] timeout: Option<u64>,
+        #[case] expected: &[&str],
+    ) {
+        let objs = manifests(&InstallOptions {
+            default_volumes_to_fs_backup: by_default,
+            fs_backup_timeout: timeout.map(std::time::Duration::from_secs),
+            ..Default::default()
+        });
+        let args = server_args(&objs);
+        let at = args
+            .iter()
+            .position(|a| *a == "--shutdown-grace-period")
+            .unwrap();
+        assert_eq!(&args[at + 2..], expected);
+    }
+
+    /// The server container's arguments in the Deployment of `objs`.
+    fn server_args(objs: &[Value]) -> Vec<&str> {
+        let d = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        d["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect()
+    }
+
     /// Issue 11, item 10: the kubelet killed the server 30 s (its default) after SIGTERM,
     /// whatever the backup it ran: the pod now waits for the server's whole grace period
     /// and the status write after it, and the server is told that grace period.
@@ -538,12 +597,7 @@ mod tests {
         let d = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
         let pod = &d["spec"]["template"]["spec"];
         assert_eq!(pod["terminationGracePeriodSeconds"], json!(630));
-        let args: Vec<&str> = pod["containers"][0]["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
+        let args = server_args(&objs);
         let at = args
             .iter()
             .position(|a| *a == "--shutdown-grace-period")

@@ -83,10 +83,15 @@ pub struct InstallArgs {
     /// key no snapshot can be read.
     #[arg(long)]
     pub repo_password_file: Option<std::path::PathBuf>,
-    /// Back up pod volumes with the file-system uploader by default. Not supported yet:
-    /// warned (a backup records its own --default-volumes-to-fs-backup).
+    /// Copy every pod volume's files (the node agent) in backups that do not say
+    /// (their --default-volumes-to-fs-backup, or a Schedule's template): the installed
+    /// server's --default-volumes-to-fs-backup.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
     pub default_volumes_to_fs_backup: Option<bool>,
+    /// How long the node agents may take for the volumes of one backup or restore (the
+    /// installed server's --fs-backup-timeout; default 4h).
+    #[arg(long)]
+    pub fs_backup_timeout: Option<String>,
     /// Uploader of pod volume data: kopia or restic. Not supported yet: warned.
     #[arg(long, value_parser = ["kopia", "restic"])]
     pub uploader_type: Option<String>,
@@ -159,6 +164,13 @@ pub struct ServerArgs {
     /// velero_backup_items, velero_backup_location_status).
     #[arg(long, value_enum, default_value = "velero")]
     pub metric_names: MetricNamesArg,
+    /// Copy every pod volume's files (through the node agents) in backups whose spec does
+    /// not say (defaultVolumesToFsBackup unset); the backup records what it used.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
+    pub default_volumes_to_fs_backup: Option<bool>,
+    /// How long the node agents may take for the volumes of one backup or restore.
+    #[arg(long, default_value = "4h")]
+    pub fs_backup_timeout: String,
 }
 
 /// `--metric-names`.
@@ -202,8 +214,8 @@ pub fn install_warnings(a: &InstallArgs) -> Vec<String> {
                 .into(),
         );
     }
-    if a.default_volumes_to_fs_backup == Some(true) {
-        w.push("not supported yet: a server-wide --default-volumes-to-fs-backup: give it to each backup and schedule (or annotate pods with backup.velero.io/backup-volumes)".into());
+    if a.default_volumes_to_fs_backup == Some(true) && a.use_node_agent != Some(true) {
+        w.push("--default-volumes-to-fs-backup without --use-node-agent: backups copy pod volumes' files only where a node agent runs (installed earlier, or add --use-node-agent)".into());
     }
     if a.uploader_type.as_deref() == Some("kopia") {
         w.push("--uploader-type kopia: lifeboat writes restic-format repositories (plain restic reads them); the volume data is uploaded as restic's".into());
@@ -260,6 +272,12 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
         api: ApiScope::builtin(),
         location,
         snapshot_location: snapshot_location(a)?,
+        default_volumes_to_fs_backup: a.default_volumes_to_fs_backup == Some(true),
+        fs_backup_timeout: a
+            .fs_backup_timeout
+            .as_deref()
+            .map(|t| dur("fs-backup-timeout", t))
+            .transpose()?,
         node_agent: (a.use_node_agent == Some(true))
             .then_some(())
             .map(|()| -> Result<_> {
@@ -414,11 +432,6 @@ pub async fn uninstall(cli: &Cli, a: &UninstallArgs) -> Result<Exit> {
 /// `server`: runs until SIGTERM or ctrl-c.
 pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
     let config = kube_config(cli).await?;
-    let dur = |flag: &str, v: &str| -> Result<Duration> {
-        Ok(v.parse::<GoDuration>()
-            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?
-            .0)
-    };
     let identity = a.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname")
             .ok()
@@ -451,6 +464,13 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
             d => d,
         },
         shutdown_grace: dur("shutdown-grace-period", &a.shutdown_grace_period)?,
+        default_volumes_to_fs_backup: a.default_volumes_to_fs_backup == Some(true),
+        fs_backup_timeout: match dur("fs-backup-timeout", &a.fs_backup_timeout)? {
+            d if d.is_zero() => bail!(
+                "--fs-backup-timeout must be more than 0s (the node agents' time for one backup's volumes)"
+            ),
+            d => d,
+        },
         metric_names: match a.metric_names {
             MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
             MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,
@@ -458,6 +478,13 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
     };
     server::run(config, opts, shutdown_signal()).await?;
     Ok(Exit::Ok)
+}
+
+/// A duration flag (Go's form: `90s`, `4h`, `1h30m`), its error naming the flag.
+fn dur(flag: &str, v: &str) -> Result<Duration> {
+    Ok(v.parse::<GoDuration>()
+        .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?
+        .0)
 }
 
 /// SIGTERM or Ctrl-C: how the kubelet (and a user) stops the server and the node agent.

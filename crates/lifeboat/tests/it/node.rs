@@ -1174,9 +1174,10 @@ fn json_of(text: &str) -> serde_json::Value {
 
 /// Issue 15, items 3–5, end to end on the real node through the server: `install
 /// --use-node-agent` runs the node agent as a DaemonSet (the lifeboat image built here,
-/// the kubelet's pods directory mounted, the key from --repo-password-file). A PostgreSQL
-/// pod chooses its volumes with Velero's annotation — an emptyDir, and a claim on a static
-/// local PersistentVolume (read through the kubelet's bind mount); the guides' pre hook
+/// the kubelet's pods directory mounted, the key from --repo-password-file), and with
+/// --default-volumes-to-fs-backup the server copies every volume of a PostgreSQL pod
+/// without Velero's annotation — an emptyDir, and a claim on a static local
+/// PersistentVolume (read through the kubelet's bind mount); the guides' pre hook
 /// makes the data consistent (CHECKPOINT) and writes a dump into the volume, the post hook
 /// removes it. `backup create` through the server makes a PodVolumeBackup per volume that
 /// the agent completes (bytes in its status, recorded in the backup's podvolumebackups
@@ -1249,8 +1250,25 @@ fn a_database_comes_back_through_the_server_and_its_node_agent() {
         key.to_str().unwrap(),
         "--kubelet-root-dir",
         kubelet.to_str().unwrap(),
+        "--default-volumes-to-fs-backup",
         "--wait",
     ]);
+    let server_args = env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "deployment",
+            "lifeboat",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].args}",
+        ],
+        None,
+    );
+    assert!(
+        server_args.contains("--default-volumes-to-fs-backup"),
+        "{server_args}"
+    );
     assert!(!out.contains("node-agent-key"), "{out}");
     assert!(out.contains("DaemonSet"), "{out}");
     eventually(Duration::from_secs(120), "the node agent Running", || {
@@ -1330,7 +1348,6 @@ metadata:
   name: db
   namespace: {app}
   annotations:
-    backup.velero.io/backup-volumes: data,files
     pre.hook.backup.velero.io/container: postgres
     pre.hook.backup.velero.io/command: '["/bin/sh","-c","{psql} CHECKPOINT && PGPASSWORD=not-a-real-password pg_dump -h 127.0.0.1 -U postgres shop > {data}/shop.sql"]'
     post.hook.backup.velero.io/container: postgres
@@ -1400,6 +1417,22 @@ spec:
         ));
         list["items"].as_array().cloned().unwrap_or_default()
     };
+    // No annotation picks the volumes: the server's --default-volumes-to-fs-backup
+    // does (both, never the service account token's projected volume), and the backup
+    // records it.
+    let b1 = json_of(&env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "backups.lifeboat.dev",
+            "vol-b1",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(b1["spec"]["defaultVolumesToFsBackup"], true, "{b1}");
     let first = pvbs("vol-b1");
     assert_eq!(first.len(), 2, "{first:?}");
     let of = |list: &[serde_json::Value], volume: &str| -> serde_json::Value {
