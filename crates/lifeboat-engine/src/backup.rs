@@ -57,8 +57,9 @@ pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 /// Resource types listed at the same time.
 pub const LIST_CONCURRENCY: usize = 4;
 /// LIST pages a backup holds at most at once, asked for or being converted, over all the
-/// types and namespaces it lists at the same time: what bounds its memory (a page is at
-/// most `--page-size` objects). A page asked for ahead is given up when none is free.
+/// types and namespaces it lists at the same time (a page is at most `--page-size`
+/// objects). A page asked for ahead is given up when none is free. With the writer's
+/// channel (a few converted batches), this bounds the backup's memory.
 pub const PAGES_IN_FLIGHT: usize = 16;
 
 /// Why a backup could not be made. Nothing is left in the location in these cases.
@@ -857,8 +858,6 @@ impl Run<'_> {
                 }
             }
         };
-        // The namespaces' LISTs run a few at a time: the API server answers them on
-        // every core (types::rules::namespaced_list::NAMESPACE_CONCURRENCY).
         // The namespaces' LISTs run a few at a time: the API server answers them on every
         // core (`types::rules::namespaced_list::NAMESPACE_CONCURRENCY`).
         let mut namespaces = per_namespace.into_iter();

@@ -1583,7 +1583,8 @@ mod tests {
             Ok(Bytes::from_static(b"never written")),
         ]);
         let e = s.upload(&path, chunks).await.unwrap_err();
-        assert!(e.to_string().contains("disk gone"), "{e}");
+        let shown = crate::error::chain(&e);
+        assert!(shown.contains("disk gone"), "{shown}");
         assert!(!s.exists(&path).await.unwrap());
     }
 

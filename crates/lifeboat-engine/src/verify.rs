@@ -375,47 +375,69 @@ async fn test_restore(
         verbs: vec![],
     };
     let selector = format!("velero.io/restore-name={restore_name}");
-    match cluster
-        .list_page(&contents, None, Some(&selector), None, 500)
-        .await
-    {
-        Ok(page) => {
-            let items = split_list(&page)
-                .map(|(items, _)| {
-                    items
-                        .iter()
-                        .filter_map(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            for c in items {
-                let name = c
-                    .pointer("/metadata/name")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let Some(uid) = csi::scratch_content(&restore_name, &c) else {
-                    left.push(format!(
-                        "VolumeSnapshotContent {name}: not deleted: it is not one this restore made with deletionPolicy Retain"
-                    ));
-                    continue;
-                };
-                if let Err(e) = cluster
-                    .delete_if_uid(
-                        &format!("/apis/{}/v1/volumesnapshotcontents", csi::GROUP),
-                        &name,
-                        "volumesnapshotcontents",
-                        &uid,
-                    )
-                    .await
-                {
-                    left.push(format!("VolumeSnapshotContent {name}: {}", chain(&e)));
-                }
+    let scratch: Vec<&str> = mapping.values().map(String::as_str).collect();
+    let mut token: Option<String> = None;
+    loop {
+        let page = match cluster
+            .list_page(&contents, None, Some(&selector), token.as_deref(), 500)
+            .await
+        {
+            Ok(page) => page,
+            // No snapshot CRDs: the restore made none.
+            Err(e) if e.is_unserved() => break,
+            Err(e) => {
+                left.push(format!("VolumeSnapshotContents: {}", chain(&e)));
+                break;
+            }
+        };
+        let (items, next) = match split_list(&page) {
+            Ok((items, next)) => (
+                items
+                    .iter()
+                    .map(|raw| serde_json::from_str::<serde_json::Value>(raw.get()))
+                    .collect::<Result<Vec<_>, _>>(),
+                next,
+            ),
+            Err(e) => {
+                left.push(format!("VolumeSnapshotContents: unreadable answer: {e}"));
+                break;
+            }
+        };
+        let items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                left.push(format!("VolumeSnapshotContents: unreadable item: {e}"));
+                break;
+            }
+        };
+        for c in items {
+            let name = c
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let Some(uid) = csi::scratch_content(&restore_name, &scratch, &c) else {
+                left.push(format!(
+                    "VolumeSnapshotContent {name}: not deleted: it is not one this restore made for its namespaces with deletionPolicy Retain"
+                ));
+                continue;
+            };
+            if let Err(e) = cluster
+                .delete_if_uid(
+                    &format!("/apis/{}/v1/volumesnapshotcontents", csi::GROUP),
+                    &name,
+                    "volumesnapshotcontents",
+                    &uid,
+                )
+                .await
+            {
+                left.push(format!("VolumeSnapshotContent {name}: {}", chain(&e)));
             }
         }
-        // No snapshot CRDs: the restore made none.
-        Err(e) if e.is_unserved() => {}
-        Err(e) => left.push(format!("VolumeSnapshotContents: {}", chain(&e))),
+        match next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
     }
     let _ = store.delete_restore(&restore_name).await;
     check(

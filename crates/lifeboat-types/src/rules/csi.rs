@@ -246,15 +246,20 @@ impl SnapshotRecord {
 }
 
 /// The uid of a VolumeSnapshotContent that a test restore named `restore` made and may
-/// delete when it cleans up (pure): labelled with that restore and kept on deletion
-/// (`Retain`: deleting the object leaves the snapshot, which belongs to the backed-up
-/// cluster's storage). Any other content is left alone — one with `Delete` would take
-/// the snapshot with it.
-pub fn scratch_content(restore: &str, content: &Value) -> Option<String> {
+/// delete when it cleans up (pure): labelled with that restore, bound to a snapshot in one
+/// of its scratch `namespaces` (a restore elsewhere of the same name is not it), and kept
+/// on deletion (`Retain`: deleting the object leaves the snapshot, which belongs to the
+/// backed-up cluster's storage). Any other content is left alone — one with `Delete` would
+/// take the snapshot with it.
+pub fn scratch_content(restore: &str, namespaces: &[&str], content: &Value) -> Option<String> {
     let labelled = content
         .pointer("/metadata/labels/velero.io~1restore-name")
         .and_then(Value::as_str)
-        == Some(restore);
+        == Some(restore)
+        && content
+            .pointer("/spec/volumeSnapshotRef/namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|ns| namespaces.contains(&ns));
     let retained = content
         .pointer("/spec/deletionPolicy")
         .and_then(Value::as_str)
@@ -278,16 +283,20 @@ pub fn claim_from_snapshot(claim: &mut Value, snapshot: &str) {
 #[cfg(test)]
 mod tests {
     #[rstest::rstest]
-    #[case::ours(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain"}}), Some("u1"))]
-    #[case::another_restores(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "other"}}, "spec": {"deletionPolicy": "Retain"}}), None)]
-    #[case::unlabelled(json!({"metadata": {"uid": "u1"}, "spec": {"deletionPolicy": "Retain"}}), None)]
-    #[case::would_delete_the_snapshot(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Delete"}}), None)]
-    #[case::no_uid(json!({"metadata": {"labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain"}}), None)]
+    #[case::ours(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop-verify-x"}}}), Some("u1"))]
+    #[case::another_restores(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "other"}}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop-verify-x"}}}), None)]
+    #[case::same_name_elsewhere(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop"}}}), None)]
+    #[case::unlabelled(json!({"metadata": {"uid": "u1"}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop-verify-x"}}}), None)]
+    #[case::would_delete_the_snapshot(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Delete", "volumeSnapshotRef": {"namespace": "shop-verify-x"}}}), None)]
+    #[case::no_uid(json!({"metadata": {"labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop-verify-x"}}}), None)]
     fn a_test_restore_deletes_only_its_retained_contents(
         #[case] content: Value,
         #[case] expected: Option<&str>,
     ) {
-        assert_eq!(scratch_content("b-verify-x", &content).as_deref(), expected);
+        assert_eq!(
+            scratch_content("b-verify-x", &["shop-verify-x"], &content).as_deref(),
+            expected
+        );
     }
 
     use super::*;

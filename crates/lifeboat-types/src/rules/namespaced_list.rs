@@ -122,7 +122,11 @@ pub fn after_first_page(total: u64, selected: usize, in_cluster: usize) -> Names
     let cluster_wide = fast.saturating_mul(
         n.saturating_mul(namespaces)
             .saturating_mul(QUADRATIC_PER_REQUEST)
-            .saturating_add(n.saturating_mul(n).saturating_mul(namespaces)),
+            .saturating_add(
+                n.saturating_mul(n)
+                    .saturating_mul(OBJECTS_PER_REQUEST)
+                    .saturating_mul(namespaces),
+            ),
     );
     let per_namespace = slow.saturating_mul(
         n.saturating_mul(k)
@@ -143,17 +147,19 @@ pub fn after_first_page(total: u64, selected: usize, in_cluster: usize) -> Names
 /// The namespaces whose objects the first page of a cluster-wide LIST holds all of:
 /// those before the namespace of its last item. A LIST goes through its objects in key
 /// order (`<namespace>/<name>`; its continue token is the next key), so once a page has
-/// reached namespace X, no object of an earlier namespace comes later. `page` is the
-/// page's items' namespaces in order; when they are not in order (an API server that
+/// reached namespace X, no object of an earlier namespace comes later. Keys compare with
+/// the `/` after the namespace: `shop-dr/...` comes before `shop/...`. `page` is the
+/// page's items' namespaces in order; when they are not in key order (an API server that
 /// lists otherwise), none is taken as complete.
 pub fn complete_in_first_page<'a>(page: &[&'a str]) -> Vec<&'a str> {
-    if page.windows(2).any(|w| w[0] > w[1]) {
+    let key = |ns: &str| format!("{ns}/");
+    if page.windows(2).any(|w| key(w[0]) > key(w[1])) {
         return Vec::new();
     }
-    let Some(last) = page.last() else {
+    let Some(last) = page.last().map(|l| key(l)) else {
         return Vec::new();
     };
-    let mut out: Vec<&str> = page.iter().copied().filter(|n| n < last).collect();
+    let mut out: Vec<&str> = page.iter().copied().filter(|n| key(n) < last).collect();
     out.dedup();
     out
 }
@@ -180,6 +186,8 @@ mod tests {
     #[case::five_thousand_pods_a_quarter_selected(5_000, 25, 100, PerNamespace)]
     #[case::forty_thousand_in_a_thousand_namespaces(40_000, 1_000, 1_000, PerNamespace)]
     #[case::six_hundred_in_five_thousand_namespaces(600, 5_000, 5_000, ClusterWide)]
+    // etcd's per-page count weighs as requests, not objects (it once was left at 1/13).
+    #[case::hundred_thousand_in_five_thousand_namespaces(100_000, 5_000, 5_000, PerNamespace)]
     #[case::two_thousand_in_a_thousand_namespaces(2_000, 1_000, 1_000, ClusterWide)]
     #[case::fifty_thousand_in_a_hundred_namespaces(50_000, 100, 100, PerNamespace)]
     #[case::nothing_counted(0, 2, 2, ClusterWide)]
@@ -200,6 +208,8 @@ mod tests {
     #[case::empty(&[], &[])]
     #[case::out_of_order(&["a", "c", "b", "d"], &[])]
     #[case::last_alone(&["a", "b"], &["a"])]
+    #[case::key_order_not_name_order(&["shop-dr", "shop", "shop"], &["shop-dr"])]
+    #[case::name_order_is_not_key_order(&["shop", "shop-dr"], &[])]
     fn complete_namespaces(#[case] page: &[&str], #[case] expected: &[&str]) {
         assert_eq!(complete_in_first_page(page), expected);
     }

@@ -276,7 +276,7 @@ pub async fn install(cli: &Cli, a: &InstallArgs) -> Result<Exit> {
         fs_backup_timeout: a
             .fs_backup_timeout
             .as_deref()
-            .map(|t| dur("fs-backup-timeout", t))
+            .map(fs_backup_timeout)
             .transpose()?,
         node_agent: (a.use_node_agent == Some(true))
             .then_some(())
@@ -465,12 +465,7 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         },
         shutdown_grace: dur("shutdown-grace-period", &a.shutdown_grace_period)?,
         default_volumes_to_fs_backup: a.default_volumes_to_fs_backup == Some(true),
-        fs_backup_timeout: match dur("fs-backup-timeout", &a.fs_backup_timeout)? {
-            d if d.is_zero() => bail!(
-                "--fs-backup-timeout must be more than 0s (the node agents' time for one backup's volumes)"
-            ),
-            d => d,
-        },
+        fs_backup_timeout: fs_backup_timeout(&a.fs_backup_timeout)?,
         metric_names: match a.metric_names {
             MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
             MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,
@@ -485,6 +480,17 @@ fn dur(flag: &str, v: &str) -> Result<Duration> {
     Ok(v.parse::<GoDuration>()
         .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?
         .0)
+}
+
+/// `--fs-backup-timeout` of `install` and `server`: more than 0s (checked at install too,
+/// where the installed server would refuse it at every start).
+fn fs_backup_timeout(v: &str) -> Result<Duration> {
+    match dur("fs-backup-timeout", v)? {
+        d if d.is_zero() => bail!(
+            "--fs-backup-timeout must be more than 0s (the node agents' time for the volumes of one backup or restore)"
+        ),
+        d => Ok(d),
+    }
 }
 
 /// SIGTERM or Ctrl-C: how the kubelet (and a user) stops the server and the node agent.

@@ -308,3 +308,19 @@ fn malformed_documents() {
     assert!(err.contains("not valid YAML"), "{err}");
     assert_nothing_written(&env);
 }
+
+/// `install --fs-backup-timeout 0s` was accepted, and the installed server then refused
+/// it at every start (a crash loop); the install refuses it, naming the flag.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn install_refuses_a_zero_fs_backup_timeout() {
+    let env = Env::new();
+    let err = env.fails(&["install", "--dry-run", "--fs-backup-timeout", "0s"]);
+    assert!(
+        err.contains("--fs-backup-timeout must be more than 0s"),
+        "{err}"
+    );
+    let out = env.ok(&["install", "--dry-run", "--fs-backup-timeout", "90m"]);
+    assert!(out.contains("--fs-backup-timeout"), "{out}");
+    assert!(out.contains("1h30m0s"), "{out}");
+}

@@ -112,7 +112,8 @@ fn seed_backups_and_locations_parse() {
         {
             continue;
         }
-        let parsed = parse_documents(doc).unwrap_or_else(|e| panic!("{at}: {e}\n{doc}"));
+        let parsed = parse_documents(doc)
+            .unwrap_or_else(|e| panic!("{at}: {}\n{doc}", lifeboat_engine::error::chain(&e)));
         assert_eq!(parsed.len(), 1, "{at}");
         match (&parsed[0], kind) {
             (VeleroDocument::Backup(_), "Backup")

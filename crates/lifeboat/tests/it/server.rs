@@ -201,7 +201,7 @@ fn every_seed_document_round_trips_through_the_api_server() {
     let mut sent = 0;
     for (i, (at, doc)) in crate::seeds::seed_documents().into_iter().enumerate() {
         let parsed = lifeboat_types::format::document::parse_documents(&doc)
-            .unwrap_or_else(|e| panic!("{at}: {e}\n{doc}"));
+            .unwrap_or_else(|e| panic!("{at}: {}\n{doc}", lifeboat_engine::error::chain(&e)));
         let name = format!("seed-{i}");
         let (resource, spec) = match &parsed[0] {
             VeleroDocument::Backup(b) => ("backups", serde_json::to_value(&b.spec)),
