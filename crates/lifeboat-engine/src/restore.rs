@@ -480,16 +480,7 @@ impl Exec<'_> {
             "{restore}-{}",
             lifeboat_types::api::names::short_hash(&[ns, &rec.snapshot])
         );
-        let resource = |plural: &str, kind: &str, namespaced: bool| ApiResource {
-            group: lifeboat_types::rules::csi::GROUP.into(),
-            version: "v1".into(),
-            plural: plural.into(),
-            singular: String::new(),
-            kind: kind.into(),
-            namespaced,
-            short_names: vec![],
-            verbs: vec![],
-        };
+        let resource = crate::csi::snapshot_resource;
         let what = format!(
             "CSI snapshot {} of claim {}/{}",
             rec.handle, rec.namespace, rec.claim

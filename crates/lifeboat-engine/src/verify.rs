@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifeboat_types::api::velero::{BackupPhase, Restore, RestorePhase, RestoreSpec};
-use lifeboat_types::plan::backup::ApiResource;
 use lifeboat_types::rules::csi;
 
 use crate::catalog;
-use crate::cluster::{ApiErrorKind, Cluster, split_list};
+use crate::cluster::{ApiErrorKind, Cluster, collection_path, split_list};
 use crate::error::chain;
 use crate::extract::{Limits, scan_validated};
 use crate::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
@@ -364,18 +363,37 @@ async fn test_restore(
     }
     // The pre-provisioned VolumeSnapshotContents the restore made for the backup's CSI
     // snapshots are cluster-scoped: not deleted with the namespaces.
-    let contents = ApiResource {
-        group: csi::GROUP.into(),
-        version: "v1".into(),
-        plural: "volumesnapshotcontents".into(),
-        singular: String::new(),
-        kind: "VolumeSnapshotContent".into(),
-        namespaced: false,
-        short_names: vec![],
-        verbs: vec![],
-    };
-    let selector = format!("velero.io/restore-name={restore_name}");
     let scratch: Vec<&str> = mapping.values().map(String::as_str).collect();
+    delete_imported_contents(cluster, &restore_name, &scratch, &mut left).await;
+    let _ = store.delete_restore(&restore_name).await;
+    check(
+        checks,
+        "cleanup",
+        left.is_empty(),
+        if left.is_empty() {
+            format!(
+                "deleted namespaces {}",
+                mapping.values().cloned().collect::<Vec<_>>().join(",")
+            )
+        } else {
+            left.join("; ")
+        },
+    );
+}
+
+/// Deletes the VolumeSnapshotContents test restore `restore_name` imported for its scratch
+/// namespaces (`csi::scratch_content` decides which), recording in `left` what it could
+/// not delete or read.
+async fn delete_imported_contents(
+    cluster: &Cluster,
+    restore_name: &str,
+    scratch: &[&str],
+    left: &mut Vec<String>,
+) {
+    let contents =
+        crate::csi::snapshot_resource("volumesnapshotcontents", "VolumeSnapshotContent", false);
+    let collection = collection_path(&contents, None);
+    let selector = format!("velero.io/restore-name={restore_name}");
     let mut token: Option<String> = None;
     loop {
         let page = match cluster
@@ -416,19 +434,14 @@ async fn test_restore(
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            let Some(uid) = csi::scratch_content(&restore_name, &scratch, &c) else {
+            let Some(uid) = csi::scratch_content(restore_name, scratch, &c) else {
                 left.push(format!(
                     "VolumeSnapshotContent {name}: not deleted: it is not one this restore made for its namespaces with deletionPolicy Retain"
                 ));
                 continue;
             };
             if let Err(e) = cluster
-                .delete_if_uid(
-                    &format!("/apis/{}/v1/volumesnapshotcontents", csi::GROUP),
-                    &name,
-                    "volumesnapshotcontents",
-                    &uid,
-                )
+                .delete_if_uid(&collection, &name, "volumesnapshotcontents", &uid)
                 .await
             {
                 left.push(format!("VolumeSnapshotContent {name}: {}", chain(&e)));
@@ -439,20 +452,6 @@ async fn test_restore(
             None => break,
         }
     }
-    let _ = store.delete_restore(&restore_name).await;
-    check(
-        checks,
-        "cleanup",
-        left.is_empty(),
-        if left.is_empty() {
-            format!(
-                "deleted namespaces {}",
-                mapping.values().cloned().collect::<Vec<_>>().join(",")
-            )
-        } else {
-            left.join("; ")
-        },
-    );
 }
 
 #[cfg(test)]

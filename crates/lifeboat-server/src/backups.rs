@@ -236,30 +236,23 @@ async fn run(
         return Err(missing(&name));
     };
     let sched = &held.sched;
+    // As Velero, recorded on the object in one patch: the location it was stored in, and
+    // the server's --default-volumes-to-fs-backup for a backup that does not say.
+    let fs_backup_default =
+        backup.spec.default_volumes_to_fs_backup.is_none() && ctx.default_volumes_to_fs_backup;
+    let mut patch = json!({});
     if name_location {
-        // As Velero: the object names the location it was stored in.
-        backups(ctx)
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({
-                    "metadata": { "labels": { velero::STORAGE_LOCATION_LABEL: location } },
-                    "spec": { "storageLocation": location },
-                })),
-            )
-            .await?;
+        patch["metadata"] = json!({ "labels": { velero::STORAGE_LOCATION_LABEL: location } });
+        patch["spec"]["storageLocation"] = json!(location);
     }
-    if backup.spec.default_volumes_to_fs_backup.is_none() && ctx.default_volumes_to_fs_backup {
-        // As Velero: a backup that does not say takes the server's
-        // --default-volumes-to-fs-backup, recorded in its spec.
-        backups(ctx)
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "defaultVolumesToFsBackup": true } })),
-            )
-            .await?;
+    if fs_backup_default {
+        patch["spec"]["defaultVolumesToFsBackup"] = json!(true);
         backup.spec.default_volumes_to_fs_backup = Some(true);
+    }
+    if name_location || fs_backup_default {
+        backups(ctx)
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
     }
     backup.spec.storage_location = Some(location.to_owned());
     backup

@@ -282,7 +282,10 @@ pub fn claim_from_snapshot(claim: &mut Value, snapshot: &str) {
 
 #[cfg(test)]
 mod tests {
-    #[rstest::rstest]
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
     #[case::ours(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop-verify-x"}}}), Some("u1"))]
     #[case::another_restores(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "other"}}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop-verify-x"}}}), None)]
     #[case::same_name_elsewhere(json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": "b-verify-x"}}, "spec": {"deletionPolicy": "Retain", "volumeSnapshotRef": {"namespace": "shop"}}}), None)]
@@ -298,9 +301,6 @@ mod tests {
             expected
         );
     }
-
-    use super::*;
-    use rstest::rstest;
 
     fn class(name: &str, driver: &str, labelled: bool, default: bool) -> Value {
         let mut c =

@@ -169,7 +169,7 @@ pub struct ServerArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_opt_bool)]
     pub default_volumes_to_fs_backup: Option<bool>,
     /// How long the node agents may take for the volumes of one backup or restore.
-    #[arg(long, default_value = "4h")]
+    #[arg(long, default_value_t = GoDuration(lifeboat_engine::pod_volumes::PodVolumeSettings::DEFAULT_TIMEOUT).to_string())]
     pub fs_backup_timeout: String,
 }
 
