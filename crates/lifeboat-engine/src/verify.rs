@@ -59,9 +59,7 @@ fn check(checks: &mut Vec<Check>, name: &str, ok: bool, detail: impl Into<String
 
 /// The mapped name of namespace `ns` for a test restore (at most 63 characters).
 pub fn verify_namespace(ns: &str, id: &str) -> String {
-    let suffix = format!("-verify-{id}");
-    let keep = 63usize.saturating_sub(suffix.len()).min(ns.len());
-    format!("{}{suffix}", ns[..keep].trim_end_matches('-'))
+    lifeboat_types::dr::drill::scratch_namespace(ns, "verify", id)
 }
 
 /// Runs the checks on backup `name`. Errors only when the backup cannot be read at all;
@@ -456,6 +454,8 @@ async fn delete_imported_contents(
 
 #[cfg(test)]
 mod tests {
+    use super::Cleanup;
+
     #[rstest::rstest]
     #[case::gone(None, Cleanup::Gone)]
     #[case::ours(
@@ -479,16 +479,5 @@ mod tests {
         #[case] want: Cleanup,
     ) {
         assert_eq!(super::scratch_cleanup("b-verify-x", live), want);
-    }
-
-    use super::*;
-
-    #[test]
-    fn verify_namespaces_fit_the_name_limit() {
-        assert_eq!(verify_namespace("shop", "ab12"), "shop-verify-ab12");
-        let long = "n".repeat(70);
-        let v = verify_namespace(&long, "ab12");
-        assert_eq!(v.len(), 63);
-        assert!(v.ends_with("-verify-ab12"));
     }
 }

@@ -11,14 +11,15 @@
 //! - [`manifests`]: Kubernetes objects lifeboat generates — the install manifests and
 //!   RBAC, the etcd snapshot CronJob.
 //! - [`metrics`]: the one table of metric names, help texts and types the server exports.
+//! - [`dr`]: disaster recovery as data — DR plans and their tiers, `dr status`' and a
+//!   drill's decisions.
 //!
-//! Reserved for what comes next (see ARCHITECTURE.md): `volume/` (restic-format
-//! repository formats and volume backup plans), `dr/` (DR plans, RPO/RTO tiers, failover
-//! decisions), `audit/` (readiness rules); each gets its folder here when its first code
-//! lands, with I/O in its own crate.
+//! Reserved for what comes next (see ARCHITECTURE.md): `audit/` (readiness rules), which
+//! gets its folder here when its first code lands, with I/O in its own crate.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod dr;
 pub mod format;
 pub mod manifests;
 pub mod metrics;

@@ -1,0 +1,13 @@
+//! Disaster recovery across clusters, as data and decisions (no I/O; `lifeboat-dr` does
+//! the work):
+//!
+//! - [`plan`]: the DR plan — clusters, locations, protected namespaces, tiers with their
+//!   RPO/RTO, strategy, replica handling, hooks, verification, success criteria — read
+//!   from YAML (or the `DRPlan` resource) and validated with errors naming the field.
+//! - [`status`]: `dr status`' decisions — the backup a cluster would restore, the RPO now,
+//!   schedule coverage, a cluster's readiness to take over, the plan's health.
+//! - [`drill`]: a drill's scratch namespaces and its verdict against the plan.
+
+pub mod drill;
+pub mod plan;
+pub mod status;
