@@ -464,6 +464,26 @@ fn url_base(r: &ApiResource) -> String {
     }
 }
 
+/// A `v1` resource of `group` (empty: the core group), for objects addressed without
+/// discovering them (nodes, apps workloads, the snapshot API).
+pub fn v1_resource(group: &str, plural: &str, kind: &str, namespaced: bool) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: "v1".into(),
+        plural: plural.into(),
+        singular: String::new(),
+        kind: kind.into(),
+        namespaced,
+        short_names: vec![],
+        verbs: vec![],
+    }
+}
+
+/// The URL path of namespace `ns` (percent-encoded).
+pub fn namespace_path(ns: &str) -> String {
+    format!("/api/v1/namespaces/{}", encode(ns))
+}
+
 /// The URL path of a resource collection (in a namespace or cluster-wide). The namespace
 /// is percent-encoded like object names: no name from a backup reaches a path unencoded.
 pub fn collection_path(r: &ApiResource, namespace: Option<&str>) -> String {

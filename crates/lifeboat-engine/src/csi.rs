@@ -43,26 +43,13 @@ fn served<'a>(served: &'a [ApiResource], plural: &str) -> Option<&'a ApiResource
 }
 
 fn core(plural: &str, kind: &str, namespaced: bool) -> ApiResource {
-    v1_resource("", plural, kind, namespaced)
+    crate::cluster::v1_resource("", plural, kind, namespaced)
 }
 
 /// A resource of the snapshot API (`snapshot.storage.k8s.io/v1`), to address objects a
 /// restore made without discovering it.
 pub(crate) fn snapshot_resource(plural: &str, kind: &str, namespaced: bool) -> ApiResource {
-    v1_resource(csi::GROUP, plural, kind, namespaced)
-}
-
-fn v1_resource(group: &str, plural: &str, kind: &str, namespaced: bool) -> ApiResource {
-    ApiResource {
-        group: group.into(),
-        version: "v1".into(),
-        plural: plural.into(),
-        singular: String::new(),
-        kind: kind.into(),
-        namespaced,
-        short_names: vec![],
-        verbs: vec![],
-    }
+    crate::cluster::v1_resource(csi::GROUP, plural, kind, namespaced)
 }
 
 /// What the snapshots of a backup made.

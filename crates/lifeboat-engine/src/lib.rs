@@ -15,6 +15,7 @@ pub mod location_object;
 pub mod modifiers;
 pub mod objects;
 pub mod pod_volumes;
+pub mod ready;
 pub mod restore;
 pub mod runlog;
 pub mod storage;

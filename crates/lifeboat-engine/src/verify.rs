@@ -12,7 +12,7 @@ use lifeboat_types::api::velero::{BackupPhase, Restore, RestorePhase, RestoreSpe
 use lifeboat_types::rules::csi;
 
 use crate::catalog;
-use crate::cluster::{ApiErrorKind, Cluster, collection_path, split_list};
+use crate::cluster::{ApiErrorKind, Cluster, collection_path, namespace_path, split_list};
 use crate::error::chain;
 use crate::extract::{Limits, scan_validated};
 use crate::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
@@ -204,10 +204,6 @@ pub async fn verify(
     })
 }
 
-fn namespace_path(ns: &str) -> String {
-    format!("/api/v1/namespaces/{}", crate::cluster::encode(ns))
-}
-
 /// What a test restore's cleanup does with one scratch namespace.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Cleanup {
@@ -331,39 +327,7 @@ async fn test_restore(
         }
         Err(e) => check(checks, "test restore", false, chain(&e)),
     }
-    // Clean up: the mapped namespaces (with everything in them) and the restore's files.
-    // Only namespaces this restore made (its label), by uid: one re-created meanwhile by
-    // someone else is left.
-    let mut left = Vec::new();
-    for ns in mapping.values() {
-        let live = match cluster
-            .get_path_opt(&namespace_path(ns), "namespaces")
-            .await
-        {
-            Ok(live) => live,
-            Err(e) => {
-                left.push(format!("{ns}: {}", chain(&e)));
-                continue;
-            }
-        };
-        match scratch_cleanup(&restore_name, live.as_deref()) {
-            Cleanup::Gone => {}
-            Cleanup::Keep(why) => left.push(format!("{ns}: not deleted: {why}")),
-            Cleanup::Delete { uid } => {
-                if let Err(e) = cluster
-                    .delete_if_uid("/api/v1/namespaces", ns, "namespaces", &uid)
-                    .await
-                {
-                    left.push(format!("{ns}: {}", chain(&e)));
-                }
-            }
-        }
-    }
-    // The pre-provisioned VolumeSnapshotContents the restore made for the backup's CSI
-    // snapshots are cluster-scoped: not deleted with the namespaces.
-    let scratch: Vec<&str> = mapping.values().map(String::as_str).collect();
-    delete_imported_contents(cluster, &restore_name, &scratch, &mut left).await;
-    let _ = store.delete_restore(&restore_name).await;
+    let left = cleanup_scratch(cluster, store, &restore_name, mapping.values()).await;
     check(
         checks,
         "cleanup",
@@ -377,6 +341,48 @@ async fn test_restore(
             left.join("; ")
         },
     );
+}
+
+/// Deletes what scratch restore `restore_name` made: its namespaces (with everything in
+/// them) — only those labelled with the restore, by uid, so one re-created meanwhile by
+/// someone else is left —, the VolumeSnapshotContents it imported for them (cluster-scoped,
+/// not deleted with the namespaces), and the restore's files in `store`. Returns what it
+/// could not delete, and why (empty: everything is gone).
+pub async fn cleanup_scratch<'a>(
+    cluster: &Cluster,
+    store: &Store,
+    restore_name: &str,
+    scratch: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    let scratch: Vec<&str> = scratch.into_iter().map(String::as_str).collect();
+    let mut left = Vec::new();
+    for ns in &scratch {
+        let live = match cluster
+            .get_path_opt(&namespace_path(ns), "namespaces")
+            .await
+        {
+            Ok(live) => live,
+            Err(e) => {
+                left.push(format!("{ns}: {}", chain(&e)));
+                continue;
+            }
+        };
+        match scratch_cleanup(restore_name, live.as_deref()) {
+            Cleanup::Gone => {}
+            Cleanup::Keep(why) => left.push(format!("{ns}: not deleted: {why}")),
+            Cleanup::Delete { uid } => {
+                if let Err(e) = cluster
+                    .delete_if_uid("/api/v1/namespaces", ns, "namespaces", &uid)
+                    .await
+                {
+                    left.push(format!("{ns}: {}", chain(&e)));
+                }
+            }
+        }
+    }
+    delete_imported_contents(cluster, restore_name, &scratch, &mut left).await;
+    let _ = store.delete_restore(restore_name).await;
+    left
 }
 
 /// Deletes the VolumeSnapshotContents test restore `restore_name` imported for its scratch

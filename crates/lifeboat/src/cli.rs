@@ -14,6 +14,7 @@ use lifeboat_types::rules::list_sort::{SortKey, Sortable, sort_by};
 use crate::cmd::apply::ApplyArgs;
 use crate::cmd::backup::{BackupCmd, BackupCreate, BackupGet};
 use crate::cmd::completion::CompletionArgs;
+use crate::cmd::dr::DrCmd;
 use crate::cmd::etcd::EtcdCmd;
 use crate::cmd::location::LocationCmd;
 use crate::cmd::node_agent::{NodeAgentArgs, RestoreWaitArgs};
@@ -140,6 +141,10 @@ Examples:
     /// Scheduled backups (needs `lifeboat server` running for the cluster).
     #[command(subcommand)]
     Schedule(ScheduleCmd),
+    /// Disaster recovery across clusters from a DR plan file: validate it, see its RPO
+    /// and readiness, drill a failover.
+    #[command(subcommand)]
+    Dr(DrCmd),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the version.

@@ -94,6 +94,7 @@ async fn run(cli: &Cli) -> Result<Exit> {
         Command::Location(cmd) => cmd::location::run(cli, cmd).await,
         Command::SnapshotLocation(cmd) => cmd::snapshot_location::run(cli, cmd).await,
         Command::Etcd(cmd) => cmd::etcd::run(cli, cmd).await,
+        Command::Dr(cmd) => cmd::dr::run(cli, cmd).await,
         Command::Volume(cmd) => cmd::volume::run(cli, cmd).await,
         Command::Apply(a) => cmd::apply::run(cli, a).await,
         Command::Install(a) => cmd::server::install(cli, a).await,

@@ -211,77 +211,43 @@ where
 
 /// `restore create --wait-ready`: waits until every workload restore `restore` made
 /// (Deployments, StatefulSets, DaemonSets labelled `velero.io/restore-name`) serves again
-/// ([`lifeboat_types::rules::workload_ready`]), printing each with the time it took from
-/// the end of the restore. Returns Ok when all are ready, TimedOut (naming the ones that
-/// are not, and why) after `timeout`.
+/// (`lifeboat_engine::ready`), printing each with the time it took from the end of the
+/// restore. Returns Ok when all are ready, TimedOut (naming the ones that are not, and
+/// why) after `timeout`.
 pub async fn workloads_ready(
-    client: &kube::Client,
+    cluster: &lifeboat_engine::cluster::Cluster,
     restore: &str,
     timeout: Duration,
 ) -> Result<Exit> {
-    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-    use lifeboat_types::rules::workload_ready::{Readiness, WORKLOADS, readiness};
-    use std::collections::BTreeMap;
+    use lifeboat_engine::ready::{ReadyEvent, ReadyOutcome, wait_workloads};
 
-    let start = tokio::time::Instant::now();
     let selector = format!("velero.io/restore-name={restore}");
-    let mut ready: BTreeMap<String, Duration> = BTreeMap::new();
-    let mut waiting: BTreeMap<String, String> = BTreeMap::new();
-    let mut announced = false;
-    loop {
-        waiting.clear();
-        for (resource, kind) in WORKLOADS {
-            let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", kind));
-            let api: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &ar);
-            let listed = api
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("listing the {resource} restore {restore} made: {e}")
-                })?;
-            for o in listed.items {
-                let key = format!(
-                    "{resource} {}/{}",
-                    o.metadata.namespace.clone().unwrap_or_default(),
-                    o.metadata.name.clone().unwrap_or_default()
-                );
-                if ready.contains_key(&key) {
-                    continue;
-                }
-                match readiness(resource, &serde_json::to_value(&o)?) {
-                    Readiness::Ready => {
-                        let took = start.elapsed();
-                        println!(
-                            "  {key}: ready {:.1}s after the restore",
-                            took.as_secs_f64()
-                        );
-                        ready.insert(key, took);
-                    }
-                    Readiness::Waiting(why) => {
-                        waiting.insert(key, why);
-                    }
-                }
-            }
-        }
-        if !announced && !waiting.is_empty() {
+    let outcome = wait_workloads(cluster, &selector, timeout, |e| match e {
+        ReadyEvent::Waiting(n) => println!(
+            "Waiting for {n} restored workload(s) to be ready (at most {})...",
+            GoDuration(timeout)
+        ),
+        ReadyEvent::Ready(key, took) => {
             println!(
-                "Waiting for {} restored workload(s) to be ready (at most {})...",
-                waiting.len(),
-                GoDuration(timeout)
+                "  {key}: ready {:.1}s after the restore",
+                took.as_secs_f64()
+            )
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("listing the workloads restore {restore} made: {e}"))?;
+    match outcome {
+        ReadyOutcome::AllReady(ready) if ready.is_empty() => {
+            println!(
+                "No workloads (Deployments, StatefulSets, DaemonSets) were restored: nothing to wait for."
             );
-            announced = true;
+            Ok(Exit::Ok)
         }
-        if waiting.is_empty() {
-            if ready.is_empty() {
-                println!(
-                    "No workloads (Deployments, StatefulSets, DaemonSets) were restored: nothing to wait for."
-                );
-            } else {
-                println!("All {} restored workload(s) ready.", ready.len());
-            }
-            return Ok(Exit::Ok);
+        ReadyOutcome::AllReady(ready) => {
+            println!("All {} restored workload(s) ready.", ready.len());
+            Ok(Exit::Ok)
         }
-        if start.elapsed() >= timeout {
+        ReadyOutcome::TimedOut(waiting) => {
             eprintln!(
                 "error: {} restored workload(s) not ready {} after the restore:",
                 waiting.len(),
@@ -290,9 +256,8 @@ pub async fn workloads_ready(
             for (k, why) in &waiting {
                 eprintln!("  {k}: {why}");
             }
-            return Ok(Exit::TimedOut);
+            Ok(Exit::TimedOut)
         }
-        tokio::time::sleep(POLL_EVERY).await;
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Measured {
     pub rpo: Option<Duration>,
     /// Objects of the protected namespaces in the backup.
     pub objects_in_backup: usize,
+    /// Of those, the ones the restore was to create (Velero's rules never restore some:
+    /// pods a controller owns, events, ...).
+    pub objects_planned: usize,
     /// Of those, restored.
     pub objects_restored: usize,
     /// Workloads: Ok(count available) or why not all.
@@ -102,10 +105,10 @@ pub fn verdict(rpo: Duration, rto: Duration, c: &ResolvedCriteria, m: &Measured)
     }
     push(
         "objects",
-        m.objects_restored == m.objects_in_backup,
+        m.objects_restored == m.objects_planned && m.objects_planned > 0,
         format!(
-            "{} of {} objects of the protected namespaces restored",
-            m.objects_restored, m.objects_in_backup
+            "{} of {} planned objects restored ({} objects of the protected namespaces in the backup; the others are never restored: pods of controllers, events, ...)",
+            m.objects_restored, m.objects_planned, m.objects_in_backup
         ),
         c.all_objects_restored,
     );
@@ -186,7 +189,8 @@ mod tests {
             restore_detail: "Completed: 12 objects".into(),
             rto: Some(Duration::from_secs(40)),
             rpo: Some(Duration::from_secs(120)),
-            objects_in_backup: 12,
+            objects_in_backup: 14,
+            objects_planned: 12,
             objects_restored: 12,
             workloads: Ok(2),
             checks: vec![("smoke".into(), Ok(()))],
@@ -224,6 +228,7 @@ mod tests {
     )]
     #[case::stale_backup(Measured { rpo: Some(Duration::from_secs(901)), ..good() }, ALL, vec!["RPO"], false)]
     #[case::lost_objects(Measured { objects_restored: 11, ..good() }, ALL, vec!["objects"], false)]
+    #[case::nothing_to_restore(Measured { objects_planned: 0, objects_restored: 0, ..good() }, ALL, vec!["objects"], false)]
     #[case::failed_check(Measured { checks: vec![("smoke".into(), Err("exit 1".into()))], ..good() }, ALL, vec!["check smoke"], false)]
     #[case::too_few_backups(good(), ResolvedCriteria { min_backups: 4, ..ALL }, vec!["backups kept"], false)]
     #[case::left_something(Measured { cleanup: Err("shop-drill-x: 403".into()), ..good() }, ALL, vec!["cleanup"], false)]

@@ -186,8 +186,10 @@ pub struct Readiness {
 }
 
 /// Why a cluster is not ready to take over (empty: ready). Only a cluster that was asked
-/// is judged: `nodes`/`crds` of None mean "not asked".
-pub fn not_ready(r: &Readiness) -> Vec<String> {
+/// is judged: `nodes`/`crds` of None mean "not asked". lifeboat's server is needed only
+/// where the strategy has it work before a failover (`needs_server`: a warm standby
+/// restores every backup as it comes); a restore from the CLI needs none.
+pub fn not_ready(r: &Readiness, needs_server: bool) -> Vec<String> {
     let mut why = Vec::new();
     if let Some(e) = &r.api_error {
         why.push(format!("API server unreachable: {e}"));
@@ -196,7 +198,7 @@ pub fn not_ready(r: &Readiness) -> Vec<String> {
     if let Some((0, total)) = r.nodes {
         why.push(format!("no Ready node (of {total})"));
     }
-    if r.crds == Some(false) {
+    if needs_server && r.crds == Some(false) {
         why.push("lifeboat is not installed (its CRDs are not served)".into());
     }
     for (l, res) in &r.locations {
@@ -396,20 +398,27 @@ mod tests {
     }
 
     #[rstest]
-    #[case::ready(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(true), locations: BTreeMap::from([("l".into(), None)]) }, vec![])]
-    #[case::down(Readiness { api_error: Some("connection refused".into()), ..Default::default() }, vec!["API server unreachable: connection refused"])]
-    #[case::no_nodes(Readiness { api_error: None, nodes: Some((0, 2)), crds: Some(true), ..Default::default() }, vec!["no Ready node (of 2)"])]
-    #[case::not_installed(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(false), ..Default::default() }, vec!["lifeboat is not installed (its CRDs are not served)"])]
+    #[case::ready(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(true), locations: BTreeMap::from([("l".into(), None)]) }, false, vec![])]
+    #[case::down(Readiness { api_error: Some("connection refused".into()), ..Default::default() }, false, vec!["API server unreachable: connection refused"])]
+    #[case::no_nodes(Readiness { api_error: None, nodes: Some((0, 2)), crds: Some(true), ..Default::default() }, false, vec!["no Ready node (of 2)"])]
+    #[case::not_installed(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(false), ..Default::default() }, true, vec!["lifeboat is not installed (its CRDs are not served)"])]
+    #[case::no_server_needed(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(false), ..Default::default() }, false, vec![])]
     #[case::one_location_of_two(
         Readiness { api_error: None, nodes: None, crds: None, locations: BTreeMap::from([("a".into(), None), ("b".into(), Some("403".into()))]) },
+        false,
         vec!["location b unreadable: 403"]
     )]
     #[case::no_location(
         Readiness { api_error: None, nodes: None, crds: None, locations: BTreeMap::from([("b".into(), Some("403".into()))]) },
+        false,
         vec!["location b unreadable: 403", "no location it reads can be read: it has nothing to restore"]
     )]
-    fn why_a_cluster_cannot_take_over(#[case] r: Readiness, #[case] want: Vec<&str>) {
-        assert_eq!(not_ready(&r), want);
+    fn why_a_cluster_cannot_take_over(
+        #[case] r: Readiness,
+        #[case] needs_server: bool,
+        #[case] want: Vec<&str>,
+    ) {
+        assert_eq!(not_ready(&r, needs_server), want);
     }
 
     #[rstest]

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod backup;
 pub mod completion;
+pub mod dr;
 pub mod etcd;
 pub mod location;
 pub mod node_agent;

@@ -494,7 +494,7 @@ async fn wait_ready_after(
         return Ok(exit);
     }
     let timeout = c.wait_ready_timeout.0;
-    let waited = crate::wait::workloads_ready(cluster.client(), name, timeout).await?;
+    let waited = crate::wait::workloads_ready(cluster, name, timeout).await?;
     Ok(exit.max(waited))
 }
 

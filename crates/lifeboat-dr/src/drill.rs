@@ -1,0 +1,524 @@
+//! `dr drill`: a failover rehearsed without touching what runs. The newest backup of the
+//! protected namespaces that the chosen cluster can read is restored into new
+//! `<ns>-drill-<id>` namespaces there (cluster-wide objects left out), while the active
+//! cluster and its schedules go on; the drill waits until the restored workloads are
+//! Available on real nodes, runs the plan's checks, measures the RTO (start to all
+//! available and checked) and the RPO (the backup's age at the start), compares object
+//! counts with the backup, deletes everything it made (and only that) and judges the
+//! result by the plan's criteria (`lifeboat_types::dr::drill`). Every step is recorded
+//! with its start, duration and outcome.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use lifeboat_engine::catalog;
+use lifeboat_engine::cluster::Cluster;
+use lifeboat_engine::error::chain;
+use lifeboat_engine::ready::{ReadyOutcome, wait_workloads};
+use lifeboat_engine::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
+use lifeboat_engine::storage::Store;
+use lifeboat_engine::verify::cleanup_scratch;
+use lifeboat_types::api::selector::Selector;
+use lifeboat_types::api::velero::{Backup, Restore, RestorePhase, RestoreSpec};
+use lifeboat_types::dr::drill::{Criterion, Measured, passed, scratch_namespace, verdict};
+use lifeboat_types::dr::plan::Plan;
+use lifeboat_types::dr::status::{covering_count, newest_covering, recovery_point};
+
+use crate::target::{LocalLocations, reach};
+
+/// How a drill is run.
+#[derive(Debug, Clone, Default)]
+pub struct DrillOptions {
+    /// The cluster to drill on (default: the plan's first standby).
+    pub on: Option<String>,
+    /// The id in the scratch namespaces' names (default: from the clock).
+    pub id: Option<String>,
+    /// Leave the scratch namespaces for a look (the report says so; cleanup fails).
+    pub keep: bool,
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// What it did.
+    pub name: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// How long it took, in seconds.
+    pub seconds: f64,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// What it found or why it failed.
+    pub detail: String,
+}
+
+/// A drill's report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillReport {
+    /// The plan.
+    pub plan: String,
+    /// The cluster drilled on.
+    pub cluster: String,
+    /// The drill's id (in its namespaces' names).
+    pub id: String,
+    /// The backup restored, and the location it was read from.
+    pub backup: Option<String>,
+    /// Where it was read from.
+    pub location: Option<String>,
+    /// The scratch namespaces: protected namespace → drill namespace.
+    pub namespaces: BTreeMap<String, String>,
+    /// When the drill started.
+    pub started: DateTime<Utc>,
+    /// The RTO measured, in seconds (None: not reached).
+    pub rto_seconds: Option<f64>,
+    /// The plan's RTO, in seconds.
+    pub rto_objective_seconds: u64,
+    /// The backup's age at the start, in seconds.
+    pub rpo_seconds: Option<u64>,
+    /// The plan's RPO, in seconds.
+    pub rpo_objective_seconds: u64,
+    /// Every step, in order.
+    pub steps: Vec<Step>,
+    /// The criteria and their outcome.
+    pub criteria: Vec<Criterion>,
+    /// Whether every required criterion passed.
+    pub passed: bool,
+}
+
+/// Why a drill could not run at all (anything after it started is a failed step).
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// `--on` names no cluster of the plan.
+    #[error("plan {plan} has no cluster {name:?} (its clusters: {known})")]
+    NoSuchCluster {
+        /// The plan.
+        plan: String,
+        /// The name given.
+        name: String,
+        /// The plan's cluster names.
+        known: String,
+    },
+    /// The cluster cannot be reached.
+    #[error("cluster {name} of plan {plan} cannot be reached: {why}")]
+    Unreachable {
+        /// The plan.
+        plan: String,
+        /// The cluster.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// No backup to drill with.
+    #[error(
+        "cluster {name} of plan {plan} reads no Completed backup of {namespaces} (locations: {locations}); back them up first"
+    )]
+    NoBackup {
+        /// The plan.
+        plan: String,
+        /// The cluster.
+        name: String,
+        /// The protected namespaces.
+        namespaces: String,
+        /// What each location said.
+        locations: String,
+    },
+    /// A scratch namespace exists already.
+    #[error(
+        "namespace {namespace} already exists on cluster {name}: a drill only uses (and deletes) namespaces it makes; delete it or run with another --id"
+    )]
+    ScratchExists {
+        /// The cluster.
+        name: String,
+        /// The namespace.
+        namespace: String,
+    },
+}
+
+struct Recorder {
+    steps: Vec<Step>,
+}
+
+impl Recorder {
+    fn start(&self) -> (DateTime<Utc>, Instant) {
+        (Utc::now(), Instant::now())
+    }
+
+    fn done(&mut self, name: &str, at: (DateTime<Utc>, Instant), ok: bool, detail: String) {
+        self.steps.push(Step {
+            name: name.into(),
+            started: at.0,
+            seconds: at.1.elapsed().as_secs_f64(),
+            ok,
+            detail,
+        });
+    }
+}
+
+/// The clock's drill id: a few hex digits of the Unix time.
+pub fn clock_id() -> String {
+    format!("{:x}", Utc::now().timestamp().unsigned_abs() % 0xfffff)
+}
+
+/// Runs a drill of `plan` (see the module's doc).
+pub async fn drill(
+    plan: &Plan,
+    opts: &DrillOptions,
+    local: LocalLocations<'_>,
+) -> Result<DrillReport, DrillError> {
+    let target = match &opts.on {
+        Some(n) => plan.cluster(n).ok_or_else(|| DrillError::NoSuchCluster {
+            plan: plan.name.clone(),
+            name: n.clone(),
+            known: plan
+                .spec
+                .clusters
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?,
+        None => plan.standbys().next().unwrap_or_else(|| plan.active()),
+    };
+    let started = Utc::now();
+    let clock = Instant::now();
+    let mut rec = Recorder { steps: Vec::new() };
+
+    let at = rec.start();
+    let t = reach(target, local).await;
+    let cluster: &Cluster = match &t.cluster {
+        Ok(c) => c,
+        Err(why) => {
+            return Err(DrillError::Unreachable {
+                plan: plan.name.clone(),
+                name: target.name.clone(),
+                why: why.clone(),
+            });
+        }
+    };
+    let mut all: Vec<(String, Store, Backup)> = Vec::new();
+    let mut said = Vec::new();
+    for (lname, store) in &t.stores {
+        match store {
+            Ok(store) => match catalog::list_backups(store).await {
+                Ok(list) => {
+                    said.push(format!("{lname}: {} backups", list.len()));
+                    all.extend(list.into_iter().map(|b| (lname.clone(), store.clone(), b)));
+                }
+                Err(e) => said.push(format!("{lname}: {}", chain(&e))),
+            },
+            Err(e) => said.push(format!("{lname}: {e}")),
+        }
+    }
+    let records: Vec<Backup> = all.iter().map(|(_, _, b)| b.clone()).collect();
+    let Some(chosen) = newest_covering(&records, &plan.spec.namespaces) else {
+        return Err(DrillError::NoBackup {
+            plan: plan.name.clone(),
+            name: target.name.clone(),
+            namespaces: plan.spec.namespaces.join(", "),
+            locations: said.join("; "),
+        });
+    };
+    let Some((location, store, backup)) = all
+        .iter()
+        .find(|(_, _, b)| b.metadata.name == chosen.metadata.name)
+        .cloned()
+    else {
+        unreachable!("the chosen backup is one of those listed")
+    };
+    let backups_kept = covering_count(&records, &plan.spec.namespaces);
+    let rpo = recovery_point(&backup).map(|p| {
+        started
+            .signed_duration_since(p)
+            .to_std()
+            .unwrap_or_default()
+    });
+    rec.done(
+        "choose backup",
+        at,
+        true,
+        format!(
+            "{} from location {location} on cluster {} ({backups_kept} usable backups)",
+            backup.metadata.name, target.name
+        ),
+    );
+
+    let id = opts.id.clone().unwrap_or_else(clock_id);
+    let mapping: BTreeMap<String, String> = plan
+        .spec
+        .namespaces
+        .iter()
+        .map(|ns| (ns.clone(), scratch_namespace(ns, "drill", &id)))
+        .collect();
+    for ns in mapping.values() {
+        let path = lifeboat_engine::cluster::namespace_path(ns);
+        match cluster.get_path_opt(&path, "namespaces").await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Err(DrillError::ScratchExists {
+                    name: target.name.clone(),
+                    namespace: ns.clone(),
+                });
+            }
+            Err(e) => {
+                return Err(DrillError::Unreachable {
+                    plan: plan.name.clone(),
+                    name: target.name.clone(),
+                    why: chain(&e),
+                });
+            }
+        }
+    }
+
+    // The restore: only the protected namespaces, into their drill namespaces, nothing
+    // cluster-wide (a drill must not touch what the cluster runs).
+    let at = rec.start();
+    let restore_name = scratch_namespace(&plan.name, "drill", &id);
+    let spec = RestoreSpec {
+        backup_name: backup.metadata.name.clone(),
+        included_namespaces: plan.spec.namespaces.clone(),
+        namespace_mapping: mapping.clone(),
+        include_cluster_resources: Some(false),
+        label_selector: plan
+            .spec
+            .selector
+            .as_deref()
+            .and_then(|s| Selector::parse(s).ok())
+            .map(|s| s.to_label_selector()),
+        ..Default::default()
+    };
+    let restored = run_restore(
+        cluster,
+        &store,
+        Restore::new(&restore_name, spec),
+        &RestoreOptions::default(),
+        Arc::new(RestoreProgressCounters::default()),
+    )
+    .await;
+    let (restore_completed, restore_detail, planned, done) = match &restored {
+        Ok(report) => {
+            let s = report.restore.status.clone().unwrap_or_default();
+            let p = s.progress.unwrap_or_default();
+            (
+                s.phase == RestorePhase::Completed,
+                format!(
+                    "restore {restore_name}: {}, {} of {} planned objects, {} errors, {} warnings",
+                    s.phase, p.items_restored, p.total_items, s.errors, s.warnings
+                ),
+                p.total_items as usize,
+                p.items_restored as usize,
+            )
+        }
+        Err(e) => (false, chain(e), 0, 0),
+    };
+    rec.done("restore", at, restore_completed, restore_detail.clone());
+
+    let mut workloads: Result<usize, String> = Ok(0);
+    let mut reached = restore_completed;
+    if plan.spec.verification.workloads_available && restored.is_ok() {
+        let at = rec.start();
+        let selector = format!("velero.io/restore-name={restore_name}");
+        workloads = match wait_workloads(
+            cluster,
+            &selector,
+            plan.spec.verification.timeout(),
+            |_| {},
+        )
+        .await
+        {
+            Ok(ReadyOutcome::AllReady(ready)) => Ok(ready.len()),
+            Ok(ReadyOutcome::TimedOut(waiting)) => Err(format!(
+                "not available after {}s: {}",
+                plan.spec.verification.timeout().as_secs(),
+                waiting
+                    .iter()
+                    .map(|(k, why)| format!("{k} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(e) => Err(chain(&e)),
+        };
+        reached &= workloads.is_ok();
+        rec.done(
+            "workloads available",
+            at,
+            workloads.is_ok(),
+            match &workloads {
+                Ok(n) => format!("{n} Deployments/StatefulSets/DaemonSets available"),
+                Err(e) => e.clone(),
+            },
+        );
+    }
+
+    let mut checks = Vec::new();
+    for (i, argv) in plan.spec.verification.commands.iter().enumerate() {
+        let at = rec.start();
+        let name = format!("{}", i + 1);
+        let r = run_check(plan, target, &mapping, argv).await;
+        reached &= r.is_ok();
+        rec.done(
+            &format!("check {name}: {}", argv.join(" ")),
+            at,
+            r.is_ok(),
+            match &r {
+                Ok(()) => "exit 0".into(),
+                Err(e) => e.clone(),
+            },
+        );
+        checks.push((format!("{name} ({})", argv.join(" ")), r));
+    }
+    let rto = reached.then(|| clock.elapsed());
+
+    // Objects of the protected namespaces in the backup (its resource list).
+    let in_backup = match catalog::resource_list(&store, &backup.metadata.name).await {
+        Ok(list) => list
+            .values()
+            .flatten()
+            .filter(|id| {
+                id.split_once('/')
+                    .is_some_and(|(ns, _)| plan.spec.namespaces.iter().any(|p| p == ns))
+            })
+            .count(),
+        Err(_) => 0,
+    };
+
+    let at = rec.start();
+    let cleanup = if opts.keep {
+        Err(format!(
+            "kept for a look (--keep): delete namespaces {} when done",
+            mapping.values().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    } else {
+        let left = cleanup_scratch(cluster, &store, &restore_name, mapping.values()).await;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(left.join("; "))
+        }
+    };
+    rec.done(
+        "cleanup",
+        at,
+        cleanup.is_ok(),
+        match &cleanup {
+            Ok(()) => format!(
+                "deleted namespaces {}",
+                mapping.values().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Err(e) => e.clone(),
+        },
+    );
+
+    let measured = Measured {
+        restore_completed,
+        restore_detail,
+        rto,
+        rpo,
+        objects_in_backup: in_backup,
+        objects_planned: planned,
+        objects_restored: done,
+        workloads,
+        checks,
+        backups: backups_kept,
+        cleanup,
+    };
+    let criteria = verdict(
+        plan.rpo,
+        plan.rto,
+        &plan.spec.success_criteria.resolved(),
+        &measured,
+    );
+    Ok(DrillReport {
+        plan: plan.name.clone(),
+        cluster: target.name.clone(),
+        id,
+        backup: Some(backup.metadata.name.clone()),
+        location: Some(location),
+        namespaces: mapping,
+        started,
+        rto_seconds: rto.map(|d| d.as_secs_f64()),
+        rto_objective_seconds: plan.rto.as_secs(),
+        rpo_seconds: rpo.map(|d| d.as_secs()),
+        rpo_objective_seconds: plan.rpo.as_secs(),
+        steps: rec.steps,
+        passed: passed(&criteria),
+        criteria,
+    })
+}
+
+/// Runs one verification command with the drill's facts in its environment:
+/// `LIFEBOAT_DR_PLAN`, `LIFEBOAT_DR_CLUSTER`, `LIFEBOAT_DR_KUBECONFIG` and
+/// `LIFEBOAT_DR_CONTEXT` (when the plan names them), `LIFEBOAT_DR_NAMESPACES` (the drill
+/// namespaces, comma-separated) and `LIFEBOAT_DR_NAMESPACE_MAP` (`ns=drill-ns,...`).
+async fn run_check(
+    plan: &Plan,
+    target: &lifeboat_types::dr::plan::PlanCluster,
+    mapping: &BTreeMap<String, String>,
+    argv: &[String],
+) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("empty command".into());
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env("LIFEBOAT_DR_PLAN", &plan.name)
+        .env("LIFEBOAT_DR_CLUSTER", &target.name)
+        .env(
+            "LIFEBOAT_DR_NAMESPACES",
+            mapping.values().cloned().collect::<Vec<_>>().join(","),
+        )
+        .env(
+            "LIFEBOAT_DR_NAMESPACE_MAP",
+            mapping
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(k) = &target.kubeconfig {
+        cmd.env("LIFEBOAT_DR_KUBECONFIG", k);
+    }
+    if let Some(c) = &target.context {
+        cmd.env("LIFEBOAT_DR_CONTEXT", c);
+    }
+    let timeout: Duration = plan.spec.verification.timeout();
+    let out = match tokio::time::timeout(timeout, cmd.output()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(format!("cannot run {program}: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "still running after {}s: stopped",
+                timeout.as_secs()
+            ));
+        }
+    };
+    if out.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: String = stderr
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Err(format!(
+            "{}{}",
+            out.status,
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {tail}")
+            }
+        ))
+    }
+}

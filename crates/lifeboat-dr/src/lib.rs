@@ -1,0 +1,16 @@
+//! lifeboat's disaster recovery across clusters: the I/O of DR plans. The plans, their
+//! rules and every decision are `lifeboat_types::dr`'s; this crate reaches the plan's
+//! clusters and locations and does the work.
+//!
+//! - [`target`]: one cluster of a plan, reached — its API server, whether lifeboat is
+//!   installed, the storage locations it reads.
+//! - [`status`]: `dr status` — RPO, readiness, schedule coverage and lag of every cluster.
+//! - [`drill`]: `dr drill` — a restore into scratch namespaces on a standby, measured and
+//!   judged, then cleaned up.
+//! - [`report`]: the Markdown renderings of status and drill reports.
+#![warn(missing_docs)]
+
+pub mod drill;
+pub mod report;
+pub mod status;
+pub mod target;

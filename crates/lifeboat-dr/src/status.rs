@@ -1,0 +1,312 @@
+//! `dr status`: per plan and cluster, the RPO now (the age of the newest Completed
+//! backup of the protected namespaces that the cluster can read) against the plan's,
+//! schedule coverage of the protected namespaces, readiness to take over (API server,
+//! Ready nodes, lifeboat installed, locations readable), and how far each cluster's
+//! newest backup lags behind the newest any cluster sees. The decisions are
+//! `lifeboat_types::dr::status`'s; this module only looks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use serde::Serialize;
+
+use lifeboat_engine::catalog;
+use lifeboat_engine::cluster::{Cluster, split_list};
+use lifeboat_engine::error::chain;
+use lifeboat_engine::storage::Store;
+use lifeboat_types::api::velero::Backup;
+use lifeboat_types::dr::plan::Plan;
+use lifeboat_types::dr::status::{
+    Coverage, Health, Readiness, Rpo, ScheduleView, coverage, covering_count, health,
+    newest_covering, not_ready, recovery_point, rpo_now,
+};
+
+use crate::target::{ASK_TIMEOUT, LocalLocations, Target, reach};
+
+/// The newest usable backup a cluster sees.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeenBackup {
+    /// Its name.
+    pub name: String,
+    /// The location it was read from.
+    pub location: String,
+    /// When its data is from.
+    pub recovery_point: DateTime<Utc>,
+}
+
+/// One cluster's part of the status.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    /// The plan's name for it.
+    pub name: String,
+    /// Whether it is the active cluster.
+    pub active: bool,
+    /// What was seen of it.
+    pub readiness: Readiness,
+    /// Why it cannot take over (empty: it can).
+    pub not_ready: Vec<String>,
+    /// The backup a failover to it would restore.
+    pub backup: Option<SeenBackup>,
+    /// The RPO it would achieve now.
+    pub rpo: Rpo,
+    /// Completed backups of the protected namespaces it can read.
+    pub backups: usize,
+    /// Seconds its newest backup is behind the newest any cluster of the plan sees
+    /// (replication lag between locations); None without a backup.
+    pub lag_seconds: Option<u64>,
+    /// The schedules of its lifeboat server that protect each namespace (None: not
+    /// installed there or unreadable).
+    pub coverage: Option<Vec<Coverage>>,
+}
+
+/// The status of a plan.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStatus {
+    /// The plan.
+    pub plan: String,
+    /// Its RPO, in seconds.
+    pub rpo_seconds: u64,
+    /// Its RTO, in seconds.
+    pub rto_seconds: u64,
+    /// Its strategy.
+    pub strategy: String,
+    /// The verdict.
+    pub health: Health,
+    /// What erodes it, each a sentence naming the cluster or namespace.
+    pub findings: Vec<String>,
+    /// Each cluster, in the plan's order.
+    pub clusters: Vec<ClusterStatus>,
+    /// When it was taken.
+    pub observed_at: DateTime<Utc>,
+}
+
+async fn nodes_ready(cluster: &Cluster) -> Option<(usize, usize)> {
+    let nodes = lifeboat_engine::cluster::v1_resource("", "nodes", "Node", false);
+    let mut token: Option<String> = None;
+    let (mut ready, mut total) = (0usize, 0usize);
+    loop {
+        let page = cluster
+            .list_page(&nodes, None, None, token.as_deref(), 500)
+            .await
+            .ok()?;
+        let (items, next) = split_list(&page).ok()?;
+        for raw in items {
+            let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+            total += 1;
+            let is_ready = v
+                .pointer("/status/conditions")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+            if is_ready {
+                ready += 1;
+            }
+        }
+        match next {
+            Some(n) => token = Some(n),
+            None => return Some((ready, total)),
+        }
+    }
+}
+
+/// The stored backups a cluster can read, each with the location it came from (a backup
+/// in two locations counts once, from the first).
+async fn backups(t: &Target, readiness: &mut Readiness) -> Vec<(String, Backup)> {
+    let mut seen: BTreeMap<String, (String, Backup)> = BTreeMap::new();
+    for (name, store) in &t.stores {
+        let store: &Store = match store {
+            Ok(s) => s,
+            Err(e) => {
+                readiness.locations.insert(name.clone(), Some(e.clone()));
+                continue;
+            }
+        };
+        match tokio::time::timeout(ASK_TIMEOUT, catalog::list_backups(store)).await {
+            Ok(Ok(list)) => {
+                readiness.locations.insert(name.clone(), None);
+                for b in list {
+                    seen.entry(b.metadata.name.clone())
+                        .or_insert_with(|| (name.clone(), b));
+                }
+            }
+            Ok(Err(e)) => {
+                readiness.locations.insert(name.clone(), Some(chain(&e)));
+            }
+            Err(_) => {
+                readiness.locations.insert(
+                    name.clone(),
+                    Some(format!("no answer within {}s", ASK_TIMEOUT.as_secs())),
+                );
+            }
+        }
+    }
+    seen.into_values().collect()
+}
+
+async fn cluster_status(
+    plan: &Plan,
+    t: &Target,
+    now: DateTime<Utc>,
+) -> (ClusterStatus, Option<DateTime<Utc>>) {
+    let mut readiness = Readiness {
+        api_error: t.cluster.as_ref().err().cloned(),
+        crds: t.installed,
+        ..Default::default()
+    };
+    if let Ok(cluster) = &t.cluster {
+        readiness.nodes = tokio::time::timeout(ASK_TIMEOUT, nodes_ready(cluster))
+            .await
+            .ok()
+            .flatten();
+    }
+    let all = backups(t, &mut readiness).await;
+    let records: Vec<Backup> = all.iter().map(|(_, b)| b.clone()).collect();
+    let newest = newest_covering(&records, &plan.spec.namespaces);
+    let seen = newest.and_then(|b| {
+        let location = all
+            .iter()
+            .find(|(_, x)| x.metadata.name == b.metadata.name)
+            .map(|(l, _)| l.clone())?;
+        Some(SeenBackup {
+            name: b.metadata.name.clone(),
+            location,
+            recovery_point: recovery_point(b)?,
+        })
+    });
+    let coverage = match (&t.cluster, t.installed) {
+        (Ok(cluster), Some(true)) => {
+            let ns = plan
+                .cluster(&t.name)
+                .map(|c| c.namespace.clone())
+                .unwrap_or_default();
+            match lifeboat_engine::objects::Schedules::new(cluster, &ns)
+                .list()
+                .await
+            {
+                Ok(list) => {
+                    let views: Vec<ScheduleView<'_>> = list
+                        .iter()
+                        .map(|s| ScheduleView {
+                            name: s.metadata.name.as_deref().unwrap_or_default(),
+                            spec: &s.spec,
+                        })
+                        .collect();
+                    Some(coverage(now, &views, &plan.spec.namespaces, plan.rpo))
+                }
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let active = plan.cluster(&t.name).is_some_and(|c| c.active);
+    let status = ClusterStatus {
+        name: t.name.clone(),
+        active,
+        not_ready: not_ready(
+            &readiness,
+            !active && plan.spec.strategy == lifeboat_types::dr::plan::Strategy::WarmStandby,
+        ),
+        readiness,
+        rpo: rpo_now(now, newest, plan.rpo),
+        backups: covering_count(&records, &plan.spec.namespaces),
+        backup: seen.clone(),
+        lag_seconds: None,
+        coverage,
+    };
+    (status, seen.map(|s| s.recovery_point))
+}
+
+/// Looks at every cluster of `plan` (at once) and decides its status.
+pub async fn status(plan: &Plan, local: LocalLocations<'_>) -> PlanStatus {
+    let now = Utc::now();
+    let targets = join_all(plan.spec.clusters.iter().map(|c| reach(c, local))).await;
+    let looked = join_all(targets.iter().map(|t| cluster_status(plan, t, now))).await;
+    let newest_anywhere = looked.iter().filter_map(|(_, t)| *t).max();
+    let mut clusters = Vec::new();
+    for (mut c, point) in looked {
+        c.lag_seconds = match (newest_anywhere, point) {
+            (Some(n), Some(p)) => Some(
+                n.signed_duration_since(p)
+                    .to_std()
+                    .unwrap_or_default()
+                    .as_secs(),
+            ),
+            _ => None,
+        };
+        clusters.push(c);
+    }
+    let criteria = plan.spec.success_criteria.resolved();
+    let mut findings = Vec::new();
+    for c in &clusters {
+        let role = if c.active { "active" } else { "standby" };
+        for why in &c.not_ready {
+            findings.push(format!("{role} cluster {}: {why}", c.name));
+        }
+        match &c.rpo {
+            Rpo::Breached { backup, age_seconds } => findings.push(format!(
+                "{role} cluster {}: RPO breached: its newest backup {backup} is {}s old (objective {}s)",
+                c.name,
+                age_seconds,
+                plan.rpo.as_secs()
+            )),
+            Rpo::NoBackup => findings.push(format!(
+                "{role} cluster {}: no Completed backup of {} in the locations it reads",
+                c.name,
+                plan.spec.namespaces.join(", ")
+            )),
+            Rpo::Met { .. } => {}
+        }
+        if c.backups > 0 && c.backups < criteria.min_backups as usize {
+            findings.push(format!(
+                "{role} cluster {}: {} Completed backups, the plan asks for at least {}",
+                c.name, c.backups, criteria.min_backups
+            ));
+        }
+        if c.active {
+            match &c.coverage {
+                Some(cov) => {
+                    for n in cov.iter().filter(|n| !n.within_rpo) {
+                        findings.push(if n.schedules.is_empty() {
+                            format!(
+                                "namespace {}: no unpaused schedule of the active cluster backs it up",
+                                n.namespace
+                            )
+                        } else {
+                            format!(
+                                "namespace {}: no schedule of the active cluster runs at least every {}s (the RPO)",
+                                n.namespace,
+                                plan.rpo.as_secs()
+                            )
+                        });
+                    }
+                }
+                None if c.readiness.api_error.is_none() => findings.push(format!(
+                    "active cluster {}: its schedules could not be read (is lifeboat installed in namespace {}?)",
+                    c.name,
+                    plan.cluster(&c.name).map(|p| p.namespace.as_str()).unwrap_or_default()
+                )),
+                None => {}
+            }
+        }
+    }
+    let ready_standbys = clusters
+        .iter()
+        .filter(|c| !c.active && c.not_ready.is_empty() && c.rpo.met())
+        .count();
+    PlanStatus {
+        plan: plan.name.clone(),
+        rpo_seconds: plan.rpo.as_secs(),
+        rto_seconds: plan.rto.as_secs(),
+        strategy: plan.spec.strategy.to_string(),
+        health: health(ready_standbys, findings.len()),
+        findings,
+        clusters,
+        observed_at: now,
+    }
+}

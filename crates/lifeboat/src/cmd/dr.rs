@@ -1,0 +1,244 @@
+//! `dr ...`: disaster recovery across clusters from a DR plan file (`kind: DRPlan`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use lifeboat_dr::drill::{DrillOptions, drill};
+use lifeboat_dr::report::{drill_markdown, status_markdown};
+use lifeboat_dr::status::status;
+use lifeboat_types::api::velero::BackupStorageLocation;
+use lifeboat_types::dr::plan::{Plan, parse};
+use lifeboat_types::dr::status::Health;
+
+use crate::cli::Cli;
+use crate::exit::Exit;
+use crate::output;
+
+/// `dr ...`.
+#[derive(Subcommand, Debug)]
+pub enum DrCmd {
+    /// Read and check a DR plan: every broken rule is named by its field.
+    #[command(after_help = "\
+Examples:
+  lifeboat dr validate shop-dr.yaml")]
+    Validate(ValidateArgs),
+    /// Per cluster of the plan: the RPO now (age of the newest Completed backup of the
+    /// protected namespaces that the cluster can read) against the plan's, readiness to
+    /// take over (API server, Ready nodes, lifeboat installed, locations readable),
+    /// schedule coverage of the protected namespaces on the active cluster, and how far
+    /// each cluster's newest backup lags behind.
+    #[command(after_help = "\
+Exit codes (for cron and monitoring): 0 healthy; 3 warning (it would work today, but something
+erodes it: a namespace no schedule covers often enough, too few backups, a standby not ready
+while another is); 1 critical (no standby can take over within the RPO) or an error.
+
+Examples:
+  lifeboat dr status shop-dr.yaml
+  lifeboat dr status shop-dr.yaml -o json | jq .clusters[].rpo
+  lifeboat dr status shop-dr.yaml -o markdown > status.md")]
+    Status(StatusArgs),
+    /// Rehearse a failover without touching what runs: restore the newest backup of the
+    /// protected namespaces into new <ns>-drill-<id> namespaces on a standby (cluster-wide
+    /// objects left out), wait until the workloads are Available, run the plan's checks,
+    /// measure RTO and RPO, compare object counts, delete everything the drill made, and
+    /// judge it by the plan's criteria. The active cluster and its schedules go on.
+    #[command(after_help = "\
+Exit codes: 0 passed; 1 failed (the report names each failed criterion) or could not run.
+
+Examples:
+  lifeboat dr drill shop-dr.yaml                       # on the plan's first standby
+  lifeboat dr drill shop-dr.yaml --on dr-west --report-dir ./drills
+  lifeboat dr drill shop-dr.yaml -o json")]
+    Drill(DrillArgs),
+}
+
+/// `dr validate` flags.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+}
+
+/// Report formats of `dr status` and `dr drill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A table for people.
+    Table,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// Markdown (for tickets and chat).
+    Markdown,
+}
+
+/// `dr status` flags.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: ReportFormat,
+}
+
+/// `dr drill` flags.
+#[derive(Args, Debug)]
+pub struct DrillArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The cluster to drill on (default: the plan's first standby).
+    #[arg(long)]
+    pub on: Option<String>,
+    /// The id in the drill namespaces' names (default: from the clock).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Leave the drill namespaces for a look (the cleanup criterion then fails).
+    #[arg(long)]
+    pub keep: bool,
+    /// Also write the report there as <plan>-drill-<id>.md and .json (files 0600).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: ReportFormat,
+}
+
+/// Runs a `dr` subcommand.
+pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
+    match cmd {
+        DrCmd::Validate(a) => {
+            let plan = read_plan(&a.plan)?;
+            println!(
+                "DR plan {} is valid: {} clusters (active {}), namespaces {}, RPO {}, RTO {}, strategy {}.",
+                plan.name,
+                plan.spec.clusters.len(),
+                plan.active().name,
+                plan.spec.namespaces.join(", "),
+                lifeboat_types::GoDuration(plan.rpo),
+                lifeboat_types::GoDuration(plan.rto),
+                plan.spec.strategy
+            );
+            Ok(Exit::Ok)
+        }
+        DrCmd::Status(a) => {
+            let plan = read_plan(&a.plan)?;
+            let s = status(&plan, &local_location).await;
+            match a.output {
+                ReportFormat::Table => print!("{}", status_table(&s)),
+                ReportFormat::Markdown => print!("{}", status_markdown(&s)),
+                ReportFormat::Json => {
+                    output::print_structured(&s, &crate::cli::Output::Json)?;
+                }
+                ReportFormat::Yaml => {
+                    output::print_structured(&s, &crate::cli::Output::Yaml)?;
+                }
+            }
+            Ok(match s.health {
+                Health::Ok => Exit::Ok,
+                Health::Warning => Exit::PartiallyFailed,
+                Health::Critical => Exit::Error,
+            })
+        }
+        DrCmd::Drill(a) => {
+            let plan = read_plan(&a.plan)?;
+            let opts = DrillOptions {
+                on: a.on.clone(),
+                id: a.id.clone(),
+                keep: a.keep,
+            };
+            let r = drill(&plan, &opts, &local_location).await?;
+            let md = drill_markdown(&r);
+            match a.output {
+                ReportFormat::Table | ReportFormat::Markdown => print!("{md}"),
+                ReportFormat::Json => {
+                    output::print_structured(&r, &crate::cli::Output::Json)?;
+                }
+                ReportFormat::Yaml => {
+                    output::print_structured(&r, &crate::cli::Output::Yaml)?;
+                }
+            }
+            if let Some(dir) = &a.report_dir {
+                let base = format!("{}-drill-{}", r.plan, r.id);
+                write_private(&dir.join(format!("{base}.md")), md.as_bytes())?;
+                write_private(
+                    &dir.join(format!("{base}.json")),
+                    &serde_json::to_vec_pretty(&r)?,
+                )?;
+            }
+            Ok(Exit::of_check(r.passed))
+        }
+    }
+}
+
+fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read DR plan {}", path.display()))?;
+    Ok(parse(&text, &path.display().to_string())?)
+}
+
+/// A location name the cluster's server does not hold: the user's locations file.
+fn local_location(name: &str) -> Result<BackupStorageLocation, String> {
+    crate::common::resolve_location(Some(name)).map_err(|e| format!("{e:#}"))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn status_table(s: &lifeboat_dr::status::PlanStatus) -> String {
+    use lifeboat_types::dr::status::Rpo;
+    let rows: Vec<Vec<String>> = s
+        .clusters
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                if c.active { "active" } else { "standby" }.into(),
+                if c.not_ready.is_empty() { "yes" } else { "NO" }.into(),
+                c.backup
+                    .as_ref()
+                    .map(|b| b.name.clone())
+                    .unwrap_or_else(|| "-".into()),
+                match &c.rpo {
+                    Rpo::Met { age_seconds, .. } => format!("{age_seconds}s ok"),
+                    Rpo::Breached { age_seconds, .. } => format!("{age_seconds}s BREACHED"),
+                    Rpo::NoBackup => "no backup".into(),
+                },
+                c.backups.to_string(),
+                c.lag_seconds
+                    .map(|l| format!("{l}s"))
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut out = format!(
+        "Plan {}: {:?} (RPO {}s, RTO {}s, {})\n",
+        s.plan, s.health, s.rpo_seconds, s.rto_seconds, s.strategy
+    );
+    out.push_str(&output::table(
+        &[
+            "CLUSTER", "ROLE", "READY", "BACKUP", "RPO NOW", "BACKUPS", "LAG",
+        ],
+        &rows,
+    ));
+    for f in &s.findings {
+        out.push_str(&format!("- {f}\n"));
+    }
+    out
+}
