@@ -304,11 +304,35 @@ pub async fn drill(
         Ok(report) => {
             let s = report.restore.status.clone().unwrap_or_default();
             let p = s.progress.unwrap_or_default();
+            let e = &report.results.errors;
+            let first: Vec<String> = e
+                .velero
+                .iter()
+                .chain(&e.cluster)
+                .map(String::as_str)
+                .chain(
+                    e.namespaces
+                        .iter()
+                        .flat_map(|(ns, m)| m.iter().map(move |m| (ns, m)))
+                        .map(|(_, m)| m.as_str()),
+                )
+                .take(3)
+                .map(str::to_owned)
+                .collect();
             (
                 s.phase == RestorePhase::Completed,
                 format!(
-                    "restore {restore_name}: {}, {} of {} planned objects, {} errors, {} warnings",
-                    s.phase, p.items_restored, p.total_items, s.errors, s.warnings
+                    "restore {restore_name}: {}, {} of {} planned objects, {} errors, {} warnings{}",
+                    s.phase,
+                    p.items_restored,
+                    p.total_items,
+                    s.errors,
+                    s.warnings,
+                    if first.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", first.join("; "))
+                    }
                 ),
                 p.total_items as usize,
                 p.items_restored as usize,

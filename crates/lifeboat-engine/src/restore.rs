@@ -1177,7 +1177,9 @@ pub async fn run_restore(
                     let names: BTreeSet<String> = reports
                         .iter()
                         .filter(|r| matches!(r.outcome, Outcome::Created))
-                        .map(|r| r.name.clone())
+                        // A report names the backup's namespace; it was created under
+                        // its mapped name.
+                        .map(|r| exec.sanitize.map_ns(&r.name))
                         .collect();
                     wait_namespaces_active(&exec, &names).await;
                 }

@@ -357,7 +357,8 @@ impl SanitizeOptions {
             .any(|n| n == "*" || resource_matches(n, gr))
     }
 
-    fn map_ns(&self, ns: &str) -> String {
+    /// The namespace `ns` of the backup is restored into.
+    pub fn map_ns(&self, ns: &str) -> String {
         self.namespace_mapping
             .get(ns)
             .cloned()

@@ -9,6 +9,7 @@
 mod backup;
 mod cli_mode;
 mod csi;
+mod dr;
 mod dropin;
 mod errors;
 mod etcd;

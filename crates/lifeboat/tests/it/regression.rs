@@ -1440,3 +1440,46 @@ fn a_bad_config_file_is_named_with_its_cause_once() {
         "{err}"
     );
 }
+
+/// A restore with --namespace-mappings into a cluster without the backup's namespace
+/// waited for the backup's namespace (not the mapped one it created) to become Active,
+/// and ended PartiallyFailed: "namespace X did not become Active within 20s" (found by
+/// the first `dr drill` on a standby).
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_mapped_restore_waits_for_the_namespace_it_made() {
+    let env = Env::new();
+    let (src, dst) = ("it-map-src", "it-map-dst");
+    for ns in [src, dst] {
+        env.kubectl(
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {src}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {src}}}\ndata: {{k: v}}\n"
+    ));
+    env.ok(&["backup", "create", "map1", "--include-namespaces", src]);
+    env.kubectl(&["delete", "namespace", src, "--wait=true"], None);
+    let out = env.ok(&[
+        "restore",
+        "create",
+        "map1-r",
+        "--from-backup",
+        "map1",
+        "--namespace-mappings",
+        &format!("{src}:{dst}"),
+        "-o",
+        "json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
+    env.kubectl(&["-n", dst, "get", "configmap", "settings"], None);
+    env.kubectl(&["delete", "namespace", dst, "--wait=false"], None);
+}
