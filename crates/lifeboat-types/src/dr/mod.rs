@@ -7,7 +7,10 @@
 //! - [`status`]: `dr status`' decisions — the backup a cluster would restore, the RPO now,
 //!   schedule coverage, a cluster's readiness to take over, the plan's health.
 //! - [`drill`]: a drill's scratch namespaces and its verdict against the plan.
+//! - [`failover`]: whether a failover may start, fencing and its undoing (replica counts
+//!   kept in an annotation), which schedules fencing pauses.
 
 pub mod drill;
+pub mod failover;
 pub mod plan;
 pub mod status;

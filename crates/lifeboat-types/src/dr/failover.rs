@@ -1,0 +1,178 @@
+//! A failover's decisions (pure): whether it may start, how the old active cluster's
+//! workloads are fenced (scaled to 0, their count kept in an annotation) and how that is
+//! undone (rollback and failback), and which schedules fencing pauses.
+
+use serde_json::{Value, json};
+
+use crate::api::velero::ScheduleSpec;
+use crate::dr::plan::READ_ORIGINAL_REPLICAS;
+use crate::dr::status::backup_covers;
+
+/// Whether a failover may start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Go on.
+    Go,
+    /// Refused, and why (with the way to go on anyway, where there is one).
+    Refuse(String),
+}
+
+/// What was seen of the active cluster before a failover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSeen<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Why it cannot serve (empty: it is healthy: API answers, nodes Ready).
+    pub not_ready: &'a [String],
+}
+
+/// Decides whether a failover from `active` to `to` may start: never to the active
+/// cluster itself; not away from a healthy active cluster unless forced (it would cut a
+/// working service off).
+pub fn may_start(active: &ActiveSeen<'_>, to: &str, force: bool) -> Start {
+    if to == active.name {
+        return Start::Refuse(format!(
+            "cluster {to} is the active cluster already; fail over to a standby (--to)"
+        ));
+    }
+    if active.not_ready.is_empty() && !force {
+        return Start::Refuse(format!(
+            "the active cluster {} is healthy (its API server answers and its nodes are Ready): a failover would move a working service; pass --force to fail over anyway (a planned switch)",
+            active.name
+        ));
+    }
+    Start::Go
+}
+
+fn replicas(obj: &Value) -> Option<i64> {
+    obj.pointer("/spec/replicas").and_then(Value::as_i64)
+}
+
+fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+/// The merge patch that fences a Deployment or StatefulSet: 0 replicas, its count kept
+/// in `annotation` (an existing count there is kept: a workload fenced twice remembers
+/// its first count). None when it runs no replica and has nothing to remember.
+pub fn fence_patch(obj: &Value, annotation_key: &str) -> Option<Value> {
+    let now = replicas(obj).unwrap_or(1);
+    if now == 0 {
+        return None;
+    }
+    let kept = annotation(obj, annotation_key)
+        .map(str::to_owned)
+        .unwrap_or_else(|| now.to_string());
+    Some(json!({
+        "metadata": {"annotations": {annotation_key: kept}},
+        "spec": {"replicas": 0}
+    }))
+}
+
+/// The count a fenced or standby workload runs when it serves again: lifeboat's
+/// annotation (`annotation_key`), else the annotations the guides' scripts use, else
+/// `default`. A count that does not read as a non-negative number is not used.
+pub fn original_replicas(obj: &Value, annotation_key: &str, default: i32) -> i64 {
+    std::iter::once(annotation_key)
+        .chain(READ_ORIGINAL_REPLICAS.iter().copied())
+        .filter_map(|k| annotation(obj, k))
+        .find_map(|v| v.trim().parse::<i64>().ok().filter(|n| *n >= 0))
+        .unwrap_or(i64::from(default))
+}
+
+/// The merge patch that lets a fenced (or standby) workload serve again: its original
+/// count, lifeboat's annotation removed. None when it runs replicas already (someone
+/// scaled it: leave it).
+pub fn unfence_patch(obj: &Value, annotation_key: &str, default: i32) -> Option<Value> {
+    if replicas(obj).unwrap_or(1) != 0 {
+        return None;
+    }
+    Some(json!({
+        "metadata": {"annotations": {annotation_key: null}},
+        "spec": {"replicas": original_replicas(obj, annotation_key, default)}
+    }))
+}
+
+/// Whether fencing pauses a schedule: an unpaused one whose backups take in a protected
+/// namespace (the old active must stop writing backups a standby would read as newer).
+pub fn pauses(spec: &ScheduleSpec, namespaces: &[String]) -> bool {
+    !spec.paused && namespaces.iter().any(|ns| backup_covers(&spec.template, ns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::velero::BackupSpec;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::down(&["API server unreachable: refused"], "b", false, Start::Go)]
+    #[case::healthy_forced(&[], "b", true, Start::Go)]
+    #[case::healthy(&[], "b", false, Start::Refuse("the active cluster a is healthy (its API server answers and its nodes are Ready): a failover would move a working service; pass --force to fail over anyway (a planned switch)".into()))]
+    #[case::to_itself(&["down"], "a", true, Start::Refuse("cluster a is the active cluster already; fail over to a standby (--to)".into()))]
+    fn when_a_failover_may_start(
+        #[case] not_ready: &[&str],
+        #[case] to: &str,
+        #[case] force: bool,
+        #[case] want: Start,
+    ) {
+        let not_ready: Vec<String> = not_ready.iter().map(|s| s.to_string()).collect();
+        let seen = ActiveSeen {
+            name: "a",
+            not_ready: &not_ready,
+        };
+        assert_eq!(may_start(&seen, to, force), want);
+    }
+
+    const KEY: &str = "lifeboat.dev/original-replicas";
+
+    #[rstest]
+    #[case::three(json!({"spec": {"replicas": 3}}), Some(json!({"metadata": {"annotations": {KEY: "3"}}, "spec": {"replicas": 0}})))]
+    #[case::unset_means_one(json!({"spec": {}}), Some(json!({"metadata": {"annotations": {KEY: "1"}}, "spec": {"replicas": 0}})))]
+    #[case::already_zero(json!({"spec": {"replicas": 0}}), None)]
+    #[case::fenced_before(
+        json!({"metadata": {"annotations": {KEY: "5"}}, "spec": {"replicas": 2}}),
+        Some(json!({"metadata": {"annotations": {KEY: "5"}}, "spec": {"replicas": 0}}))
+    )]
+    fn fencing(#[case] obj: Value, #[case] want: Option<Value>) {
+        assert_eq!(fence_patch(&obj, KEY), want);
+    }
+
+    #[rstest]
+    #[case::ours(json!({"metadata": {"annotations": {KEY: "3"}}, "spec": {"replicas": 0}}), Some(3))]
+    #[case::the_guides(json!({"metadata": {"annotations": {"dr-original-replicas": "4"}}, "spec": {"replicas": 0}}), Some(4))]
+    #[case::ours_first(json!({"metadata": {"annotations": {KEY: "2", "dr-original-replicas": "4"}}, "spec": {"replicas": 0}}), Some(2))]
+    #[case::garbage_then_default(json!({"metadata": {"annotations": {KEY: "-1"}}, "spec": {"replicas": 0}}), Some(1))]
+    #[case::none_then_default(json!({"spec": {"replicas": 0}}), Some(1))]
+    #[case::scaled_by_someone(json!({"metadata": {"annotations": {KEY: "3"}}, "spec": {"replicas": 2}}), None)]
+    fn unfencing(#[case] obj: Value, #[case] want: Option<i64>) {
+        let patch = unfence_patch(&obj, KEY, 1);
+        assert_eq!(
+            patch.as_ref().map(|p| p["spec"]["replicas"].as_i64().unwrap()),
+            want
+        );
+        if let Some(p) = patch {
+            assert_eq!(p["metadata"]["annotations"][KEY], Value::Null);
+        }
+    }
+
+    #[test]
+    fn fencing_pauses_the_schedules_of_protected_namespaces() {
+        let ns = ["shop".to_string()];
+        let of = |included: &[&str], paused: bool| ScheduleSpec {
+            schedule: "@every 1h".into(),
+            paused,
+            template: BackupSpec {
+                included_namespaces: included.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(pauses(&of(&["shop"], false), &ns));
+        assert!(pauses(&of(&[], false), &ns), "an all-namespaces schedule");
+        assert!(!pauses(&of(&["other"], false), &ns));
+        assert!(!pauses(&of(&["shop"], true), &ns), "paused already: not ours to unpause");
+    }
+}
