@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,7 +18,6 @@ use serde::Serialize;
 use lifeboat_engine::catalog;
 use lifeboat_engine::cluster::Cluster;
 use lifeboat_engine::error::chain;
-use lifeboat_engine::ready::{ReadyOutcome, wait_workloads};
 use lifeboat_engine::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
 use lifeboat_engine::storage::Store;
 use lifeboat_engine::verify::cleanup_scratch;
@@ -28,6 +27,7 @@ use lifeboat_types::dr::drill::{Criterion, Measured, passed, scratch_namespace, 
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::{covering_count, newest_covering, recovery_point};
 
+use crate::steps::{Recorder, Step, Verified, verify};
 use crate::target::{LocalLocations, reach};
 
 /// How a drill is run.
@@ -39,22 +39,6 @@ pub struct DrillOptions {
     pub id: Option<String>,
     /// Leave the scratch namespaces for a look (the report says so; cleanup fails).
     pub keep: bool,
-}
-
-/// One step of a run.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Step {
-    /// What it did.
-    pub name: String,
-    /// When it started.
-    pub started: DateTime<Utc>,
-    /// How long it took, in seconds.
-    pub seconds: f64,
-    /// Whether it succeeded.
-    pub ok: bool,
-    /// What it found or why it failed.
-    pub detail: String,
 }
 
 /// A drill's report.
@@ -140,24 +124,29 @@ pub enum DrillError {
     },
 }
 
-struct Recorder {
-    steps: Vec<Step>,
-}
-
-impl Recorder {
-    fn start(&self) -> (DateTime<Utc>, Instant) {
-        (Utc::now(), Instant::now())
-    }
-
-    fn done(&mut self, name: &str, at: (DateTime<Utc>, Instant), ok: bool, detail: String) {
-        self.steps.push(Step {
-            name: name.into(),
-            started: at.0,
-            seconds: at.1.elapsed().as_secs_f64(),
-            ok,
-            detail,
-        });
-    }
+/// The facts a drill's commands get (`LIFEBOAT_DR_PLAN`, `_CLUSTER`, `_NAMESPACES`: the
+/// drill namespaces, comma-separated, `_NAMESPACE_MAP`: `ns=drill-ns,...`).
+fn facts(
+    plan: &Plan,
+    cluster: &str,
+    mapping: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("PLAN".to_owned(), plan.name.clone()),
+        ("CLUSTER".to_owned(), cluster.to_owned()),
+        (
+            "NAMESPACES".to_owned(),
+            mapping.values().cloned().collect::<Vec<_>>().join(","),
+        ),
+        (
+            "NAMESPACE_MAP".to_owned(),
+            mapping
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ])
 }
 
 /// The clock's drill id: a few hex digits of the Unix time.
@@ -187,7 +176,7 @@ pub async fn drill(
     };
     let started = Utc::now();
     let clock = Instant::now();
-    let mut rec = Recorder { steps: Vec::new() };
+    let mut rec = Recorder::default();
 
     let at = rec.start();
     let t = reach(target, local).await;
@@ -342,60 +331,16 @@ pub async fn drill(
     };
     rec.done("restore", at, restore_completed, restore_detail.clone());
 
-    let mut workloads: Result<usize, String> = Ok(0);
-    let mut reached = restore_completed;
-    if plan.spec.verification.workloads_available && restored.is_ok() {
-        let at = rec.start();
-        let selector = format!("velero.io/restore-name={restore_name}");
-        workloads = match wait_workloads(
-            cluster,
-            &selector,
-            plan.spec.verification.timeout(),
-            |_| {},
-        )
-        .await
-        {
-            Ok(ReadyOutcome::AllReady(ready)) => Ok(ready.len()),
-            Ok(ReadyOutcome::TimedOut(waiting)) => Err(format!(
-                "not available after {}s: {}",
-                plan.spec.verification.timeout().as_secs(),
-                waiting
-                    .iter()
-                    .map(|(k, why)| format!("{k} ({why})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            Err(e) => Err(chain(&e)),
-        };
-        reached &= workloads.is_ok();
-        rec.done(
-            "workloads available",
-            at,
-            workloads.is_ok(),
-            match &workloads {
-                Ok(n) => format!("{n} Deployments/StatefulSets/DaemonSets available"),
-                Err(e) => e.clone(),
-            },
-        );
-    }
-
-    let mut checks = Vec::new();
-    for (i, argv) in plan.spec.verification.commands.iter().enumerate() {
-        let at = rec.start();
-        let name = format!("{}", i + 1);
-        let r = run_check(plan, target, &mapping, argv).await;
-        reached &= r.is_ok();
-        rec.done(
-            &format!("check {name}: {}", argv.join(" ")),
-            at,
-            r.is_ok(),
-            match &r {
-                Ok(()) => "exit 0".into(),
-                Err(e) => e.clone(),
-            },
-        );
-        checks.push((format!("{name} ({})", argv.join(" ")), r));
-    }
+    let facts = facts(plan, &target.name, &mapping);
+    let verified = if restored.is_ok() {
+        verify(plan, target, cluster, &restore_name, &facts, &mut rec).await
+    } else {
+        Verified {
+            workloads: Err("not looked at: the restore failed".into()),
+            checks: Vec::new(),
+        }
+    };
+    let reached = restore_completed && verified.ok();
     let rto = reached.then(|| clock.elapsed());
 
     // Objects of the protected namespaces in the backup (its resource list).
@@ -446,8 +391,8 @@ pub async fn drill(
         objects_in_backup: in_backup,
         objects_planned: planned,
         objects_restored: done,
-        workloads,
-        checks,
+        workloads: verified.workloads,
+        checks: verified.checks,
         backups: backups_kept,
         cleanup,
     };
@@ -473,76 +418,4 @@ pub async fn drill(
         passed: passed(&criteria),
         criteria,
     })
-}
-
-/// Runs one verification command with the drill's facts in its environment:
-/// `LIFEBOAT_DR_PLAN`, `LIFEBOAT_DR_CLUSTER`, `LIFEBOAT_DR_KUBECONFIG` and
-/// `LIFEBOAT_DR_CONTEXT` (when the plan names them), `LIFEBOAT_DR_NAMESPACES` (the drill
-/// namespaces, comma-separated) and `LIFEBOAT_DR_NAMESPACE_MAP` (`ns=drill-ns,...`).
-async fn run_check(
-    plan: &Plan,
-    target: &lifeboat_types::dr::plan::PlanCluster,
-    mapping: &BTreeMap<String, String>,
-    argv: &[String],
-) -> Result<(), String> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err("empty command".into());
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .env("LIFEBOAT_DR_PLAN", &plan.name)
-        .env("LIFEBOAT_DR_CLUSTER", &target.name)
-        .env(
-            "LIFEBOAT_DR_NAMESPACES",
-            mapping.values().cloned().collect::<Vec<_>>().join(","),
-        )
-        .env(
-            "LIFEBOAT_DR_NAMESPACE_MAP",
-            mapping
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    if let Some(k) = &target.kubeconfig {
-        cmd.env("LIFEBOAT_DR_KUBECONFIG", k);
-    }
-    if let Some(c) = &target.context {
-        cmd.env("LIFEBOAT_DR_CONTEXT", c);
-    }
-    let timeout: Duration = plan.spec.verification.timeout();
-    let out = match tokio::time::timeout(timeout, cmd.output()).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("cannot run {program}: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "still running after {}s: stopped",
-                timeout.as_secs()
-            ));
-        }
-    };
-    if out.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .chars()
-            .take(300)
-            .collect();
-        Err(format!(
-            "{}{}",
-            out.status,
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!(": {tail}")
-            }
-        ))
-    }
 }

@@ -7,10 +7,13 @@
 //! - [`status`]: `dr status` — RPO, readiness, schedule coverage and lag of every cluster.
 //! - [`drill`]: `dr drill` — a restore into scratch namespaces on a standby, measured and
 //!   judged, then cleaned up.
+//! - [`steps`]: what failovers and drills share — recorded steps, the plan's
+//!   verification, local commands with the run's facts.
 //! - [`report`]: the Markdown renderings of status and drill reports.
 #![warn(missing_docs)]
 
 pub mod drill;
 pub mod report;
 pub mod status;
+pub mod steps;
 pub mod target;

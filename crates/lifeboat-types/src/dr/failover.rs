@@ -98,7 +98,10 @@ pub fn unfence_patch(obj: &Value, annotation_key: &str, default: i32) -> Option<
 /// Whether fencing pauses a schedule: an unpaused one whose backups take in a protected
 /// namespace (the old active must stop writing backups a standby would read as newer).
 pub fn pauses(spec: &ScheduleSpec, namespaces: &[String]) -> bool {
-    !spec.paused && namespaces.iter().any(|ns| backup_covers(&spec.template, ns))
+    !spec.paused
+        && namespaces
+            .iter()
+            .any(|ns| backup_covers(&spec.template, ns))
 }
 
 #[cfg(test)]
@@ -150,7 +153,9 @@ mod tests {
     fn unfencing(#[case] obj: Value, #[case] want: Option<i64>) {
         let patch = unfence_patch(&obj, KEY, 1);
         assert_eq!(
-            patch.as_ref().map(|p| p["spec"]["replicas"].as_i64().unwrap()),
+            patch
+                .as_ref()
+                .map(|p| p["spec"]["replicas"].as_i64().unwrap()),
             want
         );
         if let Some(p) = patch {
@@ -173,6 +178,9 @@ mod tests {
         assert!(pauses(&of(&["shop"], false), &ns));
         assert!(pauses(&of(&[], false), &ns), "an all-namespaces schedule");
         assert!(!pauses(&of(&["other"], false), &ns));
-        assert!(!pauses(&of(&["shop"], true), &ns), "paused already: not ours to unpause");
+        assert!(
+            !pauses(&of(&["shop"], true), &ns),
+            "paused already: not ours to unpause"
+        );
     }
 }

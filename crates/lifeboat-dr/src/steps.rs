@@ -1,0 +1,190 @@
+//! What failovers and drills share: their steps, recorded with start, duration and
+//! outcome; the plan's verification (workloads Available, check commands); local
+//! commands run with the run's facts in `LIFEBOAT_DR_*` variables.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use lifeboat_engine::cluster::Cluster;
+use lifeboat_engine::error::chain;
+use lifeboat_engine::ready::{ReadyOutcome, wait_workloads};
+use lifeboat_types::dr::plan::{Plan, PlanCluster};
+
+/// One step of a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// What it did.
+    pub name: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// How long it took, in seconds.
+    pub seconds: f64,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// What it found or why it failed.
+    pub detail: String,
+}
+
+/// The steps of one run, in order.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Every step so far.
+    pub steps: Vec<Step>,
+}
+
+/// When a step started (wall clock for the report, monotonic for its duration).
+pub type Started = (DateTime<Utc>, Instant);
+
+impl Recorder {
+    /// Marks a step's start.
+    pub fn start(&self) -> Started {
+        (Utc::now(), Instant::now())
+    }
+
+    /// Records a step that started at `at`.
+    pub fn done(&mut self, name: &str, at: Started, ok: bool, detail: String) {
+        self.steps.push(Step {
+            name: name.into(),
+            started: at.0,
+            seconds: at.1.elapsed().as_secs_f64(),
+            ok,
+            detail,
+        });
+    }
+}
+
+/// What the plan's verification found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Workloads: Ok(count available) or why not all.
+    pub workloads: Result<usize, String>,
+    /// Each check command: its name and outcome.
+    pub checks: Vec<(String, Result<(), String>)>,
+}
+
+impl Verified {
+    /// Whether everything passed.
+    pub fn ok(&self) -> bool {
+        self.workloads.is_ok() && self.checks.iter().all(|(_, r)| r.is_ok())
+    }
+}
+
+/// Runs the plan's verification of restore `restore_name` on `target`: its workloads
+/// Available (when the plan asks), then each check command (`facts` in its environment).
+pub async fn verify(
+    plan: &Plan,
+    target: &PlanCluster,
+    cluster: &Cluster,
+    restore_name: &str,
+    facts: &BTreeMap<String, String>,
+    rec: &mut Recorder,
+) -> Verified {
+    let mut workloads: Result<usize, String> = Ok(0);
+    if plan.spec.verification.workloads_available {
+        let at = rec.start();
+        let selector = format!("velero.io/restore-name={restore_name}");
+        let timeout = plan.spec.verification.timeout();
+        workloads = match wait_workloads(cluster, &selector, timeout, |_| {}).await {
+            Ok(ReadyOutcome::AllReady(ready)) => Ok(ready.len()),
+            Ok(ReadyOutcome::TimedOut(waiting)) => Err(format!(
+                "not available after {}s: {}",
+                timeout.as_secs(),
+                waiting
+                    .iter()
+                    .map(|(k, why)| format!("{k} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(e) => Err(chain(&e)),
+        };
+        rec.done(
+            "workloads available",
+            at,
+            workloads.is_ok(),
+            match &workloads {
+                Ok(n) => format!("{n} Deployments/StatefulSets/DaemonSets available"),
+                Err(e) => e.clone(),
+            },
+        );
+    }
+    let mut checks = Vec::new();
+    for (i, argv) in plan.spec.verification.commands.iter().enumerate() {
+        let at = rec.start();
+        let r = run_command(target, facts, argv, plan.spec.verification.timeout()).await;
+        rec.done(
+            &format!("check {}: {}", i + 1, argv.join(" ")),
+            at,
+            r.is_ok(),
+            match &r {
+                Ok(()) => "exit 0".into(),
+                Err(e) => e.clone(),
+            },
+        );
+        checks.push((format!("{} ({})", i + 1, argv.join(" ")), r));
+    }
+    Verified { workloads, checks }
+}
+
+/// Runs a local command (a check or a hook) with `facts` as `LIFEBOAT_DR_<KEY>`
+/// variables and the target cluster's `LIFEBOAT_DR_KUBECONFIG` / `LIFEBOAT_DR_CONTEXT`
+/// (when the plan names them); stopped after `timeout`. Err says how it failed, with the
+/// last line it wrote on stderr.
+pub async fn run_command(
+    target: &PlanCluster,
+    facts: &BTreeMap<String, String>,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("empty command".into());
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in facts {
+        cmd.env(format!("LIFEBOAT_DR_{k}"), v);
+    }
+    if let Some(k) = &target.kubeconfig {
+        cmd.env("LIFEBOAT_DR_KUBECONFIG", k);
+    }
+    if let Some(c) = &target.context {
+        cmd.env("LIFEBOAT_DR_CONTEXT", c);
+    }
+    let out = match tokio::time::timeout(timeout, cmd.output()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(format!("cannot run {program}: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "still running after {}s: stopped",
+                timeout.as_secs()
+            ));
+        }
+    };
+    if out.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: String = stderr
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Err(format!(
+            "{}{}",
+            out.status,
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {tail}")
+            }
+        ))
+    }
+}
