@@ -9,10 +9,12 @@
 //!   judged, then cleaned up.
 //! - [`steps`]: what failovers and drills share — recorded steps, the plan's
 //!   verification, local commands with the run's facts.
+//! - [`failover`]: `dr failover` — fence, restore, hooks, verify; rollback on failure.
 //! - [`report`]: the Markdown renderings of status and drill reports.
 #![warn(missing_docs)]
 
 pub mod drill;
+pub mod failover;
 pub mod report;
 pub mod status;
 pub mod steps;

@@ -93,21 +93,7 @@ pub fn drill_markdown(r: &DrillReport) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let _ = writeln!(
-        out,
-        "## Steps\n\n| step | started | took | outcome |\n|---|---|---:|---|"
-    );
-    for s in &r.steps {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {:.1}s | {}: {} |",
-            s.name,
-            s.started.format("%H:%M:%S"),
-            s.seconds,
-            if s.ok { "ok" } else { "FAILED" },
-            s.detail.replace('|', "\\|")
-        );
-    }
+    steps_table(&mut out, &r.steps);
     let _ = writeln!(
         out,
         "\n## Criteria\n\n| criterion | result | evidence |\n|---|---|---|"
@@ -126,4 +112,65 @@ pub fn drill_markdown(r: &DrillReport) -> String {
         );
     }
     out
+}
+
+/// `dr failover` as Markdown.
+pub fn failover_markdown(r: &crate::failover::FailoverReport) -> String {
+    use crate::failover::Outcome;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# DR failover {} of plan {}: {} → {}: {}\n",
+        r.id,
+        r.plan,
+        r.from,
+        r.to,
+        match r.outcome {
+            Outcome::Succeeded => "SUCCEEDED",
+            Outcome::RolledBack => "ROLLED BACK",
+            Outcome::Failed => "FAILED (not everything undone)",
+            Outcome::DryRun => "DRY RUN (nothing changed)",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Started {}; backup {} from location {}; {} objects restored.\n\n- RTO: {} (objective {})\n- RPO: {} (objective {})\n",
+        r.started.to_rfc3339(),
+        r.backup,
+        r.location,
+        r.objects_restored,
+        r.rto_seconds
+            .map(|s| format!("{s:.1}s"))
+            .unwrap_or_else(|| "not reached".into()),
+        dur(r.rto_objective_seconds),
+        r.rpo_seconds.map(dur).unwrap_or_else(|| "-".into()),
+        dur(r.rpo_objective_seconds),
+    );
+    steps_table(&mut out, &r.steps);
+    if !r.not_undone.is_empty() {
+        let _ = writeln!(out, "\n## Not undone\n");
+        for n in &r.not_undone {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    let _ = writeln!(out, "\nNext: {}", r.next);
+    out
+}
+
+fn steps_table(out: &mut String, steps: &[crate::steps::Step]) {
+    let _ = writeln!(
+        out,
+        "## Steps\n\n| step | started | took | outcome |\n|---|---|---:|---|"
+    );
+    for s in steps {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1}s | {}: {} |",
+            s.name,
+            s.started.format("%H:%M:%S"),
+            s.seconds,
+            if s.ok { "ok" } else { "FAILED" },
+            s.detail.replace('|', "\\|")
+        );
+    }
 }

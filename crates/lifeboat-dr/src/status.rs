@@ -149,11 +149,8 @@ async fn backups(t: &Target, readiness: &mut Readiness) -> Vec<(String, Backup)>
     seen.into_values().collect()
 }
 
-async fn cluster_status(
-    plan: &Plan,
-    t: &Target,
-    now: DateTime<Utc>,
-) -> (ClusterStatus, Option<DateTime<Utc>>) {
+/// A cluster's API server, Ready nodes and lifeboat's CRDs (its locations are not read).
+pub async fn quick_readiness(t: &Target) -> Readiness {
     let mut readiness = Readiness {
         api_error: t.cluster.as_ref().err().cloned(),
         crds: t.installed,
@@ -165,6 +162,15 @@ async fn cluster_status(
             .ok()
             .flatten();
     }
+    readiness
+}
+
+async fn cluster_status(
+    plan: &Plan,
+    t: &Target,
+    now: DateTime<Utc>,
+) -> (ClusterStatus, Option<DateTime<Utc>>) {
+    let mut readiness = quick_readiness(t).await;
     let all = backups(t, &mut readiness).await;
     let records: Vec<Backup> = all.iter().map(|(_, b)| b.clone()).collect();
     let newest = newest_covering(&records, &plan.spec.namespaces);

@@ -51,6 +51,47 @@ Examples:
   lifeboat dr drill shop-dr.yaml --on dr-west --report-dir ./drills
   lifeboat dr drill shop-dr.yaml -o json")]
     Drill(DrillArgs),
+    /// Move the protected namespaces to a standby: refused while the active cluster is
+    /// healthy (unless --force); the old active fenced when reachable (its schedules of
+    /// the namespaces paused, Deployments and StatefulSets scaled to 0 with their counts
+    /// kept in an annotation); the newest backup the standby reads restored there; the
+    /// plan's hooks and verification run. When a step fails, what was done is undone
+    /// (the namespaces the restore made deleted, the old active scaled back and its
+    /// schedules resumed) and what could not be is named.
+    #[command(after_help = "\
+Exit codes: 0 succeeded (or --dry-run); 1 rolled back, failed, refused or an error.
+
+Examples:
+  lifeboat dr failover shop-dr.yaml --dry-run          # every step and what it would change
+  lifeboat dr failover shop-dr.yaml --to dr-west       # the active cluster is down
+  lifeboat dr failover shop-dr.yaml --force            # a planned switch from a healthy cluster
+  lifeboat dr failover shop-dr.yaml -o json --report-dir ./failovers")]
+    Failover(FailoverArgs),
+}
+
+/// `dr failover` flags.
+#[derive(Args, Debug)]
+pub struct FailoverArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The cluster to fail over to (default: the plan's first standby).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Print every step and what it would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fail over from a healthy active cluster (a planned switch).
+    #[arg(long)]
+    pub force: bool,
+    /// The id in the restore's name (default: from the clock).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Also write the report there as <plan>-failover-<id>.md and .json (files 0600).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: ReportFormat,
 }
 
 /// `dr validate` flags.
@@ -150,15 +191,7 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             };
             let r = drill(&plan, &opts, &local_location).await?;
             let md = drill_markdown(&r);
-            match a.output {
-                ReportFormat::Table | ReportFormat::Markdown => print!("{md}"),
-                ReportFormat::Json => {
-                    output::print_structured(&r, &crate::cli::Output::Json)?;
-                }
-                ReportFormat::Yaml => {
-                    output::print_structured(&r, &crate::cli::Output::Yaml)?;
-                }
-            }
+            print_report(&r, &md, a.output)?;
             if let Some(dir) = &a.report_dir {
                 let base = format!("{}-drill-{}", r.plan, r.id);
                 write_private(&dir.join(format!("{base}.md")), md.as_bytes())?;
@@ -169,7 +202,45 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             }
             Ok(Exit::of_check(r.passed))
         }
+        DrCmd::Failover(a) => {
+            use lifeboat_dr::failover::{FailoverOptions, Outcome, failover};
+            let plan = read_plan(&a.plan)?;
+            let opts = FailoverOptions {
+                to: a.to.clone(),
+                dry_run: a.dry_run,
+                force: a.force,
+                id: a.id.clone(),
+            };
+            let r = failover(&plan, &opts, &local_location).await?;
+            let md = lifeboat_dr::report::failover_markdown(&r);
+            print_report(&r, &md, a.output)?;
+            if let Some(dir) = &a.report_dir {
+                let base = format!("{}-failover-{}", r.plan, r.id);
+                write_private(&dir.join(format!("{base}.md")), md.as_bytes())?;
+                write_private(
+                    &dir.join(format!("{base}.json")),
+                    &serde_json::to_vec_pretty(&r)?,
+                )?;
+            }
+            Ok(Exit::of_check(matches!(
+                r.outcome,
+                Outcome::Succeeded | Outcome::DryRun
+            )))
+        }
     }
+}
+
+fn print_report<T: serde::Serialize>(r: &T, md: &str, format: ReportFormat) -> Result<()> {
+    match format {
+        ReportFormat::Table | ReportFormat::Markdown => print!("{md}"),
+        ReportFormat::Json => {
+            output::print_structured(r, &crate::cli::Output::Json)?;
+        }
+        ReportFormat::Yaml => {
+            output::print_structured(r, &crate::cli::Output::Yaml)?;
+        }
+    }
+    Ok(())
 }
 
 fn read_plan(path: &Path) -> Result<Plan> {

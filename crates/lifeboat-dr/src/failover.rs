@@ -1,0 +1,677 @@
+//! `dr failover`: the protected namespaces move from the active cluster to a standby.
+//! Refused while the active cluster is healthy unless forced; the old active is fenced
+//! when it can be reached (the Schedules that back the namespaces up paused, their
+//! Deployments and StatefulSets scaled to 0 with the count kept in the plan's annotation);
+//! the newest backup the standby can read is restored there; the plan's hooks run at
+//! their points (local commands; exec and webhook hooks are not run yet and say so); the
+//! plan's verification runs. When a step fails, what was done is undone where it can be:
+//! the namespaces the restore made on the standby are deleted (only those), the old
+//! active's workloads scaled back and its schedules resumed; what could not be undone is
+//! named. Every step is recorded with its start, duration and outcome. Decisions are
+//! `lifeboat_types::dr::failover`'s.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use lifeboat_engine::catalog;
+use lifeboat_engine::cluster::{Cluster, split_list, v1_resource};
+use lifeboat_engine::error::chain;
+use lifeboat_engine::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
+use lifeboat_engine::storage::Store;
+use lifeboat_engine::verify::cleanup_scratch;
+use lifeboat_types::api::selector::Selector;
+use lifeboat_types::api::velero::{Backup, Restore, RestorePhase, RestoreSpec};
+use lifeboat_types::dr::failover::{
+    ActiveSeen, Start, fence_patch, may_start, pauses, unfence_patch,
+};
+use lifeboat_types::dr::plan::{HookPoint, OnError, Plan, PlanCluster};
+use lifeboat_types::dr::status::{newest_covering, not_ready, recovery_point};
+
+use crate::status::quick_readiness;
+use crate::steps::{Recorder, Step, run_command, verify};
+use crate::target::{LocalLocations, Target, reach};
+
+/// How a failover is run.
+#[derive(Debug, Clone, Default)]
+pub struct FailoverOptions {
+    /// The cluster to fail over to (default: the plan's first standby).
+    pub to: Option<String>,
+    /// Print the steps and what each would change; touch nothing.
+    pub dry_run: bool,
+    /// Fail over from a healthy active cluster (a planned switch).
+    pub force: bool,
+    /// The id in the restore's name (default: from the clock).
+    pub id: Option<String>,
+}
+
+/// How a failover ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// The standby serves.
+    Succeeded,
+    /// A step failed; what was done was undone (the old active serves again).
+    RolledBack,
+    /// A step failed and not everything could be undone (see `notUndone`).
+    Failed,
+    /// Nothing was touched (`--dry-run`).
+    DryRun,
+}
+
+/// A failover's report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverReport {
+    /// The plan.
+    pub plan: String,
+    /// The active cluster before.
+    pub from: String,
+    /// The cluster failed over to.
+    pub to: String,
+    /// The run's id (in its restore's name).
+    pub id: String,
+    /// The backup restored.
+    pub backup: String,
+    /// Where it was read from.
+    pub location: String,
+    /// When the failover started.
+    pub started: DateTime<Utc>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// From the start to the standby verified, in seconds (None: not reached).
+    pub rto_seconds: Option<f64>,
+    /// The plan's RTO, in seconds.
+    pub rto_objective_seconds: u64,
+    /// The failover's start minus the backup's recovery point, in seconds: the data lost.
+    pub rpo_seconds: Option<u64>,
+    /// The plan's RPO, in seconds.
+    pub rpo_objective_seconds: u64,
+    /// Objects the restore created.
+    pub objects_restored: u64,
+    /// Every step, in order (a dry run's: what each would do).
+    pub steps: Vec<Step>,
+    /// What a rollback could not undo.
+    pub not_undone: Vec<String>,
+    /// What to do next.
+    pub next: String,
+}
+
+/// Why a failover could not start (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    /// `--to` names no cluster of the plan.
+    #[error("plan {plan} has no cluster {name:?} (its clusters: {known})")]
+    NoSuchCluster {
+        /// The plan.
+        plan: String,
+        /// The name given.
+        name: String,
+        /// The plan's cluster names.
+        known: String,
+    },
+    /// The decision refused it.
+    #[error("failover of plan {plan} refused: {why}")]
+    Refused {
+        /// The plan.
+        plan: String,
+        /// Why (and how to go on).
+        why: String,
+    },
+    /// The target cannot be reached.
+    #[error("cluster {name} of plan {plan} cannot be reached: {why}")]
+    Unreachable {
+        /// The plan.
+        plan: String,
+        /// The cluster.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// No backup to restore.
+    #[error(
+        "cluster {name} of plan {plan} reads no Completed backup of {namespaces} (locations: {locations}); nothing to fail over with"
+    )]
+    NoBackup {
+        /// The plan.
+        plan: String,
+        /// The cluster.
+        name: String,
+        /// The protected namespaces.
+        namespaces: String,
+        /// What each location said.
+        locations: String,
+    },
+}
+
+/// A change fencing made on the old active cluster, to undo on rollback.
+#[derive(Debug, Clone)]
+enum Fenced {
+    Schedule {
+        namespace: String,
+        name: String,
+    },
+    Workload {
+        plural: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+}
+
+const WORKLOADS: &[(&str, &str)] = &[
+    ("deployments", "Deployment"),
+    ("statefulsets", "StatefulSet"),
+];
+
+/// The objects of `plural` in `ns`, as JSON.
+async fn list_all(
+    cluster: &Cluster,
+    plural: &str,
+    kind: &str,
+    ns: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let r = v1_resource("apps", plural, kind, true);
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = cluster
+            .list_page(&r, Some(ns), None, token.as_deref(), 500)
+            .await
+            .map_err(|e| chain(&e))?;
+        let (items, next) = split_list(&page).map_err(|e| e.to_string())?;
+        for raw in items {
+            out.push(serde_json::from_str(raw.get()).map_err(|e| e.to_string())?);
+        }
+        match next {
+            Some(n) => token = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn name_of(v: &serde_json::Value) -> String {
+    v.pointer("/metadata/name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Fences the old active cluster (or, with `dry`, says what fencing would do). Returns
+/// what it changed, and Err with what failed.
+async fn fence(
+    plan: &Plan,
+    active: &PlanCluster,
+    cluster: &Cluster,
+    dry: bool,
+    done: &mut Vec<Fenced>,
+) -> Result<String, String> {
+    let mut said = Vec::new();
+    let schedules = lifeboat_engine::objects::Schedules::new(cluster, &active.namespace);
+    match schedules.list().await {
+        Ok(list) => {
+            for s in list {
+                if !pauses(&s.spec, &plan.spec.namespaces) {
+                    continue;
+                }
+                let name = s.metadata.name.clone().unwrap_or_default();
+                if !dry {
+                    let r = v1_resource_lifeboat("schedules", "Schedule");
+                    cluster
+                        .merge_patch(
+                            &r,
+                            Some(&active.namespace),
+                            &name,
+                            br#"{"spec":{"paused":true}}"#.to_vec(),
+                        )
+                        .await
+                        .map_err(|e| format!("pausing schedule {name}: {}", chain(&e)))?;
+                    done.push(Fenced::Schedule {
+                        namespace: active.namespace.clone(),
+                        name: name.clone(),
+                    });
+                }
+                said.push(format!("schedule {name} paused"));
+            }
+        }
+        // No lifeboat there: no schedule to pause.
+        Err(e) => said.push(format!("no schedules read ({e})")),
+    }
+    let key = &plan.spec.replicas.annotation;
+    for ns in &plan.spec.namespaces {
+        for (plural, kind) in WORKLOADS {
+            for w in list_all(cluster, plural, kind, ns).await? {
+                let Some(patch) = fence_patch(&w, key) else {
+                    continue;
+                };
+                let name = name_of(&w);
+                let count = patch["metadata"]["annotations"][key.as_str()]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !dry {
+                    cluster
+                        .merge_patch(
+                            &v1_resource("apps", plural, kind, true),
+                            Some(ns),
+                            &name,
+                            serde_json::to_vec(&patch).unwrap_or_default(),
+                        )
+                        .await
+                        .map_err(|e| format!("scaling {kind} {ns}/{name} to 0: {}", chain(&e)))?;
+                    done.push(Fenced::Workload {
+                        plural,
+                        kind,
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    });
+                }
+                said.push(format!("{kind} {ns}/{name} {count} → 0"));
+            }
+        }
+    }
+    Ok(if said.is_empty() {
+        "nothing to fence".into()
+    } else {
+        said.join(", ")
+    })
+}
+
+fn v1_resource_lifeboat(plural: &str, kind: &str) -> lifeboat_types::plan::backup::ApiResource {
+    let mut r = v1_resource(lifeboat_types::api::crd::GROUP, plural, kind, true);
+    r.version = lifeboat_types::api::crd::VERSION.into();
+    r
+}
+
+/// Undoes fencing, newest change first; returns what could not be undone.
+async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<String> {
+    let mut left = Vec::new();
+    let key = &plan.spec.replicas.annotation;
+    for f in done.iter().rev() {
+        match f {
+            Fenced::Schedule { namespace, name } => {
+                let r = v1_resource_lifeboat("schedules", "Schedule");
+                if let Err(e) = cluster
+                    .merge_patch(
+                        &r,
+                        Some(namespace),
+                        name,
+                        br#"{"spec":{"paused":false}}"#.to_vec(),
+                    )
+                    .await
+                {
+                    left.push(format!(
+                        "schedule {namespace}/{name} is still paused: {}",
+                        chain(&e)
+                    ));
+                }
+            }
+            Fenced::Workload {
+                plural,
+                kind,
+                namespace,
+                name,
+            } => {
+                let r = v1_resource("apps", plural, kind, true);
+                let path = format!(
+                    "{}/{}",
+                    lifeboat_engine::cluster::collection_path(&r, Some(namespace)),
+                    name
+                );
+                let live = match cluster.get_path_opt(&path, plural).await {
+                    Ok(Some(text)) => serde_json::from_str::<serde_json::Value>(&text).ok(),
+                    Ok(None) => {
+                        left.push(format!("{kind} {namespace}/{name} is gone"));
+                        continue;
+                    }
+                    Err(e) => {
+                        left.push(format!("{kind} {namespace}/{name}: {}", chain(&e)));
+                        continue;
+                    }
+                };
+                let Some(patch) =
+                    live.and_then(|l| unfence_patch(&l, key, plan.spec.replicas.default_replicas))
+                else {
+                    continue;
+                };
+                if let Err(e) = cluster
+                    .merge_patch(
+                        &r,
+                        Some(namespace),
+                        name,
+                        serde_json::to_vec(&patch).unwrap_or_default(),
+                    )
+                    .await
+                {
+                    left.push(format!(
+                        "{kind} {namespace}/{name} is still at 0 replicas: {}",
+                        chain(&e)
+                    ));
+                }
+            }
+        }
+    }
+    left
+}
+
+/// Runs the plan's local-command hooks at `point`; Err when one with onError Fail failed.
+async fn hooks(
+    plan: &Plan,
+    point: HookPoint,
+    target: &PlanCluster,
+    facts: &BTreeMap<String, String>,
+    dry: bool,
+    rec: &mut Recorder,
+) -> Result<(), String> {
+    for h in plan.spec.hooks.iter().filter(|h| h.at == point) {
+        let at = rec.start();
+        let name = format!("hook {} ({point:?})", h.name);
+        if dry {
+            rec.done(&name, at, true, "would run".into());
+            continue;
+        }
+        let r = if !h.command.is_empty() {
+            let timeout = h
+                .timeout
+                .map(|t| t.0)
+                .unwrap_or(std::time::Duration::from_secs(60));
+            let mut facts = facts.clone();
+            facts.insert("POINT".into(), format!("{point:?}"));
+            run_command(target, &facts, &h.command, timeout).await
+        } else {
+            Err("exec and webhook hooks are not run by this version of lifeboat".into())
+        };
+        let failed = r.is_err() && h.on_error == OnError::Fail;
+        rec.done(
+            &name,
+            at,
+            r.is_ok(),
+            match &r {
+                Ok(()) => "exit 0".into(),
+                Err(e) if h.on_error == OnError::Continue => format!("{e} (onError Continue)"),
+                Err(e) => e.clone(),
+            },
+        );
+        if failed {
+            return Err(format!("hook {} failed", h.name));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a failover of `plan` (see the module's doc).
+pub async fn failover(
+    plan: &Plan,
+    opts: &FailoverOptions,
+    local: LocalLocations<'_>,
+) -> Result<FailoverReport, FailoverError> {
+    let active_plan = plan.active();
+    let target_plan = match &opts.to {
+        Some(n) => plan
+            .cluster(n)
+            .ok_or_else(|| FailoverError::NoSuchCluster {
+                plan: plan.name.clone(),
+                name: n.clone(),
+                known: plan
+                    .spec
+                    .clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?,
+        None => plan.standbys().next().unwrap_or(active_plan),
+    };
+    let started = Utc::now();
+    let clock = Instant::now();
+    let mut rec = Recorder::default();
+
+    let at = rec.start();
+    let (active, target): (Target, Target) =
+        futures::join!(reach(active_plan, local), reach(target_plan, local));
+    let active_readiness = quick_readiness(&active).await;
+    let active_not_ready = not_ready(&active_readiness, false);
+    if let Start::Refuse(why) = may_start(
+        &ActiveSeen {
+            name: &active_plan.name,
+            not_ready: &active_not_ready,
+        },
+        &target_plan.name,
+        opts.force,
+    ) {
+        return Err(FailoverError::Refused {
+            plan: plan.name.clone(),
+            why,
+        });
+    }
+    let cluster = match &target.cluster {
+        Ok(c) => c,
+        Err(why) => {
+            return Err(FailoverError::Unreachable {
+                plan: plan.name.clone(),
+                name: target_plan.name.clone(),
+                why: why.clone(),
+            });
+        }
+    };
+    let mut all: Vec<(String, Store, Backup)> = Vec::new();
+    let mut said = Vec::new();
+    for (lname, store) in &target.stores {
+        match store {
+            Ok(store) => match catalog::list_backups(store).await {
+                Ok(list) => {
+                    said.push(format!("{lname}: {} backups", list.len()));
+                    all.extend(list.into_iter().map(|b| (lname.clone(), store.clone(), b)));
+                }
+                Err(e) => said.push(format!("{lname}: {}", chain(&e))),
+            },
+            Err(e) => said.push(format!("{lname}: {e}")),
+        }
+    }
+    let records: Vec<Backup> = all.iter().map(|(_, _, b)| b.clone()).collect();
+    let chosen = newest_covering(&records, &plan.spec.namespaces).map(|b| b.metadata.name.clone());
+    let Some((location, store, backup)) =
+        chosen.and_then(|n| all.iter().find(|(_, _, b)| b.metadata.name == n).cloned())
+    else {
+        return Err(FailoverError::NoBackup {
+            plan: plan.name.clone(),
+            name: target_plan.name.clone(),
+            namespaces: plan.spec.namespaces.join(", "),
+            locations: said.join("; "),
+        });
+    };
+    let rpo = recovery_point(&backup).map(|p| {
+        started
+            .signed_duration_since(p)
+            .to_std()
+            .unwrap_or_default()
+    });
+    rec.done(
+        "assess",
+        at,
+        true,
+        format!(
+            "active {} {}; restoring backup {} from location {location} on {}",
+            active_plan.name,
+            if active_not_ready.is_empty() {
+                "is healthy (forced)".to_owned()
+            } else {
+                format!("is down: {}", active_not_ready.join("; "))
+            },
+            backup.metadata.name,
+            target_plan.name
+        ),
+    );
+
+    let id = opts.id.clone().unwrap_or_else(crate::drill::clock_id);
+    let restore_name = lifeboat_types::dr::drill::scratch_namespace(&plan.name, "failover", &id);
+    let facts = BTreeMap::from([
+        ("PLAN".to_owned(), plan.name.clone()),
+        ("FROM".to_owned(), active_plan.name.clone()),
+        ("TO".to_owned(), target_plan.name.clone()),
+        ("CLUSTER".to_owned(), target_plan.name.clone()),
+        ("NAMESPACES".to_owned(), plan.spec.namespaces.join(",")),
+        ("BACKUP".to_owned(), backup.metadata.name.clone()),
+    ]);
+    let dry = opts.dry_run;
+    let mut fenced: Vec<Fenced> = Vec::new();
+    let mut objects_restored = 0;
+
+    // Everything from here on is undone when a step fails.
+    let run = async {
+        hooks(plan, HookPoint::Notify, target_plan, &facts, dry, &mut rec).await?;
+        hooks(plan, HookPoint::BeforeFence, target_plan, &facts, dry, &mut rec).await?;
+        let at = rec.start();
+        match &active.cluster {
+            Ok(c) if active_readiness.api_error.is_none() => {
+                let r = fence(plan, active_plan, c, dry, &mut fenced).await;
+                rec.done(
+                    &format!("fence {}", active_plan.name),
+                    at,
+                    r.is_ok(),
+                    r.clone().unwrap_or_else(|e| e),
+                );
+                r?;
+            }
+            _ => rec.done(
+                &format!("fence {}", active_plan.name),
+                at,
+                true,
+                "unreachable: not fenced (it must not come back serving: keep it down or fence it by hand)".into(),
+            ),
+        }
+        hooks(plan, HookPoint::AfterFence, target_plan, &facts, dry, &mut rec).await?;
+        hooks(plan, HookPoint::BeforePromote, target_plan, &facts, dry, &mut rec).await?;
+        let at = rec.start();
+        if dry {
+            let objects = catalog::resource_list(&store, &backup.metadata.name)
+                .await
+                .map(|l| l.values().flatten().filter(|id| id.split_once('/').is_some_and(|(ns, _)| plan.spec.namespaces.iter().any(|p| p == ns))).count())
+                .unwrap_or(0);
+            rec.done(
+                &format!("restore on {}", target_plan.name),
+                at,
+                true,
+                format!(
+                    "would restore backup {} ({objects} objects of {}) as restore {restore_name}",
+                    backup.metadata.name,
+                    plan.spec.namespaces.join(", ")
+                ),
+            );
+            return Ok(());
+        }
+        let spec = RestoreSpec {
+            backup_name: backup.metadata.name.clone(),
+            included_namespaces: plan.spec.namespaces.clone(),
+            label_selector: plan
+                .spec
+                .selector
+                .as_deref()
+                .and_then(|s| Selector::parse(s).ok())
+                .map(|s| s.to_label_selector()),
+            ..Default::default()
+        };
+        let restored = run_restore(
+            cluster,
+            &store,
+            Restore::new(&restore_name, spec),
+            &RestoreOptions::default(),
+            Arc::new(RestoreProgressCounters::default()),
+        )
+        .await;
+        let (ok, detail) = match &restored {
+            Ok(report) => {
+                let s = report.restore.status.clone().unwrap_or_default();
+                let p = s.progress.unwrap_or_default();
+                objects_restored = p.items_restored;
+                (
+                    s.phase == RestorePhase::Completed,
+                    format!(
+                        "restore {restore_name}: {}, {} of {} objects, {} errors, {} warnings",
+                        s.phase, p.items_restored, p.total_items, s.errors, s.warnings
+                    ),
+                )
+            }
+            Err(e) => (false, chain(e)),
+        };
+        rec.done(&format!("restore on {}", target_plan.name), at, ok, detail.clone());
+        if !ok {
+            return Err(detail);
+        }
+        let verified = verify(plan, target_plan, cluster, &restore_name, &facts, &mut rec).await;
+        if !verified.ok() {
+            return Err("verification failed".to_owned());
+        }
+        hooks(plan, HookPoint::AfterPromote, target_plan, &facts, dry, &mut rec).await?;
+        hooks(plan, HookPoint::TrafficSwitch, target_plan, &facts, dry, &mut rec).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    let rto = (run.is_ok() && !dry).then(|| clock.elapsed().as_secs_f64());
+
+    let mut not_undone = Vec::new();
+    let outcome = match (&run, dry) {
+        (_, true) => Outcome::DryRun,
+        (Ok(()), false) => Outcome::Succeeded,
+        (Err(_), false) => {
+            let at = rec.start();
+            let mut left =
+                cleanup_scratch(cluster, &store, &restore_name, &plan.spec.namespaces).await;
+            if let Ok(c) = &active.cluster {
+                left.extend(unfence(plan, c, &fenced).await);
+            }
+            rec.done(
+                "rollback",
+                at,
+                left.is_empty(),
+                if left.is_empty() {
+                    format!(
+                        "deleted what restore {restore_name} made on {}; {} serves again",
+                        target_plan.name, active_plan.name
+                    )
+                } else {
+                    left.join("; ")
+                },
+            );
+            not_undone = left;
+            if not_undone.is_empty() {
+                Outcome::RolledBack
+            } else {
+                Outcome::Failed
+            }
+        }
+    };
+    let next = match outcome {
+        Outcome::Succeeded => format!(
+            "{} serves the plan's namespaces: make it the active cluster in the plan (active: true on {}, false on {})",
+            target_plan.name, target_plan.name, active_plan.name
+        ),
+        Outcome::RolledBack => format!(
+            "{} still serves; fix the failed step and run again",
+            active_plan.name
+        ),
+        Outcome::Failed => "undo what is listed in notUndone by hand before running again".into(),
+        Outcome::DryRun => "nothing was changed; run without --dry-run to fail over".into(),
+    };
+    Ok(FailoverReport {
+        plan: plan.name.clone(),
+        from: active_plan.name.clone(),
+        to: target_plan.name.clone(),
+        id,
+        backup: backup.metadata.name.clone(),
+        location,
+        started,
+        outcome,
+        rto_seconds: rto,
+        rto_objective_seconds: plan.rto.as_secs(),
+        rpo_seconds: rpo.map(|d| d.as_secs()),
+        rpo_objective_seconds: plan.rpo.as_secs(),
+        objects_restored,
+        steps: rec.steps,
+        not_undone,
+        next,
+    })
+}
