@@ -323,3 +323,271 @@ fn a_broken_plan_names_its_fields() {
     );
     assert!(err.contains("spec.tier: unknown tier \"gold\""), "{err}");
 }
+
+fn failover_plan(active: &Env, standby: &Env, ns: &str, storage: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: lifeboat.dev/v1alpha1
+kind: DRPlan
+metadata: {{name: fo}}
+spec:
+  namespaces: [{ns}]
+  tier: tier-2
+  clusters:
+  - name: primary
+    kubeconfig: {}
+    active: true
+    locations: [{storage}]
+    namespace: dr-no-server
+  - name: standby
+    kubeconfig: {}
+    locations: [{storage}]
+{extra}"#,
+        active.kubeconfig.display(),
+        standby.kubeconfig.display(),
+    )
+}
+
+fn replicas(env: &Env, ns: &str, deployment: &str) -> (String, String) {
+    let out = env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "deployment",
+            deployment,
+            "-o",
+            r#"jsonpath={.spec.replicas} {.metadata.annotations.lifeboat\.dev/original-replicas}"#,
+        ],
+        None,
+    );
+    let (a, b) = out.split_once(' ').unwrap_or((&out, ""));
+    (a.to_owned(), b.to_owned())
+}
+
+/// A failover away from a healthy cluster is refused unless forced; a dry run changes
+/// nothing; a failover whose verification fails (the standby has no node: nothing
+/// becomes Available) is rolled back — the restored namespace deleted on the standby,
+/// the fenced Deployment scaled back to its count on the active cluster.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn a_failover_that_fails_verification_is_rolled_back() {
+    let active = Env::on_node();
+    let standby = Env::new();
+    let ns = "dr-fo-back";
+    for env in [&active, &standby] {
+        env.kubectl(
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+    active.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
+    let storage = active.storage();
+    std::fs::create_dir_all(&storage).unwrap();
+    let storage = storage.to_str().unwrap().to_owned();
+    active.ok(&[
+        "backup",
+        "create",
+        "fo-back-1",
+        "--include-namespaces",
+        ns,
+        "--storage-location",
+        &storage,
+        "--wait",
+    ]);
+    let plan_file = active.dir.path().join("fo.yaml");
+    std::fs::write(
+        &plan_file,
+        failover_plan(
+            &active,
+            &standby,
+            ns,
+            &storage,
+            "  verification: {timeout: 5s}\n",
+        ),
+    )
+    .unwrap();
+    let plan = plan_file.to_str().unwrap();
+
+    let err = active.fails(&["dr", "failover", plan]);
+    assert!(
+        err.contains("failover of plan fo refused: the active cluster primary is healthy"),
+        "{err}"
+    );
+    assert!(err.contains("pass --force"), "{err}");
+
+    let r = run_json(
+        &active,
+        0,
+        &["dr", "failover", plan, "--force", "--dry-run", "-o", "json"],
+    );
+    assert_eq!(r["outcome"], "dryRun", "{r:#}");
+    let fence = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "fence primary")
+        .unwrap();
+    assert!(
+        fence["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Deployment {ns}/web 2 → 0")),
+        "{r:#}"
+    );
+    assert_eq!(replicas(&active, ns, "web"), ("2".into(), String::new()));
+    assert!(namespace_gone(&standby, ns), "a dry run restores nothing");
+
+    let r = run_json(
+        &active,
+        1,
+        &[
+            "dr", "failover", plan, "--force", "--id", "b1", "-o", "json",
+        ],
+    );
+    assert_eq!(r["outcome"], "rolledBack", "{r:#}");
+    let names: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "assess",
+            "fence primary",
+            "restore on standby",
+            "workloads available",
+            "rollback"
+        ],
+        "{r:#}"
+    );
+    assert_eq!(r["steps"][3]["ok"], false);
+    assert_eq!(r["steps"][4]["ok"], true, "{r:#}");
+    assert_eq!(r["notUndone"], serde_json::json!([]));
+    // The active cluster serves again with its count; the standby keeps nothing.
+    assert_eq!(replicas(&active, ns, "web"), ("2".into(), String::new()));
+    assert!(namespace_gone(&standby, ns));
+    active.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
+
+/// A failover from a cluster that is down (`it` has no Ready node) to the standby with
+/// a real node: the old active fenced (its Deployment at 0, the count kept), the
+/// application restored and Available on the standby, the notify hook run with the
+/// run's facts, the report's steps and RTO.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn a_failover_moves_the_application_to_the_standby() {
+    let active = Env::new();
+    let standby = Env::on_node();
+    let ns = "dr-fo";
+    for env in [&active, &standby] {
+        env.kubectl(
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+    active.apply(&app(ns));
+    let storage = active.storage();
+    std::fs::create_dir_all(&storage).unwrap();
+    let storage = storage.to_str().unwrap().to_owned();
+    active.ok(&[
+        "backup",
+        "create",
+        "fo-1",
+        "--include-namespaces",
+        ns,
+        "--storage-location",
+        &storage,
+        "--wait",
+    ]);
+    let log = active.dir.path().join("hooks.log");
+    let hooks = format!(
+        "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP\" >> {}']\n  verification: {{timeout: 2m}}\n",
+        log.display()
+    );
+    let plan_file = active.dir.path().join("fo.yaml");
+    std::fs::write(
+        &plan_file,
+        failover_plan(&active, &standby, ns, &storage, &hooks),
+    )
+    .unwrap();
+    let plan = plan_file.to_str().unwrap();
+    let reports = active.dir.path().join("reports");
+    let r = run_json(
+        &active,
+        0,
+        &[
+            "dr",
+            "failover",
+            plan,
+            "--id",
+            "f1",
+            "-o",
+            "json",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r["outcome"], "succeeded", "{r:#}");
+    assert_eq!(
+        (r["from"].as_str(), r["to"].as_str()),
+        (Some("primary"), Some("standby"))
+    );
+    assert_eq!(r["backup"], "fo-1");
+    assert!(
+        r["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("active primary is down: no Ready node"),
+        "{r:#}"
+    );
+    let rto = r["rtoSeconds"].as_f64().unwrap();
+    assert!(rto > 0.0 && rto < 120.0, "{r:#}");
+    assert!(r["objectsRestored"].as_u64().unwrap() >= 4, "{r:#}");
+    assert!(
+        r["next"]
+            .as_str()
+            .unwrap()
+            .starts_with("standby serves the plan's namespaces")
+    );
+    // Fenced: 0 replicas, the count kept.
+    assert_eq!(replicas(&active, ns, "web"), ("0".into(), "1".into()));
+    // Serving on the standby.
+    standby.kubectl(
+        &[
+            "-n",
+            ns,
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "Notify primary standby fo-1\n"
+    );
+    let md = std::fs::read_to_string(reports.join("fo-failover-f1.md")).unwrap();
+    assert!(
+        md.starts_with("# DR failover f1 of plan fo: primary → standby: SUCCEEDED"),
+        "{md}"
+    );
+    assert_eq!(mode(&reports.join("fo-failover-f1.json")) & 0o777, 0o600);
+    for env in [&active, &standby] {
+        env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    }
+}
