@@ -15,17 +15,15 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use lifeboat_engine::catalog;
 use lifeboat_engine::cluster::Cluster;
 use lifeboat_engine::error::chain;
 use lifeboat_engine::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
-use lifeboat_engine::storage::Store;
 use lifeboat_engine::verify::cleanup_scratch;
 use lifeboat_types::api::selector::Selector;
 use lifeboat_types::api::velero::{Backup, Restore, RestorePhase, RestoreSpec};
 use lifeboat_types::dr::drill::{Criterion, Measured, passed, scratch_namespace, verdict};
 use lifeboat_types::dr::plan::Plan;
-use lifeboat_types::dr::status::{covering_count, newest_covering, recovery_point};
+use lifeboat_types::dr::status::{covering_count, recovery_point};
 
 use crate::steps::{Recorder, Step, Verified, verify};
 use crate::target::{LocalLocations, reach};
@@ -112,6 +110,14 @@ pub enum DrillError {
         /// What each location said.
         locations: String,
     },
+    /// `--id` cannot go into names.
+    #[error(
+        "--id {id:?}: use 1 to 16 lowercase letters, digits and '-' (not first or last); it goes into namespace and restore names"
+    )]
+    BadId {
+        /// The id given.
+        id: String,
+    },
     /// A scratch namespace exists already.
     #[error(
         "namespace {namespace} already exists on cluster {name}: a drill only uses (and deletes) namespaces it makes; delete it or run with another --id"
@@ -149,9 +155,25 @@ fn facts(
     ])
 }
 
-/// The clock's drill id: a few hex digits of the Unix time.
+/// The clock's run id: the Unix time in hex (a new one every second, never repeating).
 pub fn clock_id() -> String {
-    format!("{:x}", Utc::now().timestamp().unsigned_abs() % 0xfffff)
+    format!("{:x}", Utc::now().timestamp().unsigned_abs())
+}
+
+/// Checks a run id given with `--id`: it goes into namespace, restore and file names.
+pub fn valid_id(id: &str) -> Result<(), DrillError> {
+    let ok = !id.is_empty()
+        && id.len() <= 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DrillError::BadId { id: id.to_owned() })
+    }
 }
 
 /// Runs a drill of `plan` (see the module's doc).
@@ -190,36 +212,19 @@ pub async fn drill(
             });
         }
     };
-    let mut all: Vec<(String, Store, Backup)> = Vec::new();
-    let mut said = Vec::new();
-    for (lname, store) in &t.stores {
-        match store {
-            Ok(store) => match catalog::list_backups(store).await {
-                Ok(list) => {
-                    said.push(format!("{lname}: {} backups", list.len()));
-                    all.extend(list.into_iter().map(|b| (lname.clone(), store.clone(), b)));
-                }
-                Err(e) => said.push(format!("{lname}: {}", chain(&e))),
-            },
-            Err(e) => said.push(format!("{lname}: {e}")),
-        }
-    }
-    let records: Vec<Backup> = all.iter().map(|(_, _, b)| b.clone()).collect();
-    let Some(chosen) = newest_covering(&records, &plan.spec.namespaces) else {
+    let found = crate::target::backups(&t, &plan.spec.namespaces).await;
+    let Some((location, store, backup, in_backup)) = found
+        .chosen()
+        .map(|(l, s, b, n)| (l.to_owned(), s.clone(), b.clone(), n))
+    else {
         return Err(DrillError::NoBackup {
             plan: plan.name.clone(),
             name: target.name.clone(),
             namespaces: plan.spec.namespaces.join(", "),
-            locations: said.join("; "),
+            locations: found.said(),
         });
     };
-    let Some((location, store, backup)) = all
-        .iter()
-        .find(|(_, _, b)| b.metadata.name == chosen.metadata.name)
-        .cloned()
-    else {
-        unreachable!("the chosen backup is one of those listed")
-    };
+    let records: Vec<Backup> = found.all.iter().map(|(_, _, b)| b.clone()).collect();
     let backups_kept = covering_count(&records, &plan.spec.namespaces);
     let rpo = recovery_point(&backup).map(|p| {
         started
@@ -238,6 +243,7 @@ pub async fn drill(
     );
 
     let id = opts.id.clone().unwrap_or_else(clock_id);
+    valid_id(&id)?;
     let mapping: BTreeMap<String, String> = plan
         .spec
         .namespaces
@@ -343,19 +349,6 @@ pub async fn drill(
     let reached = restore_completed && verified.ok();
     let rto = reached.then(|| clock.elapsed());
 
-    // Objects of the protected namespaces in the backup (its resource list).
-    let in_backup = match catalog::resource_list(&store, &backup.metadata.name).await {
-        Ok(list) => list
-            .values()
-            .flatten()
-            .filter(|id| {
-                id.split_once('/')
-                    .is_some_and(|(ns, _)| plan.spec.namespaces.iter().any(|p| p == ns))
-            })
-            .count(),
-        Err(_) => 0,
-    };
-
     let at = rec.start();
     let cleanup = if opts.keep {
         Err(format!(
@@ -363,7 +356,7 @@ pub async fn drill(
             mapping.values().cloned().collect::<Vec<_>>().join(", ")
         ))
     } else {
-        let left = cleanup_scratch(cluster, &store, &restore_name, mapping.values()).await;
+        let left = cleanup_scratch(cluster, &store, &restore_name, mapping.values(), true).await;
         if left.is_empty() {
             Ok(())
         } else {

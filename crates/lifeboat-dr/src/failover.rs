@@ -20,16 +20,17 @@ use serde::Serialize;
 use lifeboat_engine::catalog;
 use lifeboat_engine::cluster::{Cluster, split_list, v1_resource};
 use lifeboat_engine::error::chain;
-use lifeboat_engine::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
-use lifeboat_engine::storage::Store;
+use lifeboat_engine::restore::{
+    Outcome as ItemOutcome, RestoreOptions, RestoreProgressCounters, run_restore,
+};
 use lifeboat_engine::verify::cleanup_scratch;
 use lifeboat_types::api::selector::Selector;
-use lifeboat_types::api::velero::{Backup, Restore, RestorePhase, RestoreSpec};
+use lifeboat_types::api::velero::{Restore, RestorePhase, RestoreSpec};
 use lifeboat_types::dr::failover::{
-    ActiveSeen, Start, fence_patch, may_start, pauses, unfence_patch,
+    ActiveSeen, FenceRecord, Start, fence_patch, may_start, pauses, rollback_patch,
 };
 use lifeboat_types::dr::plan::{HookPoint, OnError, Plan, PlanCluster};
-use lifeboat_types::dr::status::{newest_covering, not_ready, recovery_point};
+use lifeboat_types::dr::status::{not_ready, recovery_point};
 
 use crate::status::quick_readiness;
 use crate::steps::{Recorder, Step, run_command, verify};
@@ -96,6 +97,8 @@ pub struct FailoverReport {
     pub steps: Vec<Step>,
     /// What a rollback could not undo.
     pub not_undone: Vec<String>,
+    /// What the run could not make safe (an old active that was not fenced).
+    pub warnings: Vec<String>,
     /// What to do next.
     pub next: String,
 }
@@ -159,6 +162,7 @@ enum Fenced {
         kind: &'static str,
         namespace: String,
         name: String,
+        was: FenceRecord,
     },
 }
 
@@ -206,12 +210,19 @@ async fn fence(
     plan: &Plan,
     active: &PlanCluster,
     cluster: &Cluster,
+    installed: Option<bool>,
     dry: bool,
     done: &mut Vec<Fenced>,
 ) -> Result<String, String> {
     let mut said = Vec::new();
     let schedules = lifeboat_engine::objects::Schedules::new(cluster, &active.namespace);
-    match schedules.list().await {
+    let listed = if installed == Some(false) {
+        said.push("lifeboat is not installed there: no schedule to pause".to_owned());
+        Ok(Vec::new())
+    } else {
+        schedules.list().await
+    };
+    match listed {
         Ok(list) => {
             for s in list {
                 if !pauses(&s.spec, &plan.spec.namespaces) {
@@ -237,21 +248,23 @@ async fn fence(
                 said.push(format!("schedule {name} paused"));
             }
         }
-        // No lifeboat there: no schedule to pause.
-        Err(e) => said.push(format!("no schedules read ({e})")),
+        // Its backups would go on landing where the standby reads: never carry on.
+        Err(e) => {
+            return Err(format!(
+                "the schedules in namespace {} could not be read, so they could not be paused: {e}",
+                active.namespace
+            ));
+        }
     }
     let key = &plan.spec.replicas.annotation;
     for ns in &plan.spec.namespaces {
         for (plural, kind) in WORKLOADS {
             for w in list_all(cluster, plural, kind, ns).await? {
-                let Some(patch) = fence_patch(&w, key) else {
+                let Some((patch, was)) = fence_patch(&w, key) else {
                     continue;
                 };
                 let name = name_of(&w);
-                let count = patch["metadata"]["annotations"][key.as_str()]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
+                let count = was.count;
                 if !dry {
                     cluster
                         .merge_patch(
@@ -267,6 +280,7 @@ async fn fence(
                         kind,
                         namespace: ns.clone(),
                         name: name.clone(),
+                        was,
                     });
                 }
                 said.push(format!("{kind} {ns}/{name} {count} → 0"));
@@ -314,6 +328,7 @@ async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<String>
                 kind,
                 namespace,
                 name,
+                was,
             } => {
                 let r = v1_resource("apps", plural, kind, true);
                 let path = format!(
@@ -332,9 +347,7 @@ async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<String>
                         continue;
                     }
                 };
-                let Some(patch) =
-                    live.and_then(|l| unfence_patch(&l, key, plan.spec.replicas.default_replicas))
-                else {
+                let Some(patch) = live.and_then(|l| rollback_patch(&l, key, was)) else {
                     continue;
                 };
                 if let Err(e) = cluster
@@ -368,7 +381,11 @@ async fn hooks(
 ) -> Result<(), String> {
     for h in plan.spec.hooks.iter().filter(|h| h.at == point) {
         let at = rec.start();
-        let name = format!("hook {} ({point:?})", h.name);
+        let point_name = serde_json::to_value(point)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let name = format!("hook {} ({point_name})", h.name);
         if dry {
             rec.done(&name, at, true, "would run".into());
             continue;
@@ -379,7 +396,7 @@ async fn hooks(
                 .map(|t| t.0)
                 .unwrap_or(std::time::Duration::from_secs(60));
             let mut facts = facts.clone();
-            facts.insert("POINT".into(), format!("{point:?}"));
+            facts.insert("POINT".into(), point_name.clone());
             run_command(target, &facts, &h.command, timeout).await
         } else {
             Err("exec and webhook hooks are not run by this version of lifeboat".into())
@@ -400,6 +417,24 @@ async fn hooks(
         }
     }
     Ok(())
+}
+
+/// Hooks this version cannot run that would fail their step: refused before anything
+/// changes (a failing `afterPromote` would roll back a failover that worked).
+fn unrunnable_hooks(plan: &Plan) -> Vec<String> {
+    plan.spec
+        .hooks
+        .iter()
+        .filter(|h| h.command.is_empty() && h.on_error == OnError::Fail)
+        .map(|h| h.name.clone())
+        .collect()
+}
+
+fn refuse(plan: &Plan, why: String) -> FailoverError {
+    FailoverError::Refused {
+        plan: plan.name.clone(),
+        why,
+    }
 }
 
 /// Runs a failover of `plan` (see the module's doc).
@@ -425,10 +460,13 @@ pub async fn failover(
             })?,
         None => plan.standbys().next().unwrap_or(active_plan),
     };
+    let id = opts.id.clone().unwrap_or_else(crate::drill::clock_id);
+    crate::drill::valid_id(&id).map_err(|e| refuse(plan, e.to_string()))?;
     let started = Utc::now();
     let clock = Instant::now();
     let mut rec = Recorder::default();
 
+    // Assess: nothing changes until every check here passed.
     let at = rec.start();
     let (active, target): (Target, Target) =
         futures::join!(reach(active_plan, local), reach(target_plan, local));
@@ -442,10 +480,17 @@ pub async fn failover(
         &target_plan.name,
         opts.force,
     ) {
-        return Err(FailoverError::Refused {
-            plan: plan.name.clone(),
-            why,
-        });
+        return Err(refuse(plan, why));
+    }
+    let unrunnable = unrunnable_hooks(plan);
+    if !unrunnable.is_empty() {
+        return Err(refuse(
+            plan,
+            format!(
+                "hooks {} are exec or webhook hooks, which this version does not run, with onError Fail: they would fail the failover after the old active was fenced; make them commands or set onError: Continue",
+                unrunnable.join(", ")
+            ),
+        ));
     }
     let cluster = match &target.cluster {
         Ok(c) => c,
@@ -457,153 +502,214 @@ pub async fn failover(
             });
         }
     };
-    let mut all: Vec<(String, Store, Backup)> = Vec::new();
-    let mut said = Vec::new();
-    for (lname, store) in &target.stores {
-        match store {
-            Ok(store) => match catalog::list_backups(store).await {
-                Ok(list) => {
-                    said.push(format!("{lname}: {} backups", list.len()));
-                    all.extend(list.into_iter().map(|b| (lname.clone(), store.clone(), b)));
-                }
-                Err(e) => said.push(format!("{lname}: {}", chain(&e))),
-            },
-            Err(e) => said.push(format!("{lname}: {e}")),
-        }
+    let target_not_ready = not_ready(&quick_readiness(&target).await, false);
+    if !target_not_ready.is_empty() {
+        return Err(refuse(
+            plan,
+            format!(
+                "cluster {} cannot take over: {}",
+                target_plan.name,
+                target_not_ready.join("; ")
+            ),
+        ));
     }
-    let records: Vec<Backup> = all.iter().map(|(_, _, b)| b.clone()).collect();
-    let chosen = newest_covering(&records, &plan.spec.namespaces).map(|b| b.metadata.name.clone());
-    let Some((location, store, backup)) =
-        chosen.and_then(|n| all.iter().find(|(_, _, b)| b.metadata.name == n).cloned())
+    let found = crate::target::backups(&target, &plan.spec.namespaces).await;
+    let Some((location, store, backup, in_backup)) = found
+        .chosen()
+        .map(|(l, s, b, n)| (l.to_owned(), s.clone(), b.clone(), n))
     else {
         return Err(FailoverError::NoBackup {
             plan: plan.name.clone(),
             name: target_plan.name.clone(),
             namespaces: plan.spec.namespaces.join(", "),
-            locations: said.join("; "),
+            locations: found.said(),
         });
     };
+    let restore_name = lifeboat_types::dr::drill::scratch_namespace(&plan.name, "failover", &id);
+    if catalog::get_restore(&store, &restore_name).await.is_ok() {
+        return Err(refuse(
+            plan,
+            format!(
+                "restore {restore_name} exists already in location {location}: run with another --id"
+            ),
+        ));
+    }
+    // A failover restores only into namespaces it makes: a rollback deletes what it made
+    // and nothing else.
+    for ns in &plan.spec.namespaces {
+        match cluster
+            .get_path_opt(&lifeboat_engine::cluster::namespace_path(ns), "namespaces")
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Err(refuse(
+                    plan,
+                    format!(
+                        "namespace {ns} exists already on cluster {}: a failover restores only into namespaces it makes (promoting a warm standby is not written yet); delete it first",
+                        target_plan.name
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(FailoverError::Unreachable {
+                    plan: plan.name.clone(),
+                    name: target_plan.name.clone(),
+                    why: chain(&e),
+                });
+            }
+        }
+    }
     let rpo = recovery_point(&backup).map(|p| {
         started
             .signed_duration_since(p)
             .to_std()
             .unwrap_or_default()
     });
+    let active_answers = active.cluster.is_ok() && active_readiness.api_error.is_none();
     rec.done(
         "assess",
         at,
         true,
         format!(
-            "active {} {}; restoring backup {} from location {location} on {}",
+            "active {} {}; {} ready; restoring backup {} ({in_backup} objects of the protected namespaces) from location {location}",
             active_plan.name,
             if active_not_ready.is_empty() {
                 "is healthy (forced)".to_owned()
             } else {
                 format!("is down: {}", active_not_ready.join("; "))
             },
+            target_plan.name,
             backup.metadata.name,
-            target_plan.name
         ),
     );
 
-    let id = opts.id.clone().unwrap_or_else(crate::drill::clock_id);
-    let restore_name = lifeboat_types::dr::drill::scratch_namespace(&plan.name, "failover", &id);
-    let facts = BTreeMap::from([
+    let mut facts = BTreeMap::from([
         ("PLAN".to_owned(), plan.name.clone()),
         ("FROM".to_owned(), active_plan.name.clone()),
         ("TO".to_owned(), target_plan.name.clone()),
         ("CLUSTER".to_owned(), target_plan.name.clone()),
         ("NAMESPACES".to_owned(), plan.spec.namespaces.join(",")),
+        (
+            "NAMESPACE_MAP".to_owned(),
+            plan.spec
+                .namespaces
+                .iter()
+                .map(|n| format!("{n}={n}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("BACKUP".to_owned(), backup.metadata.name.clone()),
     ]);
     let dry = opts.dry_run;
     let mut fenced: Vec<Fenced> = Vec::new();
+    let mut warnings = Vec::new();
     let mut objects_restored = 0;
+    // The namespaces this run's restore created (a rollback deletes those only).
+    let mut created: Option<Vec<String>> = None;
 
     // Everything from here on is undone when a step fails.
     let run = async {
         hooks(plan, HookPoint::Notify, target_plan, &facts, dry, &mut rec).await?;
         hooks(plan, HookPoint::BeforeFence, target_plan, &facts, dry, &mut rec).await?;
         let at = rec.start();
+        let step = format!("fence {}", active_plan.name);
         match &active.cluster {
-            Ok(c) if active_readiness.api_error.is_none() => {
-                let r = fence(plan, active_plan, c, dry, &mut fenced).await;
-                rec.done(
-                    &format!("fence {}", active_plan.name),
-                    at,
-                    r.is_ok(),
-                    r.clone().unwrap_or_else(|e| e),
-                );
+            Ok(c) if active_answers => {
+                let r = fence(plan, active_plan, c, active.installed, dry, &mut fenced).await;
+                rec.done(&step, at, r.is_ok(), r.clone().unwrap_or_else(|e| e));
                 r?;
             }
-            _ => rec.done(
-                &format!("fence {}", active_plan.name),
-                at,
-                true,
-                "unreachable: not fenced (it must not come back serving: keep it down or fence it by hand)".into(),
-            ),
+            _ => {
+                let w = format!(
+                    "{} could not be reached, so it was not fenced: it must not come back serving (keep it down, or pause its schedules and scale its workloads to 0 by hand)",
+                    active_plan.name
+                );
+                rec.done(&step, at, true, w.clone());
+                warnings.push(w);
+            }
         }
         hooks(plan, HookPoint::AfterFence, target_plan, &facts, dry, &mut rec).await?;
         hooks(plan, HookPoint::BeforePromote, target_plan, &facts, dry, &mut rec).await?;
         let at = rec.start();
+        let step = format!("restore on {}", target_plan.name);
         if dry {
-            let objects = catalog::resource_list(&store, &backup.metadata.name)
-                .await
-                .map(|l| l.values().flatten().filter(|id| id.split_once('/').is_some_and(|(ns, _)| plan.spec.namespaces.iter().any(|p| p == ns))).count())
-                .unwrap_or(0);
             rec.done(
-                &format!("restore on {}", target_plan.name),
+                &step,
                 at,
                 true,
                 format!(
-                    "would restore backup {} ({objects} objects of {}) as restore {restore_name}",
+                    "would restore backup {} ({in_backup} objects of {}) as restore {restore_name}",
                     backup.metadata.name,
                     plan.spec.namespaces.join(", ")
                 ),
             );
-            return Ok(());
-        }
-        let spec = RestoreSpec {
-            backup_name: backup.metadata.name.clone(),
-            included_namespaces: plan.spec.namespaces.clone(),
-            label_selector: plan
-                .spec
-                .selector
-                .as_deref()
-                .and_then(|s| Selector::parse(s).ok())
-                .map(|s| s.to_label_selector()),
-            ..Default::default()
-        };
-        let restored = run_restore(
-            cluster,
-            &store,
-            Restore::new(&restore_name, spec),
-            &RestoreOptions::default(),
-            Arc::new(RestoreProgressCounters::default()),
-        )
-        .await;
-        let (ok, detail) = match &restored {
-            Ok(report) => {
-                let s = report.restore.status.clone().unwrap_or_default();
-                let p = s.progress.unwrap_or_default();
-                objects_restored = p.items_restored;
-                (
-                    s.phase == RestorePhase::Completed,
-                    format!(
-                        "restore {restore_name}: {}, {} of {} objects, {} errors, {} warnings",
-                        s.phase, p.items_restored, p.total_items, s.errors, s.warnings
-                    ),
-                )
+            let at = rec.start();
+            rec.done(
+                "verify",
+                at,
+                true,
+                format!(
+                    "would wait for the restored workloads to be Available{} and run {} checks",
+                    if plan.spec.verification.workloads_available { "" } else { " (off)" },
+                    plan.spec.verification.commands.len()
+                ),
+            );
+        } else {
+            let spec = RestoreSpec {
+                backup_name: backup.metadata.name.clone(),
+                included_namespaces: plan.spec.namespaces.clone(),
+                label_selector: plan
+                    .spec
+                    .selector
+                    .as_deref()
+                    .and_then(|s| Selector::parse(s).ok())
+                    .map(|s| s.to_label_selector()),
+                ..Default::default()
+            };
+            let restored = run_restore(
+                cluster,
+                &store,
+                Restore::new(&restore_name, spec),
+                &RestoreOptions::default(),
+                Arc::new(RestoreProgressCounters::default()),
+            )
+            .await;
+            let (ok, detail) = match &restored {
+                Ok(report) => {
+                    created = Some(
+                        report
+                            .items
+                            .iter()
+                            .filter(|i| {
+                                i.resource == "namespaces"
+                                    && matches!(i.outcome, ItemOutcome::Created)
+                            })
+                            .map(|i| i.name.clone())
+                            .collect(),
+                    );
+                    let s = report.restore.status.clone().unwrap_or_default();
+                    let p = s.progress.unwrap_or_default();
+                    objects_restored = p.items_restored;
+                    (
+                        s.phase == RestorePhase::Completed && p.items_restored > 0,
+                        format!(
+                            "restore {restore_name}: {}, {} of {} objects, {} errors, {} warnings",
+                            s.phase, p.items_restored, p.total_items, s.errors, s.warnings
+                        ),
+                    )
+                }
+                Err(e) => (false, chain(e)),
+            };
+            rec.done(&step, at, ok, detail.clone());
+            if !ok {
+                return Err(detail);
             }
-            Err(e) => (false, chain(e)),
-        };
-        rec.done(&format!("restore on {}", target_plan.name), at, ok, detail.clone());
-        if !ok {
-            return Err(detail);
-        }
-        let verified = verify(plan, target_plan, cluster, &restore_name, &facts, &mut rec).await;
-        if !verified.ok() {
-            return Err("verification failed".to_owned());
+            let verified =
+                verify(plan, target_plan, cluster, &restore_name, &facts, &mut rec).await;
+            if !verified.ok() {
+                return Err("verification failed".to_owned());
+            }
         }
         hooks(plan, HookPoint::AfterPromote, target_plan, &facts, dry, &mut rec).await?;
         hooks(plan, HookPoint::TrafficSwitch, target_plan, &facts, dry, &mut rec).await?;
@@ -618,24 +724,38 @@ pub async fn failover(
         (Ok(()), false) => Outcome::Succeeded,
         (Err(_), false) => {
             let at = rec.start();
-            let mut left =
-                cleanup_scratch(cluster, &store, &restore_name, &plan.spec.namespaces).await;
+            let mut left = Vec::new();
+            if let Some(made) = &created {
+                left.extend(cleanup_scratch(cluster, &store, &restore_name, made, false).await);
+            }
             if let Ok(c) = &active.cluster {
                 left.extend(unfence(plan, c, &fenced).await);
             }
+            let serving = if active_not_ready.is_empty() {
+                format!("{} serves again", active_plan.name)
+            } else {
+                format!(
+                    "{} was down before the failover and still is: nothing serves the plan's namespaces",
+                    active_plan.name
+                )
+            };
             rec.done(
                 "rollback",
                 at,
                 left.is_empty(),
                 if left.is_empty() {
                     format!(
-                        "deleted what restore {restore_name} made on {}; {} serves again",
-                        target_plan.name, active_plan.name
+                        "deleted the namespaces restore {restore_name} made on {} ({}); {serving}",
+                        target_plan.name,
+                        created.as_deref().unwrap_or_default().join(", ")
                     )
                 } else {
                     left.join("; ")
                 },
             );
+            if !active_not_ready.is_empty() {
+                warnings.push(serving);
+            }
             not_undone = left;
             if not_undone.is_empty() {
                 Outcome::RolledBack
@@ -644,15 +764,25 @@ pub async fn failover(
             }
         }
     };
+    let outcome_name = serde_json::to_value(outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    facts.insert("OUTCOME".into(), outcome_name);
+    // The end is told too (a notify hook's failure here changes nothing).
+    let _ = hooks(plan, HookPoint::Notify, target_plan, &facts, dry, &mut rec).await;
     let next = match outcome {
         Outcome::Succeeded => format!(
             "{} serves the plan's namespaces: make it the active cluster in the plan (active: true on {}, false on {})",
             target_plan.name, target_plan.name, active_plan.name
         ),
-        Outcome::RolledBack => format!(
+        Outcome::RolledBack if active_not_ready.is_empty() => format!(
             "{} still serves; fix the failed step and run again",
             active_plan.name
         ),
+        Outcome::RolledBack => {
+            "nothing serves the plan's namespaces: fix the failed step and run again".into()
+        }
         Outcome::Failed => "undo what is listed in notUndone by hand before running again".into(),
         Outcome::DryRun => "nothing was changed; run without --dry-run to fail over".into(),
     };
@@ -672,6 +802,7 @@ pub async fn failover(
         objects_restored,
         steps: rec.steps,
         not_undone,
+        warnings,
         next,
     })
 }

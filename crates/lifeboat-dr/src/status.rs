@@ -5,21 +5,16 @@
 //! newest backup lags behind the newest any cluster sees. The decisions are
 //! `lifeboat_types::dr::status`'s; this module only looks.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::Serialize;
 
-use lifeboat_engine::catalog;
 use lifeboat_engine::cluster::{Cluster, split_list};
-use lifeboat_engine::error::chain;
-use lifeboat_engine::storage::Store;
 use lifeboat_types::api::velero::Backup;
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::{
-    Coverage, Health, Readiness, Rpo, ScheduleView, coverage, covering_count, health,
-    newest_covering, not_ready, recovery_point, rpo_now,
+    Coverage, Health, Readiness, Rpo, ScheduleView, coverage, covering_count, health, not_ready,
+    recovery_point, rpo_now,
 };
 
 use crate::target::{ASK_TIMEOUT, LocalLocations, Target, reach};
@@ -115,40 +110,6 @@ async fn nodes_ready(cluster: &Cluster) -> Option<(usize, usize)> {
     }
 }
 
-/// The stored backups a cluster can read, each with the location it came from (a backup
-/// in two locations counts once, from the first).
-async fn backups(t: &Target, readiness: &mut Readiness) -> Vec<(String, Backup)> {
-    let mut seen: BTreeMap<String, (String, Backup)> = BTreeMap::new();
-    for (name, store) in &t.stores {
-        let store: &Store = match store {
-            Ok(s) => s,
-            Err(e) => {
-                readiness.locations.insert(name.clone(), Some(e.clone()));
-                continue;
-            }
-        };
-        match tokio::time::timeout(ASK_TIMEOUT, catalog::list_backups(store)).await {
-            Ok(Ok(list)) => {
-                readiness.locations.insert(name.clone(), None);
-                for b in list {
-                    seen.entry(b.metadata.name.clone())
-                        .or_insert_with(|| (name.clone(), b));
-                }
-            }
-            Ok(Err(e)) => {
-                readiness.locations.insert(name.clone(), Some(chain(&e)));
-            }
-            Err(_) => {
-                readiness.locations.insert(
-                    name.clone(),
-                    Some(format!("no answer within {}s", ASK_TIMEOUT.as_secs())),
-                );
-            }
-        }
-    }
-    seen.into_values().collect()
-}
-
 /// A cluster's API server, Ready nodes and lifeboat's CRDs (its locations are not read).
 pub async fn quick_readiness(t: &Target) -> Readiness {
     let mut readiness = Readiness {
@@ -171,17 +132,14 @@ async fn cluster_status(
     now: DateTime<Utc>,
 ) -> (ClusterStatus, Option<DateTime<Utc>>) {
     let mut readiness = quick_readiness(t).await;
-    let all = backups(t, &mut readiness).await;
-    let records: Vec<Backup> = all.iter().map(|(_, b)| b.clone()).collect();
-    let newest = newest_covering(&records, &plan.spec.namespaces);
-    let seen = newest.and_then(|b| {
-        let location = all
-            .iter()
-            .find(|(_, x)| x.metadata.name == b.metadata.name)
-            .map(|(l, _)| l.clone())?;
+    let found = crate::target::backups(t, &plan.spec.namespaces).await;
+    readiness.locations = found.locations.clone();
+    let records: Vec<Backup> = found.all.iter().map(|(_, _, b)| b.clone()).collect();
+    let newest = found.chosen().map(|(_, _, b, _)| b);
+    let seen = found.chosen().and_then(|(location, _, b, _)| {
         Some(SeenBackup {
             name: b.metadata.name.clone(),
-            location,
+            location: location.to_owned(),
             recovery_point: recovery_point(b)?,
         })
     });

@@ -104,3 +104,113 @@ impl Target {
         self.stores.iter().find_map(|(_, s)| s.as_ref().ok())
     }
 }
+
+/// The backups a cluster can read, and the one a failover or drill restores.
+pub struct Backups {
+    /// Every stored backup, with the location (plan name) it was read from and that
+    /// location's store (a backup in two locations counts once, from the first).
+    pub all: Vec<(String, Store, lifeboat_types::api::velero::Backup)>,
+    /// Each location: None when read, else why not.
+    pub locations: std::collections::BTreeMap<String, Option<String>>,
+    /// The newest Completed backup whose contents hold objects of every protected
+    /// namespace: its index in `all`, and how many objects of those namespaces it holds.
+    pub usable: Option<(usize, usize)>,
+}
+
+impl Backups {
+    /// The usable backup: location, store, record and objects of the protected namespaces.
+    pub fn chosen(&self) -> Option<(&str, &Store, &lifeboat_types::api::velero::Backup, usize)> {
+        self.usable.map(|(i, n)| {
+            let (l, s, b) = &self.all[i];
+            (l.as_str(), s, b, n)
+        })
+    }
+
+    /// What each location said, for an error message.
+    pub fn said(&self) -> String {
+        self.locations
+            .iter()
+            .map(|(l, e)| match e {
+                None => format!(
+                    "{l}: {} backups",
+                    self.all.iter().filter(|(x, _, _)| x == l).count()
+                ),
+                Some(e) => format!("{l}: {e}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Reads the backups of every location `t` reads and chooses the one to restore
+/// (`types::dr::status::covering_newest_first`, then the first whose resource list holds
+/// every protected namespace).
+pub async fn backups(t: &Target, namespaces: &[String]) -> Backups {
+    use lifeboat_types::dr::status::{covering_newest_first, holds_every_namespace};
+    let mut all: Vec<(String, Store, lifeboat_types::api::velero::Backup)> = Vec::new();
+    let mut locations = std::collections::BTreeMap::new();
+    for (name, store) in &t.stores {
+        let store = match store {
+            Ok(s) => s,
+            Err(e) => {
+                locations.insert(name.clone(), Some(e.clone()));
+                continue;
+            }
+        };
+        match tokio::time::timeout(ASK_TIMEOUT, lifeboat_engine::catalog::list_backups(store)).await
+        {
+            Ok(Ok(list)) => {
+                locations.insert(name.clone(), None);
+                for b in list {
+                    if !all
+                        .iter()
+                        .any(|(_, _, x)| x.metadata.name == b.metadata.name)
+                    {
+                        all.push((name.clone(), store.clone(), b));
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                locations.insert(name.clone(), Some(chain(&e)));
+            }
+            Err(_) => {
+                locations.insert(
+                    name.clone(),
+                    Some(format!("no answer within {}s", ASK_TIMEOUT.as_secs())),
+                );
+            }
+        }
+    }
+    let records: Vec<lifeboat_types::api::velero::Backup> =
+        all.iter().map(|(_, _, b)| b.clone()).collect();
+    let mut usable = None;
+    for candidate in covering_newest_first(&records, namespaces) {
+        let Some(i) = all
+            .iter()
+            .position(|(_, _, b)| b.metadata.name == candidate.metadata.name)
+        else {
+            continue;
+        };
+        let (_, store, b) = &all[i];
+        let Ok(list) = lifeboat_engine::catalog::resource_list(store, &b.metadata.name).await
+        else {
+            continue;
+        };
+        let ids = list.values().flatten().map(String::as_str);
+        if holds_every_namespace(ids.clone(), namespaces) {
+            let objects = ids
+                .filter(|id| {
+                    id.split_once('/')
+                        .is_some_and(|(ns, _)| namespaces.iter().any(|p| p == ns))
+                })
+                .count();
+            usable = Some((i, objects));
+            break;
+        }
+    }
+    Backups {
+        all,
+        locations,
+        usable,
+    }
+}

@@ -327,7 +327,7 @@ async fn test_restore(
         }
         Err(e) => check(checks, "test restore", false, chain(&e)),
     }
-    let left = cleanup_scratch(cluster, store, &restore_name, mapping.values()).await;
+    let left = cleanup_scratch(cluster, store, &restore_name, mapping.values(), true).await;
     check(
         checks,
         "cleanup",
@@ -346,13 +346,15 @@ async fn test_restore(
 /// Deletes what scratch restore `restore_name` made: its namespaces (with everything in
 /// them) — only those labelled with the restore, by uid, so one re-created meanwhile by
 /// someone else is left —, the VolumeSnapshotContents it imported for them (cluster-scoped,
-/// not deleted with the namespaces), and the restore's files in `store`. Returns what it
+/// not deleted with the namespaces), and, with `forget_restore`, the restore's files in
+/// `store` (a failover's rollback keeps them: they say why it failed). Returns what it
 /// could not delete, and why (empty: everything is gone).
 pub async fn cleanup_scratch<'a>(
     cluster: &Cluster,
     store: &Store,
     restore_name: &str,
     scratch: impl IntoIterator<Item = &'a String>,
+    forget_restore: bool,
 ) -> Vec<String> {
     let scratch: Vec<&str> = scratch.into_iter().map(String::as_str).collect();
     let mut left = Vec::new();
@@ -381,7 +383,9 @@ pub async fn cleanup_scratch<'a>(
         }
     }
     delete_imported_contents(cluster, restore_name, &scratch, &mut left).await;
-    let _ = store.delete_restore(restore_name).await;
+    if forget_restore {
+        let _ = store.delete_restore(restore_name).await;
+    }
     left
 }
 

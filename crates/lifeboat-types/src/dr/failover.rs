@@ -54,20 +54,45 @@ fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-/// The merge patch that fences a Deployment or StatefulSet: 0 replicas, its count kept
-/// in `annotation` (an existing count there is kept: a workload fenced twice remembers
-/// its first count). None when it runs no replica and has nothing to remember.
-pub fn fence_patch(obj: &Value, annotation_key: &str) -> Option<Value> {
+/// What fencing did to one workload, to undo it exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceRecord {
+    /// Its replica count before.
+    pub count: i64,
+    /// The annotation's value before (None: it had none).
+    pub previous: Option<String>,
+}
+
+/// The merge patch that fences a Deployment or StatefulSet — 0 replicas, its current
+/// count written to `annotation_key` — and what to undo. None when it runs no replica
+/// (nothing to fence: its annotation, if any, is left as it is).
+pub fn fence_patch(obj: &Value, annotation_key: &str) -> Option<(Value, FenceRecord)> {
     let now = replicas(obj).unwrap_or(1);
     if now == 0 {
         return None;
     }
-    let kept = annotation(obj, annotation_key)
-        .map(str::to_owned)
-        .unwrap_or_else(|| now.to_string());
+    Some((
+        json!({
+            "metadata": {"annotations": {annotation_key: now.to_string()}},
+            "spec": {"replicas": 0}
+        }),
+        FenceRecord {
+            count: now,
+            previous: annotation(obj, annotation_key).map(str::to_owned),
+        },
+    ))
+}
+
+/// The merge patch that undoes a fence (a failover's rollback): the count it had, the
+/// annotation as it was. None when the workload runs replicas again (someone scaled it
+/// meanwhile: it is left as it is).
+pub fn rollback_patch(live: &Value, annotation_key: &str, fenced: &FenceRecord) -> Option<Value> {
+    if replicas(live).unwrap_or(1) != 0 {
+        return None;
+    }
     Some(json!({
-        "metadata": {"annotations": {annotation_key: kept}},
-        "spec": {"replicas": 0}
+        "metadata": {"annotations": {annotation_key: fenced.previous}},
+        "spec": {"replicas": fenced.count}
     }))
 }
 
@@ -132,15 +157,35 @@ mod tests {
     const KEY: &str = "lifeboat.dev/original-replicas";
 
     #[rstest]
-    #[case::three(json!({"spec": {"replicas": 3}}), Some(json!({"metadata": {"annotations": {KEY: "3"}}, "spec": {"replicas": 0}})))]
-    #[case::unset_means_one(json!({"spec": {}}), Some(json!({"metadata": {"annotations": {KEY: "1"}}, "spec": {"replicas": 0}})))]
-    #[case::already_zero(json!({"spec": {"replicas": 0}}), None)]
-    #[case::fenced_before(
+    #[case::three(json!({"spec": {"replicas": 3}}), Some((json!({"metadata": {"annotations": {KEY: "3"}}, "spec": {"replicas": 0}}), 3, None)))]
+    #[case::unset_means_one(json!({"spec": {}}), Some((json!({"metadata": {"annotations": {KEY: "1"}}, "spec": {"replicas": 0}}), 1, None)))]
+    #[case::already_zero(json!({"metadata": {"annotations": {KEY: "5"}}, "spec": {"replicas": 0}}), None)]
+    #[case::stale_annotation_is_replaced_and_remembered(
         json!({"metadata": {"annotations": {KEY: "5"}}, "spec": {"replicas": 2}}),
-        Some(json!({"metadata": {"annotations": {KEY: "5"}}, "spec": {"replicas": 0}}))
+        Some((json!({"metadata": {"annotations": {KEY: "2"}}, "spec": {"replicas": 0}}), 2, Some("5")))
     )]
-    fn fencing(#[case] obj: Value, #[case] want: Option<Value>) {
-        assert_eq!(fence_patch(&obj, KEY), want);
+    fn fencing(#[case] obj: Value, #[case] want: Option<(Value, i64, Option<&str>)>) {
+        let got = fence_patch(&obj, KEY);
+        assert_eq!(
+            got.map(|(p, r)| (p, r.count, r.previous)),
+            want.map(|(p, c, prev)| (p, c, prev.map(str::to_owned)))
+        );
+    }
+
+    #[rstest]
+    #[case::back_to_its_count(json!({"spec": {"replicas": 0}}), None, Some(json!({"metadata": {"annotations": {KEY: null}}, "spec": {"replicas": 2}})))]
+    #[case::annotation_as_it_was(json!({"spec": {"replicas": 0}}), Some("5"), Some(json!({"metadata": {"annotations": {KEY: "5"}}, "spec": {"replicas": 2}})))]
+    #[case::scaled_meanwhile(json!({"spec": {"replicas": 4}}), None, None)]
+    fn rolling_a_fence_back(
+        #[case] live: Value,
+        #[case] previous: Option<&str>,
+        #[case] want: Option<Value>,
+    ) {
+        let fenced = FenceRecord {
+            count: 2,
+            previous: previous.map(str::to_owned),
+        };
+        assert_eq!(rollback_patch(&live, KEY, &fenced), want);
     }
 
     #[rstest]

@@ -30,16 +30,37 @@ pub fn recovery_point(b: &Backup) -> Option<DateTime<Utc>> {
         .and(s.start_timestamp.or(s.completion_timestamp).map(|t| t.0))
 }
 
-/// The newest Completed backup that covers every protected namespace (by its recovery
-/// point, then name): what a failover or drill restores. Backups of other namespaces and
-/// unfinished or failed ones are never chosen.
-pub fn newest_covering<'a>(backups: &'a [Backup], namespaces: &[String]) -> Option<&'a Backup> {
-    backups
+/// The Completed backups whose filters take in every protected namespace, newest
+/// recovery point first (then by name): the candidates a failover or drill restores. A
+/// candidate is usable only when its contents hold objects of every protected namespace
+/// ([`holds_every_namespace`]): an all-namespaces backup of another cluster may hold none.
+pub fn covering_newest_first<'a>(backups: &'a [Backup], namespaces: &[String]) -> Vec<&'a Backup> {
+    let mut v: Vec<(DateTime<Utc>, &Backup)> = backups
         .iter()
         .filter(|b| namespaces.iter().all(|ns| backup_covers(&b.spec, ns)))
         .filter_map(|b| recovery_point(b).map(|t| (t, b)))
-        .max_by(|(ta, a), (tb, b)| ta.cmp(tb).then(a.metadata.name.cmp(&b.metadata.name)))
-        .map(|(_, b)| b)
+        .collect();
+    v.sort_by(|(ta, a), (tb, b)| tb.cmp(ta).then(b.metadata.name.cmp(&a.metadata.name)));
+    v.into_iter().map(|(_, b)| b).collect()
+}
+
+/// Whether a backup's resource list (ids `ns/name` and cluster-scoped `name`) holds an
+/// object of every protected namespace.
+pub fn holds_every_namespace<'a>(
+    ids: impl IntoIterator<Item = &'a str>,
+    namespaces: &[String],
+) -> bool {
+    let mut missing: std::collections::BTreeSet<&str> =
+        namespaces.iter().map(String::as_str).collect();
+    for id in ids {
+        if let Some((ns, _)) = id.split_once('/') {
+            missing.remove(ns);
+        }
+        if missing.is_empty() {
+            return true;
+        }
+    }
+    missing.is_empty()
 }
 
 /// How many Completed backups cover every protected namespace.
@@ -297,17 +318,29 @@ mod tests {
             ),
         ];
         let ns = ["shop".to_string(), "pay".to_string()];
-        assert_eq!(newest_covering(&backups, &ns).unwrap().metadata.name, "all");
+        let names = |ns: &[String], of: &[Backup]| -> Vec<String> {
+            covering_newest_first(of, ns)
+                .iter()
+                .map(|b| b.metadata.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&ns, &backups), ["all", "old"]);
         assert_eq!(covering_count(&backups, &ns), 2);
         assert_eq!(
-            newest_covering(&backups, &["shop".into()])
-                .unwrap()
-                .metadata
-                .name,
-            "shop-only"
+            names(&["shop".into()], &backups),
+            ["shop-only", "all", "old"]
         );
-        assert!(newest_covering(&backups, &["other".into(), "pay".into()]).is_some());
-        assert!(newest_covering(&backups[..3], &["other".into()]).is_none());
+        assert_eq!(names(&["other".into(), "pay".into()], &backups), ["all"]);
+        assert!(names(&["other".into()], &backups[..3]).is_empty());
+    }
+
+    #[rstest]
+    #[case::all(&["shop/a", "pay/b", "c"], true)]
+    #[case::one_missing(&["shop/a", "shop/b", "c"], false)]
+    #[case::none(&[], false)]
+    fn a_backup_holds_every_protected_namespace(#[case] ids: &[&str], #[case] want: bool) {
+        let ns = ["shop".to_string(), "pay".to_string()];
+        assert_eq!(holds_every_namespace(ids.iter().copied(), &ns), want);
     }
 
     #[rstest]

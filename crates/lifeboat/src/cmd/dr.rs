@@ -222,10 +222,12 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
                     &serde_json::to_vec_pretty(&r)?,
                 )?;
             }
-            Ok(Exit::of_check(matches!(
-                r.outcome,
-                Outcome::Succeeded | Outcome::DryRun
-            )))
+            // A dry run whose step failed (a fence that could not list) fails too.
+            Ok(Exit::of_check(match r.outcome {
+                Outcome::Succeeded => true,
+                Outcome::DryRun => r.steps.iter().all(|s| s.ok),
+                Outcome::RolledBack | Outcome::Failed => false,
+            }))
         }
     }
 }
@@ -267,6 +269,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // A file that was there keeps its mode through open(): set it.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
     f.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

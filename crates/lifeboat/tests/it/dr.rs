@@ -96,6 +96,12 @@ fn run_json(env: &Env, code: i32, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The test Secret's value, plain or base64, is not in `text`.
+fn assert_no_secret(text: &str) {
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains("aHVudGVyMg"), "{text}");
+}
+
 fn namespace_gone(env: &Env, ns: &str) -> bool {
     let out = Command::new("kubectl")
         .env("KUBECONFIG", &env.kubeconfig)
@@ -248,7 +254,9 @@ fn status_and_drills_across_two_real_clusters() {
     );
     assert_eq!(mode(&reports.join("shop-drill-t1.json")) & 0o777, 0o600);
     // The secret's value is nowhere in what the drill printed or wrote.
-    assert!(!r.to_string().contains("hunter2"));
+    assert_no_secret(&r.to_string());
+    assert_no_secret(&std::fs::read_to_string(&md).unwrap());
+    assert_no_secret(&std::fs::read_to_string(reports.join("shop-drill-t1.json")).unwrap());
     // The primary is untouched.
     primary.kubectl(&["-n", NS, "get", "configmap", "settings"], None);
 
@@ -365,16 +373,16 @@ fn replicas(env: &Env, ns: &str, deployment: &str) -> (String, String) {
 }
 
 /// A failover away from a healthy cluster is refused unless forced; a dry run changes
-/// nothing; a failover whose verification fails (the standby has no node: nothing
-/// becomes Available) is rolled back — the restored namespace deleted on the standby,
-/// the fenced Deployment scaled back to its count on the active cluster.
+/// nothing; a failover whose check fails is rolled back — the restored namespace deleted
+/// on the standby, the fenced Deployment scaled back to its count (and its annotation as
+/// it was) on the old active cluster; a reused --id is refused before anything changes.
 #[test]
 #[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
 fn a_failover_that_fails_verification_is_rolled_back() {
-    let active = Env::on_node();
-    let standby = Env::new();
+    let down = Env::new();
+    let with_node = Env::on_node();
     let ns = "dr-fo-back";
-    for env in [&active, &standby] {
+    for env in [&down, &with_node] {
         env.kubectl(
             &[
                 "delete",
@@ -386,11 +394,11 @@ fn a_failover_that_fails_verification_is_rolled_back() {
             None,
         );
     }
-    active.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
-    let storage = active.storage();
+    down.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
+    let storage = down.storage();
     std::fs::create_dir_all(&storage).unwrap();
     let storage = storage.to_str().unwrap().to_owned();
-    active.ok(&[
+    down.ok(&[
         "backup",
         "create",
         "fo-back-1",
@@ -400,55 +408,84 @@ fn a_failover_that_fails_verification_is_rolled_back() {
         &storage,
         "--wait",
     ]);
-    let plan_file = active.dir.path().join("fo.yaml");
+
+    // From the healthy cluster with a node (the application there too): refused.
+    with_node.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
+    let healthy_plan = down.dir.path().join("healthy.yaml");
     std::fs::write(
-        &plan_file,
-        failover_plan(
-            &active,
-            &standby,
-            ns,
-            &storage,
-            "  verification: {timeout: 5s}\n",
-        ),
+        &healthy_plan,
+        failover_plan(&with_node, &down, ns, &storage, ""),
     )
     .unwrap();
-    let plan = plan_file.to_str().unwrap();
-
-    let err = active.fails(&["dr", "failover", plan]);
+    let err = down.fails(&["dr", "failover", healthy_plan.to_str().unwrap()]);
     assert!(
         err.contains("failover of plan fo refused: the active cluster primary is healthy"),
         "{err}"
     );
     assert!(err.contains("pass --force"), "{err}");
+    // Forced, but the target (no Ready node) cannot take over: refused before fencing.
+    let err = down.fails(&["dr", "failover", healthy_plan.to_str().unwrap(), "--force"]);
+    assert!(
+        err.contains("cluster standby cannot take over: no Ready node (of 0)"),
+        "{err}"
+    );
+    assert_eq!(
+        replicas(&with_node, ns, "web"),
+        ("2".into(), String::new()),
+        "refused before anything was fenced"
+    );
+    with_node.kubectl(&["delete", "namespace", ns, "--wait=true"], None);
 
+    // From the cluster without a node (down) to the one with a node.
+    let plan_file = down.dir.path().join("fo.yaml");
+    std::fs::write(
+        &plan_file,
+        failover_plan(
+            &down,
+            &with_node,
+            ns,
+            &storage,
+            "  verification:\n    timeout: 1m\n    commands: [[sh, -c, 'echo the smoke test failed >&2; exit 3']]\n",
+        ),
+    )
+    .unwrap();
+    let plan = plan_file.to_str().unwrap();
     let r = run_json(
-        &active,
+        &down,
         0,
-        &["dr", "failover", plan, "--force", "--dry-run", "-o", "json"],
+        &["dr", "failover", plan, "--dry-run", "-o", "json"],
     );
     assert_eq!(r["outcome"], "dryRun", "{r:#}");
-    let fence = r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "fence primary")
-        .unwrap();
+    let step = |r: &Value, name: &str| -> Value {
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no step {name}: {r:#}"))
+    };
     assert!(
-        fence["detail"]
+        step(&r, "fence primary")["detail"]
             .as_str()
             .unwrap()
             .contains(&format!("Deployment {ns}/web 2 → 0")),
         "{r:#}"
     );
-    assert_eq!(replicas(&active, ns, "web"), ("2".into(), String::new()));
-    assert!(namespace_gone(&standby, ns), "a dry run restores nothing");
+    assert!(
+        step(&r, "verify")["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("and run 1 checks"),
+        "{r:#}"
+    );
+    assert_eq!(replicas(&down, ns, "web"), ("2".into(), String::new()));
+    assert!(namespace_gone(&with_node, ns), "a dry run restores nothing");
 
     let r = run_json(
-        &active,
+        &down,
         1,
-        &[
-            "dr", "failover", plan, "--force", "--id", "b1", "-o", "json",
-        ],
+        &["dr", "failover", plan, "--id", "b1", "-o", "json"],
     );
     assert_eq!(r["outcome"], "rolledBack", "{r:#}");
     let names: Vec<&str> = r["steps"]
@@ -458,23 +495,49 @@ fn a_failover_that_fails_verification_is_rolled_back() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(
-        names,
+        names[..4],
         [
             "assess",
             "fence primary",
             "restore on standby",
-            "workloads available",
-            "rollback"
+            "workloads available"
         ],
         "{r:#}"
     );
-    assert_eq!(r["steps"][3]["ok"], false);
-    assert_eq!(r["steps"][4]["ok"], true, "{r:#}");
+    assert!(names[4].starts_with("check 1: sh -c"), "{r:#}");
+    assert_eq!(names[5], "rollback");
+    assert_eq!(step(&r, "rollback")["ok"], true, "{r:#}");
+    assert!(
+        step(&r, "rollback")["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("primary was down before the failover and still is: nothing serves the plan's namespaces"),
+        "{r:#}"
+    );
     assert_eq!(r["notUndone"], serde_json::json!([]));
-    // The active cluster serves again with its count; the standby keeps nothing.
-    assert_eq!(replicas(&active, ns, "web"), ("2".into(), String::new()));
-    assert!(namespace_gone(&standby, ns));
-    active.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    assert_eq!(
+        r["next"],
+        "nothing serves the plan's namespaces: fix the failed step and run again"
+    );
+    // The old active has its count back, and no annotation it did not have; the standby
+    // keeps nothing.
+    assert_eq!(replicas(&down, ns, "web"), ("2".into(), String::new()));
+    assert!(namespace_gone(&with_node, ns));
+
+    // The same --id again: its restore's records are kept (they say why it failed), so
+    // it is refused before anything changes.
+    let err = down.fails(&["dr", "failover", plan, "--id", "b1"]);
+    assert!(
+        err.contains("restore fo-failover-b1 exists already in location"),
+        "{err}"
+    );
+    let err = down.fails(&["dr", "failover", plan, "--id", "../x"]);
+    assert!(
+        err.contains("--id \"../x\": use 1 to 16 lowercase letters"),
+        "{err}"
+    );
+    assert_eq!(replicas(&down, ns, "web"), ("2".into(), String::new()));
+    down.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
 }
 
 /// A failover from a cluster that is down (`it` has no Ready node) to the standby with
@@ -515,7 +578,7 @@ fn a_failover_moves_the_application_to_the_standby() {
     ]);
     let log = active.dir.path().join("hooks.log");
     let hooks = format!(
-        "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP\" >> {}']\n  verification: {{timeout: 2m}}\n",
+        "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP $LIFEBOAT_DR_OUTCOME\" >> {}']\n  verification: {{timeout: 2m}}\n",
         log.display()
     );
     let plan_file = active.dir.path().join("fo.yaml");
@@ -579,7 +642,8 @@ fn a_failover_moves_the_application_to_the_standby() {
     );
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
-        "Notify primary standby fo-1\n"
+        "notify primary standby fo-1 \nnotify primary standby fo-1 succeeded\n",
+        "the notify hook runs at the start and at the end, with the outcome"
     );
     let md = std::fs::read_to_string(reports.join("fo-failover-f1.md")).unwrap();
     assert!(
@@ -587,6 +651,8 @@ fn a_failover_moves_the_application_to_the_standby() {
         "{md}"
     );
     assert_eq!(mode(&reports.join("fo-failover-f1.json")) & 0o777, 0o600);
+    assert_no_secret(&r.to_string());
+    assert_no_secret(&md);
     for env in [&active, &standby] {
         env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
     }
