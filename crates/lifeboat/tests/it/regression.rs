@@ -1446,7 +1446,7 @@ fn a_bad_config_file_is_named_with_its_cause_once() {
 /// and ended PartiallyFailed: "namespace X did not become Active within 20s" (found by
 /// the first `dr drill` on a standby).
 #[test]
-#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+#[ignore = "needs the dev cluster: run scripts/test.sh"]
 fn a_mapped_restore_waits_for_the_namespace_it_made() {
     let env = Env::new();
     let (src, dst) = ("it-map-src", "it-map-dst");
