@@ -21,11 +21,13 @@ use lifeboat_engine::restore::{RestoreOptions, RestoreProgressCounters, run_rest
 use lifeboat_engine::verify::cleanup_scratch;
 use lifeboat_types::api::selector::Selector;
 use lifeboat_types::api::velero::{Backup, Restore, RestorePhase, RestoreSpec};
-use lifeboat_types::dr::drill::{Criterion, Measured, passed, scratch_namespace, verdict};
+use lifeboat_types::dr::drill::{
+    Criterion, Measured, passed, scratch_namespace, valid_run_id, verdict,
+};
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::{covering_count, recovery_point};
 
-use crate::steps::{Recorder, Step, Verified, verify};
+use crate::steps::{Recorder, Step, Verified, clock_id, verify};
 use crate::target::{LocalLocations, reach};
 
 /// How a drill is run.
@@ -110,14 +112,9 @@ pub enum DrillError {
         /// What each location said.
         locations: String,
     },
-    /// `--id` cannot go into names.
-    #[error(
-        "--id {id:?}: use 1 to 16 lowercase letters, digits and '-' (not first or last); it goes into namespace and restore names"
-    )]
-    BadId {
-        /// The id given.
-        id: String,
-    },
+    /// `--id` cannot go into names (`types::dr::drill::valid_run_id` says why).
+    #[error("{0}")]
+    BadId(String),
     /// A scratch namespace exists already.
     #[error(
         "namespace {namespace} already exists on cluster {name}: a drill only uses (and deletes) namespaces it makes; delete it or run with another --id"
@@ -153,27 +150,6 @@ fn facts(
                 .join(","),
         ),
     ])
-}
-
-/// The clock's run id: the Unix time in hex (a new one every second, never repeating).
-pub fn clock_id() -> String {
-    format!("{:x}", Utc::now().timestamp().unsigned_abs())
-}
-
-/// Checks a run id given with `--id`: it goes into namespace, restore and file names.
-pub fn valid_id(id: &str) -> Result<(), DrillError> {
-    let ok = !id.is_empty()
-        && id.len() <= 16
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !id.starts_with('-')
-        && !id.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(DrillError::BadId { id: id.to_owned() })
-    }
 }
 
 /// Runs a drill of `plan` (see the module's doc).
@@ -243,7 +219,7 @@ pub async fn drill(
     );
 
     let id = opts.id.clone().unwrap_or_else(clock_id);
-    valid_id(&id)?;
+    valid_run_id(&id).map_err(DrillError::BadId)?;
     let mapping: BTreeMap<String, String> = plan
         .spec
         .namespaces

@@ -460,8 +460,8 @@ pub async fn failover(
             })?,
         None => plan.standbys().next().unwrap_or(active_plan),
     };
-    let id = opts.id.clone().unwrap_or_else(crate::drill::clock_id);
-    crate::drill::valid_id(&id).map_err(|e| refuse(plan, e.to_string()))?;
+    let id = opts.id.clone().unwrap_or_else(crate::steps::clock_id);
+    lifeboat_types::dr::drill::valid_run_id(&id).map_err(|e| refuse(plan, e))?;
     let started = Utc::now();
     let clock = Instant::now();
     let mut rec = Recorder::default();

@@ -29,6 +29,11 @@ pub struct Step {
     pub detail: String,
 }
 
+/// The clock's run id: the Unix time in hex (a new one every second, never repeating).
+pub fn clock_id() -> String {
+    format!("{:x}", Utc::now().timestamp().unsigned_abs())
+}
+
 /// The steps of one run, in order.
 #[derive(Debug, Default)]
 pub struct Recorder {

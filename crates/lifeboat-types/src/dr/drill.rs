@@ -17,6 +17,25 @@ pub fn scratch_namespace(ns: &str, kind: &str, id: &str) -> String {
     format!("{}{suffix}", ns[..keep].trim_end_matches('-'))
 }
 
+/// Checks a run id (`--id` of a drill or failover): it goes into namespace, restore and
+/// report file names, so 1 to 16 lowercase letters, digits and `-`, not first or last.
+pub fn valid_run_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--id {id:?}: use 1 to 16 lowercase letters, digits and '-' (not first or last); it goes into namespace, restore and file names"
+        ))
+    }
+}
+
 /// What a drill measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Measured {
@@ -170,6 +189,21 @@ mod tests {
     #[case("shop", "verify", "ab12", "shop-verify-ab12")]
     fn scratch_names(#[case] ns: &str, #[case] kind: &str, #[case] id: &str, #[case] want: &str) {
         assert_eq!(scratch_namespace(ns, kind, id), want);
+    }
+
+    #[rstest]
+    #[case("t1", true)]
+    #[case("19c2f4a7", true)]
+    #[case("a-b", true)]
+    #[case("", false)]
+    #[case("../x", false)]
+    #[case("T1", false)]
+    #[case("-a", false)]
+    #[case("a-", false)]
+    #[case("a/b", false)]
+    #[case("abcdefghijklmnopq", false)]
+    fn run_ids(#[case] id: &str, #[case] ok: bool) {
+        assert_eq!(valid_run_id(id).is_ok(), ok, "{id:?}");
     }
 
     #[test]
