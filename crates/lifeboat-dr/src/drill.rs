@@ -9,7 +9,6 @@
 //! with its start, duration and outcome.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -17,17 +16,14 @@ use serde::Serialize;
 
 use lifeboat_engine::cluster::Cluster;
 use lifeboat_engine::error::chain;
-use lifeboat_engine::restore::{RestoreOptions, RestoreProgressCounters, run_restore};
 use lifeboat_engine::verify::cleanup_scratch;
-use lifeboat_types::api::selector::Selector;
-use lifeboat_types::api::velero::{Backup, Restore, RestorePhase, RestoreSpec};
 use lifeboat_types::dr::drill::{
     Criterion, Measured, passed, scratch_namespace, valid_run_id, verdict,
 };
 use lifeboat_types::dr::plan::Plan;
-use lifeboat_types::dr::status::{covering_count, recovery_point};
+use lifeboat_types::dr::status::recovery_point;
 
-use crate::steps::{Recorder, Step, Verified, clock_id, verify};
+use crate::steps::{Recorder, Step, Verified, clock_id, restore_protected, verify};
 use crate::target::{LocalLocations, reach};
 
 /// How a drill is run.
@@ -200,8 +196,7 @@ pub async fn drill(
             locations: found.said(),
         });
     };
-    let records: Vec<Backup> = found.all.iter().map(|(_, _, b)| b.clone()).collect();
-    let backups_kept = covering_count(&records, &plan.spec.namespaces);
+    let backups_kept = found.covering;
     let rpo = recovery_point(&backup).map(|p| {
         started
             .signed_duration_since(p)
@@ -226,23 +221,23 @@ pub async fn drill(
         .iter()
         .map(|ns| (ns.clone(), scratch_namespace(ns, "drill", &id)))
         .collect();
-    for ns in mapping.values() {
-        let path = lifeboat_engine::cluster::namespace_path(ns);
-        match cluster.get_path_opt(&path, "namespaces").await {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                return Err(DrillError::ScratchExists {
-                    name: target.name.clone(),
-                    namespace: ns.clone(),
-                });
-            }
-            Err(e) => {
-                return Err(DrillError::Unreachable {
-                    plan: plan.name.clone(),
-                    name: target.name.clone(),
-                    why: chain(&e),
-                });
-            }
+    match cluster
+        .first_existing_namespace(mapping.values().map(String::as_str))
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(ns)) => {
+            return Err(DrillError::ScratchExists {
+                name: target.name.clone(),
+                namespace: ns.to_owned(),
+            });
+        }
+        Err(e) => {
+            return Err(DrillError::Unreachable {
+                plan: plan.name.clone(),
+                name: target.name.clone(),
+                why: chain(&e),
+            });
         }
     }
 
@@ -250,71 +245,21 @@ pub async fn drill(
     // cluster-wide (a drill must not touch what the cluster runs).
     let at = rec.start();
     let restore_name = scratch_namespace(&plan.name, "drill", &id);
-    let spec = RestoreSpec {
-        backup_name: backup.metadata.name.clone(),
-        included_namespaces: plan.spec.namespaces.clone(),
-        namespace_mapping: mapping.clone(),
-        include_cluster_resources: Some(false),
-        label_selector: plan
-            .spec
-            .selector
-            .as_deref()
-            .and_then(|s| Selector::parse(s).ok())
-            .map(|s| s.to_label_selector()),
-        ..Default::default()
-    };
-    let restored = run_restore(
+    let restored = restore_protected(
+        plan,
         cluster,
         &store,
-        Restore::new(&restore_name, spec),
-        &RestoreOptions::default(),
-        Arc::new(RestoreProgressCounters::default()),
+        &backup.metadata.name,
+        &restore_name,
+        mapping.clone(),
+        Some(false),
     )
     .await;
-    let (restore_completed, restore_detail, planned, done) = match &restored {
-        Ok(report) => {
-            let s = report.restore.status.clone().unwrap_or_default();
-            let p = s.progress.unwrap_or_default();
-            let e = &report.results.errors;
-            let first: Vec<String> = e
-                .velero
-                .iter()
-                .chain(&e.cluster)
-                .map(String::as_str)
-                .chain(
-                    e.namespaces
-                        .iter()
-                        .flat_map(|(ns, m)| m.iter().map(move |m| (ns, m)))
-                        .map(|(_, m)| m.as_str()),
-                )
-                .take(3)
-                .map(str::to_owned)
-                .collect();
-            (
-                s.phase == RestorePhase::Completed,
-                format!(
-                    "restore {restore_name}: {}, {} of {} planned objects, {} errors, {} warnings{}",
-                    s.phase,
-                    p.items_restored,
-                    p.total_items,
-                    s.errors,
-                    s.warnings,
-                    if first.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", first.join("; "))
-                    }
-                ),
-                p.total_items as usize,
-                p.items_restored as usize,
-            )
-        }
-        Err(e) => (false, chain(e), 0, 0),
-    };
+    let (restore_completed, restore_detail) = (restored.completed, restored.detail.clone());
     rec.done("restore", at, restore_completed, restore_detail.clone());
 
     let facts = facts(plan, &target.name, &mapping);
-    let verified = if restored.is_ok() {
+    let verified = if restored.report.is_some() {
         verify(plan, target, cluster, &restore_name, &facts, &mut rec).await
     } else {
         Verified {
@@ -358,8 +303,8 @@ pub async fn drill(
         rto,
         rpo,
         objects_in_backup: in_backup,
-        objects_planned: planned,
-        objects_restored: done,
+        objects_planned: restored.planned as usize,
+        objects_restored: restored.restored as usize,
         workloads: verified.workloads,
         checks: verified.checks,
         backups: backups_kept,

@@ -11,21 +11,16 @@
 //! `lifeboat_types::dr::failover`'s.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use lifeboat_engine::catalog;
-use lifeboat_engine::cluster::{Cluster, split_list, v1_resource};
+use lifeboat_engine::cluster::{Cluster, v1_resource};
 use lifeboat_engine::error::chain;
-use lifeboat_engine::restore::{
-    Outcome as ItemOutcome, RestoreOptions, RestoreProgressCounters, run_restore,
-};
+use lifeboat_engine::restore::Outcome as ItemOutcome;
 use lifeboat_engine::verify::cleanup_scratch;
-use lifeboat_types::api::selector::Selector;
-use lifeboat_types::api::velero::{Restore, RestorePhase, RestoreSpec};
 use lifeboat_types::dr::failover::{
     ActiveSeen, FenceRecord, Start, fence_patch, may_start, pauses, rollback_patch,
 };
@@ -33,7 +28,7 @@ use lifeboat_types::dr::plan::{HookPoint, OnError, Plan, PlanCluster};
 use lifeboat_types::dr::status::{not_ready, recovery_point};
 
 use crate::status::quick_readiness;
-use crate::steps::{Recorder, Step, run_command, verify};
+use crate::steps::{Recorder, Step, restore_protected, run_command, verify};
 use crate::target::{LocalLocations, Target, reach};
 
 /// How a failover is run.
@@ -171,32 +166,6 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("statefulsets", "StatefulSet"),
 ];
 
-/// The objects of `plural` in `ns`, as JSON.
-async fn list_all(
-    cluster: &Cluster,
-    plural: &str,
-    kind: &str,
-    ns: &str,
-) -> Result<Vec<serde_json::Value>, String> {
-    let r = v1_resource("apps", plural, kind, true);
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = cluster
-            .list_page(&r, Some(ns), None, token.as_deref(), 500)
-            .await
-            .map_err(|e| chain(&e))?;
-        let (items, next) = split_list(&page).map_err(|e| e.to_string())?;
-        for raw in items {
-            out.push(serde_json::from_str(raw.get()).map_err(|e| e.to_string())?);
-        }
-        match next {
-            Some(n) => token = Some(n),
-            None => return Ok(out),
-        }
-    }
-}
-
 fn name_of(v: &serde_json::Value) -> String {
     v.pointer("/metadata/name")
         .and_then(serde_json::Value::as_str)
@@ -259,7 +228,11 @@ async fn fence(
     let key = &plan.spec.replicas.annotation;
     for ns in &plan.spec.namespaces {
         for (plural, kind) in WORKLOADS {
-            for w in list_all(cluster, plural, kind, ns).await? {
+            let all = cluster
+                .list_json(&v1_resource("apps", plural, kind, true), Some(ns), None)
+                .await
+                .map_err(|e| chain(&e))?;
+            for w in all {
                 let Some((patch, was)) = fence_patch(&w, key) else {
                     continue;
                 };
@@ -536,28 +509,26 @@ pub async fn failover(
     }
     // A failover restores only into namespaces it makes: a rollback deletes what it made
     // and nothing else.
-    for ns in &plan.spec.namespaces {
-        match cluster
-            .get_path_opt(&lifeboat_engine::cluster::namespace_path(ns), "namespaces")
-            .await
-        {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                return Err(refuse(
-                    plan,
-                    format!(
-                        "namespace {ns} exists already on cluster {}: a failover restores only into namespaces it makes (promoting a warm standby is not written yet); delete it first",
-                        target_plan.name
-                    ),
-                ));
-            }
-            Err(e) => {
-                return Err(FailoverError::Unreachable {
-                    plan: plan.name.clone(),
-                    name: target_plan.name.clone(),
-                    why: chain(&e),
-                });
-            }
+    match cluster
+        .first_existing_namespace(plan.spec.namespaces.iter().map(String::as_str))
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(ns)) => {
+            return Err(refuse(
+                plan,
+                format!(
+                    "namespace {ns} exists already on cluster {}: a failover restores only into namespaces it makes (promoting a warm standby is not written yet); delete it first",
+                    target_plan.name
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(FailoverError::Unreachable {
+                plan: plan.name.clone(),
+                name: target_plan.name.clone(),
+                why: chain(&e),
+            });
         }
     }
     let rpo = recovery_point(&backup).map(|p| {
@@ -656,51 +627,30 @@ pub async fn failover(
                 ),
             );
         } else {
-            let spec = RestoreSpec {
-                backup_name: backup.metadata.name.clone(),
-                included_namespaces: plan.spec.namespaces.clone(),
-                label_selector: plan
-                    .spec
-                    .selector
-                    .as_deref()
-                    .and_then(|s| Selector::parse(s).ok())
-                    .map(|s| s.to_label_selector()),
-                ..Default::default()
-            };
-            let restored = run_restore(
+            let restored = restore_protected(
+                plan,
                 cluster,
                 &store,
-                Restore::new(&restore_name, spec),
-                &RestoreOptions::default(),
-                Arc::new(RestoreProgressCounters::default()),
+                &backup.metadata.name,
+                &restore_name,
+                BTreeMap::new(),
+                None,
             )
             .await;
-            let (ok, detail) = match &restored {
-                Ok(report) => {
-                    created = Some(
-                        report
-                            .items
-                            .iter()
-                            .filter(|i| {
-                                i.resource == "namespaces"
-                                    && matches!(i.outcome, ItemOutcome::Created)
-                            })
-                            .map(|i| i.name.clone())
-                            .collect(),
-                    );
-                    let s = report.restore.status.clone().unwrap_or_default();
-                    let p = s.progress.unwrap_or_default();
-                    objects_restored = p.items_restored;
-                    (
-                        s.phase == RestorePhase::Completed && p.items_restored > 0,
-                        format!(
-                            "restore {restore_name}: {}, {} of {} objects, {} errors, {} warnings",
-                            s.phase, p.items_restored, p.total_items, s.errors, s.warnings
-                        ),
-                    )
-                }
-                Err(e) => (false, chain(e)),
-            };
+            created = restored.report.as_ref().map(|report| {
+                report
+                    .items
+                    .iter()
+                    .filter(|i| {
+                        i.resource == "namespaces" && matches!(i.outcome, ItemOutcome::Created)
+                    })
+                    .map(|i| i.name.clone())
+                    .collect()
+            });
+            objects_restored = restored.restored;
+            // A Completed restore of nothing serves nothing.
+            let ok = restored.completed && restored.restored > 0;
+            let detail = restored.detail;
             rec.done(&step, at, ok, detail.clone());
             if !ok {
                 return Err(detail);

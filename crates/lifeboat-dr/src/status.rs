@@ -9,12 +9,11 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::Serialize;
 
-use lifeboat_engine::cluster::{Cluster, split_list};
-use lifeboat_types::api::velero::Backup;
+use lifeboat_engine::cluster::Cluster;
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::{
-    Coverage, Health, Readiness, Rpo, ScheduleView, coverage, covering_count, health, not_ready,
-    recovery_point, rpo_now,
+    Coverage, Health, Readiness, Rpo, ScheduleView, coverage, health, not_ready, recovery_point,
+    rpo_now,
 };
 
 use crate::target::{ASK_TIMEOUT, LocalLocations, Target, reach};
@@ -81,33 +80,19 @@ pub struct PlanStatus {
 
 async fn nodes_ready(cluster: &Cluster) -> Option<(usize, usize)> {
     let nodes = lifeboat_engine::cluster::v1_resource("", "nodes", "Node", false);
-    let mut token: Option<String> = None;
-    let (mut ready, mut total) = (0usize, 0usize);
-    loop {
-        let page = cluster
-            .list_page(&nodes, None, None, token.as_deref(), 500)
-            .await
-            .ok()?;
-        let (items, next) = split_list(&page).ok()?;
-        for raw in items {
-            let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
-            total += 1;
-            let is_ready = v
-                .pointer("/status/conditions")
+    let all = cluster.list_json(&nodes, None, None).await.ok()?;
+    let ready = all
+        .iter()
+        .filter(|v| {
+            v.pointer("/status/conditions")
                 .and_then(serde_json::Value::as_array)
                 .is_some_and(|cs| {
                     cs.iter()
                         .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                });
-            if is_ready {
-                ready += 1;
-            }
-        }
-        match next {
-            Some(n) => token = Some(n),
-            None => return Some((ready, total)),
-        }
-    }
+                })
+        })
+        .count();
+    Some((ready, all.len()))
 }
 
 /// A cluster's API server, Ready nodes and lifeboat's CRDs (its locations are not read).
@@ -134,7 +119,6 @@ async fn cluster_status(
     let mut readiness = quick_readiness(t).await;
     let found = crate::target::backups(t, &plan.spec.namespaces).await;
     readiness.locations = found.locations.clone();
-    let records: Vec<Backup> = found.all.iter().map(|(_, _, b)| b.clone()).collect();
     let newest = found.chosen().map(|(_, _, b, _)| b);
     let seen = found.chosen().and_then(|(location, _, b, _)| {
         Some(SeenBackup {
@@ -178,7 +162,7 @@ async fn cluster_status(
         ),
         readiness,
         rpo: rpo_now(now, newest, plan.rpo),
-        backups: covering_count(&records, &plan.spec.namespaces),
+        backups: found.covering,
         backup: seen.clone(),
         lag_seconds: None,
         coverage,

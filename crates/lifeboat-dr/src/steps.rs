@@ -8,9 +8,17 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use lifeboat_engine::cluster::Cluster;
 use lifeboat_engine::error::chain;
 use lifeboat_engine::ready::{ReadyOutcome, wait_workloads};
+use lifeboat_engine::restore::{
+    RestoreOptions, RestoreProgressCounters, RestoreReport, run_restore,
+};
+use lifeboat_engine::storage::Store;
+use lifeboat_types::api::selector::Selector;
+use lifeboat_types::api::velero::{Restore, RestorePhase, RestoreSpec};
 use lifeboat_types::dr::plan::{Plan, PlanCluster};
 
 /// One step of a run.
@@ -59,6 +67,98 @@ impl Recorder {
             ok,
             detail,
         });
+    }
+}
+
+/// A restore of a plan's protected namespaces, as a run records it.
+pub struct Restored {
+    /// The restore's report (None: it could not run).
+    pub report: Option<RestoreReport>,
+    /// It ended Completed.
+    pub completed: bool,
+    /// Objects it planned to create.
+    pub planned: u64,
+    /// Of those, created.
+    pub restored: u64,
+    /// Its phase, counts and first errors (or why it could not run), for the report.
+    pub detail: String,
+}
+
+/// Restores the plan's protected namespaces (and label selector) of backup
+/// `backup_name` as restore `restore_name`, into `mapping`'s namespaces, with
+/// `include_cluster_resources` as given (a drill: false).
+pub async fn restore_protected(
+    plan: &Plan,
+    cluster: &Cluster,
+    store: &Store,
+    backup_name: &str,
+    restore_name: &str,
+    mapping: BTreeMap<String, String>,
+    include_cluster_resources: Option<bool>,
+) -> Restored {
+    let spec = RestoreSpec {
+        backup_name: backup_name.to_owned(),
+        included_namespaces: plan.spec.namespaces.clone(),
+        namespace_mapping: mapping,
+        include_cluster_resources,
+        // The plan's selector was validated when the plan was read.
+        label_selector: plan
+            .spec
+            .selector
+            .as_deref()
+            .and_then(|s| Selector::parse(s).ok())
+            .map(|s| s.to_label_selector()),
+        ..Default::default()
+    };
+    let report = match run_restore(
+        cluster,
+        store,
+        Restore::new(restore_name, spec),
+        &RestoreOptions::default(),
+        Arc::new(RestoreProgressCounters::default()),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(e) => {
+            return Restored {
+                report: None,
+                completed: false,
+                planned: 0,
+                restored: 0,
+                detail: chain(&e),
+            };
+        }
+    };
+    let s = report.restore.status.clone().unwrap_or_default();
+    let p = s.progress.unwrap_or_default();
+    let e = &report.results.errors;
+    let first: Vec<&str> = e
+        .velero
+        .iter()
+        .chain(&e.cluster)
+        .chain(e.namespaces.values().flatten())
+        .map(String::as_str)
+        .take(3)
+        .collect();
+    Restored {
+        completed: s.phase == RestorePhase::Completed,
+        planned: p.total_items,
+        restored: p.items_restored,
+        detail: format!(
+            "restore {restore_name}: {}, {} of {} planned objects, {} errors, {} warnings{}",
+            s.phase,
+            p.items_restored,
+            p.total_items,
+            s.errors,
+            s.warnings,
+            if first.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", first.join("; "))
+            }
+        ),
+        report: Some(report),
     }
 }
 

@@ -115,6 +115,9 @@ pub struct Backups {
     /// The newest Completed backup whose contents hold objects of every protected
     /// namespace: its index in `all`, and how many objects of those namespaces it holds.
     pub usable: Option<(usize, usize)>,
+    /// How many Completed backups cover every protected namespace
+    /// (`types::dr::status::covering_count`).
+    pub covering: usize,
 }
 
 impl Backups {
@@ -146,7 +149,9 @@ impl Backups {
 /// (`types::dr::status::covering_newest_first`, then the first whose resource list holds
 /// every protected namespace).
 pub async fn backups(t: &Target, namespaces: &[String]) -> Backups {
-    use lifeboat_types::dr::status::{covering_newest_first, holds_every_namespace};
+    use lifeboat_types::dr::status::{
+        covering_count, covering_newest_first, holds_every_namespace,
+    };
     let mut all: Vec<(String, Store, lifeboat_types::api::velero::Backup)> = Vec::new();
     let mut locations = std::collections::BTreeMap::new();
     for (name, store) in &t.stores {
@@ -209,6 +214,7 @@ pub async fn backups(t: &Target, namespaces: &[String]) -> Backups {
         }
     }
     Backups {
+        covering: covering_count(&records, namespaces),
         all,
         locations,
         usable,

@@ -1072,6 +1072,70 @@ impl Cluster {
             .map_err(|e| e.in_group(&r.group))
     }
 
+    /// Every object of `r` (in `namespace`, or everywhere; with `label_selector`) as JSON,
+    /// page by page — for small collections only (nodes, a namespace's workloads, a
+    /// restore's objects), never a backup's LISTs. A continue token that expires is
+    /// handled as the backup's LISTs handle it (`types::rules::list_resume`).
+    pub async fn list_json(
+        &self,
+        r: &ApiResource,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, ClusterError> {
+        let decode = |source| ClusterError::Decode {
+            what: r.group_resource(),
+            source,
+        };
+        let mut out = Vec::new();
+        let mut pager = ListPager::new();
+        loop {
+            let page = match self
+                .list_page(r, namespace, label_selector, pager.token(), 500)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => match pager.failed(e.list_failure().as_ref()) {
+                    ListResume::Continue(_) | ListResume::Restart => continue,
+                    ListResume::Fail | ListResume::GiveUp(_) => return Err(e),
+                },
+            };
+            let (items, next) = split_list(&page).map_err(decode)?;
+            for raw in items {
+                let v: serde_json::Value = serde_json::from_str(raw.get()).map_err(decode)?;
+                let key = list_key(
+                    v.pointer("/metadata/namespace")
+                        .and_then(serde_json::Value::as_str),
+                    v.pointer("/metadata/name")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default(),
+                );
+                if pager.admit(&key) {
+                    out.push(v);
+                }
+            }
+            if !pager.advance(next) {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The first of `names` that exists as a namespace (None: none does).
+    pub async fn first_existing_namespace<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Option<&'a str>, ClusterError> {
+        for ns in names {
+            if self
+                .get_path_opt(&namespace_path(ns), "namespaces")
+                .await?
+                .is_some()
+            {
+                return Ok(Some(ns));
+            }
+        }
+        Ok(None)
+    }
+
     /// Deletes the object `collection/name` only if its uid is still `uid` (a
     /// precondition the API server checks: an object re-created under the name is left);
     /// `false` when it is gone already.

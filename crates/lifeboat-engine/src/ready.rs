@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lifeboat_types::rules::workload_ready::{Readiness, WORKLOADS, readiness};
 
-use crate::cluster::{Cluster, ClusterError, split_list};
+use crate::cluster::{Cluster, ClusterError};
 
 /// How often the workloads are listed again.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -49,47 +49,28 @@ pub async fn wait_workloads(
         for (resource, kind) in WORKLOADS {
             let plural = resource.trim_end_matches(".apps");
             let r = crate::cluster::v1_resource("apps", plural, kind, true);
-            let mut token: Option<String> = None;
-            loop {
-                let page = cluster
-                    .list_page(&r, None, Some(selector), token.as_deref(), 500)
-                    .await?;
-                let (items, next) = split_list(&page).map_err(|source| ClusterError::Decode {
-                    what: format!("the {resource} labelled {selector}"),
-                    source,
-                })?;
-                for raw in items {
-                    let o: serde_json::Value =
-                        serde_json::from_str(raw.get()).map_err(|source| ClusterError::Decode {
-                            what: format!("a {kind} labelled {selector}"),
-                            source,
-                        })?;
-                    let key = format!(
-                        "{resource} {}/{}",
-                        o.pointer("/metadata/namespace")
-                            .and_then(serde_json::Value::as_str)
-                            .unwrap_or_default(),
-                        o.pointer("/metadata/name")
-                            .and_then(serde_json::Value::as_str)
-                            .unwrap_or_default()
-                    );
-                    if ready.contains_key(&key) {
-                        continue;
-                    }
-                    match readiness(resource, &o) {
-                        Readiness::Ready => {
-                            let took = start.elapsed();
-                            on_event(ReadyEvent::Ready(key.clone(), took));
-                            ready.insert(key, took);
-                        }
-                        Readiness::Waiting(why) => {
-                            waiting.insert(key, why);
-                        }
-                    }
+            for o in cluster.list_json(&r, None, Some(selector)).await? {
+                let key = format!(
+                    "{resource} {}/{}",
+                    o.pointer("/metadata/namespace")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default(),
+                    o.pointer("/metadata/name")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                );
+                if ready.contains_key(&key) {
+                    continue;
                 }
-                match next {
-                    Some(n) => token = Some(n),
-                    None => break,
+                match readiness(resource, &o) {
+                    Readiness::Ready => {
+                        let took = start.elapsed();
+                        on_event(ReadyEvent::Ready(key.clone(), took));
+                        ready.insert(key, took);
+                    }
+                    Readiness::Waiting(why) => {
+                        waiting.insert(key, why);
+                    }
                 }
             }
         }

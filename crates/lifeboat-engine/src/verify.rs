@@ -274,24 +274,22 @@ async fn test_restore(
     let restore_name = format!("{name}-verify-{id}");
     // A scratch namespace must be new: restoring into (and then deleting) one that exists
     // would touch what this run did not make.
-    for ns in mapping.values() {
-        match cluster
-            .get_path_opt(&namespace_path(ns), "namespaces")
-            .await
-        {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                return check(
-                    checks,
-                    "test restore",
-                    false,
-                    format!(
-                        "namespace {ns} already exists: a test restore only uses (and deletes) namespaces it makes; delete it or run again"
-                    ),
-                );
-            }
-            Err(e) => return check(checks, "test restore", false, chain(&e)),
+    match cluster
+        .first_existing_namespace(mapping.values().map(String::as_str))
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(ns)) => {
+            return check(
+                checks,
+                "test restore",
+                false,
+                format!(
+                    "namespace {ns} already exists: a test restore only uses (and deletes) namespaces it makes; delete it or run again"
+                ),
+            );
         }
+        Err(e) => return check(checks, "test restore", false, chain(&e)),
     }
     let spec = RestoreSpec {
         backup_name: name.to_string(),

@@ -322,45 +322,39 @@ pub struct Tier {
     pub rpo: Duration,
     /// Recovery time objective.
     pub rto: Duration,
-    /// The strategy the guides pair with it (for `dr status`' advice).
-    pub strategy: &'static str,
 }
 
 const MIN: u64 = 60;
 const HOUR: u64 = 3600;
 
-/// The tiers, from the guides' RPO/RTO planning matrix (tier-0 active/active … tier-4
-/// cold backup). Other numbers are given as `rpo`/`rto`.
+/// The tiers, from the guides' RPO/RTO planning matrix (tier-0 active/active, tier-1 warm
+/// standby, tier-2 pilot light, tier-3 backup/restore, tier-4 cold backup). Other numbers
+/// are given as `rpo`/`rto`.
 pub const TIERS: &[Tier] = &[
     Tier {
         name: "tier-0",
         rpo: Duration::from_secs(MIN),
         rto: Duration::from_secs(5 * MIN),
-        strategy: "active/active",
     },
     Tier {
         name: "tier-1",
         rpo: Duration::from_secs(15 * MIN),
         rto: Duration::from_secs(30 * MIN),
-        strategy: "warm-standby",
     },
     Tier {
         name: "tier-2",
         rpo: Duration::from_secs(HOUR),
         rto: Duration::from_secs(4 * HOUR),
-        strategy: "pilot-light",
     },
     Tier {
         name: "tier-3",
         rpo: Duration::from_secs(4 * HOUR),
         rto: Duration::from_secs(24 * HOUR),
-        strategy: "backup-restore",
     },
     Tier {
         name: "tier-4",
         rpo: Duration::from_secs(24 * HOUR),
         rto: Duration::from_secs(72 * HOUR),
-        strategy: "backup-restore (cold)",
     },
 ];
 
