@@ -56,6 +56,27 @@ spec:
     )
 }
 
+/// A directory both clusters' plans read backups from (a path: opened from here).
+fn shared_storage(env: &Env) -> String {
+    let storage = env.storage();
+    std::fs::create_dir_all(&storage).unwrap();
+    storage.to_str().unwrap().to_owned()
+}
+
+/// Backs namespace `ns` up as `name` into `storage`, waiting until it is stored.
+fn backup_to(env: &Env, name: &str, ns: &str, storage: &str) {
+    env.ok(&[
+        "backup",
+        "create",
+        name,
+        "--include-namespaces",
+        ns,
+        "--storage-location",
+        storage,
+        "--wait",
+    ]);
+}
+
 fn plan(primary: &Env, standby: &Env, storage: &str, check: &str) -> String {
     format!(
         r#"apiVersion: lifeboat.dev/v1alpha1
@@ -118,20 +139,9 @@ fn namespace_gone(env: &Env, ns: &str) -> bool {
 fn status_and_drills_across_two_real_clusters() {
     let primary = Env::new();
     let standby = Env::on_node();
-    primary.kubectl(
-        &[
-            "delete",
-            "namespace",
-            NS,
-            "--ignore-not-found",
-            "--wait=true",
-        ],
-        None,
-    );
+    primary.delete_namespace(NS);
     primary.apply(&app(NS));
-    let storage = primary.storage();
-    std::fs::create_dir_all(&storage).unwrap();
-    let storage = storage.to_str().unwrap().to_owned();
+    let storage = shared_storage(&primary);
     // The check reads the restored ConfigMap on the standby through the drill's facts.
     let check = r#"test "$LIFEBOAT_DR_NAMESPACE_MAP" = dr-shop=dr-shop-drill-$ID && kubectl --kubeconfig "$LIFEBOAT_DR_KUBECONFIG" -n "$LIFEBOAT_DR_NAMESPACES" get configmap settings -o jsonpath={.data.color} | grep -qx blue"#;
     let plan_file = primary.dir.path().join("shop-dr.yaml");
@@ -164,16 +174,7 @@ fn status_and_drills_across_two_real_clusters() {
         "{s:#}"
     );
 
-    primary.ok(&[
-        "backup",
-        "create",
-        "dr-shop-1",
-        "--include-namespaces",
-        NS,
-        "--storage-location",
-        &storage,
-        "--wait",
-    ]);
+    backup_to(&primary, "dr-shop-1", NS, &storage);
     // Now the standby reads a fresh backup: it could take over. No schedule protects the
     // namespace on the primary: a warning (exit 3), not healthy.
     let s = run_json(&primary, 3, &["dr", "status", plan_path, "-o", "json"]);
@@ -383,31 +384,11 @@ fn a_failover_that_fails_verification_is_rolled_back() {
     let with_node = Env::on_node();
     let ns = "dr-fo-back";
     for env in [&down, &with_node] {
-        env.kubectl(
-            &[
-                "delete",
-                "namespace",
-                ns,
-                "--ignore-not-found",
-                "--wait=true",
-            ],
-            None,
-        );
+        env.delete_namespace(ns);
     }
     down.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
-    let storage = down.storage();
-    std::fs::create_dir_all(&storage).unwrap();
-    let storage = storage.to_str().unwrap().to_owned();
-    down.ok(&[
-        "backup",
-        "create",
-        "fo-back-1",
-        "--include-namespaces",
-        ns,
-        "--storage-location",
-        &storage,
-        "--wait",
-    ]);
+    let storage = shared_storage(&down);
+    backup_to(&down, "fo-back-1", ns, &storage);
 
     // From the healthy cluster with a node (the application there too): refused.
     with_node.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
@@ -551,31 +532,11 @@ fn a_failover_moves_the_application_to_the_standby() {
     let standby = Env::on_node();
     let ns = "dr-fo";
     for env in [&active, &standby] {
-        env.kubectl(
-            &[
-                "delete",
-                "namespace",
-                ns,
-                "--ignore-not-found",
-                "--wait=true",
-            ],
-            None,
-        );
+        env.delete_namespace(ns);
     }
     active.apply(&app(ns));
-    let storage = active.storage();
-    std::fs::create_dir_all(&storage).unwrap();
-    let storage = storage.to_str().unwrap().to_owned();
-    active.ok(&[
-        "backup",
-        "create",
-        "fo-1",
-        "--include-namespaces",
-        ns,
-        "--storage-location",
-        &storage,
-        "--wait",
-    ]);
+    let storage = shared_storage(&active);
+    backup_to(&active, "fo-1", ns, &storage);
     let log = active.dir.path().join("hooks.log");
     let hooks = format!(
         "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP $LIFEBOAT_DR_OUTCOME\" >> {}']\n  verification: {{timeout: 2m}}\n",

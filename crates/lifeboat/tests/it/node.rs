@@ -11,16 +11,7 @@ use crate::support::*;
 const BUSYBOX: &str = "localhost/busybox:1.35.0";
 
 fn fresh_namespace(env: &Env, ns: &str) {
-    env.kubectl(
-        &[
-            "delete",
-            "namespace",
-            ns,
-            "--ignore-not-found",
-            "--wait=true",
-        ],
-        None,
-    );
+    env.delete_namespace(ns);
     env.kubectl(&["create", "namespace", ns], None);
 }
 

@@ -1451,16 +1451,7 @@ fn a_mapped_restore_waits_for_the_namespace_it_made() {
     let env = Env::new();
     let (src, dst) = ("it-map-src", "it-map-dst");
     for ns in [src, dst] {
-        env.kubectl(
-            &[
-                "delete",
-                "namespace",
-                ns,
-                "--ignore-not-found",
-                "--wait=true",
-            ],
-            None,
-        );
+        env.delete_namespace(ns);
     }
     env.apply(&format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {src}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {src}}}\ndata: {{k: v}}\n"

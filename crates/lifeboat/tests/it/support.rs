@@ -112,6 +112,20 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Deletes namespace `ns` and waits until it is gone (nothing when there is none).
+    pub fn delete_namespace(&self, ns: &str) {
+        self.kubectl(
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+
     pub fn apply(&self, yaml: &str) {
         self.kubectl(&["apply", "-f", "-"], Some(yaml));
     }
