@@ -69,6 +69,11 @@ pub struct DrillReport {
     pub criteria: Vec<Criterion>,
     /// Whether every required criterion passed.
     pub passed: bool,
+    /// Where the report is stored (`metadata/dr/<plan>/…json` in the location the
+    /// backup was read from; None: it could not be stored, see warnings).
+    pub stored_at: Option<String>,
+    /// What went wrong beside the drill's criteria (its report not stored).
+    pub warnings: Vec<String>,
 }
 
 /// Why a drill could not run at all (anything after it started is a failed step).
@@ -316,7 +321,7 @@ pub async fn drill(
         &plan.spec.success_criteria.resolved(),
         &measured,
     );
-    Ok(DrillReport {
+    let mut report = DrillReport {
         plan: plan.name.clone(),
         cluster: target.name.clone(),
         id,
@@ -331,5 +336,10 @@ pub async fn drill(
         steps: rec.steps,
         passed: passed(&criteria),
         criteria,
-    })
+        stored_at: None,
+        warnings: Vec::new(),
+    };
+    let base = format!("{}-drill-{}", report.plan, report.id);
+    crate::report::store_in(&store, &base, &mut report).await;
+    Ok(report)
 }

@@ -3,8 +3,7 @@
 //! when it can be reached (the Schedules that back the namespaces up paused, their
 //! Deployments and StatefulSets scaled to 0 with the count kept in the plan's annotation);
 //! the newest backup the standby can read is restored there; the plan's hooks run at
-//! their points (local commands; exec and webhook hooks are not run yet and say so); the
-//! plan's verification runs. When a step fails, what was done is undone where it can be:
+//! their points ([`crate::hooks`]); the plan's verification runs. When a step fails, what was done is undone where it can be:
 //! the namespaces the restore made on the standby are deleted (only those), the old
 //! active's workloads scaled back and its schedules resumed; what could not be undone is
 //! named. Every step is recorded with its start, duration and outcome. Decisions are
@@ -24,11 +23,12 @@ use lifeboat_engine::verify::cleanup_scratch;
 use lifeboat_types::dr::failover::{
     ActiveSeen, FenceRecord, Start, fence_patch, may_start, pauses, rollback_patch,
 };
-use lifeboat_types::dr::plan::{HookPoint, OnError, Plan, PlanCluster};
+use lifeboat_types::dr::plan::{HookPoint, Plan, PlanCluster};
 use lifeboat_types::dr::status::{not_ready, recovery_point};
 
+use crate::hooks::{HookTargets, run_at};
 use crate::status::quick_readiness;
-use crate::steps::{Recorder, Step, restore_protected, run_command, verify};
+use crate::steps::{Recorder, Step, restore_protected, verify};
 use crate::target::{LocalLocations, Target, reach};
 
 /// How a failover is run.
@@ -96,6 +96,9 @@ pub struct FailoverReport {
     pub warnings: Vec<String>,
     /// What to do next.
     pub next: String,
+    /// Where the report is stored (`metadata/dr/<plan>/…json` in the location the
+    /// backup was read from; None: a dry run, or it could not be stored: see warnings).
+    pub stored_at: Option<String>,
 }
 
 /// Why a failover could not start (nothing was changed).
@@ -343,66 +346,6 @@ async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<String>
     left
 }
 
-/// Runs the plan's local-command hooks at `point`; Err when one with onError Fail failed.
-async fn hooks(
-    plan: &Plan,
-    point: HookPoint,
-    target: &PlanCluster,
-    facts: &BTreeMap<String, String>,
-    dry: bool,
-    rec: &mut Recorder,
-) -> Result<(), String> {
-    for h in plan.spec.hooks.iter().filter(|h| h.at == point) {
-        let at = rec.start();
-        let point_name = serde_json::to_value(point)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let name = format!("hook {} ({point_name})", h.name);
-        if dry {
-            rec.done(&name, at, true, "would run".into());
-            continue;
-        }
-        let r = if !h.command.is_empty() {
-            let timeout = h
-                .timeout
-                .map(|t| t.0)
-                .unwrap_or(std::time::Duration::from_secs(60));
-            let mut facts = facts.clone();
-            facts.insert("POINT".into(), point_name.clone());
-            run_command(target, &facts, &h.command, timeout).await
-        } else {
-            Err("exec and webhook hooks are not run by this version of lifeboat".into())
-        };
-        let failed = r.is_err() && h.on_error == OnError::Fail;
-        rec.done(
-            &name,
-            at,
-            r.is_ok(),
-            match &r {
-                Ok(()) => "exit 0".into(),
-                Err(e) if h.on_error == OnError::Continue => format!("{e} (onError Continue)"),
-                Err(e) => e.clone(),
-            },
-        );
-        if failed {
-            return Err(format!("hook {} failed", h.name));
-        }
-    }
-    Ok(())
-}
-
-/// Hooks this version cannot run that would fail their step: refused before anything
-/// changes (a failing `afterPromote` would roll back a failover that worked).
-fn unrunnable_hooks(plan: &Plan) -> Vec<String> {
-    plan.spec
-        .hooks
-        .iter()
-        .filter(|h| h.command.is_empty() && h.on_error == OnError::Fail)
-        .map(|h| h.name.clone())
-        .collect()
-}
-
 fn refuse(plan: &Plan, why: String) -> FailoverError {
     FailoverError::Refused {
         plan: plan.name.clone(),
@@ -454,16 +397,6 @@ pub async fn failover(
         opts.force,
     ) {
         return Err(refuse(plan, why));
-    }
-    let unrunnable = unrunnable_hooks(plan);
-    if !unrunnable.is_empty() {
-        return Err(refuse(
-            plan,
-            format!(
-                "hooks {} are exec or webhook hooks, which this version does not run, with onError Fail: they would fail the failover after the old active was fenced; make them commands or set onError: Continue",
-                unrunnable.join(", ")
-            ),
-        ));
     }
     let cluster = match &target.cluster {
         Ok(c) => c,
@@ -579,10 +512,18 @@ pub async fn failover(
     // The namespaces this run's restore created (a rollback deletes those only).
     let mut created: Option<Vec<String>> = None;
 
+    let fenced_cluster = active.cluster.as_ref().ok().filter(|_| active_answers);
+    let on = HookTargets {
+        target: target_plan,
+        fenced: fenced_cluster,
+        taking_over: Some(cluster),
+        facts: &facts,
+        dry,
+    };
     // Everything from here on is undone when a step fails.
     let run = async {
-        hooks(plan, HookPoint::Notify, target_plan, &facts, dry, &mut rec).await?;
-        hooks(plan, HookPoint::BeforeFence, target_plan, &facts, dry, &mut rec).await?;
+        run_at(plan, HookPoint::Notify, &on, &mut rec).await?;
+        run_at(plan, HookPoint::BeforeFence, &on, &mut rec).await?;
         let at = rec.start();
         let step = format!("fence {}", active_plan.name);
         match &active.cluster {
@@ -600,8 +541,8 @@ pub async fn failover(
                 warnings.push(w);
             }
         }
-        hooks(plan, HookPoint::AfterFence, target_plan, &facts, dry, &mut rec).await?;
-        hooks(plan, HookPoint::BeforePromote, target_plan, &facts, dry, &mut rec).await?;
+        run_at(plan, HookPoint::AfterFence, &on, &mut rec).await?;
+        run_at(plan, HookPoint::BeforePromote, &on, &mut rec).await?;
         let at = rec.start();
         let step = format!("restore on {}", target_plan.name);
         if dry {
@@ -661,8 +602,8 @@ pub async fn failover(
                 return Err("verification failed".to_owned());
             }
         }
-        hooks(plan, HookPoint::AfterPromote, target_plan, &facts, dry, &mut rec).await?;
-        hooks(plan, HookPoint::TrafficSwitch, target_plan, &facts, dry, &mut rec).await?;
+        run_at(plan, HookPoint::AfterPromote, &on, &mut rec).await?;
+        run_at(plan, HookPoint::TrafficSwitch, &on, &mut rec).await?;
         Ok::<(), String>(())
     }
     .await;
@@ -720,7 +661,14 @@ pub async fn failover(
         .unwrap_or_default();
     facts.insert("OUTCOME".into(), outcome_name);
     // The end is told too (a notify hook's failure here changes nothing).
-    let _ = hooks(plan, HookPoint::Notify, target_plan, &facts, dry, &mut rec).await;
+    let on = HookTargets {
+        target: target_plan,
+        fenced: fenced_cluster,
+        taking_over: Some(cluster),
+        facts: &facts,
+        dry,
+    };
+    let _ = run_at(plan, HookPoint::Notify, &on, &mut rec).await;
     let next = match outcome {
         Outcome::Succeeded => format!(
             "{} serves the plan's namespaces: make it the active cluster in the plan (active: true on {}, false on {})",
@@ -736,7 +684,7 @@ pub async fn failover(
         Outcome::Failed => "undo what is listed in notUndone by hand before running again".into(),
         Outcome::DryRun => "nothing was changed; run without --dry-run to fail over".into(),
     };
-    Ok(FailoverReport {
+    let mut report = FailoverReport {
         plan: plan.name.clone(),
         from: active_plan.name.clone(),
         to: target_plan.name.clone(),
@@ -754,5 +702,11 @@ pub async fn failover(
         not_undone,
         warnings,
         next,
-    })
+        stored_at: None,
+    };
+    if !dry {
+        let base = format!("{}-failover-{}", report.plan, report.id);
+        crate::report::store_in(&store, &base, &mut report).await;
+    }
+    Ok(report)
 }

@@ -10,11 +10,13 @@
 //! - [`steps`]: what failovers and drills share — recorded steps, the plan's
 //!   verification, local commands with the run's facts.
 //! - [`failover`]: `dr failover` — fence, restore, hooks, verify; rollback on failure.
+//! - [`hooks`]: a plan's hooks at their points — local commands, exec in pods, webhooks.
 //! - [`report`]: the Markdown renderings of status and drill reports.
 #![warn(missing_docs)]
 
 pub mod drill;
 pub mod failover;
+pub mod hooks;
 pub mod report;
 pub mod status;
 pub mod steps;

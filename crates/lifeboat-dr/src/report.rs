@@ -9,6 +9,98 @@ use lifeboat_types::dr::status::{Health, Rpo};
 use crate::drill::DrillReport;
 use crate::status::PlanStatus;
 
+/// Stores a run's report in `store` as `metadata/dr/<plan>/<base>.json` and `.md`
+/// (never replacing one: a run's id is its own). Ok with the JSON's path; Err says why
+/// it could not be stored (a read-only location, an unreachable bucket).
+pub async fn store_report<T: serde::Serialize>(
+    store: &lifeboat_engine::storage::Store,
+    plan: &str,
+    base: &str,
+    report: &T,
+    markdown: &str,
+) -> Result<String, String> {
+    use lifeboat_types::format::layout::dr_report;
+    let json_path = dr_report(store.prefix(), plan, &format!("{base}.json"));
+    let md_path = dr_report(store.prefix(), plan, &format!("{base}.md"));
+    let json = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
+    let said = |e: lifeboat_engine::storage::StorageError| {
+        format!(
+            "the report was not stored in location {}: {}",
+            store.name(),
+            lifeboat_engine::error::chain(&e)
+        )
+    };
+    store.create(&json_path, json).await.map_err(said)?;
+    store
+        .create(&md_path, markdown.as_bytes().to_vec())
+        .await
+        .map_err(said)?;
+    Ok(json_path)
+}
+
+/// A report that can be stored beside the backups.
+pub trait Stored: serde::Serialize {
+    /// Its plan's name.
+    fn plan(&self) -> &str;
+    /// Its Markdown rendering.
+    fn markdown(&self) -> String;
+    /// Where it is stored.
+    fn stored_at(&mut self) -> &mut Option<String>;
+    /// Where a failure to store it is told.
+    fn warnings(&mut self) -> &mut Vec<String>;
+}
+
+/// Stores `report` in `store` as `<base>.json` and `.md` ([`store_report`]); its
+/// `storedAt` says where, or a warning why not.
+pub async fn store_in<T: Stored>(
+    store: &lifeboat_engine::storage::Store,
+    base: &str,
+    report: &mut T,
+) {
+    let path = lifeboat_types::format::layout::dr_report(
+        store.prefix(),
+        report.plan(),
+        &format!("{base}.json"),
+    );
+    *report.stored_at() = Some(format!("{}: {path}", store.name()));
+    let md = report.markdown();
+    let plan = report.plan().to_owned();
+    if let Err(e) = store_report(store, &plan, base, &*report, &md).await {
+        *report.stored_at() = None;
+        report.warnings().push(e);
+    }
+}
+
+impl Stored for crate::failover::FailoverReport {
+    fn plan(&self) -> &str {
+        &self.plan
+    }
+    fn markdown(&self) -> String {
+        failover_markdown(self)
+    }
+    fn stored_at(&mut self) -> &mut Option<String> {
+        &mut self.stored_at
+    }
+    fn warnings(&mut self) -> &mut Vec<String> {
+        &mut self.warnings
+    }
+}
+
+impl Stored for crate::drill::DrillReport {
+    fn plan(&self) -> &str {
+        &self.plan
+    }
+    fn markdown(&self) -> String {
+        drill_markdown(self)
+    }
+    fn stored_at(&mut self) -> &mut Option<String> {
+        &mut self.stored_at
+    }
+    fn warnings(&mut self) -> &mut Vec<String> {
+        &mut self.warnings
+    }
+}
+
 fn dur(secs: u64) -> String {
     GoDuration(std::time::Duration::from_secs(secs)).to_string()
 }
@@ -111,6 +203,7 @@ pub fn drill_markdown(r: &DrillReport) -> String {
             c.detail.replace('|', "\\|")
         );
     }
+    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), None);
     out
 }
 
@@ -153,8 +246,29 @@ pub fn failover_markdown(r: &crate::failover::FailoverReport) -> String {
             let _ = writeln!(out, "- {n}");
         }
     }
-    let _ = writeln!(out, "\nNext: {}", r.next);
+    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
     out
+}
+
+/// A run report's end: its warnings, what to do next, where it is stored.
+fn warnings_and_place(
+    out: &mut String,
+    warnings: &[String],
+    stored: Option<&str>,
+    next: Option<&str>,
+) {
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "\n## Warnings\n");
+        for w in warnings {
+            let _ = writeln!(out, "- {w}");
+        }
+    }
+    if let Some(next) = next {
+        let _ = writeln!(out, "\nNext: {next}");
+    }
+    if let Some(at) = stored {
+        let _ = writeln!(out, "\nStored in location {at}.");
+    }
 }
 
 fn steps_table(out: &mut String, steps: &[crate::steps::Step]) {

@@ -199,6 +199,13 @@ pub fn etcd_cluster_snapshot(prefix: &str, cluster: &str, object: &str) -> Strin
     format!("{}{object}", etcd_cluster_snapshots_dir(prefix, cluster))
 }
 
+/// `metadata/dr/<plan>/<file>` under `prefix`: a DR run's report (a failover's or a
+/// drill's, JSON and Markdown), kept beside the backups it restored (a lifeboat addition
+/// under `metadata/`, which Velero ignores).
+pub fn dr_report(prefix: &str, plan: &str, file: &str) -> String {
+    join_prefix(prefix, &format!("metadata/dr/{plan}/{file}"))
+}
+
 /// The default object name of an etcd snapshot taken at `taken` (UTC):
 /// `etcd-snapshot-<YYYYmmddHHMMSS>.db`.
 pub fn etcd_snapshot_name(taken: chrono::DateTime<chrono::Utc>) -> String {
@@ -304,6 +311,28 @@ pub fn parse_item_path(path: &str) -> Option<ItemPath<'_>> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case(
+        "",
+        "shop",
+        "shop-failover-f1.json",
+        "metadata/dr/shop/shop-failover-f1.json"
+    )]
+    #[case(
+        "/team-a/",
+        "shop",
+        "shop-drill-d1.md",
+        "team-a/metadata/dr/shop/shop-drill-d1.md"
+    )]
+    fn dr_reports_live_under_metadata_which_velero_ignores(
+        #[case] prefix: &str,
+        #[case] plan: &str,
+        #[case] file: &str,
+        #[case] path: &str,
+    ) {
+        assert_eq!(dr_report(prefix, plan, file), path);
+    }
 
     #[test]
     fn backup_paths_match_velero() {

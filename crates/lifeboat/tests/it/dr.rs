@@ -538,9 +538,11 @@ fn a_failover_moves_the_application_to_the_standby() {
     let storage = shared_storage(&active);
     backup_to(&active, "fo-1", ns, &storage);
     let log = active.dir.path().join("hooks.log");
+    let receiver = crate::webhook_receiver::Receiver::start();
     let hooks = format!(
-        "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP $LIFEBOAT_DR_OUTCOME\" >> {}']\n  verification: {{timeout: 2m}}\n",
-        log.display()
+        "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP $LIFEBOAT_DR_OUTCOME\" >> {}']\n  - name: chat\n    at: notify\n    webhook: {}/dr?token=s3cret\n  - name: warm-cache\n    at: afterPromote\n    exec: {{namespace: {ns}, selector: app=web, command: [sh, -c, 'echo promoted > /tmp/promoted']}}\n  verification: {{timeout: 2m}}\n",
+        log.display(),
+        receiver.url
     );
     let plan_file = active.dir.path().join("fo.yaml");
     std::fs::write(
@@ -612,6 +614,44 @@ fn a_failover_moves_the_application_to_the_standby() {
         "{md}"
     );
     assert_eq!(mode(&reports.join("fo-failover-f1.json")) & 0o777, 0o600);
+    // The webhook got the start and the end, with the run's facts; its token is in no
+    // step's detail.
+    let got = crate::webhook_receiver::Receiver::received(&receiver);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    for (path, body) in &got {
+        assert_eq!(path, "/dr?token=s3cret");
+        assert_eq!(body["plan"], "fo");
+        assert_eq!(body["hook"], "chat");
+        assert_eq!(body["point"], "notify");
+        assert_eq!(body["facts"]["FROM"], "primary");
+        assert_eq!(body["facts"]["TO"], "standby");
+        assert_eq!(body["facts"]["BACKUP"], "fo-1");
+    }
+    assert_eq!(got[0].1["facts"].get("OUTCOME"), None);
+    assert_eq!(got[1].1["facts"]["OUTCOME"], "succeeded");
+    assert!(!r.to_string().contains("s3cret"), "{r:#}");
+    // The exec hook ran in the restored pod on the standby.
+    let promoted = standby.kubectl(
+        &["-n", ns, "exec", "deploy/web", "--", "cat", "/tmp/promoted"],
+        None,
+    );
+    assert_eq!(promoted.trim(), "promoted");
+    // The report is stored beside the backups too.
+    let stored = std::path::Path::new(&storage).join("metadata/dr/fo/fo-failover-f1.json");
+    let stored: Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(stored["outcome"], "succeeded");
+    assert!(
+        r["storedAt"]
+            .as_str()
+            .unwrap()
+            .ends_with("metadata/dr/fo/fo-failover-f1.json"),
+        "{r:#}"
+    );
+    assert!(
+        std::path::Path::new(&storage)
+            .join("metadata/dr/fo/fo-failover-f1.md")
+            .exists()
+    );
     assert_no_secret(&r.to_string());
     assert_no_secret(&md);
     for env in [&active, &standby] {

@@ -36,4 +36,5 @@ mod tcp_proxy;
 mod velero_made;
 mod verify;
 mod volume;
+mod webhook_receiver;
 mod writes;
