@@ -23,7 +23,7 @@ use lifeboat_types::dr::drill::{
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::recovery_point;
 
-use crate::steps::{Recorder, Step, Verified, clock_id, restore_protected, verify};
+use crate::steps::{Recorder, RestoreInto, Step, Verified, clock_id, restore_protected, verify};
 use crate::target::{LocalLocations, reach};
 
 /// How a drill is run.
@@ -256,8 +256,11 @@ pub async fn drill(
         &store,
         &backup.metadata.name,
         &restore_name,
-        mapping.clone(),
-        Some(false),
+        RestoreInto {
+            mapping: mapping.clone(),
+            include_cluster_resources: Some(false),
+            update_existing: false,
+        },
     )
     .await;
     let (restore_completed, restore_detail) = (restored.completed, restored.detail.clone());

@@ -16,19 +16,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use lifeboat_engine::catalog;
-use lifeboat_engine::cluster::{Cluster, v1_resource};
 use lifeboat_engine::error::chain;
 use lifeboat_engine::restore::Outcome as ItemOutcome;
 use lifeboat_engine::verify::cleanup_scratch;
-use lifeboat_types::dr::failover::{
-    ActiveSeen, FenceRecord, Start, fence_patch, may_start, pauses, rollback_patch,
-};
-use lifeboat_types::dr::plan::{HookPoint, Plan, PlanCluster};
+use lifeboat_types::dr::failover::{ActiveSeen, Start, may_start};
+use lifeboat_types::dr::plan::{HookPoint, Plan};
 use lifeboat_types::dr::status::{not_ready, recovery_point};
 
+use crate::fence::{Fenced, fence, unfence};
 use crate::hooks::{HookTargets, run_at};
 use crate::status::quick_readiness;
-use crate::steps::{Recorder, Step, restore_protected, verify};
+use crate::steps::{Recorder, RestoreInto, Step, restore_protected, verify};
 use crate::target::{LocalLocations, Target, reach};
 
 /// How a failover is run.
@@ -56,6 +54,18 @@ pub enum Outcome {
     Failed,
     /// Nothing was touched (`--dry-run`).
     DryRun,
+}
+
+impl Outcome {
+    /// Whether the run did what it was asked: succeeded, or a dry run whose every step
+    /// could be planned (a fence that could not list fails it).
+    pub fn passed(self, steps: &[Step]) -> bool {
+        match self {
+            Outcome::Succeeded => true,
+            Outcome::DryRun => steps.iter().all(|s| s.ok),
+            Outcome::RolledBack | Outcome::Failed => false,
+        }
+    }
 }
 
 /// A failover's report.
@@ -146,204 +156,6 @@ pub enum FailoverError {
         /// What each location said.
         locations: String,
     },
-}
-
-/// A change fencing made on the old active cluster, to undo on rollback.
-#[derive(Debug, Clone)]
-enum Fenced {
-    Schedule {
-        namespace: String,
-        name: String,
-    },
-    Workload {
-        plural: &'static str,
-        kind: &'static str,
-        namespace: String,
-        name: String,
-        was: FenceRecord,
-    },
-}
-
-const WORKLOADS: &[(&str, &str)] = &[
-    ("deployments", "Deployment"),
-    ("statefulsets", "StatefulSet"),
-];
-
-fn name_of(v: &serde_json::Value) -> String {
-    v.pointer("/metadata/name")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Fences the old active cluster (or, with `dry`, says what fencing would do). Returns
-/// what it changed, and Err with what failed.
-async fn fence(
-    plan: &Plan,
-    active: &PlanCluster,
-    cluster: &Cluster,
-    installed: Option<bool>,
-    dry: bool,
-    done: &mut Vec<Fenced>,
-) -> Result<String, String> {
-    let mut said = Vec::new();
-    let schedules = lifeboat_engine::objects::Schedules::new(cluster, &active.namespace);
-    let listed = if installed == Some(false) {
-        said.push("lifeboat is not installed there: no schedule to pause".to_owned());
-        Ok(Vec::new())
-    } else {
-        schedules.list().await
-    };
-    match listed {
-        Ok(list) => {
-            for s in list {
-                if !pauses(&s.spec, &plan.spec.namespaces) {
-                    continue;
-                }
-                let name = s.metadata.name.clone().unwrap_or_default();
-                if !dry {
-                    let r = v1_resource_lifeboat("schedules", "Schedule");
-                    cluster
-                        .merge_patch(
-                            &r,
-                            Some(&active.namespace),
-                            &name,
-                            br#"{"spec":{"paused":true}}"#.to_vec(),
-                        )
-                        .await
-                        .map_err(|e| format!("pausing schedule {name}: {}", chain(&e)))?;
-                    done.push(Fenced::Schedule {
-                        namespace: active.namespace.clone(),
-                        name: name.clone(),
-                    });
-                }
-                said.push(format!("schedule {name} paused"));
-            }
-        }
-        // Its backups would go on landing where the standby reads: never carry on.
-        Err(e) => {
-            return Err(format!(
-                "the schedules in namespace {} could not be read, so they could not be paused: {e}",
-                active.namespace
-            ));
-        }
-    }
-    let key = &plan.spec.replicas.annotation;
-    for ns in &plan.spec.namespaces {
-        for (plural, kind) in WORKLOADS {
-            let all = cluster
-                .list_json(&v1_resource("apps", plural, kind, true), Some(ns), None)
-                .await
-                .map_err(|e| chain(&e))?;
-            for w in all {
-                let Some((patch, was)) = fence_patch(&w, key) else {
-                    continue;
-                };
-                let name = name_of(&w);
-                let count = was.count;
-                if !dry {
-                    cluster
-                        .merge_patch(
-                            &v1_resource("apps", plural, kind, true),
-                            Some(ns),
-                            &name,
-                            serde_json::to_vec(&patch).unwrap_or_default(),
-                        )
-                        .await
-                        .map_err(|e| format!("scaling {kind} {ns}/{name} to 0: {}", chain(&e)))?;
-                    done.push(Fenced::Workload {
-                        plural,
-                        kind,
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                        was,
-                    });
-                }
-                said.push(format!("{kind} {ns}/{name} {count} → 0"));
-            }
-        }
-    }
-    Ok(if said.is_empty() {
-        "nothing to fence".into()
-    } else {
-        said.join(", ")
-    })
-}
-
-fn v1_resource_lifeboat(plural: &str, kind: &str) -> lifeboat_types::plan::backup::ApiResource {
-    let mut r = v1_resource(lifeboat_types::api::crd::GROUP, plural, kind, true);
-    r.version = lifeboat_types::api::crd::VERSION.into();
-    r
-}
-
-/// Undoes fencing, newest change first; returns what could not be undone.
-async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<String> {
-    let mut left = Vec::new();
-    let key = &plan.spec.replicas.annotation;
-    for f in done.iter().rev() {
-        match f {
-            Fenced::Schedule { namespace, name } => {
-                let r = v1_resource_lifeboat("schedules", "Schedule");
-                if let Err(e) = cluster
-                    .merge_patch(
-                        &r,
-                        Some(namespace),
-                        name,
-                        br#"{"spec":{"paused":false}}"#.to_vec(),
-                    )
-                    .await
-                {
-                    left.push(format!(
-                        "schedule {namespace}/{name} is still paused: {}",
-                        chain(&e)
-                    ));
-                }
-            }
-            Fenced::Workload {
-                plural,
-                kind,
-                namespace,
-                name,
-                was,
-            } => {
-                let r = v1_resource("apps", plural, kind, true);
-                let path = format!(
-                    "{}/{}",
-                    lifeboat_engine::cluster::collection_path(&r, Some(namespace)),
-                    name
-                );
-                let live = match cluster.get_path_opt(&path, plural).await {
-                    Ok(Some(text)) => serde_json::from_str::<serde_json::Value>(&text).ok(),
-                    Ok(None) => {
-                        left.push(format!("{kind} {namespace}/{name} is gone"));
-                        continue;
-                    }
-                    Err(e) => {
-                        left.push(format!("{kind} {namespace}/{name}: {}", chain(&e)));
-                        continue;
-                    }
-                };
-                let Some(patch) = live.and_then(|l| rollback_patch(&l, key, was)) else {
-                    continue;
-                };
-                if let Err(e) = cluster
-                    .merge_patch(
-                        &r,
-                        Some(namespace),
-                        name,
-                        serde_json::to_vec(&patch).unwrap_or_default(),
-                    )
-                    .await
-                {
-                    left.push(format!(
-                        "{kind} {namespace}/{name} is still at 0 replicas: {}",
-                        chain(&e)
-                    ));
-                }
-            }
-        }
-    }
-    left
 }
 
 fn refuse(plan: &Plan, why: String) -> FailoverError {
@@ -574,8 +386,7 @@ pub async fn failover(
                 &store,
                 &backup.metadata.name,
                 &restore_name,
-                BTreeMap::new(),
-                None,
+                RestoreInto::default(),
             )
             .await;
             created = restored.report.as_ref().map(|report| {

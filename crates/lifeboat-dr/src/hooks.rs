@@ -25,6 +25,7 @@ use crate::steps::{Recorder, run_command};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where a run's hooks act.
+#[derive(Clone, Copy)]
 pub struct HookTargets<'a> {
     /// The cluster a command's `LIFEBOAT_DR_KUBECONFIG`/`_CONTEXT` name: the one taking over.
     pub target: &'a PlanCluster,

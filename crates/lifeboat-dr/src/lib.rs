@@ -10,12 +10,18 @@
 //! - [`steps`]: what failovers and drills share — recorded steps, the plan's
 //!   verification, local commands with the run's facts.
 //! - [`failover`]: `dr failover` — fence, restore, hooks, verify; rollback on failure.
+//! - [`failback`]: `dr failback` — a fresh backup of the acting cluster restored into
+//!   the original, traffic moved in weighted steps, the acting cluster back to standby.
+//! - [`fence`]: fencing a cluster (schedules paused, workloads at 0, counts kept) and
+//!   undoing it exactly.
 //! - [`hooks`]: a plan's hooks at their points — local commands, exec in pods, webhooks.
 //! - [`report`]: the Markdown renderings of status and drill reports.
 #![warn(missing_docs)]
 
 pub mod drill;
+pub mod failback;
 pub mod failover;
+pub mod fence;
 pub mod hooks;
 pub mod report;
 pub mod status;

@@ -101,6 +101,21 @@ impl Stored for crate::drill::DrillReport {
     }
 }
 
+impl Stored for crate::failback::FailbackReport {
+    fn plan(&self) -> &str {
+        &self.plan
+    }
+    fn markdown(&self) -> String {
+        failback_markdown(self)
+    }
+    fn stored_at(&mut self) -> &mut Option<String> {
+        &mut self.stored_at
+    }
+    fn warnings(&mut self) -> &mut Vec<String> {
+        &mut self.warnings
+    }
+}
+
 fn dur(secs: u64) -> String {
     GoDuration(std::time::Duration::from_secs(secs)).to_string()
 }
@@ -238,6 +253,56 @@ pub fn failover_markdown(r: &crate::failover::FailoverReport) -> String {
         dur(r.rto_objective_seconds),
         r.rpo_seconds.map(dur).unwrap_or_else(|| "-".into()),
         dur(r.rpo_objective_seconds),
+    );
+    steps_table(&mut out, &r.steps);
+    if !r.not_undone.is_empty() {
+        let _ = writeln!(out, "\n## Not undone\n");
+        for n in &r.not_undone {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
+    out
+}
+
+/// `dr failback` as Markdown.
+pub fn failback_markdown(r: &crate::failback::FailbackReport) -> String {
+    use crate::failover::Outcome;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# DR failback {} of plan {}: {} → {}: {}\n",
+        r.id,
+        r.plan,
+        r.from,
+        r.to,
+        match r.outcome {
+            Outcome::Succeeded => "SUCCEEDED",
+            Outcome::RolledBack => "UNDONE",
+            Outcome::Failed => "FAILED (not everything undone)",
+            Outcome::DryRun => "DRY RUN (nothing changed)",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Started {}; fresh backup {} in location {}; {} objects restored; traffic steps taken: {}; all traffic on {} after {}.\n",
+        r.started.to_rfc3339(),
+        r.backup,
+        r.location,
+        r.objects_restored,
+        if r.weights_moved.is_empty() {
+            "none".to_owned()
+        } else {
+            r.weights_moved
+                .iter()
+                .map(|w| format!("{w}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        r.to,
+        r.seconds
+            .map(|s| format!("{s:.1}s"))
+            .unwrap_or_else(|| "-".into()),
     );
     steps_table(&mut out, &r.steps);
     if !r.not_undone.is_empty() {

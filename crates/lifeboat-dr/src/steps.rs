@@ -84,23 +84,34 @@ pub struct Restored {
     pub detail: String,
 }
 
+/// Where and how a run restores a plan's namespaces.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreInto {
+    /// Each protected namespace's target (a drill's scratch namespaces); empty: the same.
+    pub mapping: BTreeMap<String, String>,
+    /// Whether cluster-scoped objects are restored (a drill: false).
+    pub include_cluster_resources: Option<bool>,
+    /// Existing objects are patched to the backup's state (a failback into the fenced
+    /// original), not left as they are.
+    pub update_existing: bool,
+}
+
 /// Restores the plan's protected namespaces (and label selector) of backup
-/// `backup_name` as restore `restore_name`, into `mapping`'s namespaces, with
-/// `include_cluster_resources` as given (a drill: false).
+/// `backup_name` as restore `restore_name`, as `into` says.
 pub async fn restore_protected(
     plan: &Plan,
     cluster: &Cluster,
     store: &Store,
     backup_name: &str,
     restore_name: &str,
-    mapping: BTreeMap<String, String>,
-    include_cluster_resources: Option<bool>,
+    into: RestoreInto,
 ) -> Restored {
     let spec = RestoreSpec {
         backup_name: backup_name.to_owned(),
         included_namespaces: plan.spec.namespaces.clone(),
-        namespace_mapping: mapping,
-        include_cluster_resources,
+        namespace_mapping: into.mapping,
+        include_cluster_resources: into.include_cluster_resources,
+        existing_resource_policy: into.update_existing.then(|| "update".to_owned()),
         // The plan's selector was validated when the plan was read.
         label_selector: plan
             .spec
@@ -216,12 +227,25 @@ pub async fn verify(
             },
         );
     }
+    let checks = run_checks(plan, target, facts, "", rec).await;
+    Verified { workloads, checks }
+}
+
+/// Runs the plan's check commands (`facts` in their environment), each recorded as the
+/// step `check <n><label>: <argv>`; returns each one's name and outcome.
+pub async fn run_checks(
+    plan: &Plan,
+    target: &PlanCluster,
+    facts: &BTreeMap<String, String>,
+    label: &str,
+    rec: &mut Recorder,
+) -> Vec<(String, Result<(), String>)> {
     let mut checks = Vec::new();
     for (i, argv) in plan.spec.verification.commands.iter().enumerate() {
         let at = rec.start();
         let r = run_command(target, facts, argv, plan.spec.verification.timeout()).await;
         rec.done(
-            &format!("check {}: {}", i + 1, argv.join(" ")),
+            &format!("check {}{label}: {}", i + 1, argv.join(" ")),
             at,
             r.is_ok(),
             match &r {
@@ -231,7 +255,7 @@ pub async fn verify(
         );
         checks.push((format!("{} ({})", i + 1, argv.join(" ")), r));
     }
-    Verified { workloads, checks }
+    checks
 }
 
 /// Runs a local command (a check or a hook) with `facts` as `LIFEBOAT_DR_<KEY>`

@@ -129,6 +129,55 @@ pub fn pauses(spec: &ScheduleSpec, namespaces: &[String]) -> bool {
             .any(|ns| backup_covers(&spec.template, ns))
 }
 
+/// The annotation fencing writes on a Schedule it pauses: the plan's name. Only
+/// Schedules that carry it are resumed by a failback or a rollback (one paused by a
+/// person stays paused).
+pub const PAUSED_BY: &str = "lifeboat.dev/paused-by-dr-plan";
+
+/// The merge patch that pauses a Schedule for `plan`.
+pub fn pause_schedule_patch(plan: &str) -> Value {
+    json!({"metadata": {"annotations": {PAUSED_BY: plan}}, "spec": {"paused": true}})
+}
+
+/// The merge patch that resumes a Schedule fencing paused.
+pub fn resume_schedule_patch() -> Value {
+    json!({"metadata": {"annotations": {PAUSED_BY: null}}, "spec": {"paused": false}})
+}
+
+/// Whether a failback resumes a Schedule (its `metadata.annotations` and spec): paused,
+/// by fencing for `plan`.
+pub fn resumes(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    spec: &ScheduleSpec,
+    plan: &str,
+) -> bool {
+    spec.paused
+        && annotations
+            .and_then(|a| a.get(PAUSED_BY))
+            .map(String::as_str)
+            == Some(plan)
+}
+
+/// The guides' weighted steps of a failback: the share of traffic (percent) sent to the
+/// original cluster at each step, each verified before the next.
+pub const FAILBACK_WEIGHTS: &[u8] = &[10, 30, 50, 70, 90, 100];
+
+/// Checks a failback's traffic steps: percentages from 1 to 100, rising, the last 100
+/// (every step moves traffic towards the original, and all of it arrives).
+pub fn valid_weights(weights: &[u8]) -> Result<(), String> {
+    let how = "give rising percentages from 1 to 100 that end at 100, like 10,30,50,70,90,100 (or 100 for one step)";
+    if weights.last() != Some(&100) {
+        return Err(format!("the traffic steps must end at 100: {how}"));
+    }
+    if weights.iter().any(|w| *w == 0 || *w > 100) {
+        return Err(format!("a traffic step is outside 1..100: {how}"));
+    }
+    if weights.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("the traffic steps must rise: {how}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +276,55 @@ mod tests {
             !pauses(&of(&["shop"], true), &ns),
             "paused already: not ours to unpause"
         );
+    }
+
+    #[rstest]
+    #[case::paused_by_this_plan(true, Some("shop"), true)]
+    #[case::paused_by_a_person(true, None, false)]
+    #[case::paused_for_another_plan(true, Some("other"), false)]
+    #[case::running(false, Some("shop"), false)]
+    fn a_failback_resumes_only_what_fencing_paused(
+        #[case] paused: bool,
+        #[case] by: Option<&str>,
+        #[case] want: bool,
+    ) {
+        let spec = ScheduleSpec {
+            schedule: "@every 1h".into(),
+            paused,
+            ..Default::default()
+        };
+        let ann: Option<std::collections::BTreeMap<String, String>> =
+            by.map(|p| [(PAUSED_BY.to_owned(), p.to_owned())].into());
+        assert_eq!(resumes(ann.as_ref(), &spec, "shop"), want);
+    }
+
+    #[rstest]
+    #[case::the_guides(FAILBACK_WEIGHTS, None)]
+    #[case::one_step(&[100], None)]
+    #[case::empty(&[], Some("must end at 100"))]
+    #[case::stops_short(&[10, 50], Some("must end at 100"))]
+    #[case::zero(&[0, 100], Some("outside 1..100"))]
+    #[case::over(&[50, 150, 100], Some("outside 1..100"))]
+    #[case::falls(&[50, 30, 100], Some("must rise"))]
+    #[case::repeats(&[50, 50, 100], Some("must rise"))]
+    fn failback_traffic_steps(#[case] weights: &[u8], #[case] err: Option<&str>) {
+        match (valid_weights(weights), err) {
+            (Ok(()), None) => {}
+            (Err(e), Some(want)) => assert!(e.contains(want), "{e}"),
+            (got, want) => panic!("{weights:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn pausing_names_the_plan_and_resuming_removes_it() {
+        assert_eq!(
+            pause_schedule_patch("shop"),
+            json!({"metadata": {"annotations": {PAUSED_BY: "shop"}}, "spec": {"paused": true}})
+        );
+        assert_eq!(
+            resume_schedule_patch()["metadata"]["annotations"][PAUSED_BY],
+            Value::Null
+        );
+        assert_eq!(resume_schedule_patch()["spec"]["paused"], false);
     }
 }

@@ -67,6 +67,51 @@ Examples:
   lifeboat dr failover shop-dr.yaml --force            # a planned switch from a healthy cluster
   lifeboat dr failover shop-dr.yaml -o json --report-dir ./failovers")]
     Failover(FailoverArgs),
+    /// Return the protected namespaces to the original cluster after a failover: a fresh
+    /// backup of the acting cluster written to a location both read, restored into the
+    /// original over what fencing left there (existing objects updated, fenced workloads
+    /// scaled to their kept counts) and verified; traffic moved in weighted steps through
+    /// the plan's trafficSwitch hooks (LIFEBOAT_DR_WEIGHT), the plan's checks after each;
+    /// then the acting cluster back to standby (schedules paused, workloads at 0, counts
+    /// kept) and the original's schedules that fencing paused resumed. When a step before
+    /// the acting cluster is fenced fails, the failback is undone and the acting cluster
+    /// keeps serving.
+    #[command(after_help = "\
+Exit codes: 0 succeeded (or --dry-run); 1 undone, failed, refused or an error.
+
+Examples:
+  lifeboat dr failback shop-dr.yaml --dry-run
+  lifeboat dr failback shop-dr.yaml --from dr-west --to prod-east
+  lifeboat dr failback shop-dr.yaml --weights 50,100 -o json --report-dir ./failbacks")]
+    Failback(FailbackArgs),
+}
+
+/// `dr failback` flags.
+#[derive(Args, Debug)]
+pub struct FailbackArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The cluster serving now (default: the plan's active cluster).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The original cluster to return to (default: the plan's first standby).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The traffic steps, percent on the original (default: 10,30,50,70,90,100).
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Option<Vec<u8>>,
+    /// Print every step and what it would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The id in the backup's and restore's names (default: from the clock).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Also write the report there as <plan>-failback-<id>.md and .json (files 0600).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: ReportFormat,
 }
 
 /// `dr failover` flags.
@@ -192,18 +237,11 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             let r = drill(&plan, &opts, &local_location).await?;
             let md = drill_markdown(&r);
             print_report(&r, &md, a.output)?;
-            if let Some(dir) = &a.report_dir {
-                let base = format!("{}-drill-{}", r.plan, r.id);
-                write_private(&dir.join(format!("{base}.md")), md.as_bytes())?;
-                write_private(
-                    &dir.join(format!("{base}.json")),
-                    &serde_json::to_vec_pretty(&r)?,
-                )?;
-            }
+            write_reports(a.report_dir.as_deref(), "drill", &r.plan, &r.id, &md, &r)?;
             Ok(Exit::of_check(r.passed))
         }
         DrCmd::Failover(a) => {
-            use lifeboat_dr::failover::{FailoverOptions, Outcome, failover};
+            use lifeboat_dr::failover::{FailoverOptions, failover};
             let plan = read_plan(&a.plan)?;
             let opts = FailoverOptions {
                 to: a.to.clone(),
@@ -214,22 +252,46 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             let r = failover(&plan, &opts, &local_location).await?;
             let md = lifeboat_dr::report::failover_markdown(&r);
             print_report(&r, &md, a.output)?;
-            if let Some(dir) = &a.report_dir {
-                let base = format!("{}-failover-{}", r.plan, r.id);
-                write_private(&dir.join(format!("{base}.md")), md.as_bytes())?;
-                write_private(
-                    &dir.join(format!("{base}.json")),
-                    &serde_json::to_vec_pretty(&r)?,
-                )?;
-            }
-            // A dry run whose step failed (a fence that could not list) fails too.
-            Ok(Exit::of_check(match r.outcome {
-                Outcome::Succeeded => true,
-                Outcome::DryRun => r.steps.iter().all(|s| s.ok),
-                Outcome::RolledBack | Outcome::Failed => false,
-            }))
+            write_reports(a.report_dir.as_deref(), "failover", &r.plan, &r.id, &md, &r)?;
+            Ok(Exit::of_check(r.outcome.passed(&r.steps)))
+        }
+        DrCmd::Failback(a) => {
+            use lifeboat_dr::failback::{FailbackOptions, failback};
+            let plan = read_plan(&a.plan)?;
+            let opts = FailbackOptions {
+                from: a.from.clone(),
+                to: a.to.clone(),
+                weights: a.weights.clone(),
+                dry_run: a.dry_run,
+                id: a.id.clone(),
+            };
+            let r = failback(&plan, &opts, &local_location).await?;
+            let md = lifeboat_dr::report::failback_markdown(&r);
+            print_report(&r, &md, a.output)?;
+            write_reports(a.report_dir.as_deref(), "failback", &r.plan, &r.id, &md, &r)?;
+            Ok(Exit::of_check(r.outcome.passed(&r.steps)))
         }
     }
+}
+
+/// Writes a run's report into `dir` (when given) as `<plan>-<kind>-<id>.md` and `.json`.
+fn write_reports<T: serde::Serialize>(
+    dir: Option<&Path>,
+    kind: &str,
+    plan: &str,
+    id: &str,
+    md: &str,
+    r: &T,
+) -> Result<()> {
+    if let Some(dir) = dir {
+        let base = format!("{plan}-{kind}-{id}");
+        write_private(&dir.join(format!("{base}.md")), md.as_bytes())?;
+        write_private(
+            &dir.join(format!("{base}.json")),
+            &serde_json::to_vec_pretty(r)?,
+        )?;
+    }
+    Ok(())
 }
 
 fn print_report<T: serde::Serialize>(r: &T, md: &str, format: ReportFormat) -> Result<()> {

@@ -658,3 +658,253 @@ fn a_failover_moves_the_application_to_the_standby() {
         env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
     }
 }
+
+fn failback_plan(acting: &Env, original: &Env, ns: &str, storage: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: lifeboat.dev/v1alpha1
+kind: DRPlan
+metadata: {{name: fb}}
+spec:
+  namespaces: [{ns}]
+  tier: tier-2
+  clusters:
+  - name: east
+    kubeconfig: {}
+    locations: [{storage}]
+  - name: west
+    kubeconfig: {}
+    active: true
+    locations: [{storage}]
+    namespace: dr-no-server
+{extra}"#,
+        original.kubeconfig.display(),
+        acting.kubeconfig.display(),
+    )
+}
+
+fn config_color(env: &Env, ns: &str) -> String {
+    env.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.color}",
+        ],
+        None,
+    )
+}
+
+/// After a failover, the acting cluster `west` (the test cluster `it`) serves and holds
+/// changes made meanwhile; the original `east` (with a real node) holds the fenced
+/// application (0 replicas, the count in the annotation) — the state a failover leaves.
+/// A failback whose check fails at 50% of traffic is undone (traffic sent back, east
+/// fenced again, west untouched); a second one restores west's fresh backup over east,
+/// scales east's Deployment to its count and waits for it on the real node, moves traffic
+/// in the guides' steps with the check after each, and returns west to standby.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn a_failback_returns_the_application_to_the_original_in_weighted_steps() {
+    let acting = Env::new();
+    let original = Env::on_node();
+    let ns = "dr-fb";
+    for env in [&acting, &original] {
+        env.delete_namespace(ns);
+    }
+    // East: fenced by the failover (the count kept), the data of the day it failed.
+    original.apply(
+        &app(ns)
+            .replace("replicas: 1", "replicas: 0")
+            .replace(
+                "metadata: {name: web, namespace: dr-fb}\nspec:",
+                "metadata: {name: web, namespace: dr-fb, annotations: {lifeboat.dev/original-replicas: \"2\"}}\nspec:",
+            ),
+    );
+    assert_eq!(replicas(&original, ns, "web"), ("0".into(), "2".into()));
+    // West: serving since, with a changed setting and a new object.
+    acting.apply(
+        &app(ns)
+            .replace("replicas: 1", "replicas: 2")
+            .replace("color: blue", "color: green"),
+    );
+    acting.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: orders, namespace: {ns}}}\ndata: {{last: \"42\"}}\n"
+    ));
+    let storage = shared_storage(&acting);
+    let steps_log = acting.dir.path().join("traffic.log");
+    let plan_text = |check: &str| {
+        failback_plan(
+            &acting,
+            &original,
+            ns,
+            &storage,
+            &format!(
+                "  hooks:\n  - name: dns\n    at: trafficSwitch\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_WEIGHT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO\" >> {}']\n  verification:\n    timeout: 2m\n    commands: [[sh, -c, '{check}']]\n",
+                steps_log.display()
+            ),
+        )
+    };
+    let plan_file = acting.dir.path().join("fb.yaml");
+
+    // A check that fails once half the traffic is on east: undone.
+    std::fs::write(
+        &plan_file,
+        plan_text(r#"test "${LIFEBOAT_DR_WEIGHT:-0}" -lt 50"#),
+    )
+    .unwrap();
+    let plan = plan_file.to_str().unwrap();
+    let r = run_json(
+        &acting,
+        0,
+        &["dr", "failback", plan, "--dry-run", "-o", "json"],
+    );
+    assert_eq!(r["outcome"], "dryRun", "{r:#}");
+    assert_eq!(replicas(&original, ns, "web"), ("0".into(), "2".into()));
+    assert_eq!(
+        config_color(&original, ns),
+        "blue",
+        "a dry run changes nothing"
+    );
+    let r = run_json(
+        &acting,
+        1,
+        &["dr", "failback", plan, "--id", "u1", "-o", "json"],
+    );
+    assert_eq!(r["outcome"], "rolledBack", "{r:#}");
+    assert_eq!(r["weightsMoved"], serde_json::json!([10, 30, 50]), "{r:#}");
+    assert_eq!(
+        std::fs::read_to_string(&steps_log).unwrap(),
+        "10 west east\n30 west east\n50 west east\n0 west east\n",
+        "traffic went back (weight 0) when the check failed at 50%"
+    );
+    let undo = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "undo")
+        .cloned()
+        .unwrap();
+    assert_eq!(undo["ok"], true, "{r:#}");
+    // East fenced again with the count kept; west untouched.
+    assert_eq!(replicas(&original, ns, "web"), ("0".into(), "2".into()));
+    assert_eq!(replicas(&acting, ns, "web"), ("2".into(), String::new()));
+    assert!(
+        r["next"].as_str().unwrap().starts_with("west still serves"),
+        "{r:#}"
+    );
+
+    // The check passes at every step: east serves, west is a standby.
+    std::fs::remove_file(&steps_log).unwrap();
+    std::fs::write(&plan_file, plan_text("true")).unwrap();
+    let reports = acting.dir.path().join("reports");
+    let r = run_json(
+        &acting,
+        0,
+        &[
+            "dr",
+            "failback",
+            plan,
+            "--id",
+            "s1",
+            "-o",
+            "json",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r["outcome"], "succeeded", "{r:#}");
+    assert_eq!(r["backup"], "fb-failback-s1");
+    assert_eq!(
+        r["weightsMoved"],
+        serde_json::json!([10, 30, 50, 70, 90, 100])
+    );
+    let names: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names[..5],
+        [
+            "assess",
+            "backup on west",
+            "restore on east",
+            "scale up on east",
+            "workloads available"
+        ],
+        "{r:#}"
+    );
+    assert!(
+        names.contains(&"check 1 at 70%: sh -c true"),
+        "every step is verified: {names:?}"
+    );
+    assert_eq!(
+        names[names.len() - 2..],
+        ["fence west", "resume schedules on east"]
+    );
+    let available = &r["steps"][4]["detail"];
+    assert_eq!(
+        available, "1 Deployments/StatefulSets/DaemonSets available",
+        "{r:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&steps_log).unwrap(),
+        "10 west east\n30 west east\n50 west east\n70 west east\n90 west east\n100 west east\n"
+    );
+    // East holds west's state and serves on its node with the kept count.
+    assert_eq!(config_color(&original, ns), "green");
+    assert_eq!(
+        original.kubectl(
+            &[
+                "-n",
+                ns,
+                "get",
+                "configmap",
+                "orders",
+                "-o",
+                "jsonpath={.data.last}"
+            ],
+            None
+        ),
+        "42"
+    );
+    assert_eq!(replicas(&original, ns, "web").0, "2");
+    original.kubectl(
+        &[
+            "-n",
+            ns,
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    // West is a standby: 0 replicas, its count kept.
+    assert_eq!(replicas(&acting, ns, "web"), ("0".into(), "2".into()));
+    assert!(
+        r["next"]
+            .as_str()
+            .unwrap()
+            .starts_with("east serves the plan's namespaces again and west is a standby"),
+        "{r:#}"
+    );
+    let md = std::fs::read_to_string(reports.join("fb-failback-s1.md")).unwrap();
+    assert!(
+        md.starts_with("# DR failback s1 of plan fb: west → east: SUCCEEDED"),
+        "{md}"
+    );
+    assert!(
+        std::path::Path::new(&storage)
+            .join("metadata/dr/fb/fb-failback-s1.json")
+            .exists()
+    );
+    assert_no_secret(&r.to_string());
+    assert_no_secret(&md);
+    for env in [&acting, &original] {
+        env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    }
+}
