@@ -16,6 +16,7 @@ pub mod modifiers;
 pub mod objects;
 pub mod pod_volumes;
 pub mod ready;
+pub mod replicate;
 pub mod restore;
 pub mod runlog;
 pub mod storage;

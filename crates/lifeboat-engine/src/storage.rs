@@ -363,6 +363,8 @@ pub struct Store {
     bucket: String,
     read_only: bool,
     provider: Provider,
+    /// The endpoint setting (`s3Url`, `storageAccountURI`, `endpoint`), if any.
+    endpoint: Option<String>,
     /// Part size for streaming uploads.
     pub chunk_size: usize,
 }
@@ -575,12 +577,24 @@ impl Store {
             bucket,
             read_only: spec.access_mode == Some(AccessMode::ReadOnly),
             provider,
+            endpoint: ["s3Url", "storageAccountURI", "endpoint"]
+                .iter()
+                .find_map(|k| spec.config.get(*k).cloned()),
             chunk_size: if provider == Provider::File {
                 1 << 20
             } else {
                 8 << 20
             },
         })
+    }
+
+    /// Whether `other` is the same place (provider, endpoint, bucket and prefix): a copy
+    /// between them would read what it writes.
+    pub fn same_place(&self, other: &Store) -> bool {
+        self.provider == other.provider
+            && self.endpoint == other.endpoint
+            && self.bucket == other.bucket
+            && self.prefix == other.prefix
     }
 
     /// The location's name.
@@ -744,6 +758,47 @@ impl Store {
             .await
             .map(|b| b.to_bytes())
             .map_err(|e| self.map("read", path, e))
+    }
+
+    /// The object at `path` as a stream of chunks (read in parts, never whole).
+    pub async fn chunks(
+        &self,
+        path: &str,
+    ) -> Result<
+        impl futures::Stream<Item = Result<Bytes, StorageError>> + Unpin + use<>,
+        StorageError,
+    > {
+        use futures::TryStreamExt;
+        let r = self
+            .op
+            .reader(path)
+            .await
+            .map_err(|e| self.map("read", path, e))?;
+        let s = r
+            .into_bytes_stream(..)
+            .await
+            .map_err(|e| self.map("read", path, e))?;
+        let (location, path) = (self.name.clone(), path.to_owned());
+        Ok(s.map_err(move |e| StorageError::Io {
+            location: location.clone(),
+            op: "read",
+            path: path.clone(),
+            source: Box::new(opendal::Error::new(ErrorKind::Unexpected, e.to_string())),
+        }))
+    }
+
+    /// The size and SHA-256 of the object at `path`, read streamed.
+    pub async fn checksum(&self, path: &str) -> Result<(u64, [u8; 32]), StorageError> {
+        use futures::TryStreamExt;
+        use sha2::Digest;
+        let mut s = self.chunks(path).await?;
+        let mut hash = sha2::Sha256::new();
+        let mut size = 0u64;
+        while let Some(b) = s.try_next().await? {
+            size += b.len() as u64;
+            hash.update(&b);
+        }
+        Ok((size, hash.finalize().into()))
     }
 
     /// A streaming reader of a (large) object, as a futures `AsyncRead`.

@@ -7,7 +7,7 @@
 //! continue token expired, whether a backup lists a type per namespace or cluster-wide,
 //! whether the CLI works through the cluster's server or from this machine, whether a
 //! restored workload serves again, which pod volumes have their files backed up and where
-//! they are on the node.
+//! they are on the node, which backups and files `backup replicate` copies.
 
 pub mod api_retry;
 pub mod archive;
@@ -23,6 +23,7 @@ pub mod list_resume;
 pub mod list_sort;
 pub mod location;
 pub mod namespaced_list;
+pub mod replicate;
 pub mod retention;
 pub mod schedule;
 pub mod secrets;

@@ -91,6 +91,19 @@ Examples:
   lifeboat -n velero backup wait b1 --server       # a Backup run by the in-cluster server"
     )]
     Wait(WaitArgs),
+    /// Copy backups (and etcd snapshots and volume repositories) to another location,
+    /// for a standby that reads the copy read-only: every file streamed and checked by
+    /// SHA-256 (read from the source, then read back from the destination), each backup's
+    /// record copied last so that a copy cut short is no backup there. Runs are
+    /// idempotent: what is there with the same contents is skipped; nothing at the
+    /// destination is replaced or deleted (other contents there are a conflict, named).
+    /// Exit 0 when everything asked for is there, 3 when something conflicts or failed.
+    #[command(after_help = "\
+Examples:
+  lifeboat backup replicate --from primary --to dr-west
+  lifeboat backup replicate --from primary --to s3://dr-west-backups/cluster-a?region=us-west-2 --since 24h
+  lifeboat backup replicate --from primary --to dr-west --backup nightly-20260101020000 --dry-run -o json")]
+    Replicate(crate::cmd::replicate::ReplicateArgs),
 }
 
 /// `backup create`.
@@ -211,6 +224,7 @@ pub async fn run(cli: &Cli, cmd: &BackupCmd) -> Result<Exit> {
         BackupCmd::Verify(v) => verify::backup_verify(cli, v).await,
         BackupCmd::Download(d) => download(cli, d).await,
         BackupCmd::Wait(a) => wait(cli, a).await,
+        BackupCmd::Replicate(a) => crate::cmd::replicate::run(cli, a).await,
     }
 }
 

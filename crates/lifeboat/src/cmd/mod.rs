@@ -8,6 +8,7 @@ pub mod dr;
 pub mod etcd;
 pub mod location;
 pub mod node_agent;
+pub mod replicate;
 pub mod restore;
 pub mod schedule;
 pub mod server;

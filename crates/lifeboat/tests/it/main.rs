@@ -24,6 +24,7 @@ mod many_namespaces;
 mod node;
 mod rbac;
 mod regression;
+mod replicate;
 mod restore;
 mod s3;
 mod secrets;
