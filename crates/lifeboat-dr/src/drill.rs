@@ -23,7 +23,9 @@ use lifeboat_types::dr::drill::{
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::recovery_point;
 
-use crate::steps::{Recorder, RestoreInto, Step, Verified, clock_id, restore_protected, verify};
+use crate::steps::{
+    Recorder, RestoreInto, Step, Verified, clock_id, restore_protected, restored_by, verify,
+};
 use crate::target::{LocalLocations, reach};
 
 /// How a drill is run.
@@ -259,7 +261,7 @@ pub async fn drill(
         RestoreInto {
             mapping: mapping.clone(),
             include_cluster_resources: Some(false),
-            update_existing: false,
+            ..Default::default()
         },
     )
     .await;
@@ -268,7 +270,15 @@ pub async fn drill(
 
     let facts = facts(plan, &target.name, &mapping);
     let verified = if restored.report.is_some() {
-        verify(plan, target, cluster, &restore_name, &facts, &mut rec).await
+        verify(
+            plan,
+            target,
+            cluster,
+            &restored_by(&restore_name),
+            &facts,
+            &mut rec,
+        )
+        .await
     } else {
         Verified {
             workloads: Err("not looked at: the restore failed".into()),

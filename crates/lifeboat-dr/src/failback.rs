@@ -36,7 +36,9 @@ use crate::failover::{FailoverError, Outcome};
 use crate::fence::{Fenced, fence, resume_schedules, scale_up};
 use crate::hooks::{HookTargets, run_at};
 use crate::status::quick_readiness;
-use crate::steps::{Recorder, RestoreInto, Step, restore_protected, run_checks, verify};
+use crate::steps::{
+    Recorder, RestoreInto, Step, restore_protected, restored_by, run_checks, verify,
+};
 use crate::target::{LocalLocations, Target, reach};
 
 /// How a failback is run.
@@ -356,7 +358,7 @@ pub async fn failback(
         rec.done(&step, at, r.is_ok(), r.clone().unwrap_or_else(|e| e));
         r?;
         if !dry {
-            let verified = verify(plan, to_plan, &to_cluster, &name, &facts, &mut rec).await;
+            let verified = verify(plan, to_plan, &to_cluster, &restored_by(&name), &facts, &mut rec).await;
             if !verified.ok() {
                 return Err("verification failed".to_owned());
             }

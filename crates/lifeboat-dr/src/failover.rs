@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use lifeboat_engine::catalog;
-use lifeboat_engine::error::chain;
 use lifeboat_engine::restore::Outcome as ItemOutcome;
 use lifeboat_engine::verify::cleanup_scratch;
 use lifeboat_types::dr::failover::{ActiveSeen, Start, may_start};
@@ -26,7 +25,7 @@ use lifeboat_types::dr::status::{not_ready, recovery_point};
 use crate::fence::{Fenced, fence, unfence};
 use crate::hooks::{HookTargets, run_at};
 use crate::status::quick_readiness;
-use crate::steps::{Recorder, RestoreInto, Step, restore_protected, verify};
+use crate::steps::{Recorder, RestoreInto, Step, restore_protected, restored_by, verify};
 use crate::target::{LocalLocations, Target, reach};
 
 /// How a failover is run.
@@ -158,6 +157,25 @@ pub enum FailoverError {
     },
 }
 
+/// A dry run's verification step: what it would wait for and run.
+fn would_verify(plan: &Plan, rec: &mut Recorder) {
+    let at = rec.start();
+    rec.done(
+        "verify",
+        at,
+        true,
+        format!(
+            "would wait for the restored workloads to be Available{} and run {} checks",
+            if plan.spec.verification.workloads_available {
+                ""
+            } else {
+                " (off)"
+            },
+            plan.spec.verification.commands.len()
+        ),
+    );
+}
+
 fn refuse(plan: &Plan, why: String) -> FailoverError {
     FailoverError::Refused {
         plan: plan.name.clone(),
@@ -252,30 +270,28 @@ pub async fn failover(
             ),
         ));
     }
-    // A failover restores only into namespaces it makes: a rollback deletes what it made
-    // and nothing else.
-    match cluster
-        .first_existing_namespace(plan.spec.namespaces.iter().map(String::as_str))
-        .await
-    {
-        Ok(None) => {}
-        Ok(Some(ns)) => {
-            return Err(refuse(
-                plan,
-                format!(
-                    "namespace {ns} exists already on cluster {}: a failover restores only into namespaces it makes (promoting a warm standby is not written yet); delete it first",
-                    target_plan.name
-                ),
-            ));
-        }
-        Err(e) => {
-            return Err(FailoverError::Unreachable {
+    // A failover restores only into namespaces it makes (a rollback deletes what it made
+    // and nothing else), or promotes the plan's warm copy of them.
+    let held =
+        crate::standby::held(plan, cluster)
+            .await
+            .map_err(|why| FailoverError::Unreachable {
                 plan: plan.name.clone(),
                 name: target_plan.name.clone(),
-                why: chain(&e),
-            });
-        }
+                why,
+            })?;
+    let warm =
+        crate::standby::is_warm(plan, &target_plan.name, &held).map_err(|e| refuse(plan, e))?;
+    if !warm && let Some((ns, _)) = held.iter().find(|(_, o)| o.is_some()) {
+        return Err(refuse(
+            plan,
+            format!(
+                "namespace {ns} exists already on cluster {}: a failover restores only into namespaces it makes, or promotes a warm standby that holds them all (strategy warm-standby, dr sync); delete it first",
+                target_plan.name
+            ),
+        ));
     }
+    let synced = warm && crate::standby::holds_backup(&held, &backup.metadata.name);
     let rpo = recovery_point(&backup).map(|p| {
         started
             .signed_duration_since(p)
@@ -323,6 +339,9 @@ pub async fn failover(
     let mut objects_restored = 0;
     // The namespaces this run's restore created (a rollback deletes those only).
     let mut created: Option<Vec<String>> = None;
+    // A warm standby's promotion began, and the CronJobs it released.
+    let mut promoted = false;
+    let mut released: Vec<(String, String)> = Vec::new();
 
     let fenced_cluster = active.cluster.as_ref().ok().filter(|_| active_answers);
     let on = HookTargets {
@@ -357,7 +376,59 @@ pub async fn failover(
         run_at(plan, HookPoint::BeforePromote, &on, &mut rec).await?;
         let at = rec.start();
         let step = format!("restore on {}", target_plan.name);
-        if dry {
+        if warm {
+            if !synced {
+                if dry {
+                    let at = rec.start();
+                    rec.done(
+                        &format!("sync on {}", target_plan.name),
+                        at,
+                        true,
+                        format!(
+                            "would bring the warm standby to backup {}",
+                            backup.metadata.name
+                        ),
+                    );
+                } else {
+                    let (n, _) = crate::standby::apply_sync(
+                        plan,
+                        cluster,
+                        &store,
+                        &backup.metadata.name,
+                        &restore_name,
+                        &mut rec,
+                    )
+                    .await?;
+                    objects_restored = n;
+                }
+            }
+            let at = rec.start();
+            let step = format!("promote on {}", target_plan.name);
+            promoted = true;
+            let r = crate::standby::promote(plan, cluster, dry).await;
+            match &r {
+                Ok((said, rel)) => {
+                    released = rel.clone();
+                    rec.done(&step, at, true, said.clone());
+                }
+                Err(e) => rec.done(&step, at, false, e.clone()),
+            }
+            r?;
+            if dry {
+                would_verify(plan, &mut rec);
+            } else {
+                let selector = format!(
+                    "{}={}",
+                    lifeboat_types::dr::standby::STANDBY_OF,
+                    plan.name
+                );
+                let verified =
+                    verify(plan, target_plan, cluster, &selector, &facts, &mut rec).await;
+                if !verified.ok() {
+                    return Err("verification failed".to_owned());
+                }
+            }
+        } else if dry {
             rec.done(
                 &step,
                 at,
@@ -368,17 +439,7 @@ pub async fn failover(
                     plan.spec.namespaces.join(", ")
                 ),
             );
-            let at = rec.start();
-            rec.done(
-                "verify",
-                at,
-                true,
-                format!(
-                    "would wait for the restored workloads to be Available{} and run {} checks",
-                    if plan.spec.verification.workloads_available { "" } else { " (off)" },
-                    plan.spec.verification.commands.len()
-                ),
-            );
+            would_verify(plan, &mut rec);
         } else {
             let restored = restore_protected(
                 plan,
@@ -407,8 +468,15 @@ pub async fn failover(
             if !ok {
                 return Err(detail);
             }
-            let verified =
-                verify(plan, target_plan, cluster, &restore_name, &facts, &mut rec).await;
+            let verified = verify(
+                plan,
+                target_plan,
+                cluster,
+                &restored_by(&restore_name),
+                &facts,
+                &mut rec,
+            )
+            .await;
             if !verified.ok() {
                 return Err("verification failed".to_owned());
             }
@@ -430,6 +498,11 @@ pub async fn failover(
             if let Some(made) = &created {
                 left.extend(cleanup_scratch(cluster, &store, &restore_name, made, false).await);
             }
+            if promoted {
+                left.extend(
+                    crate::standby::hold_again(plan, target_plan, cluster, &released).await,
+                );
+            }
             if let Ok(c) = &active.cluster {
                 left.extend(unfence(plan, c, &fenced).await);
             }
@@ -445,7 +518,12 @@ pub async fn failover(
                 "rollback",
                 at,
                 left.is_empty(),
-                if left.is_empty() {
+                if left.is_empty() && warm {
+                    format!(
+                        "the warm standby {} is held again (workloads at 0, counts kept); {serving}",
+                        target_plan.name
+                    )
+                } else if left.is_empty() {
                     format!(
                         "deleted the namespaces restore {restore_name} made on {} ({}); {serving}",
                         target_plan.name,

@@ -15,6 +15,8 @@
 //! - [`fence`]: fencing a cluster (schedules paused, workloads at 0, counts kept) and
 //!   undoing it exactly.
 //! - [`hooks`]: a plan's hooks at their points — local commands, exec in pods, webhooks.
+//! - [`standby`]: `dr sync` — a warm standby kept holding the newest backup (workloads at
+//!   0, the plan's label), and its promotion.
 //! - [`report`]: the Markdown renderings of status and drill reports.
 #![warn(missing_docs)]
 
@@ -24,6 +26,7 @@ pub mod failover;
 pub mod fence;
 pub mod hooks;
 pub mod report;
+pub mod standby;
 pub mod status;
 pub mod steps;
 pub mod target;

@@ -315,6 +315,30 @@ pub fn failback_markdown(r: &crate::failback::FailbackReport) -> String {
     out
 }
 
+/// `dr sync` as Markdown.
+pub fn sync_markdown(r: &crate::standby::SyncReport) -> String {
+    use crate::standby::SyncOutcome;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# DR sync of plan {} on {}: {}\n\nBackup {} from location {}; {} objects created or updated; {} pruned; {:.1}s.\n",
+        r.plan,
+        r.cluster,
+        match r.outcome {
+            SyncOutcome::Synced => "SYNCED",
+            SyncOutcome::UpToDate => "UP TO DATE",
+            SyncOutcome::Failed => "FAILED",
+        },
+        r.backup,
+        r.location,
+        r.objects_restored,
+        r.pruned.len(),
+        r.seconds
+    );
+    steps_table(&mut out, &r.steps);
+    out
+}
+
 /// A run report's end: its warnings, what to do next, where it is stored.
 fn warnings_and_place(
     out: &mut String,

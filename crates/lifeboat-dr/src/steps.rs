@@ -92,8 +92,11 @@ pub struct RestoreInto {
     /// Whether cluster-scoped objects are restored (a drill: false).
     pub include_cluster_resources: Option<bool>,
     /// Existing objects are patched to the backup's state (a failback into the fenced
-    /// original), not left as they are.
+    /// original, a warm standby's sync), not left as they are.
     pub update_existing: bool,
+    /// A warm standby's sync: objects held (`types::dr::standby::hold`), pods,
+    /// ReplicaSets and Jobs left out.
+    pub standby: bool,
 }
 
 /// Restores the plan's protected namespaces (and label selector) of backup
@@ -112,6 +115,14 @@ pub async fn restore_protected(
         namespace_mapping: into.mapping,
         include_cluster_resources: into.include_cluster_resources,
         existing_resource_policy: into.update_existing.then(|| "update".to_owned()),
+        excluded_resources: if into.standby {
+            lifeboat_types::dr::standby::LEFT_OUT
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        },
         // The plan's selector was validated when the plan was read.
         label_selector: plan
             .spec
@@ -125,7 +136,13 @@ pub async fn restore_protected(
         cluster,
         store,
         Restore::new(restore_name, spec),
-        &RestoreOptions::default(),
+        &RestoreOptions {
+            standby: into.standby.then(|| lifeboat_engine::restore::StandbyHold {
+                plan: plan.name.clone(),
+                annotation: plan.spec.replicas.annotation.clone(),
+            }),
+            ..Default::default()
+        },
         Arc::new(RestoreProgressCounters::default()),
     )
     .await
@@ -189,22 +206,26 @@ impl Verified {
     }
 }
 
-/// Runs the plan's verification of restore `restore_name` on `target`: its workloads
-/// Available (when the plan asks), then each check command (`facts` in its environment).
+/// The label selector of the objects restore `name` made.
+pub fn restored_by(name: &str) -> String {
+    format!("velero.io/restore-name={name}")
+}
+
+/// Runs the plan's verification on `target`: the workloads `selector` selects Available
+/// (when the plan asks), then each check command (`facts` in its environment).
 pub async fn verify(
     plan: &Plan,
     target: &PlanCluster,
     cluster: &Cluster,
-    restore_name: &str,
+    selector: &str,
     facts: &BTreeMap<String, String>,
     rec: &mut Recorder,
 ) -> Verified {
     let mut workloads: Result<usize, String> = Ok(0);
     if plan.spec.verification.workloads_available {
         let at = rec.start();
-        let selector = format!("velero.io/restore-name={restore_name}");
         let timeout = plan.spec.verification.timeout();
-        workloads = match wait_workloads(cluster, &selector, timeout, |_| {}).await {
+        workloads = match wait_workloads(cluster, selector, timeout, |_| {}).await {
             Ok(ReadyOutcome::AllReady(ready)) => Ok(ready.len()),
             Ok(ReadyOutcome::TimedOut(waiting)) => Err(format!(
                 "not available after {}s: {}",

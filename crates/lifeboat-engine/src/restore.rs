@@ -196,6 +196,18 @@ pub struct RestoreOptions {
     /// Where the node agents take pod volume work; `None`: no volume data is restored
     /// (the pods with backed-up volumes are named in a warning).
     pub pod_volumes: Option<crate::pod_volumes::PodVolumeSettings>,
+    /// A warm standby's sync: every object held as `types::dr::standby::hold` says
+    /// (the plan's label, workloads at 0 with their count kept, CronJobs suspended).
+    pub standby: Option<StandbyHold>,
+}
+
+/// How a warm standby's sync holds what it restores.
+#[derive(Debug, Clone)]
+pub struct StandbyHold {
+    /// The DR plan (the value of the `lifeboat.dev/standby-of` label).
+    pub plan: String,
+    /// The annotation the replica counts are kept in.
+    pub annotation: String,
 }
 
 impl Default for RestoreOptions {
@@ -205,6 +217,7 @@ impl Default for RestoreOptions {
             dry_run: false,
             modifiers: None,
             pod_volumes: None,
+            standby: None,
         }
     }
 }
@@ -597,6 +610,9 @@ impl Exec<'_> {
         if let Some(m) = &self.opts.modifiers {
             m.apply(gr, p.target_ns.as_deref(), &p.file.name, &mut obj)
                 .map_err(|e| format!("resource modifier: {e}"))?;
+        }
+        if let Some(h) = &self.opts.standby {
+            lifeboat_types::dr::standby::hold(&mut obj, gr, &h.annotation, &h.plan);
         }
         if gr == "pods"
             && let Some(ns) = p.target_ns.as_deref()

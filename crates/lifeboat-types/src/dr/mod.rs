@@ -8,9 +8,12 @@
 //!   schedule coverage, a cluster's readiness to take over, the plan's health.
 //! - [`drill`]: a drill's scratch namespaces and its verdict against the plan.
 //! - [`failover`]: whether a failover may start, fencing and its undoing (replica counts
-//!   kept in an annotation), which schedules fencing pauses.
+//!   kept in an annotation), which schedules fencing pauses, a failback's traffic steps.
+//! - [`standby`]: a warm standby — how restored objects are held (0 replicas, CronJobs
+//!   suspended, the plan's label), what a sync leaves out and prunes.
 
 pub mod drill;
 pub mod failover;
 pub mod plan;
+pub mod standby;
 pub mod status;

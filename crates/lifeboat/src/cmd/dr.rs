@@ -84,6 +84,37 @@ Examples:
   lifeboat dr failback shop-dr.yaml --from dr-west --to prod-east
   lifeboat dr failback shop-dr.yaml --weights 50,100 -o json --report-dir ./failbacks")]
     Failback(FailbackArgs),
+    /// Keep a warm standby (strategy: warm-standby): restore the newest backup of the
+    /// protected namespaces into the standby, held — Deployments and StatefulSets at 0
+    /// replicas with their counts kept, CronJobs suspended, pods, ReplicaSets and Jobs
+    /// left out, every object labelled lifeboat.dev/standby-of=<plan> — updating what an
+    /// earlier sync restored and deleting the plan's objects the backup no longer holds
+    /// (never an object without the label). A failover to the standby then only scales
+    /// up. Refused on the active cluster.
+    #[command(after_help = "\
+Exit codes: 0 synced or up to date; 1 failed, refused or an error.
+
+Examples:
+  lifeboat dr sync shop-dr.yaml                      # the plan's first standby
+  lifeboat dr sync shop-dr.yaml --on dr-west -o json
+  while sleep 300; do lifeboat dr sync shop-dr.yaml; done")]
+    Sync(SyncArgs),
+}
+
+/// `dr sync` flags.
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The standby to sync (default: the plan's first standby).
+    #[arg(long)]
+    pub on: Option<String>,
+    /// The id in the sync's restore name (default: from the clock).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: ReportFormat,
 }
 
 /// `dr failback` flags.
@@ -254,6 +285,18 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             print_report(&r, &md, a.output)?;
             write_reports(a.report_dir.as_deref(), "failover", &r.plan, &r.id, &md, &r)?;
             Ok(Exit::of_check(r.outcome.passed(&r.steps)))
+        }
+        DrCmd::Sync(a) => {
+            use lifeboat_dr::standby::{SyncOptions, SyncOutcome, sync};
+            let plan = read_plan(&a.plan)?;
+            let opts = SyncOptions {
+                on: a.on.clone(),
+                id: a.id.clone(),
+            };
+            let r = sync(&plan, &opts, &local_location).await?;
+            let md = lifeboat_dr::report::sync_markdown(&r);
+            print_report(&r, &md, a.output)?;
+            Ok(Exit::of_check(r.outcome != SyncOutcome::Failed))
         }
         DrCmd::Failback(a) => {
             use lifeboat_dr::failback::{FailbackOptions, failback};

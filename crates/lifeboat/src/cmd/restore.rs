@@ -433,6 +433,7 @@ pub async fn run_one_restore(
         // Here, without the server, no node agent takes volume work: a backed-up pod's
         // volume data is named in a warning (restore through the server to restore it).
         pod_volumes: None,
+        standby: None,
     };
     let name = restore.metadata.name.clone();
     let quiet = c.output.is_some();
