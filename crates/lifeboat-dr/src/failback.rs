@@ -28,12 +28,12 @@ use lifeboat_engine::storage::Store;
 use lifeboat_engine::verify::cleanup_scratch;
 use lifeboat_types::api::selector::Selector;
 use lifeboat_types::api::velero::{Backup, BackupPhase, BackupSpec};
-use lifeboat_types::dr::failover::{FAILBACK_WEIGHTS, valid_weights};
+use lifeboat_types::dr::failover::{FAILBACK_WEIGHTS, Start, failback_may_start, valid_weights};
 use lifeboat_types::dr::plan::{HookPoint, Plan, PlanCluster};
 use lifeboat_types::dr::status::not_ready;
 
 use crate::failover::{FailoverError, Outcome};
-use crate::fence::{Fenced, fence, resume_schedules, scale_up};
+use crate::fence::{Fenced, fence, resume_schedules, running};
 use crate::hooks::{HookTargets, run_at};
 use crate::status::quick_readiness;
 use crate::steps::{
@@ -195,6 +195,25 @@ pub async fn failback(
     };
     let from_cluster = unreachable(&from)?;
     let to_cluster = unreachable(&to)?;
+    let unanswered = |name: &str, why: String| FailoverError::Unreachable {
+        plan: plan.name.clone(),
+        name: name.to_owned(),
+        why,
+    };
+    let from_running = running(plan, &from_cluster)
+        .await
+        .map_err(|e| unanswered(&from_plan.name, e))?;
+    let to_running = running(plan, &to_cluster)
+        .await
+        .map_err(|e| unanswered(&to_plan.name, e))?;
+    if let Start::Refuse(why) = failback_may_start(
+        &from_plan.name,
+        from_running.len(),
+        &to_plan.name,
+        &to_running,
+    ) {
+        return Err(refuse(plan, why));
+    }
     let to_not_ready = not_ready(&quick_readiness(&to).await, false);
     if !to_not_ready.is_empty() {
         return Err(refuse(
@@ -250,6 +269,8 @@ pub async fn failback(
     let mut moved: Vec<u8> = Vec::new();
     let mut all_moved_at = None;
     let mut fenced_from: Vec<Fenced> = Vec::new();
+    // The original's CronJobs released with its workloads.
+    let mut released: Vec<crate::standby::Released> = Vec::new();
     // Up to here a failure is undone; after the acting cluster's fence it is reported.
     let mut past_fence = false;
 
@@ -354,7 +375,7 @@ pub async fn failback(
         }
         let at = rec.start();
         let step = format!("scale up on {}", to_plan.name);
-        let r = scale_up(plan, &to_cluster, dry).await;
+        let r = crate::standby::promote(plan, &to_cluster, dry, &mut released).await;
         rec.done(&step, at, r.is_ok(), r.clone().unwrap_or_else(|e| e));
         r?;
         if !dry {
@@ -454,21 +475,9 @@ pub async fn failback(
             if let Some(made) = &created {
                 left.extend(cleanup_scratch(&to_cluster, &read_store, &name, made, false).await);
             }
-            // The original goes back to standby: its workloads at 0, counts kept (its
-            // schedules were not resumed yet: `installed: Some(false)` leaves them).
-            let mut refenced = Vec::new();
-            if let Err(e) = fence(
-                plan,
-                to_plan,
-                &to_cluster,
-                Some(false),
-                false,
-                &mut refenced,
-            )
-            .await
-            {
-                left.push(format!("{} could not be fenced again: {e}", to_plan.name));
-            }
+            // The original goes back to standby: its workloads at 0 with their counts, its
+            // CronJobs suspended as they were (its schedules were not resumed yet).
+            left.extend(crate::standby::hold_again(plan, to_plan, &to_cluster, &released).await);
             rec.done(
                 "undo",
                 at,

@@ -341,7 +341,7 @@ pub async fn failover(
     let mut created: Option<Vec<String>> = None;
     // A warm standby's promotion began, and the CronJobs it released.
     let mut promoted = false;
-    let mut released: Vec<(String, String)> = Vec::new();
+    let mut released: Vec<crate::standby::Released> = Vec::new();
 
     let fenced_cluster = active.cluster.as_ref().ok().filter(|_| active_answers);
     let on = HookTargets {
@@ -354,6 +354,33 @@ pub async fn failover(
     // Everything from here on is undone when a step fails.
     let run = async {
         run_at(plan, HookPoint::Notify, &on, &mut rec).await?;
+        // A warm standby behind the newest backup is brought to it first, before the
+        // old active is fenced: a sync that fails leaves the standby held, nothing else.
+        if warm && !synced {
+            if dry {
+                let at = rec.start();
+                rec.done(
+                    &format!("sync on {}", target_plan.name),
+                    at,
+                    true,
+                    format!(
+                        "would bring the warm standby to backup {}",
+                        backup.metadata.name
+                    ),
+                );
+            } else {
+                let (n, _) = crate::standby::apply_sync(
+                    plan,
+                    cluster,
+                    &store,
+                    &backup,
+                    &restore_name,
+                    &mut rec,
+                )
+                .await?;
+                objects_restored = n;
+            }
+        }
         run_at(plan, HookPoint::BeforeFence, &on, &mut rec).await?;
         let at = rec.start();
         let step = format!("fence {}", active_plan.name);
@@ -377,42 +404,11 @@ pub async fn failover(
         let at = rec.start();
         let step = format!("restore on {}", target_plan.name);
         if warm {
-            if !synced {
-                if dry {
-                    let at = rec.start();
-                    rec.done(
-                        &format!("sync on {}", target_plan.name),
-                        at,
-                        true,
-                        format!(
-                            "would bring the warm standby to backup {}",
-                            backup.metadata.name
-                        ),
-                    );
-                } else {
-                    let (n, _) = crate::standby::apply_sync(
-                        plan,
-                        cluster,
-                        &store,
-                        &backup.metadata.name,
-                        &restore_name,
-                        &mut rec,
-                    )
-                    .await?;
-                    objects_restored = n;
-                }
-            }
             let at = rec.start();
             let step = format!("promote on {}", target_plan.name);
             promoted = true;
-            let r = crate::standby::promote(plan, cluster, dry).await;
-            match &r {
-                Ok((said, rel)) => {
-                    released = rel.clone();
-                    rec.done(&step, at, true, said.clone());
-                }
-                Err(e) => rec.done(&step, at, false, e.clone()),
-            }
+            let r = crate::standby::promote(plan, cluster, dry, &mut released).await;
+            rec.done(&step, at, r.is_ok(), r.clone().unwrap_or_else(|e| e));
             r?;
             if dry {
                 would_verify(plan, &mut rec);

@@ -1,7 +1,7 @@
 //! Fencing a cluster (a failover's old active, a failback's acting cluster): the
 //! Schedules that back the plan's namespaces up paused, their Deployments and
 //! StatefulSets scaled to 0 with the count kept in the plan's annotation; each change
-//! recorded so that a rollback undoes exactly it. Also what lets a fenced cluster serve
+//! recorded so that a rollback undoes exactly it; its CronJobs suspended too. Also what lets a fenced cluster serve
 //! again: its workloads scaled back to their kept counts, its paused schedules resumed.
 //! Decisions are `lifeboat_types::dr::failover`'s.
 
@@ -12,6 +12,7 @@ use lifeboat_types::dr::failover::{
     rollback_patch, unfence_patch,
 };
 use lifeboat_types::dr::plan::{Plan, PlanCluster};
+use lifeboat_types::dr::standby::{ORIGINAL_SUSPEND, PROMOTED};
 
 /// A change fencing made, to undo on rollback.
 #[derive(Debug, Clone)]
@@ -35,6 +36,13 @@ pub enum Fenced {
         name: String,
         /// Its count and annotation before.
         was: FenceRecord,
+    },
+    /// A CronJob suspended (it would start Jobs on a cluster that does not serve).
+    CronJob {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
     },
 }
 
@@ -138,11 +146,102 @@ pub async fn fence(
             }
         }
     }
+    if !dry {
+        // A fenced cluster serves no more: a promotion's mark goes.
+        let r = v1_resource("", "namespaces", "Namespace", false);
+        let unmark = serde_json::json!({"metadata": {"annotations": {PROMOTED: null}}});
+        for ns in &plan.spec.namespaces {
+            if let Err(e) = cluster
+                .merge_patch(
+                    &r,
+                    None,
+                    ns,
+                    serde_json::to_vec(&unmark).unwrap_or_default(),
+                )
+                .await
+                && !lifeboat_engine::cluster::ApiErrorKind::is_not_found(&e)
+            {
+                return Err(format!("unmarking namespace {ns}: {}", chain(&e)));
+            }
+        }
+    }
+    if let Some(r) = cronjobs(cluster).await? {
+        let patch = serde_json::json!({
+            "metadata": {"annotations": {ORIGINAL_SUSPEND: "false"}},
+            "spec": {"suspend": true}
+        });
+        for ns in &plan.spec.namespaces {
+            for c in cluster
+                .list_json(&r, Some(ns), None)
+                .await
+                .map_err(|e| chain(&e))?
+            {
+                if c.pointer("/spec/suspend")
+                    .and_then(serde_json::Value::as_bool)
+                    == Some(true)
+                {
+                    continue;
+                }
+                let name = name_of(&c);
+                if !dry {
+                    cluster
+                        .merge_patch(
+                            &r,
+                            Some(ns),
+                            &name,
+                            serde_json::to_vec(&patch).unwrap_or_default(),
+                        )
+                        .await
+                        .map_err(|e| format!("suspending CronJob {ns}/{name}: {}", chain(&e)))?;
+                    done.push(Fenced::CronJob {
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    });
+                }
+                said.push(format!("CronJob {ns}/{name} suspended"));
+            }
+        }
+    }
     Ok(if said.is_empty() {
         "nothing to fence".into()
     } else {
         said.join(", ")
     })
+}
+
+/// CronJobs as the cluster serves them (batch/v1, or batch/v1beta1 before 1.21); None
+/// when it serves none.
+pub(crate) async fn cronjobs(
+    cluster: &Cluster,
+) -> Result<Option<lifeboat_types::plan::backup::ApiResource>, String> {
+    let (resources, _) = cluster.discover().await.map_err(|e| chain(&e))?;
+    Ok(resources
+        .into_iter()
+        .find(|r| r.group == "batch" && r.plural == "cronjobs"))
+}
+
+/// The plan's Deployments and StatefulSets that run replicas on `cluster`
+/// (`Deployment shop/web (2 replicas)`): what says a cluster serves.
+pub async fn running(plan: &Plan, cluster: &Cluster) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for ns in &plan.spec.namespaces {
+        for (plural, kind) in WORKLOADS {
+            for w in cluster
+                .list_json(&v1_resource("apps", plural, kind, true), Some(ns), None)
+                .await
+                .map_err(|e| chain(&e))?
+            {
+                let n = w
+                    .pointer("/spec/replicas")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(1);
+                if n > 0 {
+                    out.push(format!("{kind} {ns}/{} ({n} replicas)", name_of(&w)));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn v1_resource_lifeboat(
@@ -174,6 +273,30 @@ pub async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<Str
                     left.push(format!(
                         "schedule {namespace}/{name} is still paused: {}",
                         chain(&e)
+                    ));
+                }
+            }
+            Fenced::CronJob { namespace, name } => {
+                let released = match cronjobs(cluster).await {
+                    Ok(Some(r)) => cluster
+                        .merge_patch(
+                            &r,
+                            Some(namespace),
+                            name,
+                            serde_json::to_vec(&serde_json::json!({
+                                "metadata": {"annotations": {ORIGINAL_SUSPEND: null}},
+                                "spec": {"suspend": false}
+                            }))
+                            .unwrap_or_default(),
+                        )
+                        .await
+                        .map_err(|e| chain(&e)),
+                    Ok(None) => Err("CronJobs are not served".into()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = released {
+                    left.push(format!(
+                        "CronJob {namespace}/{name} is still suspended: {e}"
                     ));
                 }
             }

@@ -144,12 +144,15 @@ fn what(h: &PlanHook) -> String {
     }
 }
 
-/// A URL without its user info and query (they may hold a token).
+/// A URL as reports show it: its scheme and host only (user info, path and query may
+/// hold a token: chat webhooks carry theirs in the path).
 fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    format!("{scheme}://{rest}")
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}/…")
 }
 
 /// Runs an exec hook in the first Running pod its selector finds.
@@ -228,7 +231,11 @@ async fn post(url: &str, body: &WebhookBody<'_>, timeout: Duration) -> Result<St
             if e.is_timeout() {
                 format!("webhook {shown}: no answer within {}s", timeout.as_secs())
             } else {
-                format!("webhook {shown}: {}", lifeboat_engine::error::chain(&e))
+                // The error names the URL, token and all: without it.
+                format!(
+                    "webhook {shown}: {}",
+                    lifeboat_engine::error::chain(&e.without_url())
+                )
             }
         })?;
     let status = resp.status();
@@ -244,12 +251,16 @@ mod tests {
     use super::*;
 
     #[rstest::rstest]
-    #[case("https://hooks.example/dr", "https://hooks.example/dr")]
+    #[case("https://hooks.example/dr", "https://hooks.example/…")]
     #[case(
         "https://user:token@hooks.example/dr?key=s3cret#x",
-        "https://hooks.example/dr"
+        "https://hooks.example/…"
     )]
-    #[case("http://127.0.0.1:8080/n?t=1", "http://127.0.0.1:8080/n")]
+    #[case("http://127.0.0.1:8080/n?t=1", "http://127.0.0.1:8080/…")]
+    #[case(
+        "https://hooks.slack.example/services/T0/B0/s3cret",
+        "https://hooks.slack.example/…"
+    )]
     fn a_webhook_url_is_shown_without_its_secrets(#[case] url: &str, #[case] shown: &str) {
         assert_eq!(redact_url(url), shown);
     }

@@ -20,7 +20,8 @@ use lifeboat_engine::restore::Outcome as ItemOutcome;
 use lifeboat_engine::storage::Store;
 use lifeboat_types::dr::plan::{Plan, Strategy};
 use lifeboat_types::dr::standby::{
-    LEFT_OUT, Labelled, ObjectId, STANDBY_OF, release_cronjob_patch, to_prune,
+    LEFT_OUT, Labelled, ORIGINAL_SUSPEND, ObjectId, PROMOTED, STANDBY_OF, prunes_against,
+    release_cronjob_patch, to_prune,
 };
 
 use crate::failover::FailoverError;
@@ -129,6 +130,12 @@ pub(crate) fn is_warm(
     for (ns, obj) in namespaces {
         match obj {
             None => all = false,
+            Some(o) if annotation_of(o, PROMOTED).is_some() => {
+                return Err(format!(
+                    "namespace {ns} on cluster {cluster_name} was promoted ({}): it serves, and is no standby copy to hold or promote; fail back first",
+                    annotation_of(o, PROMOTED).unwrap_or_default()
+                ));
+            }
             Some(o) if label_of(o, STANDBY_OF) == Some(plan.name.as_str()) => {}
             Some(_) => {
                 return Err(format!(
@@ -148,10 +155,11 @@ pub(crate) async fn apply_sync(
     plan: &Plan,
     cluster: &Cluster,
     store: &Store,
-    backup_name: &str,
+    backup: &lifeboat_types::api::velero::Backup,
     restore_name: &str,
     rec: &mut Recorder,
 ) -> Result<(u64, Vec<String>), String> {
+    let backup_name = backup.metadata.name.as_str();
     let at = rec.start();
     let restored = restore_protected(
         plan,
@@ -200,18 +208,31 @@ pub(crate) async fn apply_sync(
         .unwrap_or_default();
 
     let at = rec.start();
-    let pruned = prune(plan, cluster, &in_backup).await;
-    rec.done(
-        "prune",
-        at,
-        pruned.is_ok(),
-        match &pruned {
-            Ok(p) if p.is_empty() => "nothing the backup dropped".into(),
-            Ok(p) => format!("deleted {}", p.join(", ")),
-            Err(e) => e.clone(),
-        },
-    );
-    let pruned = pruned?;
+    let pruned = match prunes_against(&backup.spec) {
+        Ok(()) => {
+            let pruned = prune(plan, cluster, &in_backup).await;
+            rec.done(
+                "prune",
+                at,
+                pruned.is_ok(),
+                match &pruned {
+                    Ok(p) if p.is_empty() => "nothing the backup dropped".into(),
+                    Ok(p) => format!("deleted {}", p.join(", ")),
+                    Err(e) => e.clone(),
+                },
+            );
+            pruned?
+        }
+        Err(why) => {
+            rec.done(
+                "prune",
+                at,
+                true,
+                format!("not pruned: {why}, so what it lacks may still be on the primary"),
+            );
+            Vec::new()
+        }
+    };
 
     let at = rec.start();
     let r = v1_resource("", "namespaces", "Namespace", false);
@@ -293,17 +314,6 @@ async fn prune(
     Ok(done)
 }
 
-/// CronJobs as the cluster serves them (batch/v1, or batch/v1beta1 before 1.21); None
-/// when it serves none.
-async fn cronjobs(
-    cluster: &Cluster,
-) -> Result<Option<lifeboat_types::plan::backup::ApiResource>, String> {
-    let (resources, _) = cluster.discover().await.map_err(|e| chain(&e))?;
-    Ok(resources
-        .into_iter()
-        .find(|r| r.group == "batch" && r.plural == "cronjobs"))
-}
-
 /// Whether every protected namespace records `backup` as the one it holds.
 pub(crate) fn holds_backup(
     namespaces: &[(String, Option<serde_json::Value>)],
@@ -314,93 +324,116 @@ pub(crate) fn holds_backup(
         .all(|(_, o)| o.as_ref().and_then(|o| annotation_of(o, STANDBY_BACKUP)) == Some(backup))
 }
 
-/// Promotes a warm standby: its workloads scaled to their kept counts, its held
-/// CronJobs released. Returns what it did and the CronJobs it released; Err names what
-/// failed.
+/// A CronJob a promotion released: namespace, name, and its `original-suspend` value.
+pub type Released = (String, String, String);
+
+/// Promotes a warm standby (or a failback's fenced original): its workloads scaled to
+/// their kept counts, its held CronJobs released, each protected namespace marked
+/// [`PROMOTED`] (a sync will not hold it again). What it released is pushed to
+/// `released` as it goes, so that an undo after a failure part-way knows it. Returns what
+/// it did; Err names what failed.
 pub(crate) async fn promote(
     plan: &Plan,
     cluster: &Cluster,
     dry: bool,
-) -> Result<(String, Vec<(String, String)>), String> {
+    released: &mut Vec<Released>,
+) -> Result<String, String> {
     let mut said = vec![scale_up(plan, cluster, dry).await?];
-    let mut released = Vec::new();
-    let Some(r) = cronjobs(cluster).await? else {
-        return Ok((said.join(", "), released));
-    };
-    for ns in &plan.spec.namespaces {
-        let all = cluster
-            .list_json(&r, Some(ns), None)
-            .await
-            .map_err(|e| chain(&e))?;
-        for c in all {
-            let Some(patch) = release_cronjob_patch(&c) else {
-                continue;
-            };
-            let name = crate::fence::name_of(&c);
-            if !dry {
-                cluster
-                    .merge_patch(
-                        &r,
-                        Some(ns),
-                        &name,
-                        serde_json::to_vec(&patch).unwrap_or_default(),
-                    )
-                    .await
-                    .map_err(|e| format!("releasing CronJob {ns}/{name}: {}", chain(&e)))?;
+    if let Some(r) = crate::fence::cronjobs(cluster).await? {
+        for ns in &plan.spec.namespaces {
+            let all = cluster
+                .list_json(&r, Some(ns), None)
+                .await
+                .map_err(|e| chain(&e))?;
+            for c in all {
+                let Some(patch) = release_cronjob_patch(&c) else {
+                    continue;
+                };
+                let name = crate::fence::name_of(&c);
+                let was = annotation_of(&c, ORIGINAL_SUSPEND)
+                    .unwrap_or("false")
+                    .to_owned();
+                if !dry {
+                    cluster
+                        .merge_patch(
+                            &r,
+                            Some(ns),
+                            &name,
+                            serde_json::to_vec(&patch).unwrap_or_default(),
+                        )
+                        .await
+                        .map_err(|e| format!("releasing CronJob {ns}/{name}: {}", chain(&e)))?;
+                    released.push((ns.clone(), name.clone(), was));
+                }
+                said.push(format!("CronJob {ns}/{name} released"));
             }
-            said.push(format!("CronJob {ns}/{name} released"));
-            released.push((ns.clone(), name));
         }
     }
-    Ok((said.join(", "), released))
+    if !dry {
+        mark_namespaces(plan, cluster, Some(&Utc::now().to_rfc3339())).await?;
+    }
+    Ok(said.join(", "))
 }
 
-/// Undoes a promotion (a failover's rollback): the standby's workloads back to 0 with
-/// their counts kept, the CronJobs it released suspended again. Returns what could not
-/// be undone.
+/// Writes (`Some`) or removes (`None`) the [`PROMOTED`] mark on the protected namespaces
+/// that exist.
+async fn mark_namespaces(plan: &Plan, cluster: &Cluster, at: Option<&str>) -> Result<(), String> {
+    let r = v1_resource("", "namespaces", "Namespace", false);
+    let patch = serde_json::json!({"metadata": {"annotations": {PROMOTED: at}}});
+    for ns in &plan.spec.namespaces {
+        if cluster
+            .get_path_opt(&namespace_path(ns), "namespaces")
+            .await
+            .map_err(|e| chain(&e))?
+            .is_none()
+        {
+            continue;
+        }
+        cluster
+            .merge_patch(&r, None, ns, serde_json::to_vec(&patch).unwrap_or_default())
+            .await
+            .map_err(|e| format!("marking namespace {ns}: {}", chain(&e)))?;
+    }
+    Ok(())
+}
+
+/// Undoes a promotion (a failover's rollback): the workloads back to 0 with their counts
+/// kept, the CronJobs it released suspended again as they were, the mark removed.
+/// Returns what could not be undone.
 pub(crate) async fn hold_again(
     plan: &Plan,
     at: &lifeboat_types::dr::plan::PlanCluster,
     cluster: &Cluster,
-    released: &[(String, String)],
+    released: &[Released],
 ) -> Vec<String> {
     let mut left = Vec::new();
     let mut fenced = Vec::new();
-    // Its schedules are not the plan's to pause here (`installed: Some(false)`).
+    // Its schedules are not the plan's to pause here (`installed: Some(false)`); fencing
+    // also suspends every CronJob that runs, released ones included.
     if let Err(e) = crate::fence::fence(plan, at, cluster, Some(false), false, &mut fenced).await {
         left.push(format!(
-            "{}'s workloads could not be scaled to 0 again: {e}",
+            "{}'s workloads could not be held again: {e}",
             at.name
         ));
     }
-    let r = match cronjobs(cluster).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return left,
-        Err(e) => {
-            left.push(format!("CronJobs {released:?} may run on {}: {e}", at.name));
-            return left;
+    if let Ok(Some(r)) = crate::fence::cronjobs(cluster).await {
+        for (ns, name, was) in released {
+            let patch = serde_json::json!({"metadata": {"annotations": {ORIGINAL_SUSPEND: was}}});
+            if let Err(e) = cluster
+                .merge_patch(
+                    &r,
+                    Some(ns),
+                    name,
+                    serde_json::to_vec(&patch).unwrap_or_default(),
+                )
+                .await
+            {
+                left.push(format!("CronJob {ns}/{name}: {}", chain(&e)));
+            }
         }
-    };
-    let patch = serde_json::json!({
-        "metadata": {"annotations": {lifeboat_types::dr::standby::ORIGINAL_SUSPEND: "false"}},
-        "spec": {"suspend": true}
-    });
-    for (ns, name) in released {
-        if let Err(e) = cluster
-            .merge_patch(
-                &r,
-                Some(ns),
-                name,
-                serde_json::to_vec(&patch).unwrap_or_default(),
-            )
-            .await
-        {
-            left.push(format!(
-                "CronJob {ns}/{name} runs on {}: {}",
-                at.name,
-                chain(&e)
-            ));
-        }
+    }
+    if let Err(e) = mark_namespaces(plan, cluster, None).await {
+        left.push(e);
     }
     left
 }
@@ -480,6 +513,23 @@ pub async fn sync(
             why,
         })?;
     let warm = is_warm(plan, &target.name, &namespaces).map_err(|e| refuse(plan, e))?;
+    let serving =
+        crate::fence::running(plan, cluster)
+            .await
+            .map_err(|why| FailoverError::Unreachable {
+                plan: plan.name.clone(),
+                name: target.name.clone(),
+                why,
+            })?;
+    if let Some(first) = serving.first() {
+        return Err(refuse(
+            plan,
+            format!(
+                "cluster {} runs {first}: a sync holds workloads at 0, and would stop what serves; scale it to 0 first if it is a standby",
+                target.name
+            ),
+        ));
+    }
     let newest = &backup.metadata.name;
     let up_to_date = warm && holds_backup(&namespaces, newest);
     rec.done(
@@ -512,7 +562,7 @@ pub async fn sync(
     };
     if !up_to_date {
         let restore_name = lifeboat_types::dr::drill::scratch_namespace(&plan.name, "standby", &id);
-        match apply_sync(plan, cluster, &store, newest, &restore_name, &mut rec).await {
+        match apply_sync(plan, cluster, &store, &backup, &restore_name, &mut rec).await {
             Ok((n, pruned)) => {
                 report.outcome = SyncOutcome::Synced;
                 report.objects_restored = n;

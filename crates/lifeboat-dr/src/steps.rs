@@ -141,6 +141,8 @@ pub async fn restore_protected(
                 plan: plan.name.clone(),
                 annotation: plan.spec.replicas.annotation.clone(),
             }),
+            // A DR run updates only the plan's namespaces, never a shared CRD.
+            update_namespaced_only: true,
             ..Default::default()
         },
         Arc::new(RestoreProgressCounters::default()),

@@ -2,8 +2,9 @@
 //! from one location to another, for a standby that reads the copy (read-only) in another
 //! region. Every file is streamed (never whole in memory) and checked: its SHA-256 while
 //! it is read from the source, again read back from the destination. A backup's
-//! `velero-backup.json` is copied last, so that a copy cut short is not a backup at the
-//! destination; the next run completes it. Nothing at the destination is replaced or
+//! `velero-backup.json` is copied last (and only when the volume repositories were
+//! copied whole), so that a copy cut short is not a backup at the destination; the next
+//! run completes it. Nothing at the destination is replaced or
 //! deleted: the same contents are skipped (runs are idempotent), other contents are a
 //! conflict, named and left alone. The source is only read. Decisions are
 //! `lifeboat_types::rules::replicate`'s.
@@ -14,7 +15,7 @@ use sha2::Digest;
 
 use lifeboat_types::api::velero::Backup;
 use lifeboat_types::rules::replicate::{
-    BackupAction, FileAction, copies_repository_file, decide_backup, decide_file,
+    BackupAction, FileAction, content_addressed, copies_repository_file, decide_backup, decide_file,
 };
 
 use crate::error::chain;
@@ -29,7 +30,7 @@ pub struct ReplicateOptions {
     pub backups: Vec<String>,
     /// Also the etcd snapshots (`metadata/etcd/`).
     pub etcd: bool,
-    /// Also the volume repositories (`restic/`), without their locks.
+    /// Also the volume repositories (`restic/`, `kopia/`), without their locks.
     pub volumes: bool,
     /// Say what would be copied; write nothing.
     pub dry_run: bool,
@@ -145,6 +146,7 @@ async fn copy_file(
     src: &str,
     dst: &str,
     size: u64,
+    content_addressed: bool,
     dry: bool,
 ) -> Result<FileDone, String> {
     let dest_size = if to.exists(dst).await.map_err(|e| chain(&e))? {
@@ -152,8 +154,9 @@ async fn copy_file(
     } else {
         None
     };
-    match decide_file(size, dest_size) {
+    match decide_file(size, dest_size, content_addressed) {
         FileAction::Conflict => Ok(FileDone::Conflict),
+        FileAction::Same => Ok(FileDone::AlreadyThere),
         FileAction::Compare => {
             let (a, b) = tokio::join!(from.checksum(src), to.checksum(dst));
             let (a, b) = (a.map_err(|e| chain(&e))?, b.map_err(|e| chain(&e))?);
@@ -184,10 +187,17 @@ async fn copy_file(
                 .await
                 .map_err(|e| format!("{dst}: reading the copy back: {}", chain(&e)))?;
             if stored_size != written || stored != sent {
-                // The copy this run wrote is wrong: removed, so the next run copies again.
-                let _ = to.delete(dst).await;
+                // The copy is wrong. Removed only where the store created it for this run
+                // alone (else the object may be another writer's): the next run copies it
+                // again, or names it a conflict.
+                let removed = to.creates_exclusively() && to.delete(dst).await.is_ok();
                 return Err(format!(
-                    "{dst}: the copy's checksum differs from the source's ({stored_size} of {written} bytes); removed, run again"
+                    "{dst}: the copy's checksum differs from the source's ({stored_size} of {written} bytes){}",
+                    if removed {
+                        "; removed, run again"
+                    } else {
+                        "; left as it is: check it"
+                    }
                 ));
             }
             Ok(FileDone::Copied(written))
@@ -201,45 +211,77 @@ enum FileDone {
     Conflict,
 }
 
-/// Copies one backup: every file but its record, then the record.
+/// Copies one backup: every file but its record, then the record (read back and
+/// checked). Err with the outcome to report (a conflict, or a failure the next run may
+/// mend) and why.
 async fn copy_backup(
     from: &Store,
     to: &Store,
     name: &str,
     record: &[u8],
     dry: bool,
-) -> Result<(u64, u64), String> {
+) -> Result<(u64, u64), (BackupOutcome, String)> {
+    let failed = |e: String| (BackupOutcome::Failed, e);
     let (src_paths, dst_paths) = (from.backup_paths(name), to.backup_paths(name));
     let files = from
         .list_sizes(src_paths.dir())
         .await
-        .map_err(|e| chain(&e))?;
+        .map_err(|e| failed(chain(&e)))?;
     let record_rel = src_paths
         .metadata()
         .strip_prefix(src_paths.dir())
         .unwrap_or("velero-backup.json")
         .to_owned();
+    let contents_rel = src_paths
+        .contents()
+        .strip_prefix(src_paths.dir())
+        .unwrap_or_default()
+        .to_owned();
+    // Velero before 1.11 stores the record before the contents: a record without them is
+    // a backup still being written there.
+    if !files.iter().any(|(rel, _)| *rel == contents_rel) {
+        return Err((
+            BackupOutcome::Skipped,
+            format!(
+                "its contents ({contents_rel}) are not in the source yet: copied by a later run"
+            ),
+        ));
+    }
     let (mut count, mut bytes) = (0u64, 0u64);
     for (rel, size) in files.iter().filter(|(rel, _)| *rel != record_rel) {
         let src = format!("{}{rel}", src_paths.dir());
         let dst = format!("{}{rel}", dst_paths.dir());
-        match copy_file(from, to, &src, &dst, *size, dry).await? {
+        match copy_file(from, to, &src, &dst, *size, false, dry)
+            .await
+            .map_err(failed)?
+        {
             FileDone::Copied(n) => {
                 count += 1;
                 bytes += n;
             }
             FileDone::AlreadyThere => {}
             FileDone::Conflict => {
-                return Err(format!(
-                    "{dst} exists at the destination with other contents: left alone, the backup is not copied"
+                return Err((
+                    BackupOutcome::Conflict,
+                    format!(
+                        "{dst} exists at the destination with other contents: left alone, the backup is not copied"
+                    ),
                 ));
             }
         }
     }
     if !dry {
-        to.create(&dst_paths.metadata(), record.to_vec())
+        let path = dst_paths.metadata();
+        to.create(&path, record.to_vec())
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| failed(chain(&e)))?;
+        let sent: [u8; 32] = sha2::Sha256::digest(record).into();
+        let (size, stored) = to.checksum(&path).await.map_err(|e| failed(chain(&e)))?;
+        if size != record.len() as u64 || stored != sent {
+            return Err(failed(format!(
+                "{path}: the copy's checksum differs from the source's: check it"
+            )));
+        }
     }
     Ok((count + 1, bytes + record.len() as u64))
 }
@@ -251,6 +293,7 @@ async fn copy_tree(
     dir_from: &str,
     dir_to: &str,
     keep: impl Fn(&str) -> bool,
+    addressed: impl Fn(&str) -> bool,
     dry: bool,
 ) -> Result<FilesCopied, StorageError> {
     let mut out = FilesCopied::default();
@@ -259,7 +302,7 @@ async fn copy_tree(
             continue;
         }
         let (src, dst) = (format!("{dir_from}{rel}"), format!("{dir_to}{rel}"));
-        match copy_file(from, to, &src, &dst, size, dry).await {
+        match copy_file(from, to, &src, &dst, size, addressed(&rel), dry).await {
             Ok(FileDone::Copied(n)) => {
                 out.copied += 1;
                 out.bytes += n;
@@ -288,6 +331,51 @@ pub async fn replicate(
     if !opts.dry_run {
         to.check(true).await?;
     }
+    let etcd = if opts.etcd {
+        Some(
+            copy_tree(
+                from,
+                to,
+                &from.etcd_snapshots_dir(),
+                &to.etcd_snapshots_dir(),
+                |_| true,
+                |_| false,
+                opts.dry_run,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    // Volume repositories before the backups that use them: a backup's record appears
+    // at the destination only once its volume data is there.
+    let volumes = if opts.volumes {
+        let mut all = FilesCopied::default();
+        for dir in ["restic/", "kopia/"] {
+            let t = copy_tree(
+                from,
+                to,
+                &from.path(dir),
+                &to.path(dir),
+                copies_repository_file,
+                |rel| dir == "restic/" && content_addressed(rel),
+                opts.dry_run,
+            )
+            .await?;
+            all.copied += t.copied;
+            all.already_there += t.already_there;
+            all.bytes += t.bytes;
+            all.conflicts
+                .extend(t.conflicts.into_iter().map(|c| format!("{dir}{c}")));
+            all.failed.extend(t.failed);
+        }
+        Some(all)
+    } else {
+        None
+    };
+    let volumes_whole = volumes
+        .as_ref()
+        .is_none_or(|v| v.failed.is_empty() && v.conflicts.is_empty());
     let mut names = from.list_backups().await?;
     names.sort();
     if !opts.backups.is_empty() {
@@ -338,6 +426,10 @@ pub async fn replicate(
                 BackupOutcome::Conflict,
                 Some("the destination holds a different backup of that name: left alone".into()),
             )),
+            BackupAction::Copy if !volumes_whole => backups.push(done(
+                BackupOutcome::Failed,
+                Some("the volume repositories were not copied whole (see volumes): its record is withheld, the next run copies it".into()),
+            )),
             BackupAction::Copy => {
                 let r = copy_backup(from, to, &name, &record, opts.dry_run).await;
                 backups.push(match r {
@@ -352,41 +444,11 @@ pub async fn replicate(
                         bytes,
                         detail: None,
                     },
-                    Err(e) => done(BackupOutcome::Failed, Some(e)),
+                    Err((outcome, why)) => done(outcome, Some(why)),
                 });
             }
         }
     }
-    let etcd = if opts.etcd {
-        Some(
-            copy_tree(
-                from,
-                to,
-                &from.etcd_snapshots_dir(),
-                &to.etcd_snapshots_dir(),
-                |_| true,
-                opts.dry_run,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    let volumes = if opts.volumes {
-        Some(
-            copy_tree(
-                from,
-                to,
-                &from.path("restic/"),
-                &to.path("restic/"),
-                copies_repository_file,
-                opts.dry_run,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
     Ok(ReplicateReport {
         from: from.name().to_owned(),
         to: to.name().to_owned(),

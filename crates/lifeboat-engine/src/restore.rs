@@ -199,6 +199,9 @@ pub struct RestoreOptions {
     /// A warm standby's sync: every object held as `types::dr::standby::hold` says
     /// (the plan's label, workloads at 0 with their count kept, CronJobs suspended).
     pub standby: Option<StandbyHold>,
+    /// With the existing-resource policy `update`, update only objects in namespaces:
+    /// cluster-scoped ones that exist (CRDs other applications share) are left as they are.
+    pub update_namespaced_only: bool,
 }
 
 /// How a warm standby's sync holds what it restores.
@@ -218,6 +221,7 @@ impl Default for RestoreOptions {
             modifiers: None,
             pod_volumes: None,
             standby: None,
+            update_namespaced_only: false,
         }
     }
 }
@@ -792,6 +796,7 @@ impl Exec<'_> {
         };
         if let Outcome::SkipDiffers { .. } = &outcome
             && self.policy == ExistingPolicy::Update
+            && (ns.is_some() || !self.opts.update_namespaced_only)
         {
             let mut patch = obj.clone();
             if let Some(m) = patch.as_object_mut() {

@@ -588,6 +588,13 @@ impl Store {
         })
     }
 
+    /// Whether a new object is created exclusively (a local directory's rename without
+    /// replacing, or the store's conditional create): then an object this process created
+    /// is its own, and may be removed again.
+    pub fn creates_exclusively(&self) -> bool {
+        self.provider == Provider::File || self.conditional_create()
+    }
+
     /// Whether `other` is the same place (provider, endpoint, bucket and prefix): a copy
     /// between them would read what it writes.
     pub fn same_place(&self, other: &Store) -> bool {

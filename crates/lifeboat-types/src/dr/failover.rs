@@ -158,6 +158,34 @@ pub fn resumes(
             == Some(plan)
 }
 
+/// Decides whether a failback from `from` to `to` may start: the acting cluster must run
+/// some of the plan's workloads (`from_running`), and the original must run none
+/// (`to_running` names those it runs): restoring the acting cluster's state over a
+/// cluster that serves — or from one that does not — would be the wrong way round.
+pub fn failback_may_start(
+    from: &str,
+    from_running: usize,
+    to: &str,
+    to_running: &[String],
+) -> Start {
+    if let Some(first) = to_running.first() {
+        return Start::Refuse(format!(
+            "cluster {to} runs {first}{}: it serves, so it is not the fenced original; fail back from the cluster serving now (--from) to the fenced one (--to)",
+            if to_running.len() > 1 {
+                format!(" and {} more", to_running.len() - 1)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if from_running == 0 {
+        return Start::Refuse(format!(
+            "cluster {from} runs none of the plan's workloads: it does not serve; fail back from the cluster serving now (--from)"
+        ));
+    }
+    Start::Go
+}
+
 /// The guides' weighted steps of a failback: the share of traffic (percent) sent to the
 /// original cluster at each step, each verified before the next.
 pub const FAILBACK_WEIGHTS: &[u8] = &[10, 30, 50, 70, 90, 100];
@@ -296,6 +324,26 @@ mod tests {
         let ann: Option<std::collections::BTreeMap<String, String>> =
             by.map(|p| [(PAUSED_BY.to_owned(), p.to_owned())].into());
         assert_eq!(resumes(ann.as_ref(), &spec, "shop"), want);
+    }
+
+    #[rstest]
+    #[case::fenced_original(3, &[], None)]
+    #[case::original_serves(3, &["Deployment shop/web (2 replicas)"], Some("cluster east runs Deployment shop/web (2 replicas): it serves"))]
+    #[case::acting_does_not_serve(0, &[], Some("cluster west runs none of the plan's workloads"))]
+    fn when_a_failback_may_start(
+        #[case] from_running: usize,
+        #[case] to_running: &[&str],
+        #[case] refused: Option<&str>,
+    ) {
+        let to_running: Vec<String> = to_running.iter().map(|s| s.to_string()).collect();
+        match (
+            failback_may_start("west", from_running, "east", &to_running),
+            refused,
+        ) {
+            (Start::Go, None) => {}
+            (Start::Refuse(why), Some(want)) => assert!(why.contains(want), "{why}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
     }
 
     #[rstest]

@@ -9,9 +9,18 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use crate::api::velero::BackupSpec;
+
 /// The label every object a warm-standby sync restores carries: the plan's name. A sync
 /// deletes only objects that carry it; a failover promotes only namespaces that do.
 pub const STANDBY_OF: &str = "lifeboat.dev/standby-of";
+
+/// The annotation a promotion writes on each protected namespace (its time): the copy
+/// serves now, and a sync must not hold it again.
+pub const PROMOTED: &str = "lifeboat.dev/promoted";
+
+/// What a sync never deletes, even when the backup dropped it: claims hold data.
+pub const NEVER_PRUNED: &[&str] = &["persistentvolumeclaims"];
 
 /// The annotation a held CronJob keeps its `spec.suspend` in (`"false"` or `"true"`).
 pub const ORIGINAL_SUSPEND: &str = "lifeboat.dev/original-suspend";
@@ -40,7 +49,13 @@ pub fn hold(obj: &mut Value, gr: &str, annotation_key: &str, plan: &str) {
                 .pointer("/spec/replicas")
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
-            if count != 0 {
+            // A count the backup kept already (a fenced primary's) stays; otherwise the
+            // count it ran, 0 included (a workload kept at 0 stays at 0 when promoted).
+            let kept = obj
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(annotation_key))
+                .is_some();
+            if count != 0 || !kept {
                 set_annotation(obj, annotation_key, &count.to_string());
             }
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
@@ -88,6 +103,23 @@ pub fn release_cronjob_patch(obj: &Value) -> Option<Value> {
 /// One object on the standby: group-resource, namespace, name.
 pub type ObjectId = (String, String, String);
 
+/// Whether a sync may prune against a backup of `spec`: only when the backup takes every
+/// object of its namespaces (no resource filter, no label selector). Err says why not:
+/// an object a narrower backup leaves out is not gone from the primary.
+pub fn prunes_against(spec: &BackupSpec) -> Result<(), String> {
+    let all = |l: &[String]| l.is_empty() || l.iter().all(|r| r == "*");
+    if !all(&spec.included_resources) || !all(&spec.included_namespace_scoped_resources) {
+        return Err("the backup includes only some resources".into());
+    }
+    if !spec.excluded_resources.is_empty() || !spec.excluded_namespace_scoped_resources.is_empty() {
+        return Err("the backup excludes some resources".into());
+    }
+    if spec.label_selector.is_some() || !spec.or_label_selectors.is_empty() {
+        return Err("the backup takes only objects with some labels".into());
+    }
+    Ok(())
+}
+
 /// One labelled object on the standby, as a sync sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labelled {
@@ -106,7 +138,9 @@ pub struct Labelled {
 pub fn to_prune(labelled: &[Labelled], in_backup: &BTreeSet<ObjectId>) -> Vec<ObjectId> {
     labelled
         .iter()
-        .filter(|o| !o.owned && !in_backup.contains(&o.id))
+        .filter(|o| {
+            !o.owned && !NEVER_PRUNED.contains(&o.id.0.as_str()) && !in_backup.contains(&o.id)
+        })
         .map(|o| o.id.clone())
         .collect()
 }
@@ -123,6 +157,11 @@ mod tests {
         "deployments.apps",
         json!({"metadata": {"name": "web"}, "spec": {"replicas": 3}}),
         json!({"metadata": {"name": "web", "labels": {STANDBY_OF: "shop"}, "annotations": {KEY: "3"}}, "spec": {"replicas": 0}})
+    )]
+    #[case::kept_at_zero(
+        "deployments.apps",
+        json!({"metadata": {}, "spec": {"replicas": 0}}),
+        json!({"metadata": {"labels": {STANDBY_OF: "shop"}, "annotations": {KEY: "0"}}, "spec": {"replicas": 0}})
     )]
     #[case::unset_is_one(
         "statefulsets.apps",
@@ -159,6 +198,23 @@ mod tests {
     }
 
     #[rstest]
+    #[case::everything(BackupSpec::default(), None)]
+    #[case::star(BackupSpec { included_resources: vec!["*".into()], ..Default::default() }, None)]
+    #[case::some_resources(BackupSpec { included_resources: vec!["configmaps".into()], ..Default::default() }, Some("only some resources"))]
+    #[case::excluded(BackupSpec { excluded_resources: vec!["secrets".into()], ..Default::default() }, Some("excludes"))]
+    #[case::labels(BackupSpec { label_selector: Some(Default::default()), ..Default::default() }, Some("some labels"))]
+    fn a_sync_prunes_only_against_a_whole_backup(
+        #[case] spec: BackupSpec,
+        #[case] err: Option<&str>,
+    ) {
+        match (prunes_against(&spec), err) {
+            (Ok(()), None) => {}
+            (Err(e), Some(want)) => assert!(e.contains(want), "{e}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[rstest]
     #[case::held(json!({"metadata": {"annotations": {ORIGINAL_SUSPEND: "false"}}, "spec": {"suspend": true}}), Some(false))]
     #[case::suspended_on_the_primary_too(json!({"metadata": {"annotations": {ORIGINAL_SUSPEND: "true"}}, "spec": {"suspend": true}}), Some(true))]
     #[case::not_held(json!({"metadata": {}, "spec": {"suspend": true}}), None)]
@@ -181,6 +237,7 @@ mod tests {
     #[case::dropped_by_the_backup(id("configmaps", "dropped"), false, true)]
     // Regression: the standby's EndpointSlice controller copies a restored Service's
     // labels (the plan's among them) onto the slices it makes; a sync deleted them.
+    #[case::claims_hold_data(id("persistentvolumeclaims", "db"), false, false)]
     #[case::made_by_a_controller_from_a_labelled_owner(
         id("endpointslices.discovery.k8s.io", "web-x7k2p"),
         true,

@@ -63,16 +63,32 @@ pub enum FileAction {
     Compare,
     /// Present with another size: a conflict, left alone.
     Conflict,
+    /// Present with the same size and a name that is its content's hash: the same.
+    Same,
 }
 
 /// Decides what happens to a source file of `size` bytes whose destination has
-/// `dest_size` (None: absent).
-pub fn decide_file(size: u64, dest_size: Option<u64>) -> FileAction {
+/// `dest_size` (None: absent); `content_addressed`: its name is its content's hash.
+pub fn decide_file(size: u64, dest_size: Option<u64>, content_addressed: bool) -> FileAction {
     match dest_size {
         None => FileAction::Copy,
+        Some(d) if d == size && content_addressed => FileAction::Same,
         Some(d) if d == size => FileAction::Compare,
         Some(_) => FileAction::Conflict,
     }
+}
+
+/// Whether a volume repository's file (relative to `restic/`: `<ns>/data/ab/<id>`) is
+/// named by the SHA-256 of its content (restic's packs, indexes, snapshots and keys; not
+/// its `config`).
+pub fn content_addressed(rel: &str) -> bool {
+    let mut parts = rel.split('/');
+    let _ns = parts.next();
+    matches!(parts.next(), Some("data" | "index" | "snapshots" | "keys"))
+        && rel
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Whether a file of a volume repository (`restic/<ns>/...`, relative) is copied: every
@@ -141,15 +157,33 @@ mod tests {
     }
 
     #[rstest]
-    #[case::absent(10, None, FileAction::Copy)]
-    #[case::same_size(10, Some(10), FileAction::Compare)]
-    #[case::other_size(10, Some(9), FileAction::Conflict)]
+    #[case::absent(10, None, false, FileAction::Copy)]
+    #[case::same_size(10, Some(10), false, FileAction::Compare)]
+    #[case::same_size_named_by_its_hash(10, Some(10), true, FileAction::Same)]
+    #[case::other_size(10, Some(9), false, FileAction::Conflict)]
+    #[case::other_size_named_by_its_hash(10, Some(9), true, FileAction::Conflict)]
     fn which_files_are_copied(
         #[case] size: u64,
         #[case] dest: Option<u64>,
+        #[case] addressed: bool,
         #[case] want: FileAction,
     ) {
-        assert_eq!(decide_file(size, dest), want);
+        assert_eq!(decide_file(size, dest, addressed), want);
+    }
+
+    #[rstest]
+    #[case(
+        "shop/data/ab/ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12",
+        true
+    )]
+    #[case(
+        "shop/snapshots/ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12",
+        true
+    )]
+    #[case("shop/config", false)]
+    #[case("shop/data/ab/short", false)]
+    fn which_repository_files_are_named_by_their_hash(#[case] rel: &str, #[case] yes: bool) {
+        assert_eq!(content_addressed(rel), yes);
     }
 
     #[rstest]

@@ -434,6 +434,7 @@ pub async fn run_one_restore(
         // volume data is named in a warning (restore through the server to restore it).
         pod_volumes: None,
         standby: None,
+        update_namespaced_only: false,
     };
     let name = restore.metadata.name.clone();
     let quiet = c.output.is_some();

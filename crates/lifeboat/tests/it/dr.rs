@@ -540,7 +540,7 @@ fn a_failover_moves_the_application_to_the_standby() {
     let log = active.dir.path().join("hooks.log");
     let receiver = crate::webhook_receiver::Receiver::start();
     let hooks = format!(
-        "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP $LIFEBOAT_DR_OUTCOME\" >> {}']\n  - name: chat\n    at: notify\n    webhook: {}/dr?token=s3cret\n  - name: warm-cache\n    at: afterPromote\n    exec: {{namespace: {ns}, selector: app=web, command: [sh, -c, 'echo promoted > /tmp/promoted']}}\n  verification: {{timeout: 2m}}\n",
+        "  hooks:\n  - name: page\n    at: notify\n    command: [sh, -c, 'echo \"$LIFEBOAT_DR_POINT $LIFEBOAT_DR_FROM $LIFEBOAT_DR_TO $LIFEBOAT_DR_BACKUP $LIFEBOAT_DR_OUTCOME\" >> {}']\n  - name: chat\n    at: notify\n    webhook: {}/dr/s3cret?token=s3cret\n  - name: dead\n    at: notify\n    webhook: http://127.0.0.1:1/hook/s3cret?token=s3cret\n    onError: Continue\n  - name: warm-cache\n    at: afterPromote\n    exec: {{namespace: {ns}, selector: app=web, command: [sh, -c, 'echo promoted > /tmp/promoted']}}\n  verification: {{timeout: 2m}}\n",
         log.display(),
         receiver.url
     );
@@ -619,7 +619,7 @@ fn a_failover_moves_the_application_to_the_standby() {
     let got = crate::webhook_receiver::Receiver::received(&receiver);
     assert_eq!(got.len(), 2, "{got:#?}");
     for (path, body) in &got {
-        assert_eq!(path, "/dr?token=s3cret");
+        assert_eq!(path, "/dr/s3cret?token=s3cret");
         assert_eq!(body["plan"], "fo");
         assert_eq!(body["hook"], "chat");
         assert_eq!(body["point"], "notify");
@@ -630,6 +630,24 @@ fn a_failover_moves_the_application_to_the_standby() {
     assert_eq!(got[0].1["facts"].get("OUTCOME"), None);
     assert_eq!(got[1].1["facts"]["OUTCOME"], "succeeded");
     assert!(!r.to_string().contains("s3cret"), "{r:#}");
+    let dead = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "hook dead (notify)")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        dead["ok"], false,
+        "its error is in the report, without the token: {dead:#}"
+    );
+    assert!(
+        dead["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("webhook http://127.0.0.1:1/…:"),
+        "{dead:#}"
+    );
     // The exec hook ran in the restored pod on the standby.
     let promoted = standby.kubectl(
         &["-n", ns, "exec", "deploy/web", "--", "cat", "/tmp/promoted"],
@@ -747,6 +765,23 @@ fn a_failback_returns_the_application_to_the_original_in_weighted_steps() {
         )
     };
     let plan_file = acting.dir.path().join("fb.yaml");
+
+    // The wrong way round: refused, nothing changed.
+    std::fs::write(&plan_file, plan_text("true")).unwrap();
+    let err = acting.fails(&[
+        "dr",
+        "failback",
+        plan_file.to_str().unwrap(),
+        "--from",
+        "east",
+        "--to",
+        "west",
+    ]);
+    assert!(
+        err.contains("cluster west runs Deployment dr-fb/web (2 replicas): it serves"),
+        "{err}"
+    );
+    assert_eq!(replicas(&acting, ns, "web"), ("2".into(), String::new()));
 
     // A check that fails once half the traffic is on east: undone.
     std::fs::write(
@@ -933,7 +968,7 @@ fn a_warm_standby_is_kept_and_promoted() {
     }
     primary.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
     primary.apply(&format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old, namespace: {ns}}}\ndata: {{a: b}}\n---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {{name: report, namespace: {ns}}}\nspec:\n  schedule: \"0 0 1 1 *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: r, image: {BUSYBOX}, command: [\"true\"]}}]\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old, namespace: {ns}}}\ndata: {{a: b}}\n---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {{name: report, namespace: {ns}}}\nspec:\n  schedule: \"0 0 1 1 *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: r, image: {BUSYBOX}, command: [\"true\"]}}]\n---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {{name: paused, namespace: {ns}}}\nspec:\n  schedule: \"0 0 1 1 *\"\n  suspend: true\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: r, image: {BUSYBOX}, command: [\"true\"]}}]\n"
     ));
     let storage = shared_storage(&primary);
     backup_to(&primary, "warm-1", ns, &storage);
@@ -1039,7 +1074,12 @@ fn a_warm_standby_is_kept_and_promoted() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"promote on standby"), "{names:?}");
-    assert!(!names.contains(&"restore on standby"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("restore") || n.starts_with("sync")),
+        "the standby held the newest backup: nothing restored: {names:?}"
+    );
     assert_eq!(replicas(&standby, ns, "web"), ("0".into(), "2".into()));
     assert_eq!(
         jsonpath(&standby, ns, "cronjob/report", "{.spec.suspend}"),
@@ -1094,7 +1134,129 @@ fn a_warm_standby_is_kept_and_promoted() {
         ("0".into(), "2".into()),
         "fenced"
     );
+    assert_eq!(
+        jsonpath(&primary, ns, "cronjob/report", "{.spec.suspend}"),
+        "true",
+        "the old active's CronJob is fenced too"
+    );
+    assert_eq!(
+        jsonpath(&standby, ns, "cronjob/paused", "{.spec.suspend}"),
+        "true",
+        "a CronJob suspended on the primary stays suspended"
+    );
+    // The promoted copy serves: a sync must not hold it again.
+    let err = primary.fails(&["dr", "sync", plan]);
+    assert!(
+        err.contains(&format!("namespace {ns} on cluster standby was promoted")),
+        "{err}"
+    );
     for env in [&primary, &standby] {
+        env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    }
+}
+
+/// Any number of clusters (issue 16, item 7): a plan of three — the active `it` (down:
+/// no node), `it-standby` (no node either) and `it-node` — whose status reports each; a
+/// failover to the first standby is refused (it cannot take over), one `--to` the third
+/// moves the application there.
+#[test]
+#[ignore = "needs the dev clusters (two more control planes): run scripts/test.sh"]
+fn a_plan_of_three_clusters_fails_over_to_the_one_that_can_take_over() {
+    let _alone = crate::server_fixture::STANDBY_CLUSTER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let primary = Env::new();
+    let second = Env {
+        dir: tempfile::tempdir().unwrap(),
+        kubeconfig: std::path::PathBuf::from(
+            std::env::var("LIFEBOAT_IT_KUBECONFIG_STANDBY").expect(NEEDS),
+        ),
+    };
+    let third = Env::on_node();
+    let ns = "dr-three";
+    for env in [&primary, &second, &third] {
+        env.delete_namespace(ns);
+    }
+    primary.apply(&app(ns));
+    let storage = shared_storage(&primary);
+    backup_to(&primary, "three-1", ns, &storage);
+    let plan_file = primary.dir.path().join("three.yaml");
+    std::fs::write(
+        &plan_file,
+        format!(
+            r#"apiVersion: lifeboat.dev/v1alpha1
+kind: DRPlan
+metadata: {{name: three}}
+spec:
+  namespaces: [{ns}]
+  tier: tier-2
+  clusters:
+  - {{name: east, kubeconfig: {}, active: true, locations: [{storage}], namespace: dr-no-server}}
+  - {{name: central, kubeconfig: {}, locations: [{storage}], namespace: dr-no-server}}
+  - {{name: west, kubeconfig: {}, locations: [{storage}]}}
+  verification: {{timeout: 2m}}
+"#,
+            primary.kubeconfig.display(),
+            second.kubeconfig.display(),
+            third.kubeconfig.display(),
+        ),
+    )
+    .unwrap();
+    let plan = plan_file.to_str().unwrap();
+    let out = primary.ok(&["dr", "validate", plan]);
+    assert!(out.contains("3 clusters (active east)"), "{out}");
+
+    let out = primary.run(&["dr", "status", plan, "-o", "json"]);
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = s["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["east", "central", "west"], "{s:#}");
+    for c in s["clusters"].as_array().unwrap() {
+        assert_eq!(
+            c["rpo"]["backup"], "three-1",
+            "each reads the backup: {c:#}"
+        );
+    }
+    assert_eq!(s["clusters"][2]["notReady"], serde_json::json!([]), "{s:#}");
+    assert_ne!(s["clusters"][1]["notReady"], serde_json::json!([]), "{s:#}");
+
+    let err = primary.fails(&["dr", "failover", plan]);
+    assert!(
+        err.contains("cluster central cannot take over: no Ready node"),
+        "{err}"
+    );
+    let r = run_json(
+        &primary,
+        0,
+        &[
+            "dr", "failover", plan, "--to", "west", "--id", "t1", "-o", "json",
+        ],
+    );
+    assert_eq!(r["outcome"], "succeeded", "{r:#}");
+    assert_eq!(
+        (r["from"].as_str(), r["to"].as_str()),
+        (Some("east"), Some("west"))
+    );
+    third.kubectl(
+        &[
+            "-n",
+            ns,
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert!(
+        namespace_gone(&second, ns),
+        "the cluster passed over is untouched"
+    );
+    for env in [&primary, &third] {
         env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
     }
 }

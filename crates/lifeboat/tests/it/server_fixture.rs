@@ -337,7 +337,7 @@ pub struct Standby {
     _alone: std::sync::MutexGuard<'static, ()>,
 }
 
-static STANDBY_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static STANDBY_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The second control plane to oneself (one test at a time: install and uninstall are
 /// cluster-wide), without an install: for tests of `install` itself. Its namespace
