@@ -233,7 +233,9 @@ fn backups_are_copied_to_s3() {
         from.to_str().unwrap(),
         "--wait",
     ]);
-    s3_location(&env, "west", "replicate-west", "cluster-a");
+    // A bucket of this run's own (moto keeps buckets between runs of the tests).
+    let bucket = format!("replicate-west-{}", std::process::id());
+    s3_location(&env, "west", &bucket, "cluster-a");
     let r = replicate(
         &env,
         0,
@@ -246,7 +248,7 @@ fn backups_are_copied_to_s3() {
         ],
     );
     assert_eq!(outcomes(&r), [("rep-s3".into(), "copied".into())], "{r:#}");
-    let keys = list_keys("replicate-west");
+    let keys = list_keys(&bucket);
     let local: Vec<String> = files_under(&from.join("backups/rep-s3"))
         .into_iter()
         .map(|(rel, _)| format!("cluster-a/backups/rep-s3/{rel}"))
@@ -256,7 +258,7 @@ fn backups_are_copied_to_s3() {
     }
     let tarball = boto(
         "import hashlib\nprint(hashlib.sha256(s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])['Body'].read()).hexdigest())",
-        &["replicate-west", "cluster-a/backups/rep-s3/rep-s3.tar.gz"],
+        &[&bucket, "cluster-a/backups/rep-s3/rep-s3.tar.gz"],
     );
     let here = std::fs::read(from.join("backups/rep-s3/rep-s3.tar.gz")).unwrap();
     assert_eq!(tarball.trim(), sha256_hex(&here));
