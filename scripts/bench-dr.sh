@@ -19,12 +19,13 @@ cd "$(dirname "$0")/.."
 N=${1:-1000}
 DEPLOY=${2:-20}
 bash scripts/setup.sh >/dev/null
-export LIFEBOAT_DEV_HOME=${LIFEBOAT_BENCH_HOME:-$PWD/.bench/clusters}
+WORK=$(mktemp -d /tmp/lifeboat-bench-dr.XXXXXX)
+# Fresh clusters of this run's own (their etcd data goes with $WORK).
+export LIFEBOAT_DEV_HOME=$WORK/clusters
+trap 'bash scripts/dev-cluster.sh down bench-dr-a >/dev/null 2>&1 || true; bash scripts/dev-cluster.sh down bench-dr-b >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 PORT=${LIFEBOAT_BENCH_PORT:-36553}
 KA=$(bash scripts/dev-cluster.sh up bench-dr-a "$PORT" | tail -1)
 KB=$(bash scripts/dev-cluster.sh up bench-dr-b "$((PORT + 200))" --nodes 1 | tail -1)
-WORK=$(mktemp -d /tmp/lifeboat-bench-dr.XXXXXX)
-trap 'bash scripts/dev-cluster.sh down bench-dr-a >/dev/null 2>&1 || true; bash scripts/dev-cluster.sh down bench-dr-b >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 cargo build --release -q --bin lifeboat --example bench_load -p lifeboat -p lifeboat-engine
 LB=$PWD/target/release/lifeboat
 export LIFEBOAT_CONFIG="$WORK/locations.yaml" LIFEBOAT_STORAGE_DIR="$WORK/storage" LIFEBOAT_MODE=local
@@ -81,6 +82,9 @@ spec:
 EOF
 
 "$LB" dr drill "$WORK/plan.yaml" --id d1 -o json >"$WORK/drill.json" || true
+# The drill's pods gone from the node before the failover is timed (else the node tears
+# 20 sandboxes down while it starts 20).
+kubectl --kubeconfig "$KB" wait --for=delete "namespace/$NS-drill-d1" --timeout=180s >/dev/null 2>&1 || true
 "$LB" dr sync "$WORK/plan.yaml" --id s1 -o json >"$WORK/sync.json"
 "$LB" dr failover "$WORK/plan.yaml" --id f1 -o json >"$WORK/failover.json"
 
@@ -103,7 +107,7 @@ print(f"\nobjects={n} deployments={deploy}; drill passed={drill['passed']}, fail
 print(f"{'run':<10} {'seconds':>8} {'target_s':>9} {'target/measured':>16}")
 for name, s, t in rows:
     print(f"{name:<10} {s:8.2f} {('-' if t is None else f'{t:.0f}'):>9} {('-' if t is None else f'{t / s:.2f}x'):>16}")
-print(f"warm failover / cold restore+available: {fo["rtoSeconds"] / cold:.2f} (below 1: the warm standby is faster)")
+print(f"warm failover / cold restore+available: {fo['rtoSeconds'] / cold:.2f} (below 1: the warm standby is faster)")
 for title, r in (("drill", drill), ("failover", fo)):
     print(f"\n{title} steps:")
     for s in r["steps"]:
