@@ -9,6 +9,7 @@
 //! with its start, duration and outcome.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ use lifeboat_types::dr::drill::{
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::recovery_point;
 
+use crate::report::{dur, steps_table, warnings_and_place};
 use crate::steps::{
     Recorder, RestoreInto, Step, Verified, clock_id, restore_protected, restored_by, verify,
 };
@@ -355,4 +357,70 @@ pub async fn drill(
     let base = format!("{}-drill-{}", report.plan, report.id);
     crate::report::store_in(&store, &base, &mut report).await;
     Ok(report)
+}
+
+/// `dr drill` as Markdown.
+pub fn drill_markdown(r: &DrillReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# DR drill {} of plan {} on cluster {}: {}\n",
+        r.id,
+        r.plan,
+        r.cluster,
+        if r.passed { "PASSED" } else { "FAILED" }
+    );
+    let _ = writeln!(
+        out,
+        "Started {}; backup {} from location {}.\n\n- RTO: {} (objective {})\n- RPO: {} (objective {})\n- Namespaces: {}\n",
+        r.started.to_rfc3339(),
+        r.backup.as_deref().unwrap_or("-"),
+        r.location.as_deref().unwrap_or("-"),
+        r.rto_seconds
+            .map(|s| format!("{s:.1}s"))
+            .unwrap_or_else(|| "not reached".into()),
+        dur(r.rto_objective_seconds),
+        r.rpo_seconds.map(dur).unwrap_or_else(|| "-".into()),
+        dur(r.rpo_objective_seconds),
+        r.namespaces
+            .iter()
+            .map(|(k, v)| format!("{k} → {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    steps_table(&mut out, &r.steps);
+    let _ = writeln!(
+        out,
+        "\n## Criteria\n\n| criterion | result | evidence |\n|---|---|---|"
+    );
+    for c in &r.criteria {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            c.name,
+            match (c.ok, c.required) {
+                (true, _) => "ok",
+                (false, true) => "FAILED",
+                (false, false) => "missed (not required)",
+            },
+            c.detail.replace('|', "\\|")
+        );
+    }
+    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), None);
+    out
+}
+
+impl crate::report::Stored for DrillReport {
+    fn plan(&self) -> &str {
+        &self.plan
+    }
+    fn markdown(&self) -> String {
+        drill_markdown(self)
+    }
+    fn stored_at(&mut self) -> &mut Option<String> {
+        &mut self.stored_at
+    }
+    fn warnings(&mut self) -> &mut Vec<String> {
+        &mut self.warnings
+    }
 }

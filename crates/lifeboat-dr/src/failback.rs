@@ -14,6 +14,7 @@
 //! again, the namespaces this run's restore created there deleted. The acting cluster
 //! was not touched and keeps serving.
 
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,10 +33,11 @@ use lifeboat_types::dr::failover::{FAILBACK_WEIGHTS, Start, failback_may_start, 
 use lifeboat_types::dr::plan::{HookPoint, Plan, PlanCluster};
 use lifeboat_types::dr::status::not_ready;
 
-use crate::failover::{FailoverError, Outcome};
 use crate::fence::{Fenced, fence, resume_schedules, running};
 use crate::hooks::{HookTargets, run_at};
+use crate::report::{steps_table, warnings_and_place};
 use crate::status::quick_readiness;
+use crate::steps::{FailoverError, Outcome};
 use crate::steps::{
     Recorder, RestoreInto, Step, restore_protected, restored_by, run_checks, verify,
 };
@@ -562,4 +564,68 @@ pub async fn failback(
         crate::report::store_in(&write_store, &base, &mut report).await;
     }
     Ok(report)
+}
+
+/// `dr failback` as Markdown.
+pub fn failback_markdown(r: &FailbackReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# DR failback {} of plan {}: {} → {}: {}\n",
+        r.id,
+        r.plan,
+        r.from,
+        r.to,
+        match r.outcome {
+            Outcome::Succeeded => "SUCCEEDED",
+            Outcome::RolledBack => "UNDONE",
+            Outcome::Failed => "FAILED (not everything undone)",
+            Outcome::DryRun => "DRY RUN (nothing changed)",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Started {}; fresh backup {} in location {}; {} objects restored; traffic steps taken: {}; all traffic on {} after {}.\n",
+        r.started.to_rfc3339(),
+        r.backup,
+        r.location,
+        r.objects_restored,
+        if r.weights_moved.is_empty() {
+            "none".to_owned()
+        } else {
+            r.weights_moved
+                .iter()
+                .map(|w| format!("{w}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        r.to,
+        r.seconds
+            .map(|s| format!("{s:.1}s"))
+            .unwrap_or_else(|| "-".into()),
+    );
+    steps_table(&mut out, &r.steps);
+    if !r.not_undone.is_empty() {
+        let _ = writeln!(out, "\n## Not undone\n");
+        for n in &r.not_undone {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
+    out
+}
+
+impl crate::report::Stored for FailbackReport {
+    fn plan(&self) -> &str {
+        &self.plan
+    }
+    fn markdown(&self) -> String {
+        failback_markdown(self)
+    }
+    fn stored_at(&mut self) -> &mut Option<String> {
+        &mut self.stored_at
+    }
+    fn warnings(&mut self) -> &mut Vec<String> {
+        &mut self.warnings
+    }
 }

@@ -10,6 +10,7 @@
 //! `lifeboat_types::dr::failover`'s.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +25,9 @@ use lifeboat_types::dr::status::{not_ready, recovery_point};
 
 use crate::fence::{Fenced, fence, unfence};
 use crate::hooks::{HookTargets, run_at};
+use crate::report::{dur, steps_table, warnings_and_place};
 use crate::status::quick_readiness;
+pub use crate::steps::{FailoverError, Outcome};
 use crate::steps::{Recorder, RestoreInto, Step, restore_protected, restored_by, verify};
 use crate::target::{LocalLocations, Target, reach};
 
@@ -39,32 +42,6 @@ pub struct FailoverOptions {
     pub force: bool,
     /// The id in the restore's name (default: from the clock).
     pub id: Option<String>,
-}
-
-/// How a failover ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Outcome {
-    /// The standby serves.
-    Succeeded,
-    /// A step failed; what was done was undone (the old active serves again).
-    RolledBack,
-    /// A step failed and not everything could be undone (see `notUndone`).
-    Failed,
-    /// Nothing was touched (`--dry-run`).
-    DryRun,
-}
-
-impl Outcome {
-    /// Whether the run did what it was asked: succeeded, or a dry run whose every step
-    /// could be planned (a fence that could not list fails it).
-    pub fn passed(self, steps: &[Step]) -> bool {
-        match self {
-            Outcome::Succeeded => true,
-            Outcome::DryRun => steps.iter().all(|s| s.ok),
-            Outcome::RolledBack | Outcome::Failed => false,
-        }
-    }
 }
 
 /// A failover's report.
@@ -108,53 +85,6 @@ pub struct FailoverReport {
     /// Where the report is stored (`metadata/dr/<plan>/…json` in the location the
     /// backup was read from; None: a dry run, or it could not be stored: see warnings).
     pub stored_at: Option<String>,
-}
-
-/// Why a failover could not start (nothing was changed).
-#[derive(Debug, thiserror::Error)]
-pub enum FailoverError {
-    /// `--to` names no cluster of the plan.
-    #[error("plan {plan} has no cluster {name:?} (its clusters: {known})")]
-    NoSuchCluster {
-        /// The plan.
-        plan: String,
-        /// The name given.
-        name: String,
-        /// The plan's cluster names.
-        known: String,
-    },
-    /// The decision refused it.
-    #[error("failover of plan {plan} refused: {why}")]
-    Refused {
-        /// The plan.
-        plan: String,
-        /// Why (and how to go on).
-        why: String,
-    },
-    /// The target cannot be reached.
-    #[error("cluster {name} of plan {plan} cannot be reached: {why}")]
-    Unreachable {
-        /// The plan.
-        plan: String,
-        /// The cluster.
-        name: String,
-        /// Why.
-        why: String,
-    },
-    /// No backup to restore.
-    #[error(
-        "cluster {name} of plan {plan} reads no Completed backup of {namespaces} (locations: {locations}); nothing to fail over with"
-    )]
-    NoBackup {
-        /// The plan.
-        plan: String,
-        /// The cluster.
-        name: String,
-        /// The protected namespaces.
-        namespaces: String,
-        /// What each location said.
-        locations: String,
-    },
 }
 
 /// A dry run's verification step: what it would wait for and run.
@@ -594,4 +524,61 @@ pub async fn failover(
         crate::report::store_in(&store, &base, &mut report).await;
     }
     Ok(report)
+}
+
+/// `dr failover` as Markdown.
+pub fn failover_markdown(r: &FailoverReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# DR failover {} of plan {}: {} → {}: {}\n",
+        r.id,
+        r.plan,
+        r.from,
+        r.to,
+        match r.outcome {
+            Outcome::Succeeded => "SUCCEEDED",
+            Outcome::RolledBack => "ROLLED BACK",
+            Outcome::Failed => "FAILED (not everything undone)",
+            Outcome::DryRun => "DRY RUN (nothing changed)",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Started {}; backup {} from location {}; {} objects restored.\n\n- RTO: {} (objective {})\n- RPO: {} (objective {})\n",
+        r.started.to_rfc3339(),
+        r.backup,
+        r.location,
+        r.objects_restored,
+        r.rto_seconds
+            .map(|s| format!("{s:.1}s"))
+            .unwrap_or_else(|| "not reached".into()),
+        dur(r.rto_objective_seconds),
+        r.rpo_seconds.map(dur).unwrap_or_else(|| "-".into()),
+        dur(r.rpo_objective_seconds),
+    );
+    steps_table(&mut out, &r.steps);
+    if !r.not_undone.is_empty() {
+        let _ = writeln!(out, "\n## Not undone\n");
+        for n in &r.not_undone {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
+    out
+}
+
+impl crate::report::Stored for FailoverReport {
+    fn plan(&self) -> &str {
+        &self.plan
+    }
+    fn markdown(&self) -> String {
+        failover_markdown(self)
+    }
+    fn stored_at(&mut self) -> &mut Option<String> {
+        &mut self.stored_at
+    }
+    fn warnings(&mut self) -> &mut Vec<String> {
+        &mut self.warnings
+    }
 }

@@ -17,7 +17,8 @@
 //! - [`hooks`]: a plan's hooks at their points — local commands, exec in pods, webhooks.
 //! - [`standby`]: `dr sync` — a warm standby kept holding the newest backup (workloads at
 //!   0, the plan's label), and its promotion.
-//! - [`report`]: the Markdown renderings of status and drill reports.
+//! - [`report`]: what run reports share — stored beside the backups, their steps as
+//!   Markdown — and `dr status` as Markdown.
 #![warn(missing_docs)]
 
 pub mod drill;

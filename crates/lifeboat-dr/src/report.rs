@@ -1,12 +1,13 @@
-//! Markdown renderings of `dr status` and `dr drill` reports (the JSON renderings are
-//! their serde forms), for people, chat and tickets.
+//! What every run's report shares: storing it beside the backups ([`store_in`]), the
+//! Markdown of its steps, warnings and place; and `dr status` as Markdown. Each run's
+//! own Markdown lives with the run (`drill::drill_markdown`, …). The JSON renderings are
+//! their serde forms.
 
 use std::fmt::Write;
 
 use lifeboat_types::GoDuration;
 use lifeboat_types::dr::status::{Health, Rpo};
 
-use crate::drill::DrillReport;
 use crate::status::PlanStatus;
 
 /// Stores a run's report in `store` as `metadata/dr/<plan>/<base>.json` and `.md`
@@ -71,52 +72,7 @@ pub async fn store_in<T: Stored>(
     }
 }
 
-impl Stored for crate::failover::FailoverReport {
-    fn plan(&self) -> &str {
-        &self.plan
-    }
-    fn markdown(&self) -> String {
-        failover_markdown(self)
-    }
-    fn stored_at(&mut self) -> &mut Option<String> {
-        &mut self.stored_at
-    }
-    fn warnings(&mut self) -> &mut Vec<String> {
-        &mut self.warnings
-    }
-}
-
-impl Stored for crate::drill::DrillReport {
-    fn plan(&self) -> &str {
-        &self.plan
-    }
-    fn markdown(&self) -> String {
-        drill_markdown(self)
-    }
-    fn stored_at(&mut self) -> &mut Option<String> {
-        &mut self.stored_at
-    }
-    fn warnings(&mut self) -> &mut Vec<String> {
-        &mut self.warnings
-    }
-}
-
-impl Stored for crate::failback::FailbackReport {
-    fn plan(&self) -> &str {
-        &self.plan
-    }
-    fn markdown(&self) -> String {
-        failback_markdown(self)
-    }
-    fn stored_at(&mut self) -> &mut Option<String> {
-        &mut self.stored_at
-    }
-    fn warnings(&mut self) -> &mut Vec<String> {
-        &mut self.warnings
-    }
-}
-
-fn dur(secs: u64) -> String {
+pub(crate) fn dur(secs: u64) -> String {
     GoDuration(std::time::Duration::from_secs(secs)).to_string()
 }
 
@@ -171,176 +127,8 @@ pub fn status_markdown(s: &PlanStatus) -> String {
     out
 }
 
-/// `dr drill` as Markdown.
-pub fn drill_markdown(r: &DrillReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# DR drill {} of plan {} on cluster {}: {}\n",
-        r.id,
-        r.plan,
-        r.cluster,
-        if r.passed { "PASSED" } else { "FAILED" }
-    );
-    let _ = writeln!(
-        out,
-        "Started {}; backup {} from location {}.\n\n- RTO: {} (objective {})\n- RPO: {} (objective {})\n- Namespaces: {}\n",
-        r.started.to_rfc3339(),
-        r.backup.as_deref().unwrap_or("-"),
-        r.location.as_deref().unwrap_or("-"),
-        r.rto_seconds
-            .map(|s| format!("{s:.1}s"))
-            .unwrap_or_else(|| "not reached".into()),
-        dur(r.rto_objective_seconds),
-        r.rpo_seconds.map(dur).unwrap_or_else(|| "-".into()),
-        dur(r.rpo_objective_seconds),
-        r.namespaces
-            .iter()
-            .map(|(k, v)| format!("{k} → {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    steps_table(&mut out, &r.steps);
-    let _ = writeln!(
-        out,
-        "\n## Criteria\n\n| criterion | result | evidence |\n|---|---|---|"
-    );
-    for c in &r.criteria {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} |",
-            c.name,
-            match (c.ok, c.required) {
-                (true, _) => "ok",
-                (false, true) => "FAILED",
-                (false, false) => "missed (not required)",
-            },
-            c.detail.replace('|', "\\|")
-        );
-    }
-    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), None);
-    out
-}
-
-/// `dr failover` as Markdown.
-pub fn failover_markdown(r: &crate::failover::FailoverReport) -> String {
-    use crate::failover::Outcome;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# DR failover {} of plan {}: {} → {}: {}\n",
-        r.id,
-        r.plan,
-        r.from,
-        r.to,
-        match r.outcome {
-            Outcome::Succeeded => "SUCCEEDED",
-            Outcome::RolledBack => "ROLLED BACK",
-            Outcome::Failed => "FAILED (not everything undone)",
-            Outcome::DryRun => "DRY RUN (nothing changed)",
-        }
-    );
-    let _ = writeln!(
-        out,
-        "Started {}; backup {} from location {}; {} objects restored.\n\n- RTO: {} (objective {})\n- RPO: {} (objective {})\n",
-        r.started.to_rfc3339(),
-        r.backup,
-        r.location,
-        r.objects_restored,
-        r.rto_seconds
-            .map(|s| format!("{s:.1}s"))
-            .unwrap_or_else(|| "not reached".into()),
-        dur(r.rto_objective_seconds),
-        r.rpo_seconds.map(dur).unwrap_or_else(|| "-".into()),
-        dur(r.rpo_objective_seconds),
-    );
-    steps_table(&mut out, &r.steps);
-    if !r.not_undone.is_empty() {
-        let _ = writeln!(out, "\n## Not undone\n");
-        for n in &r.not_undone {
-            let _ = writeln!(out, "- {n}");
-        }
-    }
-    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
-    out
-}
-
-/// `dr failback` as Markdown.
-pub fn failback_markdown(r: &crate::failback::FailbackReport) -> String {
-    use crate::failover::Outcome;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# DR failback {} of plan {}: {} → {}: {}\n",
-        r.id,
-        r.plan,
-        r.from,
-        r.to,
-        match r.outcome {
-            Outcome::Succeeded => "SUCCEEDED",
-            Outcome::RolledBack => "UNDONE",
-            Outcome::Failed => "FAILED (not everything undone)",
-            Outcome::DryRun => "DRY RUN (nothing changed)",
-        }
-    );
-    let _ = writeln!(
-        out,
-        "Started {}; fresh backup {} in location {}; {} objects restored; traffic steps taken: {}; all traffic on {} after {}.\n",
-        r.started.to_rfc3339(),
-        r.backup,
-        r.location,
-        r.objects_restored,
-        if r.weights_moved.is_empty() {
-            "none".to_owned()
-        } else {
-            r.weights_moved
-                .iter()
-                .map(|w| format!("{w}%"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-        r.to,
-        r.seconds
-            .map(|s| format!("{s:.1}s"))
-            .unwrap_or_else(|| "-".into()),
-    );
-    steps_table(&mut out, &r.steps);
-    if !r.not_undone.is_empty() {
-        let _ = writeln!(out, "\n## Not undone\n");
-        for n in &r.not_undone {
-            let _ = writeln!(out, "- {n}");
-        }
-    }
-    warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
-    out
-}
-
-/// `dr sync` as Markdown.
-pub fn sync_markdown(r: &crate::standby::SyncReport) -> String {
-    use crate::standby::SyncOutcome;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# DR sync of plan {} on {}: {}\n\nBackup {} from location {}; {} objects created or updated; {} pruned; {:.1}s.\n",
-        r.plan,
-        r.cluster,
-        match r.outcome {
-            SyncOutcome::Synced => "SYNCED",
-            SyncOutcome::UpToDate => "UP TO DATE",
-            SyncOutcome::Failed => "FAILED",
-        },
-        r.backup,
-        r.location,
-        r.objects_restored,
-        r.pruned.len(),
-        r.seconds
-    );
-    steps_table(&mut out, &r.steps);
-    out
-}
-
 /// A run report's end: its warnings, what to do next, where it is stored.
-fn warnings_and_place(
+pub(crate) fn warnings_and_place(
     out: &mut String,
     warnings: &[String],
     stored: Option<&str>,
@@ -360,7 +148,7 @@ fn warnings_and_place(
     }
 }
 
-fn steps_table(out: &mut String, steps: &[crate::steps::Step]) {
+pub(crate) fn steps_table(out: &mut String, steps: &[crate::steps::Step]) {
     let _ = writeln!(
         out,
         "## Steps\n\n| step | started | took | outcome |\n|---|---|---:|---|"

@@ -9,6 +9,7 @@
 //! ([`promote`]). Decisions are `lifeboat_types::dr::standby`'s.
 
 use std::collections::BTreeSet;
+use std::fmt::Write;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -24,8 +25,9 @@ use lifeboat_types::dr::standby::{
     release_cronjob_patch, to_prune,
 };
 
-use crate::failover::FailoverError;
 use crate::fence::scale_up;
+use crate::report::steps_table;
+use crate::steps::FailoverError;
 use crate::steps::{Recorder, RestoreInto, Step, restore_protected};
 use crate::target::{LocalLocations, reach};
 
@@ -574,4 +576,27 @@ pub async fn sync(
     report.steps = rec.steps;
     report.seconds = clock.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// `dr sync` as Markdown.
+pub fn sync_markdown(r: &SyncReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# DR sync of plan {} on {}: {}\n\nBackup {} from location {}; {} objects created or updated; {} pruned; {:.1}s.\n",
+        r.plan,
+        r.cluster,
+        match r.outcome {
+            SyncOutcome::Synced => "SYNCED",
+            SyncOutcome::UpToDate => "UP TO DATE",
+            SyncOutcome::Failed => "FAILED",
+        },
+        r.backup,
+        r.location,
+        r.objects_restored,
+        r.pruned.len(),
+        r.seconds
+    );
+    steps_table(&mut out, &r.steps);
+    out
 }

@@ -340,3 +340,76 @@ pub async fn run_command(
         ))
     }
 }
+
+/// How a failover or failback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// The standby serves.
+    Succeeded,
+    /// A step failed; what was done was undone (the old active serves again).
+    RolledBack,
+    /// A step failed and not everything could be undone (see `notUndone`).
+    Failed,
+    /// Nothing was touched (`--dry-run`).
+    DryRun,
+}
+
+impl Outcome {
+    /// Whether the run did what it was asked: succeeded, or a dry run whose every step
+    /// could be planned (a fence that could not list fails it).
+    pub fn passed(self, steps: &[Step]) -> bool {
+        match self {
+            Outcome::Succeeded => true,
+            Outcome::DryRun => steps.iter().all(|s| s.ok),
+            Outcome::RolledBack | Outcome::Failed => false,
+        }
+    }
+}
+
+/// Why a failover, failback or sync could not start (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    /// `--to` names no cluster of the plan.
+    #[error("plan {plan} has no cluster {name:?} (its clusters: {known})")]
+    NoSuchCluster {
+        /// The plan.
+        plan: String,
+        /// The name given.
+        name: String,
+        /// The plan's cluster names.
+        known: String,
+    },
+    /// The decision refused it.
+    #[error("failover of plan {plan} refused: {why}")]
+    Refused {
+        /// The plan.
+        plan: String,
+        /// Why (and how to go on).
+        why: String,
+    },
+    /// The target cannot be reached.
+    #[error("cluster {name} of plan {plan} cannot be reached: {why}")]
+    Unreachable {
+        /// The plan.
+        plan: String,
+        /// The cluster.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// No backup to restore.
+    #[error(
+        "cluster {name} of plan {plan} reads no Completed backup of {namespaces} (locations: {locations}); nothing to fail over with"
+    )]
+    NoBackup {
+        /// The plan.
+        plan: String,
+        /// The cluster.
+        name: String,
+        /// The protected namespaces.
+        namespaces: String,
+        /// What each location said.
+        locations: String,
+    },
+}

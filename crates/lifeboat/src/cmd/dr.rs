@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use lifeboat_dr::drill::drill_markdown;
 use lifeboat_dr::drill::{DrillOptions, drill};
-use lifeboat_dr::report::{drill_markdown, status_markdown};
+use lifeboat_dr::report::status_markdown;
 use lifeboat_dr::status::status;
 use lifeboat_types::api::velero::BackupStorageLocation;
 use lifeboat_types::dr::plan::{Plan, parse};
@@ -281,7 +282,7 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
                 id: a.id.clone(),
             };
             let r = failover(&plan, &opts, &local_location).await?;
-            let md = lifeboat_dr::report::failover_markdown(&r);
+            let md = lifeboat_dr::failover::failover_markdown(&r);
             print_report(&r, &md, a.output)?;
             write_reports(a.report_dir.as_deref(), "failover", &r.plan, &r.id, &md, &r)?;
             Ok(Exit::of_check(r.outcome.passed(&r.steps)))
@@ -294,7 +295,7 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
                 id: a.id.clone(),
             };
             let r = sync(&plan, &opts, &local_location).await?;
-            let md = lifeboat_dr::report::sync_markdown(&r);
+            let md = lifeboat_dr::standby::sync_markdown(&r);
             print_report(&r, &md, a.output)?;
             Ok(Exit::of_check(r.outcome != SyncOutcome::Failed))
         }
@@ -309,7 +310,7 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
                 id: a.id.clone(),
             };
             let r = failback(&plan, &opts, &local_location).await?;
-            let md = lifeboat_dr::report::failback_markdown(&r);
+            let md = lifeboat_dr::failback::failback_markdown(&r);
             print_report(&r, &md, a.output)?;
             write_reports(a.report_dir.as_deref(), "failback", &r.plan, &r.id, &md, &r)?;
             Ok(Exit::of_check(r.outcome.passed(&r.steps)))
