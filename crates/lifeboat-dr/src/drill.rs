@@ -167,13 +167,7 @@ pub async fn drill(
         Some(n) => plan.cluster(n).ok_or_else(|| DrillError::NoSuchCluster {
             plan: plan.name.clone(),
             name: n.clone(),
-            known: plan
-                .spec
-                .clusters
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: plan.cluster_names(),
         })?,
         None => plan.standbys().next().unwrap_or_else(|| plan.active()),
     };

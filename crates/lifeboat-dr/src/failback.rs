@@ -30,16 +30,16 @@ use lifeboat_engine::verify::cleanup_scratch;
 use lifeboat_types::api::selector::Selector;
 use lifeboat_types::api::velero::{Backup, BackupPhase, BackupSpec};
 use lifeboat_types::dr::failover::{FAILBACK_WEIGHTS, Start, failback_may_start, valid_weights};
-use lifeboat_types::dr::plan::{HookPoint, Plan, PlanCluster};
+use lifeboat_types::dr::plan::{HookPoint, Plan};
 use lifeboat_types::dr::status::not_ready;
 
 use crate::fence::{Fenced, fence, resume_schedules, running};
 use crate::hooks::{HookTargets, run_at};
-use crate::report::{steps_table, warnings_and_place};
+use crate::report::{list_section, steps_table, warnings_and_place};
 use crate::status::quick_readiness;
 use crate::steps::{FailoverError, Outcome};
 use crate::steps::{
-    Recorder, RestoreInto, Step, restore_protected, restored_by, run_checks, verify,
+    Recorder, RestoreInto, Step, named_cluster, restore_protected, restored_by, run_checks, verify,
 };
 use crate::target::{LocalLocations, Target, reach};
 
@@ -103,21 +103,6 @@ fn refuse(plan: &Plan, why: String) -> FailoverError {
     }
 }
 
-fn named<'a>(plan: &'a Plan, name: &str) -> Result<&'a PlanCluster, FailoverError> {
-    plan.cluster(name)
-        .ok_or_else(|| FailoverError::NoSuchCluster {
-            plan: plan.name.clone(),
-            name: name.to_owned(),
-            known: plan
-                .spec
-                .clusters
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-}
-
 /// The first location the acting cluster writes that the original reads too: its name,
 /// the acting cluster's store (written) and the original's (read).
 fn shared_location(from: &Target, to: &Target) -> Result<(String, Store, Store), String> {
@@ -152,11 +137,11 @@ pub async fn failback(
     local: LocalLocations<'_>,
 ) -> Result<FailbackReport, FailoverError> {
     let from_plan = match &opts.from {
-        Some(n) => named(plan, n)?,
+        Some(n) => named_cluster(plan, n)?,
         None => plan.active(),
     };
     let to_plan = match &opts.to {
-        Some(n) => named(plan, n)?,
+        Some(n) => named_cluster(plan, n)?,
         None => plan
             .standbys()
             .find(|c| c.name != from_plan.name)
@@ -605,12 +590,7 @@ pub fn failback_markdown(r: &FailbackReport) -> String {
             .unwrap_or_else(|| "-".into()),
     );
     steps_table(&mut out, &r.steps);
-    if !r.not_undone.is_empty() {
-        let _ = writeln!(out, "\n## Not undone\n");
-        for n in &r.not_undone {
-            let _ = writeln!(out, "- {n}");
-        }
-    }
+    list_section(&mut out, "Not undone", &r.not_undone);
     warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
     out
 }

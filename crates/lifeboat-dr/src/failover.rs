@@ -25,7 +25,7 @@ use lifeboat_types::dr::status::{not_ready, recovery_point};
 
 use crate::fence::{Fenced, fence, unfence};
 use crate::hooks::{HookTargets, run_at};
-use crate::report::{dur, steps_table, warnings_and_place};
+use crate::report::{dur, list_section, steps_table, warnings_and_place};
 use crate::status::quick_readiness;
 pub use crate::steps::{FailoverError, Outcome};
 use crate::steps::{Recorder, RestoreInto, Step, restore_protected, restored_by, verify};
@@ -121,19 +121,7 @@ pub async fn failover(
 ) -> Result<FailoverReport, FailoverError> {
     let active_plan = plan.active();
     let target_plan = match &opts.to {
-        Some(n) => plan
-            .cluster(n)
-            .ok_or_else(|| FailoverError::NoSuchCluster {
-                plan: plan.name.clone(),
-                name: n.clone(),
-                known: plan
-                    .spec
-                    .clusters
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?,
+        Some(n) => crate::steps::named_cluster(plan, n)?,
         None => plan.standbys().next().unwrap_or(active_plan),
     };
     let id = opts.id.clone().unwrap_or_else(crate::steps::clock_id);
@@ -558,12 +546,7 @@ pub fn failover_markdown(r: &FailoverReport) -> String {
         dur(r.rpo_objective_seconds),
     );
     steps_table(&mut out, &r.steps);
-    if !r.not_undone.is_empty() {
-        let _ = writeln!(out, "\n## Not undone\n");
-        for n in &r.not_undone {
-            let _ = writeln!(out, "- {n}");
-        }
-    }
+    list_section(&mut out, "Not undone", &r.not_undone);
     warnings_and_place(&mut out, &r.warnings, r.stored_at.as_deref(), Some(&r.next));
     out
 }

@@ -134,17 +134,22 @@ pub(crate) fn warnings_and_place(
     stored: Option<&str>,
     next: Option<&str>,
 ) {
-    if !warnings.is_empty() {
-        let _ = writeln!(out, "\n## Warnings\n");
-        for w in warnings {
-            let _ = writeln!(out, "- {w}");
-        }
-    }
+    list_section(out, "Warnings", warnings);
     if let Some(next) = next {
         let _ = writeln!(out, "\nNext: {next}");
     }
     if let Some(at) = stored {
         let _ = writeln!(out, "\nStored in location {at}.");
+    }
+}
+
+/// A `## <title>` section listing `items`, when there are any.
+pub(crate) fn list_section(out: &mut String, title: &str, items: &[String]) {
+    if !items.is_empty() {
+        let _ = writeln!(out, "\n## {title}\n");
+        for i in items {
+            let _ = writeln!(out, "- {i}");
+        }
     }
 }
 

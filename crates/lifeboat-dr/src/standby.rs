@@ -456,19 +456,7 @@ pub async fn sync(
         ));
     }
     let target = match &opts.on {
-        Some(n) => plan
-            .cluster(n)
-            .ok_or_else(|| FailoverError::NoSuchCluster {
-                plan: plan.name.clone(),
-                name: n.clone(),
-                known: plan
-                    .spec
-                    .clusters
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?,
+        Some(n) => crate::steps::named_cluster(plan, n)?,
         None => plan.standbys().next().unwrap_or(plan.active()),
     };
     if target.active {

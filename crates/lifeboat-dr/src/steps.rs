@@ -413,3 +413,14 @@ pub enum FailoverError {
         locations: String,
     },
 }
+
+/// The plan's cluster `name` (a `--to`, `--from` or `--on`), or the error naming the
+/// plan's clusters.
+pub fn named_cluster<'a>(plan: &'a Plan, name: &str) -> Result<&'a PlanCluster, FailoverError> {
+    plan.cluster(name)
+        .ok_or_else(|| FailoverError::NoSuchCluster {
+            plan: plan.name.clone(),
+            name: name.to_owned(),
+            known: plan.cluster_names(),
+        })
+}

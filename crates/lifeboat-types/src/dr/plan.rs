@@ -441,6 +441,16 @@ impl Plan {
         self.spec.clusters.iter().find(|c| c.name == name)
     }
 
+    /// The clusters' names, comma-separated (for an error naming the choices).
+    pub fn cluster_names(&self) -> String {
+        self.spec
+            .clusters
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The standby clusters, in the plan's order.
     pub fn standbys(&self) -> impl Iterator<Item = &PlanCluster> {
         self.spec.clusters.iter().filter(|c| !c.active)
