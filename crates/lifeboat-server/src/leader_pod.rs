@@ -5,7 +5,9 @@
 //! Lease and takes the label off any other pod (a leader that lost the Lease without
 //! stopping, say); it takes its own off when it steps down. A server that does not run in
 //! a pod (no POD_NAME) labels nothing. Failures are warnings: leading does not depend on
-//! the label.
+//! the label, and the leader tries again ([`keep_marked`]) until its own pod is labelled.
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -22,15 +24,26 @@ pub(crate) fn stale<'a>(labelled: &'a [String], own: &str) -> Vec<&'a String> {
     labelled.iter().filter(|p| p.as_str() != own).collect()
 }
 
-/// Labels `own` leader and unlabels every other pod of the namespace.
-pub(crate) async fn mark(client: &kube::Client, ns: &str, own: &str) {
+/// Labels `own` leader and then unlabels every other pod of the namespace, trying again
+/// every `retry` until both are done: a refused or lost request (an API server under
+/// load) would otherwise leave the Service without the leader for as long as it leads.
+/// Runs until done; the caller drops it when it stops leading.
+pub(crate) async fn keep_marked(client: kube::Client, ns: String, own: String, retry: Duration) {
+    while !mark(&client, &ns, &own).await {
+        tokio::time::sleep(retry).await;
+    }
+}
+
+/// Labels `own` leader and unlabels every other pod of the namespace; `true` when all of
+/// it was done.
+async fn mark(client: &kube::Client, ns: &str, own: &str) -> bool {
     let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
     if let Err(e) = api
         .patch(own, &PatchParams::default(), &patch(Some("leader")))
         .await
     {
-        tracing::warn!("labelling pod {ns}/{own} {ROLE_LABEL}=leader: {e}");
-        return;
+        tracing::warn!("labelling pod {ns}/{own} {ROLE_LABEL}=leader (trying again): {e}");
+        return false;
     }
     let listed = match api
         .list(&ListParams::default().labels(&format!("{ROLE_LABEL}=leader")))
@@ -38,8 +51,8 @@ pub(crate) async fn mark(client: &kube::Client, ns: &str, own: &str) {
     {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!("listing pods labelled {ROLE_LABEL}=leader in {ns}: {e}");
-            return;
+            tracing::warn!("listing pods labelled {ROLE_LABEL}=leader in {ns} (trying again): {e}");
+            return false;
         }
     };
     let names: Vec<String> = listed
@@ -47,14 +60,22 @@ pub(crate) async fn mark(client: &kube::Client, ns: &str, own: &str) {
         .iter()
         .filter_map(|p| p.metadata.name.clone())
         .collect();
+    let mut done = true;
     for other in stale(&names, own) {
-        if let Err(e) = api
+        match api
             .patch(other, &PatchParams::default(), &patch(None))
             .await
         {
-            tracing::warn!("removing {ROLE_LABEL} from pod {ns}/{other}: {e}");
+            Ok(_) => {}
+            // A pod gone meanwhile carries no label.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                tracing::warn!("removing {ROLE_LABEL} from pod {ns}/{other} (trying again): {e}");
+                done = false;
+            }
         }
     }
+    done
 }
 
 /// Takes the label off `own`.

@@ -30,6 +30,7 @@
 //! grace period and are otherwise marked Failed, and the Lease is released.
 
 mod backups;
+mod drplans;
 pub mod install;
 pub mod leader_pod;
 mod lease;
@@ -96,6 +97,9 @@ pub struct ServerOptions {
     pub default_volumes_to_fs_backup: bool,
     /// How long the node agents may take for the volumes of one backup or restore.
     pub fs_backup_timeout: Duration,
+    /// How often each DR plan is looked at, synced and its drills considered (`0`:
+    /// never).
+    pub dr_every: Duration,
 }
 
 /// Why the server stopped, or why a reconcile did not finish. Render it with [`chain`];
@@ -209,6 +213,8 @@ pub(crate) struct Ctx {
     pub default_volumes_to_fs_backup: bool,
     /// [`ServerOptions::fs_backup_timeout`].
     pub fs_backup_timeout: Duration,
+    /// Each DR plan's cluster names, as its metrics carry them (`drplans`).
+    pub dr_series: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 /// A lifeboat.dev object as its velero.io/v1 twin (`types::api::crd::to_velero`); `what`
@@ -526,9 +532,14 @@ pub async fn run(
     };
     tracing::info!("leading: running the controllers");
     metrics.leader.set(1);
-    if let Some(pod) = &opts.own_pod {
-        leader_pod::mark(&client, &opts.namespace, pod).await;
-    }
+    let marking = opts.own_pod.clone().map(|pod| {
+        tokio::spawn(leader_pod::keep_marked(
+            client.clone(),
+            opts.namespace.clone(),
+            pod,
+            lease::RETRY,
+        ))
+    });
 
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -542,6 +553,7 @@ pub async fn run(
         secrets_dir: tempfile::tempdir().map_err(ServerError::PrivateDir)?,
         default_volumes_to_fs_backup: opts.default_volumes_to_fs_backup,
         fs_backup_timeout: opts.fs_backup_timeout,
+        dr_series: Default::default(),
     });
 
     // Renewal goes on through the shutdown grace period (running work still leads) and
@@ -571,6 +583,7 @@ pub async fn run(
             schedules::run(ctx.clone()),
             locations::run(ctx.clone(), opts.validation_every, opts.sync_every),
             backups::run_gc(ctx.clone(), opts.gc_every),
+            drplans::run(ctx.clone(), opts.dr_every),
         )
     };
     tokio::select! {
@@ -580,6 +593,9 @@ pub async fn run(
     }
     renew.abort();
     metrics.leader.set(0);
+    if let Some(marking) = marking {
+        marking.abort();
+    }
     if let Some(pod) = &opts.own_pod {
         leader_pod::unmark(&client, &opts.namespace, pod).await;
     }

@@ -39,6 +39,25 @@ pub struct LocationLabel {
     pub backup_location_name: String,
 }
 
+/// The `plan` label of the DR metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabel {
+    /// The DRPlan's name.
+    pub plan: String,
+}
+
+/// The `plan` and `cluster` labels of the DR metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanClusterLabel {
+    /// The DRPlan's name.
+    pub plan: String,
+    /// The plan's name for the cluster.
+    pub cluster: String,
+}
+
+type ByPlan = Family<PlanLabel, Gauge<f64, AtomicU64>>;
+type ByPlanCluster = Family<PlanClusterLabel, Gauge<f64, AtomicU64>>;
+
 type ByScheduleC = Family<ScheduleLabel, Counter>;
 type ByScheduleG = Family<ScheduleLabel, Gauge>;
 type ByScheduleF = Family<ScheduleLabel, Gauge<f64, AtomicU64>>;
@@ -107,6 +126,75 @@ pub struct Metrics {
     pub backup_items_per_second: ByScheduleF,
     /// lifeboat_leader: 1 on the replica that runs the controllers.
     pub leader: Gauge,
+    /// The DR plans' metrics (`lifeboat_dr_*`).
+    pub dr: DrMetrics,
+}
+
+/// The DR plans' metrics, each named in `lifeboat_types::metrics`.
+#[derive(Default)]
+pub struct DrMetrics {
+    /// lifeboat_dr_rpo_seconds.
+    pub rpo: ByPlan,
+    /// lifeboat_dr_cluster_rpo_seconds.
+    pub cluster_rpo: ByPlanCluster,
+    /// lifeboat_dr_rpo_objective_seconds.
+    pub rpo_objective: ByPlan,
+    /// lifeboat_dr_rto_objective_seconds.
+    pub rto_objective: ByPlan,
+    /// lifeboat_dr_health.
+    pub health: ByPlan,
+    /// lifeboat_dr_cluster_ready.
+    pub cluster_ready: ByPlanCluster,
+    /// lifeboat_dr_replication_lag_seconds.
+    pub replication_lag: ByPlanCluster,
+    /// lifeboat_dr_last_drill_timestamp.
+    pub last_drill_timestamp: ByPlan,
+    /// lifeboat_dr_last_drill_success.
+    pub last_drill_success: ByPlan,
+    /// lifeboat_dr_last_drill_rto_seconds.
+    pub last_drill_rto: ByPlan,
+    /// lifeboat_dr_last_sync_timestamp.
+    pub last_sync_timestamp: ByPlanCluster,
+    /// lifeboat_dr_last_sync_success.
+    pub last_sync_success: ByPlanCluster,
+}
+
+impl DrMetrics {
+    /// Drops every series of plan `plan` (clusters: the cluster names it had).
+    pub fn forget(&self, plan: &str, clusters: &[String]) {
+        let p = PlanLabel { plan: plan.into() };
+        for f in [
+            &self.rpo,
+            &self.rpo_objective,
+            &self.rto_objective,
+            &self.health,
+            &self.last_drill_timestamp,
+            &self.last_drill_success,
+            &self.last_drill_rto,
+        ] {
+            f.remove(&p);
+        }
+        self.forget_clusters(plan, clusters);
+    }
+
+    /// Drops the series of `clusters` of plan `plan`.
+    pub fn forget_clusters(&self, plan: &str, clusters: &[String]) {
+        for c in clusters {
+            let pc = PlanClusterLabel {
+                plan: plan.into(),
+                cluster: c.clone(),
+            };
+            for f in [
+                &self.cluster_rpo,
+                &self.cluster_ready,
+                &self.replication_lag,
+                &self.last_sync_timestamp,
+                &self.last_sync_success,
+            ] {
+                f.remove(&pc);
+            }
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -151,6 +239,7 @@ impl Metrics {
             restore_items_per_second: Family::default(),
             backup_items_per_second: Family::default(),
             leader: Gauge::default(),
+            dr: DrMetrics::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -246,6 +335,49 @@ impl Metrics {
             m.backup_items_per_second.clone(),
         );
         reg(r, table::LEADER, names, m.leader.clone());
+        let dr = &m.dr;
+        reg(r, table::DR_RPO, names, dr.rpo.clone());
+        reg(r, table::DR_CLUSTER_RPO, names, dr.cluster_rpo.clone());
+        reg(r, table::DR_RPO_OBJECTIVE, names, dr.rpo_objective.clone());
+        reg(r, table::DR_RTO_OBJECTIVE, names, dr.rto_objective.clone());
+        reg(r, table::DR_HEALTH, names, dr.health.clone());
+        reg(r, table::DR_CLUSTER_READY, names, dr.cluster_ready.clone());
+        reg(
+            r,
+            table::DR_REPLICATION_LAG,
+            names,
+            dr.replication_lag.clone(),
+        );
+        reg(
+            r,
+            table::DR_LAST_DRILL_TIMESTAMP,
+            names,
+            dr.last_drill_timestamp.clone(),
+        );
+        reg(
+            r,
+            table::DR_LAST_DRILL_SUCCESS,
+            names,
+            dr.last_drill_success.clone(),
+        );
+        reg(
+            r,
+            table::DR_LAST_DRILL_RTO,
+            names,
+            dr.last_drill_rto.clone(),
+        );
+        reg(
+            r,
+            table::DR_LAST_SYNC_TIMESTAMP,
+            names,
+            dr.last_sync_timestamp.clone(),
+        );
+        reg(
+            r,
+            table::DR_LAST_SYNC_SUCCESS,
+            names,
+            dr.last_sync_success.clone(),
+        );
         m
     }
 

@@ -67,6 +67,8 @@ impl Metric {
 
 const SCHEDULE: &[&str] = &["schedule"];
 const LOCATION: &[&str] = &["backup_location_name"];
+const PLAN: &[&str] = &["plan"];
+const PLAN_CLUSTER: &[&str] = &["plan", "cluster"];
 
 const fn m(
     name: &'static str,
@@ -283,6 +285,90 @@ pub const LEADER: Metric = m(
     &[],
     "1 when this replica holds the leader lease and runs the controllers",
 );
+/// lifeboat_dr_rpo_seconds: per plan, the RPO a failover would achieve now.
+pub const DR_RPO: Metric = m(
+    "lifeboat_dr_rpo_seconds",
+    Gauge,
+    PLAN,
+    "Seconds of data a failover of the DR plan would lose now: the age of the newest Completed backup a standby can read (+Inf when none can)",
+);
+/// lifeboat_dr_cluster_rpo_seconds: per plan and cluster.
+pub const DR_CLUSTER_RPO: Metric = m(
+    "lifeboat_dr_cluster_rpo_seconds",
+    Gauge,
+    PLAN_CLUSTER,
+    "Age in seconds of the newest Completed backup of the DR plan the cluster can read (+Inf when it reads none)",
+);
+/// lifeboat_dr_rpo_objective_seconds.
+pub const DR_RPO_OBJECTIVE: Metric = m(
+    "lifeboat_dr_rpo_objective_seconds",
+    Gauge,
+    PLAN,
+    "The DR plan's recovery point objective in seconds",
+);
+/// lifeboat_dr_rto_objective_seconds.
+pub const DR_RTO_OBJECTIVE: Metric = m(
+    "lifeboat_dr_rto_objective_seconds",
+    Gauge,
+    PLAN,
+    "The DR plan's recovery time objective in seconds",
+);
+/// lifeboat_dr_health: 2 ok, 1 warning, 0 critical.
+pub const DR_HEALTH: Metric = m(
+    "lifeboat_dr_health",
+    Gauge,
+    PLAN,
+    "The DR plan's health as dr status judges it: 2 ok, 1 warning, 0 critical",
+);
+/// lifeboat_dr_cluster_ready: 1 when the cluster could take over.
+pub const DR_CLUSTER_READY: Metric = m(
+    "lifeboat_dr_cluster_ready",
+    Gauge,
+    PLAN_CLUSTER,
+    "1 when the cluster could take over the DR plan now (API reachable, nodes Ready, a location open, a backup readable)",
+);
+/// lifeboat_dr_replication_lag_seconds.
+pub const DR_REPLICATION_LAG: Metric = m(
+    "lifeboat_dr_replication_lag_seconds",
+    Gauge,
+    PLAN_CLUSTER,
+    "Seconds the newest backup the cluster reads is behind the newest any cluster of the DR plan reads",
+);
+/// lifeboat_dr_last_drill_timestamp.
+pub const DR_LAST_DRILL_TIMESTAMP: Metric = m(
+    "lifeboat_dr_last_drill_timestamp",
+    Gauge,
+    PLAN,
+    "Unix time the server's last drill of the DR plan started",
+);
+/// lifeboat_dr_last_drill_success.
+pub const DR_LAST_DRILL_SUCCESS: Metric = m(
+    "lifeboat_dr_last_drill_success",
+    Gauge,
+    PLAN,
+    "1 when the server's last drill of the DR plan passed every criterion, 0 when it did not",
+);
+/// lifeboat_dr_last_drill_rto_seconds.
+pub const DR_LAST_DRILL_RTO: Metric = m(
+    "lifeboat_dr_last_drill_rto_seconds",
+    Gauge,
+    PLAN,
+    "The RTO the server's last drill of the DR plan measured, in seconds",
+);
+/// lifeboat_dr_last_sync_timestamp.
+pub const DR_LAST_SYNC_TIMESTAMP: Metric = m(
+    "lifeboat_dr_last_sync_timestamp",
+    Gauge,
+    PLAN_CLUSTER,
+    "Unix time the warm standby's last sync ended",
+);
+/// lifeboat_dr_last_sync_success.
+pub const DR_LAST_SYNC_SUCCESS: Metric = m(
+    "lifeboat_dr_last_sync_success",
+    Gauge,
+    PLAN_CLUSTER,
+    "1 when the warm standby's last sync left it holding the newest backup, 0 when it failed",
+);
 
 /// Every metric, in the order the server registers them.
 pub const ALL: &[Metric] = &[
@@ -312,6 +398,18 @@ pub const ALL: &[Metric] = &[
     RESTORE_ITEMS_PER_SECOND,
     BACKUP_ITEMS_PER_SECOND,
     LEADER,
+    DR_RPO,
+    DR_CLUSTER_RPO,
+    DR_RPO_OBJECTIVE,
+    DR_RTO_OBJECTIVE,
+    DR_HEALTH,
+    DR_CLUSTER_READY,
+    DR_REPLICATION_LAG,
+    DR_LAST_DRILL_TIMESTAMP,
+    DR_LAST_DRILL_SUCCESS,
+    DR_LAST_DRILL_RTO,
+    DR_LAST_SYNC_TIMESTAMP,
+    DR_LAST_SYNC_SUCCESS,
 ];
 
 #[cfg(test)]

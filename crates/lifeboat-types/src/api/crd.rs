@@ -30,6 +30,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         VolumeSnapshotLocationResource::crd(),
         crate::api::pod_volume::PodVolumeBackupResource::crd(),
         crate::api::pod_volume::PodVolumeRestoreResource::crd(),
+        crate::dr::plan::DrPlanResource::crd(),
     ]
 }
 

@@ -11,9 +11,12 @@
 //!   kept in an annotation), which schedules fencing pauses, a failback's traffic steps.
 //! - [`standby`]: a warm standby — how restored objects are held (0 replicas, CronJobs
 //!   suspended, the plan's label), what a sync leaves out and prunes.
+//! - [`server`]: the `DRPlan` resource's status as the server keeps it, and when the
+//!   server drills a plan next.
 
 pub mod drill;
 pub mod failover;
 pub mod plan;
+pub mod server;
 pub mod standby;
 pub mod status;

@@ -7,6 +7,9 @@
 //! wrong types (naming the line), then [`validate`] checks the rules that span fields and
 //! names each offending field by its path (`spec.clusters[1].name`).
 
+// kube's printcolumn(...) attributes repeat keys by design; clippy reads them as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -17,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::GoDuration;
 use crate::api::names::validate_name;
 use crate::api::selector::Selector;
+use crate::rules::schedule::Cron;
+
+pub use super::server::DrPlanStatus;
 
 /// The annotation lifeboat writes on a standby's workload: its replica count on the
 /// active cluster.
@@ -36,7 +42,15 @@ pub const READ_ORIGINAL_REPLICAS: &[&str] = &[ORIGINAL_REPLICAS, "dr-original-re
     namespaced,
     category = "lifeboat",
     doc = "A disaster-recovery plan: clusters, locations, protected namespaces, RPO/RTO, strategy, hooks, checks.",
-    printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier")
+    status = "DrPlanStatus",
+    printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier"),
+    printcolumn(name = "Health", type_ = "string", json_path = ".status.health"),
+    printcolumn(name = "RPO", type_ = "integer", json_path = ".status.rpoSeconds"),
+    printcolumn(
+        name = "Last drill",
+        type_ = "string",
+        json_path = ".status.lastDrill.outcome"
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DrPlanSpec {
@@ -71,6 +85,23 @@ pub struct DrPlanSpec {
     /// What a failover or drill must achieve to pass.
     #[serde(default)]
     pub success_criteria: SuccessCriteria,
+    /// When the lifeboat server drills the plan on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drills: Option<DrillCalendar>,
+}
+
+/// The calendar of the drills the server runs (`dr drill`'s restore into scratch
+/// namespaces: the guides' functional drill).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrillCalendar {
+    /// When: a cron line (`0 3 1 1,4,7,10 *`: quarterly, as the guides drill), a macro
+    /// (`@monthly`) or `@every <duration>`.
+    pub schedule: String,
+    /// The cluster drilled on (default: the first standby). Not `on`: YAML 1.1 readers
+    /// (kubectl's among them) take that key for `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// One cluster of a plan.
@@ -670,6 +701,19 @@ pub fn validate(name: &str, spec: DrPlanSpec) -> Result<Plan, PlanError> {
             );
         }
     }
+    if let Some(d) = &spec.drills {
+        if let Err(e) = Cron::parse(&d.schedule) {
+            err("spec.drills.schedule".into(), e);
+        }
+        if let Some(on) = &d.cluster
+            && !spec.clusters.iter().any(|c| &c.name == on)
+        {
+            err(
+                "spec.drills.cluster".into(),
+                format!("{on:?} is not one of the plan's clusters"),
+            );
+        }
+    }
     for (i, c) in spec.verification.commands.iter().enumerate() {
         if c.is_empty() || c[0].trim().is_empty() {
             err(
@@ -809,6 +853,8 @@ spec:
     #[case::hook_elsewhere(GOOD.replace("exec: {namespace: shop", "exec: {namespace: kube-system"), vec!["spec.hooks[2].exec.namespace"])]
     #[case::empty_check(GOOD.replace("commands: [[curl, -sf, http://shop.example/health]]", "commands: [[]]"), vec!["spec.verification.commands[0]"])]
     #[case::negative_replicas(format!("{GOOD}  replicas: {{defaultReplicas: -1}}\n"), vec!["spec.replicas.defaultReplicas"])]
+    #[case::bad_drill_calendar(format!("{GOOD}  drills: {{schedule: '0 3 1 1,4,7,10'}}\n"), vec!["spec.drills.schedule"])]
+    #[case::drill_elsewhere(format!("{GOOD}  drills: {{schedule: '@every 24h', cluster: nowhere}}\n"), vec!["spec.drills.cluster"])]
     fn each_broken_rule_names_its_field(#[case] text: String, #[case] want: Vec<&str>) {
         assert_eq!(field_errors(&text), want);
     }

@@ -171,6 +171,10 @@ pub struct ServerArgs {
     /// How long the node agents may take for the volumes of one backup or restore.
     #[arg(long, default_value_t = GoDuration(lifeboat_engine::pod_volumes::PodVolumeSettings::DEFAULT_TIMEOUT).to_string())]
     pub fs_backup_timeout: String,
+    /// How often each DRPlan of the namespace is looked at (its status and lifeboat_dr_*
+    /// metrics), a warm standby synced, and its drill calendar consulted (0s: never).
+    #[arg(long, default_value = "1m")]
+    pub dr_frequency: String,
 }
 
 /// `--metric-names`.
@@ -466,6 +470,7 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         shutdown_grace: dur("shutdown-grace-period", &a.shutdown_grace_period)?,
         default_volumes_to_fs_backup: a.default_volumes_to_fs_backup == Some(true),
         fs_backup_timeout: fs_backup_timeout(&a.fs_backup_timeout)?,
+        dr_every: dur("dr-frequency", &a.dr_frequency)?,
         metric_names: match a.metric_names {
             MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
             MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,

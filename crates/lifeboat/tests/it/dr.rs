@@ -1260,3 +1260,148 @@ spec:
         env.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
     }
 }
+
+/// The server watches a `DRPlan` resource (issue 16, items 2 and 5): its status says what
+/// `dr status` says (each cluster's backup, RPO and readiness), the `lifeboat_dr_*`
+/// metrics carry the same, and a drill runs on the plan's calendar on the standby's
+/// real node, its result kept in the status and the `lifeboat_dr_last_drill_*` metrics.
+/// A broken plan is FailedValidation with its field named; a deleted plan's series go.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn the_server_keeps_a_plans_status_and_drills_on_its_calendar() {
+    use crate::server_fixture::{NS as SRV_NS, eventually, sample, shared};
+    const APP_NS: &str = "dr-srv-shop";
+    let fx = shared();
+    let primary = &fx.env;
+    let standby = Env::on_node();
+    primary.delete_namespace(APP_NS);
+    primary.apply(&app(APP_NS));
+    let storage = shared_storage(primary);
+    backup_to(primary, "dr-srv-shop-1", APP_NS, &storage);
+    let plan = |calendar: &str| {
+        format!(
+            r#"apiVersion: lifeboat.dev/v1alpha1
+kind: DRPlan
+metadata: {{name: srv-shop, namespace: {SRV_NS}}}
+spec:
+  namespaces: [{APP_NS}]
+  rpo: 1h
+  rto: 5m
+  clusters:
+  - name: primary
+    kubeconfig: {}
+    active: true
+    locations: [{storage}]
+    namespace: {SRV_NS}
+  - name: standby
+    kubeconfig: {}
+    locations: [{storage}]
+  verification:
+    timeout: 2m
+    commands:
+    - [sh, -c, 'kubectl --kubeconfig "$LIFEBOAT_DR_KUBECONFIG" -n "$LIFEBOAT_DR_NAMESPACES" get configmap settings']
+  drills: {{schedule: '{calendar}', cluster: standby}}
+"#,
+            primary.kubeconfig.display(),
+            standby.kubeconfig.display(),
+        )
+    };
+    let get = || fx.get(&["drplans.lifeboat.dev", "srv-shop"]);
+    fx.apply(&plan("@every 10s"));
+
+    // What dr status sees, in the plan's status.
+    let st = eventually(60, "the plan's status", || {
+        let p = get();
+        (p["status"]["phase"] == "Ready").then_some(p)
+    });
+    let status = &st["status"];
+    assert_eq!(status["clusters"][1]["name"], "standby", "{st:#}");
+    assert_eq!(status["clusters"][1]["backup"], "dr-srv-shop-1", "{st:#}");
+    assert_eq!(status["clusters"][1]["ready"], true, "{st:#}");
+    let rpo = status["rpoSeconds"].as_u64().unwrap();
+    assert!(rpo < 600, "{st:#}");
+    assert_eq!(status["observedGeneration"], st["metadata"]["generation"]);
+    // And in the metrics.
+    let m = fx.metrics();
+    let plan_rpo = sample(&m, "lifeboat_dr_rpo_seconds{plan=\"srv-shop\"}").unwrap();
+    assert!(plan_rpo.is_finite() && plan_rpo < 600.0, "{m}");
+    assert_eq!(
+        sample(&m, "lifeboat_dr_rpo_objective_seconds{plan=\"srv-shop\"}"),
+        Some(3600.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "lifeboat_dr_cluster_ready{plan=\"srv-shop\",cluster=\"standby\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+
+    // The calendar's drill: run by the server on the standby's node, passed, cleaned up.
+    let st = eventually(180, "the server's drill", || {
+        let p = get();
+        let outcome = p["status"]["lastDrill"]["outcome"].as_str()?.to_owned();
+        (outcome != "Running").then_some(p)
+    });
+    let drill = &st["status"]["lastDrill"];
+    assert_eq!(
+        drill["outcome"],
+        "Passed",
+        "{st:#}\n{}",
+        fx.server.log_tail(40)
+    );
+    assert_eq!(drill["cluster"], "standby");
+    let rto = drill["rtoSeconds"].as_f64().unwrap();
+    assert!(rto > 0.0 && rto < 300.0, "{st:#}");
+    let id = drill["id"].as_str().unwrap();
+    assert!(namespace_gone(&standby, &format!("{APP_NS}-drill-{id}")));
+    let m = fx.metrics();
+    assert_eq!(
+        sample(&m, "lifeboat_dr_last_drill_success{plan=\"srv-shop\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "lifeboat_dr_last_drill_rto_seconds{plan=\"srv-shop\"}")
+            .is_some_and(|r| r > 0.0),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "lifeboat_dr_last_drill_timestamp{plan=\"srv-shop\"}")
+            .is_some_and(|t| t > 1.7e9),
+        "{m}"
+    );
+
+    // A deleted plan's series go (a drill under way ends first, cleaning up).
+    primary.kubectl(
+        &["-n", SRV_NS, "delete", "drplans.lifeboat.dev", "srv-shop"],
+        None,
+    );
+    eventually(90, "the plan's series to go", || {
+        (!fx.metrics().contains("plan=\"srv-shop\"")).then_some(())
+    });
+    eventually(120, "no drill namespace left", || {
+        let out = standby.kubectl(&["get", "namespaces", "-o", "name"], None);
+        (!out.contains(&format!("{APP_NS}-drill-"))).then_some(())
+    });
+
+    // A calendar that drills on a cluster the plan does not have: FailedValidation, the
+    // field named.
+    fx.apply(&plan("@every 24h").replace("cluster: standby}", "cluster: elsewhere}"));
+    let st = eventually(30, "FailedValidation", || {
+        let p = get();
+        (p["status"]["phase"] == "FailedValidation").then_some(p)
+    });
+    assert_eq!(
+        st["status"]["validationErrors"],
+        serde_json::json!(["spec.drills.cluster: \"elsewhere\" is not one of the plan's clusters"]),
+        "{st:#}"
+    );
+    assert!(!fx.metrics().contains("plan=\"srv-shop\""));
+    primary.kubectl(
+        &["-n", SRV_NS, "delete", "drplans.lifeboat.dev", "srv-shop"],
+        None,
+    );
+    primary.kubectl(&["delete", "namespace", APP_NS, "--wait=false"], None);
+}

@@ -38,6 +38,7 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "srv-it-app-waited",
     "dropin-locations-it",
     "srv-it-app-cli",
+    "dr-srv-shop",
 ];
 /// ClusterRoles labelled for lifeboat's backup and restore roles that grant the API groups
 /// of the CRDs other tests make (`backup.rs`, `restore.rs`, `failures.rs`: a CRD made while
@@ -247,6 +248,8 @@ impl Fixture {
                 "--store-validation-frequency",
                 "2s",
                 "--backup-sync-period",
+                "2s",
+                "--dr-frequency",
                 "2s",
                 // A running backup does not hold a test's SIGTERM for the default 10m.
                 "--shutdown-grace-period",

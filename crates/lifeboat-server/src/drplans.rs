@@ -1,0 +1,404 @@
+//! The DRPlan controller: every `--dr-frequency` it looks at each plan of the server's
+//! namespace as `dr status` does and writes what it saw into the plan's status and the
+//! `lifeboat_dr_*` metrics; it syncs each standby of a warm-standby plan (`dr sync`);
+//! and it drills the plan when its calendar says so (`dr drill`, the rule in
+//! `lifeboat_types::dr::server::drill_due`), keeping the result in the status and the
+//! `lifeboat_dr_last_drill_*` metrics.
+//!
+//! The plan's clusters are reached as the plan says (its kubeconfig paths and contexts,
+//! which the server's pod mounts; a cluster with neither is the one the server runs in,
+//! with the server's own credentials). A location the plan names is looked up in that
+//! cluster's lifeboat server; the server has no locations file to fall back on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use lifeboat_dr::drill::{DrillOptions, drill};
+use lifeboat_dr::standby::{SyncOptions, SyncOutcome, sync};
+use lifeboat_dr::status::{ClusterStatus, PlanStatus, status};
+use lifeboat_types::api::velero::{BackupStorageLocation, Time};
+use lifeboat_types::dr::plan::{DrPlanResource, Plan, PlanError, Strategy, validate};
+use lifeboat_types::dr::server::{
+    ClusterSeen, DrillDue, LastDrill, LastSync, drill_due, health_gauge, next_look, plan_rpo,
+};
+use lifeboat_types::dr::status::Rpo;
+use lifeboat_types::rules::schedule::Cron;
+
+use crate::metrics::{DrMetrics, PlanClusterLabel, PlanLabel};
+use crate::{Ctx, ServerError, patch_status};
+
+pub(crate) async fn run(ctx: Arc<Ctx>, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let api: Api<DrPlanResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let controller = super::run_controller(
+        ctx.clone(),
+        api.clone(),
+        "DR plan reconcile",
+        move |p, ctx| reconcile(p, ctx, every),
+    );
+    tokio::join!(controller, sweep(ctx, api, every));
+}
+
+/// A deleted plan is not reconciled (kube-runtime reconciles the objects it has), and a
+/// finalizer would hold a plan's deletion while no server runs: every `every`, the
+/// series of plans that are gone are dropped.
+async fn sweep(ctx: Arc<Ctx>, api: Api<DrPlanResource>, every: Duration) {
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let Ok(list) = api.list(&Default::default()).await else {
+            continue;
+        };
+        let live: Vec<String> = list.items.iter().map(ResourceExt::name_any).collect();
+        let known: Vec<String> = ctx
+            .dr_series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for gone in known.iter().filter(|k| !live.contains(k)) {
+            forget(&ctx, gone);
+        }
+    }
+}
+
+/// The server resolves a plan's location names only through the clusters' servers.
+fn no_local(name: &str) -> Result<BackupStorageLocation, String> {
+    Err(format!(
+        "location {name:?} is not a BackupStorageLocation of that cluster's lifeboat server (the server has no locations file): install lifeboat there or give the location as a URL"
+    ))
+}
+
+async fn reconcile(
+    p: Arc<DrPlanResource>,
+    ctx: Arc<Ctx>,
+    every: Duration,
+) -> Result<Action, ServerError> {
+    let api: Api<DrPlanResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let name = p.name_any();
+    tracing::debug!(plan = %name, "DR plan reconcile");
+    let Some(p) = api.get_opt(&name).await? else {
+        forget(&ctx, &name);
+        return Ok(Action::await_change());
+    };
+    let plan = match validate(&name, p.spec.clone()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let errors: Vec<String> = match e {
+                PlanError::Invalid { errors, .. } => {
+                    errors.iter().map(ToString::to_string).collect()
+                }
+                other => vec![other.to_string()],
+            };
+            forget(&ctx, &name);
+            patch_status(
+                &api,
+                &name,
+                json!({ "phase": "FailedValidation", "validationErrors": errors }),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // When the calendar drills next, and whether to look now (next_look: the server's
+    // own status writes wake this controller too).
+    let created = p
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0))
+        .unwrap_or_else(Utc::now);
+    let last_drill = p
+        .status
+        .as_ref()
+        .and_then(|s| s.last_drill.as_ref())
+        .map(|d| d.started.0);
+    // validate() parsed the calendar.
+    let calendar = plan
+        .spec
+        .drills
+        .as_ref()
+        .and_then(|c| Cron::parse(&c.schedule).ok().map(|cron| (c, cron)));
+    let due = |last: Option<chrono::DateTime<Utc>>| match &calendar {
+        Some((_, cron)) => drill_due(cron, last, created, Utc::now()),
+        None => DrillDue::Never,
+    };
+    if let Some(t) = next_look(
+        p.status.as_ref(),
+        p.metadata.generation,
+        every,
+        due(last_drill),
+        Utc::now(),
+    ) {
+        tracing::debug!(plan = %name, "next look at {t}");
+        return Ok(Action::requeue(until(t)));
+    }
+    tracing::debug!(plan = %name, "looking");
+
+    let seen = status(&plan, &no_local).await;
+    let clusters: Vec<ClusterSeen> = seen.clusters.iter().map(cluster_seen).collect();
+    let rpo = plan_rpo(&clusters);
+    record_status(&ctx.metrics.dr, &plan, &seen, &clusters, rpo);
+    remember(&ctx, &name, &plan);
+    patch_status(
+        &api,
+        &name,
+        json!({
+            "phase": "Ready",
+            "validationErrors": null,
+            "observedAt": Time::now(),
+            "observedGeneration": p.metadata.generation,
+            "health": seen.health,
+            "rpoSeconds": rpo,
+            "findings": seen.findings,
+            "clusters": clusters,
+        }),
+    )
+    .await?;
+
+    if plan.spec.strategy == Strategy::WarmStandby {
+        let mut syncs = Vec::new();
+        for standby in plan.standbys() {
+            syncs.push(sync_one(&ctx.metrics.dr, &plan, &standby.name).await);
+        }
+        patch_status(&api, &name, json!({ "lastSyncs": syncs })).await?;
+    }
+
+    let mut last_drill = last_drill;
+    if let (Some((cal, _)), DrillDue::Now) = (&calendar, due(last_drill)) {
+        last_drill = Some(drill_now(&ctx, &api, &plan, cal.cluster.clone()).await?);
+    }
+    let next = match due(last_drill) {
+        DrillDue::At(t) => t.min(Utc::now() + every),
+        _ => Utc::now() + every,
+    };
+    Ok(Action::requeue(until(next)))
+}
+
+fn until(t: chrono::DateTime<Utc>) -> Duration {
+    t.signed_duration_since(Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        + Duration::from_millis(200)
+}
+
+fn cluster_seen(c: &ClusterStatus) -> ClusterSeen {
+    let rpo_seconds = match &c.rpo {
+        Rpo::Met { age_seconds, .. } | Rpo::Breached { age_seconds, .. } => Some(*age_seconds),
+        Rpo::NoBackup => None,
+    };
+    ClusterSeen {
+        name: c.name.clone(),
+        active: c.active,
+        ready: c.not_ready.is_empty(),
+        not_ready: c.not_ready.clone(),
+        backup: c.backup.as_ref().map(|b| b.name.clone()),
+        rpo_seconds,
+        lag_seconds: c.lag_seconds,
+    }
+}
+
+fn plan_label(plan: &Plan) -> PlanLabel {
+    PlanLabel {
+        plan: plan.name.clone(),
+    }
+}
+
+fn cluster_label(plan: &Plan, cluster: &str) -> PlanClusterLabel {
+    PlanClusterLabel {
+        plan: plan.name.clone(),
+        cluster: cluster.to_owned(),
+    }
+}
+
+fn seconds(v: Option<u64>) -> f64 {
+    v.map_or(f64::INFINITY, |s| s as f64)
+}
+
+fn record_status(
+    m: &DrMetrics,
+    plan: &Plan,
+    seen: &PlanStatus,
+    clusters: &[ClusterSeen],
+    rpo: Option<u64>,
+) {
+    let p = plan_label(plan);
+    m.rpo.get_or_create(&p).set(seconds(rpo));
+    m.rpo_objective
+        .get_or_create(&p)
+        .set(plan.rpo.as_secs_f64());
+    m.rto_objective
+        .get_or_create(&p)
+        .set(plan.rto.as_secs_f64());
+    m.health.get_or_create(&p).set(health_gauge(seen.health));
+    for c in clusters {
+        let pc = cluster_label(plan, &c.name);
+        m.cluster_rpo.get_or_create(&pc).set(seconds(c.rpo_seconds));
+        m.cluster_ready
+            .get_or_create(&pc)
+            .set(if c.ready { 1.0 } else { 0.0 });
+        match c.lag_seconds {
+            Some(l) => {
+                m.replication_lag.get_or_create(&pc).set(l as f64);
+            }
+            None => {
+                m.replication_lag.remove(&pc);
+            }
+        }
+    }
+}
+
+/// The clusters each plan's series carry, so that a deleted or renamed one's go too.
+fn remember(ctx: &Ctx, name: &str, plan: &Plan) {
+    let now: Vec<String> = plan.spec.clusters.iter().map(|c| c.name.clone()).collect();
+    let mut seen = ctx.dr_series.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(before) = seen.get(name) {
+        let gone: Vec<String> = before
+            .iter()
+            .filter(|c| !now.contains(c))
+            .cloned()
+            .collect();
+        ctx.metrics.dr.forget_clusters(name, &gone);
+    }
+    seen.insert(name.to_owned(), now);
+}
+
+fn forget(ctx: &Ctx, name: &str) {
+    let mut seen = ctx.dr_series.lock().unwrap_or_else(|p| p.into_inner());
+    let clusters = seen.remove(name).unwrap_or_default();
+    ctx.metrics.dr.forget(name, &clusters);
+}
+
+async fn sync_one(m: &DrMetrics, plan: &Plan, standby: &str) -> LastSync {
+    let opts = SyncOptions {
+        on: Some(standby.to_owned()),
+        id: None,
+    };
+    let done = match sync(plan, &opts, &no_local).await {
+        Ok(r) => LastSync {
+            cluster: standby.to_owned(),
+            at: Time::now(),
+            outcome: match r.outcome {
+                SyncOutcome::Synced => "Synced",
+                SyncOutcome::UpToDate => "UpToDate",
+                SyncOutcome::Failed => "Failed",
+            }
+            .into(),
+            backup: Some(r.backup),
+            message: (r.outcome == SyncOutcome::Failed).then(|| {
+                r.steps
+                    .iter()
+                    .filter(|s| !s.ok)
+                    .map(|s| format!("{}: {}", s.name, s.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        },
+        Err(e) => LastSync {
+            cluster: standby.to_owned(),
+            at: Time::now(),
+            outcome: "Failed".into(),
+            backup: None,
+            message: Some(e.to_string()),
+        },
+    };
+    if done.outcome == "Failed" {
+        tracing::warn!(plan = %plan.name, cluster = standby, "warm standby sync failed: {}", done.message.as_deref().unwrap_or(""));
+    }
+    let pc = cluster_label(plan, standby);
+    m.last_sync_timestamp
+        .get_or_create(&pc)
+        .set(done.at.0.timestamp() as f64);
+    m.last_sync_success
+        .get_or_create(&pc)
+        .set(if done.outcome == "Failed" { 0.0 } else { 1.0 });
+    done
+}
+
+/// Runs a drill, recorded as started first (a server that stops mid-drill does not
+/// drill again until the calendar's next time).
+async fn drill_now(
+    ctx: &Ctx,
+    api: &Api<DrPlanResource>,
+    plan: &Plan,
+    on: Option<String>,
+) -> Result<chrono::DateTime<Utc>, ServerError> {
+    let id = lifeboat_dr::steps::clock_id();
+    let cluster = on
+        .clone()
+        .or_else(|| plan.standbys().next().map(|c| c.name.clone()))
+        .unwrap_or_else(|| plan.active().name.clone());
+    let started = Time::now();
+    let mut last = LastDrill {
+        id: id.clone(),
+        cluster,
+        started,
+        outcome: "Running".into(),
+        rto_seconds: None,
+        message: None,
+        report: None,
+    };
+    patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
+    tracing::info!(plan = %plan.name, drill = %id, cluster = %last.cluster, "drilling");
+    let opts = DrillOptions {
+        on,
+        id: Some(id),
+        keep: false,
+    };
+    match drill(plan, &opts, &no_local).await {
+        Ok(r) => {
+            last.outcome = if r.passed { "Passed" } else { "Failed" }.into();
+            last.rto_seconds = r.rto_seconds;
+            last.report = r.stored_at.clone();
+            if !r.passed {
+                let failed: Vec<String> = r
+                    .criteria
+                    .iter()
+                    .filter(|c| c.required && !c.ok)
+                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .chain(
+                        r.steps
+                            .iter()
+                            .filter(|s| !s.ok)
+                            .map(|s| format!("{}: {}", s.name, s.detail)),
+                    )
+                    .collect();
+                last.message = Some(failed.join("; "));
+            }
+        }
+        Err(e) => {
+            last.outcome = "Error".into();
+            last.message = Some(e.to_string());
+        }
+    }
+    tracing::info!(plan = %plan.name, drill = %last.id, outcome = %last.outcome, "drill ended");
+    let m = &ctx.metrics.dr;
+    let p = plan_label(plan);
+    m.last_drill_timestamp
+        .get_or_create(&p)
+        .set(last.started.0.timestamp() as f64);
+    m.last_drill_success
+        .get_or_create(&p)
+        .set(if last.outcome == "Passed" { 1.0 } else { 0.0 });
+    match last.rto_seconds {
+        Some(s) => {
+            m.last_drill_rto.get_or_create(&p).set(s);
+        }
+        None => {
+            m.last_drill_rto.remove(&p);
+        }
+    }
+    patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
+    Ok(last.started.0)
+}
