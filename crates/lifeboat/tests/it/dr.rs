@@ -1261,6 +1261,45 @@ spec:
     }
 }
 
+/// A `DRPlan` resource in the server fixture's namespace: `primary` (the fixture's
+/// cluster) active, `standby` (the node cluster) by their admin kubeconfigs, both reading
+/// `storage`; a check that the restored ConfigMap is there; `extra` spec lines.
+fn server_plan(
+    name: &str,
+    primary: &Env,
+    standby: &Env,
+    ns: &str,
+    storage: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"apiVersion: lifeboat.dev/v1alpha1
+kind: DRPlan
+metadata: {{name: {name}, namespace: {srv_ns}}}
+spec:
+  namespaces: [{ns}]
+  rpo: 1h
+  rto: 5m
+  clusters:
+  - name: primary
+    kubeconfig: {}
+    active: true
+    locations: [{storage}]
+    namespace: {srv_ns}
+  - name: standby
+    kubeconfig: {}
+    locations: [{storage}]
+  verification:
+    timeout: 2m
+    commands:
+    - [sh, -c, 'kubectl --kubeconfig "$LIFEBOAT_DR_KUBECONFIG" -n "$LIFEBOAT_DR_NAMESPACES" get configmap settings']
+{extra}"#,
+        primary.kubeconfig.display(),
+        standby.kubeconfig.display(),
+        srv_ns = crate::server_fixture::NS,
+    )
+}
+
 /// The server watches a `DRPlan` resource (issue 16, items 2 and 5): its status says what
 /// `dr status` says (each cluster's backup, RPO and readiness), the `lifeboat_dr_*`
 /// metrics carry the same, and a drill runs on the plan's calendar on the standby's
@@ -1279,31 +1318,13 @@ fn the_server_keeps_a_plans_status_and_drills_on_its_calendar() {
     let storage = shared_storage(primary);
     backup_to(primary, "dr-srv-shop-1", APP_NS, &storage);
     let plan = |calendar: &str| {
-        format!(
-            r#"apiVersion: lifeboat.dev/v1alpha1
-kind: DRPlan
-metadata: {{name: srv-shop, namespace: {SRV_NS}}}
-spec:
-  namespaces: [{APP_NS}]
-  rpo: 1h
-  rto: 5m
-  clusters:
-  - name: primary
-    kubeconfig: {}
-    active: true
-    locations: [{storage}]
-    namespace: {SRV_NS}
-  - name: standby
-    kubeconfig: {}
-    locations: [{storage}]
-  verification:
-    timeout: 2m
-    commands:
-    - [sh, -c, 'kubectl --kubeconfig "$LIFEBOAT_DR_KUBECONFIG" -n "$LIFEBOAT_DR_NAMESPACES" get configmap settings']
-  drills: {{schedule: '{calendar}', cluster: standby}}
-"#,
-            primary.kubeconfig.display(),
-            standby.kubeconfig.display(),
+        server_plan(
+            "srv-shop",
+            primary,
+            &standby,
+            APP_NS,
+            &storage,
+            &format!("  drills: {{schedule: '{calendar}', cluster: standby}}\n"),
         )
     };
     let get = || fx.get(&["drplans.lifeboat.dev", "srv-shop"]);
@@ -1404,4 +1425,73 @@ spec:
         None,
     );
     primary.kubectl(&["delete", "namespace", APP_NS, "--wait=false"], None);
+}
+
+/// The server keeps a warm standby on its own (issue 16, item 6): each new backup of a
+/// warm-standby plan is restored into the standby with its workloads at 0 (their count
+/// kept), objects the primary deleted are removed there, and each sync is in the plan's
+/// status and the `lifeboat_dr_last_sync_*` metrics.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn the_server_keeps_a_warm_standby_in_sync() {
+    use crate::server_fixture::{NS as SRV_NS, eventually, sample, shared};
+    const APP_NS: &str = "dr-srv-warm";
+    let fx = shared();
+    let primary = &fx.env;
+    let standby = Env::on_node();
+    for env in [primary, &standby] {
+        env.delete_namespace(APP_NS);
+    }
+    primary.apply(&app(APP_NS).replace("replicas: 1", "replicas: 2"));
+    primary.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old, namespace: {APP_NS}}}\ndata: {{a: b}}\n"
+    ));
+    let storage = shared_storage(primary);
+    backup_to(primary, "dr-srv-warm-1", APP_NS, &storage);
+    fx.apply(&server_plan(
+        "srv-warm",
+        primary,
+        &standby,
+        APP_NS,
+        &storage,
+        "  strategy: warm-standby\n",
+    ));
+    let synced_to = |backup: &str| {
+        eventually(90, &format!("the standby to hold {backup}"), || {
+            let p = fx.get(&["drplans.lifeboat.dev", "srv-warm"]);
+            let s = &p["status"]["lastSyncs"][0];
+            (s["backup"] == backup && s["outcome"] != "Failed").then(|| s.clone())
+        })
+    };
+    let s = synced_to("dr-srv-warm-1");
+    assert_eq!(s["cluster"], "standby", "{s:#}");
+    assert_eq!(replicas(&standby, APP_NS, "web"), ("0".into(), "2".into()));
+    jsonpath(&standby, APP_NS, "configmap/old", "{.data.a}");
+    let m = fx.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            "lifeboat_dr_last_sync_success{plan=\"srv-warm\",cluster=\"standby\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+
+    // The primary deletes a ConfigMap and backs up again: the server's next sync takes
+    // the new backup and removes the ConfigMap from the standby.
+    primary.kubectl(&["-n", APP_NS, "delete", "configmap", "old"], None);
+    backup_to(primary, "dr-srv-warm-2", APP_NS, &storage);
+    synced_to("dr-srv-warm-2");
+    let left = standby.kubectl(&["-n", APP_NS, "get", "configmaps", "-o", "name"], None);
+    assert!(!left.contains("configmap/old"), "{left}");
+    assert!(left.contains("configmap/settings"), "{left}");
+    assert_eq!(replicas(&standby, APP_NS, "web"), ("0".into(), "2".into()));
+
+    primary.kubectl(
+        &["-n", SRV_NS, "delete", "drplans.lifeboat.dev", "srv-warm"],
+        None,
+    );
+    for env in [primary, &standby] {
+        env.kubectl(&["delete", "namespace", APP_NS, "--wait=false"], None);
+    }
 }

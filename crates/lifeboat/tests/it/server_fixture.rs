@@ -39,6 +39,7 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "dropin-locations-it",
     "srv-it-app-cli",
     "dr-srv-shop",
+    "dr-srv-warm",
 ];
 /// ClusterRoles labelled for lifeboat's backup and restore roles that grant the API groups
 /// of the CRDs other tests make (`backup.rs`, `restore.rs`, `failures.rs`: a CRD made while
