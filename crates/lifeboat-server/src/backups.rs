@@ -370,7 +370,14 @@ async fn act(ctx: &Ctx, held: &Held<'_>, action: rule::Action) -> Result<Action,
             m.backup_failure.get_or_create(sched).inc();
             m.backup_last_status.get_or_create(sched).set(0);
         }
-        rule::Action::Record(status) => record(ctx, held, *status).await?,
+        rule::Action::Record(status) => {
+            let completed = status.phase == BackupPhase::Completed;
+            record(ctx, held, *status).await?;
+            if completed {
+                crate::replicate::after_backup(ctx, held.object.as_ref(), held.store.as_ref())
+                    .await;
+            }
+        }
     }
     Ok(Action::await_change())
 }

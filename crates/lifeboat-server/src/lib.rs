@@ -36,6 +36,7 @@ pub mod leader_pod;
 mod lease;
 mod locations;
 pub mod metrics;
+mod replicate;
 mod restores;
 mod schedules;
 

@@ -97,6 +97,37 @@ pub fn copies_repository_file(rel: &str) -> bool {
     !rel.split('/').any(|p| p == "locks")
 }
 
+/// The annotation of a Schedule that names the locations (comma-separated) its backups
+/// are copied to, by the server, each time one of them is stored Completed.
+pub const REPLICATE_TO: &str = "lifeboat.dev/replicate-to";
+/// The annotation the server writes on a Backup object: the locations it was copied to.
+pub const REPLICATED_TO: &str = "lifeboat.dev/replicated-to";
+/// The annotation the server writes on a Backup object when a copy failed: why, per
+/// location (the next backup of the schedule tries again).
+pub const REPLICATION_ERROR: &str = "lifeboat.dev/replication-error";
+
+/// The locations a Schedule's [`REPLICATE_TO`] names, in order, each once; the error
+/// names what is wrong (a copy into the location the backups are in, an empty name).
+pub fn replicate_targets(annotation: &str, own_location: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in annotation.split(',').map(str::trim) {
+        if t.is_empty() {
+            return Err(format!(
+                "{REPLICATE_TO} {annotation:?} has an empty location name; give location names separated by commas"
+            ));
+        }
+        if t == own_location {
+            return Err(format!(
+                "{REPLICATE_TO} names location {t:?}, which the backups are stored in; name another location"
+            ));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +224,24 @@ mod tests {
     #[case("keys/99", true)]
     fn a_repository_is_copied_without_its_locks(#[case] rel: &str, #[case] copied: bool) {
         assert_eq!(copies_repository_file(rel), copied);
+    }
+
+    #[rstest::rstest]
+    #[case::one("copy", Ok(vec!["copy"]))]
+    #[case::several_once(" copy, dr-west ,copy", Ok(vec!["copy", "dr-west"]))]
+    #[case::own(
+        "copy,default",
+        Err("names location \"default\", which the backups are stored in")
+    )]
+    #[case::empty("copy,,x", Err("has an empty location name"))]
+    fn the_locations_a_schedule_copies_to(
+        #[case] annotation: &str,
+        #[case] want: Result<Vec<&str>, &str>,
+    ) {
+        let got = replicate_targets(annotation, "default");
+        match want {
+            Ok(w) => assert_eq!(got.unwrap(), w),
+            Err(e) => assert!(got.unwrap_err().contains(e)),
+        }
     }
 }

@@ -732,3 +732,78 @@ fn zz_standby_takes_the_lease_then_uninstall_removes_everything() {
     namespaces.push("--wait=false");
     env.kubectl(&namespaces, None);
 }
+
+/// A Schedule annotated `lifeboat.dev/replicate-to` (issue 16, item 6): each of its
+/// backups, once stored Completed, is copied by the server into the location named —
+/// the same bytes — and the Backup object says where it was copied. A schedule that
+/// names its own location gets the reason on its backup, which stays Completed.
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn scheduled_backups_are_copied_to_another_location() {
+    let fx = shared();
+    let copy = fx.env.dir.path().join("copy-dst-bucket");
+    std::fs::create_dir_all(&copy).unwrap();
+    let schedule = |name: &str, to: &str| {
+        format!(
+            "apiVersion: lifeboat.dev/v1alpha1\nkind: Schedule\nmetadata:\n  name: {name}\n  namespace: {NS}\n  annotations: {{lifeboat.dev/replicate-to: '{to}'}}\nspec:\n  schedule: \"0 3 * * *\"\n  template:\n    includedNamespaces: [{APP}]\n    ttl: 1h0m0s\n"
+        )
+    };
+    fx.apply(&format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: BackupStorageLocation\nmetadata: {{name: copy-dst, namespace: {NS}}}\nspec:\n  provider: file\n  objectStorage: {{bucket: {}}}\n  backupSyncPeriod: 0s\n",
+        copy.display()
+    ));
+    fx.apply(&schedule("replicated", "copy-dst"));
+    let first = name_of(&first_completed(&fx, "replicated"));
+    let annotations = eventually(30, "the copy to be recorded", || {
+        let b = fx.get(&["backups.lifeboat.dev", &first]);
+        let a = b["metadata"]["annotations"].clone();
+        (a["lifeboat.dev/replicated-to"].is_string()
+            || a["lifeboat.dev/replication-error"].is_string())
+        .then_some(a)
+    });
+    assert_eq!(
+        annotations["lifeboat.dev/replicated-to"], "copy-dst",
+        "{annotations:#}"
+    );
+    assert!(
+        annotations["lifeboat.dev/replication-error"].is_null(),
+        "{annotations:#}"
+    );
+    for file in ["velero-backup.json", &format!("{first}.tar.gz")] {
+        let original = std::fs::read(fx.store.join("backups").join(&first).join(file)).unwrap();
+        let copied = std::fs::read(copy.join("backups").join(&first).join(file)).unwrap();
+        assert!(original == copied, "{file} differs in the copy");
+    }
+
+    // Its own location: named on the backup, which stays Completed.
+    fx.apply(&schedule("self-copy", "default"));
+    let first = first_completed(&fx, "self-copy");
+    let name = name_of(&first);
+    let error = eventually(30, "the refusal to be recorded", || {
+        let b = fx.get(&["backups.lifeboat.dev", &name]);
+        b["metadata"]["annotations"]["lifeboat.dev/replication-error"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    assert_eq!(
+        error,
+        "schedule self-copy: lifeboat.dev/replicate-to names location \"default\", which the backups are stored in; name another location"
+    );
+    assert_eq!(
+        phase(&fx.get(&["backups.lifeboat.dev", &name])),
+        "Completed"
+    );
+    for s in ["replicated", "self-copy"] {
+        delete_schedule(&fx, s);
+    }
+    fx.env.kubectl(
+        &[
+            "-n",
+            NS,
+            "delete",
+            "backupstoragelocations.lifeboat.dev",
+            "copy-dst",
+        ],
+        None,
+    );
+}
