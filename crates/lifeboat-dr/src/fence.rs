@@ -1,15 +1,16 @@
 //! Fencing a cluster (a failover's old active, a failback's acting cluster): the
 //! Schedules that back the plan's namespaces up paused, their Deployments and
 //! StatefulSets scaled to 0 with the count kept in the plan's annotation; each change
-//! recorded so that a rollback undoes exactly it; its CronJobs suspended too. Also what lets a fenced cluster serve
+//! recorded so that a rollback undoes exactly it; its DaemonSets held off every node
+//! (`types::dr::failover::HELD_OFF_NODES`) and its CronJobs suspended too. Also what lets a fenced cluster serve
 //! again: its workloads scaled back to their kept counts, its paused schedules resumed.
 //! Decisions are `lifeboat_types::dr::failover`'s.
 
 use lifeboat_engine::cluster::{Cluster, v1_resource};
 use lifeboat_engine::error::chain;
 use lifeboat_types::dr::failover::{
-    FenceRecord, fence_patch, pause_schedule_patch, pauses, resume_schedule_patch, resumes,
-    rollback_patch, unfence_patch,
+    FenceRecord, daemonset_held, fence_patch, hold_daemonset_patch, pause_schedule_patch, pauses,
+    release_daemonset_patch, resume_schedule_patch, resumes, rollback_patch, unfence_patch,
 };
 use lifeboat_types::dr::plan::{Plan, PlanCluster};
 use lifeboat_types::dr::standby::{ORIGINAL_SUSPEND, PROMOTED};
@@ -37,6 +38,13 @@ pub enum Fenced {
         /// Its count and annotation before.
         was: FenceRecord,
     },
+    /// A DaemonSet held off every node.
+    DaemonSet {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// A CronJob suspended (it would start Jobs on a cluster that does not serve).
     CronJob {
         /// Its namespace.
@@ -50,6 +58,10 @@ pub(crate) const WORKLOADS: &[(&str, &str)] = &[
     ("deployments", "Deployment"),
     ("statefulsets", "StatefulSet"),
 ];
+
+fn daemonsets() -> lifeboat_types::plan::backup::ApiResource {
+    v1_resource("apps", "daemonsets", "DaemonSet", true)
+}
 
 pub(crate) fn name_of(v: &serde_json::Value) -> String {
     v.pointer("/metadata/name")
@@ -146,6 +158,36 @@ pub async fn fence(
             }
         }
     }
+    for ns in &plan.spec.namespaces {
+        for d in cluster
+            .list_json(&daemonsets(), Some(ns), None)
+            .await
+            .map_err(|e| chain(&e))?
+        {
+            let Some(patch) = hold_daemonset_patch(&d, &plan.name) else {
+                continue;
+            };
+            let name = name_of(&d);
+            if !dry {
+                cluster
+                    .merge_patch(
+                        &daemonsets(),
+                        Some(ns),
+                        &name,
+                        serde_json::to_vec(&patch).unwrap_or_default(),
+                    )
+                    .await
+                    .map_err(|e| {
+                        format!("holding DaemonSet {ns}/{name} off its nodes: {}", chain(&e))
+                    })?;
+                done.push(Fenced::DaemonSet {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                });
+            }
+            said.push(format!("DaemonSet {ns}/{name} held off its nodes"));
+        }
+    }
     if !dry {
         // A fenced cluster serves no more: a promotion's mark goes.
         let r = v1_resource("", "namespaces", "Namespace", false);
@@ -240,6 +282,19 @@ pub async fn running(plan: &Plan, cluster: &Cluster) -> Result<Vec<String>, Stri
                 }
             }
         }
+        for d in cluster
+            .list_json(&daemonsets(), Some(ns), None)
+            .await
+            .map_err(|e| chain(&e))?
+        {
+            let n = d
+                .pointer("/status/desiredNumberScheduled")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
+            if !daemonset_held(&d) && n > 0 {
+                out.push(format!("DaemonSet {ns}/{} ({n} pods)", name_of(&d)));
+            }
+        }
     }
     Ok(out)
 }
@@ -273,6 +328,40 @@ pub async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<Str
                     left.push(format!(
                         "schedule {namespace}/{name} is still paused: {}",
                         chain(&e)
+                    ));
+                }
+            }
+            Fenced::DaemonSet { namespace, name } => {
+                let path = format!(
+                    "{}/{}",
+                    lifeboat_engine::cluster::collection_path(&daemonsets(), Some(namespace)),
+                    name
+                );
+                let released = match cluster.get_path_opt(&path, "daemonsets").await {
+                    Ok(Some(text)) => {
+                        match serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|d| release_daemonset_patch(&d))
+                        {
+                            Some(patch) => cluster
+                                .merge_patch(
+                                    &daemonsets(),
+                                    Some(namespace),
+                                    name,
+                                    serde_json::to_vec(&patch).unwrap_or_default(),
+                                )
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| chain(&e)),
+                            None => Ok(()),
+                        }
+                    }
+                    Ok(None) => Err("it is gone".into()),
+                    Err(e) => Err(chain(&e)),
+                };
+                if let Err(e) = released {
+                    left.push(format!(
+                        "DaemonSet {namespace}/{name} is still held off its nodes: {e}"
                     ));
                 }
             }
@@ -381,6 +470,35 @@ pub async fn scale_up(plan: &Plan, cluster: &Cluster, dry: bool) -> Result<Strin
                 }
                 said.push(format!("{kind} {ns}/{name} 0 → {count}"));
             }
+        }
+    }
+    for ns in &plan.spec.namespaces {
+        for d in cluster
+            .list_json(&daemonsets(), Some(ns), None)
+            .await
+            .map_err(|e| chain(&e))?
+        {
+            let Some(patch) = release_daemonset_patch(&d) else {
+                continue;
+            };
+            let name = name_of(&d);
+            if !dry {
+                cluster
+                    .merge_patch(
+                        &daemonsets(),
+                        Some(ns),
+                        &name,
+                        serde_json::to_vec(&patch).unwrap_or_default(),
+                    )
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "releasing DaemonSet {ns}/{name} onto its nodes: {}",
+                            chain(&e)
+                        )
+                    })?;
+            }
+            said.push(format!("DaemonSet {ns}/{name} released onto its nodes"));
         }
     }
     Ok(if said.is_empty() {

@@ -96,6 +96,35 @@ pub fn rollback_patch(live: &Value, annotation_key: &str, fenced: &FenceRecord) 
     }))
 }
 
+/// The node-selector key that holds a DaemonSet off every node (a fenced cluster, a warm
+/// standby): no node carries it, so the DaemonSet runs no pod, and taking it out lets the
+/// DaemonSet run where it ran. Its value is the plan's name.
+pub const HELD_OFF_NODES: &str = "lifeboat.dev/held-by-plan";
+
+fn node_selector(obj: &Value) -> Option<&serde_json::Map<String, Value>> {
+    obj.pointer("/spec/template/spec/nodeSelector")
+        .and_then(Value::as_object)
+}
+
+/// Whether a DaemonSet is held off its nodes.
+pub fn daemonset_held(obj: &Value) -> bool {
+    node_selector(obj).is_some_and(|s| s.contains_key(HELD_OFF_NODES))
+}
+
+/// The merge patch that holds a DaemonSet off every node for `plan` (its own node
+/// selector kept beside it). None when it is held already.
+pub fn hold_daemonset_patch(obj: &Value, plan: &str) -> Option<Value> {
+    (!daemonset_held(obj))
+        .then(|| json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: plan}}}}}))
+}
+
+/// The merge patch that lets a held DaemonSet run on its nodes again. None when it is
+/// not held.
+pub fn release_daemonset_patch(obj: &Value) -> Option<Value> {
+    daemonset_held(obj)
+        .then(|| json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: null}}}}}))
+}
+
 /// The count a fenced or standby workload runs when it serves again: lifeboat's
 /// annotation (`annotation_key`), else the annotations the guides' scripts use, else
 /// `default`. A count that does not read as a non-negative number is not used.
@@ -374,5 +403,28 @@ mod tests {
             Value::Null
         );
         assert_eq!(resume_schedule_patch()["spec"]["paused"], false);
+    }
+
+    #[rstest::rstest]
+    #[case::free(json!({"spec": {"template": {"spec": {}}}}), false)]
+    #[case::own_selector(json!({"spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd"}}}}}), false)]
+    #[case::held(json!({"spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd", "lifeboat.dev/held-by-plan": "shop"}}}}}), true)]
+    fn a_daemonset_is_held_off_its_nodes_and_released(#[case] ds: Value, #[case] held: bool) {
+        assert_eq!(daemonset_held(&ds), held);
+        assert_eq!(hold_daemonset_patch(&ds, "shop").is_none(), held);
+        assert_eq!(release_daemonset_patch(&ds).is_some(), held);
+        if let Some(p) = hold_daemonset_patch(&ds, "shop") {
+            // A merge patch adds the key beside the DaemonSet's own selector.
+            assert_eq!(
+                p,
+                json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: "shop"}}}}})
+            );
+        }
+        if let Some(p) = release_daemonset_patch(&ds) {
+            assert_eq!(
+                p,
+                json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: null}}}}})
+            );
+        }
     }
 }

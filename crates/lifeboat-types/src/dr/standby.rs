@@ -1,6 +1,6 @@
 //! A warm standby's decisions (pure): how a restored object is held on the standby —
 //! labelled as the plan's, Deployments and StatefulSets at 0 replicas with their count
-//! in the plan's annotation, CronJobs suspended — what a sync leaves out (the objects a
+//! in the plan's annotation, DaemonSets held off every node, CronJobs suspended — what a sync leaves out (the objects a
 //! controller makes from others, and Jobs, which would run), which of the standby's
 //! objects a sync deletes (the plan's own that the newest backup no longer holds: never
 //! another object), and how a promotion releases CronJobs.
@@ -60,6 +60,17 @@ pub fn hold(obj: &mut Value, gr: &str, annotation_key: &str, plan: &str) {
             }
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("replicas".into(), json!(0));
+            }
+        }
+        "daemonsets.apps" => {
+            if let Some(spec) = obj
+                .pointer_mut("/spec/template/spec")
+                .and_then(Value::as_object_mut)
+            {
+                let sel = spec.entry("nodeSelector").or_insert_with(|| json!({}));
+                if let Some(sel) = sel.as_object_mut() {
+                    sel.insert(crate::dr::failover::HELD_OFF_NODES.into(), json!(plan));
+                }
             }
         }
         "cronjobs.batch" => {
@@ -182,6 +193,16 @@ mod tests {
         "cronjobs.batch",
         json!({"metadata": {}, "spec": {"suspend": true}}),
         json!({"metadata": {"labels": {STANDBY_OF: "shop"}}, "spec": {"suspend": true}})
+    )]
+    #[case::daemonset_held_off_its_nodes(
+        "daemonsets.apps",
+        json!({"metadata": {}, "spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd"}}}}}),
+        json!({"metadata": {"labels": {STANDBY_OF: "shop"}}, "spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd", crate::dr::failover::HELD_OFF_NODES: "shop"}}}}})
+    )]
+    #[case::daemonset_without_a_selector(
+        "daemonsets.apps",
+        json!({"metadata": {}, "spec": {"template": {"spec": {}}}}),
+        json!({"metadata": {"labels": {STANDBY_OF: "shop"}}, "spec": {"template": {"spec": {"nodeSelector": {crate::dr::failover::HELD_OFF_NODES: "shop"}}}}})
     )]
     #[case::other_kinds_only_labelled(
         "configmaps",

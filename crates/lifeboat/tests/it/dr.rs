@@ -944,6 +944,48 @@ fn a_failback_returns_the_application_to_the_original_in_weighted_steps() {
     }
 }
 
+/// A DaemonSet `agent` in `ns` (a pod on every node).
+fn daemonset(ns: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {{name: a, image: {BUSYBOX}, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}}
+"#
+    )
+}
+
+/// The plan that holds DaemonSet `agent` off every node ("" when it is free).
+fn held_by(env: &Env, ns: &str) -> String {
+    jsonpath(
+        env,
+        ns,
+        "daemonset/agent",
+        r#"{.spec.template.spec.nodeSelector.lifeboat\.dev/held-by-plan}"#,
+    )
+}
+
+/// The pods DaemonSet `agent` wants, once its controller has seen its latest spec.
+fn daemonset_desired(env: &Env, ns: &str) -> i64 {
+    crate::server_fixture::eventually(30, "the DaemonSet controller", || {
+        let out = jsonpath(
+            env,
+            ns,
+            "daemonset/agent",
+            "{.metadata.generation} {.status.observedGeneration} {.status.desiredNumberScheduled}",
+        );
+        let f: Vec<&str> = out.split(' ').collect();
+        (f.len() == 3 && f[0] == f[1]).then(|| f[2].parse().unwrap_or(-1))
+    })
+}
+
 fn jsonpath(env: &Env, ns: &str, what: &str, path: &str) -> String {
     env.kubectl(
         &["-n", ns, "get", what, "-o", &format!("jsonpath={path}")],
@@ -967,6 +1009,7 @@ fn a_warm_standby_is_kept_and_promoted() {
         env.delete_namespace(ns);
     }
     primary.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
+    primary.apply(&daemonset(ns));
     primary.apply(&format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old, namespace: {ns}}}\ndata: {{a: b}}\n---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {{name: report, namespace: {ns}}}\nspec:\n  schedule: \"0 0 1 1 *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: r, image: {BUSYBOX}, command: [\"true\"]}}]\n---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {{name: paused, namespace: {ns}}}\nspec:\n  schedule: \"0 0 1 1 *\"\n  suspend: true\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: r, image: {BUSYBOX}, command: [\"true\"]}}]\n"
     ));
@@ -1008,6 +1051,9 @@ fn a_warm_standby_is_kept_and_promoted() {
         ),
         "fo"
     );
+    // The DaemonSet is held off the standby's node: its controller schedules no pod.
+    assert_eq!(held_by(&standby, ns), "fo");
+    assert_eq!(daemonset_desired(&standby, ns), 0);
     assert_eq!(
         jsonpath(&standby, ns, "pods", "{.items[*].metadata.name}"),
         "",
@@ -1113,11 +1159,22 @@ fn a_warm_standby_is_kept_and_promoted() {
             .contains(&format!("Deployment {ns}/web 0 → 2")),
         "{r:#}"
     );
+    assert!(
+        promote["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("DaemonSet {ns}/agent released onto its nodes")),
+        "{r:#}"
+    );
     assert_eq!(replicas(&standby, ns, "web").0, "2");
     assert_eq!(
         jsonpath(&standby, ns, "cronjob/report", "{.spec.suspend}"),
         "false"
     );
+    // Released, the DaemonSet runs on the standby's node; the old active's is held.
+    assert_eq!(held_by(&standby, ns), "");
+    assert_eq!(daemonset_desired(&standby, ns), 1);
+    assert_eq!(held_by(&primary, ns), "fo");
     standby.kubectl(
         &[
             "-n",
