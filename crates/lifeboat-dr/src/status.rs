@@ -2,14 +2,19 @@
 //! backup of the protected namespaces that the cluster can read) against the plan's,
 //! schedule coverage of the protected namespaces, readiness to take over (API server,
 //! Ready nodes, lifeboat installed, locations readable), and how far each cluster's
-//! newest backup lags behind the newest any cluster sees. The decisions are
+//! newest backup lags behind the newest any cluster sees, and which images of the
+//! protected workloads (as the active cluster runs them) no Ready node of a standby
+//! holds. The decisions are
 //! `lifeboat_types::dr::status`'s; this module only looks.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::Serialize;
 
 use lifeboat_engine::cluster::Cluster;
+use lifeboat_types::dr::images::{missing_images, node_images, workload_images};
 use lifeboat_types::dr::plan::Plan;
 use lifeboat_types::dr::status::{
     Coverage, Health, Readiness, Rpo, ScheduleView, coverage, health, not_ready, recovery_point,
@@ -54,6 +59,9 @@ pub struct ClusterStatus {
     /// The schedules of its lifeboat server that protect each namespace (None: not
     /// installed there or unreadable).
     pub coverage: Option<Vec<Coverage>>,
+    /// A standby's: the images the protected workloads run on the active cluster that
+    /// none of its Ready nodes holds (None: not known, or the active cluster).
+    pub missing_images: Option<Vec<String>>,
 }
 
 /// The status of a plan.
@@ -78,10 +86,11 @@ pub struct PlanStatus {
     pub observed_at: DateTime<Utc>,
 }
 
-async fn nodes_ready(cluster: &Cluster) -> Option<(usize, usize)> {
+/// Ready nodes / all nodes, and the images the Ready ones hold (canonical).
+async fn nodes_ready(cluster: &Cluster) -> Option<((usize, usize), BTreeSet<String>)> {
     let nodes = lifeboat_engine::cluster::v1_resource("", "nodes", "Node", false);
     let all = cluster.list_json(&nodes, None, None).await.ok()?;
-    let ready = all
+    let ready: Vec<&serde_json::Value> = all
         .iter()
         .filter(|v| {
             v.pointer("/status/conditions")
@@ -91,8 +100,31 @@ async fn nodes_ready(cluster: &Cluster) -> Option<(usize, usize)> {
                         .any(|c| c["type"] == "Ready" && c["status"] == "True")
                 })
         })
-        .count();
-    Some((ready, all.len()))
+        .collect();
+    let images = ready.iter().flat_map(|n| node_images(n)).collect();
+    Some(((ready.len(), all.len()), images))
+}
+
+/// The images the plan's Deployments, StatefulSets, DaemonSets and CronJobs run on
+/// `cluster` (None: they could not be listed).
+async fn images_run(plan: &Plan, cluster: &Cluster) -> Option<BTreeSet<String>> {
+    let mut kinds: Vec<lifeboat_types::plan::backup::ApiResource> = crate::fence::WORKLOADS
+        .iter()
+        .chain(&[("daemonsets", "DaemonSet")])
+        .map(|(p, k)| lifeboat_engine::cluster::v1_resource("apps", p, k, true))
+        .collect();
+    if let Ok(Some(c)) = crate::fence::cronjobs(cluster).await {
+        kinds.push(c);
+    }
+    let mut out = BTreeSet::new();
+    for ns in &plan.spec.namespaces {
+        for r in &kinds {
+            for w in cluster.list_json(r, Some(ns), None).await.ok()? {
+                out.extend(workload_images(&w));
+            }
+        }
+    }
+    Some(out)
 }
 
 /// A cluster's API server, Ready nodes and lifeboat's CRDs (its locations are not read).
@@ -106,7 +138,8 @@ pub async fn quick_readiness(t: &Target) -> Readiness {
         readiness.nodes = tokio::time::timeout(ASK_TIMEOUT, nodes_ready(cluster))
             .await
             .ok()
-            .flatten();
+            .flatten()
+            .map(|(n, _)| n);
     }
     readiness
 }
@@ -115,8 +148,21 @@ async fn cluster_status(
     plan: &Plan,
     t: &Target,
     now: DateTime<Utc>,
+    needed: Option<&BTreeSet<String>>,
 ) -> (ClusterStatus, Option<DateTime<Utc>>) {
-    let mut readiness = quick_readiness(t).await;
+    let mut readiness = Readiness {
+        api_error: t.cluster.as_ref().err().cloned(),
+        crds: t.installed,
+        ..Default::default()
+    };
+    let mut held_images = None;
+    if let Ok(cluster) = &t.cluster
+        && let Ok(Some((nodes, images))) =
+            tokio::time::timeout(ASK_TIMEOUT, nodes_ready(cluster)).await
+    {
+        readiness.nodes = Some(nodes);
+        held_images = Some(images);
+    }
     let found = crate::target::backups(t, &plan.spec.namespaces).await;
     readiness.locations = found.locations.clone();
     let newest = found.chosen().map(|(_, _, b, _)| b);
@@ -153,6 +199,10 @@ async fn cluster_status(
         _ => None,
     };
     let active = plan.cluster(&t.name).is_some_and(|c| c.active);
+    let missing = match (active, needed, held_images) {
+        (false, Some(needed), Some(held)) => Some(missing_images(needed, &held)),
+        _ => None,
+    };
     let status = ClusterStatus {
         name: t.name.clone(),
         active,
@@ -166,6 +216,7 @@ async fn cluster_status(
         backup: seen.clone(),
         lag_seconds: None,
         coverage,
+        missing_images: missing,
     };
     (status, seen.map(|s| s.recovery_point))
 }
@@ -174,7 +225,24 @@ async fn cluster_status(
 pub async fn status(plan: &Plan, local: LocalLocations<'_>) -> PlanStatus {
     let now = Utc::now();
     let targets = join_all(plan.spec.clusters.iter().map(|c| reach(c, local))).await;
-    let looked = join_all(targets.iter().map(|t| cluster_status(plan, t, now))).await;
+    // The images the protected workloads run, as the active cluster runs them.
+    let needed = match targets
+        .iter()
+        .find(|t| plan.cluster(&t.name).is_some_and(|c| c.active))
+        .and_then(|t| t.cluster.as_ref().ok())
+    {
+        Some(c) => tokio::time::timeout(ASK_TIMEOUT, images_run(plan, c))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let looked = join_all(
+        targets
+            .iter()
+            .map(|t| cluster_status(plan, t, now, needed.as_ref())),
+    )
+    .await;
     let newest_anywhere = looked.iter().filter_map(|(_, t)| *t).max();
     let mut clusters = Vec::new();
     for (mut c, point) in looked {
@@ -209,6 +277,13 @@ pub async fn status(plan: &Plan, local: LocalLocations<'_>) -> PlanStatus {
                 plan.spec.namespaces.join(", ")
             )),
             Rpo::Met { .. } => {}
+        }
+        if let Some(missing) = c.missing_images.as_ref().filter(|m| !m.is_empty()) {
+            findings.push(format!(
+                "{role} cluster {}: none of its Ready nodes holds {}: a failover pulls them (their registry must answer from there; a node lists at most 50 images by default)",
+                c.name,
+                missing.join(", ")
+            ));
         }
         if c.backups > 0 && c.backups < criteria.min_backups as usize {
             findings.push(format!(

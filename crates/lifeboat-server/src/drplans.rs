@@ -206,6 +206,7 @@ fn cluster_seen(c: &ClusterStatus) -> ClusterSeen {
         backup: c.backup.as_ref().map(|b| b.name.clone()),
         rpo_seconds,
         lag_seconds: c.lag_seconds,
+        missing_images: c.missing_images.clone().unwrap_or_default(),
     }
 }
 

@@ -11,11 +11,13 @@
 //!   kept in an annotation), which schedules fencing pauses, a failback's traffic steps.
 //! - [`standby`]: a warm standby — how restored objects are held (0 replicas, CronJobs
 //!   suspended, the plan's label), what a sync leaves out and prunes.
+//! - [`images`]: whether a standby's nodes hold the images the plan's workloads run.
 //! - [`server`]: the `DRPlan` resource's status as the server keeps it, and when the
 //!   server drills a plan next.
 
 pub mod drill;
 pub mod failover;
+pub mod images;
 pub mod plan;
 pub mod server;
 pub mod standby;

@@ -74,6 +74,9 @@ pub struct ClusterSeen {
     /// How far its newest backup is behind the newest any cluster sees, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_seconds: Option<u64>,
+    /// Images the protected workloads run that none of its Ready nodes holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_images: Vec<String>,
 }
 
 /// A drill the server ran (or runs: `outcome` is `Running`).

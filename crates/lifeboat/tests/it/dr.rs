@@ -185,6 +185,12 @@ fn status_and_drills_across_two_real_clusters() {
     assert_eq!(standby_status["rpo"]["backup"], "dr-shop-1");
     assert_eq!(standby_status["notReady"], serde_json::json!([]), "{s:#}");
     assert_eq!(standby_status["lagSeconds"], 0);
+    // The standby's node holds the image the application runs.
+    assert_eq!(
+        standby_status["missingImages"],
+        serde_json::json!([]),
+        "{s:#}"
+    );
     assert!(
         s["findings"].as_array().unwrap().iter().any(|f| f
             .as_str()
@@ -304,6 +310,25 @@ fn status_and_drills_across_two_real_clusters() {
     assert!(
         err.contains("plan shop has no cluster \"elsewhere\" (its clusters: primary, standby)"),
         "{err}"
+    );
+
+    // A workload whose image no node of the standby holds: named (a failover would pull
+    // it), a warning.
+    primary.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api, namespace: {NS}}}\nspec:\n  selector: {{matchLabels: {{app: api}}}}\n  template:\n    metadata: {{labels: {{app: api}}}}\n    spec:\n      containers: [{{name: api, image: 'registry.example/shop/api:2'}}]\n"
+    ));
+    let s = run_json(&primary, 3, &["dr", "status", plan_path, "-o", "json"]);
+    assert_eq!(
+        s["clusters"][1]["missingImages"],
+        serde_json::json!(["registry.example/shop/api:2"]),
+        "{s:#}"
+    );
+    assert!(
+        s["findings"].as_array().unwrap().iter().any(|f| f
+            .as_str()
+            .unwrap()
+            .starts_with("standby cluster standby: none of its Ready nodes holds registry.example/shop/api:2: a failover pulls them")),
+        "{s:#}"
     );
     primary.kubectl(&["delete", "namespace", NS, "--wait=false"], None);
 }
