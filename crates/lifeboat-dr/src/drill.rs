@@ -169,7 +169,7 @@ pub async fn drill(
             name: n.clone(),
             known: plan.cluster_names(),
         })?,
-        None => plan.standbys().next().unwrap_or_else(|| plan.active()),
+        None => plan.default_drill_cluster(),
     };
     let started = Utc::now();
     let clock = Instant::now();

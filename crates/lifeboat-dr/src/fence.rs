@@ -63,6 +63,48 @@ fn daemonsets() -> lifeboat_types::plan::backup::ApiResource {
     v1_resource("apps", "daemonsets", "DaemonSet", true)
 }
 
+/// Patches each of the plan's DaemonSets `decide` returns a merge patch for (none with
+/// `dry`): the namespace and name of each patched, and Err naming what failed first
+/// (`doing`: "holding", "releasing") — the ones patched before it are in the list, to undo.
+async fn patch_daemonsets(
+    plan: &Plan,
+    cluster: &Cluster,
+    dry: bool,
+    doing: &str,
+    decide: impl Fn(&serde_json::Value) -> Option<serde_json::Value>,
+) -> (Vec<(String, String)>, Result<(), String>) {
+    let mut out = Vec::new();
+    for ns in &plan.spec.namespaces {
+        let listed = match cluster.list_json(&daemonsets(), Some(ns), None).await {
+            Ok(l) => l,
+            Err(e) => return (out, Err(chain(&e))),
+        };
+        for d in listed {
+            let Some(patch) = decide(&d) else {
+                continue;
+            };
+            let name = name_of(&d);
+            if !dry
+                && let Err(e) = cluster
+                    .merge_patch(
+                        &daemonsets(),
+                        Some(ns),
+                        &name,
+                        serde_json::to_vec(&patch).unwrap_or_default(),
+                    )
+                    .await
+            {
+                return (
+                    out,
+                    Err(format!("{doing} DaemonSet {ns}/{name}: {}", chain(&e))),
+                );
+            }
+            out.push((ns.clone(), name));
+        }
+    }
+    (out, Ok(()))
+}
+
 pub(crate) fn name_of(v: &serde_json::Value) -> String {
     v.pointer("/metadata/name")
         .and_then(serde_json::Value::as_str)
@@ -158,36 +200,20 @@ pub async fn fence(
             }
         }
     }
-    for ns in &plan.spec.namespaces {
-        for d in cluster
-            .list_json(&daemonsets(), Some(ns), None)
-            .await
-            .map_err(|e| chain(&e))?
-        {
-            let Some(patch) = hold_daemonset_patch(&d, &plan.name) else {
-                continue;
-            };
-            let name = name_of(&d);
-            if !dry {
-                cluster
-                    .merge_patch(
-                        &daemonsets(),
-                        Some(ns),
-                        &name,
-                        serde_json::to_vec(&patch).unwrap_or_default(),
-                    )
-                    .await
-                    .map_err(|e| {
-                        format!("holding DaemonSet {ns}/{name} off its nodes: {}", chain(&e))
-                    })?;
-                done.push(Fenced::DaemonSet {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                });
-            }
-            said.push(format!("DaemonSet {ns}/{name} held off its nodes"));
+    let (held, failed) = patch_daemonsets(plan, cluster, dry, "holding", |d| {
+        hold_daemonset_patch(d, &plan.name)
+    })
+    .await;
+    for (ns, name) in held {
+        said.push(format!("DaemonSet {ns}/{name} held off its nodes"));
+        if !dry {
+            done.push(Fenced::DaemonSet {
+                namespace: ns,
+                name,
+            });
         }
     }
+    failed?;
     if !dry {
         // A fenced cluster serves no more: a promotion's mark goes.
         let r = v1_resource("", "namespaces", "Namespace", false);
@@ -341,7 +367,7 @@ pub async fn unfence(plan: &Plan, cluster: &Cluster, done: &[Fenced]) -> Vec<Str
                     Ok(Some(text)) => {
                         match serde_json::from_str::<serde_json::Value>(&text)
                             .ok()
-                            .and_then(|d| release_daemonset_patch(&d))
+                            .and_then(|d| release_daemonset_patch(&d, &plan.name))
                         {
                             Some(patch) => cluster
                                 .merge_patch(
@@ -472,35 +498,14 @@ pub async fn scale_up(plan: &Plan, cluster: &Cluster, dry: bool) -> Result<Strin
             }
         }
     }
-    for ns in &plan.spec.namespaces {
-        for d in cluster
-            .list_json(&daemonsets(), Some(ns), None)
-            .await
-            .map_err(|e| chain(&e))?
-        {
-            let Some(patch) = release_daemonset_patch(&d) else {
-                continue;
-            };
-            let name = name_of(&d);
-            if !dry {
-                cluster
-                    .merge_patch(
-                        &daemonsets(),
-                        Some(ns),
-                        &name,
-                        serde_json::to_vec(&patch).unwrap_or_default(),
-                    )
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "releasing DaemonSet {ns}/{name} onto its nodes: {}",
-                            chain(&e)
-                        )
-                    })?;
-            }
-            said.push(format!("DaemonSet {ns}/{name} released onto its nodes"));
-        }
+    let (released, failed) = patch_daemonsets(plan, cluster, dry, "releasing", |d| {
+        release_daemonset_patch(d, &plan.name)
+    })
+    .await;
+    for (ns, name) in released {
+        said.push(format!("DaemonSet {ns}/{name} released onto its nodes"));
     }
+    failed?;
     Ok(if said.is_empty() {
         "every workload runs already".into()
     } else {

@@ -118,12 +118,20 @@ pub fn status_markdown(s: &PlanStatus) -> String {
             c.lag_seconds.map(dur).unwrap_or_else(|| "-".into())
         );
     }
-    if !s.findings.is_empty() {
-        let _ = writeln!(out, "\n## Findings\n");
-        for f in &s.findings {
-            let _ = writeln!(out, "- {f}");
-        }
-    }
+    list_section(&mut out, "Findings", &s.findings);
+    let missing: Vec<String> = s
+        .clusters
+        .iter()
+        .filter_map(|c| {
+            let m = c.missing_images.as_ref().filter(|m| !m.is_empty())?;
+            Some(format!("{}: {}", c.name, m.join(", ")))
+        })
+        .collect();
+    list_section(
+        &mut out,
+        "Images a failover would pull (no Ready node holds them)",
+        &missing,
+    );
     out
 }
 

@@ -60,7 +60,8 @@ pub struct ClusterStatus {
     /// installed there or unreadable).
     pub coverage: Option<Vec<Coverage>>,
     /// A standby's: the images the protected workloads run on the active cluster that
-    /// none of its Ready nodes holds (None: not known, or the active cluster).
+    /// none of its Ready nodes holds (None: not known, or the active cluster). Said, not
+    /// judged: a warm standby runs nothing, so it pulls nothing until a failover.
     pub missing_images: Option<Vec<String>>,
 }
 
@@ -129,19 +130,25 @@ async fn images_run(plan: &Plan, cluster: &Cluster) -> Option<BTreeSet<String>> 
 
 /// A cluster's API server, Ready nodes and lifeboat's CRDs (its locations are not read).
 pub async fn quick_readiness(t: &Target) -> Readiness {
+    readiness_and_images(t).await.0
+}
+
+/// [`quick_readiness`], and the images its Ready nodes hold (None: not known).
+async fn readiness_and_images(t: &Target) -> (Readiness, Option<BTreeSet<String>>) {
     let mut readiness = Readiness {
         api_error: t.cluster.as_ref().err().cloned(),
         crds: t.installed,
         ..Default::default()
     };
-    if let Ok(cluster) = &t.cluster {
-        readiness.nodes = tokio::time::timeout(ASK_TIMEOUT, nodes_ready(cluster))
-            .await
-            .ok()
-            .flatten()
-            .map(|(n, _)| n);
+    let mut images = None;
+    if let Ok(cluster) = &t.cluster
+        && let Ok(Some((nodes, held))) =
+            tokio::time::timeout(ASK_TIMEOUT, nodes_ready(cluster)).await
+    {
+        readiness.nodes = Some(nodes);
+        images = Some(held);
     }
-    readiness
+    (readiness, images)
 }
 
 async fn cluster_status(
@@ -150,19 +157,7 @@ async fn cluster_status(
     now: DateTime<Utc>,
     needed: Option<&BTreeSet<String>>,
 ) -> (ClusterStatus, Option<DateTime<Utc>>) {
-    let mut readiness = Readiness {
-        api_error: t.cluster.as_ref().err().cloned(),
-        crds: t.installed,
-        ..Default::default()
-    };
-    let mut held_images = None;
-    if let Ok(cluster) = &t.cluster
-        && let Ok(Some((nodes, images))) =
-            tokio::time::timeout(ASK_TIMEOUT, nodes_ready(cluster)).await
-    {
-        readiness.nodes = Some(nodes);
-        held_images = Some(images);
-    }
+    let (mut readiness, held_images) = readiness_and_images(t).await;
     let found = crate::target::backups(t, &plan.spec.namespaces).await;
     readiness.locations = found.locations.clone();
     let newest = found.chosen().map(|(_, _, b, _)| b);
@@ -277,13 +272,6 @@ pub async fn status(plan: &Plan, local: LocalLocations<'_>) -> PlanStatus {
                 plan.spec.namespaces.join(", ")
             )),
             Rpo::Met { .. } => {}
-        }
-        if let Some(missing) = c.missing_images.as_ref().filter(|m| !m.is_empty()) {
-            findings.push(format!(
-                "{role} cluster {}: none of its Ready nodes holds {}: a failover pulls them (their registry must answer from there; a node lists at most 50 images by default)",
-                c.name,
-                missing.join(", ")
-            ));
         }
         if c.backups > 0 && c.backups < criteria.min_backups as usize {
             findings.push(format!(

@@ -124,7 +124,7 @@ async fn apply(cached: &BackupResource, ctx: &Ctx) -> Result<Action, ServerError
                 .await?;
                 seen.outcome = Some(outcome);
             }
-            action => return act(ctx, &held, action).await,
+            action => return act(ctx, &mut held, action).await,
         }
     }
 }
@@ -314,7 +314,7 @@ async fn run(
 }
 
 /// Does what the decision says.
-async fn act(ctx: &Ctx, held: &Held<'_>, action: rule::Action) -> Result<Action, ServerError> {
+async fn act(ctx: &Ctx, held: &mut Held<'_>, action: rule::Action) -> Result<Action, ServerError> {
     let name = &held.name;
     let sched = &held.sched;
     let m = &ctx.metrics;
@@ -374,6 +374,8 @@ async fn act(ctx: &Ctx, held: &Held<'_>, action: rule::Action) -> Result<Action,
             let completed = status.phase == BackupPhase::Completed;
             record(ctx, held, *status).await?;
             if completed {
+                // The copies do not hold up the next backup.
+                drop(held._slot.take());
                 crate::replicate::after_backup(ctx, held.object.as_ref(), held.store.as_ref())
                     .await;
             }

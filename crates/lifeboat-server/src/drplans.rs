@@ -5,6 +5,10 @@
 //! `lifeboat_types::dr::server::drill_due`), keeping the result in the status and the
 //! `lifeboat_dr_last_drill_*` metrics.
 //!
+//! The plan's verification commands run as processes of the server only when it was
+//! started with `--dr-allow-local-commands` (`types::dr::server::drill_refused`): whoever
+//! may create a DRPlan could otherwise run anything with the server's credentials.
+//!
 //! The plan's clusters are reached as the plan says (its kubeconfig paths and contexts,
 //! which the server's pod mounts; a cluster with neither is the one the server runs in,
 //! with the server's own credentials). A location the plan names is looked up in that
@@ -18,13 +22,15 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use lifeboat_dr::drill::{DrillOptions, drill};
+use lifeboat_dr::drill::{DrillOptions, DrillReport, drill};
 use lifeboat_dr::standby::{SyncOptions, SyncOutcome, sync};
 use lifeboat_dr::status::{ClusterStatus, PlanStatus, status};
+use lifeboat_dr::steps::Step;
 use lifeboat_types::api::velero::{BackupStorageLocation, Time};
 use lifeboat_types::dr::plan::{DrPlanResource, Plan, PlanError, Strategy, validate};
 use lifeboat_types::dr::server::{
-    ClusterSeen, DrillDue, LastDrill, LastSync, drill_due, health_gauge, next_look, plan_rpo,
+    ClusterSeen, DrPlanStatus, DrillDue, LastDrill, LastSync, drill_due, drill_refused,
+    health_gauge, next_look, plan_rpo,
 };
 use lifeboat_types::dr::status::Rpo;
 use lifeboat_types::rules::schedule::Cron;
@@ -55,10 +61,7 @@ async fn sweep(ctx: Arc<Ctx>, api: Api<DrPlanResource>, every: Duration) {
             _ = ctx.shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let Ok(list) = api.list(&Default::default()).await else {
-            continue;
-        };
-        let live: Vec<String> = list.items.iter().map(ResourceExt::name_any).collect();
+        // The known plans first: one made while the list is read is in the list.
         let known: Vec<String> = ctx
             .dr_series
             .lock()
@@ -66,6 +69,10 @@ async fn sweep(ctx: Arc<Ctx>, api: Api<DrPlanResource>, every: Duration) {
             .keys()
             .cloned()
             .collect();
+        let Ok(list) = api.list(&Default::default()).await else {
+            continue;
+        };
+        let live: Vec<String> = list.items.iter().map(ResourceExt::name_any).collect();
         for gone in known.iter().filter(|k| !live.contains(k)) {
             forget(&ctx, gone);
         }
@@ -101,10 +108,19 @@ async fn reconcile(
                 other => vec![other.to_string()],
             };
             forget(&ctx, &name);
+            // What was seen of the plan before no longer stands.
             patch_status(
                 &api,
                 &name,
-                json!({ "phase": "FailedValidation", "validationErrors": errors }),
+                json!({
+                    "phase": "FailedValidation",
+                    "validationErrors": errors,
+                    "observedGeneration": p.metadata.generation,
+                    "health": null,
+                    "rpoSeconds": null,
+                    "findings": null,
+                    "clusters": null,
+                }),
             )
             .await?;
             return Ok(Action::await_change());
@@ -149,30 +165,36 @@ async fn reconcile(
     let seen = status(&plan, &no_local).await;
     let clusters: Vec<ClusterSeen> = seen.clusters.iter().map(cluster_seen).collect();
     let rpo = plan_rpo(&clusters);
-    record_status(&ctx.metrics.dr, &plan, &seen, &clusters, rpo);
+    let warm = plan.spec.strategy == Strategy::WarmStandby;
+    let mut looked = json!({
+        "phase": "Ready",
+        "validationErrors": null,
+        "observedAt": Time::now(),
+        "observedGeneration": p.metadata.generation,
+        "health": seen.health,
+        "rpoSeconds": rpo,
+        "findings": seen.findings,
+        "clusters": clusters,
+    });
+    if !warm {
+        // Syncs are a warm standby's only: a plan that is no longer one has none.
+        looked["lastSyncs"] = serde_json::Value::Null;
+    }
+    patch_status(&api, &name, looked).await?;
+    // The metrics follow what the status says (a plan deleted meanwhile has none).
     remember(&ctx, &name, &plan);
-    patch_status(
-        &api,
-        &name,
-        json!({
-            "phase": "Ready",
-            "validationErrors": null,
-            "observedAt": Time::now(),
-            "observedGeneration": p.metadata.generation,
-            "health": seen.health,
-            "rpoSeconds": rpo,
-            "findings": seen.findings,
-            "clusters": clusters,
-        }),
-    )
-    .await?;
+    record_status(&ctx.metrics.dr, &plan, &seen, &clusters, rpo);
+    record_history(&ctx.metrics.dr, &plan, p.status.as_ref(), warm);
 
-    if plan.spec.strategy == Strategy::WarmStandby {
+    if warm {
         let mut syncs = Vec::new();
         for standby in plan.standbys() {
-            syncs.push(sync_one(&ctx.metrics.dr, &plan, &standby.name).await);
+            syncs.push(sync_one(&ctx, &plan, &standby.name).await);
         }
         patch_status(&api, &name, json!({ "lastSyncs": syncs })).await?;
+        for s in &syncs {
+            record_sync(&ctx.metrics.dr, &plan, s);
+        }
     }
 
     let mut last_drill = last_drill;
@@ -227,6 +249,10 @@ fn seconds(v: Option<u64>) -> f64 {
     v.map_or(f64::INFINITY, |s| s as f64)
 }
 
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
 fn record_status(
     m: &DrMetrics,
     plan: &Plan,
@@ -246,9 +272,7 @@ fn record_status(
     for c in clusters {
         let pc = cluster_label(plan, &c.name);
         m.cluster_rpo.get_or_create(&pc).set(seconds(c.rpo_seconds));
-        m.cluster_ready
-            .get_or_create(&pc)
-            .set(if c.ready { 1.0 } else { 0.0 });
+        m.cluster_ready.get_or_create(&pc).set(flag(c.ready));
         match c.lag_seconds {
             Some(l) => {
                 m.replication_lag.get_or_create(&pc).set(l as f64);
@@ -258,6 +282,48 @@ fn record_status(
             }
         }
     }
+}
+
+/// The last drill's and syncs' metrics from the plan's status (a restarted server has
+/// them before its next drill).
+fn record_history(m: &DrMetrics, plan: &Plan, status: Option<&DrPlanStatus>, warm: bool) {
+    let Some(s) = status else {
+        return;
+    };
+    if let Some(d) = s.last_drill.as_ref().filter(|d| d.outcome != RUNNING) {
+        record_drill(m, plan, d);
+    }
+    for sync in s.last_syncs.iter().filter(|_| warm) {
+        record_sync(m, plan, sync);
+    }
+}
+
+fn record_drill(m: &DrMetrics, plan: &Plan, d: &LastDrill) {
+    let p = plan_label(plan);
+    m.last_drill_timestamp
+        .get_or_create(&p)
+        .set(d.started.0.timestamp() as f64);
+    m.last_drill_success
+        .get_or_create(&p)
+        .set(flag(d.outcome == PASSED));
+    match d.rto_seconds {
+        Some(s) => {
+            m.last_drill_rto.get_or_create(&p).set(s);
+        }
+        None => {
+            m.last_drill_rto.remove(&p);
+        }
+    }
+}
+
+fn record_sync(m: &DrMetrics, plan: &Plan, s: &LastSync) {
+    let pc = cluster_label(plan, &s.cluster);
+    m.last_sync_timestamp
+        .get_or_create(&pc)
+        .set(s.at.0.timestamp() as f64);
+    m.last_sync_success
+        .get_or_create(&pc)
+        .set(flag(s.outcome != FAILED));
 }
 
 /// The clusters each plan's series carry, so that a deleted or renamed one's go too.
@@ -281,50 +347,74 @@ fn forget(ctx: &Ctx, name: &str) {
     ctx.metrics.dr.forget(name, &clusters);
 }
 
-async fn sync_one(m: &DrMetrics, plan: &Plan, standby: &str) -> LastSync {
+// The outcomes the status says, as text (the CRD's).
+const RUNNING: &str = "Running";
+const PASSED: &str = "Passed";
+const FAILED: &str = "Failed";
+
+/// What failed in a run: each failed step, `name: detail`.
+fn failed_steps(steps: &[Step]) -> impl Iterator<Item = String> + '_ {
+    steps
+        .iter()
+        .filter(|s| !s.ok)
+        .map(|s| format!("{}: {}", s.name, s.detail))
+}
+
+/// A shutdown gives a drill or sync the grace period, then abandons it.
+const INTERRUPTED: &str = "interrupted by the server's shutdown";
+
+async fn sync_one(ctx: &Ctx, plan: &Plan, standby: &str) -> LastSync {
     let opts = SyncOptions {
         on: Some(standby.to_owned()),
         id: None,
     };
-    let done = match sync(plan, &opts, &no_local).await {
-        Ok(r) => LastSync {
-            cluster: standby.to_owned(),
-            at: Time::now(),
-            outcome: match r.outcome {
+    let ran = crate::drive(
+        &ctx.shutdown,
+        ctx.grace,
+        None,
+        sync(plan, &opts, &no_local),
+        || async {},
+    )
+    .await;
+    let (outcome, backup, message) = match ran {
+        Some(Ok(r)) => (
+            match r.outcome {
                 SyncOutcome::Synced => "Synced",
                 SyncOutcome::UpToDate => "UpToDate",
-                SyncOutcome::Failed => "Failed",
-            }
-            .into(),
-            backup: Some(r.backup),
-            message: (r.outcome == SyncOutcome::Failed).then(|| {
-                r.steps
-                    .iter()
-                    .filter(|s| !s.ok)
-                    .map(|s| format!("{}: {}", s.name, s.detail))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }),
-        },
-        Err(e) => LastSync {
-            cluster: standby.to_owned(),
-            at: Time::now(),
-            outcome: "Failed".into(),
-            backup: None,
-            message: Some(e.to_string()),
-        },
+                SyncOutcome::Failed => FAILED,
+            },
+            Some(r.backup.clone()),
+            (r.outcome == SyncOutcome::Failed)
+                .then(|| failed_steps(&r.steps).collect::<Vec<_>>().join("; ")),
+        ),
+        Some(Err(e)) => (FAILED, None, Some(e.to_string())),
+        None => (FAILED, None, Some(INTERRUPTED.to_owned())),
     };
-    if done.outcome == "Failed" {
-        tracing::warn!(plan = %plan.name, cluster = standby, "warm standby sync failed: {}", done.message.as_deref().unwrap_or(""));
+    if outcome == FAILED {
+        tracing::warn!(plan = %plan.name, cluster = standby, "warm standby sync failed: {}", message.as_deref().unwrap_or(""));
     }
-    let pc = cluster_label(plan, standby);
-    m.last_sync_timestamp
-        .get_or_create(&pc)
-        .set(done.at.0.timestamp() as f64);
-    m.last_sync_success
-        .get_or_create(&pc)
-        .set(if done.outcome == "Failed" { 0.0 } else { 1.0 });
-    done
+    LastSync {
+        cluster: standby.to_owned(),
+        at: Time::now(),
+        outcome: outcome.into(),
+        backup,
+        message,
+    }
+}
+
+/// A drill's outcome, RTO, message and report place.
+fn drill_result(r: &DrillReport) -> (&'static str, Option<String>) {
+    if r.passed {
+        return (PASSED, None);
+    }
+    let failed: Vec<String> = r
+        .criteria
+        .iter()
+        .filter(|c| c.required && !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .chain(failed_steps(&r.steps))
+        .collect();
+    (FAILED, Some(failed.join("; ")))
 }
 
 /// Runs a drill, recorded as started first (a server that stops mid-drill does not
@@ -336,70 +426,63 @@ async fn drill_now(
     on: Option<String>,
 ) -> Result<chrono::DateTime<Utc>, ServerError> {
     let id = lifeboat_dr::steps::clock_id();
-    let cluster = on
-        .clone()
-        .or_else(|| plan.standbys().next().map(|c| c.name.clone()))
-        .unwrap_or_else(|| plan.active().name.clone());
-    let started = Time::now();
+    let cluster = match &on {
+        Some(c) => c.clone(),
+        None => plan.default_drill_cluster().name.clone(),
+    };
     let mut last = LastDrill {
         id: id.clone(),
         cluster,
-        started,
-        outcome: "Running".into(),
+        started: Time::now(),
+        outcome: RUNNING.into(),
         rto_seconds: None,
         message: None,
         report: None,
     };
+    if let Some(why) = drill_refused(&plan.spec, ctx.dr_allow_commands) {
+        last.outcome = "Error".into();
+        last.message = Some(why);
+        patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
+        record_drill(&ctx.metrics.dr, plan, &last);
+        return Ok(last.started.0);
+    }
     patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
     tracing::info!(plan = %plan.name, drill = %id, cluster = %last.cluster, "drilling");
     let opts = DrillOptions {
         on,
-        id: Some(id),
+        id: Some(id.clone()),
         keep: false,
     };
-    match drill(plan, &opts, &no_local).await {
-        Ok(r) => {
-            last.outcome = if r.passed { "Passed" } else { "Failed" }.into();
+    let ran = crate::drive(
+        &ctx.shutdown,
+        ctx.grace,
+        None,
+        drill(plan, &opts, &no_local),
+        || async {},
+    )
+    .await;
+    match ran {
+        Some(Ok(r)) => {
+            let (outcome, message) = drill_result(&r);
+            last.outcome = outcome.into();
+            last.message = message;
             last.rto_seconds = r.rto_seconds;
             last.report = r.stored_at.clone();
-            if !r.passed {
-                let failed: Vec<String> = r
-                    .criteria
-                    .iter()
-                    .filter(|c| c.required && !c.ok)
-                    .map(|c| format!("{}: {}", c.name, c.detail))
-                    .chain(
-                        r.steps
-                            .iter()
-                            .filter(|s| !s.ok)
-                            .map(|s| format!("{}: {}", s.name, s.detail)),
-                    )
-                    .collect();
-                last.message = Some(failed.join("; "));
-            }
         }
-        Err(e) => {
+        Some(Err(e)) => {
             last.outcome = "Error".into();
             last.message = Some(e.to_string());
         }
+        None => {
+            last.outcome = "Error".into();
+            last.message = Some(format!(
+                "{INTERRUPTED}; its scratch namespaces (*-drill-{id}) may be left on cluster {}: delete them",
+                last.cluster
+            ));
+        }
     }
     tracing::info!(plan = %plan.name, drill = %last.id, outcome = %last.outcome, "drill ended");
-    let m = &ctx.metrics.dr;
-    let p = plan_label(plan);
-    m.last_drill_timestamp
-        .get_or_create(&p)
-        .set(last.started.0.timestamp() as f64);
-    m.last_drill_success
-        .get_or_create(&p)
-        .set(if last.outcome == "Passed" { 1.0 } else { 0.0 });
-    match last.rto_seconds {
-        Some(s) => {
-            m.last_drill_rto.get_or_create(&p).set(s);
-        }
-        None => {
-            m.last_drill_rto.remove(&p);
-        }
-    }
     patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
+    record_drill(&ctx.metrics.dr, plan, &last);
     Ok(last.started.0)
 }

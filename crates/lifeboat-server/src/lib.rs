@@ -101,6 +101,9 @@ pub struct ServerOptions {
     /// How often each DR plan is looked at, synced and its drills considered (`0`:
     /// never).
     pub dr_every: Duration,
+    /// Whether a DR plan's verification commands may run as processes of the server
+    /// (`types::dr::server::drill_refused`).
+    pub dr_allow_commands: bool,
 }
 
 /// Why the server stopped, or why a reconcile did not finish. Render it with [`chain`];
@@ -214,6 +217,8 @@ pub(crate) struct Ctx {
     pub default_volumes_to_fs_backup: bool,
     /// [`ServerOptions::fs_backup_timeout`].
     pub fs_backup_timeout: Duration,
+    /// [`ServerOptions::dr_allow_commands`].
+    pub dr_allow_commands: bool,
     /// Each DR plan's cluster names, as its metrics carry them (`drplans`).
     pub dr_series: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
@@ -554,6 +559,7 @@ pub async fn run(
         secrets_dir: tempfile::tempdir().map_err(ServerError::PrivateDir)?,
         default_volumes_to_fs_backup: opts.default_volumes_to_fs_backup,
         fs_backup_timeout: opts.fs_backup_timeout,
+        dr_allow_commands: opts.dr_allow_commands,
         dr_series: Default::default(),
     });
 
@@ -595,7 +601,9 @@ pub async fn run(
     renew.abort();
     metrics.leader.set(0);
     if let Some(marking) = marking {
+        // Ended before the label comes off: a patch in flight cannot land after it.
         marking.abort();
+        let _ = marking.await;
     }
     if let Some(pod) = &opts.own_pod {
         leader_pod::unmark(&client, &opts.namespace, pod).await;

@@ -118,10 +118,13 @@ pub fn hold_daemonset_patch(obj: &Value, plan: &str) -> Option<Value> {
         .then(|| json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: plan}}}}}))
 }
 
-/// The merge patch that lets a held DaemonSet run on its nodes again. None when it is
-/// not held.
-pub fn release_daemonset_patch(obj: &Value) -> Option<Value> {
-    daemonset_held(obj)
+/// The merge patch that lets a DaemonSet `plan` held run on its nodes again. None when
+/// it is not held, or held by another plan.
+pub fn release_daemonset_patch(obj: &Value, plan: &str) -> Option<Value> {
+    let by = node_selector(obj)
+        .and_then(|s| s.get(HELD_OFF_NODES))
+        .and_then(Value::as_str);
+    (by == Some(plan))
         .then(|| json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: null}}}}}))
 }
 
@@ -412,7 +415,8 @@ mod tests {
     fn a_daemonset_is_held_off_its_nodes_and_released(#[case] ds: Value, #[case] held: bool) {
         assert_eq!(daemonset_held(&ds), held);
         assert_eq!(hold_daemonset_patch(&ds, "shop").is_none(), held);
-        assert_eq!(release_daemonset_patch(&ds).is_some(), held);
+        assert_eq!(release_daemonset_patch(&ds, "shop").is_some(), held);
+        assert!(release_daemonset_patch(&ds, "another-plan").is_none());
         if let Some(p) = hold_daemonset_patch(&ds, "shop") {
             // A merge patch adds the key beside the DaemonSet's own selector.
             assert_eq!(
@@ -420,7 +424,7 @@ mod tests {
                 json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: "shop"}}}}})
             );
         }
-        if let Some(p) = release_daemonset_patch(&ds) {
+        if let Some(p) = release_daemonset_patch(&ds, "shop") {
             assert_eq!(
                 p,
                 json!({"spec": {"template": {"spec": {"nodeSelector": {HELD_OFF_NODES: null}}}}})

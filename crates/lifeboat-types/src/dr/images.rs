@@ -12,6 +12,20 @@ use serde_json::Value;
 /// name, and `:latest` when it has neither tag nor digest.
 pub fn canonical_image(r: &str) -> String {
     let r = r.trim();
+    // `name:tag@digest` is pulled by digest, and the runtime names it `name@digest`.
+    let stripped;
+    let r = match r.split_once('@') {
+        Some((name, digest)) => {
+            let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+            let name = match name[last_slash..].rfind(':') {
+                Some(i) => &name[..last_slash + i],
+                None => name,
+            };
+            stripped = format!("{name}@{digest}");
+            stripped.as_str()
+        }
+        None => r,
+    };
     let (first, rest) = match r.split_once('/') {
         Some((f, rest)) if f.contains('.') || f.contains(':') || f == "localhost" => {
             (f.to_owned(), rest.to_owned())
@@ -89,6 +103,8 @@ mod tests {
     #[case::registry_port_untagged("reg:5000/app", "reg:5000/app:latest")]
     #[case::localhost("localhost/busybox:1.35.0", "localhost/busybox:1.35.0")]
     #[case::digest("quay.io/x/y@sha256:abc", "quay.io/x/y@sha256:abc")]
+    #[case::tag_and_digest("nginx:1.25@sha256:abc", "docker.io/library/nginx@sha256:abc")]
+    #[case::port_and_digest("reg:5000/app@sha256:abc", "reg:5000/app@sha256:abc")]
     fn images_in_the_runtimes_form(#[case] r: &str, #[case] want: &str) {
         assert_eq!(canonical_image(r), want);
     }

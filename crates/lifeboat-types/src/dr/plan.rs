@@ -486,6 +486,12 @@ impl Plan {
     pub fn standbys(&self) -> impl Iterator<Item = &PlanCluster> {
         self.spec.clusters.iter().filter(|c| !c.active)
     }
+
+    /// Where a drill runs when none is named: the first standby (the active cluster when
+    /// the plan has none).
+    pub fn default_drill_cluster(&self) -> &PlanCluster {
+        self.standbys().next().unwrap_or_else(|| self.active())
+    }
 }
 
 /// Reads a plan document (YAML; `source_name` names it in errors) and validates it.

@@ -79,7 +79,8 @@ pub struct ClusterSeen {
     pub missing_images: Vec<String>,
 }
 
-/// A drill the server ran (or runs: `outcome` is `Running`).
+/// A drill the server ran (or runs: `outcome` is `Running`). Its options are written as
+/// `null` when unset, so that a merge patch clears what an earlier drill wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastDrill {
@@ -92,17 +93,17 @@ pub struct LastDrill {
     /// `Running`, `Passed`, `Failed` (a criterion not met) or `Error` (it could not run).
     pub outcome: String,
     /// The RTO it measured, in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub rto_seconds: Option<f64>,
     /// What failed, when it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub message: Option<String>,
     /// Where its report is stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub report: Option<String>,
 }
 
-/// A warm standby's last sync.
+/// A warm standby's last sync (options written as `null` when unset, as [`LastDrill`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastSync {
@@ -113,10 +114,10 @@ pub struct LastSync {
     /// `Synced`, `UpToDate` or `Failed`.
     pub outcome: String,
     /// The backup it holds (or was to hold).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub backup: Option<String>,
     /// What failed, when it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub message: Option<String>,
 }
 
@@ -166,6 +167,22 @@ pub fn next_look(
         (None, DrillDue::Never) => return None,
     };
     (next > now).then_some(next)
+}
+
+/// The flag that lets the server run a plan's local commands.
+pub const ALLOW_COMMANDS_FLAG: &str = "--dr-allow-local-commands";
+
+/// Why the server does not drill `spec` (None: it may): its verification commands run
+/// as processes of the server, with the server's credentials and every kubeconfig its
+/// pod mounts, so whoever may create a DRPlan could run anything there. They run only
+/// when the server was started with [`ALLOW_COMMANDS_FLAG`].
+pub fn drill_refused(spec: &super::plan::DrPlanSpec, allow_commands: bool) -> Option<String> {
+    let n = spec.verification.commands.len();
+    (n > 0 && !allow_commands).then(|| {
+        format!(
+            "the plan's {n} verification command(s) would run inside the lifeboat server, with its credentials; the server runs them only when started with {ALLOW_COMMANDS_FLAG} (grant create on drplans only to whom you would give that), or drill with `lifeboat dr drill`"
+        )
+    })
 }
 
 /// When the server drills next.
@@ -249,6 +266,27 @@ mod tests {
     ) {
         let cal = Cron::parse(cal).unwrap();
         assert_eq!(drill_due(&cal, last.map(at), at(created), at(now)), want);
+    }
+
+    #[rstest]
+    #[case::no_commands(0, false, false)]
+    #[case::commands_not_allowed(1, false, true)]
+    #[case::commands_allowed(2, true, false)]
+    fn the_server_runs_a_plans_commands_only_when_allowed(
+        #[case] commands: usize,
+        #[case] allow: bool,
+        #[case] refused: bool,
+    ) {
+        let mut spec: crate::dr::plan::DrPlanSpec = serde_json::from_value(serde_json::json!({
+            "clusters": [], "namespaces": []
+        }))
+        .unwrap();
+        spec.verification.commands = vec![vec!["true".to_owned()]; commands];
+        let why = drill_refused(&spec, allow);
+        assert_eq!(why.is_some(), refused);
+        if let Some(w) = why {
+            assert!(w.contains(ALLOW_COMMANDS_FLAG), "{w}");
+        }
     }
 
     fn looked(at_: &str, generation: i64) -> DrPlanStatus {

@@ -63,14 +63,8 @@ pub fn hold(obj: &mut Value, gr: &str, annotation_key: &str, plan: &str) {
             }
         }
         "daemonsets.apps" => {
-            if let Some(spec) = obj
-                .pointer_mut("/spec/template/spec")
-                .and_then(Value::as_object_mut)
-            {
-                let sel = spec.entry("nodeSelector").or_insert_with(|| json!({}));
-                if let Some(sel) = sel.as_object_mut() {
-                    sel.insert(crate::dr::failover::HELD_OFF_NODES.into(), json!(plan));
-                }
+            if let Some(patch) = crate::dr::failover::hold_daemonset_patch(obj, plan) {
+                merge(obj, &patch);
             }
         }
         "cronjobs.batch" => {
@@ -86,6 +80,27 @@ pub fn hold(obj: &mut Value, gr: &str, annotation_key: &str, plan: &str) {
             }
         }
         _ => {}
+    }
+}
+
+/// Applies merge patch `patch` to `obj` (RFC 7386: objects merged, `null` removes, any
+/// other value replaces).
+fn merge(obj: &mut Value, patch: &Value) {
+    let Some(p) = patch.as_object() else {
+        *obj = patch.clone();
+        return;
+    };
+    if !obj.is_object() {
+        *obj = json!({});
+    }
+    if let Some(o) = obj.as_object_mut() {
+        for (k, v) in p {
+            if v.is_null() {
+                o.remove(k);
+            } else {
+                merge(o.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
     }
 }
 

@@ -175,6 +175,12 @@ pub struct ServerArgs {
     /// metrics), a warm standby synced, and its drill calendar consulted (0s: never).
     #[arg(long, default_value = "1m")]
     pub dr_frequency: String,
+    /// Let the DRPlan controller run the plans' verification commands as processes of
+    /// this server, with its credentials and every kubeconfig its pod mounts. Without it,
+    /// a scheduled drill of a plan with commands ends in Error, saying so. Grant create
+    /// on drplans only to whom you would give a shell in the server.
+    #[arg(long)]
+    pub dr_allow_local_commands: bool,
 }
 
 /// `--metric-names`.
@@ -471,6 +477,7 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         default_volumes_to_fs_backup: a.default_volumes_to_fs_backup == Some(true),
         fs_backup_timeout: fs_backup_timeout(&a.fs_backup_timeout)?,
         dr_every: dur("dr-frequency", &a.dr_frequency)?,
+        dr_allow_commands: a.dr_allow_local_commands,
         metric_names: match a.metric_names {
             MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
             MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,

@@ -40,6 +40,7 @@ pub const TEST_NAMESPACES: &[&str] = &[
     "srv-it-app-cli",
     "dr-srv-shop",
     "dr-srv-warm",
+    "dr-srv-fence",
 ];
 /// ClusterRoles labelled for lifeboat's backup and restore roles that grant the API groups
 /// of the CRDs other tests make (`backup.rs`, `restore.rs`, `failures.rs`: a CRD made while
@@ -252,6 +253,8 @@ impl Fixture {
                 "2s",
                 "--dr-frequency",
                 "2s",
+                // The DR tests' plans check restores with kubectl.
+                "--dr-allow-local-commands",
                 // A running backup does not hold a test's SIGTERM for the default 10m.
                 "--shutdown-grace-period",
                 "20s",
