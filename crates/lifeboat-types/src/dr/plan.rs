@@ -518,7 +518,10 @@ pub fn parse(text: &str, source_name: &str) -> Result<Plan, PlanError> {
         })?;
     let api_version = head.get("apiVersion").and_then(|v| v.as_str());
     let kind = head.get("kind").and_then(|v| v.as_str());
-    if api_version != Some(crate::api::crd::API_VERSION) || kind != Some("DRPlan") {
+    // The resource's own apiVersion and kind (its derive's), as the CRD serves them.
+    let want_version = <DrPlanResource as kube::Resource>::api_version(&());
+    let want_kind = <DrPlanResource as kube::Resource>::kind(&());
+    if api_version != Some(want_version.as_ref()) || kind != Some(want_kind.as_ref()) {
         return Err(PlanError::Kind {
             source_name: source_name.into(),
             found: format!(
