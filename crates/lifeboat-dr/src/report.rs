@@ -72,6 +72,67 @@ pub async fn store_in<T: Stored>(
     }
 }
 
+/// How long recording a run in one cluster's plan resource may take (the old active
+/// may be down).
+const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Records a run in the plan's `DRPlan` resource (`field`: `lastFailover`,
+/// `lastFailback`), in each of the plan's clusters that holds one in its lifeboat
+/// namespace. A plan run from a file with no resource anywhere records nothing, and a
+/// cluster that does not answer is passed over; the warnings name a resource that is
+/// there but could not be written.
+pub async fn record_in_plan_resources(
+    plan: &lifeboat_types::dr::plan::Plan,
+    field: &str,
+    run: &lifeboat_types::dr::server::LastRun,
+) -> Vec<String> {
+    let patch = serde_json::json!({ "status": { field: run } });
+    futures::future::join_all(
+        plan.spec
+            .clusters
+            .iter()
+            .map(|c| record_in_one(&plan.name, c, field, &patch)),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+async fn record_in_one(
+    plan: &str,
+    c: &lifeboat_types::dr::plan::PlanCluster,
+    field: &str,
+    patch: &serde_json::Value,
+) -> Option<String> {
+    use kube::api::{Patch, PatchParams};
+    use lifeboat_types::dr::plan::DrPlanResource;
+    let opts = lifeboat_engine::cluster::ClusterOptions {
+        kubeconfig: c.kubeconfig.as_ref().map(std::path::PathBuf::from),
+        context: c.context.clone(),
+    };
+    let cluster = lifeboat_engine::cluster::Cluster::connect(&opts)
+        .await
+        .ok()?;
+    let api: kube::Api<DrPlanResource> =
+        kube::Api::namespaced(cluster.client().clone(), &c.namespace);
+    let wrote = tokio::time::timeout(
+        RECORD_TIMEOUT,
+        api.patch_status(plan, &PatchParams::default(), &Patch::Merge(patch)),
+    )
+    .await
+    .ok()?;
+    match wrote {
+        Ok(_) => None,
+        // No such resource there, or no lifeboat.
+        Err(kube::Error::Api(e)) if e.code == 404 => None,
+        Err(e) => Some(format!(
+            "the {field} of DRPlan {}/{plan} in cluster {} was not written: {e}",
+            c.namespace, c.name
+        )),
+    }
+}
+
 pub(crate) fn dur(secs: u64) -> String {
     GoDuration(std::time::Duration::from_secs(secs)).to_string()
 }

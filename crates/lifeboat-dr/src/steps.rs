@@ -355,6 +355,14 @@ pub enum Outcome {
     DryRun,
 }
 
+/// An outcome as its report's JSON names it (`succeeded`, `rolledBack`, …).
+pub fn outcome_name(o: Outcome) -> String {
+    serde_json::to_value(o)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 impl Outcome {
     /// Whether the run did what it was asked: succeeded, or a dry run whose every step
     /// could be planned (a fence that could not list fails it).

@@ -48,6 +48,38 @@ pub struct DrPlanStatus {
     /// Each warm standby's last sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_syncs: Vec<LastSync>,
+    /// The last `dr failover` of the plan (written by the CLI that ran it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<LastRun>,
+    /// The last `dr failback` of the plan (written by the CLI that ran it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failback: Option<LastRun>,
+}
+
+/// A failover or failback as the plan's status keeps it (the whole report is stored in
+/// the location, at `report`). Options are written as `null` when unset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    /// Its id.
+    pub id: String,
+    /// When it started.
+    pub started: Time,
+    /// How it ended (`succeeded`, `rolledBack`, `failed`, as its report says).
+    pub outcome: String,
+    /// The cluster it moved away from.
+    pub from: String,
+    /// The cluster it moved to.
+    pub to: String,
+    /// The RTO achieved, in seconds.
+    #[serde(default)]
+    pub rto_seconds: Option<f64>,
+    /// The data lost (its start minus the backup's recovery point), in seconds.
+    #[serde(default)]
+    pub rpo_seconds: Option<u64>,
+    /// Where its report is stored.
+    #[serde(default)]
+    pub report: Option<String>,
 }
 
 /// One cluster of a plan as the server last saw it.

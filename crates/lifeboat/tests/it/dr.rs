@@ -1626,7 +1626,8 @@ fn the_server_keeps_a_warm_standby_in_sync() {
 /// Fencing pauses the primary's real Schedules (issue 16, item 3): a failover whose check
 /// fails pauses the schedule that backs the protected namespace up and resumes it on
 /// rollback; one that succeeds leaves it paused, marked with the plan's name; a schedule
-/// a person paused, or one of other namespaces, is never touched.
+/// a person paused, or one of other namespaces, is never touched. Each run is recorded in
+/// the plan's resource (`status.lastFailover`).
 #[test]
 #[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
 fn fencing_pauses_the_primarys_schedules_and_a_rollback_resumes_them() {
@@ -1670,6 +1671,17 @@ fn fencing_pauses_the_primarys_schedules_and_a_rollback_resumes_them() {
         .unwrap();
     };
     let plan = plan_file.to_str().unwrap();
+    // The plan is a resource of the primary's server too: each run is recorded there.
+    fx.apply(&server_plan(
+        "srv-fence",
+        primary,
+        &standby,
+        APP_NS,
+        &storage,
+        "",
+    ));
+    let last_failover =
+        || fx.get(&["drplans.lifeboat.dev", "srv-fence"])["status"]["lastFailover"].clone();
 
     // The check fails: rolled back, the schedule paused by fencing resumed.
     write_plan("exit 5");
@@ -1693,6 +1705,13 @@ fn fencing_pauses_the_primarys_schedules_and_a_rollback_resumes_them() {
     assert_eq!(paused("fence-covers"), (false, String::new()));
     assert_eq!(paused("fence-by-hand"), (true, String::new()));
     assert_eq!(paused("fence-elsewhere"), (false, String::new()));
+    let recorded = last_failover();
+    assert_eq!(recorded["id"], "f1", "{recorded:#}");
+    assert_eq!(recorded["outcome"], "rolledBack", "{recorded:#}");
+    assert_eq!(
+        (recorded["from"].as_str(), recorded["to"].as_str()),
+        (Some("primary"), Some("standby"))
+    );
 
     // The rollback deleted the namespace the restore made on the standby: wait until it
     // is gone (a failover refuses a protected namespace already there).
@@ -1713,10 +1732,28 @@ fn fencing_pauses_the_primarys_schedules_and_a_rollback_resumes_them() {
         &["dr", "failover", plan, "--id", "f2", "-o", "json"],
     );
     assert_eq!(r["outcome"], "succeeded", "{r:#}");
+    let recorded = last_failover();
+    assert_eq!(recorded["id"], "f2", "{recorded:#}");
+    assert_eq!(recorded["outcome"], "succeeded", "{recorded:#}");
+    assert!(
+        recorded["rtoSeconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{recorded:#}"
+    );
+    assert!(
+        recorded["report"]
+            .as_str()
+            .unwrap()
+            .ends_with("metadata/dr/srv-fence/srv-fence-failover-f2.json"),
+        "{recorded:#}"
+    );
     assert_eq!(paused("fence-covers"), (true, "srv-fence".to_owned()));
     assert_eq!(paused("fence-by-hand"), (true, String::new()));
     assert_eq!(paused("fence-elsewhere"), (false, String::new()));
 
+    primary.kubectl(
+        &["-n", SRV_NS, "delete", "drplans.lifeboat.dev", "srv-fence"],
+        None,
+    );
     for s in ["fence-covers", "fence-by-hand", "fence-elsewhere"] {
         primary.kubectl(&["-n", SRV_NS, "delete", "schedules.lifeboat.dev", s], None);
     }
