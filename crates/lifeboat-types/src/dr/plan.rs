@@ -883,6 +883,35 @@ spec:
         assert!(e.contains("\n  spec.tier: unknown tier \"gold\"; the tiers are tier-0, tier-1, tier-2, tier-3, tier-4 (or give rpo and rto)"), "{e}");
     }
 
+    /// Regression (stop 31): a field named `on` was read by kubectl (YAML 1.1) as the key
+    /// `true`, and the API server dropped it without a word. No field of the DRPlan
+    /// resource may be a word YAML 1.1 reads as a boolean.
+    #[test]
+    fn no_field_is_a_yaml_1_1_boolean() {
+        fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::Object(p)) = m.get("properties") {
+                        out.extend(p.keys().cloned());
+                    }
+                    m.values().for_each(|x| keys(x, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| keys(x, out)),
+                _ => {}
+            }
+        }
+        let crd = serde_json::to_value(<DrPlanResource as kube::CustomResourceExt>::crd()).unwrap();
+        let mut found = Vec::new();
+        keys(&crd["spec"]["versions"][0]["schema"], &mut found);
+        assert!(found.contains(&"drills".to_owned()), "{found:?}");
+        const BOOLEANS: &[&str] = &["y", "yes", "n", "no", "true", "false", "on", "off"];
+        let bad: Vec<&String> = found
+            .iter()
+            .filter(|k| BOOLEANS.contains(&k.to_lowercase().as_str()))
+            .collect();
+        assert!(bad.is_empty(), "{bad:?}");
+    }
+
     #[test]
     fn unknown_fields_and_other_kinds_are_refused_by_name() {
         let e = parse(&GOOD.replace("  strategy:", "  stratgy:"), "plan.yaml")
