@@ -546,19 +546,24 @@ pub async fn failback(
     };
     if !dry {
         let base = format!("{}-failback-{}", report.plan, report.id);
-        crate::report::store_in(&write_store, &base, &mut report).await;
-        let run = lifeboat_types::dr::server::LastRun {
-            id: report.id.clone(),
-            started: lifeboat_types::api::velero::Time(report.started),
-            outcome: crate::steps::outcome_name(report.outcome),
-            from: report.from.clone(),
-            to: report.to.clone(),
-            rto_seconds: report.seconds,
-            rpo_seconds: None,
-            report: report.stored_at.clone(),
-        };
-        let more = crate::report::record_in_plan_resources(plan, "lastFailback", &run).await;
-        report.warnings.extend(more);
+        crate::report::store_and_record(
+            &write_store,
+            &base,
+            &mut report,
+            plan,
+            "lastFailback",
+            |r| lifeboat_types::dr::server::LastRun {
+                id: r.id.clone(),
+                started: lifeboat_types::api::velero::Time(r.started),
+                outcome: crate::steps::outcome_name(r.outcome),
+                from: r.from.clone(),
+                to: r.to.clone(),
+                rto_seconds: r.seconds,
+                rpo_seconds: None,
+                report: r.stored_at.clone(),
+            },
+        )
+        .await;
     }
     Ok(report)
 }

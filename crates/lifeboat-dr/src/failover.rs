@@ -509,19 +509,19 @@ pub async fn failover(
     };
     if !dry {
         let base = format!("{}-failover-{}", report.plan, report.id);
-        crate::report::store_in(&store, &base, &mut report).await;
-        let run = lifeboat_types::dr::server::LastRun {
-            id: report.id.clone(),
-            started: lifeboat_types::api::velero::Time(report.started),
-            outcome: crate::steps::outcome_name(report.outcome),
-            from: report.from.clone(),
-            to: report.to.clone(),
-            rto_seconds: report.rto_seconds,
-            rpo_seconds: report.rpo_seconds,
-            report: report.stored_at.clone(),
-        };
-        let more = crate::report::record_in_plan_resources(plan, "lastFailover", &run).await;
-        report.warnings.extend(more);
+        crate::report::store_and_record(&store, &base, &mut report, plan, "lastFailover", |r| {
+            lifeboat_types::dr::server::LastRun {
+                id: r.id.clone(),
+                started: lifeboat_types::api::velero::Time(r.started),
+                outcome: crate::steps::outcome_name(r.outcome),
+                from: r.from.clone(),
+                to: r.to.clone(),
+                rto_seconds: r.rto_seconds,
+                rpo_seconds: r.rpo_seconds,
+                report: r.stored_at.clone(),
+            }
+        })
+        .await;
     }
     Ok(report)
 }

@@ -72,6 +72,23 @@ pub async fn store_in<T: Stored>(
     }
 }
 
+/// Stores a failover's or failback's report ([`store_in`]), then records it in the
+/// plan's resources under `field` ([`record_in_plan_resources`]) as `summary` makes it
+/// from the stored report; what could not be recorded joins its warnings.
+pub async fn store_and_record<T: Stored>(
+    store: &lifeboat_engine::storage::Store,
+    base: &str,
+    report: &mut T,
+    plan: &lifeboat_types::dr::plan::Plan,
+    field: &str,
+    summary: impl FnOnce(&T) -> lifeboat_types::dr::server::LastRun,
+) {
+    store_in(store, base, report).await;
+    let run = summary(report);
+    let more = record_in_plan_resources(plan, field, &run).await;
+    report.warnings().extend(more);
+}
+
 /// How long recording a run in one cluster's plan resource may take (the old active
 /// may be down).
 const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -81,7 +98,7 @@ const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// namespace. A plan run from a file with no resource anywhere records nothing, and a
 /// cluster that does not answer is passed over; the warnings name a resource that is
 /// there but could not be written.
-pub async fn record_in_plan_resources(
+async fn record_in_plan_resources(
     plan: &lifeboat_types::dr::plan::Plan,
     field: &str,
     run: &lifeboat_types::dr::server::LastRun,

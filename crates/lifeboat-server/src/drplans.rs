@@ -158,7 +158,7 @@ async fn reconcile(
         Utc::now(),
     ) {
         tracing::debug!(plan = %name, "next look at {t}");
-        return Ok(Action::requeue(until(t)));
+        return Ok(crate::requeue_at(t));
     }
     tracing::debug!(plan = %name, "looking");
 
@@ -205,14 +205,7 @@ async fn reconcile(
         DrillDue::At(t) => t.min(Utc::now() + every),
         _ => Utc::now() + every,
     };
-    Ok(Action::requeue(until(next)))
-}
-
-fn until(t: chrono::DateTime<Utc>) -> Duration {
-    t.signed_duration_since(Utc::now())
-        .to_std()
-        .unwrap_or_default()
-        + Duration::from_millis(200)
+    Ok(crate::requeue_at(next))
 }
 
 fn cluster_seen(c: &ClusterStatus) -> ClusterSeen {
@@ -368,14 +361,7 @@ async fn sync_one(ctx: &Ctx, plan: &Plan, standby: &str) -> LastSync {
         on: Some(standby.to_owned()),
         id: None,
     };
-    let ran = crate::drive(
-        &ctx.shutdown,
-        ctx.grace,
-        None,
-        sync(plan, &opts, &no_local),
-        || async {},
-    )
-    .await;
+    let ran = ctx.within_grace(sync(plan, &opts, &no_local)).await;
     let (outcome, backup, message) = match ran {
         Some(Ok(r)) => (
             match r.outcome {
@@ -453,14 +439,7 @@ async fn drill_now(
         id: Some(id.clone()),
         keep: false,
     };
-    let ran = crate::drive(
-        &ctx.shutdown,
-        ctx.grace,
-        None,
-        drill(plan, &opts, &no_local),
-        || async {},
-    )
-    .await;
+    let ran = ctx.within_grace(drill(plan, &opts, &no_local)).await;
     match ran {
         Some(Ok(r)) => {
             let (outcome, message) = drill_result(&r);

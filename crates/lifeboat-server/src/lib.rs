@@ -236,6 +236,13 @@ pub(crate) fn to_velero<T: DeserializeOwned>(
 }
 
 impl Ctx {
+    /// Runs work that reports no progress (a DR drill or sync, copies after a backup)
+    /// under [`drive`]: a shutdown gives it the grace period; `None` when it did not end
+    /// by then.
+    pub(crate) async fn within_grace<T>(&self, run: impl Future<Output = T>) -> Option<T> {
+        drive(&self.shutdown, self.grace, None, run, || async {}).await
+    }
+
     /// Where this server's node agents take pod volume work: its own namespace; the
     /// restore-wait container runs the server's own image (the install sets
     /// `LIFEBOAT_IMAGE`).
@@ -316,6 +323,16 @@ pub(crate) async fn run_controller<K, F>(
         ctx,
     )
     .await;
+}
+
+/// A controller's requeue for time `t`: a little after it, so that the next reconcile
+/// finds it come (never in the past: at once).
+pub(crate) fn requeue_at(t: chrono::DateTime<chrono::Utc>) -> kube::runtime::controller::Action {
+    let wait = t
+        .signed_duration_since(chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    kube::runtime::controller::Action::requeue(wait + Duration::from_millis(200))
 }
 
 /// How often a running backup's or restore's `status.progress` is written.

@@ -47,23 +47,18 @@ pub(crate) async fn after_backup(ctx: &Ctx, b: Option<&BackupResource>, from: Op
     let (done, errors) = match replicate_targets(&annotation, from.name()) {
         // A shutdown gives the copies the grace period; what they did not finish, the
         // schedule's next backup copies.
-        Ok(targets) => crate::drive(
-            &ctx.shutdown,
-            ctx.grace,
-            None,
-            copy_to(ctx, from, schedule, &name, &targets),
-            || async {},
-        )
-        .await
-        .unwrap_or_else(|| {
-            (
-                Vec::new(),
-                vec![
+        Ok(targets) => ctx
+            .within_grace(copy_to(ctx, from, schedule, &name, &targets))
+            .await
+            .unwrap_or_else(|| {
+                (
+                    Vec::new(),
+                    vec![
                     "interrupted by the server's shutdown; the schedule's next backup copies it"
                         .into(),
                 ],
-            )
-        }),
+                )
+            }),
         Err(e) => (Vec::new(), vec![format!("schedule {schedule}: {e}")]),
     };
     for e in &errors {

@@ -56,11 +56,7 @@ async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, Se
             patch_status(&api, &name, json!({ "lastSkipped": Time::now() })).await?;
             Ok(Action::requeue(Duration::from_secs(1)))
         }
-        Decision::WaitUntil(t) => {
-            let wait = t.signed_duration_since(now).to_std().unwrap_or_default()
-                + Duration::from_millis(200);
-            Ok(Action::requeue(wait))
-        }
+        Decision::WaitUntil(t) => Ok(crate::requeue_at(t)),
         Decision::BackupNow => {
             let at = Time::now();
             let bname = backup_name(&name, at.0);
