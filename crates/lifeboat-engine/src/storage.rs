@@ -1274,6 +1274,32 @@ impl Store {
     pub async fn etcd_clusters(&self) -> Result<Vec<String>, StorageError> {
         self.list_dirs(&self.etcd_snapshots_dir()).await
     }
+
+    /// The etcd snapshots stored here: each cluster's under `metadata/etcd/<cluster>/`,
+    /// and those stored directly under `metadata/etcd/` before paths named the cluster.
+    pub async fn etcd_snapshots(
+        &self,
+    ) -> Result<Vec<lifeboat_types::rules::retention::StoredSnapshot>, StorageError> {
+        let mut dirs = vec![(None, self.etcd_snapshots_dir())];
+        for cluster in self.etcd_clusters().await? {
+            let dir = self.etcd_cluster_snapshots_dir(&cluster);
+            dirs.push((Some(cluster), dir));
+        }
+        let mut out = Vec::new();
+        for (cluster, dir) in dirs {
+            for (name, size, modified) in self.list_files(&dir).await? {
+                out.push(lifeboat_types::rules::retention::StoredSnapshot {
+                    cluster: cluster.clone(),
+                    name,
+                    size,
+                    taken: modified
+                        .map(chrono::DateTime::<chrono::Utc>::from)
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Parses an ad-hoc location URL: `file:///dir`, `/dir`,

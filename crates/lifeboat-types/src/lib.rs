@@ -14,8 +14,8 @@
 //! - [`dr`]: disaster recovery as data — DR plans and their tiers, `dr status`' and a
 //!   drill's decisions.
 //!
-//! Reserved for what comes next (see ARCHITECTURE.md): `audit/` (readiness rules), which
-//! gets its folder here when its first code lands, with I/O in its own crate.
+//! - [`readiness`]: being ready before the bad day — the audit's rules over a cluster's
+//!   objects, the alert rules generated from the metric table.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -24,6 +24,7 @@ pub mod format;
 pub mod manifests;
 pub mod metrics;
 pub mod plan;
+pub mod readiness;
 pub mod rules;
 
 pub use api::duration::GoDuration;

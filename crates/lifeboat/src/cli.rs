@@ -12,6 +12,7 @@ use lifeboat_types::api::velero::LabelSelector;
 use lifeboat_types::rules::list_sort::{SortKey, Sortable, sort_by};
 
 use crate::cmd::apply::ApplyArgs;
+use crate::cmd::audit::AuditArgs;
 use crate::cmd::backup::{BackupCmd, BackupCreate, BackupGet};
 use crate::cmd::completion::CompletionArgs;
 use crate::cmd::dr::DrCmd;
@@ -53,6 +54,10 @@ pub struct Cli {
     /// Velero namespace (accepted for compatibility; lifeboat writes it into stored metadata).
     #[arg(short = 'n', long, global = true, default_value = "velero")]
     pub namespace: String,
+    /// Whether -n was given on the command line (`audit` reads it as the namespaces to
+    /// audit, and only when given).
+    #[arg(skip)]
+    pub namespace_given: bool,
     /// Where backup, restore and location verbs work: auto (through the lifeboat server
     /// when the kube context has lifeboat installed, else from this machine), local (this
     /// machine and its storage locations), cluster (the server, or an error).
@@ -70,6 +75,23 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses a command line in two steps: clap's matches (which know whether a flag was
+    /// given or defaulted), then the typed flags, with [`Cli::namespace_given`] set.
+    pub fn read<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut m = Cli::command().try_get_matches_from(argv)?;
+        let given = m.value_source("namespace") == Some(clap::parser::ValueSource::CommandLine);
+        let mut cli = Cli::from_arg_matches_mut(&mut m)?;
+        cli.namespace_given = given;
+        Ok(cli)
+    }
 }
 
 /// Top-level commands.
@@ -145,6 +167,13 @@ Examples:
     /// and readiness, drill a failover.
     #[command(subcommand)]
     Dr(DrCmd),
+    /// Audit the cluster's readiness for a disaster: single replicas, zone spread,
+    /// anti-affinity the nodes cannot meet, disruption budgets that block drains or select
+    /// nothing, storage that deletes data or binds across zones, volumes no snapshot class
+    /// covers, namespaces no schedule covers or not within the RPO, one location only, old
+    /// etcd snapshots, missing readiness probes. Each finding with its severity, why it
+    /// matters and the fix.
+    Audit(AuditArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the version.
@@ -396,5 +425,19 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[rstest::rstest]
+    #[case::defaulted(&["lifeboat", "audit"], false, "velero")]
+    #[case::before_the_verb(&["lifeboat", "-n", "shop", "audit"], true, "shop")]
+    #[case::after_the_verb(&["lifeboat", "audit", "-n", "shop,web"], true, "shop,web")]
+    #[case::long_form(&["lifeboat", "audit", "--namespace=velero"], true, "velero")]
+    fn read_notes_whether_the_namespace_was_given(
+        #[case] argv: &[&str],
+        #[case] given: bool,
+        #[case] ns: &str,
+    ) {
+        let cli = Cli::read(argv).unwrap();
+        assert_eq!((cli.namespace_given, cli.namespace.as_str()), (given, ns));
     }
 }

@@ -15,13 +15,12 @@ mod wait;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 
 use cli::{Cli, Command, CreateCmd, GetCmd};
 use exit::Exit;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::read(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout and succeed; anything else is a usage error.
@@ -103,6 +102,7 @@ async fn run(cli: &Cli) -> Result<Exit> {
         Command::NodeAgent(a) => cmd::node_agent::node_agent(cli, a).await,
         Command::RestoreWait(a) => cmd::node_agent::restore_wait(a).await,
         Command::Schedule(cmd) => cmd::schedule::run(cli, cmd).await,
+        Command::Audit(a) => cmd::audit::run(cli, a).await,
         Command::Completion(a) => Ok(cmd::completion::run(a)),
         Command::Version => {
             println!("lifeboat {}", env!("CARGO_PKG_VERSION"));

@@ -353,30 +353,6 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The etcd snapshots stored in a location: each cluster's under metadata/etcd/<cluster>/,
-/// and those stored directly under metadata/etcd/ before paths named the cluster.
-async fn stored_snapshots(store: &Store) -> Result<Vec<StoredSnapshot>> {
-    let mut dirs = vec![(None, store.etcd_snapshots_dir())];
-    for cluster in store.etcd_clusters().await? {
-        let dir = store.etcd_cluster_snapshots_dir(&cluster);
-        dirs.push((Some(cluster), dir));
-    }
-    let mut out = Vec::new();
-    for (cluster, dir) in dirs {
-        for (name, size, modified) in store.list_files(&dir).await? {
-            out.push(StoredSnapshot {
-                cluster: cluster.clone(),
-                name,
-                size,
-                taken: modified
-                    .map(chrono::DateTime::<chrono::Utc>::from)
-                    .unwrap_or_default(),
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// Where `save` stores a snapshot: under the cluster named by `--cluster-name`, else under
 /// etcd's cluster id, with the name of `--name` or the default one. Pure.
 fn snapshot_object(
@@ -478,7 +454,7 @@ async fn save_cmd(cli: &Cli, a: &SaveArgs) -> Result<Exit> {
             store.name()
         );
         if let Some(keep) = a.keep {
-            let snaps = stored_snapshots(&store).await?;
+            let snaps = store.etcd_snapshots().await?;
             prune_cluster(
                 &store,
                 &snaps,
@@ -521,7 +497,7 @@ struct Checked<'a> {
 
 async fn list(a: &ListArgs) -> Result<Exit> {
     let store = open_store(a.storage_location.as_deref())?;
-    let mut snaps = stored_snapshots(&store).await?;
+    let mut snaps = store.etcd_snapshots().await?;
     if let Some(c) = &a.cluster_name {
         snaps.retain(|s| s.cluster.as_ref() == Some(c));
     }
@@ -606,7 +582,7 @@ async fn find_stored(
     if let Some(n) = name {
         validate_name("etcd snapshot", n)?;
     }
-    let snaps = stored_snapshots(store).await?;
+    let snaps = store.etcd_snapshots().await?;
     let which = name.map_or(Which::Newest, Which::Named);
     let s = pick(&snaps, cluster, which)
         .with_context(|| format!("storage location {:?}", store.name()))?;
@@ -763,7 +739,7 @@ async fn prune(a: &PruneArgs) -> Result<Exit> {
         .map(|a| a.parse::<GoDuration>().context("--max-age"))
         .transpose()?;
     let store = open_store(a.storage_location.as_deref())?;
-    let snaps = stored_snapshots(&store).await?;
+    let snaps = store.etcd_snapshots().await?;
     // One cluster's snapshots only: the one named, else the only one in the location.
     let cluster = match (&a.cluster_name, a.unnamed_cluster) {
         (Some(c), _) => Some(c.as_str()),

@@ -2,6 +2,7 @@
 //! and their handlers, which return an [`Exit`](crate::exit::Exit).
 
 pub mod apply;
+pub mod audit;
 pub mod backup;
 pub mod completion;
 pub mod dr;
