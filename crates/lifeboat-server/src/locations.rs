@@ -136,6 +136,12 @@ async fn work(
                 }
                 status.last_synced_time = Some(Time::now());
                 patch.insert("lastSyncedTime".into(), json!(status.last_synced_time));
+                match store.etcd_snapshots().await {
+                    Ok(snaps) => record_etcd_snapshots(ctx, name, &snaps),
+                    Err(e) => {
+                        tracing::warn!(location = %name, "etcd snapshots: {}", crate::chain(&e))
+                    }
+                }
             }
         }
         Err(e) => {
@@ -169,6 +175,32 @@ async fn work(
         .await?;
     }
     Ok(())
+}
+
+/// Sets `lifeboat_etcd_snapshot_last_timestamp` of location `name`: the newest snapshot
+/// of each cluster stored there (the etcd-snapshot-age alert reads it).
+fn record_etcd_snapshots(
+    ctx: &Ctx,
+    name: &str,
+    snaps: &[lifeboat_types::rules::retention::StoredSnapshot],
+) {
+    let mut newest: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> =
+        std::collections::BTreeMap::new();
+    for s in snaps {
+        let at = newest
+            .entry(s.cluster.clone().unwrap_or_default())
+            .or_insert(s.taken);
+        *at = (*at).max(s.taken);
+    }
+    for (cluster, at) in newest {
+        ctx.metrics
+            .etcd_snapshot_last
+            .get_or_create(&super::metrics::LocationClusterLabel {
+                backup_location_name: name.to_owned(),
+                cluster,
+            })
+            .set(at.timestamp() as f64);
+    }
 }
 
 /// Keeps the records of the backups stored in a location true to it

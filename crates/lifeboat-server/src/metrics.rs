@@ -55,6 +55,15 @@ pub struct PlanClusterLabel {
     pub cluster: String,
 }
 
+/// The `backup_location_name` and `cluster` labels of the etcd snapshot metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocationClusterLabel {
+    /// The location's name.
+    pub backup_location_name: String,
+    /// The cluster the snapshots are of ("" for those stored before paths named it).
+    pub cluster: String,
+}
+
 type ByPlan = Family<PlanLabel, Gauge<f64, AtomicU64>>;
 type ByPlanCluster = Family<PlanClusterLabel, Gauge<f64, AtomicU64>>;
 
@@ -128,6 +137,10 @@ pub struct Metrics {
     pub leader: Gauge,
     /// The DR plans' metrics (`lifeboat_dr_*`).
     pub dr: DrMetrics,
+    /// lifeboat_schedule_interval_seconds of each unpaused schedule.
+    pub schedule_interval: ByScheduleF,
+    /// lifeboat_etcd_snapshot_last_timestamp per location and cluster.
+    pub etcd_snapshot_last: Family<LocationClusterLabel, Gauge<f64, AtomicU64>>,
 }
 
 /// The DR plans' metrics, each named in `lifeboat_types::metrics`.
@@ -240,6 +253,8 @@ impl Metrics {
             backup_items_per_second: Family::default(),
             leader: Gauge::default(),
             dr: DrMetrics::default(),
+            schedule_interval: Family::default(),
+            etcd_snapshot_last: Family::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -377,6 +392,18 @@ impl Metrics {
             table::DR_LAST_SYNC_SUCCESS,
             names,
             dr.last_sync_success.clone(),
+        );
+        reg(
+            r,
+            table::SCHEDULE_INTERVAL,
+            names,
+            m.schedule_interval.clone(),
+        );
+        reg(
+            r,
+            table::ETCD_SNAPSHOT_LAST,
+            names,
+            m.etcd_snapshot_last.clone(),
         );
         m
     }

@@ -25,10 +25,29 @@ async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, Se
     let name = s.name_any();
     // The watch cache can lag behind our own status patches: decide on the object as the
     // API server has it now, or a due backup could be made twice.
+    let label = crate::metrics::ScheduleLabel {
+        schedule: name.clone(),
+    };
     let Some(s) = api.get_opt(&name).await? else {
+        ctx.metrics.schedule_interval.remove(&label);
         return Ok(Action::await_change());
     };
+    // The interval backup-age alerts compare against; none while paused or unreadable.
     let now = chrono::Utc::now();
+    match (
+        s.spec.paused,
+        lifeboat_types::dr::status::longest_gap(&s.spec.schedule, now, 48),
+    ) {
+        (false, Some(gap)) => {
+            ctx.metrics
+                .schedule_interval
+                .get_or_create(&label)
+                .set(gap.as_secs_f64());
+        }
+        _ => {
+            ctx.metrics.schedule_interval.remove(&label);
+        }
+    }
     let phase = s.status.as_ref().map(|st| st.phase.to_string());
     let decision = match decide(&s.spec, s.status.as_ref(), now) {
         Ok(d) => d,

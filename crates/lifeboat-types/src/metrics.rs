@@ -69,6 +69,7 @@ const SCHEDULE: &[&str] = &["schedule"];
 const LOCATION: &[&str] = &["backup_location_name"];
 const PLAN: &[&str] = &["plan"];
 const PLAN_CLUSTER: &[&str] = &["plan", "cluster"];
+const LOCATION_CLUSTER: &[&str] = &["backup_location_name", "cluster"];
 
 const fn m(
     name: &'static str,
@@ -369,6 +370,20 @@ pub const DR_LAST_SYNC_SUCCESS: Metric = m(
     PLAN_CLUSTER,
     "1 when the warm standby's last sync left it holding the newest backup, 0 when it failed",
 );
+/// lifeboat_schedule_interval_seconds.
+pub const SCHEDULE_INTERVAL: Metric = m(
+    "lifeboat_schedule_interval_seconds",
+    Gauge,
+    SCHEDULE,
+    "The longest gap between two runs of the unpaused schedule's cron line, in seconds (backup-age alerts compare against it)",
+);
+/// lifeboat_etcd_snapshot_last_timestamp.
+pub const ETCD_SNAPSHOT_LAST: Metric = m(
+    "lifeboat_etcd_snapshot_last_timestamp",
+    Gauge,
+    LOCATION_CLUSTER,
+    "Unix time the newest etcd snapshot of the cluster stored in the location was written",
+);
 
 /// Every metric, in the order the server registers them.
 pub const ALL: &[Metric] = &[
@@ -410,6 +425,8 @@ pub const ALL: &[Metric] = &[
     DR_LAST_DRILL_RTO,
     DR_LAST_SYNC_TIMESTAMP,
     DR_LAST_SYNC_SUCCESS,
+    SCHEDULE_INTERVAL,
+    ETCD_SNAPSHOT_LAST,
 ];
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use lifeboat_types::api::selector::Selector;
 use lifeboat_types::api::velero::LabelSelector;
 use lifeboat_types::rules::list_sort::{SortKey, Sortable, sort_by};
 
+use crate::cmd::alerts::AlertsArgs;
 use crate::cmd::apply::ApplyArgs;
 use crate::cmd::audit::AuditArgs;
 use crate::cmd::backup::{BackupCmd, BackupCreate, BackupGet};
@@ -174,6 +175,11 @@ Examples:
     /// etcd snapshots, missing readiness probes. Each finding with its severity, why it
     /// matters and the fix.
     Audit(AuditArgs),
+    /// Print the DR guides' Prometheus alerts over the server's metrics (backup age
+    /// against each schedule's interval, failures, locations, etcd snapshots, DR plans'
+    /// RPO, readiness, lag, drills, syncs): a PrometheusRule, a rule file, or the promtool
+    /// tests that prove each rule fires.
+    Alerts(AlertsArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the version.

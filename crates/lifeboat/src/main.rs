@@ -103,6 +103,7 @@ async fn run(cli: &Cli) -> Result<Exit> {
         Command::RestoreWait(a) => cmd::node_agent::restore_wait(a).await,
         Command::Schedule(cmd) => cmd::schedule::run(cli, cmd).await,
         Command::Audit(a) => cmd::audit::run(cli, a).await,
+        Command::Alerts(a) => cmd::alerts::run(a),
         Command::Completion(a) => Ok(cmd::completion::run(a)),
         Command::Version => {
             println!("lifeboat {}", env!("CARGO_PKG_VERSION"));

@@ -1,6 +1,7 @@
 //! One module per verb group: each holds its subcommands' flags (named `Args` structs)
 //! and their handlers, which return an [`Exit`](crate::exit::Exit).
 
+pub mod alerts;
 pub mod apply;
 pub mod audit;
 pub mod backup;

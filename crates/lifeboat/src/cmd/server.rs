@@ -192,6 +192,15 @@ pub enum MetricNamesArg {
     Promlint,
 }
 
+impl From<MetricNamesArg> for lifeboat_types::metrics::MetricNames {
+    fn from(a: MetricNamesArg) -> Self {
+        match a {
+            MetricNamesArg::Velero => Self::Velero,
+            MetricNamesArg::Promlint => Self::Promlint,
+        }
+    }
+}
+
 /// The one-line warnings of install flags lifeboat takes but does not act on (yet), in
 /// flag order. None of them stops the install.
 pub fn install_warnings(a: &InstallArgs) -> Vec<String> {
@@ -478,10 +487,7 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         fs_backup_timeout: fs_backup_timeout(&a.fs_backup_timeout)?,
         dr_every: dur("dr-frequency", &a.dr_frequency)?,
         dr_allow_commands: a.dr_allow_local_commands,
-        metric_names: match a.metric_names {
-            MetricNamesArg::Velero => server::metrics::MetricNames::Velero,
-            MetricNamesArg::Promlint => server::metrics::MetricNames::Promlint,
-        },
+        metric_names: a.metric_names.into(),
     };
     server::run(config, opts, shutdown_signal()).await?;
     Ok(Exit::Ok)

@@ -6,6 +6,7 @@
 // polling is right here (the rule against it is for async code).
 #![allow(clippy::disallowed_methods)]
 
+mod alerts;
 mod audit;
 mod backup;
 mod cli_mode;
