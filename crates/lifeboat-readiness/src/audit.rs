@@ -32,6 +32,25 @@ pub struct Scope {
     pub etcd_max_age: Option<Duration>,
 }
 
+impl Scope {
+    /// A DR plan's audit: its protected namespaces, its RPO (named by its tier) and the
+    /// locations its clusters read, with the etcd snapshot age `etcd_max_age`.
+    pub fn of_plan(plan: &lifeboat_types::dr::plan::Plan, etcd_max_age: Option<Duration>) -> Scope {
+        let tier = plan.spec.tier.as_deref().unwrap_or("custom objectives");
+        Scope {
+            namespaces: Some(plan.spec.namespaces.clone()),
+            rpo: (plan.rpo, format!("plan {}, {tier}", plan.name)),
+            locations: plan
+                .spec
+                .clusters
+                .iter()
+                .flat_map(|c| c.locations.iter().cloned())
+                .collect(),
+            etcd_max_age,
+        }
+    }
+}
+
 /// What was read, and what could not be.
 pub struct Read {
     /// The objects and facts, for the rules.

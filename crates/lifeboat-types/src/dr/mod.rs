@@ -19,6 +19,7 @@ pub mod drill;
 pub mod failover;
 pub mod images;
 pub mod plan;
+pub mod runbook;
 pub mod server;
 pub mod standby;
 pub mod status;

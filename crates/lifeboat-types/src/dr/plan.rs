@@ -88,7 +88,80 @@ pub struct DrPlanSpec {
     /// When the lifeboat server drills the plan on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drills: Option<DrillCalendar>,
+    /// What `dr runbook` prints besides the plan itself: who to call, when to escalate,
+    /// and the business impact analysis of the services the plan protects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<RunbookSpec>,
 }
+
+/// The people and the business facts of a plan's runbook (the guides' BCP/BIA fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunbookSpec {
+    /// Who to call, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Contact>,
+    /// Who else to call when the recovery runs long.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<Escalation>,
+    /// The services the plan protects, as the business impact analysis sees them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+}
+
+/// A person or rotation to call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Contact {
+    /// Their part (`on-call`, `backup owner`, `incident commander`).
+    pub role: String,
+    /// Who (`PagerDuty rotation k8s-platform`, a name).
+    pub name: String,
+    /// How to reach them (a phone number, a channel, an address).
+    pub reach: String,
+}
+
+/// A step of the escalation: after how long, to whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Escalation {
+    /// How long into the incident.
+    pub after: GoDuration,
+    /// Whom to call or where to post.
+    pub to: String,
+}
+
+/// A service in the business impact analysis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    /// Its name.
+    pub name: String,
+    /// The protected namespace it runs in, when one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `critical`, `high`, `medium` or `low`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criticality: Option<String>,
+    /// Its own recovery point objective (the plan's when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<GoDuration>,
+    /// Its own recovery time objective (the plan's when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto: Option<GoDuration>,
+    /// What it needs running first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// Its impact when down: financial, reputation, regulatory (`high`, `medium`, `low`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub impact: BTreeMap<String, String>,
+    /// Its place in the recovery order (1 first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_priority: Option<u32>,
+}
+
+/// The criticalities and impact levels a runbook's services may name.
+pub const LEVELS: &[&str] = &["critical", "high", "medium", "low"];
 
 /// The calendar of the drills the server runs (`dr drill`'s restore into scratch
 /// namespaces: the guides' functional drill).
@@ -723,6 +796,81 @@ pub fn validate(name: &str, spec: DrPlanSpec) -> Result<Plan, PlanError> {
             );
         }
     }
+    if let Some(r) = &spec.runbook {
+        for (i, c) in r.contacts.iter().enumerate() {
+            for (field, v) in [("role", &c.role), ("name", &c.name), ("reach", &c.reach)] {
+                if v.trim().is_empty() {
+                    err(
+                        format!("spec.runbook.contacts[{i}].{field}"),
+                        "empty: a runbook's contact needs a role, a name and how to reach them"
+                            .into(),
+                    );
+                }
+            }
+        }
+        for (i, e) in r.escalation.iter().enumerate() {
+            if e.to.trim().is_empty() {
+                err(
+                    format!("spec.runbook.escalation[{i}].to"),
+                    "empty: say whom to call or where to post".into(),
+                );
+            }
+            if i > 0 && r.escalation[i - 1].after.0 > e.after.0 {
+                err(
+                    format!("spec.runbook.escalation[{i}].after"),
+                    format!(
+                        "{} comes before the step above it ({}); list the steps in time order",
+                        e.after,
+                        r.escalation[i - 1].after
+                    ),
+                );
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, s) in r.services.iter().enumerate() {
+            let f = |rest: &str| format!("spec.runbook.services[{i}]{rest}");
+            if s.name.trim().is_empty() {
+                err(f(".name"), "empty: name the service".into());
+            } else if !seen.insert(s.name.as_str()) {
+                err(f(".name"), format!("{:?} is listed twice", s.name));
+            }
+            if let Some(ns) = &s.namespace
+                && !spec.namespaces.contains(ns)
+            {
+                err(
+                    f(".namespace"),
+                    format!("{ns:?} is not one of the plan's namespaces"),
+                );
+            }
+            if let Some(c) = &s.criticality
+                && !LEVELS.contains(&c.as_str())
+            {
+                err(
+                    f(".criticality"),
+                    format!("{c:?}: use {}", LEVELS.join(", ")),
+                );
+            }
+            for (k, v) in &s.impact {
+                if !["financial", "reputation", "regulatory"].contains(&k.as_str()) {
+                    err(
+                        f(&format!(".impact.{k}")),
+                        "unknown: the impacts are financial, reputation and regulatory".into(),
+                    );
+                } else if !LEVELS[1..].contains(&v.as_str()) {
+                    err(
+                        f(&format!(".impact.{k}")),
+                        format!("{v:?}: use high, medium or low"),
+                    );
+                }
+            }
+            if s.recovery_priority == Some(0) {
+                err(
+                    f(".recoveryPriority"),
+                    "1 is first; 0 is not a place".into(),
+                );
+            }
+        }
+    }
     for (i, c) in spec.verification.commands.iter().enumerate() {
         if c.is_empty() || c[0].trim().is_empty() {
             err(
@@ -864,6 +1012,13 @@ spec:
     #[case::negative_replicas(format!("{GOOD}  replicas: {{defaultReplicas: -1}}\n"), vec!["spec.replicas.defaultReplicas"])]
     #[case::bad_drill_calendar(format!("{GOOD}  drills: {{schedule: '0 3 1 1,4,7,10'}}\n"), vec!["spec.drills.schedule"])]
     #[case::drill_elsewhere(format!("{GOOD}  drills: {{schedule: '@every 24h', cluster: nowhere}}\n"), vec!["spec.drills.cluster"])]
+    #[case::contact_unreachable(format!("{GOOD}  runbook:\n    contacts: [{{role: on-call, name: ops, reach: ''}}]\n"), vec!["spec.runbook.contacts[0].reach"])]
+    #[case::escalation_out_of_order(format!("{GOOD}  runbook:\n    escalation: [{{after: 1h, to: cto}}, {{after: 15m, to: lead}}]\n"), vec!["spec.runbook.escalation[1].after"])]
+    #[case::service_twice(format!("{GOOD}  runbook:\n    services: [{{name: orders}}, {{name: orders}}]\n"), vec!["spec.runbook.services[1].name"])]
+    #[case::service_elsewhere(format!("{GOOD}  runbook:\n    services: [{{name: orders, namespace: web}}]\n"), vec!["spec.runbook.services[0].namespace"])]
+    #[case::bad_criticality(format!("{GOOD}  runbook:\n    services: [{{name: orders, criticality: urgent}}]\n"), vec!["spec.runbook.services[0].criticality"])]
+    #[case::bad_impact(format!("{GOOD}  runbook:\n    services: [{{name: orders, impact: {{financial: huge, legal: high}}}}]\n"), vec!["spec.runbook.services[0].impact.financial", "spec.runbook.services[0].impact.legal"])]
+    #[case::priority_zero(format!("{GOOD}  runbook:\n    services: [{{name: orders, recoveryPriority: 0}}]\n"), vec!["spec.runbook.services[0].recoveryPriority"])]
     fn each_broken_rule_names_its_field(#[case] text: String, #[case] want: Vec<&str>) {
         assert_eq!(field_errors(&text), want);
     }

@@ -2,6 +2,7 @@
 //! velero.io/v1 documents, kubectl's JSONPath subset.
 
 pub mod document;
+pub mod html;
 pub mod jsonpath;
 pub mod layout;
 pub mod percent;

@@ -106,22 +106,17 @@ pub async fn run(cli: &Cli, a: &AuditArgs) -> Result<Exit> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read DR plan {}", path.display()))?;
         let plan = lifeboat_types::dr::plan::parse(&text, &path.display().to_string())?;
+        let of_plan = Scope::of_plan(&plan, scope.etcd_max_age);
         if explicit.is_none() {
-            scope.namespaces = Some(plan.spec.namespaces.clone());
+            scope.namespaces = of_plan.namespaces;
             label = format!(
                 "plan {} (namespace {})",
                 plan.name,
                 plan.spec.namespaces.join(", ")
             );
         }
-        let tier = plan.spec.tier.as_deref().unwrap_or("custom objectives");
-        scope.rpo = (plan.rpo, format!("plan {}, {tier}", plan.name));
-        scope.locations = plan
-            .spec
-            .clusters
-            .iter()
-            .flat_map(|c| c.locations.iter().cloned())
-            .collect();
+        scope.rpo = of_plan.rpo;
+        scope.locations = of_plan.locations;
     }
     let cluster = crate::common::connect(cli).await?;
     let seen = read(&cluster, &scope).await?;

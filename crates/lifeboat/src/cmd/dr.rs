@@ -52,6 +52,18 @@ Examples:
   lifeboat dr drill shop-dr.yaml --on dr-west --report-dir ./drills
   lifeboat dr drill shop-dr.yaml -o json")]
     Drill(DrillArgs),
+    /// The plan as a runbook a person follows at 3 a.m.: contacts and escalation, the
+    /// tier table, each service's RPO/RTO (and the business impact analysis the plan
+    /// carries) with the RTO the last drill measured, the exact commands to assess, fail
+    /// over, verify and fail back, and the audit's findings on the active cluster. An
+    /// active cluster that cannot be reached is said so in the runbook, which is printed
+    /// anyway.
+    #[command(after_help = "\
+Examples:
+  lifeboat dr runbook shop-dr.yaml > RUNBOOK.md
+  lifeboat dr runbook shop-dr.yaml -o html > runbook.html
+  lifeboat dr runbook shop-dr.yaml --offline          # from the plan alone, no cluster asked")]
+    Runbook(RunbookArgs),
     /// Move the protected namespaces to a standby: refused while the active cluster is
     /// healthy (unless --force); the old active fenced when reachable (its schedules of
     /// the namespaces paused, Deployments and StatefulSets scaled to 0 with their counts
@@ -100,6 +112,28 @@ Examples:
   lifeboat dr sync shop-dr.yaml --on dr-west -o json
   while sleep 300; do lifeboat dr sync shop-dr.yaml; done")]
     Sync(SyncArgs),
+}
+
+/// `dr runbook` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunbookFormat {
+    /// Markdown.
+    Markdown,
+    /// A self-contained HTML page.
+    Html,
+}
+
+/// `dr runbook` flags.
+#[derive(Args, Debug)]
+pub struct RunbookArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "markdown")]
+    pub output: RunbookFormat,
+    /// Do not ask the active cluster (no last drill, no audit).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// `dr sync` flags.
@@ -240,6 +274,20 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             );
             Ok(Exit::Ok)
         }
+        DrCmd::Runbook(a) => {
+            let plan = read_plan(&a.plan)?;
+            let facts = runbook_facts(&plan, a.offline).await;
+            let file = a.plan.display().to_string();
+            let md = lifeboat_types::dr::runbook::markdown(&plan, &file, &facts);
+            match a.output {
+                RunbookFormat::Markdown => print!("{md}"),
+                RunbookFormat::Html => print!(
+                    "{}",
+                    lifeboat_types::format::html::page(&format!("DR runbook: {}", plan.name), &md)
+                ),
+            }
+            Ok(Exit::Ok)
+        }
         DrCmd::Status(a) => {
             let plan = read_plan(&a.plan)?;
             let s = status(&plan, &local_location).await;
@@ -349,6 +397,74 @@ fn print_report<T: serde::Serialize>(r: &T, md: &str, format: ReportFormat) -> R
         }
     }
     Ok(())
+}
+
+/// What the runbook reads of the plan's active cluster: the plan's DRPlan resource there
+/// (the server's last drill and the last failover) and an audit of the protected
+/// namespaces. Whatever cannot be read is said in the runbook instead.
+async fn runbook_facts(plan: &Plan, offline: bool) -> lifeboat_types::dr::runbook::Facts {
+    use lifeboat_types::dr::runbook::Facts;
+    let mut facts = Facts {
+        generated: chrono::Utc::now(),
+        last_drill: Err("not asked (--offline)".into()),
+        last_failover: None,
+        findings: Err("not asked (--offline)".into()),
+    };
+    if offline {
+        return facts;
+    }
+    let active = plan.active();
+    let unreachable = |e: String| format!("cluster {} cannot be reached: {e}", active.name);
+    let opts = lifeboat_engine::cluster::ClusterOptions {
+        kubeconfig: active.kubeconfig.as_ref().map(PathBuf::from),
+        context: active.context.clone(),
+    };
+    let timeout = lifeboat_dr::target::ASK_TIMEOUT;
+    let cluster = match lifeboat_engine::cluster::Cluster::connect(&opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            let why = unreachable(lifeboat_engine::error::chain(&e));
+            facts.last_drill = Err(why.clone());
+            facts.findings = Err(why);
+            return facts;
+        }
+    };
+    let api: kube::Api<lifeboat_types::dr::plan::DrPlanResource> =
+        kube::Api::namespaced(cluster.client().clone(), &active.namespace);
+    facts.last_drill = match tokio::time::timeout(timeout, api.get_opt(&plan.name)).await {
+        Ok(Ok(Some(r))) => {
+            let status = r.status.unwrap_or_default();
+            facts.last_failover = status.last_failover;
+            Ok(status.last_drill)
+        }
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) if lifeboat_engine::cluster::ApiErrorKind::is_unserved(&e) => Ok(None),
+        Ok(Err(e)) => Err(unreachable(lifeboat_engine::error::chain(&e))),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {}s",
+            timeout.as_secs()
+        ))),
+    };
+    let scope = lifeboat_readiness::audit::Scope::of_plan(
+        plan,
+        Some(std::time::Duration::from_secs(86_400)),
+    );
+    facts.findings = match tokio::time::timeout(
+        timeout.saturating_mul(3),
+        lifeboat_readiness::audit::read(&cluster, &scope),
+    )
+    .await
+    {
+        Ok(Ok(read)) => Ok(lifeboat_types::readiness::audit::audit(
+            &read.observed,
+            &Default::default(),
+        )),
+        Ok(Err(e)) => Err(unreachable(lifeboat_engine::error::chain(&e))),
+        Err(_) => Err(unreachable(
+            "the audit did not finish within a minute".into(),
+        )),
+    };
+    facts
 }
 
 fn read_plan(path: &Path) -> Result<Plan> {

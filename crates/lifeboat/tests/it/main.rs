@@ -28,6 +28,7 @@ mod rbac;
 mod regression;
 mod replicate;
 mod restore;
+mod runbook;
 mod s3;
 mod secrets;
 mod seeds;
