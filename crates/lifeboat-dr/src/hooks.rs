@@ -146,7 +146,7 @@ fn what(h: &PlanHook) -> String {
 
 /// A URL as reports show it: its scheme and host only (user info, path and query may
 /// hold a token: chat webhooks carry theirs in the path).
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority
@@ -214,13 +214,25 @@ async fn run_exec(cluster: &Cluster, h: &ExecHook, timeout: Duration) -> Result<
 
 /// POSTs `body` as JSON to `url`; Ok with the status when it is 2xx.
 async fn post(url: &str, body: &WebhookBody<'_>, timeout: Duration) -> Result<String, String> {
+    let value = serde_json::to_value(body).map_err(|e| e.to_string())?;
+    post_json(url, &value, timeout).await.map_err(|(_, e)| e)
+}
+
+/// POSTs `body` as JSON to `url` within `timeout`: Ok with what answered (2xx), else
+/// the HTTP status (None: no answer) and the error. Every message names the URL without
+/// its path, query or user part ([`redact_url`]: webhook URLs carry tokens).
+pub async fn post_json(
+    url: &str,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Result<String, (Option<u16>, String)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let shown = redact_url(url);
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .build()
-        .map_err(|e| format!("webhook {shown}: {e}"))?;
-    let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        .map_err(|e| (None, format!("webhook {shown}: {e}")))?;
+    let bytes = serde_json::to_vec(body).map_err(|e| (None, e.to_string()))?;
     let resp = client
         .post(url)
         .header("content-type", "application/json")
@@ -228,21 +240,27 @@ async fn post(url: &str, body: &WebhookBody<'_>, timeout: Duration) -> Result<St
         .send()
         .await
         .map_err(|e| {
-            if e.is_timeout() {
-                format!("webhook {shown}: no answer within {}s", timeout.as_secs())
-            } else {
-                // The error names the URL, token and all: without it.
-                format!(
-                    "webhook {shown}: {}",
-                    lifeboat_engine::error::chain(&e.without_url())
-                )
-            }
+            (
+                None,
+                if e.is_timeout() {
+                    format!("webhook {shown}: no answer within {}s", timeout.as_secs())
+                } else {
+                    // The error names the URL, token and all: without it.
+                    format!(
+                        "webhook {shown}: {}",
+                        lifeboat_engine::error::chain(&e.without_url())
+                    )
+                },
+            )
         })?;
     let status = resp.status();
     if status.is_success() {
         Ok(format!("{shown} answered {status}"))
     } else {
-        Err(format!("webhook {shown} answered {status}"))
+        Err((
+            Some(status.as_u16()),
+            format!("webhook {shown} answered {status}"),
+        ))
     }
 }
 

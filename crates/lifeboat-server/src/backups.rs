@@ -43,14 +43,28 @@ async fn fail_validation(
     set_status(
         ctx,
         &b.name_any(),
-        json!({ "phase": "FailedValidation", "validationErrors": [why], "expiration": expiration }),
+        json!({ "phase": "FailedValidation", "validationErrors": [&why], "expiration": expiration }),
     )
     .await?;
     ctx.metrics
         .backup_validation_failure
         .get_or_create(sched)
         .inc();
+    notify_failed(ctx, &b.name_any(), sched, "FailedValidation", &why);
     Ok(Action::await_change())
+}
+
+/// Queues the notification of a backup that ended `phase` for `reason`.
+fn notify_failed(ctx: &Ctx, name: &str, sched: &ScheduleLabel, phase: &str, reason: &str) {
+    ctx.notifier
+        .send(lifeboat_types::readiness::notify::backup_failed(
+            &ctx.ns,
+            name,
+            &sched.schedule,
+            phase,
+            reason,
+            chrono::Utc::now(),
+        ));
 }
 
 /// Runs the Backup controller until shutdown.
@@ -333,26 +347,42 @@ async fn act(ctx: &Ctx, held: &mut Held<'_>, action: rule::Action) -> Result<Act
         }
         rule::Action::FailOrphan => {
             tracing::warn!(backup = %name, "found InProgress with no server running it; marking it Failed");
-            set_status(ctx, name, json!({
-                "phase": "Failed",
-                "failureReason": "the lifeboat server stopped while this backup ran; create the backup again",
-                "completionTimestamp": Time::now(),
-            }))
+            let reason =
+                "the lifeboat server stopped while this backup ran; create the backup again";
+            set_status(
+                ctx,
+                name,
+                json!({
+                    "phase": "Failed",
+                    "failureReason": reason,
+                    "completionTimestamp": Time::now(),
+                }),
+            )
             .await?;
             m.backup_failure.get_or_create(sched).inc();
+            notify_failed(ctx, name, sched, "Failed", reason);
         }
         rule::Action::FailValidation(why) => {
             let b = held.object.as_ref().ok_or_else(|| missing(name))?;
             return fail_validation(ctx, b, sched, why).await;
         }
         rule::Action::FailStopped => {
-            set_status(ctx, name, json!({
-                "phase": "Failed",
-                "failureReason": format!("interrupted by shutdown: the lifeboat server was stopped and the backup did not finish within its {}s grace period; create the backup again", ctx.grace.as_secs()),
-                "completionTimestamp": Time::now(),
-            }))
+            let reason = format!(
+                "interrupted by shutdown: the lifeboat server was stopped and the backup did not finish within its {}s grace period; create the backup again",
+                ctx.grace.as_secs()
+            );
+            set_status(
+                ctx,
+                name,
+                json!({
+                    "phase": "Failed",
+                    "failureReason": &reason,
+                    "completionTimestamp": Time::now(),
+                }),
+            )
             .await?;
             m.backup_failure.get_or_create(sched).inc();
+            notify_failed(ctx, name, sched, "Failed", &reason);
             m.backup_last_status.get_or_create(sched).set(0);
         }
         rule::Action::FailRun(why) => {
@@ -362,12 +392,13 @@ async fn act(ctx: &Ctx, held: &mut Held<'_>, action: rule::Action) -> Result<Act
                 name,
                 json!({
                     "phase": "Failed",
-                    "failureReason": why,
+                    "failureReason": &why,
                     "completionTimestamp": Time::now(),
                 }),
             )
             .await?;
             m.backup_failure.get_or_create(sched).inc();
+            notify_failed(ctx, name, sched, "Failed", &why);
             m.backup_last_status.get_or_create(sched).set(0);
         }
         rule::Action::Record(status) => {
@@ -402,9 +433,27 @@ async fn record(
                 .get_or_create(sched)
                 .set(chrono::Utc::now().timestamp());
         }
-        _ => {
+        phase => {
             m.backup_partial_failure.get_or_create(sched).inc();
             m.backup_last_status.get_or_create(sched).set(0);
+            ctx.notifier.send(if phase == BackupPhase::PartiallyFailed {
+                lifeboat_types::readiness::notify::backup_partially_failed(
+                    &ctx.ns,
+                    name,
+                    &sched.schedule,
+                    status.errors,
+                    chrono::Utc::now(),
+                )
+            } else {
+                lifeboat_types::readiness::notify::backup_failed(
+                    &ctx.ns,
+                    name,
+                    &sched.schedule,
+                    &phase.to_string(),
+                    status.failure_reason.as_deref().unwrap_or("see its logs"),
+                    chrono::Utc::now(),
+                )
+            });
         }
     }
     m.backup_items.get_or_create(sched).set(items as i64);

@@ -127,6 +127,10 @@ async fn reconcile(
         }
     };
 
+    // A failover or failback the CLI recorded in the plan, notified of once.
+    let mut seen_status = p.status.clone().unwrap_or_default();
+    notify_plan(&ctx, &api, &name, &mut seen_status, None).await?;
+
     // When the calendar drills next, and whether to look now (next_look: the server's
     // own status writes wake this controller too).
     let created = p
@@ -181,6 +185,15 @@ async fn reconcile(
         looked["lastSyncs"] = serde_json::Value::Null;
     }
     patch_status(&api, &name, looked).await?;
+    let breached = rpo.is_none_or(|r| r > plan.rpo.as_secs());
+    notify_plan(
+        &ctx,
+        &api,
+        &name,
+        &mut seen_status,
+        Some((breached, rpo, plan.rpo.as_secs())),
+    )
+    .await?;
     // The metrics follow what the status says (a plan deleted meanwhile has none).
     remember(&ctx, &name, &plan);
     record_status(&ctx.metrics.dr, &plan, &seen, &clusters, rpo);
@@ -206,6 +219,32 @@ async fn reconcile(
         _ => Utc::now() + every,
     };
     Ok(crate::requeue_at(next))
+}
+
+/// Queues what a look at plan `name` notifies of (`types::readiness::notify::plan_events`)
+/// and records it as notified in the plan's status (and in `status`).
+async fn notify_plan(
+    ctx: &Ctx,
+    api: &Api<DrPlanResource>,
+    name: &str,
+    status: &mut DrPlanStatus,
+    rpo: Option<(bool, Option<u64>, u64)>,
+) -> Result<(), ServerError> {
+    let (events, notified) = lifeboat_types::readiness::notify::plan_events(
+        &ctx.ns,
+        name,
+        Some(status),
+        rpo,
+        Utc::now(),
+    );
+    if status.notified.as_ref() != Some(&notified) {
+        patch_status(api, name, json!({ "notified": notified })).await?;
+        status.notified = Some(notified);
+    }
+    for e in events {
+        ctx.notifier.send(e);
+    }
+    Ok(())
 }
 
 fn cluster_seen(c: &ClusterStatus) -> ClusterSeen {
@@ -430,6 +469,13 @@ async fn drill_now(
         last.message = Some(why);
         patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
         record_drill(&ctx.metrics.dr, plan, &last);
+        ctx.notifier
+            .send(lifeboat_types::readiness::notify::drill_outcome(
+                &ctx.ns,
+                &plan.name,
+                &last,
+                Utc::now(),
+            ));
         return Ok(last.started.0);
     }
     patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
@@ -463,5 +509,12 @@ async fn drill_now(
     tracing::info!(plan = %plan.name, drill = %last.id, outcome = %last.outcome, "drill ended");
     patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
     record_drill(&ctx.metrics.dr, plan, &last);
+    ctx.notifier
+        .send(lifeboat_types::readiness::notify::drill_outcome(
+            &ctx.ns,
+            &plan.name,
+            &last,
+            Utc::now(),
+        ));
     Ok(last.started.0)
 }

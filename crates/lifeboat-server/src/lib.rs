@@ -36,6 +36,7 @@ pub mod leader_pod;
 mod lease;
 mod locations;
 pub mod metrics;
+mod notify;
 mod replicate;
 mod restores;
 mod schedules;
@@ -104,6 +105,11 @@ pub struct ServerOptions {
     /// Whether a DR plan's verification commands may run as processes of the server
     /// (`types::dr::server::drill_refused`).
     pub dr_allow_commands: bool,
+    /// The Secret of this namespace holding the notification receivers
+    /// (`types::readiness::notify::SECRET`).
+    pub notifications_secret: String,
+    /// How notifications name where they come from (`--cluster-name`).
+    pub notify_source: String,
 }
 
 /// Why the server stopped, or why a reconcile did not finish. Render it with [`chain`];
@@ -221,6 +227,8 @@ pub(crate) struct Ctx {
     pub dr_allow_commands: bool,
     /// Each DR plan's cluster names, as its metrics carry them (`drplans`).
     pub dr_series: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+    /// The queue of notifications (`notify`).
+    pub notifier: notify::Notifier,
 }
 
 /// A lifeboat.dev object as its velero.io/v1 twin (`types::api::crd::to_velero`); `what`
@@ -564,6 +572,7 @@ pub async fn run(
         ))
     });
 
+    let (notifier, notices) = notify::Notifier::new();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         cluster,
@@ -578,6 +587,7 @@ pub async fn run(
         fs_backup_timeout: opts.fs_backup_timeout,
         dr_allow_commands: opts.dr_allow_commands,
         dr_series: Default::default(),
+        notifier,
     });
 
     // Renewal goes on through the shutdown grace period (running work still leads) and
@@ -608,6 +618,12 @@ pub async fn run(
             locations::run(ctx.clone(), opts.validation_every, opts.sync_every),
             backups::run_gc(ctx.clone(), opts.gc_every),
             drplans::run(ctx.clone(), opts.dr_every),
+            notify::run(
+                ctx.clone(),
+                notices,
+                opts.notifications_secret.clone(),
+                opts.notify_source.clone()
+            ),
         )
     };
     tokio::select! {

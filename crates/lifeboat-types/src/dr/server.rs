@@ -54,6 +54,25 @@ pub struct DrPlanStatus {
     /// The last `dr failback` of the plan (written by the CLI that ran it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failback: Option<LastRun>,
+    /// What the server has notified of, so that each run and each change of the RPO is
+    /// posted once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Notified>,
+}
+
+/// What the server has notified the configured receivers of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notified {
+    /// The id of the last failover notified of.
+    #[serde(default)]
+    pub failover: Option<String>,
+    /// The id of the last failback notified of.
+    #[serde(default)]
+    pub failback: Option<String>,
+    /// Whether the RPO was breached at the last notice.
+    #[serde(default)]
+    pub rpo_breached: Option<bool>,
 }
 
 /// A failover or failback as the plan's status keeps it (the whole report is stored in

@@ -3,3 +3,4 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod notify;

@@ -181,6 +181,14 @@ pub struct ServerArgs {
     /// on drplans only to whom you would give a shell in the server.
     #[arg(long)]
     pub dr_allow_local_commands: bool,
+    /// The Secret of the server's namespace holding the notification receivers (key
+    /// notifications.yaml: generic JSON, Slack-compatible or PagerDuty Events v2 webhooks;
+    /// docs/readiness.md). No Secret: no notifications.
+    #[arg(long, default_value = lifeboat_types::readiness::notify::SECRET)]
+    pub notifications_secret: String,
+    /// The cluster's name in notifications (default: lifeboat in namespace NS).
+    #[arg(long)]
+    pub cluster_name: Option<String>,
 }
 
 /// `--metric-names`.
@@ -487,6 +495,11 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         fs_backup_timeout: fs_backup_timeout(&a.fs_backup_timeout)?,
         dr_every: dur("dr-frequency", &a.dr_frequency)?,
         dr_allow_commands: a.dr_allow_local_commands,
+        notifications_secret: a.notifications_secret.clone(),
+        notify_source: a
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| format!("lifeboat in namespace {}", cli.namespace)),
         metric_names: a.metric_names.into(),
     };
     server::run(config, opts, shutdown_signal()).await?;

@@ -24,6 +24,7 @@ mod hooks;
 mod image;
 mod many_namespaces;
 mod node;
+mod notify;
 mod rbac;
 mod regression;
 mod replicate;

@@ -1,5 +1,7 @@
 //! An HTTP receiver of the tests' own: records the JSON body of every POST it gets and
-//! answers 200, or 500 on paths that start with `/fail` (a webhook hook that fails).
+//! answers 200, or 500 on paths that start with `/fail` (a webhook hook that fails), or
+//! 503 to the first request of each path that starts with `/flaky` (a receiver down for
+//! a moment: the sender must try again).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -44,9 +46,16 @@ impl Receiver {
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
                 let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                g.lock().unwrap().push((path.clone(), value));
+                let first = {
+                    let mut got = g.lock().unwrap();
+                    let first = !got.iter().any(|(p, _)| *p == path);
+                    got.push((path.clone(), value));
+                    first
+                };
                 let status = if path.starts_with("/fail") {
                     "500 Internal Server Error"
+                } else if path.starts_with("/flaky") && first {
+                    "503 Service Unavailable"
                 } else {
                     "200 OK"
                 };
