@@ -24,8 +24,11 @@ apt_install curl openssl python3 jq
 # Plain restic (Debian 12: 0.14.0): the volume tests prove it reads lifeboat's repositories
 # and lifeboat reads its own; the volume benchmark compares against it.
 apt_install restic
-# promtool (Debian's prometheus package) checks the server's /metrics in the tests.
+# promtool (Debian's prometheus package) checks the server's /metrics and the generated
+# alert rules in the tests; prometheus itself loads the rules and fires them.
 apt_install prometheus
+# A real headless browser for the DR console's test (Debian's Chromium).
+apt_install chromium
 if ! python3 -c 'import moto.server' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then
   log "pip install moto[server]"
   python3 -m pip install -q 'moto[server]'

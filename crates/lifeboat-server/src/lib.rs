@@ -30,6 +30,7 @@
 //! grace period and are otherwise marked Failed, and the Lease is released.
 
 mod backups;
+mod console;
 mod drplans;
 pub mod install;
 pub mod leader_pod;
@@ -110,6 +111,8 @@ pub struct ServerOptions {
     pub notifications_secret: String,
     /// How notifications name where they come from (`--cluster-name`).
     pub notify_source: String,
+    /// The DR console's bearer token (None: open on a loopback address, refused beyond).
+    pub console_token: Option<String>,
 }
 
 /// Why the server stopped, or why a reconcile did not finish. Render it with [`chain`];
@@ -450,11 +453,12 @@ where
     Ok(lifeboat_engine::objects::patch_status(api, name, status).await?)
 }
 
-/// Serves /metrics, /healthz and /readyz until `stop`.
+/// Serves /metrics, /healthz, /readyz and the DR console until `stop`.
 async fn serve_http(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    console: Arc<console::Console>,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
     use axum::http::StatusCode;
@@ -476,6 +480,14 @@ async fn serve_http(
             }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/console", get(console::page))
+        .route(
+            "/console/api/state",
+            get(move |headers: axum::http::HeaderMap| {
+                let c = console.clone();
+                async move { console::state(c, headers).await }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -517,10 +529,17 @@ pub async fn run(
     }
     let metrics = Arc::new(Metrics::new(opts.metric_names));
     let ready = Arc::new(AtomicBool::new(false));
+    let console = Arc::new(console::Console::new(
+        cluster.clone(),
+        opts.namespace.clone(),
+        opts.console_token.clone(),
+        opts.metrics_address.ip().is_loopback(),
+    ));
     let http = tokio::spawn(serve_http(
         opts.metrics_address,
         metrics.clone(),
         ready.clone(),
+        console,
         token.clone(),
     ));
     // The listener must be up before anything else counts as started.

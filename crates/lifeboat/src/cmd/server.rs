@@ -189,6 +189,11 @@ pub struct ServerArgs {
     /// The cluster's name in notifications (default: lifeboat in namespace NS).
     #[arg(long)]
     pub cluster_name: Option<String>,
+    /// A file holding the DR console's bearer token (/console on the metrics port). Without
+    /// one, the console is open when --metrics-address is a loopback address and refused
+    /// otherwise.
+    #[arg(long, env = "LIFEBOAT_CONSOLE_TOKEN_FILE")]
+    pub console_token_file: Option<std::path::PathBuf>,
 }
 
 /// `--metric-names`.
@@ -496,6 +501,16 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         dr_every: dur("dr-frequency", &a.dr_frequency)?,
         dr_allow_commands: a.dr_allow_local_commands,
         notifications_secret: a.notifications_secret.clone(),
+        console_token: match &a.console_token_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read the console token file {}", f.display()))?
+                    .trim()
+                    .to_owned(),
+            )
+            .filter(|t| !t.is_empty()),
+            None => None,
+        },
         notify_source: a
             .cluster_name
             .clone()

@@ -10,6 +10,7 @@ mod alerts;
 mod audit;
 mod backup;
 mod cli_mode;
+mod console;
 mod csi;
 mod dr;
 mod dropin;
