@@ -442,6 +442,25 @@ fn drill_result(r: &DrillReport) -> (&'static str, Option<String>) {
     (FAILED, Some(failed.join("; ")))
 }
 
+/// Records a drill's end: the plan's status, then its metrics, then its notification.
+async fn finish_drill(
+    ctx: &Ctx,
+    api: &Api<DrPlanResource>,
+    plan: &Plan,
+    last: &LastDrill,
+) -> Result<(), ServerError> {
+    patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
+    record_drill(&ctx.metrics.dr, plan, last);
+    ctx.notifier
+        .send(lifeboat_types::readiness::notify::drill_outcome(
+            &ctx.ns,
+            &plan.name,
+            last,
+            Utc::now(),
+        ));
+    Ok(())
+}
+
 /// Runs a drill, recorded as started first (a server that stops mid-drill does not
 /// drill again until the calendar's next time).
 async fn drill_now(
@@ -467,15 +486,7 @@ async fn drill_now(
     if let Some(why) = drill_refused(&plan.spec, ctx.dr_allow_commands) {
         last.outcome = "Error".into();
         last.message = Some(why);
-        patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
-        record_drill(&ctx.metrics.dr, plan, &last);
-        ctx.notifier
-            .send(lifeboat_types::readiness::notify::drill_outcome(
-                &ctx.ns,
-                &plan.name,
-                &last,
-                Utc::now(),
-            ));
+        finish_drill(ctx, api, plan, &last).await?;
         return Ok(last.started.0);
     }
     patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
@@ -507,14 +518,6 @@ async fn drill_now(
         }
     }
     tracing::info!(plan = %plan.name, drill = %last.id, outcome = %last.outcome, "drill ended");
-    patch_status(api, &plan.name, json!({ "lastDrill": last })).await?;
-    record_drill(&ctx.metrics.dr, plan, &last);
-    ctx.notifier
-        .send(lifeboat_types::readiness::notify::drill_outcome(
-            &ctx.ns,
-            &plan.name,
-            &last,
-            Utc::now(),
-        ));
+    finish_drill(ctx, api, plan, &last).await?;
     Ok(last.started.0)
 }

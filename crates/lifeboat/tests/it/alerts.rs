@@ -4,10 +4,9 @@
 //! and a backup the server refuses makes LifeboatBackupFailed fire.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::server_fixture::{APP, NS, shared};
-use crate::support::{Killed, free_port};
 
 fn promtool(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("promtool")
@@ -68,14 +67,7 @@ fn generated_rules_pass_promtool_with_and_without_a_plan() {
 }
 
 fn get(port: u16, path: &str) -> Option<serde_json::Value> {
-    let out = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{port}{path}")])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
+    crate::server_fixture::prometheus_api(port, path)
 }
 
 fn refused_backup(fx: &crate::server_fixture::Fixture, name: &str) {
@@ -96,30 +88,8 @@ fn a_refused_backup_fires_in_a_real_prometheus() {
         fx.env.ok(&["alerts", "-o", "rules"]),
     )
     .unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [rules.yaml]\nscrape_configs:\n- job_name: lifeboat\n  static_configs:\n  - targets: ['127.0.0.1:{}']\n",
-            fx.metrics_port
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .args([
-                "--config.file=prometheus.yml",
-                "--storage.tsdb.path=data",
-                &format!("--web.listen-address=127.0.0.1:{port}"),
-            ])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus (scripts/setup.sh installs Debian's package)"),
-    );
+    let (_prometheus, port) =
+        crate::server_fixture::prometheus(&dir, fx.metrics_port, Some("rules.yaml"));
     let log_tail = || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
     crate::server_fixture::eventually(60, "Prometheus to scrape the server", || {
         let t = get(port, "/api/v1/targets")?;
@@ -210,19 +180,13 @@ fn the_server_exports_what_the_alerts_read() {
     );
 
     // A snapshot stored in the default location is exported after the next sync.
-    fx.env.ok(&[
-        "etcd",
-        "snapshot",
-        "save",
-        "--endpoints",
+    crate::etcd_stored::save(
+        &fx.env,
         &etcd,
-        "--storage-location",
         &format!("file://{}", fx.store.display()),
-        "--cluster-name",
         "alerts-it",
-        "--name",
         "alerts-it-snap",
-    ]);
+    );
     let stored = std::fs::metadata(fx.store.join("metadata/etcd/alerts-it/alerts-it-snap"))
         .unwrap()
         .modified()

@@ -67,15 +67,7 @@ fn audit_finds_each_broken_rule_once() {
     );
     let bucket = env.dir.path().join("bucket");
     std::fs::create_dir_all(&bucket).unwrap();
-    env.ok(&[
-        "-n",
-        STANDBY_NS,
-        "install",
-        "--provider",
-        "file",
-        "--bucket",
-        bucket.to_str().unwrap(),
-    ]);
+    crate::server_fixture::install_file_location(&env, &bucket);
     for ns in [BAD, SLOW] {
         env.kubectl(&["create", "namespace", ns], None);
     }
@@ -210,19 +202,13 @@ fn audit_finds_each_broken_rule_once() {
 
     // An etcd snapshot in the location clears its finding; too old for --etcd-max-age, it
     // is named.
-    env.ok(&[
-        "etcd",
-        "snapshot",
-        "save",
-        "--endpoints",
+    crate::etcd_stored::save(
+        &env,
         &etcd,
-        "--storage-location",
         &format!("file://{}", bucket.display()),
-        "--cluster-name",
         "audit-it",
-        "--name",
         "snap-1",
-    ]);
+    );
     let got = findings(&env.ok(&json_args));
     assert!(
         !got.iter().any(|(r, _)| r == "etcd-snapshot-old"),

@@ -57,7 +57,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn save(env: &Env, endpoint: &str, location: &str, cluster: &str, name: &str) {
+/// `etcd snapshot save` from `endpoint` into `location`, as `cluster`'s snapshot `name`.
+pub fn save(env: &Env, endpoint: &str, location: &str, cluster: &str, name: &str) {
     env.ok(&[
         "etcd",
         "snapshot",

@@ -13,15 +13,7 @@ fn a_runbook_from_the_plans_resource_and_an_audit() {
     env.delete_namespace(NS);
     let bucket = env.dir.path().join("bucket");
     std::fs::create_dir_all(&bucket).unwrap();
-    env.ok(&[
-        "-n",
-        STANDBY_NS,
-        "install",
-        "--provider",
-        "file",
-        "--bucket",
-        bucket.to_str().unwrap(),
-    ]);
+    crate::server_fixture::install_file_location(&env, &bucket);
     env.kubectl(&["create", "namespace", NS], None);
     env.apply(&format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {NS}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - {{name: c, image: busybox, readinessProbe: {{tcpSocket: {{port: 80}}}}}}\n"

@@ -10,7 +10,7 @@
 //! after it), stops the leader so that a standby takes over, then uninstalls.
 //! Bugs found in this mode have their own tests in `regression.rs`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use lifeboat_types::format::document::VeleroDocument;
@@ -591,45 +591,16 @@ fn prometheus_scrapes_the_metrics() {
     fx.completed_backup("scraped", "");
     let prom_dir = fx.env.dir.path().join("prometheus");
     std::fs::create_dir_all(&prom_dir).unwrap();
-    let prom_port = free_port();
-    std::fs::write(
-        prom_dir.join("prometheus.yml"),
-        format!(
-            "global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: lifeboat\n  static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
-            fx.metrics_port
-        ),
-    )
-    .unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                prom_dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                prom_dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (scripts/setup.sh installs it)"),
-    );
+    let (_prometheus, prom_port) =
+        crate::server_fixture::prometheus(&prom_dir, fx.metrics_port, None);
     let scraped = eventually(
         60,
         "Prometheus to have scraped velero_backup_success_total",
         || {
-            let out = Command::new("curl")
-                .args([
-                    "-sf",
-                    &format!(
-                        "http://127.0.0.1:{prom_port}/api/v1/query?query=velero_backup_success_total"
-                    ),
-                ])
-                .output()
-                .ok()?;
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let v = crate::server_fixture::prometheus_api(
+                prom_port,
+                "/api/v1/query?query=velero_backup_success_total",
+            )?;
             let result = v["data"]["result"].as_array()?.clone();
             result
                 .into_iter()

@@ -369,6 +369,63 @@ pub fn standby_cluster() -> (std::sync::MutexGuard<'static, ()>, Env) {
     (alone, env)
 }
 
+/// `lifeboat install` into [`STANDBY_NS`] of `env`'s cluster, its default location the
+/// directory `bucket` (no server is started).
+pub fn install_file_location(env: &Env, bucket: &Path) {
+    env.ok(&[
+        "-n",
+        STANDBY_NS,
+        "install",
+        "--provider",
+        "file",
+        "--bucket",
+        bucket.to_str().unwrap(),
+    ]);
+}
+
+/// A Prometheus of the test's own in `dir`, scraping the server on `target_port` every
+/// second and evaluating `rules` (a rule file's name in `dir`) every second; killed when
+/// dropped. Returns it and its port.
+pub fn prometheus(dir: &Path, target_port: u16, rules: Option<&str>) -> (Killed, u16) {
+    let port = free_port();
+    let rule_files = rules
+        .map(|r| format!("rule_files: [{r}]\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n{rule_files}scrape_configs:\n- job_name: lifeboat\n  static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new("prometheus")
+        .args([
+            "--config.file=prometheus.yml",
+            "--storage.tsdb.path=data",
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus (scripts/setup.sh installs Debian's package)");
+    (Killed(child), port)
+}
+
+/// GET `path` of the Prometheus API on `port`, as JSON (None: no answer yet).
+pub fn prometheus_api(port: u16, path: &str) -> Option<serde_json::Value> {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{port}{path}")])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 impl Standby {
     /// Installs lifeboat (after removing a previous run's leftovers) and starts its server.
     pub fn install(bucket: &Path) -> Standby {
@@ -406,15 +463,7 @@ impl Standby {
             ],
             None,
         );
-        env.ok(&[
-            "-n",
-            STANDBY_NS,
-            "install",
-            "--provider",
-            "file",
-            "--bucket",
-            bucket.to_str().unwrap(),
-        ]);
+        install_file_location(&env, bucket);
         let mut sa_config = env.dir.path().join("sa.kubeconfig");
         service_account_kubeconfig(&env, STANDBY_NS, &sa_config);
         if let Some(p) = proxy {
