@@ -144,16 +144,7 @@ fn what(h: &PlanHook) -> String {
     }
 }
 
-/// A URL as reports show it: its scheme and host only (user info, path and query may
-/// hold a token: chat webhooks carry theirs in the path).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    format!("{scheme}://{host}/…")
-}
+pub use lifeboat_types::rules::secrets::redact_url;
 
 /// Runs an exec hook in the first Running pod its selector finds.
 async fn run_exec(cluster: &Cluster, h: &ExecHook, timeout: Duration) -> Result<String, String> {
@@ -267,21 +258,6 @@ pub async fn post_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[rstest::rstest]
-    #[case("https://hooks.example/dr", "https://hooks.example/…")]
-    #[case(
-        "https://user:token@hooks.example/dr?key=s3cret#x",
-        "https://hooks.example/…"
-    )]
-    #[case("http://127.0.0.1:8080/n?t=1", "http://127.0.0.1:8080/…")]
-    #[case(
-        "https://hooks.slack.example/services/T0/B0/s3cret",
-        "https://hooks.slack.example/…"
-    )]
-    fn a_webhook_url_is_shown_without_its_secrets(#[case] url: &str, #[case] shown: &str) {
-        assert_eq!(redact_url(url), shown);
-    }
 
     #[test]
     fn points_are_named_as_plans_write_them() {

@@ -128,6 +128,15 @@ async fn images_run(plan: &Plan, cluster: &Cluster) -> Option<BTreeSet<String>> 
     Some(out)
 }
 
+/// The `(group, Kind)` pairs `cluster` serves (None: discovery did not answer).
+async fn served_types(cluster: &Cluster) -> Option<BTreeSet<(String, String)>> {
+    let (resources, _) = tokio::time::timeout(ASK_TIMEOUT, cluster.discover())
+        .await
+        .ok()?
+        .ok()?;
+    Some(resources.into_iter().map(|r| (r.group, r.kind)).collect())
+}
+
 /// A cluster's API server, Ready nodes and lifeboat's CRDs (its locations are not read).
 pub async fn quick_readiness(t: &Target) -> Readiness {
     readiness_and_images(t).await.0
@@ -160,6 +169,16 @@ async fn cluster_status(
     let (mut readiness, held_images) = readiness_and_images(t).await;
     let found = crate::target::backups(t, &plan.spec.namespaces).await;
     readiness.locations = found.locations.clone();
+    let standby = !plan.cluster(&t.name).is_some_and(|c| c.active);
+    if let (true, Ok(cluster), Some(_)) = (standby, &t.cluster, found.usable) {
+        readiness.unserved_kinds = served_types(cluster).await.map(|served| {
+            lifeboat_types::dr::status::unserved_kinds(
+                found.usable_types.0.iter().map(String::as_str),
+                &found.usable_types.1,
+                &served,
+            )
+        });
+    }
     let newest = found.chosen().map(|(_, _, b, _)| b);
     let seen = found.chosen().and_then(|(location, _, b, _)| {
         Some(SeenBackup {

@@ -118,6 +118,9 @@ pub struct Backups {
     /// How many Completed backups cover every protected namespace
     /// (`types::dr::status::covering_count`).
     pub covering: usize,
+    /// The usable backup's resource list: its keys (`group/version/Kind`) and the names
+    /// of the CustomResourceDefinitions it holds.
+    pub usable_types: (Vec<String>, Vec<String>),
 }
 
 impl Backups {
@@ -189,6 +192,7 @@ pub async fn backups(t: &Target, namespaces: &[String]) -> Backups {
     let records: Vec<lifeboat_types::api::velero::Backup> =
         all.iter().map(|(_, _, b)| b.clone()).collect();
     let mut usable = None;
+    let mut usable_types = (Vec::new(), Vec::new());
     for candidate in covering_newest_first(&records, namespaces) {
         let Some(i) = all
             .iter()
@@ -210,6 +214,12 @@ pub async fn backups(t: &Target, namespaces: &[String]) -> Backups {
                 })
                 .count();
             usable = Some((i, objects));
+            let crds = list
+                .iter()
+                .filter(|(k, _)| k.ends_with("/CustomResourceDefinition"))
+                .flat_map(|(_, names)| names.iter().cloned())
+                .collect();
+            usable_types = (list.keys().cloned().collect(), crds);
             break;
         }
     }
@@ -218,5 +228,6 @@ pub async fn backups(t: &Target, namespaces: &[String]) -> Backups {
         all,
         locations,
         usable,
+        usable_types,
     }
 }

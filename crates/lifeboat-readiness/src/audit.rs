@@ -62,10 +62,21 @@ pub struct Read {
 /// The one error that ends an audit: the cluster cannot be read at all.
 pub type Error = lifeboat_engine::cluster::ClusterError;
 
-fn with_kind(mut items: Vec<Value>, kind: &str) -> Vec<Value> {
+/// Items of a LIST carry neither kind nor apiVersion: both from the resource listed (the
+/// rules read them: a PodDisruptionBudget's empty selector means one thing in
+/// policy/v1beta1 and another in policy/v1).
+fn with_kind(mut items: Vec<Value>, r: &ApiResource) -> Vec<Value> {
+    let api_version = if r.group.is_empty() {
+        r.version.clone()
+    } else {
+        format!("{}/{}", r.group, r.version)
+    };
     for i in &mut items {
         if i.get("kind").is_none_or(Value::is_null) {
-            i["kind"] = json!(kind);
+            i["kind"] = json!(r.kind);
+        }
+        if i.get("apiVersion").is_none_or(Value::is_null) {
+            i["apiVersion"] = json!(api_version);
         }
     }
     items
@@ -95,7 +106,7 @@ async fn list_in(
             )
         });
     }
-    Ok(with_kind(out, &r.kind))
+    Ok(with_kind(out, r))
 }
 
 /// A pod as the rules need it: kind, name, namespace and labels.
@@ -169,16 +180,27 @@ pub async fn read(cluster: &Cluster, scope: &Scope) -> Result<Read, Error> {
     let nodes = cluster
         .list_json(&v1_resource("", "nodes", "Node", false), None, None)
         .await?;
-    let storage_classes = with_kind(
-        cluster
-            .list_json(
-                &v1_resource("storage.k8s.io", "storageclasses", "StorageClass", false),
-                None,
-                None,
+    let classes = v1_resource("storage.k8s.io", "storageclasses", "StorageClass", false);
+    let storage_classes = with_kind(cluster.list_json(&classes, None, None).await?, &classes);
+    // The volumes bound to the claims: their own reclaim policy is what counts.
+    let bound: BTreeSet<&str> = claims
+        .iter()
+        .filter_map(|c| c.pointer("/spec/volumeName").and_then(Value::as_str))
+        .collect();
+    let volumes = if bound.is_empty() {
+        Vec::new()
+    } else {
+        let pvs = v1_resource("", "persistentvolumes", "PersistentVolume", false);
+        let mut all = cluster.list_json(&pvs, None, None).await?;
+        all.retain(|pv| {
+            bound.contains(
+                pv.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
             )
-            .await?,
-        "StorageClass",
-    );
+        });
+        all
+    };
     let snapshot_classes = match find("snapshot.storage.k8s.io", "volumesnapshotclasses") {
         Some(r) => Some(cluster.list_json(&r, None, None).await?),
         None => None,
@@ -270,6 +292,7 @@ pub async fn read(cluster: &Cluster, scope: &Scope) -> Result<Read, Error> {
             pods,
             pdbs,
             claims,
+            volumes,
             nodes,
             storage_classes,
             snapshot_classes,

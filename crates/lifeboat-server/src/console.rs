@@ -24,6 +24,9 @@ use tokio::sync::Mutex;
 
 /// How long the audit's findings are kept before the next request audits again.
 pub const AUDIT_FOR: Duration = Duration::from_secs(300);
+/// How long an audit may take; the console answers with the error then (kept like a
+/// result, so the next try is [`AUDIT_FOR`] later).
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How far back the RPO chart reaches.
 const CHART_SPAN: chrono::TimeDelta = chrono::TimeDelta::days(7);
 /// The newest backups listed.
@@ -58,8 +61,13 @@ impl Console {
     }
 
     fn refused(&self, headers: &HeaderMap) -> Option<Response> {
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-        match access(self.loopback, self.token.as_deref(), auth) {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        match access(
+            self.loopback,
+            self.token.as_deref(),
+            header("authorization"),
+            header("host"),
+        ) {
             Access::Allowed => None,
             Access::Unauthorized => Some(
                 (
@@ -72,7 +80,14 @@ impl Console {
             Access::NoTokenConfigured => Some(
                 (
                     StatusCode::FORBIDDEN,
-                    "the console listens beyond localhost and has no token: start the server with --console-token-file FILE (or LIFEBOAT_CONSOLE_TOKEN), or bind --metrics-address to 127.0.0.1\n",
+                    "the console listens beyond localhost and has no token: start the server with --console-token-file FILE (or LIFEBOAT_CONSOLE_TOKEN_FILE), or bind --metrics-address to 127.0.0.1\n",
+                )
+                    .into_response(),
+            ),
+            Access::ForeignHost => Some(
+                (
+                    StatusCode::FORBIDDEN,
+                    "without a token the console answers only to a loopback Host (localhost, 127.0.0.1, [::1]); open it by one of those names, or give the server --console-token-file\n",
                 )
                     .into_response(),
             ),
@@ -241,12 +256,20 @@ async fn findings(c: &Console, namespaces: Vec<String>) -> Value {
         locations: Vec::new(),
         etcd_max_age: Some(Duration::from_secs(86_400)),
     };
-    let v = match lifeboat_readiness::audit::read(&c.cluster, &scope).await {
-        Ok(read) => {
+    let v = match tokio::time::timeout(
+        AUDIT_TIMEOUT,
+        lifeboat_readiness::audit::read(&c.cluster, &scope),
+    )
+    .await
+    {
+        Ok(Ok(read)) => {
             let f = lifeboat_types::readiness::audit::audit(&read.observed, &Default::default());
             json!({"at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "findings": f, "warnings": read.warnings})
         }
-        Err(e) => json!({"error": crate::chain(&e)}),
+        Ok(Err(e)) => json!({"error": crate::chain(&e)}),
+        Err(_) => {
+            json!({"error": format!("the audit did not finish within {}s", AUDIT_TIMEOUT.as_secs())})
+        }
     };
     *held = Some((Instant::now(), v.clone()));
     v

@@ -185,15 +185,18 @@ async fn reconcile(
         looked["lastSyncs"] = serde_json::Value::Null;
     }
     patch_status(&api, &name, looked).await?;
-    let breached = rpo.is_none_or(|r| r > plan.rpo.as_secs());
-    notify_plan(
-        &ctx,
-        &api,
-        &name,
-        &mut seen_status,
-        Some((breached, rpo, plan.rpo.as_secs())),
-    )
-    .await?;
+    // Not known when no standby answered: a look that could not see is not a breach.
+    let answered = seen
+        .clusters
+        .iter()
+        .any(|c| !c.active && c.readiness.api_error.is_none());
+    let look = lifeboat_types::readiness::notify::RpoLook {
+        breached: answered.then(|| rpo.is_none_or(|r| r > plan.rpo.as_secs())),
+        rpo,
+        objective: plan.rpo.as_secs(),
+        hold: ctx.dr_breach_hold,
+    };
+    notify_plan(&ctx, &api, &name, &mut seen_status, Some(look)).await?;
     // The metrics follow what the status says (a plan deleted meanwhile has none).
     remember(&ctx, &name, &plan);
     record_status(&ctx.metrics.dr, &plan, &seen, &clusters, rpo);
@@ -228,13 +231,13 @@ async fn notify_plan(
     api: &Api<DrPlanResource>,
     name: &str,
     status: &mut DrPlanStatus,
-    rpo: Option<(bool, Option<u64>, u64)>,
+    look: Option<lifeboat_types::readiness::notify::RpoLook>,
 ) -> Result<(), ServerError> {
     let (events, notified) = lifeboat_types::readiness::notify::plan_events(
         &ctx.ns,
         name,
         Some(status),
-        rpo,
+        look,
         Utc::now(),
     );
     if status.notified.as_ref() != Some(&notified) {

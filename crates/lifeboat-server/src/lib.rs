@@ -113,6 +113,8 @@ pub struct ServerOptions {
     pub notify_source: String,
     /// The DR console's bearer token (None: open on a loopback address, refused beyond).
     pub console_token: Option<String>,
+    /// How long a DR plan's RPO breach must hold before it is notified.
+    pub dr_breach_hold: Duration,
 }
 
 /// Why the server stopped, or why a reconcile did not finish. Render it with [`chain`];
@@ -232,6 +234,8 @@ pub(crate) struct Ctx {
     pub dr_series: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
     /// The queue of notifications (`notify`).
     pub notifier: notify::Notifier,
+    /// [`ServerOptions::dr_breach_hold`].
+    pub dr_breach_hold: Duration,
 }
 
 /// A lifeboat.dev object as its velero.io/v1 twin (`types::api::crd::to_velero`); `what`
@@ -607,6 +611,7 @@ pub async fn run(
         dr_allow_commands: opts.dr_allow_commands,
         dr_series: Default::default(),
         notifier,
+        dr_breach_hold: opts.dr_breach_hold,
     });
 
     // Renewal goes on through the shutdown grace period (running work still leads) and

@@ -178,29 +178,45 @@ async fn work(
 }
 
 /// Sets `lifeboat_etcd_snapshot_last_timestamp` of location `name`: the newest snapshot
-/// of each cluster stored there (the etcd-snapshot-age alert reads it).
+/// of each cluster stored there (the etcd-snapshot-age alert reads it), and drops the
+/// series of clusters that have none any more. Snapshots of the first layout (no cluster
+/// in their path) are not counted: which cluster they are of is not known.
 fn record_etcd_snapshots(
     ctx: &Ctx,
     name: &str,
     snaps: &[lifeboat_types::rules::retention::StoredSnapshot],
 ) {
-    let mut newest: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> =
+    let mut newest: std::collections::BTreeMap<&str, chrono::DateTime<chrono::Utc>> =
         std::collections::BTreeMap::new();
     for s in snaps {
-        let at = newest
-            .entry(s.cluster.clone().unwrap_or_default())
-            .or_insert(s.taken);
-        *at = (*at).max(s.taken);
+        if let Some(cluster) = s.cluster.as_deref() {
+            let at = newest.entry(cluster).or_insert(s.taken);
+            *at = (*at).max(s.taken);
+        }
     }
-    for (cluster, at) in newest {
-        ctx.metrics
-            .etcd_snapshot_last
-            .get_or_create(&super::metrics::LocationClusterLabel {
-                backup_location_name: name.to_owned(),
-                cluster,
-            })
+    let label = |cluster: &str| super::metrics::LocationClusterLabel {
+        backup_location_name: name.to_owned(),
+        cluster: cluster.to_owned(),
+    };
+    let m = &ctx.metrics;
+    let mut series = m.etcd_series.lock().unwrap_or_else(|e| e.into_inner());
+    for gone in series
+        .get(name)
+        .into_iter()
+        .flatten()
+        .filter(|c| !newest.contains_key(c.as_str()))
+    {
+        m.etcd_snapshot_last.remove(&label(gone));
+    }
+    for (cluster, at) in &newest {
+        m.etcd_snapshot_last
+            .get_or_create(&label(cluster))
             .set(at.timestamp() as f64);
     }
+    series.insert(
+        name.to_owned(),
+        newest.keys().map(|c| (*c).to_owned()).collect(),
+    );
 }
 
 /// Keeps the records of the backups stored in a location true to it

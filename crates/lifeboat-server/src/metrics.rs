@@ -141,6 +141,9 @@ pub struct Metrics {
     pub schedule_interval: ByScheduleF,
     /// lifeboat_etcd_snapshot_last_timestamp per location and cluster.
     pub etcd_snapshot_last: Family<LocationClusterLabel, Gauge<f64, AtomicU64>>,
+    /// The clusters each location's etcd series were last set for (a series whose
+    /// snapshots were all pruned goes).
+    pub etcd_series: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// The DR plans' metrics, each named in `lifeboat_types::metrics`.
@@ -255,8 +258,16 @@ impl Metrics {
             dr: DrMetrics::default(),
             schedule_interval: Family::default(),
             etcd_snapshot_last: Family::default(),
+            etcd_series: Default::default(),
         };
         let mut m = m;
+        // Backups made by hand (schedule ""): their failure counters start at 0, so that
+        // the first failure is an increase to Prometheus (schedules' are made by their
+        // controller).
+        let by_hand = ScheduleLabel {
+            schedule: String::new(),
+        };
+        m.count_failures_from_zero(&by_hand);
         let r = &mut m.registry;
         // Counters get their `_total` suffix from the encoder.
         reg(r, table::BACKUP_TOTAL, names, m.backup_total.clone());
@@ -406,6 +417,18 @@ impl Metrics {
             m.etcd_snapshot_last.clone(),
         );
         m
+    }
+
+    /// Creates `label`'s failure counters at 0 (a counter's first series is its birth, not
+    /// an increase, to Prometheus' `increase`).
+    pub fn count_failures_from_zero(&self, label: &ScheduleLabel) {
+        for f in [
+            &self.backup_failure,
+            &self.backup_partial_failure,
+            &self.backup_validation_failure,
+        ] {
+            let _ = f.get_or_create(label);
+        }
     }
 
     /// The exposition in Prometheus' classic text format (0.0.4), which every scraper and

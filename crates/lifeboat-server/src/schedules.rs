@@ -20,6 +20,42 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     super::run_controller(ctx, api, "schedule reconcile", reconcile).await;
 }
 
+/// What a server that just started knows of a schedule's backups: its failure counters at
+/// 0 (so that a first failure is an increase to Prometheus), and its last success from
+/// the newest Completed backup it made (so that backup-age alerts hold across restarts).
+/// Never a made-up time: a schedule with no Completed backup has no last success.
+async fn seed_metrics(ctx: &Ctx, name: &str, label: &crate::metrics::ScheduleLabel) {
+    let m = &ctx.metrics;
+    m.count_failures_from_zero(label);
+    if m.backup_last_successful.get(label).is_some() {
+        return;
+    }
+    let backups: Api<BackupResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let listed = backups
+        .list(&kube::api::ListParams::default().labels(&format!("{SCHEDULE_LABEL}={name}")))
+        .await;
+    let newest = match listed {
+        Ok(l) => l
+            .items
+            .iter()
+            .filter_map(|b| b.status.as_ref())
+            .filter(|s| s.phase == lifeboat_types::api::velero::BackupPhase::Completed)
+            .filter_map(|s| s.completion_timestamp.as_ref().map(|t| t.0))
+            .max(),
+        Err(e) => {
+            tracing::debug!(schedule = %name, "cannot list its backups: {}", crate::chain(&e));
+            None
+        }
+    };
+    if let Some(t) = newest
+        && m.backup_last_successful.get(label).is_none()
+    {
+        m.backup_last_successful
+            .get_or_create(label)
+            .set(t.timestamp());
+    }
+}
+
 async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, ServerError> {
     let api: Api<ScheduleResource> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let name = s.name_any();
@@ -48,6 +84,7 @@ async fn reconcile(s: Arc<ScheduleResource>, ctx: Arc<Ctx>) -> Result<Action, Se
             ctx.metrics.schedule_interval.remove(&label);
         }
     }
+    seed_metrics(&ctx, &name, &label).await;
     let phase = s.status.as_ref().map(|st| st.phase.to_string());
     let decision = match decide(&s.spec, s.status.as_ref(), now) {
         Ok(d) => d,

@@ -249,7 +249,7 @@ pub fn markdown(plan: &Plan, plan_file: &str, facts: &Facts) -> String {
                     e.namespace
                 )
             } else if let Some(w) = &h.webhook {
-                format!("POST {w}")
+                format!("POST {}", crate::rules::secrets::redact_url(w))
             } else {
                 format!("runs `{}`", h.command.join(" "))
             };
@@ -396,6 +396,24 @@ spec:
     fn the_runbook_of_a_full_plan() {
         let plan = parse(PLAN, "shop-dr.yaml").unwrap();
         insta::assert_snapshot!(markdown(&plan, "shop-dr.yaml", &facts()));
+    }
+
+    #[test]
+    fn a_hooks_webhook_is_shown_without_its_token() {
+        let plan = parse(
+            &PLAN.replace(
+                "https://hooks.example/dr",
+                "https://hooks.slack.example/services/T0/B0/s3cret",
+            ),
+            "shop-dr.yaml",
+        )
+        .unwrap();
+        let md = markdown(&plan, "shop-dr.yaml", &facts());
+        assert!(
+            md.contains("| notify | chat | POST https://hooks.slack.example/… | continue |"),
+            "{md}"
+        );
+        assert!(!md.contains("s3cret"), "{md}");
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct Notified {
     /// Whether the RPO was breached at the last notice.
     #[serde(default)]
     pub rpo_breached: Option<bool>,
+    /// Since when the RPO has been seen breached without a break (a breach is notified
+    /// once it held `--dr-rpo-breach-for`).
+    #[serde(default)]
+    pub breach_seen: Option<Time>,
 }
 
 /// A failover or failback as the plan's status keeps it (the whole report is stored in

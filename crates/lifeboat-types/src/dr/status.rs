@@ -204,6 +204,10 @@ pub struct Readiness {
     pub crds: Option<bool>,
     /// Each location the cluster reads, with why it cannot be read (None: readable).
     pub locations: BTreeMap<String, Option<String>>,
+    /// The API types of the backup it would restore that it does not serve and whose
+    /// CRD the backup does not hold (`group/Kind`; None: not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unserved_kinds: Option<Vec<String>>,
 }
 
 /// Why a cluster is not ready to take over (empty: ready). Only a cluster that was asked
@@ -222,6 +226,12 @@ pub fn not_ready(r: &Readiness, needs_server: bool) -> Vec<String> {
     if needs_server && r.crds == Some(false) {
         why.push("lifeboat is not installed (its CRDs are not served)".into());
     }
+    if let Some(kinds) = r.unserved_kinds.as_ref().filter(|k| !k.is_empty()) {
+        why.push(format!(
+            "it does not serve {} that the backup holds objects of, and the backup holds no CRD for them: install their CRDs (and operators) first",
+            kinds.join(", ")
+        ));
+    }
     for (l, res) in &r.locations {
         if let Some(e) = res {
             why.push(format!("location {l} unreadable: {e}"));
@@ -231,6 +241,39 @@ pub fn not_ready(r: &Readiness, needs_server: bool) -> Vec<String> {
         why.push("no location it reads can be read: it has nothing to restore".into());
     }
     why
+}
+
+/// The API types (`group/Kind`) of a backup's resource list (keys `group/version/Kind`,
+/// `v1/Kind` for the core group) that a cluster does not serve (`served`: its discovered
+/// `(group, Kind)` pairs) and that no CustomResourceDefinition in the backup (`crds`:
+/// their names, `<plural>.<group>`) defines: a restore there would fail for their
+/// objects. Built-in groups are never missing for want of a CRD.
+pub fn unserved_kinds<'a>(
+    backup_keys: impl IntoIterator<Item = &'a str>,
+    crds: &[String],
+    served: &std::collections::BTreeSet<(String, String)>,
+) -> Vec<String> {
+    let mut out: Vec<String> = backup_keys
+        .into_iter()
+        .filter_map(|key| {
+            let mut parts = key.rsplitn(3, '/');
+            let kind = parts.next()?;
+            let _version = parts.next()?;
+            let group = parts.next().unwrap_or("");
+            Some((group, kind))
+        })
+        .filter(|(group, _)| !crate::api::groups::is_builtin(group))
+        .filter(|(group, kind)| !served.contains(&((*group).to_owned(), (*kind).to_owned())))
+        .filter(|(group, _)| {
+            !crds
+                .iter()
+                .any(|c| c.split_once('.').is_some_and(|(_, g)| g == *group))
+        })
+        .map(|(group, kind)| format!("{group}/{kind}"))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The verdict of `dr status` for one plan, from what was decided per cluster.
@@ -431,18 +474,19 @@ mod tests {
     }
 
     #[rstest]
-    #[case::ready(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(true), locations: BTreeMap::from([("l".into(), None)]) }, false, vec![])]
+    #[case::ready(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(true), locations: BTreeMap::from([("l".into(), None)]), unserved_kinds: Some(vec![]) }, false, vec![])]
+    #[case::unserved_kinds(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(true), unserved_kinds: Some(vec!["example.com/Widget".into()]), ..Default::default() }, false, vec!["it does not serve example.com/Widget that the backup holds objects of, and the backup holds no CRD for them: install their CRDs (and operators) first"])]
     #[case::down(Readiness { api_error: Some("connection refused".into()), ..Default::default() }, false, vec!["API server unreachable: connection refused"])]
     #[case::no_nodes(Readiness { api_error: None, nodes: Some((0, 2)), crds: Some(true), ..Default::default() }, false, vec!["no Ready node (of 2)"])]
     #[case::not_installed(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(false), ..Default::default() }, true, vec!["lifeboat is not installed (its CRDs are not served)"])]
     #[case::no_server_needed(Readiness { api_error: None, nodes: Some((1, 1)), crds: Some(false), ..Default::default() }, false, vec![])]
     #[case::one_location_of_two(
-        Readiness { api_error: None, nodes: None, crds: None, locations: BTreeMap::from([("a".into(), None), ("b".into(), Some("403".into()))]) },
+        Readiness { api_error: None, nodes: None, crds: None, locations: BTreeMap::from([("a".into(), None), ("b".into(), Some("403".into()))]), unserved_kinds: None },
         false,
         vec!["location b unreadable: 403"]
     )]
     #[case::no_location(
-        Readiness { api_error: None, nodes: None, crds: None, locations: BTreeMap::from([("b".into(), Some("403".into()))]) },
+        Readiness { api_error: None, nodes: None, crds: None, locations: BTreeMap::from([("b".into(), Some("403".into()))]), unserved_kinds: None },
         false,
         vec!["location b unreadable: 403", "no location it reads can be read: it has nothing to restore"]
     )]
@@ -461,5 +505,26 @@ mod tests {
     #[case(2, 0, Health::Ok)]
     fn plan_health(#[case] ready: usize, #[case] findings: usize, #[case] want: Health) {
         assert_eq!(health(ready, findings), want);
+    }
+
+    #[rstest]
+    #[case::built_in_types_never(&["v1/ConfigMap", "apps/v1/Deployment", "batch/v1beta1/CronJob"], &[], &[], vec![])]
+    #[case::a_custom_type_not_served(&["example.com/v1/Widget", "v1/Secret"], &[], &[], vec!["example.com/Widget"])]
+    #[case::served_in_any_version(&["example.com/v1beta1/Widget"], &[], &[("example.com", "Widget")], vec![])]
+    #[case::its_crd_in_the_backup(&["example.com/v1/Widget"], &["widgets.example.com"], &[], vec![])]
+    #[case::another_groups_crd(&["example.com/v1/Widget"], &["gadgets.example.org"], &[], vec!["example.com/Widget"])]
+    #[case::once_each(&["example.com/v1/Widget", "example.com/v2/Widget"], &[], &[], vec!["example.com/Widget"])]
+    fn kinds_a_target_cannot_take(
+        #[case] keys: &[&str],
+        #[case] crds: &[&str],
+        #[case] served: &[(&str, &str)],
+        #[case] want: Vec<&str>,
+    ) {
+        let crds: Vec<String> = crds.iter().map(|c| (*c).to_owned()).collect();
+        let served = served
+            .iter()
+            .map(|(g, k)| ((*g).to_owned(), (*k).to_owned()))
+            .collect();
+        assert_eq!(unserved_kinds(keys.iter().copied(), &crds, &served), want);
     }
 }

@@ -1,8 +1,9 @@
 //! HTML pages from the Markdown lifeboat writes (a runbook, a report): one renderer, so a
-//! page and its Markdown say the same. Raw HTML in the Markdown (a plan's text can hold
-//! any characters) is shown as text, never passed through.
+//! page and its Markdown say the same. A plan's text can hold any characters, so nothing
+//! in the Markdown becomes active in the page: raw HTML is shown as text, and links and
+//! images (a `javascript:` link, a remote image that reports the reader) as their text.
 
-use pulldown_cmark::{Event, Options, Parser, html};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
 
 /// Escapes `s` for HTML text and attribute values.
 pub fn escape(s: &str) -> String {
@@ -22,9 +23,12 @@ pub fn escape(s: &str) -> String {
 
 /// The body of `markdown` as HTML (tables on; raw HTML escaped).
 pub fn body(markdown: &str) -> String {
-    let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES).map(|e| match e {
-        Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
-        e => e,
+    let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES).filter_map(|e| match e {
+        Event::Html(s) | Event::InlineHtml(s) => Some(Event::Text(s)),
+        Event::Start(Tag::Link { dest_url, .. }) => Some(Event::Text(dest_url)),
+        Event::Start(Tag::Image { dest_url, .. }) => Some(Event::Text(dest_url)),
+        Event::End(TagEnd::Link | TagEnd::Image) => None,
+        e => Some(e),
     });
     let mut out = String::new();
     html::push_html(&mut out, parser);
@@ -55,6 +59,16 @@ mod tests {
         assert!(b.contains("<table>"), "{b}");
         assert!(b.contains("&lt;script&gt;x&lt;/script&gt;"), "{b}");
         assert!(!b.contains("<script>"), "{b}");
+    }
+
+    #[test]
+    fn links_and_images_are_text() {
+        let b = body(
+            "[call](javascript:alert(1)) <javascript:alert(2)> ![x](https://track.example/p.png)\n",
+        );
+        assert!(!b.contains("<a "), "{b}");
+        assert!(!b.contains("<img"), "{b}");
+        assert!(!b.contains("href"), "{b}");
     }
 
     #[test]

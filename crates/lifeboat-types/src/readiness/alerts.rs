@@ -22,6 +22,8 @@ pub struct Options {
     pub etcd_max_age: Duration,
     /// How long since the last drill before its alert, without a plan's calendar.
     pub drill_every: Duration,
+    /// Whether the DR plans' rules are included (always with a plan, which has only them).
+    pub dr: bool,
 }
 
 /// A DR plan's numbers the rules use.
@@ -121,9 +123,14 @@ fn secs(d: Duration) -> u64 {
     d.as_secs()
 }
 
-/// Every rule, for `o`.
+/// Every rule, for `o`: with a plan, only the DR rules of that plan (each plan's rules a
+/// group of their own, beside the backup rules generated once without a plan).
 pub fn alerts(o: &Options) -> Vec<Alert> {
     let mut out = Vec::new();
+    if o.plan.is_some() {
+        dr_alerts(o, &mut out);
+        return out;
+    }
     let last = name(metrics::BACKUP_LAST_SUCCESSFUL, o);
     let interval = name(metrics::SCHEDULE_INTERVAL, o);
     let nightly = [("schedule", "nightly")];
@@ -217,25 +224,29 @@ pub fn alerts(o: &Options) -> Vec<Alert> {
     let etcd = name(metrics::ETCD_SNAPSHOT_LAST, o);
     let max = o.etcd_max_age;
     let prod = [("backup_location_name", "default"), ("cluster", "prod")];
+    let other = [("backup_location_name", "offsite"), ("cluster", "prod")];
     // The last snapshot an hour older than the limit at the start (a negative time),
-    // against one written every minute.
+    // against one written every minute; an old one-off in another location does not
+    // count while a recent one exists.
     let stale = format!("-{}x40", secs(max).saturating_add(3_600));
     out.push(Alert {
         name: "LifeboatEtcdSnapshotTooOld".into(),
         severity: "critical",
-        expr: format!("(time() - {etcd}) > {}", secs(max)),
+        expr: format!("(time() - max by (cluster) ({etcd})) > {}", secs(max)),
         for_: "10m".into(),
         summary: format!("The newest etcd snapshot is older than {}", prom_duration(max)),
-        description: "Cluster {{ $labels.cluster }} has no etcd snapshot in location {{ $labels.backup_location_name }} newer than the limit: the control plane could only be rebuilt to an old state. Check the etcd snapshot CronJob.".into(),
+        description: "Cluster {{ $labels.cluster }} has no etcd snapshot in any location newer than the limit: the control plane could only be rebuilt to an old state. Check the etcd snapshot CronJob.".into(),
         test: RuleTest {
             interval: "1m".into(),
             eval_time: "30m".into(),
             firing: vec![series(etcd, &prod, &stale)],
-            quiet: vec![series(etcd, &prod, "0+60x40")],
-            labels: labels(&prod),
+            quiet: vec![series(etcd, &prod, "0+60x40"), series(etcd, &other, &stale)],
+            labels: labels(&[("cluster", "prod")]),
         },
     });
-    dr_alerts(o, &mut out);
+    if o.dr {
+        dr_alerts(o, &mut out);
+    }
     out
 }
 
@@ -406,22 +417,36 @@ fn rule_json(a: &Alert) -> Value {
     r
 }
 
-/// The group name of the rules.
-pub const GROUP: &str = "lifeboat.dr";
+/// The group name of the rules of `o`: `lifeboat`, or `lifeboat.plan.<plan>`.
+pub fn group(o: &Options) -> String {
+    match &o.plan {
+        Some(p) => format!("lifeboat.plan.{}", p.name),
+        None => "lifeboat".into(),
+    }
+}
+
+/// The PrometheusRule's default name for `o`: `lifeboat`, or `lifeboat-plan-<plan>` (so
+/// that each plan's rules are an object of their own).
+pub fn default_name(o: &Options) -> String {
+    match &o.plan {
+        Some(p) => format!("lifeboat-plan-{}", p.name),
+        None => "lifeboat".into(),
+    }
+}
 
 /// A Prometheus rule file: `groups: [{name, rules}]`.
-pub fn rule_file(alerts: &[Alert]) -> Value {
-    json!({"groups": [{"name": GROUP, "rules": alerts.iter().map(rule_json).collect::<Vec<_>>()}]})
+pub fn rule_file(alerts: &[Alert], group: &str) -> Value {
+    json!({"groups": [{"name": group, "rules": alerts.iter().map(rule_json).collect::<Vec<_>>()}]})
 }
 
 /// The same rules as a PrometheusRule of the Prometheus Operator.
-pub fn prometheus_rule(alerts: &[Alert], name: &str, namespace: &str) -> Value {
+pub fn prometheus_rule(alerts: &[Alert], group: &str, name: &str, namespace: &str) -> Value {
     let mut doc = json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "lifeboat"}},
     });
-    doc["spec"] = rule_file(alerts);
+    doc["spec"] = rule_file(alerts, group);
     doc
 }
 
@@ -484,6 +509,7 @@ mod tests {
             plan: None,
             etcd_max_age: Duration::from_secs(86_400),
             drill_every: Duration::from_secs(92 * 86_400),
+            dr: true,
         }
     }
 
@@ -545,6 +571,17 @@ mod tests {
             ..opts()
         };
         let a = alerts(&o);
+        // Only the plan's DR rules, in a group and object of their own.
+        assert!(a.iter().all(|a| a.name.starts_with("LifeboatDR")), "{a:?}");
+        assert_eq!(a.len(), 6);
+        assert_eq!(group(&o), "lifeboat.plan.shop-dr");
+        assert_eq!(default_name(&o), "lifeboat-plan-shop-dr");
+        let without_dr = alerts(&Options {
+            dr: false,
+            ..opts()
+        });
+        assert!(without_dr.iter().all(|a| !a.name.starts_with("LifeboatDR")));
+        assert_eq!(without_dr.len() + 6, alerts(&opts()).len());
         let expr = |n: &str| a.iter().find(|a| a.name == n).unwrap().expr.clone();
         assert_eq!(
             expr("LifeboatDRRPOBreached"),
@@ -562,7 +599,7 @@ mod tests {
 
     #[test]
     fn the_rule_file_is_what_prometheus_reads() {
-        insta::assert_yaml_snapshot!(rule_file(&alerts(&opts())));
+        insta::assert_yaml_snapshot!(rule_file(&alerts(&opts()), &group(&opts())));
     }
 
     #[test]

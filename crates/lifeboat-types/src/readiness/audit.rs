@@ -291,6 +291,8 @@ pub struct Observed {
     pub pdbs: Vec<Value>,
     /// Their PersistentVolumeClaims.
     pub claims: Vec<Value>,
+    /// The PersistentVolumes bound to them (their reclaim policy is what counts once bound).
+    pub volumes: Vec<Value>,
     /// The cluster's nodes.
     pub nodes: Vec<Value>,
     /// The cluster's StorageClasses.
@@ -319,6 +321,11 @@ pub const ZONE_KEYS: &[&str] = &[
 
 /// The annotation marking the cluster's default StorageClass.
 pub const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+/// It, and the beta one clusters still carry.
+pub const DEFAULT_CLASS_ANNOTATIONS: &[&str] = &[
+    DEFAULT_CLASS,
+    "storageclass.beta.kubernetes.io/is-default-class",
+];
 
 /// A number of seconds as a Go duration (`1h0m0s`).
 fn go(secs: u64) -> String {
@@ -497,6 +504,14 @@ fn rule_anti_affinity(o: &Observed, out: &mut Vec<Finding>) {
                 continue;
             }
             let key = s(t, "/topologyKey");
+            // A node without the key's label takes any number of the pods.
+            if nodes.iter().any(|n| {
+                n.pointer("/metadata/labels")
+                    .and_then(|l| l.get(key))
+                    .is_none()
+            }) {
+                continue;
+            }
             let domains: BTreeSet<&str> = nodes
                 .iter()
                 .filter_map(|n| n.pointer("/metadata/labels").and_then(|l| l.get(key)))
@@ -536,9 +551,24 @@ fn rule_pdbs(o: &Observed, out: &mut Vec<Finding>) {
             ));
             continue;
         }
-        let total: i64 = selected.iter().map(|w| replicas(w)).sum();
+        let mut total: i64 = selected.iter().map(|w| replicas(w)).sum();
+        if selected.is_empty() {
+            // Only pods of other owners (DaemonSets, operators' own kinds, bare pods).
+            total = sel.as_ref().map_or(0, |sel| {
+                let n = o
+                    .pods
+                    .iter()
+                    .filter(|p| {
+                        same_namespace(p, pdb) && sel.matches(&labels(p, "/metadata/labels"))
+                    })
+                    .count();
+                i64::try_from(n).unwrap_or(i64::MAX)
+            });
+        }
         let spec = pdb.get("spec").cloned().unwrap_or_default();
-        let blocks = if let Some(max) = spec.get("maxUnavailable") {
+        let blocks = if total == 0 {
+            false
+        } else if let Some(max) = spec.get("maxUnavailable") {
             count_of(max, total) == Some(0)
         } else if let Some(min) = spec.get("minAvailable") {
             count_of(min, total).is_some_and(|m| total > 0 && m >= total)
@@ -590,29 +620,72 @@ fn claim_class<'a>(claim: &'a Value, classes: &'a [Value]) -> Option<&'a Value> 
     match named {
         Some("") => None,
         Some(n) => classes.iter().find(|c| s(c, "/metadata/name") == n),
-        None => classes.iter().find(|c| {
-            s(
-                c,
-                &format!("/metadata/annotations/{}", DEFAULT_CLASS.replace('/', "~1")),
-            ) == "true"
-        }),
+        None => default_class(classes),
     }
 }
 
+/// The default StorageClass: marked by either annotation; of several, the newest (as the
+/// API server's admission picks).
+pub fn default_class(classes: &[Value]) -> Option<&Value> {
+    classes
+        .iter()
+        .filter(|c| {
+            DEFAULT_CLASS_ANNOTATIONS.iter().any(|a| {
+                s(
+                    c,
+                    &format!("/metadata/annotations/{}", a.replace('/', "~1")),
+                ) == "true"
+            })
+        })
+        .max_by(|a, b| {
+            s(a, "/metadata/creationTimestamp")
+                .cmp(s(b, "/metadata/creationTimestamp"))
+                .then_with(|| s(b, "/metadata/name").cmp(s(a, "/metadata/name")))
+        })
+}
+
+/// The reclaim policy a claim's data has: its bound volume's, else its class's.
+fn claim_reclaim(claim: &Value, class: &Value, volumes: &[Value]) -> String {
+    let bound = claim
+        .pointer("/spec/volumeName")
+        .and_then(Value::as_str)
+        .and_then(|v| volumes.iter().find(|pv| s(pv, "/metadata/name") == v));
+    match bound {
+        Some(pv) => pv
+            .pointer("/spec/persistentVolumeReclaimPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Delete")
+            .to_owned(),
+        None => class_reclaim(class).to_owned(),
+    }
+}
+
+fn class_reclaim(class: &Value) -> &str {
+    class
+        .get("reclaimPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Delete")
+}
+
 /// The StorageClasses stateful data uses: those of the claims and of StatefulSets'
-/// volumeClaimTemplates, with who uses each.
+/// volumeClaimTemplates, each with the users whose data deleting the claim would delete
+/// (a bound claim: its volume's policy; a template: the class's).
 fn stateful_classes<'a>(o: &'a Observed) -> BTreeMap<String, (&'a Value, Vec<String>)> {
     let mut out: BTreeMap<String, (&Value, Vec<String>)> = BTreeMap::new();
-    let mut add = |class: Option<&'a Value>, user: String| {
+    let mut add = |class: Option<&'a Value>, user: String, deletes: bool| {
         if let Some(c) = class {
-            out.entry(s(c, "/metadata/name").to_owned())
-                .or_insert((c, Vec::new()))
-                .1
-                .push(user);
+            let e = out
+                .entry(s(c, "/metadata/name").to_owned())
+                .or_insert((c, Vec::new()));
+            if deletes {
+                e.1.push(user);
+            }
         }
     };
     for c in &o.claims {
-        add(claim_class(c, &o.storage_classes), object_name(c));
+        let class = claim_class(c, &o.storage_classes);
+        let deletes = class.is_some_and(|k| claim_reclaim(c, k, &o.volumes) == "Delete");
+        add(class, object_name(c), deletes);
     }
     for w in o.workloads.iter().filter(|w| is_kind(w, &["StatefulSet"])) {
         for t in w
@@ -621,12 +694,14 @@ fn stateful_classes<'a>(o: &'a Observed) -> BTreeMap<String, (&'a Value, Vec<Str
             .into_iter()
             .flatten()
         {
-            add(claim_class(t, &o.storage_classes), object_name(w));
+            let class = claim_class(t, &o.storage_classes);
+            let deletes = class.is_some_and(|k| class_reclaim(k) == "Delete");
+            add(class, object_name(w), deletes);
         }
     }
-    for (_, users) in out.values_mut() {
-        users.sort();
-        users.dedup();
+    for (_, deleting) in out.values_mut() {
+        deleting.sort();
+        deleting.dedup();
     }
     out
 }
@@ -650,16 +725,16 @@ fn rule_storage(o: &Observed, out: &mut Vec<Finding>) {
                 .and_then(Value::as_str)
         })
         .collect();
-    for (name, (class, users)) in stateful_classes(o) {
-        let reclaim = class
-            .get("reclaimPolicy")
-            .and_then(Value::as_str)
-            .unwrap_or("Delete");
-        if reclaim == "Delete" {
+    for (name, (class, deleting)) in stateful_classes(o) {
+        if !deleting.is_empty() {
             out.push(Finding::new(
                 Rule::ReclaimDelete,
                 format!("StorageClass {name}"),
-                format!("reclaimPolicy Delete, used by {}", users_line(&users)),
+                format!(
+                    "reclaimPolicy {}, the data of {} deleted with its claim",
+                    class_reclaim(class),
+                    users_line(&deleting)
+                ),
                 "use a StorageClass with reclaimPolicy: Retain for stateful data, or patch the bound volumes: kubectl patch pv PV -p '{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'".into(),
             ));
         }
@@ -948,6 +1023,8 @@ mod tests {
     }
 
     fn node(name: &str, ready: bool, labels: Value) -> Value {
+        let mut labels = labels;
+        labels["kubernetes.io/hostname"] = json!(name);
         json!({"kind": "Node", "metadata": {"name": name, "labels": labels},
             "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}})
     }
@@ -1000,6 +1077,7 @@ mod tests {
                 json!({"maxUnavailable": 1}),
             )],
             claims: vec![claim("data-db-0", Some("retain"))],
+            volumes: vec![],
             nodes: vec![
                 node("n1", true, json!({ZONE_KEYS[0]: "a"})),
                 node("n2", true, json!({ZONE_KEYS[0]: "a"})),
@@ -1053,7 +1131,7 @@ mod tests {
         Rule::NoZoneSpread, "Deployment shop/web", "3 replicas, no topologySpreadConstraints and no podAntiAffinity")]
     #[case::anti_affinity_on_hostname_with_two_nodes(|o: &mut Observed| o.workloads[0]["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}}),
-        Rule::AntiAffinityUnsatisfiable, "Deployment shop/web", "3 replicas must each have their own kubernetes.io/hostname, and the schedulable nodes have 0")]
+        Rule::AntiAffinityUnsatisfiable, "Deployment shop/web", "3 replicas must each have their own kubernetes.io/hostname, and the schedulable nodes have 2")]
     #[case::anti_affinity_on_one_zone(|o: &mut Observed| o.workloads[0]["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": ZONE_KEYS[0], "labelSelector": {"matchLabels": {"app": "web"}}}]}}),
         Rule::AntiAffinityUnsatisfiable, "Deployment shop/web", "3 replicas must each have their own topology.kubernetes.io/zone, and the schedulable nodes have 1")]
@@ -1072,7 +1150,7 @@ mod tests {
     #[case::statefulset_without_pdb(|o: &mut Observed| o.pdbs.clear(),
         Rule::StatefulSetWithoutPdb, "StatefulSet shop/db", "no PodDisruptionBudget selects its pods")]
     #[case::reclaim_delete_by_default(|o: &mut Observed| { o.storage_classes[0].as_object_mut().unwrap().remove("reclaimPolicy"); },
-        Rule::ReclaimDelete, "StorageClass retain", "reclaimPolicy Delete, used by PersistentVolumeClaim shop/data-db-0 and 1 more")]
+        Rule::ReclaimDelete, "StorageClass retain", "reclaimPolicy Delete, the data of PersistentVolumeClaim shop/data-db-0 and 1 more deleted with its claim")]
     #[case::immediate_in_two_zones(|o: &mut Observed| { o.storage_classes[0]["volumeBindingMode"] = json!("Immediate"); o.nodes[1]["metadata"]["labels"] = json!({ZONE_KEYS[1]: "b"}); },
         Rule::ImmediateBindingMultiZone, "StorageClass retain", "volumeBindingMode Immediate, nodes in 2 zones (a, b)")]
     #[case::no_snapshot_class(|o: &mut Observed| o.snapshot_classes = Some(vec![json!({"driver": "other"})]),
@@ -1170,6 +1248,65 @@ mod tests {
         // A pod of another namespace is not one the budget selects.
         o.pods[0]["metadata"]["namespace"] = json!("web");
         assert_eq!(one(&o).0, Rule::PdbSelectsNothing);
+    }
+
+    #[test]
+    fn a_node_without_the_topology_label_takes_any_number() {
+        let mut o = healthy();
+        o.nodes.push(node("bare", true, json!({})));
+        o.workloads[0]["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": ZONE_KEYS[0], "labelSelector": {"matchLabels": {"app": "web"}}}]}});
+        // n1, n2 in zone a; "bare" has no zone label: the scheduler puts any number there.
+        o.nodes[2]["metadata"]["labels"] = json!({"kubernetes.io/hostname": "bare"});
+        assert_eq!(found(&o), vec![]);
+    }
+
+    #[test]
+    fn a_percent_budget_over_pods_of_other_owners_counts_the_pods() {
+        let mut o = healthy();
+        o.pdbs.push(pdb(
+            "policy/v1",
+            json!({"matchLabels": {"app": "agent"}}),
+            json!({"maxUnavailable": "25%"}),
+        ));
+        for i in 0..4 {
+            o.pods.push(json!({"kind": "Pod", "metadata": {"name": format!("agent-{i}"), "namespace": "shop", "labels": {"app": "agent"}}}));
+        }
+        // 25% of 4 pods is one: not blocking.
+        assert_eq!(found(&o), vec![]);
+        // 0% blocks whatever the count.
+        o.pdbs[1]["spec"]["maxUnavailable"] = json!("0%");
+        assert_eq!(one(&o).0, Rule::PdbBlocksDrain);
+    }
+
+    #[test]
+    fn a_bound_volume_set_to_retain_keeps_its_data() {
+        let mut o = healthy();
+        o.storage_classes[0]["reclaimPolicy"] = json!("Delete");
+        o.workloads[1]["spec"]["volumeClaimTemplates"] = json!([]);
+        o.claims[0]["spec"]["volumeName"] = json!("pv-1");
+        o.volumes.push(json!({"kind": "PersistentVolume", "metadata": {"name": "pv-1"}, "spec": {"persistentVolumeReclaimPolicy": "Delete"}}));
+        assert_eq!(one(&o).0, Rule::ReclaimDelete);
+        // The finding's fix, patching the volume, clears it.
+        o.volumes[0]["spec"]["persistentVolumeReclaimPolicy"] = json!("Retain");
+        assert_eq!(found(&o), vec![]);
+    }
+
+    #[test]
+    fn the_default_class_is_the_newest_marked_by_either_annotation() {
+        let mut old = class("old", Some("Retain"), None, true);
+        old["metadata"]["creationTimestamp"] = json!("2020-01-01T00:00:00Z");
+        let mut beta = class("beta", Some("Retain"), None, false);
+        beta["metadata"]["annotations"] =
+            json!({"storageclass.beta.kubernetes.io/is-default-class": "true"});
+        beta["metadata"]["creationTimestamp"] = json!("2024-01-01T00:00:00Z");
+        let plain = class("plain", None, None, false);
+        let classes = [old, beta, plain];
+        assert_eq!(
+            s(default_class(&classes).unwrap(), "/metadata/name"),
+            "beta"
+        );
+        assert!(default_class(&classes[2..]).is_none());
     }
 
     #[test]

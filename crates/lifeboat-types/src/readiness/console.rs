@@ -17,6 +17,23 @@ pub enum Access {
     /// 403: reachable from the network and no token configured: the console would show the
     /// cluster's backups to anyone who can reach the port.
     NoTokenConfigured,
+    /// 403: open on loopback, but asked under a Host name that is not a loopback one: a
+    /// page of another site whose name was rebound to 127.0.0.1 (DNS rebinding).
+    ForeignHost,
+}
+
+/// Whether a Host header names this machine's loopback (`localhost`, `127.0.0.1`,
+/// `[::1]`, with or without a port).
+pub fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Equal in time whatever the bytes (a token compared byte by byte leaks its prefix).
@@ -28,10 +45,16 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Who may read: `loopback` — the console listens on a loopback address only; `token` —
-/// the configured bearer token; `authorization` — the request's Authorization header.
-pub fn access(loopback: bool, token: Option<&str>, authorization: Option<&str>) -> Access {
+/// the configured bearer token; `authorization` and `host` — the request's headers.
+pub fn access(
+    loopback: bool,
+    token: Option<&str>,
+    authorization: Option<&str>,
+    host: Option<&str>,
+) -> Access {
     match token.filter(|t| !t.is_empty()) {
-        None if loopback => Access::Allowed,
+        None if loopback && host.is_some_and(loopback_host) => Access::Allowed,
+        None if loopback => Access::ForeignHost,
         None => Access::NoTokenConfigured,
         Some(t) => {
             let presented = authorization
@@ -126,22 +149,47 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
+    const LOCAL: Option<&str> = Some("127.0.0.1:8085");
+
     #[rstest]
-    #[case::loopback_open(true, None, None, Access::Allowed)]
-    #[case::network_without_token(false, None, None, Access::NoTokenConfigured)]
-    #[case::empty_token_is_none(false, Some(""), Some("Bearer "), Access::NoTokenConfigured)]
-    #[case::token_needed_on_loopback_too(true, Some("s3cret"), None, Access::Unauthorized)]
-    #[case::right_token(false, Some("s3cret"), Some("Bearer s3cret"), Access::Allowed)]
-    #[case::wrong_token(false, Some("s3cret"), Some("Bearer s3cres"), Access::Unauthorized)]
-    #[case::prefix_of_token(false, Some("s3cret"), Some("Bearer s3c"), Access::Unauthorized)]
-    #[case::basic_auth(false, Some("s3cret"), Some("Basic s3cret"), Access::Unauthorized)]
+    #[case::loopback_open(true, None, None, LOCAL, Access::Allowed)]
+    #[case::localhost_by_name(true, None, None, Some("localhost:8085"), Access::Allowed)]
+    #[case::ipv6_loopback(true, None, None, Some("[::1]:8085"), Access::Allowed)]
+    #[case::rebound_name(true, None, None, Some("evil.example:8085"), Access::ForeignHost)]
+    #[case::no_host(true, None, None, None, Access::ForeignHost)]
+    #[case::network_without_token(false, None, None, LOCAL, Access::NoTokenConfigured)]
+    #[case::empty_token_is_none(false, Some(""), Some("Bearer "), LOCAL, Access::NoTokenConfigured)]
+    #[case::token_needed_on_loopback_too(true, Some("s3cret"), None, LOCAL, Access::Unauthorized)]
+    #[case::right_token(
+        false,
+        Some("s3cret"),
+        Some("Bearer s3cret"),
+        Some("lifeboat.example"),
+        Access::Allowed
+    )]
+    #[case::wrong_token(
+        false,
+        Some("s3cret"),
+        Some("Bearer s3cres"),
+        LOCAL,
+        Access::Unauthorized
+    )]
+    #[case::prefix_of_token(false, Some("s3cret"), Some("Bearer s3c"), LOCAL, Access::Unauthorized)]
+    #[case::basic_auth(
+        false,
+        Some("s3cret"),
+        Some("Basic s3cret"),
+        LOCAL,
+        Access::Unauthorized
+    )]
     fn who_may_read(
         #[case] loopback: bool,
         #[case] token: Option<&str>,
         #[case] header: Option<&str>,
+        #[case] host: Option<&str>,
         #[case] want: Access,
     ) {
-        assert_eq!(access(loopback, token, header), want);
+        assert_eq!(access(loopback, token, header, host), want);
     }
 
     fn t(h: i64) -> DateTime<Utc> {

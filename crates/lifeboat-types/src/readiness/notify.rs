@@ -368,26 +368,48 @@ fn run_outcome(
     }
 }
 
-/// How recent a failover or failback must be to be notified of when first seen (a
-/// server that starts does not announce last month's).
+/// How recent a failover or failback must have ended to be notified of when the plan is
+/// first seen (a server that starts on a plan does not announce last month's run).
 pub const RECENT_RUN: Duration = Duration::from_secs(3600);
 
+/// The RPO as one look at a plan saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpoLook {
+    /// Breached now; None when it is not known (no standby answered): nothing changes.
+    pub breached: Option<bool>,
+    /// The RPO a failover would achieve now, in seconds (None: no backup).
+    pub rpo: Option<u64>,
+    /// The plan's objective, in seconds.
+    pub objective: u64,
+    /// How long a breach must hold before it is notified (a backup that runs just past
+    /// the RPO does not page).
+    pub hold: Duration,
+}
+
 /// What a look at a plan notifies of, and what the plan's status then records as
-/// notified: a failover or failback not notified of yet (and recent), and a change of
-/// the RPO between breached and met (`rpo_breached`: now; None when not known). A plan
-/// seen for the first time notifies of a breach, not of being met.
+/// notified: a failover or failback not notified of yet (on a plan first seen, only one
+/// that ended within [`RECENT_RUN`]), a breach of the RPO that held `hold`, and the RPO
+/// met again after a notified breach.
 pub fn plan_events(
     ns: &str,
     plan: &str,
     status: Option<&DrPlanStatus>,
-    rpo_breached: Option<(bool, Option<u64>, u64)>,
+    look: Option<RpoLook>,
     now: DateTime<Utc>,
 ) -> (Vec<Event>, Notified) {
+    let first_sight = status.and_then(|s| s.notified.as_ref()).is_none();
     let before = status.and_then(|s| s.notified.clone()).unwrap_or_default();
     let mut after = before.clone();
     let mut out = Vec::new();
     let recent = |r: &LastRun| {
-        now.signed_duration_since(r.started.0)
+        let ran = chrono::Duration::milliseconds(
+            r.rto_seconds
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| (s * 1000.0) as i64)
+                .unwrap_or_default(),
+        );
+        let ended = r.started.0.checked_add_signed(ran).unwrap_or(r.started.0);
+        now.signed_duration_since(ended)
             .to_std()
             .map(|age| age <= RECENT_RUN)
             .unwrap_or(true)
@@ -409,38 +431,75 @@ pub fn plan_events(
         if let Some(r) = run
             && seen.as_deref() != Some(r.id.as_str())
         {
-            if recent(r) {
+            if !first_sight || recent(r) {
                 out.push(run_outcome(kind, what, ns, plan, r, now));
             }
             *seen = Some(r.id.clone());
         }
     }
-    if let Some((breached, rpo, objective)) = rpo_breached {
-        let was = before.rpo_breached;
-        if was != Some(breached) && (breached || was == Some(true)) {
-            let age = rpo
-                .map(|s| format!("{s}s"))
-                .unwrap_or_else(|| "no backup".into());
-            out.push(Event {
-                kind: if breached { EventKind::RpoBreached } else { EventKind::RpoRestored },
-                severity: if breached { Severity::Critical } else { Severity::Info },
-                summary: if breached {
-                    format!("DR plan {plan}: RPO breached — the newest backup a standby can restore: {age}; the objective is {objective}s")
-                } else {
-                    format!("DR plan {plan}: RPO met again ({age}, objective {objective}s)")
-                },
-                object: format!("DRPlan {ns}/{plan}"),
-                time: now,
-                details: details(&[
-                    ("plan", plan.to_owned()),
-                    ("rpoSeconds", rpo.map(|s| s.to_string()).unwrap_or_default()),
-                    ("objectiveSeconds", objective.to_string()),
-                ]),
-                dedup_key: format!("lifeboat/drplan/{ns}/{plan}/rpo"),
-                resolves: !breached,
-            });
+    let Some(look) = look else {
+        return (out, after);
+    };
+    let age = look
+        .rpo
+        .map(|s| format!("{s}s"))
+        .unwrap_or_else(|| "no backup".into());
+    let event = |breached: bool| Event {
+        kind: if breached {
+            EventKind::RpoBreached
+        } else {
+            EventKind::RpoRestored
+        },
+        severity: if breached {
+            Severity::Critical
+        } else {
+            Severity::Info
+        },
+        summary: if breached {
+            format!(
+                "DR plan {plan}: RPO breached — the newest backup a standby can restore: {age}; the objective is {}s",
+                look.objective
+            )
+        } else {
+            format!(
+                "DR plan {plan}: RPO met again ({age}, objective {}s)",
+                look.objective
+            )
+        },
+        object: format!("DRPlan {ns}/{plan}"),
+        time: now,
+        details: details(&[
+            ("plan", plan.to_owned()),
+            (
+                "rpoSeconds",
+                look.rpo.map(|s| s.to_string()).unwrap_or_default(),
+            ),
+            ("objectiveSeconds", look.objective.to_string()),
+        ]),
+        dedup_key: format!("lifeboat/drplan/{ns}/{plan}/rpo"),
+        resolves: !breached,
+    };
+    match look.breached {
+        None => {}
+        Some(true) => {
+            let since = before.breach_seen.as_ref().map(|t| t.0).unwrap_or(now);
+            after.breach_seen = Some(crate::api::velero::Time(since));
+            let held = now
+                .signed_duration_since(since)
+                .to_std()
+                .is_ok_and(|d| d >= look.hold);
+            if before.rpo_breached != Some(true) && held {
+                out.push(event(true));
+                after.rpo_breached = Some(true);
+            }
         }
-        after.rpo_breached = Some(breached);
+        Some(false) => {
+            after.breach_seen = None;
+            if before.rpo_breached == Some(true) {
+                out.push(event(false));
+            }
+            after.rpo_breached = Some(false);
+        }
     }
     (out, after)
 }
@@ -550,16 +609,66 @@ mod tests {
         s.notified = Some(n);
         let (ev, _) = plan_events("velero", "shop", Some(&s), None, at(NOW));
         assert_eq!(kinds(&ev), []);
-        // A failback, and a failover that is old when first seen: recorded, not posted.
-        s.last_failback = Some(run("b1", "2026-12-05T11:50:00Z"));
-        s.last_failover = Some(run("f0", "2026-11-01T00:00:00Z"));
+        // Seen before: a failback is posted however long it ran.
+        s.last_failback = Some(run("b1", "2026-12-05T09:00:00Z"));
         let (ev, n) = plan_events("velero", "shop", Some(&s), None, at(NOW));
         assert_eq!(kinds(&ev), [(EventKind::FailbackOutcome, false)]);
-        assert_eq!(n.failover.as_deref(), Some("f0"));
+        assert_eq!(n.failback.as_deref(), Some("b1"));
+    }
+
+    #[test]
+    fn a_plan_first_seen_announces_only_recent_runs() {
+        let mut long = run("f-long", "2026-12-05T10:30:00Z");
+        long.rto_seconds = Some(75.0 * 60.0);
+        let s = DrPlanStatus {
+            last_failover: Some(long),
+            last_failback: Some(run("b-old", "2026-11-01T00:00:00Z")),
+            ..Default::default()
+        };
+        // The failover started 90 minutes ago but ended 15 minutes ago: posted. The
+        // failback of last month: recorded, not posted.
+        let (ev, n) = plan_events("velero", "shop", Some(&s), None, at(NOW));
+        assert_eq!(kinds(&ev), [(EventKind::FailoverOutcome, false)]);
+        assert_eq!(n.failback.as_deref(), Some("b-old"));
+    }
+
+    fn look(breached: Option<bool>) -> RpoLook {
+        RpoLook {
+            breached,
+            rpo: Some(4000),
+            objective: 900,
+            hold: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn a_breach_is_notified_once_it_held() {
+        let mut s = DrPlanStatus::default();
+        let step = |s: &mut DrPlanStatus, b: Option<bool>, t: &str| {
+            let (ev, n) = plan_events("velero", "shop", Some(s), Some(look(b)), at(t));
+            s.notified = Some(n);
+            kinds(&ev)
+        };
+        assert_eq!(step(&mut s, Some(true), "2026-12-05T12:00:00Z"), []);
+        // Unknown (no standby answered): nothing changes, the breach still counts.
+        assert_eq!(step(&mut s, None, "2026-12-05T12:02:00Z"), []);
+        assert_eq!(
+            step(&mut s, Some(true), "2026-12-05T12:05:00Z"),
+            [(EventKind::RpoBreached, false)]
+        );
+        assert_eq!(step(&mut s, Some(true), "2026-12-05T12:06:00Z"), []);
+        assert_eq!(
+            step(&mut s, Some(false), "2026-12-05T12:07:00Z"),
+            [(EventKind::RpoRestored, true)]
+        );
+        // A breach shorter than the hold (a backup running past the RPO): no page.
+        assert_eq!(step(&mut s, Some(true), "2026-12-05T13:00:00Z"), []);
+        assert_eq!(step(&mut s, Some(false), "2026-12-05T13:03:00Z"), []);
+        assert_eq!(s.notified.as_ref().unwrap().breach_seen, None);
     }
 
     #[rstest]
-    // (notified before, breached now) -> events
+    // (notified before, breached now) -> events, with no hold
     #[case::first_look_breached(None, true, vec![(EventKind::RpoBreached, false)])]
     #[case::first_look_met(None, false, vec![])]
     #[case::still_breached(Some(true), true, vec![])]
@@ -578,15 +687,13 @@ mod tests {
             }),
             ..Default::default()
         };
-        let (ev, n) = plan_events(
-            "velero",
-            "shop",
-            Some(&s),
-            Some((now, Some(4000), 900)),
-            at(NOW),
-        );
+        let l = RpoLook {
+            hold: Duration::ZERO,
+            ..look(Some(now))
+        };
+        let (ev, n) = plan_events("velero", "shop", Some(&s), Some(l), at(NOW));
         assert_eq!(kinds(&ev), want);
-        assert_eq!(n.rpo_breached, Some(now));
+        assert_eq!(n.rpo_breached, Some(now).filter(|_| true).or(before));
         if let Some(e) = ev.first() {
             assert_eq!(e.dedup_key, "lifeboat/drplan/velero/shop/rpo");
         }

@@ -4,6 +4,17 @@
 
 use serde_json::Value;
 
+/// A URL as reports, logs and runbooks show it: its scheme and host only (user info, path
+/// and query may hold a token: chat webhooks carry theirs in the path).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}/…")
+}
+
 /// Shown for a value that is the same on both sides.
 pub const SAME: &str = "(redacted)";
 /// Shown for the live side of a value that differs.
@@ -90,6 +101,21 @@ fn redact_map(
 
 #[cfg(test)]
 mod tests {
+    #[rstest::rstest]
+    #[case("https://hooks.example/dr", "https://hooks.example/…")]
+    #[case(
+        "https://user:token@hooks.example/dr?key=s3cret#x",
+        "https://hooks.example/…"
+    )]
+    #[case("http://127.0.0.1:8080/n?t=1", "http://127.0.0.1:8080/…")]
+    #[case(
+        "https://hooks.slack.example/services/T0/B0/s3cret",
+        "https://hooks.slack.example/…"
+    )]
+    fn a_webhook_url_is_shown_without_its_secrets(#[case] url: &str, #[case] shown: &str) {
+        assert_eq!(super::redact_url(url), shown);
+    }
+
     use super::*;
     use rstest::rstest;
     use serde_json::json;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lifeboat_types::GoDuration;
 use lifeboat_types::readiness::alerts::{
-    Options, PlanNumbers, alerts, prometheus_rule, promtool_tests, rule_file,
+    Options, PlanNumbers, alerts, default_name, group, prometheus_rule, promtool_tests, rule_file,
 };
 
 use crate::cmd::server::MetricNamesArg;
@@ -40,11 +40,16 @@ Examples:
   lifeboat alerts -o rules > lifeboat-rules.yaml        # for prometheus.yml's rule_files
   lifeboat alerts -o tests --rule-file lifeboat-rules.yaml > lifeboat-tests.yaml
   promtool check rules lifeboat-rules.yaml && promtool test rules lifeboat-tests.yaml
-  lifeboat alerts --plan shop-dr.yaml --metric-names promlint")]
+  lifeboat alerts --no-dr | kubectl apply -f -          # backup rules only, then per plan:
+  lifeboat alerts --plan shop-dr.yaml | kubectl apply -f -   # PrometheusRule lifeboat-plan-shop")]
 pub struct AlertsArgs {
-    /// A DR plan: its rules name it, with its RPO and drill calendar.
+    /// Only a DR plan's rules, naming it, with its RPO and drill calendar, as a group
+    /// and PrometheusRule of their own (lifeboat-plan-NAME).
     #[arg(long)]
     pub plan: Option<PathBuf>,
+    /// Leave out the DR plans' rules (for teams that generate each plan's with --plan).
+    #[arg(long, conflicts_with = "plan")]
+    pub no_dr: bool,
     /// What to print.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     pub output: AlertsFormat,
@@ -58,9 +63,9 @@ pub struct AlertsArgs {
     /// more is allowed).
     #[arg(long, default_value = "2208h", value_parser = parse_duration)]
     pub drill_every: GoDuration,
-    /// The PrometheusRule's name.
-    #[arg(long, default_value = "lifeboat-dr")]
-    pub name: String,
+    /// The PrometheusRule's name (default: lifeboat, or lifeboat-plan-NAME with --plan).
+    #[arg(long)]
+    pub name: Option<String>,
     /// The PrometheusRule's namespace.
     #[arg(long, default_value = "monitoring")]
     pub rule_namespace: String,
@@ -96,11 +101,18 @@ pub fn run(a: &AlertsArgs) -> Result<Exit> {
         plan,
         etcd_max_age: a.etcd_max_age.0,
         drill_every: a.drill_every.0,
+        dr: !a.no_dr,
     };
     let list = alerts(&o);
+    let group = group(&o);
     let doc = match a.output {
-        AlertsFormat::Yaml => prometheus_rule(&list, &a.name, &a.rule_namespace),
-        AlertsFormat::Rules => rule_file(&list),
+        AlertsFormat::Yaml => prometheus_rule(
+            &list,
+            &group,
+            a.name.as_deref().unwrap_or(&default_name(&o)),
+            &a.rule_namespace,
+        ),
+        AlertsFormat::Rules => rule_file(&list, &group),
         AlertsFormat::Tests => promtool_tests(&list, &a.rule_file),
     };
     print!("{}", serde_yaml_ng::to_string(&doc)?);

@@ -181,6 +181,10 @@ pub struct ServerArgs {
     /// on drplans only to whom you would give a shell in the server.
     #[arg(long)]
     pub dr_allow_local_commands: bool,
+    /// How long a DR plan's RPO must stay breached before the breach is notified (a
+    /// backup that runs a little past the RPO does not page).
+    #[arg(long, default_value = "5m")]
+    pub dr_rpo_breach_for: String,
     /// The Secret of the server's namespace holding the notification receivers (key
     /// notifications.yaml: generic JSON, Slack-compatible or PagerDuty Events v2 webhooks;
     /// docs/readiness.md). No Secret: no notifications.
@@ -501,14 +505,21 @@ pub async fn server(cli: &Cli, a: &ServerArgs) -> Result<Exit> {
         dr_every: dur("dr-frequency", &a.dr_frequency)?,
         dr_allow_commands: a.dr_allow_local_commands,
         notifications_secret: a.notifications_secret.clone(),
+        dr_breach_hold: dur("dr-rpo-breach-for", &a.dr_rpo_breach_for)?,
         console_token: match &a.console_token_file {
-            Some(f) => Some(
-                std::fs::read_to_string(f)
+            Some(f) => {
+                let token = std::fs::read_to_string(f)
                     .with_context(|| format!("cannot read the console token file {}", f.display()))?
                     .trim()
-                    .to_owned(),
-            )
-            .filter(|t| !t.is_empty()),
+                    .to_owned();
+                if token.is_empty() {
+                    bail!(
+                        "the console token file {} is empty: put the token in it, or leave out --console-token-file",
+                        f.display()
+                    );
+                }
+                Some(token)
+            }
             None => None,
         },
         notify_source: a

@@ -43,16 +43,29 @@ fn generated_rules_pass_promtool_with_and_without_a_plan() {
         let mut test_args = args.clone();
         test_args.extend(["-o", "tests", "--rule-file", "rules.yaml"]);
         std::fs::write(dir.join("tests.yaml"), fx.env.ok(&test_args)).unwrap();
+        // With a plan, only its six DR rules.
+        let rules = if with_plan { 6 } else { 12 };
         let checked = promtool(&dir, &["check", "rules", "rules.yaml"]);
-        assert!(checked.contains("SUCCESS: 12 rules found"), "{checked}");
+        assert!(
+            checked.contains(&format!("SUCCESS: {rules} rules found")),
+            "{checked}"
+        );
         let tested = promtool(&dir, &["test", "rules", "tests.yaml"]);
         assert!(tested.contains("SUCCESS"), "{tested}");
         // The PrometheusRule holds the same rules.
         let pr: serde_json::Value = serde_yaml_ng::from_str(&fx.env.ok(&args)).unwrap();
         assert_eq!(pr["kind"], "PrometheusRule");
         assert_eq!(
+            pr["metadata"]["name"],
+            if with_plan {
+                "lifeboat-plan-shop"
+            } else {
+                "lifeboat"
+            }
+        );
+        assert_eq!(
             pr["spec"]["groups"][0]["rules"].as_array().unwrap().len(),
-            12
+            rules
         );
     }
     // A rule file changed by hand fails its tests: the tests test the rules.

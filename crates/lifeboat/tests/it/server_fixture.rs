@@ -253,6 +253,8 @@ impl Fixture {
                 "2s",
                 "--dr-frequency",
                 "2s",
+                "--dr-rpo-breach-for",
+                "2s",
                 // The DR tests' plans check restores with kubectl.
                 "--dr-allow-local-commands",
                 // A running backup does not hold a test's SIGTERM for the default 10m.
