@@ -103,6 +103,14 @@ fn the_console_shows_the_clusters_backups_in_a_real_browser() {
         "the backup of {APP} makes the chart: {plan}"
     );
 
+    // Open without a token only to a loopback Host: another site's name rebound to
+    // 127.0.0.1 (DNS rebinding) is refused.
+    let (code, body) = curl(
+        &format!("{base}/console/api/state"),
+        Some("Host: rebound.example:8085"),
+    );
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("answers only to a loopback Host"), "{body}");
     // The page in a real browser: its script draws the backups, the plan and its chart.
     let profile = tempfile::tempdir().unwrap();
     let page = dom(profile.path(), &format!("{base}/console"));
