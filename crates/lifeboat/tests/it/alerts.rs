@@ -141,19 +141,17 @@ fn a_refused_backup_fires_in_a_real_prometheus() {
     for r in all {
         assert_eq!(r["health"], "ok", "{r}");
     }
-    for name in ["alerts-it-refused-1"] {
-        fx.env.kubectl(
-            &[
-                "-n",
-                NS,
-                "delete",
-                "backups.lifeboat.dev",
-                name,
-                "--ignore-not-found",
-            ],
-            None,
-        );
-    }
+    fx.env.kubectl(
+        &[
+            "-n",
+            NS,
+            "delete",
+            "backups.lifeboat.dev",
+            "alerts-it-refused-1",
+            "--ignore-not-found",
+        ],
+        None,
+    );
 }
 
 /// The two series only the alerts read: each unpaused schedule's interval (gone when it is
