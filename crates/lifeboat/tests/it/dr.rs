@@ -1761,3 +1761,89 @@ fn fencing_pauses_the_primarys_schedules_and_a_rollback_resumes_them() {
         env.kubectl(&["delete", "namespace", APP_NS, "--wait=false"], None);
     }
 }
+
+/// A standby must serve the API types of the backup it would restore: one that lacks a
+/// custom type the backup holds objects of (and no CRD for it) is not ready, the type
+/// named; once the backup holds the CRD too, a restore would make it, and the type is no
+/// longer named. (Issue 16 item 2, "CRDs present".)
+#[test]
+#[ignore = "needs the dev cluster and moto: run scripts/test.sh"]
+fn a_standby_lacking_a_custom_type_of_the_backup_is_not_ready() {
+    const TYPES_NS: &str = "dr-types-it";
+    const CRD: &str = "gizmos.dr-types.example.com";
+    let primary = Env::new();
+    let (_alone, standby) = crate::server_fixture::standby_cluster();
+    primary.delete_namespace(TYPES_NS);
+    standby.kubectl(&["delete", "crd", CRD, "--ignore-not-found"], None);
+    primary.apply(&format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {CRD}}}\nspec:\n  group: dr-types.example.com\n  scope: Namespaced\n  names: {{plural: gizmos, singular: gizmo, kind: Gizmo}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n"
+    ));
+    primary.wait_established(CRD);
+    primary.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {TYPES_NS}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {TYPES_NS}}}\ndata: {{color: blue}}\n---\napiVersion: dr-types.example.com/v1\nkind: Gizmo\nmetadata: {{name: g1, namespace: {TYPES_NS}}}\nspec: {{size: 3}}\n"
+    ));
+    let storage = shared_storage(&primary);
+    primary.ok(&[
+        "backup",
+        "create",
+        "types-1",
+        "--include-namespaces",
+        TYPES_NS,
+        "--include-cluster-resources=false",
+        "--storage-location",
+        &storage,
+        "--wait",
+    ]);
+    let plan_file = primary.dir.path().join("types-dr.yaml");
+    std::fs::write(
+        &plan_file,
+        format!(
+            "apiVersion: lifeboat.dev/v1alpha1\nkind: DRPlan\nmetadata: {{name: types}}\nspec:\n  namespaces: [{TYPES_NS}]\n  rpo: 1h\n  rto: 5m\n  clusters:\n  - {{name: primary, kubeconfig: {}, active: true, locations: [{storage}], namespace: dr-no-server}}\n  - {{name: standby, kubeconfig: {}, locations: [{storage}], namespace: dr-no-server}}\n",
+            primary.kubeconfig.display(),
+            standby.kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let plan_path = plan_file.to_str().unwrap();
+    let lacking = "it does not serve dr-types.example.com/Gizmo that the backup holds objects of, and the backup holds no CRD for them: install their CRDs (and operators) first";
+    let not_ready = |s: &Value| -> Vec<String> {
+        s["clusters"][1]["notReady"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The standby (a control plane without nodes) is not ready anyway; the type is named.
+    let s = run_json(&primary, 1, &["dr", "status", plan_path, "-o", "json"]);
+    assert_eq!(s["clusters"][1]["rpo"]["backup"], "types-1", "{s:#}");
+    assert!(not_ready(&s).iter().any(|w| w == lacking), "{s:#}");
+    assert_eq!(
+        s["clusters"][1]["readiness"]["unservedKinds"],
+        serde_json::json!(["dr-types.example.com/Gizmo"])
+    );
+
+    // A backup holding the CRD (cluster resources of the objects backed up): a restore
+    // makes the type first.
+    primary.ok(&[
+        "backup",
+        "create",
+        "types-2",
+        "--include-namespaces",
+        TYPES_NS,
+        "--include-cluster-resources=true",
+        "--storage-location",
+        &storage,
+        "--wait",
+    ]);
+    let s = run_json(&primary, 1, &["dr", "status", plan_path, "-o", "json"]);
+    assert_eq!(s["clusters"][1]["rpo"]["backup"], "types-2", "{s:#}");
+    assert!(!not_ready(&s).iter().any(|w| w == lacking), "{s:#}");
+    assert_eq!(
+        s["clusters"][1]["readiness"]["unservedKinds"],
+        serde_json::json!([])
+    );
+
+    primary.delete_namespace(TYPES_NS);
+    primary.kubectl(&["delete", "crd", CRD, "--ignore-not-found"], None);
+}
