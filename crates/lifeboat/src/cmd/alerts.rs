@@ -57,11 +57,11 @@ pub struct AlertsArgs {
     #[arg(long, value_enum, default_value = "velero")]
     pub metric_names: MetricNamesArg,
     /// How old the newest etcd snapshot may be.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = "24h")]
     pub etcd_max_age: GoDuration,
     /// How long without a drill before it is overdue (without a plan's calendar; a day
     /// more is allowed).
-    #[arg(long, default_value = "2208h", value_parser = parse_duration)]
+    #[arg(long, default_value = "2208h")]
     pub drill_every: GoDuration,
     /// The PrometheusRule's name (default: lifeboat, or lifeboat-plan-NAME with --plan).
     #[arg(long)]
@@ -72,10 +72,6 @@ pub struct AlertsArgs {
     /// The rule file the tests load (-o tests).
     #[arg(long, default_value = "lifeboat-rules.yaml")]
     pub rule_file: String,
-}
-
-fn parse_duration(s: &str) -> Result<GoDuration, String> {
-    s.parse::<GoDuration>().map_err(|e| e.to_string())
 }
 
 /// `lifeboat alerts`.

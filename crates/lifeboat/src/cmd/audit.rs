@@ -43,10 +43,10 @@ pub struct AuditArgs {
     #[arg(long)]
     pub plan: Option<PathBuf>,
     /// The RPO schedules are held to without --plan.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = "24h")]
     pub rpo: GoDuration,
     /// How old the newest etcd snapshot in lifeboat's locations may be (0s: not checked).
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = "24h")]
     pub etcd_max_age: GoDuration,
     /// Rules not to run (ids, comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_rule)]
@@ -57,10 +57,6 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: ReportFormat,
-}
-
-fn parse_duration(s: &str) -> Result<GoDuration, String> {
-    s.parse::<GoDuration>().map_err(|e| e.to_string())
 }
 
 fn parse_rule(s: &str) -> Result<Rule, String> {

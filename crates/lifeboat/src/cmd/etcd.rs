@@ -132,7 +132,7 @@ pub struct ListArgs {
     pub cluster_name: Option<String>,
     /// Fail (exit 1) unless the newest snapshot was stored at most this long ago (a Go
     /// duration: 24h, 30m, 1h30m).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long)]
     pub max_age: Option<GoDuration>,
     /// Fail (exit 1) unless the newest snapshot is at least this big: 1MB, 512KB (powers
     /// of 1000), 1MiB, 512KiB (powers of 1024), or bytes.
@@ -141,11 +141,6 @@ pub struct ListArgs {
     /// Output format: table, json, yaml (with checks: {snapshots, verdict}).
     #[arg(short = 'o', long, default_value = "table")]
     pub output: Output,
-}
-
-fn parse_duration(s: &str) -> Result<GoDuration, String> {
-    s.parse()
-        .map_err(|e: lifeboat_types::api::duration::DurationError| e.to_string())
 }
 
 fn parse_size(s: &str) -> Result<ByteSize, String> {
