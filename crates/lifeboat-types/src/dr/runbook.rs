@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::GoDuration;
 use crate::dr::plan::{HookPoint, Plan, Strategy, TIERS};
 use crate::dr::server::{LastDrill, LastRun};
+use crate::format::markdown::cell;
 use crate::readiness::audit::Finding;
 
 /// What was read of the plan's clusters for the runbook.
@@ -30,10 +31,6 @@ pub struct Facts {
 
 fn go(d: Duration) -> String {
     GoDuration(Duration::from_secs(d.as_secs())).to_string()
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 fn point(p: HookPoint) -> &'static str {

@@ -5,5 +5,6 @@ pub mod document;
 pub mod html;
 pub mod jsonpath;
 pub mod layout;
+pub mod markdown;
 pub mod percent;
 pub mod resource_list;

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::api::selector::Selector;
 use crate::api::velero::{LabelSelector, ScheduleSpec};
 use crate::dr::status::{ScheduleView, coverage};
+use crate::format::markdown::cell;
 
 /// How much a finding matters. Ordered: `--fail-on high` fails on High and Critical.
 #[derive(
@@ -942,11 +943,6 @@ pub fn counts(findings: &[Finding]) -> Vec<(Severity, usize)> {
     .into_iter()
     .map(|sev| (sev, findings.iter().filter(|f| f.severity == sev).count()))
     .collect()
-}
-
-/// A Markdown table cell: pipes escaped, lines joined.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// The findings as Markdown: a heading, the counts by severity, and one table row per
