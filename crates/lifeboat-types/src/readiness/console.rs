@@ -102,6 +102,10 @@ pub fn rpo_series(
             .map(|d| d.as_secs())
             .unwrap_or(0)
     };
+    let at = |t: DateTime<Utc>, newest: DateTime<Utc>| RpoPoint {
+        t: t.timestamp(),
+        rpo: age(t, newest),
+    };
     let mut out = Vec::new();
     // The newest recovery point so far (a backup completing later may hold an older one).
     let mut newest: Option<DateTime<Utc>> = None;
@@ -112,34 +116,19 @@ pub fn rpo_series(
         }
         if let Some(n) = newest {
             if out.is_empty() {
-                out.push(RpoPoint {
-                    t: from.timestamp(),
-                    rpo: age(from, n),
-                });
+                out.push(at(from, n));
             }
-            out.push(RpoPoint {
-                t: done.timestamp(),
-                rpo: age(done, n),
-            });
+            out.push(at(done, n));
         }
         let n = newest.map_or(point, |n| n.max(point));
         newest = Some(n);
-        out.push(RpoPoint {
-            t: done.timestamp(),
-            rpo: age(done, n),
-        });
+        out.push(at(done, n));
     }
     if let Some(n) = newest {
         if out.is_empty() {
-            out.push(RpoPoint {
-                t: from.timestamp(),
-                rpo: age(from, n),
-            });
+            out.push(at(from, n));
         }
-        out.push(RpoPoint {
-            t: now.timestamp(),
-            rpo: age(now, n),
-        });
+        out.push(at(now, n));
     }
     out
 }
