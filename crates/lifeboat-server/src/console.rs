@@ -14,7 +14,7 @@ use kube::Api;
 use kube::api::ListParams;
 use lifeboat_engine::cluster::Cluster;
 use lifeboat_types::api::crd::{BackupResource, ScheduleResource};
-use lifeboat_types::api::velero::BackupPhase;
+use lifeboat_types::api::velero::{BackupPhase, Time};
 use lifeboat_types::dr::plan::{DrPlanResource, validate};
 use lifeboat_types::dr::status::backup_covers;
 use lifeboat_types::readiness::console::{Access, access, rpo_series};
@@ -129,11 +129,6 @@ pub(crate) async fn state(c: Arc<Console>, headers: HeaderMap) -> Response {
     }
 }
 
-fn ts(t: Option<&lifeboat_types::api::velero::Time>) -> Value {
-    t.map(|t| json!(t.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
-        .unwrap_or(Value::Null)
-}
-
 async fn gather(c: &Console) -> Result<Value, String> {
     let client = c.cluster.client().clone();
     let lp = ListParams::default();
@@ -167,8 +162,8 @@ async fn gather(c: &Console) -> Result<Value, String> {
                 "schedule": b.metadata.labels.as_ref().and_then(|l| l.get(SCHEDULE_LABEL)),
                 "location": b.spec.storage_location,
                 "namespaces": b.spec.included_namespaces,
-                "started": ts(s.start_timestamp.as_ref()),
-                "completed": ts(s.completion_timestamp.as_ref()),
+                "started": s.start_timestamp,
+                "completed": s.completion_timestamp,
                 "errors": s.errors,
                 "warnings": s.warnings,
             })
@@ -183,7 +178,7 @@ async fn gather(c: &Console) -> Result<Value, String> {
                 "paused": s.spec.paused,
                 "namespaces": s.spec.template.included_namespaces,
                 "phase": s.status.as_ref().map(|st| st.phase.to_string()),
-                "lastBackup": ts(s.status.as_ref().and_then(|st| st.last_backup.as_ref())),
+                "lastBackup": s.status.as_ref().and_then(|st| st.last_backup),
             })
         })
         .collect();
@@ -232,7 +227,7 @@ async fn gather(c: &Console) -> Result<Value, String> {
     let findings = findings(c, audited_namespaces).await;
     Ok(json!({
         "namespace": c.ns,
-        "generatedAt": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "generatedAt": Time(now),
         "plans": plan_rows,
         "backups": backup_rows,
         "backupsTotal": backups.len(),
@@ -264,7 +259,7 @@ async fn findings(c: &Console, namespaces: Vec<String>) -> Value {
     {
         Ok(Ok(read)) => {
             let f = lifeboat_types::readiness::audit::audit(&read.observed, &Default::default());
-            json!({"at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "findings": f, "warnings": read.warnings})
+            json!({"at": Time(chrono::Utc::now()), "findings": f, "warnings": read.warnings})
         }
         Ok(Err(e)) => json!({"error": crate::chain(&e)}),
         Err(_) => {
