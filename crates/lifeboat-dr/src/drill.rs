@@ -257,6 +257,7 @@ pub async fn drill(
         RestoreInto {
             mapping: mapping.clone(),
             include_cluster_resources: Some(false),
+            volume_agents: Some(target.namespace.clone()),
             ..Default::default()
         },
     )

@@ -340,6 +340,7 @@ pub async fn failback(
                 &name,
                 RestoreInto {
                     update_existing: true,
+                    volume_agents: Some(to_plan.namespace.clone()),
                     ..Default::default()
                 },
             )

@@ -361,7 +361,10 @@ pub async fn failover(
                 &store,
                 &backup.metadata.name,
                 &restore_name,
-                RestoreInto::default(),
+                RestoreInto {
+                    volume_agents: Some(target_plan.namespace.clone()),
+                    ..Default::default()
+                },
             )
             .await;
             created = restored.report.as_ref().map(|report| {

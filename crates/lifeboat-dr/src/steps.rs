@@ -97,6 +97,9 @@ pub struct RestoreInto {
     /// A warm standby's sync: objects held (`types::dr::standby::hold`), pods,
     /// ReplicaSets and Jobs left out.
     pub standby: bool,
+    /// The namespace of the target's lifeboat server: the restored pods' volume data is
+    /// written by its node agents when it has them (None: no volume data is restored).
+    pub volume_agents: Option<String>,
 }
 
 /// Restores the plan's protected namespaces (and label selector) of backup
@@ -132,11 +135,36 @@ pub async fn restore_protected(
             .map(|s| s.to_label_selector()),
         ..Default::default()
     };
+    // Volume data comes back only where node agents run: the target's own lifeboat's.
+    let mut agents_note = None;
+    let pod_volumes = match &into.volume_agents {
+        Some(ns) => {
+            match lifeboat_engine::pod_volumes::installed_agents(
+                cluster,
+                ns,
+                volume_timeout(plan.rto),
+            )
+            .await
+            {
+                // Without one, the restore warns of each pod whose volume data it left.
+                Ok(found) => found,
+                Err(e) => {
+                    agents_note = Some(format!(
+                        "the node agent of namespace {ns} could not be read ({}): pods' volume data is not restored",
+                        chain(&e)
+                    ));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let report = match run_restore(
         cluster,
         store,
         Restore::new(restore_name, spec),
         &RestoreOptions {
+            pod_volumes,
             standby: into.standby.then(|| lifeboat_engine::restore::StandbyHold {
                 plan: plan.name.clone(),
                 annotation: plan.spec.replicas.annotation.clone(),
@@ -176,7 +204,7 @@ pub async fn restore_protected(
         planned: p.total_items,
         restored: p.items_restored,
         detail: format!(
-            "restore {restore_name}: {}, {} of {} planned objects, {} errors, {} warnings{}",
+            "restore {restore_name}: {}, {} of {} planned objects, {} errors, {} warnings{}{}",
             s.phase,
             p.items_restored,
             p.total_items,
@@ -186,10 +214,18 @@ pub async fn restore_protected(
                 String::new()
             } else {
                 format!(" ({})", first.join("; "))
-            }
+            },
+            agents_note.map(|n| format!("; {n}")).unwrap_or_default()
         ),
         report: Some(report),
     }
+}
+
+/// How long a DR restore waits for its pods' volume data: the plan's RTO, at least 10
+/// minutes (a server's own restores wait its `--fs-backup-timeout`, 4h by default; a
+/// failover has a clock to beat).
+fn volume_timeout(rto: Duration) -> Duration {
+    rto.max(Duration::from_secs(600))
 }
 
 /// What the plan's verification found.

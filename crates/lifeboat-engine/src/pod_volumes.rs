@@ -43,6 +43,41 @@ impl PodVolumeSettings {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 }
 
+/// The node agents of the lifeboat installed in namespace `ns` of `cluster`, for a
+/// restore run outside that server (a DR failover, failback or drill from the CLI): the
+/// agents' DaemonSet ([`NODE_AGENT_DAEMONSET`]) runs lifeboat's image, which then runs
+/// the restore-wait container too. `None` when no node agent is installed there: the
+/// restore then brings back no volume data and says so, as any restore without one.
+///
+/// [`NODE_AGENT_DAEMONSET`]: lifeboat_types::manifests::install::NODE_AGENT_DAEMONSET
+pub async fn installed_agents(
+    cluster: &Cluster,
+    ns: &str,
+    timeout: Duration,
+) -> Result<Option<PodVolumeSettings>, crate::cluster::ClusterError> {
+    let daemonsets = crate::cluster::v1_resource("apps", "daemonsets", "DaemonSet", true);
+    let Some(raw) = cluster
+        .get_raw(
+            &daemonsets,
+            Some(ns),
+            lifeboat_types::manifests::install::NODE_AGENT_DAEMONSET,
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let ds: Value = serde_json::from_str(&raw).unwrap_or_default();
+    Ok(Some(PodVolumeSettings {
+        namespace: ns.to_owned(),
+        image: ds
+            .pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned),
+        timeout,
+    }))
+}
+
 /// What the backup needs of a pod to choose its volumes.
 #[derive(Debug, Clone)]
 pub struct PodVolumes {

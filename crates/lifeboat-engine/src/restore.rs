@@ -1037,6 +1037,7 @@ pub async fn run_restore(
             .collect();
     let filter = filter
         .with_claims_with_files(crate::pod_volumes::claims_with_files(&stored_volumes))
+        .with_pods_with_files(stored_volumes.keys().cloned().collect())
         .with_csi_imports(lifeboat_types::plan::restore::CsiImports {
             claims: snapshots.keys().cloned().collect(),
             snapshots: snapshots

@@ -74,6 +74,8 @@ pub const REPO_KEY_KEY: &str = "repository-password";
 pub const AGENT_KUBELET_ROOT: &str = "/host_kubelet";
 /// Where the node agent finds the repository key.
 pub const AGENT_KEY_FILE: &str = "/credentials/repository-password";
+/// The node agent's DaemonSet, in the server's namespace.
+pub const NODE_AGENT_DAEMONSET: &str = "node-agent";
 /// The environment variable naming the image of the restore-wait init container (the
 /// server's own image).
 pub const IMAGE_ENV: &str = "LIFEBOAT_IMAGE";
@@ -434,7 +436,7 @@ fn node_agent(o: &InstallOptions, agent: &NodeAgentOptions) -> Vec<Value> {
     let pods_dir = format!("{}/pods", agent.kubelet_root.trim_end_matches('/'));
     out.push(json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
-        "metadata": { "name": "node-agent", "namespace": ns, "labels": labels() },
+        "metadata": { "name": NODE_AGENT_DAEMONSET, "namespace": ns, "labels": labels() },
         "spec": {
             "selector": { "matchLabels": { "app.kubernetes.io/name": "lifeboat-node-agent" } },
             "template": {

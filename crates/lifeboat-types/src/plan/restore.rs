@@ -149,6 +149,7 @@ pub struct RestoreFilter {
     pv_scope: PvScope,
     not_creatable: BTreeSet<String>,
     claims_with_files: BTreeSet<(String, String)>,
+    pods_with_files: BTreeSet<(String, String)>,
     csi: CsiImports,
 }
 
@@ -204,6 +205,7 @@ impl RestoreFilter {
             pv_scope,
             not_creatable: BTreeSet::new(),
             claims_with_files: BTreeSet::new(),
+            pods_with_files: BTreeSet::new(),
             csi: CsiImports::default(),
         })
     }
@@ -221,6 +223,22 @@ impl RestoreFilter {
     pub fn with_claims_with_files(mut self, claims: BTreeSet<(String, String)>) -> Self {
         self.claims_with_files = claims;
         self
+    }
+
+    /// The pods (namespace and name in the backup) whose volumes' files are in the backup:
+    /// restored even when their controller is, as Velero does — the data is written into
+    /// the restored pod, which the controller's new ReplicaSet (same template, same
+    /// `pod-template-hash`) then adopts. A pod the controller made afresh would start on
+    /// empty volumes.
+    pub fn with_pods_with_files(mut self, pods: BTreeSet<(String, String)>) -> Self {
+        self.pods_with_files = pods;
+        self
+    }
+
+    /// Whether pod `namespace/name` of the backup has its volumes' files in it.
+    pub fn pod_has_files(&self, namespace: &str, name: &str) -> bool {
+        self.pods_with_files
+            .contains(&(namespace.to_owned(), name.to_owned()))
     }
 
     /// The CSI snapshots this restore imports.

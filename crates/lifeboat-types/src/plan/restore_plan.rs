@@ -226,7 +226,8 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
         }
     }
     // Controllers restored take their children with them (the children are created again
-    // by the controllers, with new uids).
+    // by the controllers, with new uids) — except pods carrying volume data, which only
+    // the restored pod gets.
     let restored_uids: BTreeSet<&str> = chosen
         .iter()
         .filter_map(|p| items[p.index].uid.as_deref())
@@ -234,10 +235,13 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
     let mut kept = Vec::with_capacity(chosen.len());
     for p in chosen {
         let item = &items[p.index];
-        if item
-            .controller
-            .as_deref()
-            .is_some_and(|c| restored_uids.contains(c))
+        let carries_files = item.gr == "pods"
+            && filter.pod_has_files(item.namespace.as_deref().unwrap_or_default(), &item.name);
+        if !carries_files
+            && item
+                .controller
+                .as_deref()
+                .is_some_and(|c| restored_uids.contains(c))
         {
             skip(SkipReason::OwnedByRestoredController);
         } else {
@@ -769,6 +773,42 @@ mod tests {
                 .starts_with("persistent volume v1 not restored: its files are in the backup"),
             "{:?}",
             plan.warnings
+        );
+    }
+
+    /// Regression (issue 16, a failover of a Deployment with a claim's data): the pod of a
+    /// restored Deployment was left to the Deployment, which made a new pod without the
+    /// restore-wait container — its volume data was never written. A pod whose volumes'
+    /// files are in the backup is restored; its ReplicaSet, without files, is still left
+    /// to the Deployment.
+    #[test]
+    fn a_pod_with_volume_data_is_restored_beside_its_restored_controller() {
+        let items = vec![
+            item("deployments.apps", Some("a"), "d", "d1", None),
+            item("replicasets.apps", Some("a"), "rs", "rs1", Some("d1")),
+            item("pods", Some("a"), "p", "p1", Some("rs1")),
+            item("pods", Some("a"), "q", "p2", Some("rs1")),
+        ];
+        let filter = RestoreFilter::new(&RestoreSpec::default())
+            .unwrap()
+            .with_pods_with_files([("a".to_string(), "p".to_string())].into());
+        let plan = plan(&items, &filter);
+        let restored: Vec<String> = show(&items, &plan)
+            .into_iter()
+            .filter(|s| s.starts_with("phase"))
+            .collect();
+        assert_eq!(
+            restored,
+            [
+                r#"phase 18: ["pods a/p -> a"], then None"#,
+                r#"phase 23: ["deployments.apps a/d -> a"], then None"#
+            ]
+        );
+        assert_eq!(
+            plan.skipped,
+            [("owned by a restored controller", 2)]
+                .into_iter()
+                .collect()
         );
     }
 

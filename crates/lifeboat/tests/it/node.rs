@@ -272,11 +272,19 @@ fn node_host() -> String {
 /// imports it into the node's containerd: no registry is reachable.
 fn import_lifeboat_image(env: &Env, tag: &str) {
     let image = build_lifeboat_image(env.dir.path(), &["--tag", tag]);
-    let sockets = std::env::var("LIFEBOAT_IT_NODE_CONTAINERD").expect(NEEDS);
+    import_image(
+        &std::env::var("LIFEBOAT_IT_NODE_CONTAINERD").expect(NEEDS),
+        &image,
+    );
+}
+
+/// Imports the image tarball `image` into the containerd of each socket of `sockets`
+/// (`a:b`, as `dev-cluster.sh sockets` prints them).
+fn import_image(sockets: &str, image: &std::path::Path) {
     for sock in sockets.split(':') {
         let out = Command::new("ctr")
             .args(["-a", sock, "-n", "k8s.io", "images", "import"])
-            .arg(&image)
+            .arg(image)
             .output()
             .unwrap();
         assert!(
@@ -1653,6 +1661,431 @@ spec:
     env.kubectl(&["delete", "namespace", app, "--wait=true"], None);
     env.kubectl(
         &["delete", "pv", "vol-it-local-b", "--ignore-not-found"],
+        None,
+    );
+}
+
+/// The admin kubeconfig's API port of `env`'s cluster.
+fn api_port(env: &Env) -> u16 {
+    std::fs::read_to_string(&env.kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://127.0.0.1:"))
+        .and_then(|p| p.parse().ok())
+        .expect("the cluster's port")
+}
+
+/// Stops the primary of the failover test however the test ends, and removes its data.
+struct ClusterDown(std::path::PathBuf, &'static str);
+
+impl Drop for ClusterDown {
+    fn drop(&mut self) {
+        let _ = dev_cluster(&self.0, &["down", self.1, "--purge"]);
+    }
+}
+
+/// Issue 16 item 7, with a claim's data: a failover between two clusters that each have
+/// a real node, the primary stopped. The primary (`dr-east`, a second node cluster started
+/// here) runs lifeboat with its node agent and a Deployment whose claim, on a local
+/// volume, holds a file; its server backs the namespace up with the claim's files into the
+/// shared bucket. The primary is then stopped. `dr failover` from the CLI, with the
+/// standby's lifeboat (and node agent) reading the same bucket, restores the application
+/// there: the pod carries the restore-wait container, the standby's node agent writes the
+/// claim's files into a new volume (the test plays the provisioner), the Deployment's new
+/// ReplicaSet adopts the pod, and the file reads back in the running container.
+#[test]
+#[ignore = "needs the dev cluster with a node: run scripts/test.sh"]
+fn a_failover_brings_a_claims_data_to_the_standby_with_the_primary_stopped() {
+    let _alone = installs_on_the_node();
+    let west = Env::on_node();
+    let ns = "lifeboat-drvol";
+    let app = "drvol-app";
+    let class = "it-drvol";
+    let _ = west.run(&["-n", ns, "uninstall", "--force"]);
+    for n in [ns, app] {
+        west.kubectl(
+            &[
+                "delete",
+                "namespace",
+                n,
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+    west.kubectl(
+        &[
+            "delete",
+            "pv",
+            "drvol-west",
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+        None,
+    );
+
+    // The primary: a cluster with a node of its own, beside the node cluster.
+    let home = tempfile::tempdir().unwrap();
+    let port = (api_port(&west) + 130).to_string();
+    let _down = ClusterDown(home.path().to_owned(), "dr-east");
+    let up = dev_cluster(home.path(), &["up", "dr-east", &port, "--nodes", "1"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let east = Env {
+        dir: tempfile::tempdir().unwrap(),
+        kubeconfig: home.path().join("dr-east/kubeconfig"),
+    };
+    let printed = |args: &[&str]| {
+        let out = dev_cluster(home.path(), args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let east_host = printed(&["hostip", "dr-east"]);
+    let east_sockets = printed(&["sockets", "dr-east"]);
+    let east_kubelet = std::path::Path::new(east_sockets.split(':').next().unwrap())
+        .parent()
+        .unwrap()
+        .join("kubelet");
+
+    let tag = "lifeboat:it-dr-volumes";
+    let image = build_lifeboat_image(west.dir.path(), &["--tag", tag]);
+    import_image(
+        &std::env::var("LIFEBOAT_IT_NODE_CONTAINERD").expect(NEEDS),
+        &image,
+    );
+    import_image(&east_sockets, &image);
+
+    let bucket = "lifeboat-drvol";
+    crate::s3::boto(
+        "try:\n    s3.create_bucket(Bucket=sys.argv[1])\nexcept s3.exceptions.BucketAlreadyOwnedByYou:\n    pass\nfor o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []):\n    s3.delete_object(Bucket=sys.argv[1], Key=o['Key'])",
+        &[bucket],
+    );
+    let moto_port = crate::s3::s3_endpoint()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let creds = west.dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let key = west.dir.path().join("repo-key");
+    std::fs::write(&key, "dr-volume-key\n").unwrap();
+    // The same bucket and repository key on both, each reaching moto at its own host
+    // address.
+    let install = |env: &Env, host: &str, kubelet: &std::path::Path| {
+        let config =
+            format!("region=us-east-1,s3ForcePathStyle=true,s3Url=http://{host}:{moto_port}");
+        env.ok(&[
+            "-n",
+            ns,
+            "install",
+            "--image",
+            tag,
+            "--provider",
+            "aws",
+            "--bucket",
+            bucket,
+            "--secret-file",
+            creds.to_str().unwrap(),
+            "--backup-location-config",
+            &config,
+            "--use-node-agent",
+            "--repo-password-file",
+            key.to_str().unwrap(),
+            "--kubelet-root-dir",
+            kubelet.to_str().unwrap(),
+            "--wait",
+        ]);
+        eventually(Duration::from_secs(120), "the node agent Running", || {
+            kubectl_maybe(
+                env,
+                &[
+                    "-n",
+                    ns,
+                    "get",
+                    "pods",
+                    "-l",
+                    "app.kubernetes.io/name=lifeboat-node-agent",
+                    "-o",
+                    "jsonpath={.items[*].status.phase}",
+                ],
+            )
+            .is_some_and(|p| p.trim() == "Running")
+        });
+    };
+    install(&east, &east_host, &east_kubelet);
+    install(&west, &node_host(), &kubelet_root());
+
+    // A claim on a static local volume (the dev clusters have no provisioner).
+    let local_pv = |env: &Env, name: &str| {
+        let dir = env.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(
+            &dir,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o777),
+        )
+        .unwrap();
+        env.apply(&format!(
+            r#"apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: {name}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: {class}
+  local: {{path: {}}}
+  nodeAffinity: {{required: {{nodeSelectorTerms: [{{matchExpressions: [{{key: kubernetes.io/hostname, operator: Exists}}]}}]}}}}
+"#,
+            dir.display()
+        ));
+        dir
+    };
+    local_pv(&east, "drvol-east");
+    east.apply(&format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {app}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: {app}}}
+data: {{color: green}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: db-password, namespace: {app}}}
+stringData: {{password: hunter2}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {app}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80}}]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: orders, namespace: {app}}}
+spec: {{accessModes: [ReadWriteOnce], storageClassName: {class}, resources: {{requests: {{storage: 1Gi}}}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {app}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata:
+      labels: {{app: web}}
+      annotations: {{backup.velero.io/backup-volumes: orders}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {BUSYBOX}
+        imagePullPolicy: IfNotPresent
+        command: [sleep, "3600"]
+        volumeMounts: [{{name: orders, mountPath: /orders}}]
+      volumes: [{{name: orders, persistentVolumeClaim: {{claimName: orders}}}}]
+"#
+    ));
+    east.kubectl(
+        &[
+            "-n",
+            app,
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=120s",
+        ],
+        None,
+    );
+    east.kubectl(
+        &[
+            "-n",
+            app,
+            "exec",
+            "deploy/web",
+            "--",
+            "sh",
+            "-c",
+            "echo order-1138 > /orders/open.txt",
+        ],
+        None,
+    );
+    let out = through_server(
+        &east,
+        &[
+            "-n",
+            ns,
+            "backup",
+            "create",
+            "drvol-1",
+            "--include-namespaces",
+            app,
+            "--wait",
+        ],
+    );
+    assert!(out.contains("Completed"), "{out}");
+    let keys = crate::s3::list_keys(bucket);
+    assert!(
+        keys.contains(&"backups/drvol-1/drvol-1-podvolumebackups.json.gz".to_owned())
+            && keys.contains(&format!("restic/{app}/config")),
+        "{keys:?}"
+    );
+
+    // The primary goes down: its API server, etcd and node are stopped.
+    let down = dev_cluster(home.path(), &["down", "dr-east"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+
+    // The standby's volume for the claim (the test plays the provisioner).
+    let west_dir = local_pv(&west, "drvol-west");
+    let plan_file = west.dir.path().join("drvol.yaml");
+    std::fs::write(
+        &plan_file,
+        format!(
+            r#"apiVersion: lifeboat.dev/v1alpha1
+kind: DRPlan
+metadata: {{name: drvol}}
+spec:
+  namespaces: [{app}]
+  rpo: 1h
+  rto: 10m
+  clusters:
+  - {{name: east, kubeconfig: {}, active: true, locations: [default], namespace: {ns}}}
+  - {{name: west, kubeconfig: {}, locations: [default], namespace: {ns}}}
+  verification: {{timeout: 3m}}
+"#,
+            east.kubeconfig.display(),
+            west.kubeconfig.display(),
+        ),
+    )
+    .unwrap();
+    let out = west.run(&[
+        "dr",
+        "failover",
+        plan_file.to_str().unwrap(),
+        "--id",
+        "v1",
+        "-o",
+        "json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    assert_eq!(r["outcome"], "succeeded", "{r:#}");
+    assert_eq!(
+        (r["from"].as_str(), r["to"].as_str(), r["backup"].as_str()),
+        (Some("east"), Some("west"), Some("drvol-1"))
+    );
+    assert!(
+        r["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("active east is down"),
+        "{r:#}"
+    );
+
+    // The file, in the running container on the standby, and in its new volume.
+    assert_eq!(
+        west.kubectl(
+            &[
+                "-n",
+                app,
+                "exec",
+                "deploy/web",
+                "--",
+                "cat",
+                "/orders/open.txt"
+            ],
+            None
+        ),
+        "order-1138\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(west_dir.join("open.txt")).unwrap(),
+        "order-1138\n"
+    );
+    let pod = json_of(&west.kubectl(
+        &["-n", app, "get", "pods", "-l", "app=web", "-o", "json"],
+        None,
+    ));
+    let pods = pod["items"].as_array().unwrap();
+    assert_eq!(pods.len(), 1, "one pod: the restored one, {pod:#}");
+    assert_eq!(
+        pods[0]["spec"]["initContainers"][0]["name"], "restore-wait",
+        "{pod:#}"
+    );
+    assert_eq!(
+        pods[0]["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet",
+        "the Deployment's ReplicaSet adopted it: {pod:#}"
+    );
+    let pvrs = json_of(&west.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "podvolumerestores.lifeboat.dev",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    let phases: Vec<&str> = pvrs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"]["phase"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(phases, ["Completed"], "{pvrs:#}");
+    assert_eq!(
+        west.kubectl(
+            &[
+                "-n",
+                app,
+                "get",
+                "configmap",
+                "settings",
+                "-o",
+                "jsonpath={.data.color}"
+            ],
+            None
+        ),
+        "green"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+
+    west.kubectl(&["delete", "namespace", app, "--wait=true"], None);
+    let _ = west.run(&["-n", ns, "uninstall", "--force"]);
+    west.kubectl(
+        &[
+            "delete",
+            "pv",
+            "drvol-west",
+            "--ignore-not-found",
+            "--wait=false",
+        ],
         None,
     );
 }
