@@ -343,8 +343,9 @@ async fn test_restore(
 
 /// Deletes what scratch restore `restore_name` made: its namespaces (with everything in
 /// them) — only those labelled with the restore, by uid, so one re-created meanwhile by
-/// someone else is left —, the VolumeSnapshotContents it imported for them (cluster-scoped,
-/// not deleted with the namespaces), and, with `forget_restore`, the restore's files in
+/// someone else is left —, the VolumeSnapshotContents it imported for them and the
+/// PersistentVolumes it made for them (cluster-scoped, not deleted with the namespaces;
+/// only those kept on deletion: their disks stay), and, with `forget_restore`, the restore's files in
 /// `store` (a failover's rollback keeps them: they say why it failed). Returns what it
 /// could not delete, and why (empty: everything is gone).
 pub async fn cleanup_scratch<'a>(
@@ -381,6 +382,7 @@ pub async fn cleanup_scratch<'a>(
         }
     }
     delete_imported_contents(cluster, restore_name, &scratch, &mut left).await;
+    delete_restored_volumes(cluster, restore_name, &scratch, &mut left).await;
     if forget_restore {
         let _ = store.delete_restore(restore_name).await;
     }
@@ -398,19 +400,54 @@ async fn delete_imported_contents(
 ) {
     let contents =
         crate::csi::snapshot_resource("volumesnapshotcontents", "VolumeSnapshotContent", false);
-    let collection = collection_path(&contents, None);
+    delete_labelled(cluster, &contents, restore_name, left, |c| {
+        csi::scratch_content(restore_name, scratch, c).ok_or_else(|| {
+            "it is not one this restore made for its namespaces with deletionPolicy Retain"
+                .to_owned()
+        })
+    })
+    .await;
+}
+
+/// Deletes the PersistentVolumes restore `restore_name` made for the namespaces it
+/// deletes (`volumes::rollback_volume` decides which: never one whose deletion could
+/// take its disk), recording in `left` what it could not delete or read.
+async fn delete_restored_volumes(
+    cluster: &Cluster,
+    restore_name: &str,
+    scratch: &[&str],
+    left: &mut Vec<String>,
+) {
+    let volumes = crate::cluster::v1_resource("", "persistentvolumes", "PersistentVolume", false);
+    delete_labelled(cluster, &volumes, restore_name, left, |pv| {
+        lifeboat_types::rules::volumes::rollback_volume(restore_name, scratch, pv)
+    })
+    .await;
+}
+
+/// Deletes each cluster-scoped object of `resource` labelled with restore `restore_name`
+/// that `decide` gives a uid for (by that uid); records in `left` each it kept (with
+/// `decide`'s reason) or could not delete, and a LIST that failed. A resource the cluster
+/// does not serve has none.
+async fn delete_labelled(
+    cluster: &Cluster,
+    resource: &lifeboat_types::plan::backup::ApiResource,
+    restore_name: &str,
+    left: &mut Vec<String>,
+    decide: impl Fn(&serde_json::Value) -> Result<String, String>,
+) {
+    let collection = collection_path(resource, None);
     let selector = format!("velero.io/restore-name={restore_name}");
     let mut token: Option<String> = None;
     loop {
         let page = match cluster
-            .list_page(&contents, None, Some(&selector), token.as_deref(), 500)
+            .list_page(resource, None, Some(&selector), token.as_deref(), 500)
             .await
         {
             Ok(page) => page,
-            // No snapshot CRDs: the restore made none.
             Err(e) if e.is_unserved() => break,
             Err(e) => {
-                left.push(format!("VolumeSnapshotContents: {}", chain(&e)));
+                left.push(format!("{}: {}", resource.kind, chain(&e)));
                 break;
             }
         };
@@ -423,34 +460,33 @@ async fn delete_imported_contents(
                 next,
             ),
             Err(e) => {
-                left.push(format!("VolumeSnapshotContents: unreadable answer: {e}"));
+                left.push(format!("{}: unreadable answer: {e}", resource.kind));
                 break;
             }
         };
         let items = match items {
             Ok(items) => items,
             Err(e) => {
-                left.push(format!("VolumeSnapshotContents: unreadable item: {e}"));
+                left.push(format!("{}: unreadable item: {e}", resource.kind));
                 break;
             }
         };
-        for c in items {
-            let name = c
+        for o in items {
+            let name = o
                 .pointer("/metadata/name")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            let Some(uid) = csi::scratch_content(restore_name, scratch, &c) else {
-                left.push(format!(
-                    "VolumeSnapshotContent {name}: not deleted: it is not one this restore made for its namespaces with deletionPolicy Retain"
-                ));
-                continue;
-            };
-            if let Err(e) = cluster
-                .delete_if_uid(&collection, &name, "volumesnapshotcontents", &uid)
-                .await
-            {
-                left.push(format!("VolumeSnapshotContent {name}: {}", chain(&e)));
+            match decide(&o) {
+                Ok(uid) => {
+                    if let Err(e) = cluster
+                        .delete_if_uid(&collection, &name, &resource.plural, &uid)
+                        .await
+                    {
+                        left.push(format!("{} {name}: {}", resource.kind, chain(&e)));
+                    }
+                }
+                Err(why) => left.push(format!("{} {name}: not deleted: {why}", resource.kind)),
             }
         }
         match next {

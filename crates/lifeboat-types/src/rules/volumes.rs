@@ -185,11 +185,75 @@ pub fn reset_volume(obj: &mut Value) {
     }
 }
 
+/// Whether restore `restore`'s rollback may delete PersistentVolume `pv` (pure): the
+/// volume's uid when it may, else why not. It may when the restore made it (its
+/// `velero.io/restore-name` label), its claim, if any, is in one of the `namespaces` the
+/// rollback deletes (a volume someone bound elsewhere since is theirs), and it is kept on
+/// deletion (`Retain`: deleting the object leaves the disk, which is the backed-up
+/// cluster's data). With `Delete` the disk would go with it: such a volume is left, named.
+pub fn rollback_volume(restore: &str, namespaces: &[&str], pv: &Value) -> Result<String, String> {
+    let label = pv
+        .pointer("/metadata/labels/velero.io~1restore-name")
+        .and_then(Value::as_str);
+    if label != Some(restore) {
+        return Err(format!("it was not made by restore {restore}"));
+    }
+    if let Some(ns) = pv
+        .pointer("/spec/claimRef/namespace")
+        .and_then(Value::as_str)
+        .filter(|ns| !namespaces.contains(ns))
+    {
+        return Err(format!(
+            "it is claimed in namespace {ns}, which the rollback does not delete"
+        ));
+    }
+    let policy = pv
+        .pointer("/spec/persistentVolumeReclaimPolicy")
+        .and_then(Value::as_str);
+    if policy != Some("Retain") {
+        return Err(format!(
+            "its reclaim policy is {}, not Retain: deleting it could take its disk with it (set it to Retain, then delete it)",
+            policy.unwrap_or("Delete")
+        ));
+    }
+    pv.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| "it has no uid".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
     use serde_json::json;
+
+    fn restored_pv(label: &str, claim_ns: Option<&str>, policy: Option<&str>) -> Value {
+        let mut pv = json!({"metadata": {"uid": "u1", "labels": {"velero.io/restore-name": label}}, "spec": {}});
+        if let Some(ns) = claim_ns {
+            pv["spec"]["claimRef"] = json!({"namespace": ns, "name": "data"});
+        }
+        if let Some(p) = policy {
+            pv["spec"]["persistentVolumeReclaimPolicy"] = json!(p);
+        }
+        pv
+    }
+
+    #[rstest]
+    #[case::made_and_retained(restored_pv("r1", Some("shop"), Some("Retain")), Ok("u1".to_owned()))]
+    #[case::unclaimed(restored_pv("r1", None, Some("Retain")), Ok("u1".to_owned()))]
+    #[case::another_restores(restored_pv("r2", Some("shop"), Some("Retain")), Err("it was not made by restore r1".to_owned()))]
+    #[case::claimed_elsewhere(restored_pv("r1", Some("prod"), Some("Retain")), Err("it is claimed in namespace prod, which the rollback does not delete".to_owned()))]
+    #[case::deleted_with_its_disk(restored_pv("r1", Some("shop"), Some("Delete")), Err("its reclaim policy is Delete, not Retain: deleting it could take its disk with it (set it to Retain, then delete it)".to_owned()))]
+    #[case::policy_unset(restored_pv("r1", Some("shop"), None), Err("its reclaim policy is Delete, not Retain: deleting it could take its disk with it (set it to Retain, then delete it)".to_owned()))]
+    #[case::recycled(restored_pv("r1", Some("shop"), Some("Recycle")), Err("its reclaim policy is Recycle, not Retain: deleting it could take its disk with it (set it to Retain, then delete it)".to_owned()))]
+    fn which_restored_volumes_a_rollback_deletes(
+        #[case] pv: Value,
+        #[case] want: Result<String, String>,
+    ) {
+        assert_eq!(rollback_volume("r1", &["shop"], &pv), want);
+    }
 
     #[rstest]
     #[case::whole_cluster(None, true, false, PvScope::All)]

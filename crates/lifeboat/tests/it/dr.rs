@@ -407,10 +407,20 @@ fn a_failover_that_fails_verification_is_rolled_back() {
     let down = Env::new();
     let with_node = Env::on_node();
     let ns = "dr-fo-back";
+    let pv = "dr-fo-back-files";
     for env in [&down, &with_node] {
         env.delete_namespace(ns);
+        env.kubectl(
+            &["delete", "pv", pv, "--ignore-not-found", "--wait=true"],
+            None,
+        );
     }
     down.apply(&app(ns).replace("replicas: 1", "replicas: 2"));
+    // A claim on a volume kept on deletion (no binder runs on this cluster without nodes:
+    // the claim names its volume): the restore creates the volume again.
+    down.apply(&format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {pv}}}\nspec: {{capacity: {{storage: 1Gi}}, accessModes: [ReadWriteOnce], persistentVolumeReclaimPolicy: Retain, storageClassName: dr-fo-back, hostPath: {{path: /tmp/{pv}}}, claimRef: {{namespace: {ns}, name: files}}}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: files, namespace: {ns}}}\nspec: {{accessModes: [ReadWriteOnce], storageClassName: dr-fo-back, volumeName: {pv}, resources: {{requests: {{storage: 1Gi}}}}}}\n"
+    ));
     let storage = shared_storage(&down);
     backup_to(&down, "fo-back-1", ns, &storage);
 
@@ -525,9 +535,36 @@ fn a_failover_that_fails_verification_is_rolled_back() {
         "nothing serves the plan's namespaces: fix the failed step and run again"
     );
     // The old active has its count back, and no annotation it did not have; the standby
-    // keeps nothing.
+    // keeps nothing: the namespace, and the volume the restore made (cluster-scoped, not
+    // deleted with the namespace; kept on deletion, so its disk stays).
     assert_eq!(replicas(&down, ns, "web"), ("2".into(), String::new()));
     assert!(namespace_gone(&with_node, ns));
+    let made = read_json_gz(
+        &std::path::Path::new(&storage)
+            .join("restores/fo-failover-b1/restore-fo-failover-b1-resource-list.json.gz"),
+    );
+    assert_eq!(
+        made["v1/PersistentVolume"],
+        serde_json::json!([pv]),
+        "the restore made the volume: {made}"
+    );
+    let mut pv_left = String::new();
+    for _ in 0..120 {
+        pv_left = with_node.kubectl(&["get", "pv", pv, "--ignore-not-found", "-o", "name"], None);
+        if pv_left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(
+        pv_left, "",
+        "the rollback deleted the volume the restore made"
+    );
+    assert_eq!(
+        down.kubectl(&["get", "pv", pv, "-o", "name"], None).trim(),
+        format!("persistentvolume/{pv}"),
+        "the old active's volume is untouched"
+    );
 
     // The same --id again: its restore's records are kept (they say why it failed), so
     // it is refused before anything changes.
@@ -543,6 +580,7 @@ fn a_failover_that_fails_verification_is_rolled_back() {
     );
     assert_eq!(replicas(&down, ns, "web"), ("2".into(), String::new()));
     down.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    down.kubectl(&["delete", "pv", pv, "--wait=false"], None);
 }
 
 /// A failover from a cluster that is down (`it` has no Ready node) to the standby with
