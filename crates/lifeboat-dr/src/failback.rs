@@ -517,7 +517,7 @@ pub async fn failback(
     }
     let next = match outcome {
         Outcome::Succeeded => format!(
-            "{} serves the plan's namespaces again and {} is a standby: make {} the active cluster in the plan (active: true on {}, false on {})",
+            "{} serves the plan's namespaces again and {} is a standby: {} is the plan's active cluster again (`dr failback` marks it so in the plan file, active: true on {} and false on {}; edit a DRPlan resource the same way)",
             to_plan.name, from_plan.name, to_plan.name, to_plan.name, from_plan.name
         ),
         Outcome::RolledBack => format!(

@@ -11,6 +11,8 @@
 //!   kept in an annotation), which schedules fencing pauses, a failback's traffic steps.
 //! - [`standby`]: a warm standby — how restored objects are held (0 replicas, CronJobs
 //!   suspended, the plan's label), what a sync leaves out and prunes.
+//! - [`plan_file`]: a plan file edited after a failover or failback — the cluster that
+//!   took over made active, the user's comments and style kept.
 //! - [`images`]: whether a standby's nodes hold the images the plan's workloads run.
 //! - [`server`]: the `DRPlan` resource's status as the server keeps it, and when the
 //!   server drills a plan next.
@@ -19,6 +21,7 @@ pub mod drill;
 pub mod failover;
 pub mod images;
 pub mod plan;
+pub mod plan_file;
 pub mod runbook;
 pub mod server;
 pub mod standby;

@@ -175,6 +175,10 @@ pub struct FailbackArgs {
     /// Also write the report there as <plan>-failback-<id>.md and .json (files 0600).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
+    /// Leave the plan file as it is (by default a failback that succeeded marks the
+    /// original cluster active in it again, and no other).
+    #[arg(long)]
+    pub keep_plan: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: ReportFormat,
@@ -200,6 +204,10 @@ pub struct FailoverArgs {
     /// Also write the report there as <plan>-failover-<id>.md and .json (files 0600).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
+    /// Leave the plan file as it is (by default a failover that succeeded marks the
+    /// cluster that took over active in it, and no other).
+    #[arg(long)]
+    pub keep_plan: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: ReportFormat,
@@ -333,6 +341,9 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             let md = lifeboat_dr::failover::failover_markdown(&r);
             print_report(&r, &md, a.output)?;
             write_reports(a.report_dir.as_deref(), "failover", &r.plan, &r.id, &md, &r)?;
+            if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && !a.keep_plan {
+                make_active(&a.plan, &r.to);
+            }
             Ok(Exit::of_check(r.outcome.passed(&r.steps)))
         }
         DrCmd::Sync(a) => {
@@ -361,8 +372,51 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             let md = lifeboat_dr::failback::failback_markdown(&r);
             print_report(&r, &md, a.output)?;
             write_reports(a.report_dir.as_deref(), "failback", &r.plan, &r.id, &md, &r)?;
+            if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && !a.keep_plan {
+                make_active(&a.plan, &r.to);
+            }
             Ok(Exit::of_check(r.outcome.passed(&r.steps)))
         }
+    }
+}
+
+/// After a failover or failback that succeeded: the plan file names `to` its active
+/// cluster (`types::dr::plan_file::move_active`: one value changed or added, comments and
+/// style kept), written through a temporary file and a rename, its mode kept. A file
+/// that cannot be edited is left as it was; stderr says so and what to change by hand.
+/// The run itself succeeded either way.
+fn make_active(path: &Path, to: &str) {
+    let edit = || -> Result<bool> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let Some(edited) =
+            lifeboat_types::dr::plan_file::move_active(&text, to).map_err(anyhow::Error::msg)?
+        else {
+            return Ok(false);
+        };
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .permissions();
+        let mut tmp_name = path.as_os_str().to_owned();
+        tmp_name.push(".lifeboat-tmp");
+        let tmp = PathBuf::from(tmp_name);
+        std::fs::write(&tmp, edited).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, mode)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+            .with_context(|| format!("cannot replace {}", path.display()))?;
+        Ok(true)
+    };
+    match edit() {
+        Ok(true) => eprintln!(
+            "DR plan {}: {to} is now its active cluster (--keep-plan leaves the file as it is)",
+            path.display()
+        ),
+        Ok(false) => {}
+        Err(e) => eprintln!("warning: DR plan {} not edited: {e:#}", path.display()),
     }
 }
 

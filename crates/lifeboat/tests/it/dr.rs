@@ -651,6 +651,12 @@ fn a_failover_moves_the_application_to_the_standby() {
             .unwrap()
             .starts_with("standby serves the plan's namespaces")
     );
+    // The plan file names the standby its active cluster now.
+    let validated = active.ok(&["dr", "validate", plan]);
+    assert!(
+        validated.contains("2 clusters (active standby)"),
+        "{validated}"
+    );
     // Fenced: 0 replicas, the count kept.
     assert_eq!(replicas(&active, ns, "web"), ("0".into(), "1".into()));
     // Serving on the standby.
@@ -891,6 +897,11 @@ fn a_failback_returns_the_application_to_the_original_in_weighted_steps() {
         r["next"].as_str().unwrap().starts_with("west still serves"),
         "{r:#}"
     );
+    let validated = acting.ok(&["dr", "validate", plan]);
+    assert!(
+        validated.contains("2 clusters (active west)"),
+        "a failback undone leaves the plan file as it was: {validated}"
+    );
 
     // The check passes at every step: east serves, west is a standby.
     std::fs::remove_file(&steps_log).unwrap();
@@ -913,6 +924,11 @@ fn a_failback_returns_the_application_to_the_original_in_weighted_steps() {
     );
     assert_eq!(r["outcome"], "succeeded", "{r:#}");
     assert_eq!(r["backup"], "fb-failback-s1");
+    let validated = acting.ok(&["dr", "validate", plan]);
+    assert!(
+        validated.contains("2 clusters (active east)"),
+        "the plan file names east active again: {validated}"
+    );
     assert_eq!(
         r["weightsMoved"],
         serde_json::json!([10, 30, 50, 70, 90, 100])
