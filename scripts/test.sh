@@ -30,6 +30,7 @@ cleanup() {
   LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it >/dev/null 2>&1 || true
   LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it-standby >/dev/null 2>&1 || true
   LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it-node >/dev/null 2>&1 || true
+  LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh down it-node2 >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -53,6 +54,10 @@ LIFEBOAT_IT_NODE_HOST=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-clus
 LIFEBOAT_IT_NODE_CONTAINERD=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh sockets it-node)
 # etcd of that cluster as its node sees it (the etcd snapshot CronJob runs there).
 export LIFEBOAT_IT_NODE_ETCD="http://$LIFEBOAT_IT_NODE_HOST:$((${LIFEBOAT_IT_NODE_PORT:-$((API_PORT + 200))} + 1))"
+# A fourth control plane with a real node of its own: the other side of the DR tests
+# that need two clusters with nodes (tests/it/dr.rs).
+export LIFEBOAT_IT_NODE2_KUBECONFIG
+LIFEBOAT_IT_NODE2_KUBECONFIG=$(LIFEBOAT_DEV_HOME="$WORK/clusters" bash scripts/dev-cluster.sh up it-node2 "${LIFEBOAT_IT_NODE2_PORT:-$((API_PORT + 400))}" --nodes 1 | tail -1)
 # kube-apiserver of the cache, for the test that starts one on a restored etcd.
 export LIFEBOAT_IT_CP_BIN
 LIFEBOAT_IT_CP_BIN=$(bash scripts/dev-cluster.sh bindir)

@@ -35,6 +35,16 @@ impl Env {
         }
     }
 
+    /// A world on the second test cluster with a real node (scripts/test.sh starts it:
+    /// `dev-cluster.sh up it-node2 ... --nodes 1`): the other side of the DR tests that
+    /// need two clusters whose pods run.
+    pub fn on_second_node() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            kubeconfig: PathBuf::from(required("LIFEBOAT_IT_NODE2_KUBECONFIG")),
+        }
+    }
+
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("storage")
     }
