@@ -67,6 +67,14 @@ pub async fn installed_agents(
         return Ok(None);
     };
     let ds: Value = serde_json::from_str(&raw).unwrap_or_default();
+    // Another tool's DaemonSet of that name (Velero's is `node-agent` too) is not ours.
+    if ds
+        .pointer("/spec/template/metadata/labels/app.kubernetes.io~1name")
+        .and_then(Value::as_str)
+        != Some("lifeboat-node-agent")
+    {
+        return Ok(None);
+    }
     Ok(Some(PodVolumeSettings {
         namespace: ns.to_owned(),
         image: ds

@@ -1037,7 +1037,14 @@ pub async fn run_restore(
             .collect();
     let filter = filter
         .with_claims_with_files(crate::pod_volumes::claims_with_files(&stored_volumes))
-        .with_pods_with_files(stored_volumes.keys().cloned().collect())
+        // Their pods are restored only when a node agent will write their data.
+        .with_pods_with_files(
+            if opts.pod_volumes.as_ref().is_some_and(|s| s.image.is_some()) {
+                stored_volumes.keys().cloned().collect()
+            } else {
+                BTreeSet::new()
+            },
+        )
         .with_csi_imports(lifeboat_types::plan::restore::CsiImports {
             claims: snapshots.keys().cloned().collect(),
             snapshots: snapshots

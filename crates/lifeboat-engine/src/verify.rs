@@ -357,6 +357,8 @@ pub async fn cleanup_scratch<'a>(
 ) -> Vec<String> {
     let scratch: Vec<&str> = scratch.into_iter().map(String::as_str).collect();
     let mut left = Vec::new();
+    // The namespaces gone or deleted now: only their volumes and snapshot contents go.
+    let mut cleared: Vec<&str> = Vec::new();
     for ns in &scratch {
         let live = match cluster
             .get_path_opt(&namespace_path(ns), "namespaces")
@@ -369,20 +371,21 @@ pub async fn cleanup_scratch<'a>(
             }
         };
         match scratch_cleanup(restore_name, live.as_deref()) {
-            Cleanup::Gone => {}
+            Cleanup::Gone => cleared.push(ns),
             Cleanup::Keep(why) => left.push(format!("{ns}: not deleted: {why}")),
             Cleanup::Delete { uid } => {
-                if let Err(e) = cluster
+                match cluster
                     .delete_if_uid("/api/v1/namespaces", ns, "namespaces", &uid)
                     .await
                 {
-                    left.push(format!("{ns}: {}", chain(&e)));
+                    Ok(_) => cleared.push(ns),
+                    Err(e) => left.push(format!("{ns}: {}", chain(&e))),
                 }
             }
         }
     }
-    delete_imported_contents(cluster, restore_name, &scratch, &mut left).await;
-    delete_restored_volumes(cluster, restore_name, &scratch, &mut left).await;
+    delete_imported_contents(cluster, restore_name, &cleared, &mut left).await;
+    delete_restored_volumes(cluster, restore_name, &cleared, &mut left).await;
     if forget_restore {
         let _ = store.delete_restore(restore_name).await;
     }

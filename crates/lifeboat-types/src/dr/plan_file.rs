@@ -74,7 +74,12 @@ fn activations(text: &str, to: &str) -> Vec<String> {
                 .map_or(0, |i| i + line_start);
             let column = text[line_start..key].chars().count();
             let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
-            t.insert_str(line_end, &format!("\n{}active: true", " ".repeat(column)));
+            // A file with CRLF line ends keeps them.
+            let (at, eol) = match text[..line_end].strip_suffix('\r') {
+                Some(before) => (before.len(), "\r\n"),
+                None => (line_end, "\n"),
+            };
+            t.insert_str(at, &format!("{eol}{}active: true", " ".repeat(column)));
         }
         out.push(t);
     }
@@ -94,12 +99,10 @@ fn value_positions(text: &str, value: &str) -> Vec<usize> {
             let after = i + k.len();
             let skipped = text[after..].len() - text[after..].trim_start_matches([' ', '\t']).len();
             let at = after + skipped;
-            let rest = &text[at..];
-            let ends = rest[value.len().min(rest.len())..]
-                .chars()
-                .next()
-                .is_none_or(|c| !c.is_alphanumeric());
-            (rest.starts_with(value) && ends).then_some(at)
+            let ends = text[at..]
+                .strip_prefix(value)
+                .is_some_and(|r| r.chars().next().is_none_or(|c| !c.is_alphanumeric()));
+            ends.then_some(at)
         })
         .collect()
 }
@@ -224,6 +227,22 @@ spec:
         "west",
         Some(
             "spec:\n  clusters:\n  - name: west2\n    active: false\n    labels: {inactive: true}\n  - name: west\n    active: true\n"
+        )
+    )]
+    // Regression (review): text other than ASCII right after an `active:` (here in a
+    // comment) panicked on a byte offset inside a character.
+    #[case::not_ascii(
+        "# active: 現用系\nspec:\n  clusters:\n  - name: east  # 東\n    active: true\n  - name: west\n",
+        "west",
+        Some(
+            "# active: 現用系\nspec:\n  clusters:\n  - name: east  # 東\n    active: false\n  - name: west\n    active: true\n"
+        )
+    )]
+    #[case::crlf(
+        "spec:\r\n  clusters:\r\n  - name: east\r\n    active: true\r\n  - name: west\r\n    kubeconfig: /k\r\n",
+        "west",
+        Some(
+            "spec:\r\n  clusters:\r\n  - name: east\r\n    active: false\r\n  - name: west\r\n    active: true\r\n    kubeconfig: /k\r\n"
         )
     )]
     #[case::already_active(BLOCK, "east", None)]

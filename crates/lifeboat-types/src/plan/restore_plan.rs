@@ -228,21 +228,23 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
     // Controllers restored take their children with them (the children are created again
     // by the controllers, with new uids) — except pods carrying volume data, which only
     // the restored pod gets.
-    let restored_uids: BTreeSet<&str> = chosen
+    let restored_uids: BTreeMap<&str, &str> = chosen
         .iter()
-        .filter_map(|p| items[p.index].uid.as_deref())
+        .filter_map(|p| Some((items[p.index].uid.as_deref()?, items[p.index].gr.as_str())))
         .collect();
     let mut kept = Vec::with_capacity(chosen.len());
     for p in chosen {
         let item = &items[p.index];
+        let controller = item
+            .controller
+            .as_deref()
+            .and_then(|c| restored_uids.get(c).copied());
+        // Only a ReplicaSet's or StatefulSet's pod: those adopt a restored pod by its
+        // labels (a Job's new selector would not, and its work would run twice).
         let carries_files = item.gr == "pods"
+            && matches!(controller, Some("replicasets.apps" | "statefulsets.apps"))
             && filter.pod_has_files(item.namespace.as_deref().unwrap_or_default(), &item.name);
-        if !carries_files
-            && item
-                .controller
-                .as_deref()
-                .is_some_and(|c| restored_uids.contains(c))
-        {
+        if !carries_files && controller.is_some() {
             skip(SkipReason::OwnedByRestoredController);
         } else {
             kept.push(p);
@@ -322,8 +324,9 @@ pub fn plan(items: &[Item], filter: &RestoreFilter) -> RestorePlan {
             }
             PvDecision::ProvisionFresh => {
                 warnings.push(format!(
-                    "persistent volume {} not restored: the backup holds no data for it and its reclaim policy is Delete; its claim provisions a new, empty volume",
-                    item.name
+                    "persistent volume {} not restored: the backup holds no data for it and its reclaim policy is {}; its claim provisions a new, empty volume",
+                    item.name,
+                    item.reclaim_policy.as_deref().unwrap_or("Delete")
                 ));
                 skip(SkipReason::VolumeWithoutData);
                 false
@@ -788,10 +791,20 @@ mod tests {
             item("replicasets.apps", Some("a"), "rs", "rs1", Some("d1")),
             item("pods", Some("a"), "p", "p1", Some("rs1")),
             item("pods", Some("a"), "q", "p2", Some("rs1")),
+            // A Job's pod stays with its Job, files or not: the restored Job's new
+            // selector would not adopt it, and its work would run twice.
+            item("jobs.batch", Some("a"), "j", "j1", None),
+            item("pods", Some("a"), "jp", "p3", Some("j1")),
         ];
         let filter = RestoreFilter::new(&RestoreSpec::default())
             .unwrap()
-            .with_pods_with_files([("a".to_string(), "p".to_string())].into());
+            .with_pods_with_files(
+                [
+                    ("a".to_string(), "p".to_string()),
+                    ("a".to_string(), "jp".to_string()),
+                ]
+                .into(),
+            );
         let plan = plan(&items, &filter);
         let restored: Vec<String> = show(&items, &plan)
             .into_iter()
@@ -801,12 +814,12 @@ mod tests {
             restored,
             [
                 r#"phase 18: ["pods a/p -> a"], then None"#,
-                r#"phase 23: ["deployments.apps a/d -> a"], then None"#
+                r#"phase 23: ["deployments.apps a/d -> a", "jobs.batch a/j -> a"], then None"#
             ]
         );
         assert_eq!(
             plan.skipped,
-            [("owned by a restored controller", 2)]
+            [("owned by a restored controller", 3)]
                 .into_iter()
                 .collect()
         );

@@ -88,9 +88,12 @@ pub enum PvDecision {
     ProvisionFromSnapshot,
 }
 
-/// Whether `reclaim_policy` (`spec.persistentVolumeReclaimPolicy`) is `Delete`.
+/// Whether `reclaim_policy` (`spec.persistentVolumeReclaimPolicy`) destroys the volume's
+/// data once its claim goes: `Delete`, and the deprecated `Recycle` (which scrubs it — a
+/// restored NFS volume of the original would be wiped when a restore's namespace is
+/// deleted).
 pub fn reclaims_by_delete(reclaim_policy: Option<&str>) -> bool {
-    reclaim_policy == Some("Delete")
+    matches!(reclaim_policy, Some("Delete" | "Recycle"))
 }
 
 /// What a backup holds of a PersistentVolume's data.
@@ -337,13 +340,6 @@ mod tests {
         VolumeData::None,
         PvDecision::Restore
     )]
-    #[case::recycle(
-        PvScope::All,
-        false,
-        Some("Recycle"),
-        VolumeData::None,
-        PvDecision::Restore
-    )]
     #[case::no_policy(PvScope::All, false, None, VolumeData::None, PvDecision::Restore)]
     #[case::retain_claimed(
         PvScope::Claimed,
@@ -372,6 +368,15 @@ mod tests {
         Some("Delete"),
         VolumeData::None,
         PvDecision::OutOfScope
+    )]
+    // Regression (review): a Recycle volume was restored as it was, pointing at the
+    // original's share, which the recycler scrubs once the restored claim goes.
+    #[case::recycle_is_not_restored(
+        PvScope::All,
+        true,
+        Some("Recycle"),
+        VolumeData::None,
+        PvDecision::ProvisionFresh
     )]
     #[case::policy_is_case_sensitive(
         PvScope::All,

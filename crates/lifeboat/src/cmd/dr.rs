@@ -339,11 +339,12 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             };
             let r = failover(&plan, &opts, &local_location).await?;
             let md = lifeboat_dr::failover::failover_markdown(&r);
-            print_report(&r, &md, a.output)?;
-            write_reports(a.report_dir.as_deref(), "failover", &r.plan, &r.id, &md, &r)?;
+            // The plan file first: what serves now must not depend on the report's output.
             if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && !a.keep_plan {
                 make_active(&a.plan, &r.to);
             }
+            print_report(&r, &md, a.output)?;
+            write_reports(a.report_dir.as_deref(), "failover", &r.plan, &r.id, &md, &r)?;
             Ok(Exit::of_check(r.outcome.passed(&r.steps)))
         }
         DrCmd::Sync(a) => {
@@ -370,11 +371,12 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             };
             let r = failback(&plan, &opts, &local_location).await?;
             let md = lifeboat_dr::failback::failback_markdown(&r);
-            print_report(&r, &md, a.output)?;
-            write_reports(a.report_dir.as_deref(), "failback", &r.plan, &r.id, &md, &r)?;
+            // The plan file first: what serves now must not depend on the report's output.
             if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && !a.keep_plan {
                 make_active(&a.plan, &r.to);
             }
+            print_report(&r, &md, a.output)?;
+            write_reports(a.report_dir.as_deref(), "failback", &r.plan, &r.id, &md, &r)?;
             Ok(Exit::of_check(r.outcome.passed(&r.steps)))
         }
     }
@@ -387,27 +389,43 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
 /// The run itself succeeded either way.
 fn make_active(path: &Path, to: &str) {
     let edit = || -> Result<bool> {
-        let text = std::fs::read_to_string(path)
+        // A plan reached through a symlink is edited where it is.
+        let path = std::fs::canonicalize(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let Some(edited) =
             lifeboat_types::dr::plan_file::move_active(&text, to).map_err(anyhow::Error::msg)?
         else {
             return Ok(false);
         };
-        let mode = std::fs::metadata(path)
+        // The edited file must read as a valid plan whose active cluster is `to`.
+        let plan = parse(&edited, &path.display().to_string())?;
+        anyhow::ensure!(
+            plan.active().name == to,
+            "the edit would make {} active, not {to}",
+            plan.active().name
+        );
+        let mode = std::fs::metadata(&path)
             .with_context(|| format!("cannot read {}", path.display()))?
             .permissions();
-        let mut tmp_name = path.as_os_str().to_owned();
-        tmp_name.push(".lifeboat-tmp");
-        let tmp = PathBuf::from(tmp_name);
-        std::fs::write(&tmp, edited).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::set_permissions(&tmp, mode)
-            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // A new file of this run's own (never one planted under a known name), removed
+        // when anything fails before the rename.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".lifeboat-plan-")
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, edited.as_bytes())
+            .and_then(|()| tmp.as_file().set_permissions(mode))
+            .and_then(|()| tmp.as_file().sync_all())
+            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
             .with_context(|| format!("cannot replace {}", path.display()))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
         Ok(true)
     };
     match edit() {

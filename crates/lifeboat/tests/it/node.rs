@@ -2006,6 +2006,12 @@ spec:
             .contains("active east is down"),
         "{r:#}"
     );
+    // The plan file (written in flow style) names west its active cluster now.
+    let validated = west.ok(&["dr", "validate", plan_file.to_str().unwrap()]);
+    assert!(
+        validated.contains("2 clusters (active west)"),
+        "{validated}"
+    );
 
     // The file, in the running container on the standby, and in its new volume.
     assert_eq!(
