@@ -517,7 +517,7 @@ pub async fn failback(
     }
     let next = match outcome {
         Outcome::Succeeded => format!(
-            "{} serves the plan's namespaces again and {} is a standby: {} is the plan's active cluster again (`dr failback` marks it so in the plan file, active: true on {} and false on {}; edit a DRPlan resource the same way)",
+            "{} serves the plan's namespaces again and {} is a standby: make {} the plan's active cluster again (active: true on {}, false on {}; `dr failback --update-plan` does it in a plan file)",
             to_plan.name, from_plan.name, to_plan.name, to_plan.name, from_plan.name
         ),
         Outcome::RolledBack => format!(

@@ -477,7 +477,7 @@ pub async fn failover(
     let _ = run_at(plan, HookPoint::Notify, &on, &mut rec).await;
     let next = match outcome {
         Outcome::Succeeded => format!(
-            "{} serves the plan's namespaces: it is the plan's active cluster now (`dr failover` marks it so in the plan file, active: true on {} and false on {}; edit a DRPlan resource the same way)",
+            "{} serves the plan's namespaces: make it the plan's active cluster (active: true on {}, false on {}; `dr failover --update-plan` does it in a plan file)",
             target_plan.name, target_plan.name, active_plan.name
         ),
         Outcome::RolledBack if active_not_ready.is_empty() => format!(

@@ -175,10 +175,10 @@ pub struct FailbackArgs {
     /// Also write the report there as <plan>-failback-<id>.md and .json (files 0600).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
-    /// Leave the plan file as it is (by default a failback that succeeded marks the
-    /// original cluster active in it again, and no other).
+    /// When the failback succeeded, mark the original cluster active in the plan file
+    /// again, and no other (one value changed or added; comments and layout kept).
     #[arg(long)]
-    pub keep_plan: bool,
+    pub update_plan: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: ReportFormat,
@@ -204,10 +204,12 @@ pub struct FailoverArgs {
     /// Also write the report there as <plan>-failover-<id>.md and .json (files 0600).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
-    /// Leave the plan file as it is (by default a failover that succeeded marks the
-    /// cluster that took over active in it, and no other).
+    /// When the failover succeeded, mark the cluster that took over active in the plan
+    /// file, and no other (one value changed or added; comments and layout kept). Left
+    /// out, the file is not touched: whatever else reads it (a `dr sync` loop, a `dr
+    /// status` cron) goes on seeing the old active until someone changes it.
     #[arg(long)]
-    pub keep_plan: bool,
+    pub update_plan: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: ReportFormat,
@@ -339,8 +341,8 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             };
             let r = failover(&plan, &opts, &local_location).await?;
             let md = lifeboat_dr::failover::failover_markdown(&r);
-            // The plan file first: what serves now must not depend on the report's output.
-            if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && !a.keep_plan {
+            // The plan file first: it must not depend on the report's output.
+            if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && a.update_plan {
                 make_active(&a.plan, &r.to);
             }
             print_report(&r, &md, a.output)?;
@@ -371,8 +373,8 @@ pub async fn run(_cli: &Cli, cmd: &DrCmd) -> Result<Exit> {
             };
             let r = failback(&plan, &opts, &local_location).await?;
             let md = lifeboat_dr::failback::failback_markdown(&r);
-            // The plan file first: what serves now must not depend on the report's output.
-            if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && !a.keep_plan {
+            // The plan file first: it must not depend on the report's output.
+            if r.outcome == lifeboat_dr::steps::Outcome::Succeeded && a.update_plan {
                 make_active(&a.plan, &r.to);
             }
             print_report(&r, &md, a.output)?;
@@ -429,10 +431,7 @@ fn make_active(path: &Path, to: &str) {
         Ok(true)
     };
     match edit() {
-        Ok(true) => eprintln!(
-            "DR plan {}: {to} is now its active cluster (--keep-plan leaves the file as it is)",
-            path.display()
-        ),
+        Ok(true) => eprintln!("DR plan {}: {to} is now its active cluster", path.display()),
         Ok(false) => {}
         Err(e) => eprintln!("warning: DR plan {} not edited: {e:#}", path.display()),
     }

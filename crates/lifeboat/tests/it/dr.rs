@@ -661,6 +661,7 @@ fn a_failover_moves_the_application_to_the_standby() {
             plan,
             "--id",
             "f1",
+            "--update-plan",
             "-o",
             "json",
             "--report-dir",
@@ -911,7 +912,16 @@ fn a_failback_returns_the_application_to_the_original_in_weighted_steps() {
     let r = run_json(
         &acting,
         1,
-        &["dr", "failback", plan, "--id", "u1", "-o", "json"],
+        &[
+            "dr",
+            "failback",
+            plan,
+            "--id",
+            "u1",
+            "--update-plan",
+            "-o",
+            "json",
+        ],
     );
     assert_eq!(r["outcome"], "rolledBack", "{r:#}");
     assert_eq!(r["weightsMoved"], serde_json::json!([10, 30, 50]), "{r:#}");
@@ -954,6 +964,7 @@ fn a_failback_returns_the_application_to_the_original_in_weighted_steps() {
             plan,
             "--id",
             "s1",
+            "--update-plan",
             "-o",
             "json",
             "--report-dir",
@@ -1316,6 +1327,13 @@ fn a_warm_standby_is_kept_and_promoted() {
         jsonpath(&standby, ns, "cronjob/paused", "{.spec.suspend}"),
         "true",
         "a CronJob suspended on the primary stays suspended"
+    );
+    // Without --update-plan the plan file is as it was (regression: when a failover
+    // edited it by default, this sync targeted the old active instead).
+    let validated = primary.ok(&["dr", "validate", plan]);
+    assert!(
+        validated.contains("2 clusters (active primary)"),
+        "{validated}"
     );
     // The promoted copy serves: a sync must not hold it again.
     let err = primary.fails(&["dr", "sync", plan]);

@@ -1983,6 +1983,7 @@ spec:
         plan_file.to_str().unwrap(),
         "--id",
         "v1",
+        "--update-plan",
         "-o",
         "json",
     ]);
