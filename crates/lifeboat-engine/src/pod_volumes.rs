@@ -71,7 +71,7 @@ pub async fn installed_agents(
     if ds
         .pointer("/spec/template/metadata/labels/app.kubernetes.io~1name")
         .and_then(Value::as_str)
-        != Some("lifeboat-node-agent")
+        != Some(lifeboat_types::manifests::install::NODE_AGENT_APP)
     {
         return Ok(None);
     }

@@ -76,6 +76,10 @@ pub const AGENT_KUBELET_ROOT: &str = "/host_kubelet";
 pub const AGENT_KEY_FILE: &str = "/credentials/repository-password";
 /// The node agent's DaemonSet, in the server's namespace.
 pub const NODE_AGENT_DAEMONSET: &str = "node-agent";
+/// The node agent pods' `app.kubernetes.io/name` label (also the name of its
+/// ServiceAccount and roles): how a reader tells lifeboat's DaemonSet from another
+/// tool's of the same name.
+pub const NODE_AGENT_APP: &str = "lifeboat-node-agent";
 /// The environment variable naming the image of the restore-wait init container (the
 /// server's own image).
 pub const IMAGE_ENV: &str = "LIFEBOAT_IMAGE";
@@ -389,7 +393,7 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
 /// are seen) and nothing else of the node.
 fn node_agent(o: &InstallOptions, agent: &NodeAgentOptions) -> Vec<Value> {
     let ns = &o.namespace;
-    let name = "lifeboat-node-agent";
+    let name = NODE_AGENT_APP;
     let mut out = vec![
         json!({
             "apiVersion": "v1", "kind": "ServiceAccount",
@@ -438,9 +442,9 @@ fn node_agent(o: &InstallOptions, agent: &NodeAgentOptions) -> Vec<Value> {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": { "name": NODE_AGENT_DAEMONSET, "namespace": ns, "labels": labels() },
         "spec": {
-            "selector": { "matchLabels": { "app.kubernetes.io/name": "lifeboat-node-agent" } },
+            "selector": { "matchLabels": { "app.kubernetes.io/name": NODE_AGENT_APP } },
             "template": {
-                "metadata": { "labels": { "app.kubernetes.io/name": "lifeboat-node-agent", COMPONENT_LABEL.0: COMPONENT_LABEL.1 } },
+                "metadata": { "labels": { "app.kubernetes.io/name": NODE_AGENT_APP, COMPONENT_LABEL.0: COMPONENT_LABEL.1 } },
                 "spec": {
                     "serviceAccountName": name,
                     "securityContext": { "runAsUser": 0, "seccompProfile": { "type": "RuntimeDefault" } },
